@@ -1,0 +1,38 @@
+# Set-up and everyday commands. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU build by default (a local wheel here); GPU hosts: make venv TORCH_SPEC=torch
+TORCH_SPEC ?= torch==2.13.0
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: venv demo test bench-decode clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# The light engine only (what `make demo` needs).
+$(VENV)/.engine: $(BIN)/python pyproject.toml
+	$(PIP) install -e .
+	touch $@
+
+# Everything the tests need: the engine plus the train and dev extras.
+$(VENV)/.dev: $(BIN)/python pyproject.toml
+	$(PIP) install -e ".[train,dev]" "$(TORCH_SPEC)"
+	touch $@ $(VENV)/.engine
+
+venv: $(VENV)/.dev
+
+DEMO_DIR := demo_output
+demo: $(VENV)/.engine
+	$(BIN)/posestream synth $(DEMO_DIR)/sample.mp4 --frames 300 --size 384x384 --animals 2 --seed 0 --no-slp
+	@echo "Demo output is in $(abspath $(DEMO_DIR))/"
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest
+
+bench-decode: $(VENV)/.dev
+	$(BIN)/python benchmarks/decode.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

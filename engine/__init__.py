@@ -1,0 +1,47 @@
+"""posestream's inference engine: frame sources, the shared data model, and output sinks.
+
+Needs only numpy, numba, PyAV, h5py, pyzmq, onnxruntime and rich; never torch.
+"""
+
+from .errors import (
+    ConfigError,
+    FrameIndexError,
+    MissingExtraError,
+    OutputFileError,
+    PosestreamError,
+    VideoDecodeError,
+    VideoNotFoundError,
+    VideoOpenError,
+)
+from .frame_ranges import FrameRanges
+from .sinks import AnalysisData, AnalysisH5Writer, read_analysis_h5, recover_analysis_h5
+from .sources import FrameSource, HDF5DatasetReader, VideoFileReader, open_source
+from .types import FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton, VideoMetadata
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AnalysisData",
+    "AnalysisH5Writer",
+    "ConfigError",
+    "FrameIndexError",
+    "FramePredictions",
+    "FrameRanges",
+    "FrameSource",
+    "HDF5DatasetReader",
+    "MissingExtraError",
+    "ModelMetadata",
+    "ModelType",
+    "OutputFileError",
+    "OutputMode",
+    "PosestreamError",
+    "Skeleton",
+    "VideoDecodeError",
+    "VideoFileReader",
+    "VideoMetadata",
+    "VideoNotFoundError",
+    "VideoOpenError",
+    "open_source",
+    "read_analysis_h5",
+    "recover_analysis_h5",
+]

@@ -1,0 +1,25 @@
+"""Imports of optional dependencies with errors that name the extra to install."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .errors import MissingExtraError
+
+
+def require(module: str, *, extra: str, feature: str) -> ModuleType:
+    """Import ``module`` or raise MissingExtraError naming ``posestream[extra]``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(feature=feature, extra=extra, module=module) from exc
+
+
+def available(module: str) -> bool:
+    """True when ``module`` can be imported."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,84 @@
+"""What every frame source offers the pipeline, and the factory that picks one."""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Iterator
+from typing import Literal
+
+import numpy as np
+
+from ..frame_ranges import FrameRanges
+from ..types import VideoMetadata
+
+Color = Literal["auto", "gray", "rgb"]
+MissingPolicy = Literal["raise", "yield"]
+
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
+
+
+class FrameSource(abc.ABC):
+    """A finite sequence of frames with exact indices.
+
+    Frames are uint8 arrays of shape ``metadata.frame_shape`` = (H, W, C).
+    Sources are context managers; ``close()`` releases files and decoders.
+    """
+
+    metadata: VideoMetadata
+
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """Exact number of frames."""
+
+    @abc.abstractmethod
+    def read(self, frame_idx: int) -> np.ndarray:
+        """One frame.  # (H, W, C) uint8"""
+
+    @abc.abstractmethod
+    def iter_frames(
+        self, frames: FrameRanges | None = None, missing: MissingPolicy = "raise"
+    ) -> Iterator[tuple[int, np.ndarray | None]]:
+        """Yield ``(frame_idx, image)`` in order; ``image`` is None for a lost frame
+        when ``missing="yield"``."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the underlying file."""
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        m = self.metadata
+        return f"{type(self).__name__}({m.path!r}, {m.width}x{m.height}x{m.channels}, {m.n_frames} frames)"
+
+
+def resolve_frames(frames: FrameRanges | None, n_frames: int, source: str) -> FrameRanges:
+    """The selection with open ends closed at the source's length (all frames if None)."""
+    return (FrameRanges.all() if frames is None else frames).resolve(n_frames, source)
+
+
+def open_source(
+    path: str | os.PathLike,
+    *,
+    dataset: str | None = None,
+    layout: str = "channels_last",
+    color: Color = "auto",
+    threads: int = 0,
+) -> FrameSource:
+    """Open a video file (PyAV) or an HDF5 video dataset by file suffix.
+
+    dataset/layout apply to HDF5 files; threads to video files.
+    """
+    path = os.fspath(path)
+    if path.lower().endswith(HDF5_SUFFIXES):
+        from .hdf5_dataset import HDF5DatasetReader
+
+        return HDF5DatasetReader(path, dataset=dataset, layout=layout, color=color)
+    from .video_file import VideoFileReader
+
+    return VideoFileReader(path, color=color, threads=threads)

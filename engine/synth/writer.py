@@ -1,0 +1,126 @@
+"""``posestream synth``: render a synthetic video and write its ground truth beside it.
+
+``OUT.mp4`` gets ``OUT.analysis.h5`` (analysis HDF5, always) and ``OUT.slp``
+(SLEAP labels, when sleap-io from ``posestream[train]`` is installed).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import OutputFileError
+from ..extras import require
+from ..progress import progress_bar
+from ..sinks.analysis_h5 import AnalysisH5Writer
+from ..types import FramePredictions
+from .motion import SYNTH_SKELETON, PoseSimulator, SynthConfig
+from .render import FrameRenderer
+
+
+@dataclass(frozen=True)
+class SynthOutput:
+    """Files written for one synthetic video."""
+
+    video: Path
+    analysis_h5: Path
+    slp: Path | None  # None when sleap-io is not installed or .slp was not asked for
+
+
+def ground_truth_paths(video: str | os.PathLike) -> tuple[Path, Path]:
+    """(analysis HDF5, .slp) paths beside a video: ``s.mp4`` -> ``s.analysis.h5``, ``s.slp``."""
+    video = Path(video)
+    return video.with_suffix(".analysis.h5"), video.with_suffix(".slp")
+
+
+def write_synthetic_video(
+    out: str | os.PathLike, config: SynthConfig, *, slp: bool = True, progress: bool = True, crf: int = 18
+) -> SynthOutput:
+    """Render ``config`` into an H.264 video at ``out`` and write its ground truth.
+
+    slp: also write SLEAP labels (needs ``posestream[train]``; raises MissingExtraError without it).
+    """
+    out = Path(out)
+    if out.suffix.lower() not in (".mp4", ".mkv", ".avi", ".mov"):
+        raise OutputFileError(f"{out}: the video must end in .mp4, .mkv, .avi or .mov")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sio = require("sleap_io", extra="train", feature="writing .slp ground truth") if slp else None
+    h5_path, slp_path = ground_truth_paths(out)
+    renderer = FrameRenderer(
+        config.height, config.width, config.rgb, config.body_length, config.animals, config.seed
+    )
+    all_poses = [] if sio else None
+    try:
+        container = av.open(str(out), mode="w")
+    except (OSError, av.error.FFmpegError) as exc:
+        raise OutputFileError(f"{out}: cannot create the video ({exc})") from exc
+    with container, AnalysisH5Writer(h5_path, SYNTH_SKELETON, video_path=str(out),
+                                     provenance={"generator": "posestream synth", **config.__dict__}) as truth:  # fmt: skip
+        stream = _h264_stream(container, config, crf)
+        frame_format = "rgb24" if config.rgb else "gray"
+        with progress_bar(config.frames, f"synth {out.name}", enabled=progress) as advance:
+            for frame_idx, poses in enumerate(PoseSimulator(config)):
+                image = renderer.render(poses, frame_idx)
+                frame = av.VideoFrame.from_ndarray(image if config.rgb else image[..., 0], format=frame_format)
+                container.mux(stream.encode(frame))
+                truth.write(_truth_frame(frame_idx, poses))
+                if all_poses is not None:
+                    all_poses.append(poses)
+                advance()
+        container.mux(stream.encode(None))
+    if sio is not None:
+        _write_slp(sio, slp_path, out, np.stack(all_poses), config)
+    return SynthOutput(video=out, analysis_h5=h5_path, slp=slp_path if sio else None)
+
+
+def _h264_stream(container: av.container.OutputContainer, config: SynthConfig, crf: int) -> av.VideoStream:
+    rate = Fraction(config.fps).limit_denominator(1001)
+    stream = container.add_stream("libx264", rate=rate)
+    stream.width, stream.height = config.width, config.height
+    stream.pix_fmt = "yuv420p"
+    stream.options = {"crf": str(crf), "preset": "faster"}
+    return stream
+
+
+def _truth_frame(frame_idx: int, poses: np.ndarray) -> FramePredictions:
+    """Ground truth of one frame: every animal, its own track, all scores 1."""
+    n_animals, n_nodes, _ = poses.shape
+    return FramePredictions(
+        frame_idx=frame_idx,
+        points=poses,
+        point_scores=np.ones((n_animals, n_nodes), np.float32),
+        instance_scores=np.ones(n_animals, np.float32),
+        track_ids=np.arange(n_animals, dtype=np.int32),
+        tracking_scores=np.ones(n_animals, np.float32),
+    )
+
+
+def _write_slp(sio, path: Path, video_path: Path, poses: np.ndarray, config: SynthConfig) -> None:
+    """SLEAP labels with one user instance per animal per frame.  poses: (n_frames, n_animals, n_nodes, 2)"""
+    skeleton = sio.Skeleton(
+        nodes=list(SYNTH_SKELETON.nodes),
+        edges=SYNTH_SKELETON.edge_names,
+        symmetries=SYNTH_SKELETON.symmetry_names,
+        name=SYNTH_SKELETON.name,
+    )
+    video = sio.Video.from_filename(str(video_path))
+    tracks = [sio.Track(name=f"track_{i}") for i in range(config.animals)]
+    frames = [
+        sio.LabeledFrame(
+            video=video,
+            frame_idx=frame_idx,
+            instances=[
+                sio.Instance.from_numpy(points, skeleton=skeleton, track=track)
+                for points, track in zip(frame_poses, tracks)
+            ],
+        )
+        for frame_idx, frame_poses in enumerate(poses)
+    ]
+    labels = sio.Labels(labeled_frames=frames, videos=[video], skeletons=[skeleton], tracks=tracks)
+    labels.provenance["generator"] = "posestream synth"
+    sio.save_slp(labels, str(path))
