@@ -47,12 +47,21 @@ class HDF5DatasetReader(FrameSource):
             self._file = h5py.File(self.path, "r")
         except OSError as exc:
             raise VideoOpenError(f"{self.path}: not a readable HDF5 file ({exc})") from exc
+        try:
+            self._describe(dataset, layout, color, fps)
+        except BaseException:
+            self._file.close()
+            raise
+        chunks = self._dataset.chunks
+        self._block = max(1, chunks[0]) if chunks else 64
+
+    def _describe(self, dataset: str | None, layout: str, color: Color, fps: float) -> None:
+        """Find and check the dataset, and set ``metadata``."""
         self.dataset_name = dataset or self._find_dataset()
         self._dataset = self._open_dataset(self.dataset_name)
         self.layout = layout if self._dataset.ndim == 4 else "gray"
         stored_channels = 1 if self._dataset.ndim == 3 else self._stored_shape()[2]
         if stored_channels not in (1, 3):
-            self._file.close()
             raise VideoOpenError(
                 f"{self.path}:{self.dataset_name}: {stored_channels} channels under layout "
                 f"{layout!r}; frames need 1 or 3. Is the layout right? (shape {self._dataset.shape})"
@@ -63,8 +72,6 @@ class HDF5DatasetReader(FrameSource):
             path=self.path, width=width, height=height, channels=channels,
             fps=fps, n_frames=self._dataset.shape[0], codec="hdf5",
         )  # fmt: skip
-        chunks = self._dataset.chunks
-        self._block = max(1, chunks[0]) if chunks else 64
 
     def _find_dataset(self) -> str:
         candidates: list[str] = []
@@ -75,7 +82,6 @@ class HDF5DatasetReader(FrameSource):
 
         self._file.visititems(visit)
         if len(candidates) != 1:
-            self._file.close()
             found = ", ".join(candidates) or "none"
             raise VideoOpenError(
                 f"{self.path}: cannot tell which dataset holds the video (uint8 3-D/4-D datasets: "
@@ -88,10 +94,8 @@ class HDF5DatasetReader(FrameSource):
         if not isinstance(obj, h5py.Dataset):
             datasets: list[str] = []
             self._file.visititems(lambda n, o: datasets.append(n) if isinstance(o, h5py.Dataset) else None)
-            self._file.close()
             raise VideoNotFoundError(f"{self.path}: no dataset {name!r}; datasets in the file: {datasets}")
         if obj.dtype != np.uint8 or obj.ndim not in (3, 4):
-            self._file.close()
             raise VideoOpenError(
                 f"{self.path}:{name}: frames must be uint8 with 3 or 4 dimensions, "
                 f"got {obj.dtype} {obj.shape}"

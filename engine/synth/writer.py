@@ -62,11 +62,11 @@ def write_synthetic_video(
     with container, AnalysisH5Writer(h5_path, SYNTH_SKELETON, video_path=str(out),
                                      provenance={"generator": "posestream synth", **config.__dict__}) as truth:  # fmt: skip
         stream = _h264_stream(container, config, crf)
-        frame_format = "rgb24" if config.rgb else "gray"
         with progress_bar(config.frames, f"synth {out.name}", enabled=progress) as advance:
             for frame_idx, poses in enumerate(PoseSimulator(config)):
                 image = renderer.render(poses, frame_idx)
-                frame = av.VideoFrame.from_ndarray(image if config.rgb else image[..., 0], format=frame_format)
+                frame = yuv420p_frame(image)
+                frame.pts, frame.time_base = frame_idx, 1 / stream.average_rate
                 container.mux(stream.encode(frame))
                 truth.write(_truth_frame(frame_idx, poses))
                 if all_poses is not None:
@@ -83,8 +83,31 @@ def _h264_stream(container: av.container.OutputContainer, config: SynthConfig, c
     stream = container.add_stream("libx264", rate=rate)
     stream.width, stream.height = config.width, config.height
     stream.pix_fmt = "yuv420p"
-    stream.options = {"crf": str(crf), "preset": "faster"}
+    # mbtree off: x264's macroblock-tree reads uninitialised padding at some frame sizes,
+    # which makes the output differ between runs; the video must be the same for a seed.
+    stream.options = {"crf": str(crf), "preset": "faster", "x264-params": "mbtree=0"}
     return stream
+
+
+# BT.601 video-range RGB -> Y, Cb, Cr (rows), the conversion FFmpeg inverts by default.
+_RGB_TO_YCBCR = np.array(
+    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], np.float32
+) / 255.0
+
+
+def yuv420p_frame(image: np.ndarray) -> av.VideoFrame:
+    """A yuv420p frame from a gray (H, W, 1) or RGB (H, W, 3) uint8 image.
+
+    Converted here, not by swscale, whose gray -> yuv420p path leaves the chroma
+    planes unwritten (the video then differed between runs).
+    """
+    height, width, channels = image.shape
+    rgb = np.repeat(image, 3, axis=2) if channels == 1 else image
+    ycc = rgb.astype(np.float32) @ _RGB_TO_YCBCR.T + np.array([16.0, 128.0, 128.0], np.float32)  # (H, W, 3)
+    chroma = ycc[..., 1:].reshape(height // 2, 2, width // 2, 2, 2).mean(axis=(1, 3))  # (H/2, W/2, 2)
+    planes = [ycc[..., 0], chroma[..., 0], chroma[..., 1]]
+    stacked = np.concatenate([p.reshape(-1) for p in planes]).reshape(height * 3 // 2, width)
+    return av.VideoFrame.from_ndarray(np.clip(np.rint(stacked), 0, 255).astype(np.uint8), format="yuv420p")
 
 
 def _truth_frame(frame_idx: int, poses: np.ndarray) -> FramePredictions:

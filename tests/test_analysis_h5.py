@@ -1,0 +1,178 @@
+"""Analysis HDF5: round trip, SLEAP/sleap-io compatibility, streaming growth, and crash safety."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from posestream.engine import AnalysisH5Writer, FramePredictions, Skeleton, read_analysis_h5, recover_analysis_h5
+from posestream.engine.sinks.analysis_h5 import FRAME_DONE, FRAME_MISSING, FRAME_NOT_PROCESSED
+
+SKELETON = Skeleton.from_names(["a", "b", "c"], edges=[("a", "b"), ("b", "c")], symmetries=[("a", "c")], name="s")
+
+
+def random_frame(rng, frame_idx, n_instances, track_ids=None):
+    points = rng.uniform(0, 100, (n_instances, 3, 2)).astype(np.float32)
+    if n_instances:
+        points[0, 1] = np.nan  # a missing node
+    return FramePredictions(
+        frame_idx=frame_idx,
+        points=points,
+        point_scores=rng.uniform(0, 1, (n_instances, 3)),
+        instance_scores=rng.uniform(0, 1, n_instances),
+        track_ids=track_ids,
+        tracking_scores=rng.uniform(0, 1, n_instances) if track_ids is not None else None,
+    )
+
+
+def test_round_trip_with_tracks_gaps_and_missing_frames(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "out.h5"
+    frames = [random_frame(rng, i, 2, track_ids=[1, 0]) for i in range(5)]
+    frames += [FramePredictions.empty(5, 3, missing=True)]
+    frames += [random_frame(rng, i, 3, track_ids=[2, 0, 1]) for i in range(9, 12)]  # 6-8 never processed
+    with AnalysisH5Writer(path, SKELETON, video_path="v.mp4", flush_every=4) as writer:
+        for frame in frames:
+            writer.write(frame)
+    data = read_analysis_h5(path)
+    assert data.tracks.shape == (12, 3, 3, 2)
+    assert data.track_names == ["track_0", "track_1", "track_2"]
+    assert data.skeleton == SKELETON
+    assert data.video_path == "v.mp4"
+    assert data.frame_status.tolist() == [FRAME_DONE] * 5 + [FRAME_MISSING] + [FRAME_NOT_PROCESSED] * 3 + [FRAME_DONE] * 3
+    for frame in frames:
+        got = data.frame(frame.frame_idx)
+        order = np.argsort(frame.track_ids)
+        np.testing.assert_array_equal(got.track_ids, frame.track_ids[order])
+        np.testing.assert_allclose(got.points, frame.points[order], equal_nan=True)
+        np.testing.assert_allclose(got.point_scores, frame.point_scores[order])
+        np.testing.assert_allclose(got.instance_scores, frame.instance_scores[order])
+        assert got.missing == frame.missing
+    assert np.isnan(data.tracks[6:9]).all() and not data.track_occupancy[6:9].any()
+
+
+def test_untracked_instances_fill_slots_in_order(tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "untracked.h5"
+    counts = [1, 3, 0, 2]
+    with AnalysisH5Writer(path, SKELETON) as writer:
+        for i, n in enumerate(counts):
+            writer.write(random_frame(rng, i, n))
+    data = read_analysis_h5(path)
+    assert data.track_occupancy.sum(axis=1).tolist() == counts
+    assert data.tracks.shape[1] == max(counts)
+
+
+def test_sleap_layout_on_disk(tmp_path):
+    rng = np.random.default_rng(2)
+    path = tmp_path / "layout.h5"
+    with AnalysisH5Writer(path, SKELETON, labels_path="l.slp") as writer:
+        for i in range(7):
+            writer.write(random_frame(rng, i, 2, track_ids=[0, 1]))
+    with h5py.File(path, "r") as f:
+        assert f["tracks"].shape == (2, 2, 3, 7)  # (n_tracks, 2, n_nodes, n_frames)
+        assert f["track_occupancy"].shape == (7, 2)
+        assert f["point_scores"].shape == (2, 3, 7)
+        assert f["instance_scores"].shape == f["tracking_scores"].shape == (2, 7)
+        assert [n.decode() for n in f["node_names"][:]] == ["a", "b", "c"]
+        assert f["edge_inds"][:].tolist() == [[0, 1], [1, 2]]
+        assert f["labels_path"][()].decode() == "l.slp"
+        assert f["tracks"].chunks is not None and f["tracks"].maxshape == (None, 2, 3, None)
+
+
+def test_sleap_io_reads_our_file(tmp_path):
+    sio = pytest.importorskip("sleap_io")
+    rng = np.random.default_rng(3)
+    path = tmp_path / "for_sleap.analysis.h5"
+    frames = [random_frame(rng, i, 2, track_ids=[0, 1]) for i in range(6)]
+    with AnalysisH5Writer(path, SKELETON, video_path="video.mp4") as writer:
+        for frame in frames:
+            writer.write(frame)
+    labels = sio.load_analysis_h5(str(path))
+    assert [n.name for n in labels.skeleton.nodes] == ["a", "b", "c"]
+    assert len(labels.labeled_frames) == 6
+    lf = labels.labeled_frames[4]
+    theirs = np.stack([inst.numpy() for inst in sorted(lf.instances, key=lambda i: i.track.name)])
+    np.testing.assert_allclose(theirs, frames[4].points, equal_nan=True)
+
+
+def test_we_read_sleap_io_files(tmp_path, synth_gray):
+    sio = pytest.importorskip("sleap_io")
+    out, cfg = synth_gray
+    labels = sio.load_slp(str(out.slp))
+    path = tmp_path / "from_sleap_io.h5"
+    sio.save_analysis_h5(labels, str(path))
+    ours, theirs = read_analysis_h5(out.analysis_h5), read_analysis_h5(path)
+    assert theirs.tracks.shape == ours.tracks.shape == (cfg.frames, cfg.animals, 9, 2)
+    np.testing.assert_allclose(theirs.tracks, ours.tracks, atol=1e-4)
+
+
+def test_frames_must_increase_and_match_the_skeleton(tmp_path):
+    rng = np.random.default_rng(4)
+    with AnalysisH5Writer(tmp_path / "order.h5", SKELETON) as writer:
+        writer.write(random_frame(rng, 3, 1))
+        with pytest.raises(ValueError, match="increasing order"):
+            writer.write(random_frame(rng, 3, 1))
+        with pytest.raises(ValueError, match="skeleton has 3"):
+            writer.write(FramePredictions.empty(4, n_nodes=5))
+
+
+def test_memory_is_bounded_by_flush_every(tmp_path):
+    """The writer never holds more than flush_every frames; the file grows as frames arrive."""
+    rng = np.random.default_rng(5)
+    path = tmp_path / "stream.h5"
+    with AnalysisH5Writer(path, SKELETON, flush_every=10) as writer:
+        for i in range(95):
+            writer.write(random_frame(rng, i, 1))
+            assert len(writer._buffer) < 10
+            with h5py.File(path, "r", swmr=True) as live:
+                assert live["tracks"].shape[3] == (i + 1) // 10 * 10
+    assert read_analysis_h5(path).n_frames == 95
+
+
+WRITER_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from posestream.engine import AnalysisH5Writer, FramePredictions, Skeleton
+    skeleton = Skeleton.from_names(["a", "b", "c"])
+    with AnalysisH5Writer(sys.argv[1], skeleton, flush_every=20) as writer:
+        for i in range(100000):
+            points = np.full((1, 3, 2), float(i), np.float32)
+            writer.write(FramePredictions(i, points, np.ones((1, 3)), np.ones(1)))
+            if (i + 1) % 20 == 0:
+                print(i + 1, flush=True)
+            time.sleep(0.001)
+    """
+)
+
+
+def test_file_survives_a_killed_writer(tmp_path):
+    path = tmp_path / "killed.h5"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        flushed = 0
+        deadline = time.monotonic() + 60
+        while flushed < 200 and time.monotonic() < deadline:
+            flushed = int(proc.stdout.readline() or 0) or flushed
+        assert flushed >= 200, "the writer did not start"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    data = read_analysis_h5(path)
+    assert data.n_frames >= flushed
+    assert (data.frame_status[:flushed] == FRAME_DONE).all()
+    np.testing.assert_array_equal(data.tracks[:flushed, 0, 0, 0], np.arange(flushed))
+
+    kept = recover_analysis_h5(path)
+    assert kept == data.n_frames
+    with h5py.File(path, "r") as f:  # a plain reader opens it now
+        assert f["tracks"].shape[3] == data.n_frames

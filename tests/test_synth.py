@@ -1,0 +1,100 @@
+"""Synthetic videos: deterministic, with ground truth that matches the pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from posestream.engine import ConfigError, VideoFileReader, read_analysis_h5
+from posestream.engine.synth import SYNTH_SKELETON, PoseSimulator, SynthConfig, write_synthetic_video
+
+
+def test_same_seed_same_video(tmp_path):
+    config = SynthConfig(frames=12, width=96, height=96, animals=2, seed=11)
+    a = write_synthetic_video(tmp_path / "a.mp4", config, slp=False, progress=False)
+    b = write_synthetic_video(tmp_path / "b.mp4", config, slp=False, progress=False)
+    with VideoFileReader(a.video) as ra, VideoFileReader(b.video) as rb:
+        for (_, fa), (_, fb) in zip(ra.iter_frames(), rb.iter_frames()):
+            np.testing.assert_array_equal(fa, fb)
+    np.testing.assert_array_equal(read_analysis_h5(a.analysis_h5).tracks, read_analysis_h5(b.analysis_h5).tracks)
+    other = SynthConfig(frames=12, width=96, height=96, animals=2, seed=12)
+    assert not np.allclose(next(iter(PoseSimulator(config))), next(iter(PoseSimulator(other))))
+
+
+def test_ground_truth_files(synth_gray):
+    out, cfg = synth_gray
+    truth = read_analysis_h5(out.analysis_h5)
+    assert truth.tracks.shape == (cfg.frames, cfg.animals, SYNTH_SKELETON.n_nodes, 2)
+    assert truth.skeleton == SYNTH_SKELETON
+    assert truth.track_occupancy.all()
+    assert truth.video_path == str(out.video)
+    assert len(SYNTH_SKELETON.nodes) >= 5
+
+
+def test_slp_labels_match_the_analysis_file(synth_gray):
+    sio = pytest.importorskip("sleap_io")
+    out, cfg = synth_gray
+    labels = sio.load_slp(str(out.slp))
+    truth = read_analysis_h5(out.analysis_h5)
+    assert len(labels.labeled_frames) == cfg.frames
+    assert [n.name for n in labels.skeleton.nodes] == list(SYNTH_SKELETON.nodes)
+    assert len(labels.skeleton.symmetries) == 1
+    lf = labels.labeled_frames[40]
+    points = np.stack([inst.numpy() for inst in sorted(lf.instances, key=lambda i: i.track.name)])
+    np.testing.assert_allclose(points, truth.tracks[lf.frame_idx], atol=1e-3)
+    assert labels.video.shape[0] == cfg.frames  # sleap-io opens our video
+
+
+def test_keypoints_sit_on_the_animals(synth_rgb):
+    """The pixel under the nose keypoint is animal-bright; far from any animal it is floor."""
+    out, cfg = synth_rgb
+    truth = read_analysis_h5(out.analysis_h5)
+    nose = SYNTH_SKELETON.nodes.index("nose")
+    with VideoFileReader(out.video) as reader:
+        for idx, image in reader.iter_frames():
+            x, y = np.rint(truth.tracks[idx, 0, nose]).astype(int)
+            assert image[y, x].astype(int).sum() > 450, f"frame {idx}: nose pixel is not on the animal"
+            assert image[2, 2].astype(int).sum() < 400, f"frame {idx}: corner is not floor"
+
+
+def test_motion_is_smooth_and_stays_in_frame():
+    config = SynthConfig(frames=400, width=256, height=192, animals=3, seed=5)
+    poses = np.stack(list(PoseSimulator(config)))  # (frames, animals, nodes, 2)
+    assert np.isfinite(poses).all()
+    assert (poses[..., 0] >= 0).all() and (poses[..., 0] < config.width).all()
+    assert (poses[..., 1] >= 0).all() and (poses[..., 1] < config.height).all()
+    step = np.linalg.norm(np.diff(poses, axis=0), axis=-1)
+    assert step.max() < 0.15 * config.body_length  # no jumps
+    assert step.mean() > 0.005 * config.body_length  # they do move
+
+
+def test_animals_touch_and_cross():
+    """Within a few hundred frames two animals come into contact and their paths cross."""
+    config = SynthConfig(frames=600, width=256, height=256, animals=2, seed=0)
+    poses = np.stack(list(PoseSimulator(config)))
+    gap = np.linalg.norm(poses[:, 0, :, None] - poses[:, 1, None, :], axis=-1).min(axis=(1, 2))
+    assert (gap < 0.2 * config.body_length).any(), "the animals never touch"
+    spine = SYNTH_SKELETON.nodes.index("spine")
+    a, b = poses[:, 0, spine], poses[:, 1, spine]
+    crossed = any(
+        _segments_cross(a[i], a[i + 1], b[j], b[j + 1])
+        for i in range(0, len(a) - 1, 2)
+        for j in range(0, len(b) - 1, 2)
+    )
+    assert crossed, "the animals' paths never cross"
+
+
+def _segments_cross(p1, p2, q1, q2) -> bool:
+    def side(a, b, c):
+        return np.sign((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))
+
+    return side(p1, p2, q1) != side(p1, p2, q2) and side(q1, q2, p1) != side(q1, q2, p2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [(dict(width=101), "even"), (dict(height=32), "at least 64"), (dict(frames=0), "frames"), (dict(animals=0), "animals")],
+)
+def test_config_errors(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        SynthConfig(**kwargs)
