@@ -19,11 +19,11 @@ class ConfigError(PosestreamError, ValueError):
 class MissingExtraError(PosestreamError, ImportError):
     """A feature needs an optional dependency group that is not installed."""
 
-    def __init__(self, feature: str, extra: str, module: str):
+    def __init__(self, feature: str, extra: str, module: str, hint: str = ""):
         self.feature, self.extra, self.module = feature, extra, module
         super().__init__(
             f"{feature} needs the optional package '{module}', which is not installed. "
-            f"Install it with: pip install 'posestream[{extra}]'"
+            f"Install it with: pip install 'posestream[{extra}]'" + (f", {hint}" if hint else "")
         )
 
 

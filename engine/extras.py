@@ -8,12 +8,12 @@ from types import ModuleType
 from .errors import MissingExtraError
 
 
-def require(module: str, *, extra: str, feature: str) -> ModuleType:
-    """Import ``module`` or raise MissingExtraError naming ``posestream[extra]``."""
+def require(module: str, *, extra: str, feature: str, hint: str = "") -> ModuleType:
+    """Import ``module`` or raise MissingExtraError naming ``posestream[extra]`` (and ``hint``)."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingExtraError(feature=feature, extra=extra, module=module) from exc
+        raise MissingExtraError(feature=feature, extra=extra, module=module, hint=hint) from exc
 
 
 def available(module: str) -> bool:

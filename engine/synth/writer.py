@@ -49,23 +49,20 @@ def write_synthetic_video(
     if out.suffix.lower() not in (".mp4", ".mkv", ".avi", ".mov"):
         raise OutputFileError(f"{out}: the video must end in .mp4, .mkv, .avi or .mov")
     out.parent.mkdir(parents=True, exist_ok=True)
-    sio = require("sleap_io", extra="train", feature="writing .slp ground truth") if slp else None
     h5_path, slp_path = ground_truth_paths(out)
+    sio = require("sleap_io", extra="train", feature=f"writing {slp_path.name}",
+                  hint="or skip the labels (CLI: --no-slp)") if slp else None  # fmt: skip
     renderer = FrameRenderer(
         config.height, config.width, config.rgb, config.body_length, config.animals, config.seed
     )
     all_poses = [] if sio else None
-    try:
-        container = av.open(str(out), mode="w")
-    except (OSError, av.error.FFmpegError) as exc:
-        raise OutputFileError(f"{out}: cannot create the video ({exc})") from exc
-    with container, AnalysisH5Writer(h5_path, SYNTH_SKELETON, video_path=str(out),
-                                     provenance={"generator": "posestream synth", **config.__dict__}) as truth:  # fmt: skip
+    provenance = {"generator": "posestream synth", **config.__dict__}
+    truth = AnalysisH5Writer(h5_path, SYNTH_SKELETON, video_path=str(out), provenance=provenance)
+    with truth, _open_output(out) as container:
         stream = _h264_stream(container, config, crf)
         with progress_bar(config.frames, f"synth {out.name}", enabled=progress) as advance:
             for frame_idx, poses in enumerate(PoseSimulator(config)):
-                image = renderer.render(poses, frame_idx)
-                frame = yuv420p_frame(image)
+                frame = yuv420p_frame(renderer.render(poses, frame_idx))
                 frame.pts, frame.time_base = frame_idx, 1 / stream.average_rate
                 container.mux(stream.encode(frame))
                 truth.write(_truth_frame(frame_idx, poses))
@@ -76,6 +73,13 @@ def write_synthetic_video(
     if sio is not None:
         _write_slp(sio, slp_path, out, np.stack(all_poses), config)
     return SynthOutput(video=out, analysis_h5=h5_path, slp=slp_path if sio else None)
+
+
+def _open_output(path: Path) -> av.container.OutputContainer:
+    try:
+        return av.open(str(path), mode="w")
+    except (OSError, av.error.FFmpegError) as exc:
+        raise OutputFileError(f"{path}: cannot create the video ({exc})") from exc
 
 
 def _h264_stream(container: av.container.OutputContainer, config: SynthConfig, crf: int) -> av.VideoStream:

@@ -1,0 +1,60 @@
+"""The `posestream` console command, run as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+
+POSESTREAM = str(Path(sys.executable).with_name("posestream"))
+
+
+def run(*args, **kwargs):
+    return subprocess.run([POSESTREAM, *map(str, args)], capture_output=True, text=True, timeout=120, **kwargs)
+
+
+def test_help_lists_subcommands():
+    result = run("--help")
+    assert result.returncode == 0
+    assert "synth" in result.stdout and "recover" in result.stdout
+
+
+def test_synth_writes_video_and_ground_truth(tmp_path):
+    out = tmp_path / "clip.mp4"
+    result = run("synth", out, "--frames", 15, "--size", "128x96", "--animals", 3, "--seed", 4, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert out.exists() and (tmp_path / "clip.analysis.h5").exists() and (tmp_path / "clip.slp").exists()
+    assert str(out) in result.stdout and "clip.analysis.h5" in result.stdout
+    with h5py.File(tmp_path / "clip.analysis.h5", "r") as f:
+        assert f["tracks"].shape == (3, 2, 9, 15)
+
+
+def test_synth_bad_arguments_are_clear(tmp_path):
+    result = run("synth", tmp_path / "x.mp4", "--size", "big")
+    assert result.returncode == 2 and "WIDTHxHEIGHT" in result.stderr
+    result = run("synth", tmp_path / "x.mp4", "--size", "127x96")
+    assert result.returncode == 2 and "configuration error" in result.stderr and "even" in result.stderr
+    result = run("synth", tmp_path / "x.gif")
+    assert result.returncode == 2 and "must end in .mp4" in result.stderr
+
+
+def test_synth_without_sleap_io_names_the_extra(tmp_path):
+    code = (
+        "import sys; sys.modules['sleap_io'] = None\n"
+        "from posestream.engine.cli import main\n"
+        f"sys.exit(main(['synth', r'{tmp_path / 'y.mp4'}', '--frames', '3', '--quiet']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "pip install 'posestream[train]'" in result.stderr and "--no-slp" in result.stderr
+
+
+def test_recover_rewrites_an_analysis_file(tmp_path):
+    out = tmp_path / "r.mp4"
+    assert run("synth", out, "--frames", 5, "--size", "64x64", "--no-slp", "--quiet").returncode == 0
+    result = run("recover", tmp_path / "r.analysis.h5")
+    assert result.returncode == 0 and "5 processed frames" in result.stdout
+    result = run("recover", tmp_path / "missing.h5")
+    assert result.returncode == 2 and "missing.h5" in result.stderr
