@@ -108,13 +108,17 @@ class VideoFileReader(FrameSource):
             raise ValueError(f"threads must be >= 0 (0 = let FFmpeg choose), got {threads}")
         self.threads = threads
         _check_file(self.path)
+        self._pts, declared = self._index_timestamps()  # (n_readable,) int64, presentation order
+        self._n_frames = max(len(self._pts), declared)
         self._container, self._stream = self._open()
-        self._pts = self._index_timestamps()  # (n_readable,) int64, presentation order
-        self._n_frames = max(len(self._pts), self._stream.frames)
         self._decoded: Iterator[tuple[int, av.VideoFrame]] | None = None
         self._pending: tuple[int, av.VideoFrame] | None = None
         self._next_idx = 0
-        first = self._first_frame()
+        try:
+            first = self._first_frame()
+        except BaseException:
+            self._container.close()
+            raise
         channels = 1 if (color == "gray" or (color == "auto" and frame_is_gray(first))) else 3
         self._convert = frame_to_gray if channels == 1 else frame_to_rgb
         stream = self._stream
@@ -148,9 +152,11 @@ class VideoFileReader(FrameSource):
             stream.thread_type = "AUTO"  # frame and slice threads
         return container, stream
 
-    def _index_timestamps(self) -> np.ndarray:
-        """Presentation timestamps of every frame, sorted, from one demux pass.  # (n_frames,)"""
+    def _index_timestamps(self) -> tuple[np.ndarray, int]:
+        """Timestamps of the frames the file holds, sorted, from one demux pass, and the
+        frame count the container's index declares (0 if it declares none).  # (n_readable,)"""
         container, stream = self._open()
+        declared = stream.frames
         stamps = []
         try:
             for packet in container.demux(stream):
@@ -175,7 +181,7 @@ class VideoFileReader(FrameSource):
             container.close()
         if not stamps:
             raise VideoOpenError(f"{self.path}: the video stream holds no frames")
-        return np.sort(np.asarray(stamps, dtype=np.int64))
+        return np.sort(np.asarray(stamps, dtype=np.int64)), declared
 
     # -- decoding -----------------------------------------------------------
     #
