@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import av
-
 from posestream.engine import VideoFileReader
 from posestream.engine.synth import SynthConfig, write_synthetic_video
 

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from posestream.engine.synth import SynthConfig, write_synthetic_video
 
 REPO = Path(__file__).resolve().parents[1]

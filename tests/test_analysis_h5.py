@@ -11,8 +11,13 @@ import time
 import h5py
 import numpy as np
 import pytest
-
-from posestream.engine import AnalysisH5Writer, FramePredictions, Skeleton, read_analysis_h5, recover_analysis_h5
+from posestream.engine import (
+    AnalysisH5Writer,
+    FramePredictions,
+    Skeleton,
+    read_analysis_h5,
+    recover_analysis_h5,
+)
 from posestream.engine.sinks.analysis_h5 import FRAME_DONE, FRAME_MISSING, FRAME_NOT_PROCESSED
 
 SKELETON = Skeleton.from_names(["a", "b", "c"], edges=[("a", "b"), ("b", "c")], symmetries=[("a", "c")], name="s")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-
 from posestream.engine import (
     FrameRanges,
     HDF5DatasetReader,
+    VideoFileReader,
     VideoNotFoundError,
     VideoOpenError,
-    VideoFileReader,
     open_source,
 )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from posestream.engine import ConfigError, VideoFileReader, read_analysis_h5
 from posestream.engine.synth import SYNTH_SKELETON, PoseSimulator, SynthConfig, write_synthetic_video
 

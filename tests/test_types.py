@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from posestream.engine import ConfigError, FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton
 from posestream.engine.types import MODEL_METADATA_VERSION
 

@@ -7,7 +7,6 @@ import zlib
 import av
 import numpy as np
 import pytest
-
 from posestream.engine import (
     FrameIndexError,
     FrameRanges,

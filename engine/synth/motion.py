@@ -23,7 +23,7 @@ SYNTH_SKELETON = Skeleton.from_names(
     edges=[
         ("nose", "head"), ("head", "left_ear"), ("head", "right_ear"), ("head", "neck"),
         ("neck", "spine"), ("spine", "tail_base"), ("tail_base", "tail_mid"), ("tail_mid", "tail_tip"),
-    ],  # fmt: skip
+    ],
     symmetries=[("left_ear", "right_ear")],
     name="synthetic_animal",
 )
