@@ -181,3 +181,8 @@ def test_file_survives_a_killed_writer(tmp_path):
     assert kept == data.n_frames
     with h5py.File(path, "r") as f:  # a plain reader opens it now
         assert f["tracks"].shape[3] == data.n_frames
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    with pytest.raises(OutputFileError, match="no_such_dir/out.h5: cannot create"):
+        AnalysisH5Writer(tmp_path / "no_such_dir" / "out.h5", SKELETON)
