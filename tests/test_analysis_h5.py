@@ -14,6 +14,7 @@ import pytest
 from posestream.engine import (
     AnalysisH5Writer,
     FramePredictions,
+    OutputFileError,
     Skeleton,
     read_analysis_h5,
     recover_analysis_h5,
