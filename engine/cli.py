@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recover.add_argument("file", metavar="OUT.h5")
     recover.set_defaults(run=_recover)
+
+    from posestream.train.cli import add_evaluate_parser, add_train_parser
+
+    add_train_parser(sub)
+    add_evaluate_parser(sub)
     return parser
 
 

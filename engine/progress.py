@@ -29,14 +29,18 @@ class RateColumn(ProgressColumn):
 
 @contextlib.contextmanager
 def progress_bar(total: int | None, description: str, enabled: bool = True) -> Iterator[Callable[..., None]]:
-    """Yield ``advance(n=1)``; shows count, rate, elapsed time and ETA on stderr when ``enabled``."""
+    """Yield ``advance(n=1, status="")``: count, rate, elapsed time, ETA and a status text on stderr."""
     if not enabled:
-        yield lambda n=1: None
+        yield lambda n=1, status="": None
         return
     columns = (
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
     )  # fmt: skip
     with Progress(*columns, console=Console(file=sys.stderr)) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n=1: progress.advance(task, n)
+        task = progress.add_task(description, total=total, status="")
+
+        def advance(n: int = 1, status: str | None = None) -> None:
+            progress.update(task, advance=n, **({"status": status} if status is not None else {}))
+
+        yield advance

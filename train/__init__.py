@@ -1,7 +1,5 @@
-"""Training of pose models from SLEAP labels (PyTorch). Needs ``pip install 'posestream[train]'``."""
+"""Training of pose models from SLEAP labels (PyTorch).
 
-from posestream.engine.extras import require
-
-torch = require("torch", extra="train", feature="posestream.train")
-
-del torch
+Needs ``pip install 'posestream[train]'`` (torch, sleap-io, PyYAML, matplotlib);
+the CLI checks for them and names the extra when one is missing.
+"""

@@ -1,0 +1,74 @@
+"""Geometric and intensity augmentation, applied to an image and its keypoints alike.
+
+Geometry is one 3x3 affine matrix that maps input pixels to output pixels
+(scaling to the network's input scale, random rotation / scale / flip about the
+output centre, translation, and for centered-instance crops the move of the
+anchor to the crop centre). The image is resampled through it once with
+``grid_sample``; keypoints are multiplied by it, so both move together exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import AugmentConfig
+
+
+def translation(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], np.float64)
+
+
+def linear(a: float, b: float, c: float, d: float) -> np.ndarray:
+    return np.array([[a, b, 0], [c, d, 0], [0, 0, 1]], np.float64)
+
+
+def random_geometry(cfg: AugmentConfig, rng: np.random.Generator, can_flip: bool) -> tuple[np.ndarray, bool]:
+    """A random rotation / scale / flip about the origin plus a translation, and whether it flips."""
+    angle = np.deg2rad(rng.uniform(-cfg.rotation, cfg.rotation)) if cfg.rotation else 0.0
+    scale = rng.uniform(cfg.scale_min, cfg.scale_max)
+    flip = bool(can_flip and cfg.flip and rng.random() < 0.5)
+    cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
+    matrix = linear(cos, -sin, sin, cos) @ linear(-1.0 if flip else 1.0, 0, 0, 1)
+    shift = rng.uniform(-cfg.translate, cfg.translate, size=2) if cfg.translate else np.zeros(2)
+    return translation(*shift) @ matrix, flip
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 3x3 affine to points (..., 2); NaN stays NaN."""
+    return (points @ matrix[:2, :2].T + matrix[:2, 2]).astype(np.float32)
+
+
+def warp_image(image: torch.Tensor, matrix: np.ndarray, out_shape: tuple[int, int]) -> torch.Tensor:
+    """Resample image (C, H, W) so that input pixel p lands on output pixel ``matrix @ p``.
+
+    Returns (C, out_h, out_w); outside the input is 0.
+    """
+    _, height, width = image.shape
+    out_h, out_w = out_shape
+    inverse = torch.as_tensor(np.linalg.inv(matrix), dtype=torch.float32)
+    ys, xs = torch.meshgrid(torch.arange(out_h, dtype=torch.float32), torch.arange(out_w, dtype=torch.float32),
+                            indexing="ij")  # fmt: skip
+    src_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
+    src_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
+    # align_corners=True: -1 and 1 are the centres of the first and last pixels.
+    norm = torch.stack([2 * src_x / max(width - 1, 1) - 1, 2 * src_y / max(height - 1, 1) - 1], dim=-1)
+    return F.grid_sample(image[None], norm[None], mode="bilinear", padding_mode="zeros", align_corners=True)[0]
+
+
+def is_identity(matrix: np.ndarray, out_shape: tuple[int, int], in_shape: tuple[int, int]) -> bool:
+    return out_shape == in_shape and np.allclose(matrix, np.eye(3))
+
+
+def adjust_intensity(image: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Random brightness, contrast and Gaussian noise on a (C, H, W) image in grey levels (0-255)."""
+    if cfg.contrast:
+        factor = rng.uniform(1 - cfg.contrast, 1 + cfg.contrast)
+        image = (image - image.mean()) * factor + image.mean()
+    if cfg.brightness:
+        image = image + rng.uniform(-cfg.brightness, cfg.brightness)
+    if cfg.noise:
+        noise = rng.standard_normal(image.shape).astype(np.float32) * cfg.noise
+        image = image + torch.from_numpy(noise)
+    return image.clamp(0, 255)

@@ -1,0 +1,119 @@
+"""``posestream train`` and ``posestream evaluate``.
+
+Only argparse is imported here; torch and sleap-io are imported when a
+command runs, after checking that the train extra is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from posestream.engine.extras import require
+
+
+def _require_train_extra(command: str) -> None:
+    for module in ("torch", "sleap_io", "yaml"):
+        require(module, extra="train", feature=f"posestream {command}")
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "train",
+        help="train a pose model from SLEAP labels",
+        description="Train a single-instance, centroid, centered-instance or bottom-up model. "
+        "Settings come from --profile, then --config, then --set KEY=VALUE overrides.",
+    )
+    parser.add_argument("labels", nargs="?", metavar="LABELS.slp", help="SLEAP labels (.slp or .pkg.slp)")
+    parser.add_argument("-o", "--output", metavar="RUN_DIR", help="run directory to create")
+    parser.add_argument("--profile", help="shipped defaults: single_instance, centroid, centered_instance, bottomup")
+    parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of settings over the profile")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, e.g. --set optim.learning_rate=3e-4 (repeatable)")  # fmt: skip
+    parser.add_argument("--frames", metavar="A-B", help="train only on labelled frames in this range")
+    parser.add_argument("--val-frames", metavar="A-B", help="validate on labelled frames in this range")
+    parser.add_argument("--video-path", action="append", default=[], metavar="OLD=NEW",
+                        help="where a video named in the labels is here (OLD=NEW, or NEW for one video)")  # fmt: skip
+    parser.add_argument("--max-epochs", type=int)
+    parser.add_argument("--max-minutes", type=float, help="wall-clock budget; stops cleanly when spent")
+    parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    _require_train_extra("train")
+    from posestream.engine.errors import ConfigError
+
+    from .config import load_config
+    from .trainer import Trainer
+
+    cli_fields = {
+        "optim.max_epochs": args.max_epochs, "optim.max_minutes": args.max_minutes,
+        "device": args.device, "seed": args.seed,
+    }  # fmt: skip
+    if args.resume:
+        run_dir = Path(args.resume)
+        config = load_config(config_file=run_dir / "config.yaml", overrides=args.set, **cli_fields)
+    else:
+        if not (args.labels and args.output and args.profile):
+            raise ConfigError("posestream train needs LABELS.slp, -o RUN_DIR and --profile (or --resume RUN_DIR)")
+        run_dir = Path(args.output)
+        if (run_dir / "last.pt").exists():
+            raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another -o")
+        config = load_config(
+            args.profile, args.config, args.set, labels=str(args.labels), video_paths=args.video_path or None,
+            **{"data.frames": args.frames, "data.val_frames": args.val_frames}, **cli_fields,
+        )  # fmt: skip
+    trainer = Trainer(config, run_dir, progress=not args.quiet)
+    if args.resume:
+        trainer.resume()
+    print(f"training {config.model_type} on {len(trainer.train_labels)} frames "
+          f"({len(trainer.val_labels)} for validation), input {trainer.geometry.input_shape}, device {trainer.device}")  # fmt: skip
+    result = trainer.run()
+    print(f"{result.run_dir}: {result.epochs} epochs, best validation loss {result.best_val_loss:.4g}, "
+          f"stopped by {result.stopped_because}")  # fmt: skip
+    return 0
+
+
+def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "evaluate",
+        help="score predictions or trained runs against SLEAP labels",
+        description="Score a predictions file (.slp or analysis .h5) against --labels, or predict with "
+        "trained runs (RUN_DIR: single-instance, bottom-up, centered-instance alone on ground-truth "
+        "anchors, or centroid + centered-instance as top-down) and score that.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="PREDICTIONS|RUN_DIR")
+    parser.add_argument("--labels", metavar="GT.slp", help="ground truth (default for runs: the labels they trained on)")
+    parser.add_argument("--frames", metavar="A-B", help="evaluate these frames (default for runs: their validation frames)")
+    parser.add_argument("--video-path", action="append", default=[], metavar="OLD=NEW")
+    parser.add_argument("--json", metavar="OUT.json", help="also write the metrics as JSON")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--peak-threshold", type=float, default=0.2)
+    parser.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from posestream.engine.errors import ConfigError
+
+    from .evaluate import evaluate_file, evaluate_runs, print_report, write_json
+
+    are_runs = [Path(p).is_dir() for p in args.inputs]
+    if all(are_runs):
+        _require_train_extra("evaluate RUN_DIR")
+        report = evaluate_runs(args.inputs, args.labels, args.frames, args.video_path, args.device, args.peak_threshold)
+    elif not any(are_runs) and len(args.inputs) == 1:
+        if not args.labels:
+            raise ConfigError("evaluating a predictions file needs --labels GT.slp")
+        require("sleap_io", extra="train", feature="posestream evaluate")
+        report = evaluate_file(args.inputs[0], args.labels, args.frames, args.video_path)
+    else:
+        raise ConfigError("give either one predictions file or one or more RUN_DIRs")
+    print_report(report, " + ".join(args.inputs))
+    if args.json:
+        write_json(report, args.json, {"inputs": args.inputs, "frames": args.frames})
+        print(f"metrics written to {args.json}")
+    return 0

@@ -1,0 +1,318 @@
+"""Training configuration: typed sections, shipped profiles, YAML files and ``--set`` overrides.
+
+A config is built from a profile (``train/profiles/<name>.yaml``), then a user
+YAML file, then ``key=value`` overrides, and validated as it is built: an
+unknown key, a value of the wrong type or out of range raises ConfigError
+naming the dotted key and what would fix it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from posestream.engine.errors import ConfigError
+from posestream.engine.frame_ranges import FrameRanges
+from posestream.engine.types import ModelType
+
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+@dataclass
+class BackboneConfig:
+    """UNet, configured as in SLEAP."""
+
+    filters: int = 16  # channels of the first block
+    filters_rate: float = 2.0  # channel growth per down block
+    max_stride: int = 16  # total downsampling (2 ** number of down blocks)
+    convs_per_block: int = 2
+    middle_block: bool = True  # extra convs at the bottleneck
+    up_interpolate: bool = True  # bilinear upsampling; False: transposed convolutions
+
+    def validate(self) -> None:
+        _check(self.filters >= 1, "backbone.filters", "must be >= 1", self.filters)
+        _check(self.filters_rate >= 1.0, "backbone.filters_rate", "must be >= 1", self.filters_rate)
+        _check(_power_of_two(self.max_stride) and self.max_stride >= 2, "backbone.max_stride",
+               "must be a power of 2 and >= 2", self.max_stride)  # fmt: skip
+        _check(self.convs_per_block >= 1, "backbone.convs_per_block", "must be >= 1", self.convs_per_block)
+
+
+@dataclass
+class HeadConfig:
+    """What the network predicts, and at which stride."""
+
+    output_stride: int = 2  # confidence maps' stride
+    sigma: float = 2.5  # Gaussian sigma of the confidence maps, pixels at input scale
+    anchor_part: str | None = None  # centroid / centered-instance anchor; None: bounding-box centre
+    crop_size: int | None = None  # centered-instance crop side (pixels at input scale); None: from the labels
+    paf_output_stride: int = 8  # bottom-up only
+    paf_width: float = 3.0  # bottom-up only: half-width of the PAF band, pixels at input scale
+
+    def validate(self, max_stride: int) -> None:
+        for key in ("output_stride", "paf_output_stride"):
+            value = getattr(self, key)
+            _check(_power_of_two(value) and value <= max_stride, f"head.{key}",
+                   f"must be a power of 2 and <= backbone.max_stride ({max_stride})", value)  # fmt: skip
+        _check(self.sigma > 0, "head.sigma", "must be > 0", self.sigma)
+        _check(self.paf_width > 0, "head.paf_width", "must be > 0", self.paf_width)
+        if self.crop_size is not None:
+            _check(self.crop_size % max_stride == 0 and self.crop_size > 0, "head.crop_size",
+                   f"must be a positive multiple of backbone.max_stride ({max_stride})", self.crop_size)  # fmt: skip
+
+
+@dataclass
+class AugmentConfig:
+    """Random changes applied to each training example (images and keypoints alike)."""
+
+    rotation: float = 0.0  # degrees; angle drawn from [-rotation, rotation]
+    scale_min: float = 1.0
+    scale_max: float = 1.0
+    translate: float = 0.0  # pixels; shift drawn from [-translate, translate] per axis
+    flip: bool = False  # left/right flips that swap symmetric nodes (needs symmetries)
+    brightness: float = 0.0  # grey levels added, drawn from [-brightness, brightness]
+    contrast: float = 0.0  # contrast factor drawn from [1 - contrast, 1 + contrast]
+    noise: float = 0.0  # std of Gaussian noise, grey levels
+
+    def validate(self) -> None:
+        _check(0 <= self.rotation <= 180, "augment.rotation", "must be in [0, 180] degrees", self.rotation)
+        _check(0 < self.scale_min <= self.scale_max, "augment.scale_min",
+               "must be > 0 and <= augment.scale_max", self.scale_min)  # fmt: skip
+        for key in ("translate", "brightness", "noise"):
+            _check(getattr(self, key) >= 0, f"augment.{key}", "must be >= 0", getattr(self, key))
+        _check(0 <= self.contrast < 1, "augment.contrast", "must be in [0, 1)", self.contrast)
+
+
+@dataclass
+class DataConfig:
+    """Which labels, which frames, how they are split and scaled."""
+
+    frames: str | None = None  # train only on labeled frames in this range, e.g. "0-879"
+    val_fraction: float = 0.1  # random validation split (ignored when val_frames is set)
+    val_frames: str | None = None  # validate on labeled frames in this range instead
+    input_scale: float = 1.0  # frames are resized by this factor before the network
+    batch_size: int = 4
+    symmetries: str = "auto"  # "auto": from the skeleton, else from left/right node names; "none"
+    max_instances: int = 8  # centroid / bottom-up: most animals expected in a frame
+
+    def validate(self) -> None:
+        _check(0 <= self.val_fraction < 1, "data.val_fraction", "must be in [0, 1)", self.val_fraction)
+        _check(0 < self.input_scale <= 4, "data.input_scale", "must be in (0, 4]", self.input_scale)
+        _check(self.batch_size >= 1, "data.batch_size", "must be >= 1", self.batch_size)
+        _check(self.symmetries in ("auto", "none"), "data.symmetries", "must be 'auto' or 'none'", self.symmetries)
+        _check(self.max_instances >= 1, "data.max_instances", "must be >= 1", self.max_instances)
+        for key in ("frames", "val_frames"):
+            text = getattr(self, key)
+            if text is not None:
+                try:
+                    FrameRanges.parse(text)
+                except ConfigError as exc:
+                    raise ConfigError(f"config key 'data.{key}': {exc}") from None
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser, schedule and stopping."""
+
+    optimizer: str = "adam"  # "adam" or "adamw"
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    plateau_patience: int = 5  # epochs without val improvement before the LR is reduced
+    plateau_factor: float = 0.5
+    min_learning_rate: float = 1e-6
+    early_stopping_patience: int = 12  # epochs without val improvement before stopping
+    max_epochs: int = 100
+    max_minutes: float | None = None  # wall-clock budget; training stops cleanly when it is spent
+    steps_per_epoch: int | None = None  # None: one pass over the training frames
+    ohkm: bool = False  # online hard keypoint mining
+    ohkm_fraction: float = 0.5  # share of the hardest channels weighted by OHKM
+    ohkm_weight: float = 1.0
+
+    def validate(self) -> None:
+        _check(self.optimizer in ("adam", "adamw"), "optim.optimizer", "must be 'adam' or 'adamw'", self.optimizer)
+        _check(self.learning_rate > 0, "optim.learning_rate", "must be > 0", self.learning_rate)
+        _check(0 < self.plateau_factor < 1, "optim.plateau_factor", "must be in (0, 1)", self.plateau_factor)
+        _check(self.max_epochs >= 1, "optim.max_epochs", "must be >= 1", self.max_epochs)
+        _check(self.max_minutes is None or self.max_minutes > 0, "optim.max_minutes", "must be > 0", self.max_minutes)
+        _check(self.steps_per_epoch is None or self.steps_per_epoch >= 1, "optim.steps_per_epoch",
+               "must be >= 1", self.steps_per_epoch)  # fmt: skip
+        _check(0 < self.ohkm_fraction <= 1, "optim.ohkm_fraction", "must be in (0, 1]", self.ohkm_fraction)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved as RUN_DIR/config.yaml."""
+
+    model_type: str = "single_instance"
+    labels: str = ""  # path of the .slp / .pkg.slp labels
+    video_paths: list[str] = field(default_factory=list)  # "OLD=NEW" or a single "NEW"
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    mixed_precision: bool = True  # on CUDA only
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def validate(self) -> None:
+        types = [t.value for t in ModelType]
+        _check(self.model_type in types, "model_type", f"must be one of {types}", self.model_type)
+        self.backbone.validate()
+        self.head.validate(self.backbone.max_stride)
+        self.augment.validate()
+        self.data.validate()
+        self.optim.validate()
+        if self.model_type == ModelType.CENTERED_INSTANCE.value and self.data.input_scale != 1.0:
+            raise ConfigError("data.input_scale: centered_instance models crop at full resolution; set it to 1.0")
+
+    @property
+    def type(self) -> ModelType:
+        return ModelType(self.model_type)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def fingerprint(self) -> str:
+        """Short hash of the config, recorded in exported model metadata."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------
+# Building configs
+# ---------------------------------------------------------------------------
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def load_config(
+    profile: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[str] = (),
+    **fields: Any,
+) -> TrainConfig:
+    """Profile, then config file, then ``key=value`` overrides, then ``fields``; validated."""
+    data: dict[str, Any] = {}
+    if profile is not None:
+        path = PROFILES_DIR / f"{profile}.yaml"
+        if not path.exists():
+            raise ConfigError(f"unknown profile {profile!r}; profiles: {', '.join(available_profiles())}")
+        _merge(data, _read_yaml(path))
+    if config_file is not None:
+        _merge(data, _read_yaml(Path(config_file)))
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set optim.learning_rate=3e-4")
+        _set_dotted(data, key.strip(), yaml.safe_load(value))
+    for key, value in fields.items():
+        if value is not None:
+            _set_dotted(data, key, value)
+    config = _build(TrainConfig, data, prefix="")
+    config.validate()
+    return config
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return data
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {part!r} is a value, not a section")
+    node[leaf] = value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    """Instantiate dataclass ``cls`` from a mapping, checking keys and types."""
+    where = prefix.rstrip(".") or "config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; keys here: {', '.join(names)}"
+            raise ConfigError(f"unknown config key '{prefix}{key}'{hint}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(value, hint, f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check ``value`` against a field's type (int, float, bool, str, optional, list[str])."""
+    is_union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    options = typing.get_args(hint) if is_union else (hint,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise ConfigError(f"config key '{key}' needs a value")
+    for option in options:
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is float and isinstance(value, str) and _parses_as_float(value):
+            return float(value)  # YAML reads "3e-4" as a string
+        if option is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        if typing.get_origin(option) is list and isinstance(value, list):
+            return [str(v) for v in value]
+    wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options if o is not type(None))
+    raise ConfigError(f"config key '{key}' must be {wanted}, got {value!r}")
+
+
+def _parses_as_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check(ok: bool, key: str, requirement: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}' {requirement}, got {value!r}")
+
+
+def _power_of_two(value: int) -> bool:
+    return isinstance(value, int) and value > 0 and value & (value - 1) == 0

@@ -1,0 +1,150 @@
+"""Training examples for each model type: network input plus target maps.
+
+- single_instance, centroid, bottomup: the whole frame, scaled by
+  ``data.input_scale`` and padded to a multiple of ``backbone.max_stride``.
+- centered_instance: one example per labelled animal, a ``crop_size`` square
+  centred on its anchor.
+
+Examples are made on the fly with fresh augmentation, reproducible from
+(seed, epoch, index).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from posestream.engine.errors import ConfigError
+from posestream.engine.types import ModelType
+
+from .augment import adjust_intensity, linear, random_geometry, transform_points, translation, warp_image
+from .config import TrainConfig
+from .labels import LabelSet
+from .targets import confidence_maps, instance_anchors, part_affinity_fields
+
+
+@dataclass(frozen=True)
+class InputGeometry:
+    """Where frames go: network input size and how labels map onto it."""
+
+    input_shape: tuple[int, int]  # (height, width) of the network input
+    input_scale: float
+    anchor: int | None  # anchor node index (centroid / centered-instance)
+    crop_size: int | None  # centered-instance crop side
+
+    @classmethod
+    def for_config(cls, config: TrainConfig, labels: LabelSet) -> InputGeometry:
+        """Input size for these labels; resolves ``head.crop_size`` when it is unset."""
+        nodes = labels.skeleton.nodes
+        anchor_part = config.head.anchor_part
+        if anchor_part is not None and anchor_part not in nodes:
+            raise ConfigError(f"config key 'head.anchor_part': {anchor_part!r} is not a node; nodes: {list(nodes)}")
+        anchor = nodes.index(anchor_part) if anchor_part is not None else None
+        stride = config.backbone.max_stride
+        if config.type is ModelType.CENTERED_INSTANCE:
+            crop = config.head.crop_size or auto_crop_size(labels, anchor, stride)
+            return cls((crop, crop), 1.0, anchor, crop)
+        height = max(labels.image(i).shape[0] for i in _first_per_video(labels))
+        width = max(labels.image(i).shape[1] for i in _first_per_video(labels))
+        scale = config.data.input_scale
+        shape = (_round_up(height * scale, stride), _round_up(width * scale, stride))
+        return cls(shape, scale, anchor, None)
+
+
+def auto_crop_size(labels: LabelSet, anchor: int | None, stride: int) -> int:
+    """Smallest multiple of ``stride`` holding 99% of animals around their anchor, with a margin."""
+    reach = []
+    for frame in labels.frames:
+        centres = instance_anchors(frame.points, anchor)  # (n_instances, 2)
+        offsets = np.abs(frame.points - centres[:, None])  # (n_instances, n_nodes, 2)
+        reach.extend(np.nanmax(offsets, axis=(1, 2)).tolist())
+    half = float(np.nanpercentile(reach, 99)) + 8.0
+    return _round_up(2 * half, stride)
+
+
+def _round_up(value: float, multiple: int) -> int:
+    return int(math.ceil(value / multiple) * multiple)
+
+
+def _first_per_video(labels: LabelSet) -> list[int]:
+    seen: dict[int, int] = {}
+    for i, frame in enumerate(labels.frames):
+        seen.setdefault(frame.video, i)
+    return list(seen.values())
+
+
+class PoseDataset(torch.utils.data.Dataset):
+    """Network inputs (C, H, W) float in [0, 1] and the targets of ``config.model_type``."""
+
+    def __init__(self, labels: LabelSet, config: TrainConfig, geometry: InputGeometry, augment: bool, seed: int = 0):
+        self.labels, self.config, self.geometry = labels, config, geometry
+        self.augment, self.seed, self.epoch = augment, seed, 0
+        self.type = config.type
+        self.edges = np.array(labels.skeleton.edges, np.int64).reshape(-1, 2)
+        self.flip_perm = labels.skeleton.flip_permutation()
+        self.can_flip = bool(labels.skeleton.symmetries)
+        if self.type is ModelType.CENTERED_INSTANCE:
+            self.examples = [
+                (i, k)
+                for i, frame in enumerate(labels.frames)
+                for k, anchor in enumerate(instance_anchors(frame.points, geometry.anchor))
+                if np.isfinite(anchor).all()
+            ]
+        else:
+            self.examples = [(i, -1) for i in range(len(labels.frames))]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        frame_i, instance = self.examples[index]
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        image = self.labels.image(frame_i)
+        points = self.labels.frames[frame_i].points
+        matrix, flipped = self._geometry(image.shape, points, instance, rng)
+        tensor = torch.from_numpy(image).permute(2, 0, 1).float()  # (C, H, W), 0-255
+        tensor = warp_image(tensor, matrix, self.geometry.input_shape)
+        if self.augment:
+            tensor = adjust_intensity(tensor, self.config.augment, rng)
+        points = transform_points(points, matrix)
+        if flipped:
+            points = points[:, self.flip_perm]
+        if instance >= 0:
+            points = points[instance : instance + 1]
+        return (tensor / 255.0, *self._targets(points))
+
+    def _geometry(self, shape: tuple[int, ...], points: np.ndarray, instance: int, rng) -> tuple[np.ndarray, bool]:
+        """Input-pixel -> network-pixel matrix: scale (or centre on the anchor), then augment about the centre."""
+        out_h, out_w = self.geometry.input_shape
+        centre_out = ((out_w - 1) / 2, (out_h - 1) / 2)
+        if instance >= 0:
+            anchor = instance_anchors(points[instance : instance + 1], self.geometry.anchor)[0]
+            place = translation(-anchor[0], -anchor[1])
+        else:
+            s = self.geometry.input_scale
+            centre_in = ((shape[1] - 1) / 2 * s, (shape[0] - 1) / 2 * s)
+            place = translation(-centre_in[0], -centre_in[1]) @ linear(s, 0, 0, s)
+        augment, flipped = (np.eye(3), False)
+        if self.augment:
+            augment, flipped = random_geometry(self.config.augment, rng, self.can_flip)
+        elif instance < 0:  # no augmentation: keep the frame at the top-left, as at inference
+            return linear(self.geometry.input_scale, 0, 0, self.geometry.input_scale), False
+        return translation(*centre_out) @ augment @ place, flipped
+
+    def _targets(self, points: np.ndarray) -> tuple[torch.Tensor, ...]:
+        head = self.config.head
+        out_h, out_w = self.geometry.input_shape
+        stride = head.output_stride
+        shape = (out_h // stride, out_w // stride)
+        if self.type is ModelType.CENTROID:
+            anchors = instance_anchors(points, self.geometry.anchor)[:, None]  # (n_instances, 1, 2)
+            return (torch.from_numpy(confidence_maps(anchors, shape, stride, head.sigma)),)
+        maps = torch.from_numpy(confidence_maps(points, shape, stride, head.sigma))
+        if self.type is not ModelType.BOTTOMUP:
+            return (maps,)
+        paf_stride = head.paf_output_stride
+        paf_shape = (out_h // paf_stride, out_w // paf_stride)
+        pafs = part_affinity_fields(points, self.edges, paf_shape, paf_stride, head.paf_width)
+        return maps, torch.from_numpy(pafs)

@@ -1,0 +1,201 @@
+"""SLEAP labels (.slp, .pkg.slp) as arrays of keypoints plus the frames they label.
+
+Labels are read with sleap-io. Frames of videos the labels reference are read
+with posestream's own PyAV reader; images embedded in a ``.pkg.slp`` come from
+sleap-io. Labels made on another machine name video paths that do not exist
+here: like SLEAP, we look for the same file name beside the labels file, and
+``video_paths`` ("OLD=NEW", or one "NEW" when the labels have one video) maps
+them explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from posestream.engine.errors import ConfigError, VideoNotFoundError
+from posestream.engine.extras import require
+from posestream.engine.frame_ranges import FrameRanges
+from posestream.engine.sources import VideoFileReader
+from posestream.engine.types import Skeleton
+
+
+@dataclass
+class LabeledImage:
+    """One labelled frame. points: (n_instances, n_nodes, 2) float32 pixels, NaN where unlabelled."""
+
+    video: int
+    frame_idx: int
+    points: np.ndarray
+
+
+@dataclass
+class LabelSet:
+    """Labelled frames of one skeleton, and access to their images."""
+
+    skeleton: Skeleton
+    frames: list[LabeledImage]
+    labels_path: str
+    video_paths: list[str]
+    _images: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
+    _sio_videos: list = field(default_factory=list, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def image(self, i: int) -> np.ndarray:
+        """Image of labelled frame ``i``.  # (H, W, C) uint8"""
+        frame = self.frames[i]
+        key = (frame.video, frame.frame_idx)
+        if key not in self._images:
+            self.load_images()
+        return self._images[key]
+
+    def load_images(self) -> None:
+        """Decode every labelled frame once (sequentially per video) and keep it in memory."""
+        for video in sorted({f.video for f in self.frames}):
+            cached = {idx for v, idx in self._images if v == video}
+            wanted = sorted({f.frame_idx for f in self.frames if f.video == video} - cached)
+            if not wanted:
+                continue
+            path = self.video_paths[video]
+            if _is_embedded(path):
+                sio_video = self._sio_videos[video]
+                for idx in wanted:
+                    image = np.asarray(sio_video[idx])
+                    self._images[(video, idx)] = image if image.ndim == 3 else image[..., None]
+                continue
+            with VideoFileReader(path) as reader:
+                ranges = FrameRanges.from_spans([(i, i + 1) for i in wanted])
+                for idx, image in reader.iter_frames(ranges):
+                    self._images[(video, idx)] = image
+
+    def subset(self, indices: Sequence[int]) -> LabelSet:
+        """A LabelSet of some of these frames, sharing the image cache."""
+        return LabelSet(self.skeleton, [self.frames[i] for i in indices], self.labels_path,
+                        self.video_paths, self._images, self._sio_videos)  # fmt: skip
+
+    def in_ranges(self, ranges: FrameRanges) -> list[int]:
+        """Indices of labelled frames whose frame index lies in ``ranges``."""
+        return [i for i, f in enumerate(self.frames) if f.frame_idx in ranges]
+
+    @property
+    def channels(self) -> int:
+        return self.image(0).shape[2]
+
+    def all_points(self) -> np.ndarray:
+        """Every instance's keypoints.  # (total_instances, n_nodes, 2)"""
+        return np.concatenate([f.points for f in self.frames]) if self.frames else np.zeros((0, self.skeleton.n_nodes, 2))
+
+
+def load_labels(path: str | os.PathLike, video_paths: Sequence[str] = (), frames: str | None = None) -> LabelSet:
+    """Load labels; ``frames`` ("0-879") keeps only labelled frames in that range."""
+    sio = require("sleap_io", extra="train", feature="reading SLEAP labels")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such labels file")
+    try:
+        labels = sio.load_slp(str(path), open_videos=False)
+    except Exception as exc:  # sleap-io raises many types for a bad file
+        raise ConfigError(f"{path}: cannot read SLEAP labels ({type(exc).__name__}: {exc})") from exc
+    if len(labels.skeletons) != 1:
+        raise ConfigError(f"{path}: labels with {len(labels.skeletons)} skeletons are not supported; need exactly one")
+    skeleton = skeleton_from_sleap(labels.skeletons[0])
+    resolved = resolve_video_paths([v.filename for v in labels.videos], path, video_paths)
+    keep = FrameRanges.parse(frames) if frames else None
+    items = []
+    for lf in labels.labeled_frames:
+        if keep is not None and lf.frame_idx not in keep:
+            continue
+        instances = lf.user_instances or lf.predicted_instances
+        points = [inst.numpy()[:, :2] for inst in instances]
+        points = [p for p in points if np.isfinite(p).all(axis=1).any()]
+        if points:
+            video = labels.videos.index(lf.video)
+            items.append(LabeledImage(video, int(lf.frame_idx), np.stack(points).astype(np.float32)))
+    if not items:
+        raise ConfigError(f"{path}: no labelled instances" + (f" in frames {frames}" if frames else ""))
+    items.sort(key=lambda f: (f.video, f.frame_idx))
+    sio_videos = [_open_embedded(v) if _is_embedded(p) else None for v, p in zip(labels.videos, resolved)]
+    return LabelSet(skeleton, items, str(path), resolved, _sio_videos=sio_videos)
+
+
+def skeleton_from_sleap(sk) -> Skeleton:
+    """Our Skeleton from a sleap-io one; symmetries from left/right node names when it has none."""
+    nodes = [n.name for n in sk.nodes]
+    symmetries = [(list(s.nodes)[0].name, list(s.nodes)[1].name) for s in sk.symmetries]
+    if not symmetries:
+        symmetries = infer_symmetries(nodes)
+    edges = [(e.source.name, e.destination.name) for e in sk.edges]
+    return Skeleton.from_names(nodes, edges, symmetries, name=sk.name or "skeleton")
+
+
+def infer_symmetries(nodes: Sequence[str]) -> list[tuple[str, str]]:
+    """Left/right node pairs by name: left_x/right_x, wingL/wingR, forelegL1/forelegR1, ..."""
+    swaps = [("left", "right"), ("Left", "Right"), ("LEFT", "RIGHT"), ("L", "R"), ("l", "r")]
+    names, pairs = set(nodes), []
+    for name in nodes:
+        for left, right in swaps:
+            for match in re.finditer(re.escape(left), name):
+                other = name[: match.start()] + right + name[match.end() :]
+                if other in names and other != name and (name, other) not in pairs:
+                    if len(left) > 1 or _is_side_marker(name, match.start()):
+                        pairs.append((name, other))
+    return pairs
+
+
+def _is_side_marker(name: str, at: int) -> bool:
+    """A one-letter L/l is a side only where it is its own token: wingL, L_ear, forelegL1, Lhead (not leg)."""
+    letter = name[at]
+
+    def joins(i: int) -> bool:  # a letter of the same case continues the word
+        return 0 <= i < len(name) and name[i].isalpha() and name[i].isupper() == letter.isupper()
+
+    return not joins(at - 1) and not joins(at + 1)
+
+
+def resolve_video_paths(filenames: Sequence[str], labels_path: Path, mapping: Sequence[str]) -> list[str]:
+    """Paths to read each labelled video from, applying ``mapping`` and SLEAP's beside-the-labels rule."""
+    pairs = [m.split("=", 1) for m in mapping if "=" in m]
+    singles = [m for m in mapping if "=" not in m]
+    if singles and (len(singles) > 1 or len(filenames) != 1 or pairs):
+        raise ConfigError(
+            f"--video-path NEW (without OLD=) applies only to labels with one video; these have "
+            f"{len(filenames)}. Use --video-path OLD=NEW for each."
+        )
+    resolved = []
+    for name in filenames:
+        if singles:
+            candidate = singles[0]
+        else:
+            mapped = [new for old, new in pairs if old == name or Path(old).name == Path(name).name]
+            candidate = mapped[0] if mapped else name
+        path = _find_video(candidate, labels_path)
+        if path is None:
+            raise VideoNotFoundError(
+                f"video {name!r} named in {labels_path} was not found (looked at {candidate!r} and beside "
+                f"the labels, {labels_path.parent / Path(candidate).name}). Map it with --video-path OLD=NEW."
+            )
+        resolved.append(path)
+    return resolved
+
+
+def _find_video(candidate: str, labels_path: Path) -> str | None:
+    for path in (Path(candidate), labels_path.parent / candidate, labels_path.parent / Path(candidate).name):
+        if path.exists():
+            return str(path)
+    return None
+
+
+def _is_embedded(path: str) -> bool:
+    return path.endswith((".slp", ".h5", ".hdf5", ".pkg.slp"))
+
+
+def _open_embedded(video):
+    """The sleap-io video of images stored inside a labels package, opened."""
+    video.open()
+    return video

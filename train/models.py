@@ -1,0 +1,120 @@
+"""Networks: a SLEAP-style UNet backbone and 1x1-convolution heads.
+
+Models are plain ``torch.nn.Module``s whose forward has no data-dependent
+Python control flow, so ``torch.onnx.export`` and ``torch.export`` trace them.
+Input: (N, C, H, W) float in [0, 1], H and W multiples of ``max_stride``.
+Output: a tuple of maps, one per head, in the order of ``head_specs``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from posestream.engine.types import ModelType
+from torch import nn
+from torch.nn import functional as F
+
+from .config import BackboneConfig, TrainConfig
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One output of the network: its name, stride and channel count."""
+
+    name: str  # "confmaps" or "pafs"
+    stride: int
+    channels: int
+
+
+def head_specs(config: TrainConfig, n_nodes: int, n_edges: int) -> list[HeadSpec]:
+    """The outputs a model of this config predicts."""
+    stride = config.head.output_stride
+    if config.type is ModelType.CENTROID:
+        return [HeadSpec("confmaps", stride, 1)]
+    specs = [HeadSpec("confmaps", stride, n_nodes)]
+    if config.type is ModelType.BOTTOMUP:
+        specs.append(HeadSpec("pafs", config.head.paf_output_stride, 2 * n_edges))
+    return specs
+
+
+def _conv_block(in_channels: int, out_channels: int, n_convs: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(n_convs):
+        layers += [nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class UNet(nn.Module):
+    """Encoder-decoder with skip connections; returns features at each requested stride.
+
+    Down blocks halve the resolution ``log2(max_stride)`` times; up blocks restore it
+    down to the smallest requested stride.
+    """
+
+    def __init__(self, in_channels: int, cfg: BackboneConfig, output_strides: list[int]):
+        super().__init__()
+        n_down = int(math.log2(cfg.max_stride))
+        self.min_stride = min(output_strides)
+        n_up = int(math.log2(cfg.max_stride // self.min_stride))
+        width = [int(round(cfg.filters * cfg.filters_rate**i)) for i in range(n_down + 1)]
+        self.down = nn.ModuleList()
+        channels = in_channels
+        for i in range(n_down):
+            self.down.append(_conv_block(channels, width[i], cfg.convs_per_block))
+            channels = width[i]
+        self.middle = _conv_block(channels, width[n_down], cfg.convs_per_block) if cfg.middle_block else nn.Identity()
+        channels = width[n_down] if cfg.middle_block else channels
+        self.up_interpolate = cfg.up_interpolate
+        self.upsample = nn.ModuleList()
+        self.up = nn.ModuleList()
+        for j in range(n_up):
+            level = n_down - 1 - j  # encoder level whose skip joins here
+            if cfg.up_interpolate:
+                self.upsample.append(nn.Identity())
+            else:
+                self.upsample.append(nn.ConvTranspose2d(channels, channels, 2, stride=2))
+            self.up.append(_conv_block(channels + width[level], width[level], cfg.convs_per_block))
+            channels = width[level]
+        self.max_stride = cfg.max_stride
+        self.out_channels = {cfg.max_stride: width[n_down] if cfg.middle_block else width[n_down - 1]}
+        for j in range(n_up):
+            self.out_channels[cfg.max_stride >> (j + 1)] = width[n_down - 1 - j]
+        self.output_strides = sorted(set(output_strides))
+
+    def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.middle(x)
+        features = {self.max_stride: x}
+        stride = self.max_stride
+        for upsample, block in zip(self.upsample, self.up):
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False) if self.up_interpolate else upsample(x)
+            x = block(torch.cat([x, skips.pop()], dim=1))
+            stride //= 2
+            features[stride] = x
+        return {s: features[s] for s in self.output_strides}
+
+
+class PoseNet(nn.Module):
+    """UNet plus one 1x1 convolution per head."""
+
+    def __init__(self, in_channels: int, backbone: BackboneConfig, heads: list[HeadSpec]):
+        super().__init__()
+        self.head_specs = heads
+        self.backbone = UNet(in_channels, backbone, [h.stride for h in heads])
+        self.heads = nn.ModuleList(
+            nn.Conv2d(self.backbone.out_channels[h.stride], h.channels, kernel_size=1) for h in heads
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        features = self.backbone(x)
+        return tuple(head(features[spec.stride]) for spec, head in zip(self.head_specs, self.heads))
+
+
+def build_model(config: TrainConfig, in_channels: int, n_nodes: int, n_edges: int) -> PoseNet:
+    return PoseNet(in_channels, config.backbone, head_specs(config, n_nodes, n_edges))
