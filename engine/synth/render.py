@@ -33,6 +33,7 @@ _RGB = {
     "nose": (255.0, 225.0, 225.0),
 }
 NOISE_SIGMA = 3.0  # sensor noise, grey levels
+MIN_RADIUS = 1.5  # pixels: thin parts (the tail tip) stay visible in small videos
 
 
 def make_background(height: int, width: int, channels: int, rng: np.random.Generator) -> np.ndarray:
@@ -60,7 +61,7 @@ def animal_capsules(points: np.ndarray, body_length: float, rgb: bool, tint: flo
     colors = np.empty((len(_PARTS), 3 if rgb else 1), np.float32)
     for k, (a, b, ra, rb, key) in enumerate(_PARTS):
         pa, pb = points[nodes.index(a)], points[nodes.index(b)]
-        capsules[k] = (pa[0], pa[1], pb[0], pb[1], ra * body_length, rb * body_length)
+        capsules[k] = (pa[0], pa[1], pb[0], pb[1], max(ra * body_length, MIN_RADIUS), max(rb * body_length, MIN_RADIUS))
         colors[k] = np.minimum(np.array(palette[key]) + tint, 255.0)
     return capsules, colors
 

@@ -1,0 +1,57 @@
+"""Evaluation metrics on constructed cases with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from posestream.train.metrics import FrameEval, evaluate, oks_matrix
+
+# A 100 x 100 px instance with 5 nodes.
+SQUARE = np.array([[0, 0], [100, 0], [100, 100], [0, 100], [50, 50]], np.float32)
+
+
+def frames(truth, predicted, scores=None):
+    predicted = np.asarray(predicted, np.float32).reshape(-1, 5, 2)
+    scores = np.ones(len(predicted), np.float32) if scores is None else np.asarray(scores, np.float32)
+    return [FrameEval(np.asarray(truth, np.float32).reshape(-1, 5, 2), predicted, scores)]
+
+
+def test_perfect_predictions():
+    report = evaluate(frames([SQUARE, SQUARE + 300], [SQUARE + 300, SQUARE]))
+    assert report.mAP == pytest.approx(1.0) and report.mAR == pytest.approx(1.0)
+    assert report.error_percentiles["p50"] == 0.0 and report.pck["1px"] == 1.0
+    assert report.missed_instances == report.false_instances == 0
+
+
+def test_known_shift():
+    """Every node 5 px off: OKS = exp(-25 / (2 * 1e4 * 0.05^2)) = exp(-0.5) = 0.607."""
+    shifted = SQUARE + np.array([3.0, 4.0])
+    assert oks_matrix(SQUARE[None], shifted[None])[0, 0] == pytest.approx(np.exp(-0.5))
+    report = evaluate(frames(SQUARE, shifted))
+    assert report.ap_by_threshold["0.60"] == pytest.approx(1.0) and report.ap_by_threshold["0.65"] == 0.0
+    assert report.mAP == pytest.approx(0.3)  # thresholds 0.50, 0.55, 0.60 of ten
+    assert report.error_percentiles["p50"] == pytest.approx(5.0)
+    assert report.pck["5px"] == 1.0 and report.pck["4px"] == 0.0
+
+
+def test_missing_and_false_instances():
+    report = evaluate(frames([SQUARE, SQUARE + 300], [SQUARE]))
+    assert report.mAR == pytest.approx(0.5)
+    assert report.mAP == pytest.approx(51 / 101)  # precision 1 up to recall 0.5
+    assert report.missed_instances == 1 and report.false_instances == 0
+    report = evaluate(frames(SQUARE, [SQUARE, SQUARE + 500], scores=[0.9, 0.1]))
+    assert report.mAP == pytest.approx(1.0)  # the false one ranks last: no precision lost before full recall
+    assert report.false_instances == 1
+    report = evaluate(frames(SQUARE, [SQUARE, SQUARE + 500], scores=[0.1, 0.9]))
+    assert report.mAP == pytest.approx(0.5, abs=0.01)  # ranked first, it halves the precision
+
+
+def test_missing_nodes_count_as_misses():
+    partial = SQUARE.copy()
+    partial[:2] = np.nan
+    assert oks_matrix(SQUARE[None], partial[None])[0, 0] == pytest.approx(3 / 5)
+    report = evaluate(frames(SQUARE, partial))
+    assert report.pck["10px"] == pytest.approx(3 / 5)
+    # nodes missing from the ground truth do not count
+    assert oks_matrix(partial[None], SQUARE[None])[0, 0] == pytest.approx(1.0)

@@ -1,0 +1,62 @@
+"""Training configs: profiles, files and overrides, validated with errors that name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("yaml")
+from posestream.engine import ConfigError
+from posestream.train.config import available_profiles, load_config
+
+
+def test_every_profile_loads_and_validates():
+    assert available_profiles() == ["bottomup", "centered_instance", "centroid", "single_instance"]
+    for name in available_profiles():
+        assert load_config(name).model_type == name
+
+
+def test_layers_apply_in_order(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("optim: {learning_rate: 0.01, max_epochs: 7}\nbackbone: {filters: 8}\n")
+    config = load_config("centroid", path, ["optim.learning_rate=3e-4"], seed=5, **{"optim.max_minutes": 2})
+    assert config.optim.learning_rate == pytest.approx(3e-4)  # --set beats the file
+    assert config.optim.max_epochs == 7 and config.backbone.filters == 8  # the file beats the profile
+    assert config.data.input_scale == 0.5  # the profile beats the defaults
+    assert config.seed == 5 and config.optim.max_minutes == 2
+    assert load_config(config_file=_saved(tmp_path, config)).to_dict() == config.to_dict()
+
+
+def _saved(tmp_path, config):
+    path = tmp_path / "saved.yaml"
+    path.write_text(config.to_yaml())
+    return path
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("backbone.filter=8", "unknown config key 'backbone.filter'; did you mean 'backbone.filters'"),
+        ("backbone.max_stride=12", "'backbone.max_stride' must be a power of 2"),
+        ("optim.max_epochs=many", "'optim.max_epochs' must be int"),
+        ("head.output_stride=32", "'head.output_stride' must be a power of 2 and <= backbone.max_stride"),
+        ("model_type=topdown", "'model_type' must be one of"),
+        ("data.frames=9-3", "'data.frames'"),
+        ("augment.contrast=1.5", "'augment.contrast' must be in"),
+        ("optim=3", "optim must be a mapping"),
+        ("nonsense", "expected KEY=VALUE"),
+    ],
+)
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config("bottomup", overrides=[override])
+
+
+def test_bad_files_and_profiles(tmp_path):
+    with pytest.raises(ConfigError, match="unknown profile 'topdown'; profiles: bottomup"):
+        load_config("topdown")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config("centroid", bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("centroid", tmp_path / "missing.yaml")
