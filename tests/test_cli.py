@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,30 @@ def test_recover_rewrites_an_analysis_file(tmp_path):
     assert result.returncode == 0 and "5 processed frames" in result.stdout
     result = run("recover", tmp_path / "missing.h5")
     assert result.returncode == 2 and "missing.h5" in result.stderr
+
+
+def test_train_and_evaluate_commands(tmp_path, synth_gray):
+    out, _ = synth_gray
+    run_dir = tmp_path / "run"
+    tiny = ["--set", "backbone.filters=4", "--set", "backbone.max_stride=8", "--set", "data.input_scale=0.5"]
+    result = run("train", out.slp, "-o", run_dir, "--profile", "bottomup", "--max-epochs", 1, "--quiet", *tiny)
+    assert result.returncode == 0, result.stderr
+    assert "stopped by max_epochs" in result.stdout and (run_dir / "best.pt").exists()
+    again = run("train", out.slp, "-o", run_dir, "--profile", "bottomup")
+    assert again.returncode == 2 and f"--resume {run_dir}" in again.stderr
+    report = tmp_path / "m.json"
+    result = run("evaluate", run_dir, "--frames", "0-9", "--json", report)
+    assert result.returncode == 0, result.stderr
+    assert "OKS mAP" in result.stdout and 0.0 <= json.loads(report.read_text())["mAP"] <= 1.0
+    result = run("evaluate", out.analysis_h5, "--labels", out.slp, "--json", report)
+    assert result.returncode == 0 and json.loads(report.read_text())["mAP"] == 1.0  # ground truth vs itself
+
+
+def test_train_usage_errors(tmp_path, synth_gray):
+    out, _ = synth_gray
+    result = run("train", out.slp, "-o", tmp_path / "r")
+    assert result.returncode == 2 and "--profile" in result.stderr
+    result = run("train", out.slp, "-o", tmp_path / "r", "--profile", "bottomup", "--set", "optim.lr=1")
+    assert result.returncode == 2 and "unknown config key 'optim.lr'" in result.stderr
+    result = run("evaluate", out.analysis_h5)
+    assert result.returncode == 2 and "--labels" in result.stderr
