@@ -22,9 +22,9 @@ import sys
 import time
 from pathlib import Path
 
+from results import write_section
+
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
-START, END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
 TARGETS = {"topdown": 0.60, "bottomup": 0.50, "single_instance": 0.50}
 
 
@@ -95,18 +95,12 @@ def write_table(rows: list, minutes: float) -> None:
         lines.append(f"| {name} | {frames} | {spent:.1f} | {m['mAP']:.3f} | {TARGETS[key]:.2f} | {m['mAR']:.3f} | "
                      f"{m['pck']['5px']:.2f} | {err['p50']:.2f} / {err['p90']:.2f} |")  # fmt: skip
     machine = f"{platform.machine()}, {os.cpu_count()} cores, CPU only"
-    section = "\n".join([
-        START, "## Accuracy (training issue)", "",
+    write_section("accuracy", [
+        "## Accuracy (training issue)", "",
         f"`python benchmarks/accuracy.py --minutes {minutes:g}` ({machine}). Ground truth for the flies is "
         "SLEAP's published model's poses; training minutes are wall-clock, top-down adds its two models.",
-        "", *lines, END,
+        "", *lines,
     ])  # fmt: skip
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if START in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
     print("\n".join(lines))
 
 

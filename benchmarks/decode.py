@@ -26,9 +26,9 @@ import av
 from posestream.engine import VideoFileReader
 from posestream.engine.synth import SynthConfig, write_synthetic_video
 
+from results import RESULTS, write_section
+
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
-START, END = "<!-- decode:start -->", "<!-- decode:end -->"
 
 
 def bare_pyav_fps(path: Path, color: str, threads: int) -> float:
@@ -89,8 +89,7 @@ def table(rows: list[dict]) -> str:
 
 def write_results(rows: list[dict], repeats: int) -> None:
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, PyAV {av.__version__}"
-    section = "\n".join([
-        START,
+    write_section("decode", [
         "## Decode",
         "",
         f"`python benchmarks/decode.py` (best of {repeats}, interleaved; {machine}). The reader's time "
@@ -98,14 +97,7 @@ def write_results(rows: list[dict], repeats: int) -> None:
         "with a lookup table; the bare loop converts with `to_ndarray(format='gray')`.",
         "",
         table(rows),
-        END,
     ])  # fmt: skip
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if START in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ def test_output_shapes(profile, up_interpolate):
 
 
 def test_models_export_with_a_dynamic_batch():
-    config = load_config("bottomup", overrides=TINY)
+    config = load_config("bottomup", overrides=[*TINY, "backbone.batch_norm=true"])
     model = build_model(config, in_channels=1, n_nodes=3, n_edges=2).eval()
     x = torch.rand(2, 1, 32, 32)
     batch = torch.export.Dim("batch", min=1, max=16)

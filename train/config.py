@@ -36,6 +36,7 @@ class BackboneConfig:
     convs_per_block: int = 2
     middle_block: bool = True  # extra convs at the bottleneck
     up_interpolate: bool = True  # bilinear upsampling; False: transposed convolutions
+    batch_norm: bool = False  # batch normalisation after each convolution (folded into it on export)
 
     def validate(self) -> None:
         _check(self.filters >= 1, "backbone.filters", "must be >= 1", self.filters)
@@ -131,6 +132,7 @@ class OptimConfig:
     max_epochs: int = 100
     max_minutes: float | None = None  # wall-clock budget; training stops cleanly when it is spent
     steps_per_epoch: int | None = None  # None: one pass over the training frames
+    foreground_weight: float = 0.0  # squared errors weigh 1 + this * |target|: near-peak cells count more
     ohkm: bool = False  # online hard keypoint mining
     ohkm_fraction: float = 0.5  # share of the hardest channels weighted by OHKM
     ohkm_weight: float = 1.0

@@ -39,10 +39,14 @@ def head_specs(config: TrainConfig, n_nodes: int, n_edges: int) -> list[HeadSpec
     return specs
 
 
-def _conv_block(in_channels: int, out_channels: int, n_convs: int) -> nn.Sequential:
+def _conv_block(in_channels: int, out_channels: int, n_convs: int, batch_norm: bool) -> nn.Sequential:
+    """``n_convs`` 3x3 convolutions, each followed by batch norm (optional) and ReLU."""
     layers: list[nn.Module] = []
     for i in range(n_convs):
-        layers += [nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out_channels))
+        layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 
@@ -62,9 +66,9 @@ class UNet(nn.Module):
         self.down = nn.ModuleList()
         channels = in_channels
         for i in range(n_down):
-            self.down.append(_conv_block(channels, width[i], cfg.convs_per_block))
+            self.down.append(_conv_block(channels, width[i], cfg.convs_per_block, cfg.batch_norm))
             channels = width[i]
-        self.middle = _conv_block(channels, width[n_down], cfg.convs_per_block) if cfg.middle_block else nn.Identity()
+        self.middle = _conv_block(channels, width[n_down], cfg.convs_per_block, cfg.batch_norm) if cfg.middle_block else nn.Identity()
         channels = width[n_down] if cfg.middle_block else channels
         self.up_interpolate = cfg.up_interpolate
         self.upsample = nn.ModuleList()
@@ -75,7 +79,7 @@ class UNet(nn.Module):
                 self.upsample.append(nn.Identity())
             else:
                 self.upsample.append(nn.ConvTranspose2d(channels, channels, 2, stride=2))
-            self.up.append(_conv_block(channels + width[level], width[level], cfg.convs_per_block))
+            self.up.append(_conv_block(channels + width[level], width[level], cfg.convs_per_block, cfg.batch_norm))
             channels = width[level]
         self.max_stride = cfg.max_stride
         self.out_channels = {cfg.max_stride: width[n_down] if cfg.middle_block else width[n_down - 1]}

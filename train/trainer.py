@@ -70,7 +70,8 @@ def map_loss(predictions: tuple[torch.Tensor, ...], targets: tuple[torch.Tensor,
     """Mean squared error of every head, plus online hard keypoint mining when enabled."""
     total = predictions[0].new_zeros(())
     for pred, target in zip(predictions, targets):
-        per_channel = F.mse_loss(pred.float(), target, reduction="none").mean(dim=(2, 3))  # (B, C)
+        weight = 1.0 + config.optim.foreground_weight * target.abs()
+        per_channel = (weight * (pred.float() - target) ** 2).mean(dim=(2, 3))  # (B, C)
         total = total + per_channel.mean()
         if config.optim.ohkm and per_channel.shape[1] > 1:
             k = max(1, math.ceil(config.optim.ohkm_fraction * per_channel.shape[1]))
