@@ -90,7 +90,8 @@ def evaluate_runs(run_dirs: list[str], labels_path: str | None = None, frames: s
         if not len(truth):
             raise ConfigError(f"{run_dirs[0]} has no validation frames; name the frames to evaluate with --frames")
     truth.load_images()
-    predictions = predict(runs, truth, list(range(len(truth))), PredictOptions(peak_threshold=peak_threshold))
+    options = PredictOptions(peak_threshold=peak_threshold)
+    predictions = predict(runs, truth, list(range(len(truth))), options, progress=progress)
     as_arrays = {k: (v.points, v.instance_scores) for k, v in predictions.items()}
     return evaluate(frames_to_evaluate(truth, as_arrays, None), stddev)
 

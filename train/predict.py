@@ -18,6 +18,7 @@ import torch
 from posestream.engine.errors import ConfigError
 from posestream.engine.paf_grouping import GroupingConfig, group_instances
 from posestream.engine.peaks import global_peaks, local_peaks
+from posestream.engine.progress import progress_bar
 from posestream.engine.types import FramePredictions, ModelType, Skeleton
 
 from .augment import linear, translation, warp_image
@@ -66,7 +67,10 @@ class RunModel:
         return translation(centre - anchor[0], centre - anchor[1])
 
 
-def predict(runs: list[RunModel], labels: LabelSet, indices: list[int], options: PredictOptions = PredictOptions()) -> dict[int, FramePredictions]:
+def predict(
+    runs: list[RunModel], labels: LabelSet, indices: list[int], options: PredictOptions = PredictOptions(),
+    progress: bool = False,
+) -> dict[int, FramePredictions]:  # fmt: skip
     """Predictions for labelled frames ``indices`` of ``labels``, keyed by frame index."""
     types = sorted(r.type.value for r in runs)
     by_type = {r.type: r for r in runs}
@@ -84,10 +88,12 @@ def predict(runs: list[RunModel], labels: LabelSet, indices: list[int], options:
             "centered_instance run, or a centroid run with a centered_instance run"
         )
     results = {}
-    for start in range(0, len(indices), options.batch_size):
-        chunk = indices[start : start + options.batch_size]
-        for i, prediction in zip(chunk, fn(by_type, labels, chunk, options)):
-            results[labels.frames[i].frame_idx] = prediction
+    with progress_bar(len(indices), "predict", enabled=progress) as advance:
+        for start in range(0, len(indices), options.batch_size):
+            chunk = indices[start : start + options.batch_size]
+            for i, prediction in zip(chunk, fn(by_type, labels, chunk, options)):
+                results[labels.frames[i].frame_idx] = prediction
+            advance(len(chunk))
     return results
 
 
