@@ -14,12 +14,3 @@ def require(module: str, *, extra: str, feature: str, hint: str = "") -> ModuleT
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingExtraError(feature=feature, extra=extra, module=module, hint=hint) from exc
-
-
-def available(module: str) -> bool:
-    """True when ``module`` can be imported."""
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        return False
-    return True

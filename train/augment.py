@@ -57,10 +57,6 @@ def warp_image(image: torch.Tensor, matrix: np.ndarray, out_shape: tuple[int, in
     return F.grid_sample(image[None], norm[None], mode="bilinear", padding_mode="zeros", align_corners=True)[0]
 
 
-def is_identity(matrix: np.ndarray, out_shape: tuple[int, int], in_shape: tuple[int, int]) -> bool:
-    return out_shape == in_shape and np.allclose(matrix, np.eye(3))
-
-
 def adjust_intensity(image: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
     """Random brightness, contrast and Gaussian noise on a (C, H, W) image in grey levels (0-255)."""
     if cfg.contrast:

@@ -87,10 +87,6 @@ class LabelSet:
     def channels(self) -> int:
         return self.image(0).shape[2]
 
-    def all_points(self) -> np.ndarray:
-        """Every instance's keypoints.  # (total_instances, n_nodes, 2)"""
-        return np.concatenate([f.points for f in self.frames]) if self.frames else np.zeros((0, self.skeleton.n_nodes, 2))
-
 
 def load_labels(path: str | os.PathLike, video_paths: Sequence[str] = (), frames: str | None = None) -> LabelSet:
     """Load labels; ``frames`` ("0-879") keeps only labelled frames in that range."""
