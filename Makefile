@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: venv demo test bench-decode clean
+.PHONY: venv demo test bench-decode bench-accuracy bench-export clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ test: $(VENV)/.dev
 
 bench-decode: $(VENV)/.dev
 	$(BIN)/python benchmarks/decode.py
+
+# Trains every model type on the real SLEAP data (30 CPU minutes each), then scores held-out frames.
+bench-accuracy: $(VENV)/.dev
+	$(BIN)/python benchmarks/accuracy.py --minutes 30
+
+# Exports the bench-accuracy runs at fp32 / fp16 / int8: speed, accuracy, bytes per output mode.
+bench-export: $(VENV)/.dev
+	$(BIN)/python benchmarks/export.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -7,6 +7,8 @@ from .errors import (
     ConfigError,
     FrameIndexError,
     MissingExtraError,
+    ModelFormatError,
+    ModelNotFoundError,
     OutputFileError,
     PosestreamError,
     VideoDecodeError,
@@ -14,6 +16,7 @@ from .errors import (
     VideoOpenError,
 )
 from .frame_ranges import FrameRanges
+from .model_dir import ModelDir, load_model_dir
 from .sinks import AnalysisData, AnalysisH5Writer, read_analysis_h5, recover_analysis_h5
 from .sources import FrameSource, HDF5DatasetReader, VideoFileReader, open_source
 from .types import FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton, VideoMetadata
@@ -30,7 +33,10 @@ __all__ = [
     "FrameSource",
     "HDF5DatasetReader",
     "MissingExtraError",
+    "ModelDir",
+    "ModelFormatError",
     "ModelMetadata",
+    "ModelNotFoundError",
     "ModelType",
     "OutputFileError",
     "OutputMode",
@@ -38,6 +44,7 @@ __all__ = [
     "Skeleton",
     "VideoDecodeError",
     "VideoFileReader",
+    "load_model_dir",
     "VideoMetadata",
     "VideoNotFoundError",
     "VideoOpenError",

@@ -79,10 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("file", metavar="OUT.h5")
     recover.set_defaults(run=_recover)
 
+    from posestream.export.cli import add_export_parser
     from posestream.train.cli import add_evaluate_parser, add_train_parser
 
     add_train_parser(sub)
     add_evaluate_parser(sub)
+    add_export_parser(sub)
     return parser
 
 

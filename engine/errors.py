@@ -53,3 +53,12 @@ class FrameIndexError(PosestreamError, IndexError):
 
 class OutputFileError(PosestreamError, OSError):
     """An output file cannot be created, written or read back."""
+
+
+class ModelNotFoundError(PosestreamError, FileNotFoundError):
+    """A model directory or the model file its metadata needs does not exist."""
+
+
+class ModelFormatError(PosestreamError, ValueError):
+    """A model directory is not usable: missing or inconsistent metadata, a model file that does not load,
+    or frames that do not match what the model was exported for."""

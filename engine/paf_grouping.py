@@ -1,12 +1,16 @@
 """Bottom-up grouping: join node peaks into animals using part affinity fields.
 
-For each skeleton edge (a, b), every pair of candidate peaks is scored by the
-line integral of the edge's PAF along the segment between them: the mean dot
-product of the field with the segment's direction, penalised when the
-segment is longer than ``max_edge_length``. A pair connects when enough of
-its samples agree with the field. Pairs are matched greedily per edge (best
-score first, each peak used once), then connections are assembled into
-instances edge by edge, merging partial instances that meet.
+For each skeleton edge (a, b), every pair of peak candidates is scored by the
+line integral of the edge's PAF along the segment between them: the field is
+sampled at ``n_samples`` points of the segment (``pair_dots``: the dot product
+of the field with the segment's direction at each sample), then the pair's
+score is the samples' mean, penalised when the segment is longer than
+``max_edge_length``; a pair connects when enough samples agree with the field
+(``pair_scores``). Segments join the candidates' cells (unrefined positions),
+so a ``peaks`` graph, which samples the field on the device, and the CPU path
+score pairs identically. Pairs are matched greedily per edge (best score first,
+each peak used once), then connections are assembled into instances edge by
+edge, merging partial instances that meet.
 """
 
 from __future__ import annotations
@@ -15,10 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .peaks import PeakCandidates
+
+N_PAF_SAMPLES = 10
+"""Points sampled along each candidate segment (also the size of a ``peaks`` graph's last PAF axis)."""
+
 
 @dataclass(frozen=True)
 class GroupingConfig:
-    n_samples: int = 10  # points sampled along each candidate segment
     min_sample_score: float = 0.05  # a sample agrees when its dot product exceeds this
     min_agreeing_fraction: float = 0.8  # share of samples that must agree for a connection
     max_edge_length: float = 128.0  # pixels; longer segments are penalised
@@ -26,22 +34,38 @@ class GroupingConfig:
     max_instances: int = 16
 
 
-def edge_scores(src: np.ndarray, dst: np.ndarray, paf: np.ndarray, stride: int, cfg: GroupingConfig) -> np.ndarray:
-    """PAF line scores of all (src, dst) pairs; -inf where they do not connect.
+def pair_dots(candidates: PeakCandidates, pafs: np.ndarray, edges: np.ndarray, paf_stride: int,
+              n_samples: int = N_PAF_SAMPLES) -> np.ndarray:  # fmt: skip
+    """PAF samples along every candidate pair of every edge.
 
-    src: (Na, 2), dst: (Nb, 2) in input pixels; paf: (2, H, W) for this edge. Returns (Na, Nb).
+    pafs: (B, 2 * E, Hp, Wp), x and y of edge e in channels 2e and 2e + 1; edges: (E, 2).
+    Returns (B, E, K, K, n_samples): for edge (a, b), [.., i, j, s] is the field's dot product
+    with the unit vector from candidate i of node a to candidate j of node b, at sample s.
     """
-    t = np.linspace(0.0, 1.0, cfg.n_samples, dtype=np.float32)[None, None, :, None]
-    delta = dst[None, :, :] - src[:, None, :]  # (Na, Nb, 2)
-    length = np.linalg.norm(delta, axis=-1)  # (Na, Nb)
-    unit = delta / np.maximum(length, 1e-6)[..., None]
-    samples = src[:, None, None, :] + t * delta[:, :, None, :]  # (Na, Nb, n, 2)
-    height, width = paf.shape[1:]
-    col = np.clip(np.rint(samples[..., 0] / stride).astype(np.int64), 0, width - 1)
-    row = np.clip(np.rint(samples[..., 1] / stride).astype(np.int64), 0, height - 1)
-    field = np.stack([paf[0][row, col], paf[1][row, col]], axis=-1)  # (Na, Nb, n, 2)
-    dots = (field * unit[:, :, None, :]).sum(axis=-1)  # (Na, Nb, n)
-    penalty = np.minimum(0.0, cfg.max_edge_length / np.maximum(length, 1e-6) - 1.0)
+    points = candidates.cell_points()  # (B, C, K, 2)
+    src = points[:, edges[:, 0]][:, :, :, None, None, :]  # (B, E, K, 1, 1, 2)
+    dst = points[:, edges[:, 1]][:, :, None, :, None, :]  # (B, E, 1, K, 1, 2)
+    delta = dst - src  # (B, E, K, K, 1, 2)
+    t = np.linspace(0.0, 1.0, n_samples, dtype=np.float32)[:, None]  # (S, 1)
+    samples = src + t * delta  # (B, E, K, K, S, 2)
+    height, width = pafs.shape[2:]
+    col = np.clip(np.rint(samples[..., 0] / paf_stride), 0, width - 1).astype(np.int64)
+    row = np.clip(np.rint(samples[..., 1] / paf_stride), 0, height - 1).astype(np.int64)
+    batch, n_edges = pafs.shape[0], len(edges)
+    b = np.arange(batch)[:, None, None, None, None]
+    e = np.arange(n_edges)[None, :, None, None, None]
+    field_x, field_y = pafs[b, 2 * e, row, col], pafs[b, 2 * e + 1, row, col]  # (B, E, K, K, S)
+    length = np.sqrt(delta[..., 0] ** 2 + delta[..., 1] ** 2)  # (B, E, K, K, 1)
+    unit = delta / np.maximum(length, np.float32(1e-6))[..., None]
+    return (field_x * unit[..., 0] + field_y * unit[..., 1]).astype(np.float32)
+
+
+def pair_scores(dots: np.ndarray, src: np.ndarray, dst: np.ndarray, cfg: GroupingConfig) -> np.ndarray:
+    """Connection scores (Ka, Kb) of one edge from its samples ``dots`` (Ka, Kb, S); -inf where the
+    pair does not connect. src (Ka, 2), dst (Kb, 2): the candidates' cell points, NaN if absent."""
+    length = np.linalg.norm(dst[None, :, :] - src[:, None, :], axis=-1)  # (Ka, Kb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        penalty = np.minimum(0.0, cfg.max_edge_length / np.maximum(length, 1e-6) - 1.0)
     scores = dots.mean(axis=-1) + penalty
     agree = (dots > cfg.min_sample_score).mean(axis=-1) >= cfg.min_agreeing_fraction
     return np.where(agree & (scores > 0) & (length > 0), scores, -np.inf)
@@ -65,25 +89,25 @@ def greedy_match(scores: np.ndarray) -> list[tuple[int, int, float]]:
 
 
 def group_instances(
-    peaks: list[np.ndarray], peak_scores: list[np.ndarray], pafs: np.ndarray, paf_stride: int,
-    edges: np.ndarray, cfg: GroupingConfig,
+    points: np.ndarray, point_scores: np.ndarray, cells: np.ndarray, dots: np.ndarray, edges: np.ndarray,
+    cfg: GroupingConfig,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """Assemble instances from one frame's peaks.
+    """Assemble one frame's instances from its peak candidates.
 
-    peaks[n]: (K_n, 2) candidate points of node n; peak_scores[n]: (K_n,).
-    pafs: (2 * n_edges, H, W); edges: (n_edges, 2).
+    points: (C, K, 2) refined candidates, NaN where absent; point_scores: (C, K);
+    cells: (C, K, 2) the candidates' cell points; dots: (E, K, K, S) from ``pair_dots``.
     Returns points (N, n_nodes, 2) with NaN, point scores (N, n_nodes), instance scores (N,),
     the best ``max_instances`` by score.
     """
-    n_nodes = len(peaks)
-    members: list[np.ndarray] = []  # per instance: peak index per node, -1 if none
-    owner = [dict() for _ in range(n_nodes)]  # node -> {peak index: instance}
+    n_nodes = len(points)
+    present = ~np.isnan(points[..., 0])  # (C, K)
+    members: list[np.ndarray] = []  # per instance: candidate index per node, -1 if none
+    owner = [dict() for _ in range(n_nodes)]  # node -> {candidate index: instance}
     edge_total: list[float] = []
     for e, (a, b) in enumerate(edges):
-        if len(peaks[a]) == 0 or len(peaks[b]) == 0:
-            continue
-        scores = edge_scores(peaks[a], peaks[b], pafs[2 * e : 2 * e + 2], paf_stride, cfg)
-        for pa, pb, score in greedy_match(scores):
+        src = np.where(present[a, :, None], cells[a], np.nan)
+        dst = np.where(present[b, :, None], cells[b], np.nan)
+        for pa, pb, score in greedy_match(pair_scores(dots[e], src, dst, cfg)):
             ia, ib = owner[a].get(pa), owner[b].get(pb)
             if ia is None and ib is None:
                 members.append(np.full(n_nodes, -1))
@@ -103,7 +127,7 @@ def group_instances(
             members[ia][a], members[ia][b] = pa, pb
             owner[a][pa], owner[b][pb] = ia, ia
             edge_total[ia] += score
-    return _to_arrays(members, edge_total, peaks, peak_scores, len(edges), cfg)
+    return _to_arrays(members, edge_total, points, point_scores, len(edges), cfg)
 
 
 def _merge(members: list[np.ndarray], owner: list[dict], edge_total: list[float], keep: int, gone: int) -> int:
@@ -117,8 +141,8 @@ def _merge(members: list[np.ndarray], owner: list[dict], edge_total: list[float]
     return keep
 
 
-def _to_arrays(members, edge_total, peaks, peak_scores, n_edges, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n_nodes = len(peaks)
+def _to_arrays(members, edge_total, candidates, candidate_scores, n_edges, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n_nodes = len(candidates)
     kept = [(m, s) for m, s in zip(members, edge_total) if np.isfinite(s) and (m >= 0).sum() >= cfg.min_instance_nodes]
     kept.sort(key=lambda item: -item[1])
     kept = kept[: cfg.max_instances]
@@ -126,7 +150,7 @@ def _to_arrays(members, edge_total, peaks, peak_scores, n_edges, cfg) -> tuple[n
     scores = np.full((len(kept), n_nodes), np.nan, np.float32)
     for k, (member, _) in enumerate(kept):
         for node in np.flatnonzero(member >= 0):
-            points[k, node] = peaks[node][member[node]]
-            scores[k, node] = peak_scores[node][member[node]]
+            points[k, node] = candidates[node, member[node]]
+            scores[k, node] = candidate_scores[node, member[node]]
     instance_scores = np.array([s / max(n_edges, 1) for _, s in kept], np.float32)
     return points, scores, instance_scores

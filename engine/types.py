@@ -261,10 +261,13 @@ class ModelMetadata:
     input_layout: "NHWC" or "NCHW", the layout of the uint8 batch the graph takes.
     input_scale: factor the graph resizes frames by before the network.
     output_strides: stride of each output, e.g. {"confmaps": 4, "pafs": 8}.
+    output_shapes: (height, width) of each output map, e.g. {"confmaps": [96, 96]}.
     sigma: Gaussian sigma (pixels at input scale) of the confidence maps.
     crop_size: (height, width) of centered-instance crops; None for other types.
     anchor_part: node the centroid/centered-instance models centre on; None = bbox centre.
-    max_peaks: K, peak candidates per node in ``peaks`` mode.
+    max_peaks: K, peak candidates per node (both modes; the engine ranks them the same way).
+    max_instances: most animals per frame (centroid, bottom-up).
+    paf_samples: points sampled along each candidate pair's segment (bottom-up).
     """
 
     model_type: ModelType
@@ -274,11 +277,14 @@ class ModelMetadata:
     input_dtype: str = "uint8"
     input_scale: float = 1.0
     output_strides: dict[str, int] = field(default_factory=dict)
+    output_shapes: dict[str, tuple[int, int]] = field(default_factory=dict)
     sigma: float = 2.5
     crop_size: tuple[int, int] | None = None
     anchor_part: str | None = None
     output_mode: OutputMode = OutputMode.MAPS
-    max_peaks: int = 0
+    max_peaks: int = 1
+    max_instances: int = 1
+    paf_samples: int = 10
     peak_threshold: float = 0.2
     precision: str = "fp32"
     source_run: str = ""
@@ -305,8 +311,12 @@ class ModelMetadata:
             raise ConfigError(f"anchor_part {self.anchor_part!r} is not a skeleton node")
         if self.model_type is ModelType.CENTERED_INSTANCE and self.crop_size is None:
             raise ConfigError("a centered_instance model needs crop_size (height, width)")
-        if self.output_mode is OutputMode.PEAKS and self.max_peaks <= 0:
-            raise ConfigError("output_mode 'peaks' needs max_peaks (K) > 0")
+        if self.max_peaks < 1 or self.max_instances < 1:
+            raise ConfigError(f"max_peaks and max_instances must be >= 1, got {self.max_peaks}, {self.max_instances}")
+        object.__setattr__(self, "output_shapes", {k: tuple(v) for k, v in self.output_shapes.items()})
+        if set(self.output_shapes) != set(self.output_strides):
+            raise ConfigError(f"output_shapes {sorted(self.output_shapes)} and output_strides "
+                              f"{sorted(self.output_strides)} must name the same outputs")  # fmt: skip
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -1,7 +1,5 @@
-"""Export of trained models to ONNX / TensorRT / torch.export. Needs ``pip install 'posestream[train]'``."""
+"""Export of trained runs to ONNX / TensorRT / torch.export model directories the engine runs.
 
-from posestream.engine.extras import require
-
-torch = require("torch", extra="train", feature="posestream.export")
-
-del torch
+Needs ``pip install 'posestream[train]'`` (torch, onnx); TensorRT needs ``posestream[gpu]``.
+``posestream export`` checks for them and names the extra when one is missing.
+"""

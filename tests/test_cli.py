@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import h5py
+import pytest
 
 POSESTREAM = str(Path(sys.executable).with_name("posestream"))
 
@@ -74,8 +75,23 @@ def test_train_and_evaluate_commands(tmp_path, synth_gray):
     result = run("evaluate", run_dir, "--frames", "0-9", "--json", report)
     assert result.returncode == 0, result.stderr
     assert "OKS mAP" in result.stdout and 0.0 <= json.loads(report.read_text())["mAP"] <= 1.0
-    result = run("evaluate", out.analysis_h5, "--labels", out.slp, "--json", report)
-    assert result.returncode == 0 and json.loads(report.read_text())["mAP"] == 1.0  # ground truth vs itself
+    itself = tmp_path / "itself.json"
+    result = run("evaluate", out.analysis_h5, "--labels", out.slp, "--json", itself)
+    assert result.returncode == 0 and json.loads(itself.read_text())["mAP"] == 1.0  # ground truth vs itself
+
+    model_dir = tmp_path / "model"
+    result = run("export", run_dir, "-o", model_dir, "--output-mode", "peaks", "--format", "onnx,torch", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "bottomup model, input (160, 192, 1) uint8" in result.stdout and "peaks mode (K=16)" in result.stdout
+    assert {p.name for p in model_dir.iterdir()} == {"metadata.json", "model.onnx", "model.pt2"}
+    exported = tmp_path / "e.json"
+    result = run("evaluate", model_dir, "--frames", "0-9", "--json", exported)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(exported.read_text())["mAP"] == pytest.approx(json.loads(report.read_text())["mAP"], abs=1e-6)
+    result = run("export", run_dir, "-o", tmp_path / "bad", "--format", "onnx,coreml")
+    assert result.returncode == 2 and "--format must be among" in result.stderr
+    result = run("export", tmp_path / "nowhere", "-o", tmp_path / "bad")
+    assert result.returncode == 2 and "not a training run directory" in result.stderr
 
 
 def test_train_usage_errors(tmp_path, synth_gray):

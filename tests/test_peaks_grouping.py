@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posestream.engine.paf_grouping import GroupingConfig, group_instances
-from posestream.engine.peaks import global_peaks, local_peaks
+from posestream.engine.paf_grouping import GroupingConfig, group_instances, pair_dots
+from posestream.engine.peaks import find_candidates, global_peaks, refine_candidates
 
 
 def gaussian_map(points, shape, stride, sigma):
@@ -25,13 +25,15 @@ def test_global_peaks_refine_to_a_fraction_of_a_cell():
     assert np.isnan(points).all()
 
 
-def test_local_peaks_find_each_animal():
+def test_candidates_find_each_animal_best_first():
     truth = [(10.0, 12.0), (40.0, 44.0), (50.0, 8.0)]
-    maps = gaussian_map(truth, (32, 32), 2, 2.0)[None, None]
-    sample, channel, points, scores = local_peaks(maps, stride=2, threshold=0.3)
-    assert len(points) == 3 and (sample == 0).all() and (channel == 0).all()
-    assert sorted(map(tuple, np.round(points).astype(int).tolist())) == sorted((int(x), int(y)) for x, y in truth)
-    assert (np.diff(scores) <= 0).all()
+    maps = np.max([h * gaussian_map([p], (32, 32), 2, 2.0) for h, p in zip([1.0, 0.9, 0.8], truth)], axis=0)
+    maps = maps[None, None]  # (1, 1, 32, 32): three peaks of heights 1, 0.9, 0.8
+    points, scores = refine_candidates(find_candidates(maps, 5, stride=2), threshold=0.3)
+    assert points.shape == (1, 1, 5, 2)
+    found = points[0, 0][~np.isnan(points[0, 0, :, 0])]
+    np.testing.assert_allclose(found, truth, atol=0.3)  # best first: the order of the heights
+    assert np.isnan(points[0, 0, 3:]).all() and (np.diff(scores[0, 0]) <= 0).all()
 
 
 def paf_for(instances, edges, shape, stride, width=2.0):
@@ -48,10 +50,17 @@ def test_grouping_recovers_two_animals(shuffle_seed):
     animals = np.array([[[10, 10], [20, 12], [30, 10]], [[12, 40], [22, 38], [32, 42]]], np.float32)
     pafs = paf_for(animals, edges, (32, 32), 2)
     rng = np.random.default_rng(shuffle_seed)
-    order = [rng.permutation(2) for _ in range(3)]
-    peaks = [animals[o, n] for n, o in enumerate(order)]
-    scores = [np.array([0.9, 0.8], np.float32)[o] for o in order]
-    points, point_scores, instance_scores = group_instances(peaks, scores, pafs, 2, edges, GroupingConfig())
-    assert points.shape == (2, 3, 2) and (instance_scores > 0).all()
-    found = sorted(points.tolist(), key=lambda p: p[0][1])
-    np.testing.assert_allclose(found, animals)
+    heights = rng.uniform(0.5, 1.0, size=(2, 3))  # which animal's peak ranks first varies per node
+    maps = np.stack([
+        np.max([h * gaussian_map([p], (32, 32), 2, 2.0) for h, p in zip(heights[:, n], animals[:, n])], axis=0)
+        for n in range(3)
+    ])[None]  # (1, 3, 32, 32)  # fmt: skip
+    candidates = find_candidates(maps, 4, stride=2)
+    points, scores = refine_candidates(candidates, threshold=0.2)
+    dots = pair_dots(candidates, pafs[None], edges, 2)
+    found, point_scores, instance_scores = group_instances(
+        points[0], scores[0], candidates.cell_points()[0], dots[0], edges, GroupingConfig()
+    )
+    assert found.shape == (2, 3, 2) and (instance_scores > 0).all()
+    found = sorted(found.tolist(), key=lambda p: p[0][1])
+    np.testing.assert_allclose(found, animals, atol=0.3)

@@ -55,6 +55,7 @@ def metadata(**overrides):
         crop_size=(64, 64),
         anchor_part="a",
         output_strides={"confmaps": 2},
+        output_shapes={"confmaps": (32, 32)},
     )
     fields.update(overrides)
     return ModelMetadata(**fields)
@@ -74,7 +75,8 @@ def test_model_metadata_json_round_trip():
         (dict(crop_size=None), "needs crop_size"),
         (dict(anchor_part="z"), "not a skeleton node"),
         (dict(input_shape=(64, 64, 2)), "input_shape"),
-        (dict(output_mode="peaks"), "max_peaks"),
+        (dict(max_peaks=0), "max_peaks"),
+        (dict(output_shapes={}), "must name the same outputs"),
     ],
 )
 def test_model_metadata_rejects_bad_values(overrides, message):

@@ -40,21 +40,29 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return (points @ matrix[:2, :2].T + matrix[:2, 2]).astype(np.float32)
 
 
-def warp_image(image: torch.Tensor, matrix: np.ndarray, out_shape: tuple[int, int]) -> torch.Tensor:
-    """Resample image (C, H, W) so that input pixel p lands on output pixel ``matrix @ p``.
+def sampling_grid(matrix: np.ndarray, in_shape: tuple[int, int], out_shape: tuple[int, int]) -> torch.Tensor:
+    """``grid_sample`` grid (1, out_h, out_w, 2) that lands input pixel p on output pixel ``matrix @ p``.
 
-    Returns (C, out_h, out_w); outside the input is 0.
+    in_shape, out_shape: (height, width). align_corners=True convention: -1 and 1 are the
+    centres of the first and last input pixels (the exported graph resizes with the same grid).
     """
-    _, height, width = image.shape
+    height, width = in_shape
     out_h, out_w = out_shape
     inverse = torch.as_tensor(np.linalg.inv(matrix), dtype=torch.float32)
     ys, xs = torch.meshgrid(torch.arange(out_h, dtype=torch.float32), torch.arange(out_w, dtype=torch.float32),
                             indexing="ij")  # fmt: skip
     src_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
     src_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
-    # align_corners=True: -1 and 1 are the centres of the first and last pixels.
-    norm = torch.stack([2 * src_x / max(width - 1, 1) - 1, 2 * src_y / max(height - 1, 1) - 1], dim=-1)
-    return F.grid_sample(image[None], norm[None], mode="bilinear", padding_mode="zeros", align_corners=True)[0]
+    return torch.stack([2 * src_x / max(width - 1, 1) - 1, 2 * src_y / max(height - 1, 1) - 1], dim=-1)[None]
+
+
+def warp_image(image: torch.Tensor, matrix: np.ndarray, out_shape: tuple[int, int]) -> torch.Tensor:
+    """Resample image (C, H, W) so that input pixel p lands on output pixel ``matrix @ p``.
+
+    Returns (C, out_h, out_w); outside the input is 0.
+    """
+    grid = sampling_grid(matrix, image.shape[1:], out_shape)
+    return F.grid_sample(image[None], grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0]
 
 
 def adjust_intensity(image: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:

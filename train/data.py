@@ -33,6 +33,7 @@ class InputGeometry:
     input_scale: float
     anchor: int | None  # anchor node index (centroid / centered-instance)
     crop_size: int | None  # centered-instance crop side
+    frame_shape: tuple[int, int] | None = None  # (height, width) of the labelled frames (largest video)
 
     @classmethod
     def for_config(cls, config: TrainConfig, labels: LabelSet) -> InputGeometry:
@@ -43,14 +44,14 @@ class InputGeometry:
             raise ConfigError(f"config key 'head.anchor_part': {anchor_part!r} is not a node; nodes: {list(nodes)}")
         anchor = nodes.index(anchor_part) if anchor_part is not None else None
         stride = config.backbone.max_stride
-        if config.type is ModelType.CENTERED_INSTANCE:
-            crop = config.head.crop_size or auto_crop_size(labels, anchor, stride)
-            return cls((crop, crop), 1.0, anchor, crop)
         height = max(labels.image(i).shape[0] for i in _first_per_video(labels))
         width = max(labels.image(i).shape[1] for i in _first_per_video(labels))
+        if config.type is ModelType.CENTERED_INSTANCE:
+            crop = config.head.crop_size or auto_crop_size(labels, anchor, stride)
+            return cls((crop, crop), 1.0, anchor, crop, (height, width))
         scale = config.data.input_scale
         shape = (_round_up(height * scale, stride), _round_up(width * scale, stride))
-        return cls(shape, scale, anchor, None)
+        return cls(shape, scale, anchor, None, (height, width))
 
 
 def auto_crop_size(labels: LabelSet, anchor: int | None, stride: int) -> int:

@@ -74,16 +74,20 @@ def evaluate_file(predictions_path: str, labels_path: str, frames: str | None = 
 def evaluate_runs(run_dirs: list[str], labels_path: str | None = None, frames: str | None = None,
                   video_paths: list[str] = (), device: str = "cpu", peak_threshold: float = 0.2,
                   stddev: float = OKS_STDDEV, progress: bool = True) -> Report:  # fmt: skip
-    """Predict with trained runs (torch) on labelled frames and score the predictions.
+    """Predict with trained runs (torch) or exported models (the engine's onnxruntime backend) on
+    labelled frames and score the predictions.
 
-    Defaults: the first run's labels, and its validation frames when ``frames`` is None.
+    Defaults: the first run's labels (an exported model's source run), and its validation frames
+    when ``frames`` is None.
     """
-    from .predict import PredictOptions, RunModel, predict
+    from .predict import PredictOptions, open_model, predict
 
-    runs = [RunModel(d, device) for d in run_dirs]
+    runs = [open_model(d, device) for d in run_dirs]
     first = runs[0].run
+    if not first and not (labels_path and frames):
+        raise ConfigError(f"{run_dirs[0]}: its training run is not here; name the ground truth with --labels and --frames")
     labels_path = labels_path or first["labels"]
-    truth = load_labels(labels_path, video_paths or first["video_paths"], frames)
+    truth = load_labels(labels_path, video_paths or first.get("video_paths", []), frames)
     if frames is None:
         keep = set(first["val_frames"])
         truth = truth.subset([i for i, f in enumerate(truth.frames) if f.frame_idx in keep])

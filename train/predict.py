@@ -3,12 +3,16 @@
 Supported combinations: a single-instance run; a bottom-up run; a
 centered-instance run alone (crops around the ground-truth anchors, as SLEAP
 evaluates it); a centroid run with a centered-instance run (top-down).
-Frames go through the same geometry as in training: scaled by the input scale
-from the top-left corner, or cropped around an anchor.
+
+Frames go through the exported graph's torch module (``export.graph.ExportGraph``,
+``maps`` mode) and the engine's own postprocessing and crop steps, so a run
+evaluated here and its exported model run by the engine differ only in the
+runtime that executes the network.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from posestream.engine.errors import ConfigError
-from posestream.engine.paf_grouping import GroupingConfig, group_instances
-from posestream.engine.peaks import global_peaks, local_peaks
+from posestream.engine.postprocess import Instances, OutputDecoder
 from posestream.engine.progress import progress_bar
-from posestream.engine.types import FramePredictions, ModelType, Skeleton
+from posestream.engine.topdown import crop_origins, extract_crops, instances_from_crops
+from posestream.engine.types import FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton
 
-from .augment import linear, translation, warp_image
 from .labels import LabelSet
 from .targets import instance_anchors
 from .trainer import load_run
@@ -35,53 +38,128 @@ class PredictOptions:
 
 
 class RunModel:
-    """A trained run ready to predict maps from frames."""
+    """A trained run ready to predict from uint8 frames, as its exported graph would."""
 
-    def __init__(self, run_dir: str | os.PathLike, device: str = "cpu"):
+    def __init__(self, run_dir: str | os.PathLike, device: str = "cpu", checkpoint: str = "best.pt"):
         self.run_dir = Path(run_dir)
         self.device = torch.device(device)
-        self.model, self.run, self.config = load_run(run_dir, device)
+        self.network, self.run, self.config = load_run(run_dir, device, checkpoint)
+        if self.run.get("model_type") not in [t.value for t in ModelType]:
+            raise ConfigError(f"{self.run_dir / 'run.json'}: unknown model_type {self.run.get('model_type')!r}; "
+                              f"expected one of {[t.value for t in ModelType]}")  # fmt: skip
         self.type = ModelType(self.run["model_type"])
         self.skeleton = Skeleton.from_dict(self.run["skeleton"])
         geometry = self.run["geometry"]
-        self.input_shape = tuple(geometry["input_shape"])
+        self.network_shape = tuple(geometry["input_shape"])
         self.input_scale = geometry["input_scale"]
         self.anchor = geometry["anchor"]
         self.crop_size = geometry["crop_size"]
-        self.heads = self.run["heads"]
+        self.frame_shape = tuple(geometry["frame_shape"]) if geometry.get("frame_shape") else None
+        self.heads = {h["name"]: h["stride"] for h in self.run["heads"]}
+        self._graphs: dict[tuple, torch.nn.Module] = {}
+
+    def default_max_peaks(self) -> int:
+        """K: 1 for one-instance models, max_instances for centroids, twice that for bottom-up."""
+        n = self.config.data.max_instances
+        return {ModelType.CENTROID: n, ModelType.BOTTOMUP: 2 * n}.get(self.type, 1)
+
+    def metadata(self, input_shape: tuple[int, int, int], output_mode: OutputMode = OutputMode.MAPS,
+                 max_peaks: int | None = None, precision: str = "fp32") -> ModelMetadata:  # fmt: skip
+        """The exported model's description for frames (or crops) of ``input_shape`` (H, W, C)."""
+        height, width, _ = input_shape
+        if self.type is ModelType.CENTERED_INSTANCE:
+            network_shape = (height, width)
+        else:
+            network_shape = self.network_shape_for(height, width)
+        anchor = self.skeleton.nodes[self.anchor] if self.anchor is not None else None
+        return ModelMetadata(
+            model_type=self.type, skeleton=self.skeleton, input_shape=input_shape, input_layout="NHWC",
+            input_scale=self.input_scale, output_strides=dict(self.heads),
+            output_shapes={name: (network_shape[0] // s, network_shape[1] // s) for name, s in self.heads.items()},
+            sigma=self.config.head.sigma,
+            crop_size=(height, width) if self.type is ModelType.CENTERED_INSTANCE else None,
+            anchor_part=anchor, output_mode=output_mode, max_peaks=max_peaks or self.default_max_peaks(),
+            max_instances=self.config.data.max_instances, precision=precision,
+            source_run=str(self.run_dir.resolve()), config_hash=self.run.get("config_hash", ""),
+        )  # fmt: skip
+
+    def network_shape_for(self, height: int, width: int) -> tuple[int, int]:
+        """Network input (h, w) for frames (height, width): scaled, rounded up to the max stride."""
+        stride = self.config.backbone.max_stride
+        return tuple(int(np.ceil(v * self.input_scale / stride) * stride) for v in (height, width))  # type: ignore[return-value]
+
+    def graph(self, metadata: ModelMetadata, network: torch.nn.Module | None = None, half: bool = False) -> torch.nn.Module:
+        """The exported graph's torch module for ``metadata`` around ``network`` (default: the run's own;
+        ``half`` converts it in place)."""
+        from posestream.export.graph import ExportGraph
+
+        height, width, _ = metadata.input_shape
+        network_shape = (height, width) if self.type is ModelType.CENTERED_INSTANCE else self.network_shape_for(height, width)
+        return ExportGraph(network or self.network, metadata, network_shape, half=half).to(self.device).eval()
 
     @torch.no_grad()
-    def maps(self, images: list[np.ndarray], matrices: list[np.ndarray]) -> list[np.ndarray]:
-        """Run the network on images (H, W, C) warped by ``matrices``; one (B, C, h, w) array per head."""
-        batch = torch.stack([
-            warp_image(torch.from_numpy(img).permute(2, 0, 1).float(), m, self.input_shape) for img, m in zip(images, matrices)
-        ]) / 255.0  # fmt: skip
-        outputs = self.model(batch.to(self.device))
-        return [o.float().cpu().numpy() for o in outputs]
+    def outputs(self, frames: np.ndarray) -> tuple[ModelMetadata, dict[str, np.ndarray]]:
+        """Maps-mode outputs for a uint8 batch (N, H, W, C), with the metadata that describes them."""
+        key = frames.shape[1:]
+        if key not in self._graphs:
+            metadata = self.metadata(key)
+            self._graphs[key] = (metadata, self.graph(metadata))
+        metadata, graph = self._graphs[key]
+        result = graph(torch.from_numpy(np.ascontiguousarray(frames)).to(self.device))
+        names = ["confmaps", "pafs"][: len(result)]
+        return metadata, {name: r.cpu().numpy() for name, r in zip(names, result)}
 
-    def frame_matrix(self) -> np.ndarray:
-        return linear(self.input_scale, 0, 0, self.input_scale)
+    def instances(self, frames: np.ndarray, options: PredictOptions) -> list[Instances]:
+        metadata, outputs = self.outputs(frames)
+        return OutputDecoder(metadata, options.peak_threshold, options.max_instances).decode(outputs)
 
-    def crop_matrix(self, anchor: np.ndarray) -> np.ndarray:
-        centre = (self.crop_size - 1) / 2
-        return translation(centre - anchor[0], centre - anchor[1])
+
+class ExportedRun:
+    """An exported model directory run by the engine (onnxruntime), with RunModel's prediction interface,
+    so ``posestream evaluate MODEL_DIR`` scores exactly what the engine will produce."""
+
+    def __init__(self, model_dir: str | os.PathLike, device: str = "cpu"):
+        from posestream.engine.inference import ExportedModel
+
+        self.model = ExportedModel(model_dir, device)
+        meta = self.model.metadata
+        self.run_dir = Path(model_dir)
+        self.type, self.skeleton = meta.model_type, meta.skeleton
+        self.anchor = meta.skeleton.nodes.index(meta.anchor_part) if meta.anchor_part else None
+        self.crop_size = meta.crop_size[0] if meta.crop_size else None
+        source = Path(meta.source_run) / "run.json"
+        self.run = json.loads(source.read_text()) if source.exists() else {}
+
+    def instances(self, frames: np.ndarray, options: PredictOptions) -> list[Instances]:
+        decoder = OutputDecoder(self.model.metadata, options.peak_threshold, options.max_instances)
+        return self.model.predict(frames, decoder)
+
+
+def open_model(path: str | os.PathLike, device: str = "cpu") -> RunModel | ExportedRun:
+    """A training run (RUN_DIR with run.json) or an exported model (MODEL_DIR with metadata.json)."""
+    if (Path(path) / "metadata.json").exists():
+        return ExportedRun(path, device)
+    return RunModel(path, device)
 
 
 def predict(
-    runs: list[RunModel], labels: LabelSet, indices: list[int], options: PredictOptions = PredictOptions(),
+    runs: list[RunModel | ExportedRun], labels: LabelSet, indices: list[int], options: PredictOptions = PredictOptions(),
     progress: bool = False,
 ) -> dict[int, FramePredictions]:  # fmt: skip
     """Predictions for labelled frames ``indices`` of ``labels``, keyed by frame index."""
     types = sorted(r.type.value for r in runs)
     by_type = {r.type: r for r in runs}
-    if types == ["single_instance"]:
-        fn = _single_instance
-    elif types == ["bottomup"]:
-        fn = _bottomup
+    if types in (["single_instance"], ["bottomup"]):
+        (run,) = runs
+
+        def fn(chunk):
+            return run.instances(_frames(labels, chunk), options)
     elif types == ["centered_instance"]:
-        fn = _centered_on_truth
+        def fn(chunk):
+            return _centered_on_truth(by_type[ModelType.CENTERED_INSTANCE], labels, chunk, options)
     elif types == ["centered_instance", "centroid"]:
-        fn = _top_down
+        def fn(chunk):
+            return _top_down(by_type[ModelType.CENTROID], by_type[ModelType.CENTERED_INSTANCE], labels, chunk, options)
     else:
         raise ConfigError(
             f"cannot predict with runs of types {types}: give one single_instance, bottomup or "
@@ -89,81 +167,50 @@ def predict(
         )
     results = {}
     with progress_bar(len(indices), "predict", enabled=progress) as advance:
-        for start in range(0, len(indices), options.batch_size):
-            chunk = indices[start : start + options.batch_size]
-            for i, prediction in zip(chunk, fn(by_type, labels, chunk, options)):
-                results[labels.frames[i].frame_idx] = prediction
+        for chunk in _chunks(labels, indices, options.batch_size):
+            for i, found in zip(chunk, fn(chunk)):
+                frame_idx = labels.frames[i].frame_idx
+                results[frame_idx] = FramePredictions(frame_idx, found.points, found.point_scores, found.instance_scores)
             advance(len(chunk))
     return results
 
 
-def _instance(frame_idx: int, points: np.ndarray, scores: np.ndarray, instance_scores=None) -> FramePredictions:
-    """points (N, n_nodes, 2), scores (N, n_nodes) -> FramePredictions, instance score = mean point score."""
-    if instance_scores is None:
-        with np.errstate(invalid="ignore"):
-            instance_scores = np.nan_to_num(np.nanmean(np.where(np.isnan(points[..., 0]), np.nan, scores), axis=1))
-    return FramePredictions(frame_idx, points, np.where(np.isnan(points[..., 0]), np.nan, scores), instance_scores)
+def _chunks(labels: LabelSet, indices: list[int], size: int) -> list[list[int]]:
+    """Consecutive runs of at most ``size`` labelled frames of one image shape."""
+    chunks: list[list[int]] = []
+    for i in indices:
+        if chunks and len(chunks[-1]) < size and labels.image(chunks[-1][0]).shape == labels.image(i).shape:
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    return chunks
 
 
-def _single_instance(runs, labels, chunk, options) -> list[FramePredictions]:
-    run = runs[ModelType.SINGLE_INSTANCE]
-    (maps,) = run.maps([labels.image(i) for i in chunk], [run.frame_matrix()] * len(chunk))
-    points, scores = global_peaks(maps, run.heads[0]["stride"], options.peak_threshold)
-    points /= run.input_scale
-    return [_instance(labels.frames[i].frame_idx, points[k : k + 1], scores[k : k + 1]) for k, i in enumerate(chunk)]
+def _frames(labels: LabelSet, chunk: list[int]) -> np.ndarray:
+    return np.stack([labels.image(i) for i in chunk])  # (N, H, W, C) uint8
 
 
-def _bottomup(runs, labels, chunk, options) -> list[FramePredictions]:
-    run = runs[ModelType.BOTTOMUP]
-    maps, pafs = run.maps([labels.image(i) for i in chunk], [run.frame_matrix()] * len(chunk))
-    strides = {h["name"]: h["stride"] for h in run.heads}
-    sample, channel, points, scores = local_peaks(maps, strides["confmaps"], options.peak_threshold)
-    grouping = GroupingConfig(max_edge_length=0.5 * max(run.input_shape),
-                              max_instances=options.max_instances or run.config.data.max_instances)  # fmt: skip
-    edges = np.array(run.skeleton.edges, np.int64).reshape(-1, 2)
-    out = []
-    for k, i in enumerate(chunk):
-        mine = sample == k
-        node_peaks = [points[mine & (channel == n)] for n in range(run.skeleton.n_nodes)]
-        node_scores = [scores[mine & (channel == n)] for n in range(run.skeleton.n_nodes)]
-        inst_points, inst_scores, totals = group_instances(node_peaks, node_scores, pafs[k], strides["pafs"], edges, grouping)
-        out.append(_instance(labels.frames[i].frame_idx, inst_points / run.input_scale, inst_scores, totals))
-    return out
+def _crop_instances(run: RunModel, frames: np.ndarray, anchors: list[np.ndarray], options) -> list[Instances]:
+    """Centered-instance predictions around ``anchors`` (per frame: (n, 2) in frame pixels)."""
+    frame_of = np.array([n for n, a in enumerate(anchors) for _ in range(len(a))], np.int64)
+    crop = (run.crop_size, run.crop_size)
+    origins = crop_origins(np.concatenate(anchors) if frame_of.size else np.zeros((0, 2)), crop)
+    crops = extract_crops(frames, frame_of, origins, crop)
+    found: list[Instances] = []
+    for start in range(0, len(crops), options.batch_size):
+        found.extend(run.instances(crops[start : start + options.batch_size], options))
+    return instances_from_crops(found, origins, frame_of, len(frames), run.skeleton.n_nodes)
 
 
-def _crops(run: RunModel, labels: LabelSet, chunk: list[int], anchors: list[np.ndarray], options) -> list[FramePredictions]:
-    """Centered-instance predictions around given anchors (per frame: (n, 2) in frame pixels)."""
-    jobs = [(k, a) for k, frame_anchors in enumerate(anchors) for a in frame_anchors]
-    found = [([], []) for _ in chunk]
-    for start in range(0, len(jobs), options.batch_size):
-        part = jobs[start : start + options.batch_size]
-        (maps,) = run.maps([labels.image(chunk[k]) for k, _ in part], [run.crop_matrix(a) for _, a in part])
-        points, scores = global_peaks(maps, run.heads[0]["stride"], options.peak_threshold)
-        centre = (run.crop_size - 1) / 2
-        for (k, anchor), p, s in zip(part, points, scores):
-            found[k][0].append(p - centre + anchor)
-            found[k][1].append(s)
-    n_nodes = run.skeleton.n_nodes
-    return [
-        _instance(labels.frames[i].frame_idx,
-                  np.array(p, np.float32).reshape(-1, n_nodes, 2), np.array(s, np.float32).reshape(-1, n_nodes))
-        for i, (p, s) in zip(chunk, found)
-    ]  # fmt: skip
-
-
-def _centered_on_truth(runs, labels, chunk, options) -> list[FramePredictions]:
-    run = runs[ModelType.CENTERED_INSTANCE]
+def _centered_on_truth(run: RunModel, labels: LabelSet, chunk: list[int], options) -> list[Instances]:
     anchors = []
     for i in chunk:
         a = instance_anchors(labels.frames[i].points, run.anchor)
         anchors.append(a[np.isfinite(a).all(axis=1)])
-    return _crops(run, labels, chunk, anchors, options)
+    return _crop_instances(run, _frames(labels, chunk), anchors, options)
 
 
-def _top_down(runs, labels, chunk, options) -> list[FramePredictions]:
-    centroid, centered = runs[ModelType.CENTROID], runs[ModelType.CENTERED_INSTANCE]
-    (maps,) = centroid.maps([labels.image(i) for i in chunk], [centroid.frame_matrix()] * len(chunk))
-    sample, _, points, scores = local_peaks(maps, centroid.heads[0]["stride"], options.peak_threshold)
-    limit = options.max_instances or centroid.config.data.max_instances
-    anchors = [points[sample == k][:limit] / centroid.input_scale for k in range(len(chunk))]
-    return _crops(centered, labels, chunk, anchors, options)
+def _top_down(centroid: RunModel, centered: RunModel, labels: LabelSet, chunk: list[int], options) -> list[Instances]:
+    frames = _frames(labels, chunk)
+    anchors = [found.points[:, 0] for found in centroid.instances(frames, options)]
+    return _crop_instances(centered, frames, anchors, options)

@@ -57,8 +57,10 @@ class FrameSource(abc.ABC):
         return f"{type(self).__name__}({m.path!r}, {m.width}x{m.height}x{m.channels}, {m.n_frames} frames)"
 
 
-def resolve_frames(frames: FrameRanges | None, n_frames: int, source: str) -> FrameRanges:
-    """The selection with open ends closed at the source's length (all frames if None)."""
+def resolve_frames(frames: FrameRanges | str | None, n_frames: int, source: str) -> FrameRanges:
+    """The selection ("0-99,500-", or FrameRanges) with open ends closed at the source's length (all if None)."""
+    if isinstance(frames, str):
+        frames = FrameRanges.parse(frames)
     return (FrameRanges.all() if frames is None else frames).resolve(n_frames, source)
 
 

@@ -1,0 +1,107 @@
+"""From a model's raw outputs to instances, for either export output mode.
+
+``maps`` models hand over confidence maps (and PAFs): candidates are found
+here. ``peaks`` models hand over the candidates themselves (values, flat cell
+indices, 3x3 patches) and, for bottom-up, the PAF samples along candidate
+pairs. Both then go through the same refinement and grouping, so they give
+the same poses.
+
+Output names (the ONNX graph's, see ``posestream.export.graph``):
+  maps:  "confmaps" (B, C, h, w), "pafs" (B, 2E, hp, wp)
+  peaks: "peak_values" (B, C, K), "peak_indices" (B, C, K), "peak_patches" (B, C, K, 3, 3),
+         "paf_dots" (B, E, K, K, S)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError
+from .paf_grouping import GroupingConfig, group_instances, pair_dots
+from .peaks import PeakCandidates, find_candidates, refine_candidates
+from .types import ModelMetadata, ModelType, OutputMode
+
+
+@dataclass(frozen=True)
+class Instances:
+    """One frame's (or crop's) instances in the model's input pixels (before ``input_scale``).
+
+    points: (N, n_nodes, 2), NaN where a node is not found; point_scores: (N, n_nodes);
+    instance_scores: (N,).
+    """
+
+    points: np.ndarray
+    point_scores: np.ndarray
+    instance_scores: np.ndarray
+
+    @classmethod
+    def concat(cls, parts: list[Instances], n_nodes: int) -> Instances:
+        """All instances of ``parts`` in one (none if ``parts`` is empty)."""
+        if not parts:
+            return cls(np.zeros((0, n_nodes, 2), np.float32), np.zeros((0, n_nodes), np.float32), np.zeros(0, np.float32))
+        return cls(*(np.concatenate([getattr(p, name) for p in parts])
+                     for name in ("points", "point_scores", "instance_scores")))  # fmt: skip
+
+
+class OutputDecoder:
+    """Turns one model's batch outputs into per-sample ``Instances`` in frame (or crop) pixels."""
+
+    def __init__(self, metadata: ModelMetadata, peak_threshold: float | None = None,
+                 max_instances: int | None = None):  # fmt: skip
+        self.metadata = metadata
+        self.threshold = metadata.peak_threshold if peak_threshold is None else float(peak_threshold)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"peak threshold must be within [0, 1], got {self.threshold}")
+        self.max_instances = max_instances or metadata.max_instances
+        self.edges = np.array(metadata.skeleton.edges, np.int64).reshape(-1, 2)
+        height, width = metadata.output_shapes["confmaps"]
+        network_size = max(height, width) * metadata.output_strides["confmaps"]
+        self.grouping = GroupingConfig(max_edge_length=0.5 * network_size, max_instances=self.max_instances)
+
+    def candidates(self, outputs: dict[str, np.ndarray]) -> tuple[PeakCandidates, np.ndarray | None]:
+        """Peak candidates (B, C, K) and, for bottom-up, PAF samples (B, E, K, K, S)."""
+        meta, stride = self.metadata, self.metadata.output_strides["confmaps"]
+        if meta.output_mode is OutputMode.PEAKS:
+            candidates = PeakCandidates.from_flat(outputs["peak_values"], outputs["peak_indices"],
+                                                  outputs["peak_patches"], meta.output_shapes["confmaps"], stride)  # fmt: skip
+            return candidates, outputs.get("paf_dots")
+        candidates = find_candidates(outputs["confmaps"], meta.max_peaks, stride)
+        if meta.model_type is not ModelType.BOTTOMUP:
+            return candidates, None
+        dots = pair_dots(candidates, outputs["pafs"], self.edges, meta.output_strides["pafs"], meta.paf_samples)
+        return candidates, dots
+
+    def decode(self, outputs: dict[str, np.ndarray]) -> list[Instances]:
+        """One ``Instances`` per batch sample, in frame pixels (crop pixels for centered-instance).
+
+        Centroid models give one-node instances: the anchors, best first.
+        """
+        candidates, dots = self.candidates(outputs)
+        points, scores = refine_candidates(candidates, self.threshold)  # (B, C, K, 2), (B, C, K)
+        points /= self.metadata.input_scale
+        kind = self.metadata.model_type
+        if kind is ModelType.CENTROID:
+            return [_anchors(p[0], s[0], self.max_instances) for p, s in zip(points, scores)]
+        if kind is ModelType.BOTTOMUP:
+            cells = candidates.cell_points()
+            return [Instances(*group_instances(p, s, c, d, self.edges, self.grouping))
+                    for p, s, c, d in zip(points, scores, cells, dots)]  # fmt: skip
+        return [_single(p[:, 0], s[:, 0]) for p, s in zip(points, scores)]
+
+
+def _single(points: np.ndarray, scores: np.ndarray) -> Instances:
+    """The one instance of a frame or crop from its nodes' best peaks (n_nodes, 2); none if no node is found."""
+    found = ~np.isnan(points[:, 0])
+    if not found.any():
+        return Instances.concat([], len(points))
+    point_scores = np.where(found, scores, np.nan).astype(np.float32)
+    return Instances(points[None], point_scores[None], np.array([np.nanmean(point_scores)], np.float32))
+
+
+def _anchors(points: np.ndarray, scores: np.ndarray, limit: int) -> Instances:
+    """Centroid candidates (K, 2) -> up to ``limit`` one-node instances, best first."""
+    found = ~np.isnan(points[:, 0])
+    points, scores = points[found][:limit], scores[found][:limit]
+    return Instances(points[:, None], scores[:, None].astype(np.float32), scores.astype(np.float32))

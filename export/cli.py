@@ -1,0 +1,58 @@
+"""``posestream export``. Only argparse is imported here; torch and onnx when the command runs."""
+
+from __future__ import annotations
+
+import argparse
+
+from posestream.engine.extras import require
+
+OUTPUT_MODE_HELP = (
+    "maps: confidence maps (and PAFs) leave the graph, for CPU hosts; peaks: the graph finds the top-K "
+    "peak candidates (and PAF samples between them), so a GPU host returns kilobytes per frame"
+)
+
+
+def add_export_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "export",
+        help="export a trained run to a model directory the engine runs (ONNX, TensorRT, torch.export)",
+        description="Write MODEL_DIR/metadata.json and the model in each format. The graph takes uint8 "
+        "frames (N, H, W, C) of the export size, with casting, scaling and padding inside. Top-down: "
+        "export the centroid and the centered-instance runs into two directories.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="training run (posestream train -o RUN_DIR)")
+    parser.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
+    parser.add_argument("--format", default="onnx", metavar="onnx|tensorrt|torch|all",
+                        help="model files to write, comma-separated (default onnx; tensorrt also writes the "
+                        "onnx it is built from)")  # fmt: skip
+    parser.add_argument("--precision", choices=["fp32", "fp16", "int8"],
+                        help="default fp32, or fp16 when the formats include tensorrt; int8: post-training "
+                        "quantization calibrated on the run's training frames")  # fmt: skip
+    parser.add_argument("--output-mode", default="maps", choices=["maps", "peaks"], help=OUTPUT_MODE_HELP)
+    parser.add_argument("--max-batch", type=int, default=16, help="largest batch for TensorRT / torch (default 16)")
+    parser.add_argument("--input-size", metavar="HxW",
+                        help="frame size the model takes (default: the run's frames; crop side for centered-instance)")  # fmt: skip
+    parser.add_argument("--max-peaks", type=int, metavar="K", help="peak candidates per node (default by model type)")
+    parser.add_argument("--calibration-frames", type=int, default=64, help="int8 calibration frames (default 64)")
+    parser.add_argument("--checkpoint", default="best.pt", choices=["best.pt", "last.pt"])
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    for module in ("torch", "onnx"):
+        require(module, extra="train", feature="posestream export")
+    from .exporter import FORMATS, ExportOptions, export_run, parse_size
+
+    options = ExportOptions(
+        formats=FORMATS if args.format == "all" else tuple(args.format.split(",")), precision=args.precision,
+        output_mode=args.output_mode, max_batch=args.max_batch,
+        input_size=parse_size(args.input_size) if args.input_size else None, max_peaks=args.max_peaks,
+        calibration_frames=args.calibration_frames, checkpoint=args.checkpoint,
+    )  # fmt: skip
+    model = export_run(args.run_dir, args.output, options, progress=not args.quiet)
+    meta = model.metadata
+    files = ", ".join(p.name for p in sorted(model.path.iterdir()))
+    print(f"{model.path}: {meta.model_type.value} model, input {meta.input_shape} uint8 (NHWC), "
+          f"{meta.precision}, {meta.output_mode.value} mode (K={meta.max_peaks}); files: {files}")  # fmt: skip
+    return 0
