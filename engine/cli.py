@@ -47,6 +47,20 @@ def _recover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _track(args: argparse.Namespace) -> int:
+    from .track import TrackOptions, format_summary, track
+
+    options = TrackOptions(
+        frames=args.frames, batch_size=args.batch_size, backend=args.backend, device=args.device,
+        peak_threshold=args.peak_threshold, max_instances=args.max_instances,
+        formats=tuple(f for spec in args.format for f in spec.split(",")) or ("analysis-h5",), workers=args.workers,
+        progress=not args.quiet,
+    )  # fmt: skip
+    summary, paths = track(args.input, args.model, args.output, options)
+    print(format_summary(summary, paths))
+    return 130 if summary.interrupted else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="posestream", description="High-throughput streaming pose estimation."
@@ -78,6 +92,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recover.add_argument("file", metavar="OUT.h5")
     recover.set_defaults(run=_recover)
+
+    track = sub.add_parser(
+        "track",
+        help="predict poses on a video with exported models and write SLEAP output files",
+        description="Run a video through exported models (posestream export): one model directory for "
+        "single-instance or bottom-up, two (centroid + centered-instance, any order) for top-down.",
+    )
+    track.add_argument("-i", "--input", required=True, metavar="VIDEO", help="video file (or HDF5 video dataset)")
+    track.add_argument("-m", "--model", action="append", required=True, metavar="MODEL_DIR",
+                       help="exported model directory (repeat for top-down)")  # fmt: skip
+    track.add_argument("-o", "--output", required=True, metavar="OUT.h5", help="output path (its stem names every format)")
+    track.add_argument("--format", action="append", default=[], metavar="analysis-h5|slp",
+                       help="output formats, comma-separated or repeated (default analysis-h5; slp needs posestream[train])")  # fmt: skip
+    track.add_argument("--frames", metavar="A-B", help="frames to process, e.g. 0-999,2000- (default all)")
+    track.add_argument("--batch-size", type=int, default=8, help="frames per inference batch (default 8)")
+    track.add_argument("--backend", default="auto", help="auto (default) or onnxruntime")
+    track.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N (needs posestream[gpu])")
+    track.add_argument("--peak-threshold", type=float, help="drop points whose peak is lower (default: the model's)")
+    track.add_argument("--max-instances", type=int, help="most animals per frame (default: the model's)")
+    track.add_argument("--workers", type=int, default=2, help="postprocessing threads (default 2)")
+    track.add_argument("--quiet", action="store_true", help="no progress bar")
+    track.set_defaults(run=_track)
 
     from posestream.export.cli import add_export_parser
     from posestream.train.cli import add_evaluate_parser, add_train_parser

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from .peaks import PeakCandidates
@@ -40,24 +41,37 @@ def pair_dots(candidates: PeakCandidates, pafs: np.ndarray, edges: np.ndarray, p
 
     pafs: (B, 2 * E, Hp, Wp), x and y of edge e in channels 2e and 2e + 1; edges: (E, 2).
     Returns (B, E, K, K, n_samples): for edge (a, b), [.., i, j, s] is the field's dot product
-    with the unit vector from candidate i of node a to candidate j of node b, at sample s.
+    with the unit vector from candidate i of node a to candidate j of node b, at sample s
+    (the nearest PAF cell to the point a fraction s / (n_samples - 1) of the way).
     """
     points = candidates.cell_points()  # (B, C, K, 2)
-    src = points[:, edges[:, 0]][:, :, :, None, None, :]  # (B, E, K, 1, 1, 2)
-    dst = points[:, edges[:, 1]][:, :, None, :, None, :]  # (B, E, 1, K, 1, 2)
-    delta = dst - src  # (B, E, K, K, 1, 2)
-    t = np.linspace(0.0, 1.0, n_samples, dtype=np.float32)[:, None]  # (S, 1)
-    samples = src + t * delta  # (B, E, K, K, S, 2)
-    height, width = pafs.shape[2:]
-    col = np.clip(np.rint(samples[..., 0] / paf_stride), 0, width - 1).astype(np.int64)
-    row = np.clip(np.rint(samples[..., 1] / paf_stride), 0, height - 1).astype(np.int64)
-    batch, n_edges = pafs.shape[0], len(edges)
-    b = np.arange(batch)[:, None, None, None, None]
-    e = np.arange(n_edges)[None, :, None, None, None]
-    field_x, field_y = pafs[b, 2 * e, row, col], pafs[b, 2 * e + 1, row, col]  # (B, E, K, K, S)
-    length = np.sqrt(delta[..., 0] ** 2 + delta[..., 1] ** 2)  # (B, E, K, K, 1)
-    unit = delta / np.maximum(length, np.float32(1e-6))[..., None]
-    return (field_x * unit[..., 0] + field_y * unit[..., 1]).astype(np.float32)
+    batch, _, k, _ = points.shape
+    dots = np.empty((batch, len(edges), k, k, n_samples), np.float32)
+    t = np.linspace(0.0, 1.0, n_samples, dtype=np.float32)
+    _pair_dots_kernel(points, np.ascontiguousarray(pafs, dtype=np.float32), np.asarray(edges, np.int64),
+                      np.float32(paf_stride), t, dots)  # fmt: skip
+    return dots
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_dots_kernel(points, pafs, edges, paf_stride, t, dots):  # pragma: no cover - compiled
+    batch, n_edges, k, _, n_samples = dots.shape
+    height, width = pafs.shape[2], pafs.shape[3]
+    tiny = np.float32(1e-6)
+    for b in range(batch):
+        for e in range(n_edges):
+            a, z = edges[e, 0], edges[e, 1]
+            for i in range(k):
+                sx, sy = points[b, a, i, 0], points[b, a, i, 1]
+                for j in range(k):
+                    dx, dy = points[b, z, j, 0] - sx, points[b, z, j, 1] - sy
+                    length = max(np.sqrt(dx * dx + dy * dy), tiny)
+                    ux, uy = dx / length, dy / length
+                    for s in range(n_samples):
+                        col = min(max(np.rint((sx + t[s] * dx) / paf_stride), 0), width - 1)
+                        row = min(max(np.rint((sy + t[s] * dy) / paf_stride), 0), height - 1)
+                        r, q = int(row), int(col)
+                        dots[b, e, i, j, s] = pafs[b, 2 * e, r, q] * ux + pafs[b, 2 * e + 1, r, q] * uy
 
 
 def pair_scores(dots: np.ndarray, src: np.ndarray, dst: np.ndarray, cfg: GroupingConfig) -> np.ndarray:

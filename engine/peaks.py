@@ -3,9 +3,9 @@
 Two steps, so that both export output modes meet in the middle:
 
 1. candidates: for every channel, the K highest cells that are the maximum of
-   their 3x3 neighbourhood, with that neighbourhood (``find_candidates`` here on
-   CPU for ``maps`` models; the same computation inside the graph for ``peaks``
-   models, see ``posestream.export.graph``);
+   their 3x3 neighbourhood, with that neighbourhood (``find_candidates``, a numba
+   kernel, for ``maps`` models; the same computation inside the graph for
+   ``peaks`` models, see ``posestream.export.graph``);
 2. refinement: a parabola through each candidate and its two neighbours per
    axis (offset clamped to half a cell, none at the map border), and a
    threshold on the candidate's value (``refine_candidates``).
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 NOT_A_PEAK = -1e4
@@ -56,41 +57,98 @@ class PeakCandidates:
 
 
 def find_candidates(maps: np.ndarray, k: int, stride: int) -> PeakCandidates:
-    """Top-``k`` local maxima (3x3, ties kept) of each channel of maps (B, C, H, W)."""
+    """Top-``k`` local maxima (>= their 3x3 neighbours) of each channel of maps (B, C, H, W), best
+    first, ties by position. Slots beyond a channel's maxima hold NOT_A_PEAK at cell 0."""
+    maps = np.ascontiguousarray(maps, dtype=np.float32)
     batch, channels, height, width = maps.shape
-    maps = np.asarray(maps, np.float32)
-    padded = np.pad(maps, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
-    shifted = [padded[:, :, di : di + height, dj : dj + width] for di in range(3) for dj in range(3)]
-    ranked = np.where(maps >= np.max(shifted, axis=0), maps, np.float32(NOT_A_PEAK)).reshape(batch, channels, -1)
     k = min(k, height * width)
-    best = np.argpartition(-ranked, k - 1, axis=2)[..., :k]  # (B, C, K), unordered
-    order = np.argsort(-np.take_along_axis(ranked, best, axis=2), axis=2, kind="stable")
-    flat = np.take_along_axis(best, order, axis=2)
+    values = np.full((batch, channels, k), NOT_A_PEAK, np.float32)
+    flat = np.zeros((batch, channels, k), np.int64)
+    patches = np.zeros((batch, channels, k, 3, 3), np.float32)
+    _candidates_kernel(maps, values, flat, patches)
     rows, cols = np.divmod(flat, width)
-    zero_padded = np.pad(maps, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    b = np.arange(batch)[:, None, None, None, None]
-    c = np.arange(channels)[None, :, None, None, None]
-    offsets = np.arange(3)
-    patches = zero_padded[b, c, rows[..., None, None] + offsets[:, None], cols[..., None, None] + offsets[None, :]]
-    values = np.take_along_axis(ranked, flat, axis=2)
     return PeakCandidates(values, rows, cols, patches, (height, width), stride)
 
 
 def refine_candidates(candidates: PeakCandidates, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Subpixel points (B, C, K, 2) in input pixels, NaN where the value is not above
     ``threshold``, and scores (B, C, K)."""
-    p = candidates.patches
-    centre, left, right, up, down = p[..., 1, 1], p[..., 1, 0], p[..., 1, 2], p[..., 0, 1], p[..., 2, 1]
+    points = np.empty((*candidates.values.shape, 2), np.float32)
     height, width = candidates.map_shape
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dx = 0.5 * (right - left) / (2 * centre - left - right)
-        dy = 0.5 * (down - up) / (2 * centre - up - down)
-    j, i = candidates.cols, candidates.rows
-    dx = np.where(np.isfinite(dx) & (j > 0) & (j < width - 1), np.clip(dx, -0.5, 0.5), 0.0)
-    dy = np.where(np.isfinite(dy) & (i > 0) & (i < height - 1), np.clip(dy, -0.5, 0.5), 0.0)
-    points = np.stack([(j + dx) * candidates.stride, (i + dy) * candidates.stride], axis=-1).astype(np.float32)
-    points[~(candidates.values > threshold)] = np.nan
+    _refine_kernel(np.ascontiguousarray(candidates.patches, dtype=np.float32), candidates.values,
+                   candidates.rows, candidates.cols, height, width, float(candidates.stride), float(threshold), points)  # fmt: skip
     return points, candidates.values.astype(np.float32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _candidates_kernel(maps, values, flat, patches):  # pragma: no cover - compiled
+    batch, channels, height, width = maps.shape
+    k = values.shape[2]
+    for b in range(batch):
+        for c in range(channels):
+            count = 0
+            for i in range(height):
+                for j in range(width):
+                    v = maps[b, c, i, j]
+                    if count == k and v <= values[b, c, k - 1]:
+                        continue  # cannot enter the top k (ties keep the earlier cell)
+                    if not _is_local_max(maps, b, c, i, j, v):
+                        continue
+                    at = min(count, k - 1)
+                    while at > 0 and values[b, c, at - 1] < v:
+                        values[b, c, at] = values[b, c, at - 1]
+                        flat[b, c, at] = flat[b, c, at - 1]
+                        at -= 1
+                    values[b, c, at] = v
+                    flat[b, c, at] = i * width + j
+                    count = min(count + 1, k)
+            for slot in range(k):
+                i, j = flat[b, c, slot] // width, flat[b, c, slot] % width
+                for di in range(3):
+                    for dj in range(3):
+                        y, x = i + di - 1, j + dj - 1
+                        if 0 <= y < height and 0 <= x < width:
+                            patches[b, c, slot, di, dj] = maps[b, c, y, x]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _is_local_max(maps, b, c, i, j, v):  # pragma: no cover - compiled
+    height, width = maps.shape[2], maps.shape[3]
+    for y in range(max(i - 1, 0), min(i + 2, height)):
+        for x in range(max(j - 1, 0), min(j + 2, width)):
+            if maps[b, c, y, x] > v:
+                return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _refine_kernel(patches, values, rows, cols, height, width, stride, threshold, points):  # pragma: no cover
+    batch, channels, k = values.shape
+    for b in range(batch):
+        for c in range(channels):
+            for s in range(k):
+                if not values[b, c, s] > threshold:
+                    points[b, c, s, 0] = np.nan
+                    points[b, c, s, 1] = np.nan
+                    continue
+                p = patches[b, c, s]
+                i, j = rows[b, c, s], cols[b, c, s]
+                dx = _offset(p[1, 0], p[1, 1], p[1, 2]) if 0 < j < width - 1 else 0.0
+                dy = _offset(p[0, 1], p[1, 1], p[2, 1]) if 0 < i < height - 1 else 0.0
+                points[b, c, s, 0] = (j + dx) * stride
+                points[b, c, s, 1] = (i + dy) * stride
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _offset(before, centre, after):  # pragma: no cover - compiled
+    """Vertex of the parabola through three samples, in cells, clamped to half a cell."""
+    curvature = 2.0 * centre - before - after
+    if curvature == 0.0:
+        return 0.0
+    offset = 0.5 * (after - before) / curvature
+    if not np.isfinite(offset):
+        return 0.0
+    return min(max(offset, -0.5), 0.5)
 
 
 def global_peaks(maps: np.ndarray, stride: int, threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

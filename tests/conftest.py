@@ -42,3 +42,33 @@ def synth_rgb(tmp_path_factory):
     """A short RGB synthetic video with one animal (no .slp)."""
     config = SynthConfig(frames=40, width=128, height=96, animals=1, seed=3, rgb=True)
     return write_synthetic_video(tmp_path_factory.mktemp("synth") / "rgb.mp4", config, slp=False, progress=False), config
+
+
+TINY_RUN = [
+    "backbone.filters=8", "backbone.max_stride=16", "backbone.filters_rate=1.5", "data.val_fraction=0",
+    "optim.max_epochs=40", "optim.learning_rate=0.005", "augment.rotation=0",
+]  # fmt: skip
+PROFILES = ["single_instance", "centroid", "centered_instance", "bottomup"]
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """One briefly trained tiny run per model type on 8 gray 96x96 frames of two animals: peaks where
+    the animals are, and spurious ones (a good test of ranking and grouping). Keyed by profile."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("sleap_io")
+    from posestream.train.config import load_config
+    from posestream.train.trainer import Trainer
+
+    folder = tmp_path_factory.mktemp("tiny_runs")
+    video = write_synthetic_video(folder / "two.mp4", SynthConfig(frames=8, width=96, height=96, animals=2, seed=5),
+                                  progress=False)  # fmt: skip
+    torch.set_num_threads(2)
+    runs = {}
+    for profile in PROFILES:
+        anchor = ["head.anchor_part=neck"] if profile in ("centroid", "centered_instance") else []
+        config = load_config(profile, overrides=TINY_RUN + anchor, labels=str(video.slp))
+        Trainer(config, folder / profile, progress=False).run()
+        runs[profile] = folder / profile
+    runs["video"] = video
+    return runs

@@ -18,18 +18,11 @@ from posestream.engine.inference import ExportedModel
 from posestream.engine.model_dir import load_model_dir
 from posestream.engine.peaks import find_candidates
 from posestream.engine.sources import VideoFileReader
-from posestream.engine.synth import SynthConfig, write_synthetic_video
 from posestream.engine.types import ModelType
 from posestream.export.exporter import ExportOptions, export_run, parse_size
 from posestream.export.graph import peak_candidates
-from posestream.train.config import load_config
 from posestream.train.predict import PredictOptions, RunModel, open_model, predict
-from posestream.train.trainer import Trainer
 
-TINY = [
-    "backbone.filters=8", "backbone.max_stride=16", "backbone.filters_rate=1.5", "data.val_fraction=0",
-    "optim.max_epochs=40", "optim.learning_rate=0.005", "augment.rotation=0",
-]  # fmt: skip
 PROFILES = ["single_instance", "centroid", "centered_instance", "bottomup"]
 FP32_TOLERANCE = 1e-4  # max abs difference of maps (values in [0, 1]) between torch and onnxruntime
 FP16_TOLERANCE = 5e-3  # the same for an fp16 network
@@ -37,24 +30,13 @@ INT8_TOLERANCE = 0.05  # the same for int8 convolutions (accuracy is measured in
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("export")
-    return write_synthetic_video(folder / "two.mp4", SynthConfig(frames=8, width=96, height=96, animals=2, seed=5),
-                                 progress=False)  # fmt: skip
+def runs(tiny_runs):
+    return tiny_runs
 
 
 @pytest.fixture(scope="module")
-def runs(synth, tmp_path_factory):
-    """One briefly trained tiny run per model type: peaks where the animals are, and many spurious ones."""
-    torch.set_num_threads(2)
-    root = tmp_path_factory.mktemp("runs")
-    out = {}
-    for profile in PROFILES:
-        extra = ["head.anchor_part=neck"] if profile in ("centroid", "centered_instance") else []
-        config = load_config(profile, overrides=TINY + extra, labels=str(synth.slp))
-        Trainer(config, root / profile, progress=False).run()
-        out[profile] = root / profile
-    return out
+def synth(tiny_runs):
+    return tiny_runs["video"]
 
 
 @pytest.fixture(scope="module")

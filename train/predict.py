@@ -95,7 +95,8 @@ class RunModel:
 
         height, width, _ = metadata.input_shape
         network_shape = (height, width) if self.type is ModelType.CENTERED_INSTANCE else self.network_shape_for(height, width)
-        return ExportGraph(network or self.network, metadata, network_shape, half=half).to(self.device).eval()
+        network = self.network if network is None else network
+        return ExportGraph(network, metadata, network_shape, half=half).to(self.device).eval()
 
     @torch.no_grad()
     def outputs(self, frames: np.ndarray) -> tuple[ModelMetadata, dict[str, np.ndarray]]:

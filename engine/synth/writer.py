@@ -18,6 +18,7 @@ from ..errors import OutputFileError
 from ..extras import require
 from ..progress import progress_bar
 from ..sinks.analysis_h5 import AnalysisH5Writer
+from ..sinks.slp import SlpWriter
 from ..types import FramePredictions
 from .motion import SYNTH_SKELETON, PoseSimulator, SynthConfig
 from .render import FrameRenderer
@@ -50,14 +51,15 @@ def write_synthetic_video(
         raise OutputFileError(f"{out}: the video must end in .mp4, .mkv, .avi or .mov")
     out.parent.mkdir(parents=True, exist_ok=True)
     h5_path, slp_path = ground_truth_paths(out)
-    sio = require("sleap_io", extra="train", feature=f"writing {slp_path.name}",
-                  hint="or skip the labels (CLI: --no-slp)") if slp else None  # fmt: skip
+    if slp:
+        require("sleap_io", extra="train", feature=f"writing {slp_path.name}",
+                hint="or skip the labels (CLI: --no-slp)")  # fmt: skip
     renderer = FrameRenderer(
         config.height, config.width, config.rgb, config.body_length, config.animals, config.seed
     )
-    all_poses = [] if sio else None
     provenance = {"generator": "posestream synth", **config.__dict__}
     truth = AnalysisH5Writer(h5_path, SYNTH_SKELETON, video_path=str(out), provenance=provenance)
+    labels = SlpWriter(slp_path, SYNTH_SKELETON, str(out), user=True, provenance=provenance) if slp else None
     with truth, _open_output(out) as container:
         stream = _h264_stream(container, config, crf)
         with progress_bar(config.frames, f"synth {out.name}", enabled=progress) as advance:
@@ -66,13 +68,13 @@ def write_synthetic_video(
                 frame.pts, frame.time_base = frame_idx, 1 / stream.average_rate
                 container.mux(stream.encode(frame))
                 truth.write(_truth_frame(frame_idx, poses))
-                if all_poses is not None:
-                    all_poses.append(poses)
+                if labels is not None:
+                    labels.write(_truth_frame(frame_idx, poses))
                 advance()
         container.mux(stream.encode(None))
-    if sio is not None:
-        _write_slp(sio, slp_path, out, np.stack(all_poses), config)
-    return SynthOutput(video=out, analysis_h5=h5_path, slp=slp_path if sio else None)
+    if labels is not None:
+        labels.close()
+    return SynthOutput(video=out, analysis_h5=h5_path, slp=slp_path if slp else None)
 
 
 def _open_output(path: Path) -> av.container.OutputContainer:
@@ -125,29 +127,3 @@ def _truth_frame(frame_idx: int, poses: np.ndarray) -> FramePredictions:
         track_ids=np.arange(n_animals, dtype=np.int32),
         tracking_scores=np.ones(n_animals, np.float32),
     )
-
-
-def _write_slp(sio, path: Path, video_path: Path, poses: np.ndarray, config: SynthConfig) -> None:
-    """SLEAP labels with one user instance per animal per frame.  poses: (n_frames, n_animals, n_nodes, 2)"""
-    skeleton = sio.Skeleton(
-        nodes=list(SYNTH_SKELETON.nodes),
-        edges=SYNTH_SKELETON.edge_names,
-        symmetries=SYNTH_SKELETON.symmetry_names,
-        name=SYNTH_SKELETON.name,
-    )
-    video = sio.Video.from_filename(str(video_path))
-    tracks = [sio.Track(name=f"track_{i}") for i in range(config.animals)]
-    frames = [
-        sio.LabeledFrame(
-            video=video,
-            frame_idx=frame_idx,
-            instances=[
-                sio.Instance.from_numpy(points, skeleton=skeleton, track=track)
-                for points, track in zip(frame_poses, tracks)
-            ],
-        )
-        for frame_idx, frame_poses in enumerate(poses)
-    ]
-    labels = sio.Labels(labeled_frames=frames, videos=[video], skeletons=[skeleton], tracks=tracks)
-    labels.provenance["generator"] = "posestream synth"
-    sio.save_slp(labels, str(path))

@@ -1,0 +1,332 @@
+"""The streaming pipeline: decode -> batch -> infer -> postprocess -> ordered results.
+
+    pipeline = Pipeline(source, predictor, PipelineConfig(batch_size=8))
+    for frame in pipeline:            # FramePredictions in frame order, missing frames included
+        ...
+    summary = pipeline.run([AnalysisH5Writer(...)])   # or: write every frame to sinks
+
+Threads and the queues between them (each bounded, each with its policy):
+
+    decode ── batches (block, 2 x workers) ──> infer ── raw (block, 2 x workers) ──> postprocess x W
+        ^                                        |                                        |
+        └──── free frame buffers (block) <───────┘              results (reordered, bounded) ──> caller
+
+- decode: the source (with its decoder's own threads) decodes frames, which are
+  copied into a pool of preallocated (batch, H, W, C) buffers; a frame that
+  fails to decode is recorded as missing (never silently skipped).
+- infer: one session per device runs each batch; the buffer goes back to the
+  pool as soon as the network(s) are done with it.
+- postprocess: W threads decode outputs into instances (numpy / numba code that
+  releases the GIL).
+- the caller's thread receives frames in exact order and writes the sinks, so
+  Ctrl-C lands there and the sinks close cleanly with every frame done.
+
+Any stage's error stops every stage (they poll a shared stop signal) and is
+raised to the caller as ``PipelineError`` naming the stage and the frame.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ConfigError, PosestreamError
+from .frame_ranges import FrameRanges
+from .predictor import Predictor, RawBatch
+from .queues import END, StageQueue, Stopped, StopSignal
+from .sources.base import FrameSource, resolve_frames
+from .types import FramePredictions
+
+
+class PipelineError(PosestreamError, RuntimeError):
+    """A stage failed; ``stage`` names it and ``frame_idx`` the first frame of the batch it was on."""
+
+    def __init__(self, message: str, stage: str, frame_idx: int | None):
+        self.stage, self.frame_idx = stage, frame_idx
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    batch_size: int = 8
+    frames: FrameRanges | str | None = None  # None: every frame
+    postprocess_workers: int = 2
+    queue_batches: int = 0  # batches each queue holds; 0: 2 x postprocess_workers
+    stop_timeout: float = 30.0  # seconds a stage may take to stop once asked
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.postprocess_workers < 1:
+            raise ConfigError(f"postprocess workers must be >= 1, got {self.postprocess_workers}")
+        if isinstance(self.frames, str):
+            object.__setattr__(self, "frames", FrameRanges.parse(self.frames))
+
+
+@dataclass
+class Batch:
+    """A batch of consecutive selected frames: ``slots[i]`` is frame ``indices[i]``'s row in
+    ``frames``, or -1 when it failed to decode."""
+
+    seq: int
+    indices: list[int]
+    slots: list[int]
+    frames: np.ndarray | None  # (batch_size, H, W, C) pool buffer, rows [0, n_decoded) valid; None once returned
+    n_decoded: int
+
+
+@dataclass
+class RunSummary:
+    frames: int = 0
+    missing_frames: list[int] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # busy time per stage (pool: summed)
+    interrupted: bool = False
+    model: str = ""  # the predictor's kind: single_instance, bottomup or top-down
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall_seconds if self.wall_seconds else 0.0
+
+    def bottleneck(self) -> str:
+        return max(self.stage_seconds, key=self.stage_seconds.get) if self.stage_seconds else ""
+
+
+class Pipeline:
+    """Frames of ``source`` through ``predictor``; iterate for ordered FramePredictions, or ``run(sinks)``."""
+
+    def __init__(self, source: FrameSource, predictor: Predictor, config: PipelineConfig = PipelineConfig()):
+        shape = (source.metadata.height, source.metadata.width, source.metadata.channels)
+        if shape != tuple(predictor.input_shape):
+            raise ConfigError(
+                f"{source.metadata.path}: frames are (height, width, channels) {shape}, the model takes "
+                f"{tuple(predictor.input_shape)}; re-export it with --input-size {shape[0]}x{shape[1]}"
+                + (" and train on frames with this many channels" if shape[2] != predictor.input_shape[2] else "")
+            )
+        self.source, self.predictor, self.config = source, predictor, config
+        self.selection = resolve_frames(config.frames, source.metadata.n_frames, source.metadata.path)
+        self.summary = RunSummary()
+        self._busy: dict[str, float] = {}
+        self._busy_lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.selection)
+
+    # -- the caller's side ----------------------------------------------------
+
+    def __iter__(self) -> Iterator[FramePredictions]:
+        """Run the stages and yield every selected frame's predictions in frame order."""
+        cfg = self.config
+        depth = cfg.queue_batches or 2 * cfg.postprocess_workers
+        stop = StopSignal()
+        free = StageQueue("free buffers", depth + 2, stop)  # block: decode waits for a buffer
+        shape = (cfg.batch_size, *self.predictor.input_shape)
+        for _ in range(depth + 2):
+            free.put(np.empty(shape, np.uint8))
+        batches = StageQueue("decoded batches", depth, stop)  # block: nothing is dropped from files
+        raw = StageQueue("model outputs", depth, stop)  # block
+        results = _Reorder(depth * 2, stop)
+        threads = [
+            threading.Thread(target=self._guard, args=("decode", stop, self._decode, free, batches), daemon=True),
+            threading.Thread(target=self._guard, args=("infer", stop, self._infer, batches, raw, free), daemon=True),
+        ] + [
+            threading.Thread(target=self._guard, args=("postprocess", stop, self._postprocess, raw, results), daemon=True)
+            for _ in range(cfg.postprocess_workers)
+        ]  # fmt: skip
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        try:
+            for frames in results.in_order(cfg.postprocess_workers):
+                yield from frames
+        except GeneratorExit:  # the caller stopped iterating
+            stop.stop("caller")
+            raise
+        except BaseException as exc:  # Ctrl-C in the caller's thread, or a stage's error
+            stop.stop("caller", exc)
+            raise
+        finally:
+            stop.stop()
+            self._join(threads)
+            self.summary.wall_seconds = time.perf_counter() - started
+            self.summary.stage_seconds = dict(self._busy)
+        if stop.error is not None and stop.stage != "caller":
+            raise self._stage_error(stop)
+
+    def run(self, sinks: Sequence = (), progress: bool = False) -> RunSummary:
+        """Write every frame to each sink (``write(FramePredictions)``) and return the run's summary."""
+        from .progress import progress_bar
+
+        self.summary = RunSummary(model=self.predictor.kind)
+        frames = iter(self)
+        try:
+            with progress_bar(len(self), "track", enabled=progress) as advance:
+                for frame in frames:
+                    started = time.perf_counter()
+                    for sink in sinks:
+                        sink.write(frame)
+                    self._add_busy("write", time.perf_counter() - started)
+                    self.summary.frames += 1
+                    if frame.missing:
+                        self.summary.missing_frames.append(frame.frame_idx)
+                    advance(1)
+        finally:
+            frames.close()  # a sink's error or Ctrl-C here: stop and join every stage before leaving
+        self.summary.stage_seconds = dict(self._busy)
+        return self.summary
+
+    # -- stages ---------------------------------------------------------------
+
+    def _guard(self, stage: str, stop: StopSignal, body, *queues) -> None:
+        """Run a stage body; on failure, stop the pipeline with the stage's name and error."""
+        try:
+            body(stop, *queues)
+        except Stopped:
+            pass  # another stage (or the caller) stopped the pipeline; it reports why
+        except BaseException as exc:  # noqa: BLE001 - every error must reach the caller
+            stop.stop(stage, exc)
+
+    def _decode(self, stop: StopSignal, free: StageQueue, batches: StageQueue) -> None:
+        size, seq, batch = self.config.batch_size, 0, None
+        frames = self.source.iter_frames(self.selection, missing="yield")
+        while True:
+            started = time.perf_counter()
+            item = next(frames, None)
+            busy = time.perf_counter() - started
+            if item is None:
+                break
+            if batch is None:
+                batch = Batch(seq, [], [], free.get(), 0)  # waits for a buffer the infer stage has finished with
+            started = time.perf_counter()
+            idx, image = item
+            batch.indices.append(idx)
+            if image is None:
+                batch.slots.append(-1)
+            else:
+                batch.frames[batch.n_decoded] = image
+                batch.slots.append(batch.n_decoded)
+                batch.n_decoded += 1
+            self._add_busy("decode", busy + time.perf_counter() - started)
+            if len(batch.indices) == size:
+                batches.put(batch)
+                batch, seq = None, seq + 1
+            if stop.is_set():
+                raise Stopped("decode")
+        if batch is not None:
+            batches.put(batch)
+        batches.put(END)
+
+    def _infer(self, stop: StopSignal, batches: StageQueue, raw: StageQueue, free: StageQueue) -> None:
+        workers = self.config.postprocess_workers
+        while (batch := batches.get()) is not END:
+            started = time.perf_counter()
+            try:
+                outputs = self.predictor.infer(batch.frames[: batch.n_decoded]) if batch.n_decoded else None
+            except Exception as exc:
+                raise _AtFrame(batch.indices[0], exc) from exc
+            self._add_busy("infer", time.perf_counter() - started)
+            free.put(batch.frames)
+            batch.frames = None  # back in the pool: the next batch will overwrite it
+            raw.put((batch, outputs))
+        for _ in range(workers):
+            raw.put(END)
+
+    def _postprocess(self, stop: StopSignal, raw: StageQueue, results: _Reorder) -> None:
+        n_nodes = self.predictor.skeleton.n_nodes
+        while (item := raw.get()) is not END:
+            batch, outputs = item
+            started = time.perf_counter()
+            try:
+                found = self.predictor.postprocess(outputs) if outputs is not None else []
+            except Exception as exc:
+                raise _AtFrame(batch.indices[0], exc) from exc
+            frames = [
+                FramePredictions.empty(idx, n_nodes, missing=True) if slot < 0 else
+                FramePredictions(idx, found[slot].points, found[slot].point_scores, found[slot].instance_scores)
+                for idx, slot in zip(batch.indices, batch.slots)
+            ]  # fmt: skip
+            self._add_busy("postprocess", time.perf_counter() - started)
+            results.put(batch.seq, frames)
+        results.put_end()
+
+    # -- helpers --------------------------------------------------------------
+
+    def _add_busy(self, stage: str, seconds: float) -> None:
+        with self._busy_lock:
+            self._busy[stage] = self._busy.get(stage, 0.0) + seconds
+
+    def _join(self, threads: list[threading.Thread]) -> None:
+        deadline = time.monotonic() + self.config.stop_timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in threads if t.is_alive()]
+        if stuck:
+            raise PipelineError(f"pipeline threads did not stop within {self.config.stop_timeout} s", "join", None)
+
+    def _stage_error(self, stop: StopSignal) -> PipelineError:
+        error = stop.error
+        frame = error.frame_idx if isinstance(error, _AtFrame) else getattr(error, "frame_idx", None)
+        cause = error.__cause__ if isinstance(error, _AtFrame) else error
+        where = f" at frame {frame}" if frame is not None else ""
+        exc = PipelineError(f"{stop.stage} stage failed{where}: {type(cause).__name__}: {cause}", stop.stage or "", frame)
+        exc.__cause__ = cause
+        return exc
+
+
+class _AtFrame(Exception):
+    """Wraps a stage's error with the first frame of the batch it was working on."""
+
+    def __init__(self, frame_idx: int, error: BaseException):
+        self.frame_idx = frame_idx
+        super().__init__(str(error))
+
+
+class _Reorder:
+    """Results of batches finished in any order, handed out in ``seq`` order.
+
+    Bounded: a worker whose batch is more than ``window`` ahead of the next one
+    due waits, so memory does not grow when one batch is slow.
+    """
+
+    def __init__(self, window: int, stop: StopSignal):
+        self._window, self._stop = window, stop
+        self._done: dict[int, list[FramePredictions]] = {}
+        self._next = 0
+        self._ended = 0
+        self._cond = threading.Condition()
+
+    def put(self, seq: int, frames: list[FramePredictions]) -> None:
+        with self._cond:
+            while seq >= self._next + self._window:
+                self._wait()
+            self._done[seq] = frames
+            self._cond.notify_all()
+
+    def put_end(self) -> None:
+        with self._cond:
+            self._ended += 1
+            self._cond.notify_all()
+
+    def in_order(self, producers: int) -> Iterator[list[FramePredictions]]:
+        """Yield each batch's frames in order until every producer has ended and all are out."""
+        while True:
+            with self._cond:
+                while self._next not in self._done and not (self._ended == producers and not self._done):
+                    if self._stop.is_set():
+                        return
+                    self._cond.wait(0.05)
+                if self._next not in self._done:
+                    return
+                frames = self._done.pop(self._next)
+                self._next += 1
+                self._cond.notify_all()
+            yield frames
+
+    def _wait(self) -> None:
+        if self._stop.is_set():
+            raise Stopped("results")
+        self._cond.wait(0.05)

@@ -1,0 +1,87 @@
+"""One pose model made of one or two exported model directories.
+
+- single-instance, or bottom-up: one directory;
+- top-down: a centroid and a centered-instance directory, in any order (their
+  metadata says which is which).
+
+Work is split the way the pipeline runs it: ``infer`` (the inference stage:
+networks, and for top-down the centroid peaks and the crops between the two
+networks) and ``postprocess`` (the postprocessing pool: peaks, refinement,
+grouping, crops back to frame pixels).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError
+from .inference import ExportedModel
+from .postprocess import Instances
+from .topdown import crop_origins, extract_crops, instances_from_crops
+from .types import ModelType, Skeleton
+
+
+@dataclass
+class RawBatch:
+    """What the inference stage hands to postprocessing for one batch of n frames.
+
+    outputs: the (last) model's outputs; for top-down, of the crops, with each crop's
+    origin (M, 2) in frame pixels and frame_of (M,) index into the batch.
+    """
+
+    outputs: dict[str, np.ndarray]
+    n_frames: int
+    origins: np.ndarray | None = None
+    frame_of: np.ndarray | None = None
+
+
+class Predictor:
+    """Frames (N, H, W, C) uint8 -> per-frame ``Instances``, in two steps (infer, postprocess)."""
+
+    def __init__(self, model_dirs: Sequence[str | os.PathLike], device: str = "cpu", threads: int = 0,
+                 peak_threshold: float | None = None, max_instances: int | None = None):  # fmt: skip
+        models = [ExportedModel(p, device, threads, peak_threshold, max_instances) for p in model_dirs]
+        by_type = {m.metadata.model_type: m for m in models}
+        kinds = sorted(t.value for t in by_type)
+        if len(by_type) != len(models) or kinds not in (["single_instance"], ["bottomup"], ["centered_instance", "centroid"]):
+            given = [m.metadata.model_type.value for m in models]
+            raise ConfigError(
+                f"models of types {given} do not make a pose model: give one single_instance or bottomup "
+                "model, or a centroid and a centered_instance model (-m CENTROID_DIR -m CENTERED_DIR)"
+            )
+        self.models = models
+        self.first = by_type.get(ModelType.CENTROID) or models[0]
+        self.centered = by_type.get(ModelType.CENTERED_INSTANCE)
+        last = self.centered or self.first
+        if self.centered and self.centered.metadata.skeleton.nodes != last.metadata.skeleton.nodes:
+            raise ConfigError("the centroid and centered-instance models come from different skeletons")
+        self.skeleton: Skeleton = last.metadata.skeleton
+        self.input_shape = self.first.metadata.input_shape  # (H, W, C) of the frames
+
+    @property
+    def kind(self) -> str:
+        return "top-down" if self.centered else self.first.metadata.model_type.value
+
+    def infer(self, frames: np.ndarray) -> RawBatch:
+        """Run the network(s) on frames (N, H, W, C) uint8."""
+        outputs = self.first.backend.run(frames)
+        if self.centered is None:
+            return RawBatch(outputs, len(frames))
+        anchors = [found.points[:, 0] for found in self.first.decoder.decode(outputs)]  # per frame (n, 2)
+        frame_of = np.repeat(np.arange(len(frames)), [len(a) for a in anchors])
+        crop_size = self.centered.metadata.crop_size
+        origins = crop_origins(np.concatenate(anchors) if len(frame_of) else np.zeros((0, 2)), crop_size)
+        crops = extract_crops(frames, frame_of, origins, crop_size)
+        crop_outputs = self.centered.backend.run(crops) if len(crops) else {}
+        return RawBatch(crop_outputs, len(frames), origins, frame_of)
+
+    def postprocess(self, raw: RawBatch) -> list[Instances]:
+        """Per-frame instances in frame pixels."""
+        if self.centered is None:
+            return self.first.decoder.decode(raw.outputs)
+        found = self.centered.decoder.decode(raw.outputs) if raw.outputs else []
+        return instances_from_crops(found, raw.origins, raw.frame_of, raw.n_frames, self.skeleton.n_nodes)

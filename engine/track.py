@@ -1,0 +1,118 @@
+"""``posestream track``: a video through exported models into SLEAP output files.
+
+A thin layer over ``Pipeline``: open the source, load the models, open the
+sinks, run, print a summary naming the stage that bounded the run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+from .pipeline import Pipeline, PipelineConfig, RunSummary
+from .predictor import Predictor
+from .sinks.analysis_h5 import AnalysisH5Writer
+from .sources import open_source
+
+OUTPUT_FORMATS = ("analysis-h5", "slp")
+BACKENDS = ("auto", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class TrackOptions:
+    frames: str | None = None
+    batch_size: int = 8
+    backend: str = "auto"
+    device: str = "cpu"
+    peak_threshold: float | None = None
+    max_instances: int | None = None
+    formats: tuple[str, ...] = ("analysis-h5",)
+    workers: int = 2
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.formats if f not in OUTPUT_FORMATS]
+        if unknown or not self.formats:
+            raise ConfigError(f"--format must be among {OUTPUT_FORMATS}, got {list(self.formats)}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                f"--backend {self.backend!r} is not available in this version; use one of {BACKENDS} "
+                "(TensorRT runs through onnxruntime-gpu's TensorRT provider: --device cuda)"
+            )
+
+
+def output_paths(out: str | os.PathLike, formats: Sequence[str]) -> dict[str, Path]:
+    """OUT.h5 for analysis-h5 and OUT.slp for slp (the same stem)."""
+    out = Path(out)
+    stem = out.with_suffix("") if out.suffix in (".h5", ".slp") else out
+    return {f: stem.with_suffix(".h5" if f == "analysis-h5" else ".slp") for f in formats}
+
+
+def track(video: str | os.PathLike, model_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
+          options: TrackOptions = TrackOptions()) -> tuple[RunSummary, dict[str, Path]]:  # fmt: skip
+    """Predict every selected frame of ``video`` and write the outputs; returns the summary and the paths."""
+    predictor = Predictor(model_dirs, options.device, peak_threshold=options.peak_threshold,
+                          max_instances=options.max_instances)  # fmt: skip
+    paths = output_paths(out, options.formats)
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    config = PipelineConfig(batch_size=options.batch_size, frames=options.frames, postprocess_workers=options.workers)
+    provenance = {"models": [str(Path(m).resolve()) for m in model_dirs], "frames": options.frames or "all"}
+    with open_source(video) as source, _SigtermAsInterrupt():
+        pipeline = Pipeline(source, predictor, config)
+        sinks = _open_sinks(paths, predictor, str(Path(video).resolve()), provenance)
+        try:
+            summary = pipeline.run(sinks, progress=options.progress)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the frames done so far are kept
+            summary = pipeline.summary
+            summary.interrupted = True
+        finally:
+            for sink in sinks:
+                sink.close()
+    return summary, paths
+
+
+def _open_sinks(paths: dict[str, Path], predictor: Predictor, video_path: str, provenance: dict) -> list:
+    sinks = []
+    if "analysis-h5" in paths:
+        sinks.append(AnalysisH5Writer(paths["analysis-h5"], predictor.skeleton, video_path=video_path,
+                                      provenance=provenance))  # fmt: skip
+    if "slp" in paths:
+        from .sinks.slp import SlpWriter
+
+        sinks.append(SlpWriter(paths["slp"], predictor.skeleton, video_path, provenance=provenance))
+    return sinks
+
+
+class _SigtermAsInterrupt:
+    """SIGTERM behaves like Ctrl-C while tracking, so the sinks close with every frame done."""
+
+    def __enter__(self) -> None:
+        self._previous = None
+        try:
+            self._previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def format_summary(summary: RunSummary, paths: dict[str, Path]) -> str:
+    busy = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in sorted(summary.stage_seconds.items()))
+    lines = [
+        f"{summary.model}: {summary.frames} frames in {summary.wall_seconds:.1f} s = {summary.fps:.1f} FPS",
+        f"stage busy time: {busy} (bound by {summary.bottleneck()}; postprocess sums its workers)",
+    ]
+    if summary.interrupted:
+        lines.append("interrupted: the output holds every frame done before the stop")
+    if summary.missing_frames:
+        shown = ", ".join(map(str, summary.missing_frames[:10])) + (" ..." if len(summary.missing_frames) > 10 else "")
+        lines.append(f"{len(summary.missing_frames)} frames failed to decode and are marked missing: {shown}")
+    lines += [f"output: {path}" for path in paths.values()]
+    return "\n".join(lines)

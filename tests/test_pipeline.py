@@ -1,0 +1,205 @@
+"""The streaming pipeline and `posestream track`: same results as one direct prediction, exact frame
+order under random stage delays, errors from every stage reach the caller, lost frames are recorded,
+Ctrl-C leaves a readable file, frame ranges, gray and RGB video."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+from posestream.engine.errors import ConfigError
+from posestream.engine.pipeline import Pipeline, PipelineConfig, PipelineError
+from posestream.engine.predictor import Predictor
+from posestream.engine.sinks import read_analysis_h5
+from posestream.engine.sources import VideoFileReader
+from posestream.engine.synth import SynthConfig, write_synthetic_video
+from posestream.export.exporter import ExportOptions, export_run
+
+POSESTREAM = str(Path(sys.executable).with_name("posestream"))
+KINDS = {"single_instance": ["single_instance"], "bottomup": ["bottomup"], "top-down": ["centroid", "centered_instance"]}
+
+
+@pytest.fixture(scope="module")
+def models(tiny_runs, tmp_path_factory):
+    """Exported tiny models: maps mode, except the centered-instance one (peaks mode)."""
+    root = tmp_path_factory.mktemp("models")
+    modes = {"single_instance": "maps", "bottomup": "maps", "centroid": "maps", "centered_instance": "peaks"}
+    return {p: export_run(tiny_runs[p], root / p, ExportOptions(output_mode=m)).path for p, m in modes.items()}
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    config = SynthConfig(frames=40, width=96, height=96, animals=2, seed=11)
+    return write_synthetic_video(tmp_path_factory.mktemp("video") / "clip.mp4", config, slp=False, progress=False).video
+
+
+def predictor_for(models, kind, cls=Predictor):
+    return cls([models[p] for p in KINDS[kind]], peak_threshold=0.05)
+
+
+def all_frames(path) -> np.ndarray:
+    with VideoFileReader(path) as reader:
+        return np.stack([image for _, image in reader.iter_frames()])
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_pipeline_equals_one_direct_prediction(models, video, kind):
+    predictor = predictor_for(models, kind)
+    want = predictor.postprocess(predictor.infer(all_frames(video)))
+    with VideoFileReader(video) as source:
+        got = list(Pipeline(source, predictor, PipelineConfig(batch_size=3, postprocess_workers=3)))
+    assert [f.frame_idx for f in got] == list(range(40))
+    assert sum(f.n_instances for f in got) > 0
+    for frame, instances in zip(got, want):
+        np.testing.assert_allclose(frame.points, instances.points, atol=1e-5)
+        np.testing.assert_allclose(frame.instance_scores, instances.instance_scores, atol=1e-5)
+
+
+class SlowPredictor(Predictor):
+    """Sleeps a random time in each stage, so batches finish out of order."""
+
+    def infer(self, frames):
+        time.sleep(random.uniform(0, 0.01))
+        return super().infer(frames)
+
+    def postprocess(self, raw):
+        time.sleep(random.uniform(0, 0.03))
+        return super().postprocess(raw)
+
+
+def test_frame_order_survives_random_stage_delays(models, video):
+    random.seed(3)
+    fast = predictor_for(models, "bottomup")
+    with VideoFileReader(video) as source:
+        want = list(Pipeline(source, fast, PipelineConfig(batch_size=2)))
+    slow = predictor_for(models, "bottomup", SlowPredictor)
+    with VideoFileReader(video) as source:
+        got = list(Pipeline(source, slow, PipelineConfig(batch_size=2, postprocess_workers=4)))
+    assert [f.frame_idx for f in got] == [f.frame_idx for f in want] == list(range(40))
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a.points, b.points)
+
+
+@pytest.mark.parametrize("stage", ["infer", "postprocess"])
+def test_a_stage_error_stops_everything_and_names_stage_and_frame(models, video, stage):
+    class Broken(Predictor):
+        def infer(self, frames):
+            if stage == "infer" and Broken.seen >= 3:  # the fourth batch: frames 12-15
+                raise RuntimeError("the model broke")
+            Broken.seen += 1
+            return super().infer(frames)
+
+        def postprocess(self, raw):
+            if stage == "postprocess" and Broken.post >= 3:
+                raise ValueError("grouping broke")
+            Broken.post += 1
+            return super().postprocess(raw)
+
+    Broken.seen = Broken.post = 0
+    before = threading.active_count()
+    predictor = predictor_for(models, "single_instance", Broken)
+    with VideoFileReader(video) as source:
+        pipeline = Pipeline(source, predictor, PipelineConfig(batch_size=4, postprocess_workers=1))
+        with pytest.raises(PipelineError, match=rf"{stage} stage failed at frame 12: ") as err:
+            list(pipeline)
+    assert err.value.stage == stage and err.value.frame_idx == 12
+    assert threading.active_count() == before  # every stage thread has stopped
+
+
+def test_a_sink_error_reaches_the_caller_and_stops_the_stages(models, video):
+    class FullDisk:
+        def write(self, frame):
+            if frame.frame_idx == 10:
+                raise OSError(28, "No space left on device")
+
+    before = threading.active_count()
+    with VideoFileReader(video) as source:
+        pipeline = Pipeline(source, predictor_for(models, "bottomup"), PipelineConfig(batch_size=4))
+        with pytest.raises(OSError, match="No space left"):
+            pipeline.run([FullDisk()])
+    assert threading.active_count() == before
+
+
+def test_lost_frames_are_recorded_as_missing(models, video, tmp_path):
+    from test_video_file import faststart_copy
+
+    full = tmp_path / "full.mp4"
+    faststart_copy(video, full)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.6)])
+    result = run_track("-i", cut, "-m", models["bottomup"], "-o", tmp_path / "out.h5", "--quiet")
+    assert result.returncode == 0, result.stderr
+    data = read_analysis_h5(tmp_path / "out.h5")
+    missing = np.flatnonzero(data.frame_status == 2)
+    assert len(missing) > 0 and missing[-1] == 39 and (data.frame_status[: missing[0]] == 1).all()
+    assert f"{len(missing)} frames failed to decode" in result.stdout
+
+
+def run_track(*args, **kwargs):
+    return subprocess.run([POSESTREAM, "track", *map(str, args)], capture_output=True, text=True, timeout=120, **kwargs)
+
+
+def test_track_writes_frame_ranges_to_h5_and_slp(models, video, tmp_path):
+    sio = pytest.importorskip("sleap_io")
+    result = run_track("-i", video, "-m", models["centered_instance"], "-m", models["centroid"], "-o", tmp_path / "o.h5",
+                       "--format", "analysis-h5,slp", "--frames", "5-9,30-", "--batch-size", 4, "--quiet",
+                       "--peak-threshold", 0.05)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "top-down: 15 frames" in result.stdout and "stage busy time: decode" in result.stdout
+    data = read_analysis_h5(tmp_path / "o.h5")
+    done = np.flatnonzero(data.frame_status == 1)
+    assert done.tolist() == [5, 6, 7, 8, 9, *range(30, 40)]
+    labels = sio.load_slp(str(tmp_path / "o.slp"))
+    assert {lf.frame_idx for lf in labels.labeled_frames} <= set(done.tolist())
+    assert len(labels.labeled_frames) > 0
+
+
+def test_ctrl_c_leaves_a_readable_file_of_the_frames_done(models, tmp_path):
+    long = write_synthetic_video(tmp_path / "long.mp4", SynthConfig(frames=1500, width=96, height=96, animals=2, seed=1),
+                                 slp=False, progress=False).video  # fmt: skip
+    out = tmp_path / "o.h5"
+    process = subprocess.Popen([POSESTREAM, "track", "-i", str(long), "-m", str(models["bottomup"]), "-o", str(out),
+                                "--batch-size", "1", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not out.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stdout
+    data = read_analysis_h5(out)
+    done = np.flatnonzero(data.frame_status == 1)
+    assert 0 < len(done) < 1500 and done.tolist() == list(range(len(done)))
+
+
+def test_rgb_video_and_channel_mismatch(tiny_runs, tmp_path):
+    sio = pytest.importorskip("sleap_io")
+    assert sio
+    from posestream.train.config import load_config
+    from posestream.train.trainer import Trainer
+
+    rgb = write_synthetic_video(tmp_path / "rgb.mp4", SynthConfig(frames=6, width=96, height=64, animals=1, seed=2, rgb=True),
+                                progress=False)  # fmt: skip
+    config = load_config("single_instance", overrides=["backbone.filters=4", "optim.max_epochs=1", "data.val_fraction=0"],
+                         labels=str(rgb.slp))  # fmt: skip
+    Trainer(config, tmp_path / "run", progress=False).run()
+    model = export_run(tmp_path / "run", tmp_path / "model").path
+    predictor = Predictor([model], peak_threshold=0.0)
+    assert predictor.input_shape == (64, 96, 3)
+    with VideoFileReader(rgb.video) as source:
+        frames = list(Pipeline(source, predictor, PipelineConfig(batch_size=4)))
+    assert [f.frame_idx for f in frames] == list(range(6)) and all(f.n_nodes == 9 for f in frames)
+    gray_model = export_run(tiny_runs["single_instance"], tmp_path / "gray").path
+    with VideoFileReader(rgb.video) as source, pytest.raises(ConfigError, match="channels"):
+        Pipeline(source, Predictor([gray_model]))
