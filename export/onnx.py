@@ -55,7 +55,12 @@ def embed_metadata(path: Path, metadata: ModelMetadata) -> None:
 
 
 def quantize_int8(fp32_path: Path, int8_path: Path, calibration_frames: np.ndarray, metadata: ModelMetadata) -> Path:
-    """Static QDQ quantization of the convolutions, calibrated on uint8 frames (N, H, W, C)."""
+    """Static QDQ quantization of the backbone's convolutions, calibrated on uint8 frames (N, H, W, C).
+
+    The 1x1 output heads stay in float: they are a sliver of the work, and quantizing them
+    coarsens the maps and PAFs that subpixel refinement and grouping read.
+    """
+    import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Frames(CalibrationDataReader):
@@ -65,8 +70,9 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration_frames: np.ndarr
         def get_next(self):
             return next(self.batches, None)
 
+    heads = [n.name for n in onnx.load(str(fp32_path)).graph.node if n.name.startswith("/network/heads.")]
     quantize_static(str(fp32_path), str(int8_path), Frames(), quant_format=QuantFormat.QDQ,
-                    op_types_to_quantize=["Conv", "ConvTranspose"], per_channel=True,
+                    op_types_to_quantize=["Conv", "ConvTranspose"], nodes_to_exclude=heads, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
     embed_metadata(int8_path, metadata)
     return int8_path
