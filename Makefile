@@ -24,9 +24,13 @@ $(VENV)/.dev: $(BIN)/python pyproject.toml
 venv: $(VENV)/.dev
 
 DEMO_DIR := demo_output
+# A synthetic video, tracked with the embedded model, scored against the generator's ground truth.
 demo: $(VENV)/.engine
-	$(BIN)/posestream synth $(DEMO_DIR)/sample.mp4 --frames 300 --size 384x384 --animals 2 --seed 0 --no-slp
-	@echo "Demo output is in $(abspath $(DEMO_DIR))/"
+	$(BIN)/posestream synth $(DEMO_DIR)/sample.mp4 --frames 300 --size 384x384 --animals 2 --seed 0 --no-slp --quiet
+	$(BIN)/posestream track -i $(DEMO_DIR)/sample.mp4 -m demo -o $(DEMO_DIR)/sample_predictions.h5
+	$(BIN)/posestream evaluate $(DEMO_DIR)/sample_predictions.h5 --labels $(DEMO_DIR)/sample.analysis.h5
+	@echo "Demo output is in $(abspath $(DEMO_DIR))/: sample.mp4 (video), sample.analysis.h5 (ground truth),"
+	@echo "sample_predictions.h5 (poses, SLEAP analysis HDF5)"
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest

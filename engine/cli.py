@@ -61,6 +61,20 @@ def _track(args: argparse.Namespace) -> int:
     return 130 if summary.interrupted else 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import json
+
+    from .bench import bench, format_result
+
+    result = bench(args.input, args.model, args.batch_size, args.frames, args.workers, args.device, args.backend)
+    print(format_result(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result.to_dict(), f, indent=2)
+        print(f"results written to {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="posestream", description="High-throughput streaming pose estimation."
@@ -107,13 +121,30 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output formats, comma-separated or repeated (default analysis-h5; slp needs posestream[train])")  # fmt: skip
     track.add_argument("--frames", metavar="A-B", help="frames to process, e.g. 0-999,2000- (default all)")
     track.add_argument("--batch-size", type=int, default=8, help="frames per inference batch (default 8)")
-    track.add_argument("--backend", default="auto", help="auto (default) or onnxruntime")
+    track.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"],
+                       help="auto (default): onnxruntime on CPU; on CUDA torch (model.pt2) when available, else "
+                       "onnxruntime-gpu. tensorrt: onnxruntime's TensorRT provider. torch: model.pt2")  # fmt: skip
     track.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N (needs posestream[gpu])")
     track.add_argument("--peak-threshold", type=float, help="drop points whose peak is lower (default: the model's)")
     track.add_argument("--max-instances", type=int, help="most animals per frame (default: the model's)")
     track.add_argument("--workers", type=int, default=2, help="postprocessing threads (default 2)")
     track.add_argument("--quiet", action="store_true", help="no progress bar")
     track.set_defaults(run=_track)
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure decode-only, model-only, postprocess-only and end-to-end FPS, and peak memory",
+        description="Benchmark one pose model on one video: each stage alone, then the whole pipeline.",
+    )
+    bench.add_argument("-i", "--input", required=True, metavar="VIDEO")
+    bench.add_argument("-m", "--model", action="append", required=True, metavar="MODEL_DIR")
+    bench.add_argument("--batch-size", type=int, default=8)
+    bench.add_argument("--frames", metavar="A-B", help="frames to use (default all)")
+    bench.add_argument("--workers", type=int, default=2, help="postprocessing threads (default 2)")
+    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"])
+    bench.add_argument("--json", metavar="OUT.json", help="also write the results (decode_fps, model_fps, ...)")
+    bench.set_defaults(run=_bench)
 
     from posestream.export.cli import add_export_parser
     from posestream.train.cli import add_evaluate_parser, add_train_parser

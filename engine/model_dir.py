@@ -20,6 +20,8 @@ from .errors import ConfigError, ModelFormatError, ModelNotFoundError
 from .types import ModelMetadata
 
 MODEL_FILES = {"onnx": "model.onnx", "tensorrt": "model.plan", "torch": "model.pt2"}
+BUILTIN_MODELS = {"demo": Path(__file__).parent / "models" / "demo"}
+"""Models shipped inside the package, by name (``-m demo``)."""
 METADATA_KEY = "posestream"  # key of the metadata JSON in model.onnx's metadata_props
 EXPORT_HINT = "export a trained run with: posestream export RUN_DIR -o MODEL_DIR"
 
@@ -45,7 +47,9 @@ class ModelDir:
 
 
 def load_model_dir(path: str | os.PathLike) -> ModelDir:
-    """Read and validate MODEL_DIR/metadata.json."""
+    """Read and validate MODEL_DIR/metadata.json; a name of BUILTIN_MODELS ("demo") means that model."""
+    if str(path) in BUILTIN_MODELS and not Path(path).exists():
+        path = BUILTIN_MODELS[str(path)]
     path = Path(path)
     if not path.is_dir():
         raise ModelNotFoundError(f"{path}: no such model directory; {EXPORT_HINT}")

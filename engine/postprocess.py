@@ -24,6 +24,14 @@ from .peaks import PeakCandidates, find_candidates, refine_candidates
 from .types import ModelMetadata, ModelType, OutputMode
 
 
+def output_names(metadata: ModelMetadata) -> list[str]:
+    """Names of an exported graph's outputs, in order."""
+    bottomup = metadata.model_type is ModelType.BOTTOMUP
+    if metadata.output_mode is OutputMode.MAPS:
+        return ["confmaps", "pafs"] if bottomup else ["confmaps"]
+    return ["peak_values", "peak_indices", "peak_patches"] + (["paf_dots"] if bottomup else [])
+
+
 @dataclass(frozen=True)
 class Instances:
     """One frame's (or crop's) instances in the model's input pixels (before ``input_scale``).

@@ -43,8 +43,8 @@ class Predictor:
     """Frames (N, H, W, C) uint8 -> per-frame ``Instances``, in two steps (infer, postprocess)."""
 
     def __init__(self, model_dirs: Sequence[str | os.PathLike], device: str = "cpu", threads: int = 0,
-                 peak_threshold: float | None = None, max_instances: int | None = None):  # fmt: skip
-        models = [ExportedModel(p, device, threads, peak_threshold, max_instances) for p in model_dirs]
+                 peak_threshold: float | None = None, max_instances: int | None = None, backend: str = "auto"):  # fmt: skip
+        models = [ExportedModel(p, device, threads, peak_threshold, max_instances, backend) for p in model_dirs]
         by_type = {m.metadata.model_type: m for m in models}
         kinds = sorted(t.value for t in by_type)
         if len(by_type) != len(models) or kinds not in (["single_instance"], ["bottomup"], ["centered_instance", "centroid"]):

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .pipeline import Pipeline, PipelineConfig, RunSummary
+from .backends import BACKENDS
 from .predictor import Predictor
 from .sinks.analysis_h5 import AnalysisH5Writer
 from .sources import open_source
 
 OUTPUT_FORMATS = ("analysis-h5", "slp")
-BACKENDS = ("auto", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,7 @@ class TrackOptions:
         if unknown or not self.formats:
             raise ConfigError(f"--format must be among {OUTPUT_FORMATS}, got {list(self.formats)}")
         if self.backend not in BACKENDS:
-            raise ConfigError(
-                f"--backend {self.backend!r} is not available in this version; use one of {BACKENDS} "
-                "(TensorRT runs through onnxruntime-gpu's TensorRT provider: --device cuda)"
-            )
+            raise ConfigError(f"--backend must be one of {BACKENDS}, got {self.backend!r}")
 
 
 def output_paths(out: str | os.PathLike, formats: Sequence[str]) -> dict[str, Path]:
@@ -56,12 +53,12 @@ def track(video: str | os.PathLike, model_dirs: Sequence[str | os.PathLike], out
           options: TrackOptions = TrackOptions()) -> tuple[RunSummary, dict[str, Path]]:  # fmt: skip
     """Predict every selected frame of ``video`` and write the outputs; returns the summary and the paths."""
     predictor = Predictor(model_dirs, options.device, peak_threshold=options.peak_threshold,
-                          max_instances=options.max_instances)  # fmt: skip
+                          max_instances=options.max_instances, backend=options.backend)  # fmt: skip
     paths = output_paths(out, options.formats)
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
     config = PipelineConfig(batch_size=options.batch_size, frames=options.frames, postprocess_workers=options.workers)
-    provenance = {"models": [str(Path(m).resolve()) for m in model_dirs], "frames": options.frames or "all"}
+    provenance = {"models": [str(m.model_dir.path.resolve()) for m in predictor.models], "frames": options.frames or "all"}
     with open_source(video) as source, _SigtermAsInterrupt():
         pipeline = Pipeline(source, predictor, config)
         sinks = _open_sinks(paths, predictor, str(Path(video).resolve()), provenance)

@@ -32,14 +32,6 @@ from torch import nn
 from posestream.train.augment import linear, sampling_grid
 
 
-def output_names(metadata: ModelMetadata) -> list[str]:
-    """Names of the graph's outputs, in order."""
-    bottomup = metadata.model_type is ModelType.BOTTOMUP
-    if metadata.output_mode is OutputMode.MAPS:
-        return ["confmaps", "pafs"] if bottomup else ["confmaps"]
-    return ["peak_values", "peak_indices", "peak_patches"] + (["paf_dots"] if bottomup else [])
-
-
 class ExportGraph(nn.Module):
     """A trained network with its preprocessing (and peak candidates) in the graph.
 

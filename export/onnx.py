@@ -20,7 +20,7 @@ import torch
 from posestream.engine.model_dir import METADATA_KEY
 from posestream.engine.types import ModelMetadata
 
-from .graph import output_names
+from posestream.engine.postprocess import output_names
 
 OPSET = 17
 

@@ -4,6 +4,7 @@ Ctrl-C leaves a readable file, frame ranges, gray and RGB video."""
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -203,3 +204,45 @@ def test_rgb_video_and_channel_mismatch(tiny_runs, tmp_path):
     gray_model = export_run(tiny_runs["single_instance"], tmp_path / "gray").path
     with VideoFileReader(rgb.video) as source, pytest.raises(ConfigError, match="channels"):
         Pipeline(source, Predictor([gray_model]))
+
+
+def test_bench_measures_every_stage(models, video, tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run([POSESTREAM, "bench", "-i", str(video), "-m", str(models["bottomup"]), "--batch-size", "4",
+                             "--json", str(out)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    for key in ("decode_fps", "model_fps", "postprocess_fps", "end_to_end_fps", "peak_rss_mb"):
+        assert data[key] > 0, key
+    assert data["frames"] == 40 and "end-to-end" in result.stdout
+
+
+def test_embedded_demo_model_tracks_a_fresh_synthetic_video(tmp_path):
+    from posestream.engine.model_dir import BUILTIN_MODELS
+
+    if not (BUILTIN_MODELS["demo"] / "model.onnx").exists():
+        pytest.skip("the demo model is not built (python benchmarks/build_demo_model.py)")
+    assert (BUILTIN_MODELS["demo"] / "model.onnx").stat().st_size < 5e6
+    clip = write_synthetic_video(tmp_path / "fresh.mp4", SynthConfig(frames=40, width=384, height=384, animals=2, seed=21),
+                                 slp=False, progress=False)  # fmt: skip
+    result = run_track("-i", clip.video, "-m", "demo", "-o", tmp_path / "p.h5", "--quiet")
+    assert result.returncode == 0, result.stderr
+    report = tmp_path / "r.json"
+    evaluated = subprocess.run([POSESTREAM, "evaluate", str(tmp_path / "p.h5"), "--labels", str(clip.analysis_h5),
+                                "--json", str(report)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(report.read_text())["mAP"] >= 0.8
+
+
+def test_torch_backend_gives_the_onnxruntime_poses(tiny_runs, video, tmp_path):
+    model = export_run(tiny_runs["bottomup"], tmp_path / "m", ExportOptions(formats=("onnx", "torch"))).path
+    results = {}
+    for backend in ("onnxruntime", "torch"):
+        predictor = Predictor([model], peak_threshold=0.05, backend=backend)
+        assert type(predictor.first.backend).__name__.lower().startswith(backend.replace("onnxruntime", "onnx"))
+        with VideoFileReader(video) as source:
+            results[backend] = list(Pipeline(source, predictor, PipelineConfig(batch_size=5)))
+    for a, b in zip(results["onnxruntime"], results["torch"]):
+        np.testing.assert_allclose(a.points, b.points, atol=0.01)
+    with pytest.raises(ConfigError, match="--backend tensorrt needs --device cuda"):
+        Predictor([model], backend="tensorrt")

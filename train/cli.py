@@ -87,7 +87,9 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         "anchors, or centroid + centered-instance as top-down) and score that.",
     )
     parser.add_argument("inputs", nargs="+", metavar="PREDICTIONS|RUN_DIR")
-    parser.add_argument("--labels", metavar="GT.slp", help="ground truth (default for runs: the labels they trained on)")
+    parser.add_argument("--labels", metavar="GT.slp|GT.analysis.h5",
+                        help="ground truth: SLEAP labels, or an analysis HDF5 such as posestream synth writes "
+                        "(default for runs: the labels they trained on)")  # fmt: skip
     parser.add_argument("--frames", metavar="A-B", help="evaluate these frames (default for runs: their validation frames)")
     parser.add_argument("--video-path", action="append", default=[], metavar="OLD=NEW")
     parser.add_argument("--json", metavar="OUT.json", help="also write the metrics as JSON")
@@ -108,7 +110,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     elif not any(are_runs) and len(args.inputs) == 1:
         if not args.labels:
             raise ConfigError("evaluating a predictions file needs --labels GT.slp")
-        require("sleap_io", extra="train", feature="posestream evaluate")
+        if not args.labels.endswith((".h5", ".hdf5")) or args.inputs[0].endswith(".slp"):
+            require("sleap_io", extra="train", feature="posestream evaluate")
         report = evaluate_file(args.inputs[0], args.labels, args.frames, args.video_path)
     else:
         raise ConfigError("give either one predictions file or one or more RUN_DIRs")

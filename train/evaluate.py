@@ -11,7 +11,7 @@ from posestream.engine.errors import ConfigError
 from posestream.engine.extras import require
 from posestream.engine.frame_ranges import FrameRanges
 
-from .labels import LabelSet, load_labels
+from .labels import LabelSet, labels_from_analysis_h5, load_labels
 from .metrics import OKS_STDDEV, FrameEval, Report, evaluate
 
 Predictions = dict[int, tuple[np.ndarray, np.ndarray]]  # frame -> (points (P, N, 2), scores (P,))
@@ -65,8 +65,11 @@ def frames_to_evaluate(truth: LabelSet, predictions: Predictions, frames: FrameR
 
 def evaluate_file(predictions_path: str, labels_path: str, frames: str | None = None,
                   video_paths: list[str] = (), stddev: float = OKS_STDDEV) -> Report:  # fmt: skip
-    """Metrics of a predictions file against labels."""
-    truth = load_labels(labels_path, video_paths, frames)
+    """Metrics of a predictions file against labels (.slp, or an analysis HDF5 file of ground truth)."""
+    if Path(labels_path).suffix in (".h5", ".hdf5"):
+        truth = labels_from_analysis_h5(labels_path, frames)
+    else:
+        truth = load_labels(labels_path, video_paths, frames)
     predictions = load_predictions(predictions_path, truth.skeleton.n_nodes)
     return evaluate(frames_to_evaluate(truth, predictions, None), stddev)
 

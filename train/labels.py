@@ -120,6 +120,23 @@ def load_labels(path: str | os.PathLike, video_paths: Sequence[str] = (), frames
     return LabelSet(skeleton, items, str(path), resolved, _sio_videos=sio_videos)
 
 
+def labels_from_analysis_h5(path: str | os.PathLike, frames: str | None = None) -> LabelSet:
+    """Ground truth from an analysis HDF5 file (e.g. ``posestream synth``'s OUT.analysis.h5): every
+    occupied track of every frame is a labelled instance. No images; needs no sleap-io."""
+    from posestream.engine.sinks.analysis_h5 import read_analysis_h5
+
+    data = read_analysis_h5(path)
+    keep = FrameRanges.parse(frames) if frames else None
+    items = [
+        LabeledImage(0, i, data.tracks[i, data.track_occupancy[i]].astype(np.float32))
+        for i in range(data.n_frames)
+        if data.track_occupancy[i].any() and (keep is None or i in keep)
+    ]
+    if not items:
+        raise ConfigError(f"{path}: no instances" + (f" in frames {frames}" if frames else ""))
+    return LabelSet(data.skeleton, items, str(path), [data.video_path])
+
+
 def skeleton_from_sleap(sk) -> Skeleton:
     """Our Skeleton from a sleap-io one; symmetries from left/right node names when it has none."""
     nodes = [n.name for n in sk.nodes]
