@@ -131,3 +131,7 @@ def plot(rows, path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,8 @@
 - postprocess-only: ``Predictor.postprocess`` on stored model outputs, on as many threads
   as the pipeline's postprocessing pool;
 - end-to-end: the pipeline writing an analysis HDF5 file (to a temporary folder);
-- peak RSS of the process (``ru_maxrss``), taken at the end.
+- peak RSS of the process (``ru_maxrss``) after the end-to-end run, before the frames and outputs
+  of the stage-alone runs are held in memory.
 
 The pipeline is as fast as its slowest stage at best; ``end_to_end / min(stages)`` says how
 close it gets.
@@ -23,13 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .frame_ranges import FrameRanges
 from .pipeline import Pipeline, PipelineConfig
 from .predictor import Predictor
 from .sinks.analysis_h5 import AnalysisH5Writer
 from .sources import open_source
 from .sources.base import resolve_frames
 
-PRELOAD_FRAMES = 128  # frames held in memory for the model-only and postprocess-only runs
+PRELOAD_FRAMES = 128  # frames held in memory for the model-only and postprocess-only runs (fewer if the video is shorter)
 STORED_OUTPUTS = 8  # batches of model outputs kept for the postprocess-only run
 
 
@@ -57,29 +59,30 @@ def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int = 8, 
     """Measure one video with one pose model; see the module docstring."""
     predictor = Predictor(model_dirs, device, backend=backend)
     with open_source(video) as source:
-        decode_fps, preloaded = _decode_only(source, resolve_frames(frames, source.metadata.n_frames, source.metadata.path))
-    batches = [preloaded[i : i + batch_size] for i in range(0, len(preloaded), batch_size)]
-    model_fps, outputs = _model_only(predictor, batches)
-    postprocess_fps = _postprocess_only(predictor, outputs, workers)
+        selection = resolve_frames(frames, source.metadata.n_frames, source.metadata.path)
+        decode_fps = _decode_only(source, selection)
     with open_source(video) as source, tempfile.TemporaryDirectory() as tmp:
         pipeline = Pipeline(source, predictor, PipelineConfig(batch_size, frames, postprocess_workers=workers))
         with AnalysisH5Writer(Path(tmp) / "bench.h5", predictor.skeleton) as sink:
             summary = pipeline.run([sink])
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; before preloading
+    with open_source(video) as source:
+        first = FrameRanges.parse(f"0-{min(PRELOAD_FRAMES, source.metadata.n_frames) - 1}")
+        preloaded = np.stack([image for _, image in source.iter_frames(first, missing="yield") if image is not None])
+    batches = [preloaded[i : i + batch_size] for i in range(0, len(preloaded), batch_size)]
+    model_fps, outputs = _model_only(predictor, batches)
+    postprocess_fps = _postprocess_only(predictor, outputs, workers)
     return BenchResult(predictor.kind, str(video), summary.frames, batch_size, decode_fps, model_fps,
                        postprocess_fps, summary.fps, peak_rss_mb)  # fmt: skip
 
 
-def _decode_only(source, selection) -> tuple[float, np.ndarray]:
-    """Decode FPS over the selection; the first PRELOAD_FRAMES frames are kept."""
-    kept, count = [], 0
+def _decode_only(source, selection) -> float:
+    """Decode FPS over the selection."""
+    count = 0
     started = time.perf_counter()
-    for _, image in source.iter_frames(selection, missing="yield"):
+    for _ in source.iter_frames(selection, missing="yield"):
         count += 1
-        if image is not None and len(kept) < PRELOAD_FRAMES:
-            kept.append(image.copy())
-    seconds = time.perf_counter() - started
-    return count / seconds, np.stack(kept)
+    return count / (time.perf_counter() - started)
 
 
 def _model_only(predictor: Predictor, batches: list[np.ndarray]) -> tuple[float, list]:
