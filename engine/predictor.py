@@ -21,7 +21,7 @@ import numpy as np
 from .errors import ConfigError
 from .inference import ExportedModel
 from .postprocess import Instances
-from .topdown import crop_origins, extract_crops, instances_from_crops
+from .topdown import crops_around, instances_from_crops
 from .types import ModelType, Skeleton
 
 
@@ -72,10 +72,7 @@ class Predictor:
         if self.centered is None:
             return RawBatch(outputs, len(frames))
         anchors = [found.points[:, 0] for found in self.first.decoder.decode(outputs)]  # per frame (n, 2)
-        frame_of = np.repeat(np.arange(len(frames)), [len(a) for a in anchors])
-        crop_size = self.centered.metadata.crop_size
-        origins = crop_origins(np.concatenate(anchors) if len(frame_of) else np.zeros((0, 2)), crop_size)
-        crops = extract_crops(frames, frame_of, origins, crop_size)
+        crops, origins, frame_of = crops_around(frames, anchors, self.centered.metadata.crop_size)
         crop_outputs = self.centered.backend.run(crops) if len(crops) else {}
         return RawBatch(crop_outputs, len(frames), origins, frame_of)
 

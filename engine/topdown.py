@@ -37,6 +37,17 @@ def extract_crops(frames: np.ndarray, frame_of: np.ndarray, origins: np.ndarray,
     return crops
 
 
+def crops_around(frames: np.ndarray, anchors: list[np.ndarray], crop_size: tuple[int, int]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Crops around every anchor of every frame: anchors[n] is (m_n, 2) for frames[n].
+
+    Returns crops (M, h, w, C) uint8, their origins (M, 2) and frame_of (M,) (index into frames).
+    """
+    frame_of = np.repeat(np.arange(len(anchors)), [len(a) for a in anchors])
+    origins = crop_origins(np.concatenate(anchors) if len(frame_of) else np.zeros((0, 2)), crop_size)
+    return extract_crops(frames, frame_of, origins, crop_size), origins, frame_of
+
+
 def instances_from_crops(crops: list[Instances], origins: np.ndarray, frame_of: np.ndarray, n_frames: int,
                          n_nodes: int) -> list[Instances]:  # fmt: skip
     """Per-frame instances from per-crop ones (in crop pixels), moved back into frame pixels."""

@@ -20,7 +20,7 @@ import torch
 from posestream.engine.errors import ConfigError
 from posestream.engine.model_dir import MODEL_FILES, ModelDir, load_model_dir
 from posestream.engine.progress import progress_bar
-from posestream.engine.topdown import crop_origins, extract_crops
+from posestream.engine.topdown import crops_around
 from posestream.engine.types import ModelType, OutputMode
 from posestream.train.predict import RunModel
 
@@ -152,15 +152,11 @@ def calibration_frames(run: RunModel, shape: tuple[int, int, int], count: int) -
     indices = [i for i, f in enumerate(labels.frames) if f.frame_idx in train]
     indices = [indices[int(k)] for k in np.linspace(0, len(indices) - 1, min(count, len(indices)))]
     if run.type is ModelType.CENTERED_INSTANCE:
-        frames, anchors = [], []
+        anchors = []
         for i in indices:
             a = instance_anchors(labels.frames[i].points, run.anchor)
-            a = a[np.isfinite(a).all(axis=1)][:1]
-            frames.append(labels.image(i))
-            anchors.append(a)
-        frame_of = np.array([n for n, a in enumerate(anchors) for _ in a], np.int64)
-        origins = crop_origins(np.concatenate(anchors), shape[:2])
-        return extract_crops(np.stack(frames), frame_of, origins, shape[:2])
+            anchors.append(a[np.isfinite(a).all(axis=1)][:1])  # one animal per frame: spread over frames
+        return crops_around(np.stack([labels.image(i) for i in indices]), anchors, shape[:2])[0]
     images = [labels.image(i) for i in indices if labels.image(i).shape == shape]
     if not images:
         raise ConfigError(f"int8 calibration: no training frame of the export size {shape}; export at the frames' size")

@@ -22,7 +22,7 @@ import torch
 from posestream.engine.errors import ConfigError
 from posestream.engine.postprocess import Instances, OutputDecoder
 from posestream.engine.progress import progress_bar
-from posestream.engine.topdown import crop_origins, extract_crops, instances_from_crops
+from posestream.engine.topdown import crops_around, instances_from_crops
 from posestream.engine.types import FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton
 
 from .labels import LabelSet
@@ -193,10 +193,7 @@ def _frames(labels: LabelSet, chunk: list[int]) -> np.ndarray:
 
 def _crop_instances(run: RunModel, frames: np.ndarray, anchors: list[np.ndarray], options) -> list[Instances]:
     """Centered-instance predictions around ``anchors`` (per frame: (n, 2) in frame pixels)."""
-    frame_of = np.array([n for n, a in enumerate(anchors) for _ in range(len(a))], np.int64)
-    crop = (run.crop_size, run.crop_size)
-    origins = crop_origins(np.concatenate(anchors) if frame_of.size else np.zeros((0, 2)), crop)
-    crops = extract_crops(frames, frame_of, origins, crop)
+    crops, origins, frame_of = crops_around(frames, anchors, (run.crop_size, run.crop_size))
     found: list[Instances] = []
     for start in range(0, len(crops), options.batch_size):
         found.extend(run.instances(crops[start : start + options.batch_size], options))
