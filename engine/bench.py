@@ -1,7 +1,8 @@
 """``posestream bench``: each stage alone, then the whole pipeline, on one video in one run.
 
 - decode-only: the source decoding the selected frames, nothing else;
-- model-only: the inference step (``Predictor.infer``) on batches preloaded in memory;
+- model-only: the inference step (``Predictor.infer``) on batches preloaded in memory, cycled for
+  at least 10 s so the figure is steady;
 - postprocess-only: ``Predictor.postprocess`` on stored model outputs, on as many threads
   as the pipeline's postprocessing pool;
 - end-to-end: the pipeline writing an analysis HDF5 file (to a temporary folder);
@@ -85,16 +86,18 @@ def _decode_only(source, selection) -> float:
     return count / (time.perf_counter() - started)
 
 
-def _model_only(predictor: Predictor, batches: list[np.ndarray]) -> tuple[float, list]:
-    """Inference FPS on preloaded batches (after one warm-up batch); keeps a few batches' outputs."""
+def _model_only(predictor: Predictor, batches: list[np.ndarray], min_seconds: float = 10.0) -> tuple[float, list]:
+    """Inference FPS on preloaded batches, cycled for at least ``min_seconds`` (after one warm-up batch);
+    keeps a few batches' outputs for the postprocess-only run."""
     predictor.infer(batches[0])
     outputs, count = [], 0
     started = time.perf_counter()
-    for batch in batches:
-        raw = predictor.infer(batch)
-        count += len(batch)
-        if len(outputs) < STORED_OUTPUTS:
-            outputs.append(raw)
+    while count == 0 or time.perf_counter() - started < min_seconds:
+        for batch in batches:
+            raw = predictor.infer(batch)
+            count += len(batch)
+            if len(outputs) < STORED_OUTPUTS:
+                outputs.append(raw)
     return count / (time.perf_counter() - started), outputs
 
 
