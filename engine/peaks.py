@@ -149,10 +149,3 @@ def _offset(before, centre, after):  # pragma: no cover - compiled
     if not np.isfinite(offset):
         return 0.0
     return min(max(offset, -0.5), 0.5)
-
-
-def global_peaks(maps: np.ndarray, stride: int, threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """The refined maximum of each channel of maps (B, C, H, W): points (B, C, 2), NaN where
-    not above ``threshold``, and scores (B, C)."""
-    points, scores = refine_candidates(find_candidates(maps, 1, stride), threshold)
-    return points[:, :, 0], scores[:, :, 0]

@@ -89,6 +89,3 @@ class StageQueue:
         if self._stop.is_set():
             raise Stopped(self.name)
         self._cond.wait(POLL_SECONDS)
-
-    def __len__(self) -> int:
-        return len(self._items)

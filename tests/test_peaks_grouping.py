@@ -6,13 +6,19 @@ import numpy as np
 import pytest
 
 from posestream.engine.paf_grouping import GroupingConfig, group_instances, pair_dots
-from posestream.engine.peaks import find_candidates, global_peaks, refine_candidates
+from posestream.engine.peaks import find_candidates, refine_candidates
 
 
 def gaussian_map(points, shape, stride, sigma):
     ys, xs = np.mgrid[: shape[0], : shape[1]] * stride
     maps = [np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2)) for x, y in points]
     return np.max(maps, axis=0).astype(np.float32)
+
+
+def global_peaks(maps, stride, threshold=0.0):
+    """The best candidate of each channel (K = 1, as single-instance models decode): (B, C, 2), (B, C)."""
+    points, scores = refine_candidates(find_candidates(maps, 1, stride), threshold)
+    return points[:, :, 0], scores[:, :, 0]
 
 
 def test_global_peaks_refine_to_a_fraction_of_a_cell():
