@@ -3,7 +3,7 @@
     python benchmarks/pipeline.py [--batch 8] [--models benchmarks/data/export]
 
 Models: the fp32 exports of benchmarks/export.py (trained by benchmarks/accuracy.py) on
-centered_pair_small.mp4 (top-down, bottom-up; 1100 frames) and dance.mp4 (single-instance), and
+centered_pair_small.mp4 (top-down, centroid alone, bottom-up; 1100 frames) and dance.mp4 (single-instance), and
 the embedded demo model on a synthetic video. Each row is one `posestream bench` process
 (decode-only, model-only, postprocess-only, end-to-end FPS and peak RSS). Writes the "pipeline"
 section of benchmarks/RESULTS.md and benchmarks/pipeline.png.
@@ -53,6 +53,7 @@ def main() -> None:
     m = args.models
     runs = [
         ("top-down (flies)", flies, [m / "centroid_fp32", m / "centered_instance_fp32"]),
+        ("centroid alone (flies)", flies, [m / "centroid_fp32"]),
         ("bottom-up (flies)", flies, [m / "bottomup_fp32"]),
         ("single-instance (dancer)", dance, [m / "single_instance_fp32"]),
         ("bottom-up demo (synthetic)", synth, ["demo"]),

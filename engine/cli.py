@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         "track",
         help="predict poses on a video with exported models and write SLEAP output files",
         description="Run a video through exported models (posestream export): one model directory for "
-        "single-instance or bottom-up, two (centroid + centered-instance, any order) for top-down.",
+        "single-instance or bottom-up, two (centroid + centered-instance, any order) for top-down, "
+        "a centroid alone for one point per animal.",
     )
     track.add_argument("-i", "--input", required=True, metavar="VIDEO", help="video file (or HDF5 video dataset)")
     track.add_argument("-m", "--model", action="append", required=True, metavar="MODEL_DIR",

@@ -6,11 +6,15 @@ sampled at ``n_samples`` points of the segment (``pair_dots``: the dot product
 of the field with the segment's direction at each sample), then the pair's
 score is the samples' mean, penalised when the segment is longer than
 ``max_edge_length``; a pair connects when enough samples agree with the field
-(``pair_scores``). Segments join the candidates' cells (unrefined positions),
+(``_edge_scores``). Segments join the candidates' cells (unrefined positions),
 so a ``peaks`` graph, which samples the field on the device, and the CPU path
-score pairs identically. Pairs are matched greedily per edge (best score first,
-each peak used once), then connections are assembled into instances edge by
-edge, merging partial instances that meet.
+score pairs identically. Pairs are matched greedily per edge (best score
+first, each peak used once; greedy rather than Hungarian: cheaper, and the same
+when an edge's best pairs do not compete), then connections are assembled into
+instances edge by edge, merging partial instances that meet. All of it is one numba ``nogil`` kernel per batch
+(``group_batch``), so postprocessing threads run in parallel and no Python
+runs per peak; ``tests/reference_postprocess.py`` holds the plain-Python
+version the tests compare it with.
 """
 
 from __future__ import annotations
@@ -74,97 +78,158 @@ def _pair_dots_kernel(points, pafs, edges, paf_stride, t, dots):  # pragma: no c
                         dots[b, e, i, j, s] = pafs[b, 2 * e, r, q] * ux + pafs[b, 2 * e + 1, r, q] * uy
 
 
-def pair_scores(dots: np.ndarray, src: np.ndarray, dst: np.ndarray, cfg: GroupingConfig) -> np.ndarray:
-    """Connection scores (Ka, Kb) of one edge from its samples ``dots`` (Ka, Kb, S); -inf where the
-    pair does not connect. src (Ka, 2), dst (Kb, 2): the candidates' cell points, NaN if absent."""
-    length = np.linalg.norm(dst[None, :, :] - src[:, None, :], axis=-1)  # (Ka, Kb)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        penalty = np.minimum(0.0, cfg.max_edge_length / np.maximum(length, 1e-6) - 1.0)
-    scores = dots.mean(axis=-1) + penalty
-    agree = (dots > cfg.min_sample_score).mean(axis=-1) >= cfg.min_agreeing_fraction
-    return np.where(agree & (scores > 0) & (length > 0), scores, -np.inf)
+def group_batch(points: np.ndarray, point_scores: np.ndarray, cells: np.ndarray, dots: np.ndarray,
+                edges: np.ndarray, cfg: GroupingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Assemble the instances of every frame of a batch from its peak candidates.
+
+    points: (B, C, K, 2) refined candidates, NaN where absent; point_scores: (B, C, K);
+    cells: (B, C, K, 2) the candidates' cell points; dots: (B, E, K, K, S) from ``pair_dots``.
+    Returns, padded to ``M = cfg.max_instances``: points (B, M, C, 2) NaN-filled, point scores
+    (B, M, C), instance scores (B, M) (mean connection score over the skeleton's edges), and the
+    number of instances of each frame (B,), best first.
+    """
+    batch, n_nodes, k = point_scores.shape
+    out_points = np.full((batch, cfg.max_instances, n_nodes, 2), np.nan, np.float32)
+    out_scores = np.full((batch, cfg.max_instances, n_nodes), np.nan, np.float32)
+    out_instance_scores = np.zeros((batch, cfg.max_instances), np.float32)
+    counts = np.zeros(batch, np.int64)
+    _group_kernel(
+        np.ascontiguousarray(points, np.float32), np.ascontiguousarray(point_scores, np.float32),
+        np.ascontiguousarray(cells, np.float32), np.ascontiguousarray(dots, np.float32),
+        np.asarray(edges, np.int64).reshape(-1, 2), np.float32(cfg.min_sample_score),
+        float(cfg.min_agreeing_fraction), float(cfg.max_edge_length), cfg.min_instance_nodes,
+        out_points, out_scores, out_instance_scores, counts,
+    )  # fmt: skip
+    return out_points, out_scores, out_instance_scores, counts
 
 
-def greedy_match(scores: np.ndarray) -> list[tuple[int, int, float]]:
-    """Best-first one-to-one matching of a (Na, Nb) score matrix; -inf never matches."""
-    order = np.argsort(-scores, axis=None)
-    used_a, used_b, matches = set(), set(), []
-    for flat in order:
-        a, b = np.unravel_index(flat, scores.shape)
-        score = scores[a, b]
-        if not np.isfinite(score):
-            break
-        if a in used_a or b in used_b:
+@numba.njit(cache=True, nogil=True)
+def _group_kernel(points, point_scores, cells, dots, edges, min_sample, min_fraction, max_length, min_nodes,
+                  out_points, out_scores, out_instance_scores, counts):  # fmt: skip  # pragma: no cover - compiled
+    batch, n_nodes, k = point_scores.shape
+    n_edges = edges.shape[0]
+    n_groups_max = n_edges * k + 1  # each connection opens at most one instance
+    for b in range(batch):
+        members = np.full((n_groups_max, n_nodes), -1, np.int64)  # candidate index per node, -1 if none
+        owner = np.full((n_nodes, k), -1, np.int64)  # instance holding each candidate, -1 if none
+        totals = np.zeros(n_groups_max, np.float64)  # sum of connection scores; -inf once merged away
+        n_groups = 0
+        for e in range(n_edges):
+            a, z = edges[e, 0], edges[e, 1]
+            scores = _edge_scores(points[b], cells[b], dots[b, e], a, z, min_sample, min_fraction, max_length)
+            for pa, pz, score in _greedy_matches(scores):
+                n_groups = _connect(members, owner, totals, n_groups, a, z, pa, pz, score)
+        _write_instances(members, totals, n_groups, points[b], point_scores[b], n_edges, min_nodes,
+                         out_points[b], out_scores[b], out_instance_scores[b], counts, b)  # fmt: skip
+
+
+@numba.njit(cache=True, nogil=True)
+def _edge_scores(points, cells, dots, a, z, min_sample, min_fraction, max_length):  # pragma: no cover - compiled
+    """Connection scores (K, K) of edge (a, z): the samples' mean, minus a penalty for segments longer
+    than ``max_length``; -inf where a candidate is absent or too few samples agree with the field."""
+    k, n_samples = dots.shape[0], dots.shape[2]
+    scores = np.full((k, k), -np.inf, np.float64)
+    for i in range(k):
+        if np.isnan(points[a, i, 0]):
             continue
-        used_a.add(a)
-        used_b.add(b)
-        matches.append((int(a), int(b), float(score)))
+        for j in range(k):
+            if np.isnan(points[z, j, 0]):
+                continue
+            dx, dy = cells[z, j, 0] - cells[a, i, 0], cells[z, j, 1] - cells[a, i, 1]
+            length = np.sqrt(dx * dx + dy * dy)
+            if length == 0.0:
+                continue
+            total, agreeing = 0.0, 0
+            for s in range(n_samples):
+                total += dots[i, j, s]
+                agreeing += dots[i, j, s] > min_sample
+            score = total / n_samples + min(0.0, max_length / length - 1.0)
+            if agreeing / n_samples >= min_fraction and score > 0.0:
+                scores[i, j] = score
+    return scores
+
+
+@numba.njit(cache=True, nogil=True)
+def _greedy_matches(scores):  # pragma: no cover - compiled
+    """Best-first one-to-one matching of a (K, K) score matrix: list of (i, j, score); -inf never matches.
+    Equal scores keep row-major order."""
+    k = scores.shape[1]
+    flat = scores.ravel()
+    order = np.argsort(-flat, kind="mergesort")
+    used_a = np.zeros(scores.shape[0], np.bool_)
+    used_z = np.zeros(k, np.bool_)
+    matches = []
+    for index in order:
+        score = flat[index]
+        if score == -np.inf:
+            break
+        i, j = index // k, index % k
+        if used_a[i] or used_z[j]:
+            continue
+        used_a[i] = True
+        used_z[j] = True
+        matches.append((i, j, score))
     return matches
 
 
-def group_instances(
-    points: np.ndarray, point_scores: np.ndarray, cells: np.ndarray, dots: np.ndarray, edges: np.ndarray,
-    cfg: GroupingConfig,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """Assemble one frame's instances from its peak candidates.
+@numba.njit(cache=True, nogil=True)
+def _connect(members, owner, totals, n_groups, a, z, pa, pz, score):  # pragma: no cover - compiled
+    """Add connection (node a, candidate pa) - (node z, candidate pz) to the instances; returns their count.
 
-    points: (C, K, 2) refined candidates, NaN where absent; point_scores: (C, K);
-    cells: (C, K, 2) the candidates' cell points; dots: (E, K, K, S) from ``pair_dots``.
-    Returns points (N, n_nodes, 2) with NaN, point scores (N, n_nodes), instance scores (N,),
-    the best ``max_instances`` by score.
+    A connection opens an instance, extends the one holding either end, or merges two instances
+    that hold no node in common; it is dropped when the instance already has another candidate
+    for one of the two nodes.
     """
-    n_nodes = len(points)
-    present = ~np.isnan(points[..., 0])  # (C, K)
-    members: list[np.ndarray] = []  # per instance: candidate index per node, -1 if none
-    owner = [dict() for _ in range(n_nodes)]  # node -> {candidate index: instance}
-    edge_total: list[float] = []
-    for e, (a, b) in enumerate(edges):
-        src = np.where(present[a, :, None], cells[a], np.nan)
-        dst = np.where(present[b, :, None], cells[b], np.nan)
-        for pa, pb, score in greedy_match(pair_scores(dots[e], src, dst, cfg)):
-            ia, ib = owner[a].get(pa), owner[b].get(pb)
-            if ia is None and ib is None:
-                members.append(np.full(n_nodes, -1))
-                edge_total.append(0.0)
-                ia = ib = len(members) - 1
-            elif ia is None:
-                ia = ib
-            elif ib is None:
-                ib = ia
-            elif ia != ib:
-                if np.any((members[ia] >= 0) & (members[ib] >= 0)):
-                    continue  # both halves already hold a node in common: keep them apart
-                ia = _merge(members, owner, edge_total, keep=ia, gone=ib)
-                ib = ia
-            if members[ia][a] not in (-1, pa) or members[ia][b] not in (-1, pb):
-                continue  # the instance already has another peak for one of these nodes
-            members[ia][a], members[ia][b] = pa, pb
-            owner[a][pa], owner[b][pb] = ia, ia
-            edge_total[ia] += score
-    return _to_arrays(members, edge_total, points, point_scores, len(edges), cfg)
+    ga, gz = owner[a, pa], owner[z, pz]
+    if ga < 0 and gz < 0:
+        ga = gz = n_groups
+        n_groups += 1
+    elif ga < 0:
+        ga = gz
+    elif gz < 0:
+        gz = ga
+    elif ga != gz:
+        for node in range(members.shape[1]):
+            if members[ga, node] >= 0 and members[gz, node] >= 0:
+                return n_groups  # both halves already hold a node in common: keep them apart
+        for node in range(members.shape[1]):
+            if members[gz, node] >= 0:
+                members[ga, node] = members[gz, node]
+                owner[node, members[gz, node]] = ga
+                members[gz, node] = -1
+        totals[ga] += totals[gz]
+        totals[gz] = -np.inf
+    if (members[ga, a] >= 0 and members[ga, a] != pa) or (members[ga, z] >= 0 and members[ga, z] != pz):
+        return n_groups  # the instance already has another peak for one of these nodes
+    members[ga, a], members[ga, z] = pa, pz
+    owner[a, pa], owner[z, pz] = ga, ga
+    totals[ga] += score
+    return n_groups
 
 
-def _merge(members: list[np.ndarray], owner: list[dict], edge_total: list[float], keep: int, gone: int) -> int:
-    taken = members[gone] >= 0
-    members[keep][taken] = members[gone][taken]
-    for node in np.flatnonzero(taken):
-        owner[node][int(members[gone][node])] = keep
-    edge_total[keep] += edge_total[gone]
-    members[gone][:] = -1
-    edge_total[gone] = -np.inf
-    return keep
-
-
-def _to_arrays(members, edge_total, candidates, candidate_scores, n_edges, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n_nodes = len(candidates)
-    kept = [(m, s) for m, s in zip(members, edge_total) if np.isfinite(s) and (m >= 0).sum() >= cfg.min_instance_nodes]
-    kept.sort(key=lambda item: -item[1])
-    kept = kept[: cfg.max_instances]
-    points = np.full((len(kept), n_nodes, 2), np.nan, np.float32)
-    scores = np.full((len(kept), n_nodes), np.nan, np.float32)
-    for k, (member, _) in enumerate(kept):
-        for node in np.flatnonzero(member >= 0):
-            points[k, node] = candidates[node, member[node]]
-            scores[k, node] = candidate_scores[node, member[node]]
-    instance_scores = np.array([s / max(n_edges, 1) for _, s in kept], np.float32)
-    return points, scores, instance_scores
+@numba.njit(cache=True, nogil=True)
+def _write_instances(members, totals, n_groups, points, point_scores, n_edges, min_nodes,
+                     out_points, out_scores, out_instance_scores, counts, b):  # fmt: skip  # pragma: no cover
+    """Copy the best instances (by total, ties by creation order) with at least ``min_nodes`` nodes."""
+    n_nodes = members.shape[1]
+    keys = np.full(n_groups, np.inf)
+    for g in range(n_groups):
+        size = 0
+        for node in range(n_nodes):
+            size += members[g, node] >= 0
+        if totals[g] > -np.inf and size >= min_nodes:
+            keys[g] = -totals[g]
+    order = np.argsort(keys, kind="mergesort")
+    count = 0
+    for g in order:
+        if count == out_points.shape[0] or keys[g] == np.inf:
+            break
+        for node in range(n_nodes):
+            c = members[g, node]
+            if c >= 0:
+                out_points[count, node, 0] = points[node, c, 0]
+                out_points[count, node, 1] = points[node, c, 1]
+                out_scores[count, node] = point_scores[node, c]
+        out_instance_scores[count] = totals[g] / max(n_edges, 1)
+        count += 1
+    counts[b] = count

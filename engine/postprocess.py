@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError
-from .paf_grouping import GroupingConfig, group_instances, pair_dots
+from .paf_grouping import GroupingConfig, group_batch, pair_dots
 from .peaks import PeakCandidates, find_candidates, refine_candidates
 from .types import ModelMetadata, ModelType, OutputMode
 
@@ -93,9 +93,10 @@ class OutputDecoder:
         if kind is ModelType.CENTROID:
             return [_anchors(p[0], s[0], self.max_instances) for p, s in zip(points, scores)]
         if kind is ModelType.BOTTOMUP:
-            cells = candidates.cell_points()
-            return [Instances(*group_instances(p, s, c, d, self.edges, self.grouping))
-                    for p, s, c, d in zip(points, scores, cells, dots)]  # fmt: skip
+            grouped = group_batch(points, scores, candidates.cell_points(), dots, self.edges, self.grouping)
+            found, point_scores, instance_scores, counts = grouped  # (B, M, C, 2), (B, M, C), (B, M), (B,)
+            return [Instances(found[b, :n], point_scores[b, :n], instance_scores[b, :n])
+                    for b, n in enumerate(counts)]  # fmt: skip
         return [_single(p[:, 0], s[:, 0]) for p, s in zip(points, scores)]
 
 

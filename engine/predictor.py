@@ -2,7 +2,10 @@
 
 - single-instance, or bottom-up: one directory;
 - top-down: a centroid and a centered-instance directory, in any order (their
-  metadata says which is which).
+  metadata says which is which);
+- a centroid directory alone: one point per animal, its anchor (a one-node
+  skeleton named after the anchor part, or "centroid"), for counting and
+  tracking animals where poses are not needed.
 
 Work is split the way the pipeline runs it: ``infer`` (the inference stage:
 networks, and for top-down the centroid peaks and the crops between the two
@@ -47,11 +50,12 @@ class Predictor:
         models = [ExportedModel(p, device, threads, peak_threshold, max_instances, backend) for p in model_dirs]
         by_type = {m.metadata.model_type: m for m in models}
         kinds = sorted(t.value for t in by_type)
-        if len(by_type) != len(models) or kinds not in (["single_instance"], ["bottomup"], ["centered_instance", "centroid"]):
+        pose_models = (["single_instance"], ["bottomup"], ["centroid"], ["centered_instance", "centroid"])
+        if len(by_type) != len(models) or kinds not in pose_models:
             given = [m.metadata.model_type.value for m in models]
             raise ConfigError(
-                f"models of types {given} do not make a pose model: give one single_instance or bottomup "
-                "model, or a centroid and a centered_instance model (-m CENTROID_DIR -m CENTERED_DIR)"
+                f"models of types {given} do not make a pose model: give one single_instance, bottomup or "
+                "centroid model, or a centroid and a centered_instance model (-m CENTROID_DIR -m CENTERED_DIR)"
             )
         self.models = models
         self.first = by_type.get(ModelType.CENTROID) or models[0]
@@ -60,6 +64,8 @@ class Predictor:
         if self.centered and self.centered.metadata.skeleton.nodes != last.metadata.skeleton.nodes:
             raise ConfigError("the centroid and centered-instance models come from different skeletons")
         self.skeleton: Skeleton = last.metadata.skeleton
+        if last.metadata.model_type is ModelType.CENTROID:
+            self.skeleton = Skeleton(nodes=(last.metadata.anchor_part or "centroid",), name="centroid")
         self.input_shape = self.first.metadata.input_shape  # (H, W, C) of the frames
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posestream.engine.paf_grouping import GroupingConfig, group_instances, pair_dots
+from posestream.engine.paf_grouping import GroupingConfig, group_batch, pair_dots
 from posestream.engine.peaks import find_candidates, refine_candidates
 
 
@@ -64,9 +64,7 @@ def test_grouping_recovers_two_animals(shuffle_seed):
     candidates = find_candidates(maps, 4, stride=2)
     points, scores = refine_candidates(candidates, threshold=0.2)
     dots = pair_dots(candidates, pafs[None], edges, 2)
-    found, point_scores, instance_scores = group_instances(
-        points[0], scores[0], candidates.cell_points()[0], dots[0], edges, GroupingConfig()
-    )
-    assert found.shape == (2, 3, 2) and (instance_scores > 0).all()
-    found = sorted(found.tolist(), key=lambda p: p[0][1])
+    found, _, instance_scores, counts = group_batch(points, scores, candidates.cell_points(), dots, edges, GroupingConfig())
+    assert counts.tolist() == [2] and (instance_scores[0, :2] > 0).all()
+    found = sorted(found[0, :2].tolist(), key=lambda p: p[0][1])
     np.testing.assert_allclose(found, animals, atol=0.3)

@@ -4,7 +4,9 @@ Ctrl-C leaves a readable file, frame ranges, gray and RGB video."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
 import random
 import signal
 import subprocess
@@ -18,7 +20,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
-from posestream.engine.errors import ConfigError
+from posestream.engine.errors import ConfigError, MissingExtraError
 from posestream.engine.pipeline import Pipeline, PipelineConfig, PipelineError
 from posestream.engine.predictor import Predictor
 from posestream.engine.sinks import read_analysis_h5
@@ -27,7 +29,8 @@ from posestream.engine.synth import SynthConfig, write_synthetic_video
 from posestream.export.exporter import ExportOptions, export_run
 
 POSESTREAM = str(Path(sys.executable).with_name("posestream"))
-KINDS = {"single_instance": ["single_instance"], "bottomup": ["bottomup"], "top-down": ["centroid", "centered_instance"]}
+KINDS = {"single_instance": ["single_instance"], "bottomup": ["bottomup"], "top-down": ["centroid", "centered_instance"],
+         "centroid": ["centroid"]}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +64,8 @@ def test_pipeline_equals_one_direct_prediction(models, video, kind):
         got = list(Pipeline(source, predictor, PipelineConfig(batch_size=3, postprocess_workers=3)))
     assert [f.frame_idx for f in got] == list(range(40))
     assert sum(f.n_instances for f in got) > 0
+    n_nodes = 1 if kind == "centroid" else 9  # a centroid model alone: each animal's anchor
+    assert predictor.skeleton.n_nodes == n_nodes and got[0].points.shape[1:] == (n_nodes, 2)
     for frame, instances in zip(got, want):
         np.testing.assert_allclose(frame.points, instances.points, atol=1e-5)
         np.testing.assert_allclose(frame.instance_scores, instances.instance_scores, atol=1e-5)
@@ -248,3 +253,30 @@ def test_torch_backend_gives_the_onnxruntime_poses(tiny_runs, video, tmp_path):
         np.testing.assert_allclose(a.points, b.points, atol=0.01)
     with pytest.raises(ConfigError, match="--backend tensorrt needs --device cuda"):
         Predictor([model], backend="tensorrt")
+
+
+def test_tensorrt_backend_without_tensorrt_names_the_extra(models, tmp_path):
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here; the GPU test covers the backend")
+    model = tmp_path / "with_plan"
+    shutil.copytree(models["bottomup"], model)
+    (model / "model.plan").write_bytes(b"not an engine")
+    with pytest.raises(MissingExtraError, match=r"posestream\[gpu\]"):
+        Predictor([model], device="cuda", backend="tensorrt")
+
+
+def test_gpu_backends_give_the_cpu_poses(tiny_runs, video, tmp_path):
+    """torch on CUDA (CUDA graphs) and, where TensorRT is installed, the native TensorRT engine."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs an NVIDIA GPU with a CUDA build of torch")
+    formats = ("onnx", "torch") + (("tensorrt",) if importlib.util.find_spec("tensorrt") else ())
+    model = export_run(tiny_runs["bottomup"], tmp_path / "m", ExportOptions(formats=formats, precision="fp32")).path
+    results = {}
+    for backend, device in [("onnxruntime", "cpu"), *[(f, "cuda") for f in formats if f != "onnx"]]:
+        predictor = Predictor([model], device=device, peak_threshold=0.05, backend=backend)
+        assert predictor.first.backend.name == backend
+        with VideoFileReader(video) as source:  # 40 frames in batches of 3: graphs for 3 and for the last 1
+            results[backend] = list(Pipeline(source, predictor, PipelineConfig(batch_size=3)))
+    for backend in results:
+        for a, b in zip(results["onnxruntime"], results[backend]):
+            np.testing.assert_allclose(a.points, b.points, atol=0.05)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import reference_postprocess as ref
-from posestream.engine.paf_grouping import pair_dots
+from posestream.engine.paf_grouping import GroupingConfig, group_batch, pair_dots
 from posestream.engine.peaks import NOT_A_PEAK, PeakCandidates, find_candidates, refine_candidates
 
 
@@ -59,3 +59,29 @@ def test_pair_dots_equal_the_reference():
     pafs = rng.uniform(-1, 1, (2, 6, 12, 12)).astype(np.float32)
     edges = np.array([[0, 1], [1, 2], [3, 1]])
     np.testing.assert_allclose(pair_dots(candidates, pafs, edges, 4), ref.pair_dots(candidates, pafs, edges, 4), atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_grouping_equals_the_reference(seed):
+    """Many competing, partly absent candidates and mostly agreeing PAF samples, so connections
+    conflict, instances merge and some are cut by max_instances."""
+    rng = np.random.default_rng(seed)
+    batch, n_nodes, k, n_samples = 3, 5, 6, 10
+    edges = np.array([[0, 1], [1, 2], [2, 3], [3, 4], [0, 4], [1, 3]])
+    cells = rng.integers(0, 40, (batch, n_nodes, k, 2)).astype(np.float32) * 2
+    points = cells + rng.uniform(-1, 1, cells.shape).astype(np.float32)
+    points[rng.random((batch, n_nodes, k)) < 0.25] = np.nan
+    scores = rng.uniform(0.2, 1.0, (batch, n_nodes, k)).astype(np.float32)
+    dots = rng.uniform(-0.1, 1.0, (batch, len(edges), k, k, n_samples)).astype(np.float32)
+    cfg = GroupingConfig(max_edge_length=40.0, max_instances=4)
+    found, point_scores, instance_scores, counts = group_batch(points, scores, cells, dots, edges, cfg)
+    for b in range(batch):
+        theirs = ref.group_instances(points[b], scores[b], cells[b], dots[b], edges, cfg)
+        n = counts[b]
+        assert n == len(theirs[0])
+        np.testing.assert_allclose(found[b, :n], theirs[0], atol=0.01)
+        np.testing.assert_array_equal(point_scores[b, :n], theirs[1])
+        np.testing.assert_allclose(instance_scores[b, :n], theirs[2], rtol=1e-5)
+        assert np.isnan(found[b, n:]).all()
+    assert counts.max() == cfg.max_instances  # some frames had more instances than kept
+    assert any(np.isnan(found[b, : counts[b]]).any() for b in range(batch))  # and partial instances

@@ -78,11 +78,13 @@ def test_resume_continues_from_the_last_epoch(one_animal, tmp_path):
     assert first.epochs == 2
     config.optim.max_epochs = 4
     again = Trainer(config, tmp_path / "bu", progress=False)
-    again.resume()
+    again.resume(learning_rate=1e-4)  # fine-tuning at a new rate
     assert again.epoch == 2
     assert again.run().epochs == 4
     with (tmp_path / "bu" / "training_log.csv").open() as f:
-        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert float(rows[1]["learning_rate"]) == config.optim.learning_rate and float(rows[3]["learning_rate"]) == 1e-4
 
 
 def test_time_budget_stops_cleanly(one_animal, tmp_path):

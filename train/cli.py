@@ -38,7 +38,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-minutes", type=float, help="wall-clock budget; stops cleanly when spent")
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint "
+                        "(--set optim.learning_rate=X continues at a new rate)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=run_train)
 
@@ -69,7 +70,8 @@ def run_train(args: argparse.Namespace) -> int:
         )  # fmt: skip
     trainer = Trainer(config, run_dir, progress=not args.quiet)
     if args.resume:
-        trainer.resume()
+        new_rate = any(s.split("=", 1)[0].strip() == "optim.learning_rate" for s in args.set)
+        trainer.resume(config.optim.learning_rate if new_rate else None)
     print(f"training {config.model_type} on {len(trainer.train_labels)} frames "
           f"({len(trainer.val_labels)} for validation), input {trainer.geometry.input_shape}, device {trainer.device}")  # fmt: skip
     result = trainer.run()

@@ -140,8 +140,8 @@ class Trainer:
         if best:
             _atomic_save({"model": self.model.state_dict(), "epoch": self.epoch}, self.run_dir / "best.pt")
 
-    def resume(self) -> None:
-        """Continue from RUN_DIR/last.pt."""
+    def resume(self, learning_rate: float | None = None) -> None:
+        """Continue from RUN_DIR/last.pt; ``learning_rate`` replaces the saved one (fine-tuning a run)."""
         path = self.run_dir / "last.pt"
         if not path.exists():
             raise FileNotFoundError(f"{path}: nothing to resume (no last.pt in {self.run_dir})")
@@ -149,6 +149,9 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if learning_rate is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = learning_rate
         self.epoch, self.best_val, self.stale_epochs = int(state["epoch"]), float(state["best_val"]), int(state["stale_epochs"])
 
     # -- training -----------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from ..errors import ConfigError
 from ..model_dir import ModelDir
 from .base import Backend, check_frames
@@ -13,20 +15,36 @@ BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
 def open_backend(model: ModelDir, backend: str = "auto", device: str = "cpu", threads: int = 0) -> Backend:
     """The backend for ``model`` on ``device``.
 
-    auto: onnxruntime on CPU; on CUDA the torch program (model.pt2) when torch with CUDA is
-    installed, else onnxruntime's CUDA provider. tensorrt: onnxruntime's TensorRT provider.
+    auto: onnxruntime on CPU; on CUDA the first that is here of: the TensorRT engine (model.plan,
+    with tensorrt installed), the torch program (model.pt2, with a CUDA torch), onnxruntime's CUDA
+    provider. tensorrt: model.plan natively when the directory has one, else onnxruntime's
+    TensorRT provider on model.onnx.
     """
     if backend not in BACKENDS:
         raise ConfigError(f"--backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "tensorrt" and device == "cpu":
+        raise ConfigError("--backend tensorrt needs --device cuda (and pip install 'posestream[gpu]')")
     if backend == "auto":
-        backend = "torch" if device != "cpu" and model.has("torch") and _torch_cuda() else "onnxruntime"
+        backend = _fastest(model, device)
     if backend == "torch":
         from .torch import TorchBackend
 
         return TorchBackend(model, device)
-    if backend == "tensorrt" and device == "cpu":
-        raise ConfigError("--backend tensorrt needs --device cuda (and pip install 'posestream[gpu]')")
+    if backend == "tensorrt" and model.has("tensorrt"):
+        from .tensorrt import TensorRTBackend
+
+        return TensorRTBackend(model, device)
     return OnnxRuntimeBackend(model, device, threads, provider="tensorrt" if backend == "tensorrt" else None)
+
+
+def _fastest(model: ModelDir, device: str) -> str:
+    if device == "cpu":
+        return "onnxruntime"
+    if model.has("tensorrt") and importlib.util.find_spec("tensorrt") is not None:
+        return "tensorrt"
+    if model.has("torch") and _torch_cuda():
+        return "torch"
+    return "onnxruntime"
 
 
 def _torch_cuda() -> bool:

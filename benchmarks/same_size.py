@@ -1,0 +1,160 @@
+"""The engine against sleap-nn's reference figures with networks of the same size, on the fly video.
+
+    python benchmarks/same_size.py [--minutes 10] [--batch 8] [--out benchmarks/data/same_size]
+
+sleap-nn 0.3.5's small test models (the issue's reference; measured on this kind of machine):
+UNet filters 16, filters rate 1.5, max stride 8, output stride 2. This script trains networks of
+that shape on centered_pair_small.mp4 frames 0-879 (--minutes each): bottom-up at full
+resolution, and top-down as centroid (input scale 0.5) + centered-instance (crops), exports
+each at fp32 and int8 (onnxruntime, maps mode), then over the whole video (1100 frames) runs
+``posestream bench`` (end-to-end FPS and stage figures) and ``posestream track`` in its own process
+(peak RSS of the command a user runs). Writes the "same-size" section of benchmarks/RESULTS.md.
+Conv GFLOPs per frame are counted with forward hooks on the trained network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+from results import write_section
+
+HERE = Path(__file__).resolve().parent
+SLEAP_NN_SHAPE = ["backbone.filters=16", "backbone.filters_rate=1.5", "backbone.max_stride=8", "head.output_stride=2"]
+RUNS = {  # run name -> (profile, extra settings)
+    "bottomup": ("bottomup", []),
+    "centroid": ("centroid", ["head.anchor_part=thorax"]),
+    "centered_instance": ("centered_instance", ["head.anchor_part=thorax"]),
+}
+PIPELINES = {"bottom-up": ["bottomup"], "top-down": ["centroid", "centered_instance"]}
+SLEAP_NN = {  # FPS: torch batch 4, ONNX export; peak RSS range for both (the issue's figures)
+    "bottom-up": (16.8, 41.5),
+    "top-down": (14.1, 21.3),
+}
+SLEAP_NN_RSS = "830-970"
+
+
+def posestream(*args: str) -> None:
+    command = [str(Path(sys.executable).with_name("posestream")), *map(str, args)]
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, check=True)
+
+
+def train(name: str, labels: Path, video: Path, out: Path, minutes: float) -> Path:
+    run = out / name
+    if not (run / "best.pt").exists():
+        profile, extra = RUNS[name]
+        sets = [a for s in SLEAP_NN_SHAPE + extra for a in ("--set", s)]
+        posestream("train", labels, "-o", run, "--profile", profile, "--frames", "0-879", "--video-path", video,
+                   "--max-minutes", minutes, "--quiet", *sets)  # fmt: skip
+    return run
+
+
+def export(run: Path, out: Path, precision: str) -> Path:
+    if not (out / "metadata.json").exists():
+        size = [] if run.name == "centered_instance" else ["--input-size", "384x384"]
+        posestream("export", run, "-o", out, "--precision", precision, "--quiet", *size)
+    return out
+
+
+def gflops(run: Path) -> float:
+    """Convolution GFLOPs of one forward pass of the run's network on one input (frame or crop)."""
+    import torch
+    from posestream.train.predict import RunModel
+
+    model = RunModel(run)
+    total = 0.0
+
+    def count(module, _inputs, output):
+        nonlocal total
+        kh, kw = module.kernel_size
+        total += 2 * module.in_channels * module.out_channels * kh * kw * output.shape[-2] * output.shape[-1] / module.groups
+
+    network = model.network
+    hooks = [m.register_forward_hook(count) for m in network.modules() if isinstance(m, torch.nn.Conv2d)]
+    height, width = model.network_shape
+    channels = network.backbone.down[0][0].in_channels
+    with torch.no_grad():
+        network(torch.zeros(1, channels, height, width))
+    for hook in hooks:
+        hook.remove()
+    return total / 1e9
+
+
+def track_rss(video: Path, models: list[Path], out: Path, batch: int) -> float:
+    """Peak RSS (MB) of a ``posestream track`` process over the whole video."""
+    exe = str(Path(sys.executable).with_name("posestream"))
+    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)")  # fmt: skip
+    command = [exe, "track", "-i", str(video), *[a for m in models for a in ("-m", str(m))], "-o", str(out),
+               "--batch-size", str(batch), "--quiet"]  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe, *command], check=True, capture_output=True, text=True)
+    return float(done.stdout.split()[-1])
+
+
+def bench(video: Path, models: list[Path], batch: int, out: Path) -> dict:
+    posestream("bench", "-i", video, *[a for m in models for a in ("-m", m)], "--batch-size", batch, "--json", out)
+    return json.loads(out.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="training minutes per network (default 10)")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=HERE / "data" / "same_size")
+    args = parser.parse_args()
+    data = Path(os.environ.get("POSESTREAM_SLEAP_DATA", HERE.parents[1] / "shared" / "data" / "sleap"))
+    labels, video = data / "centered_pair_predictions.slp", data / "centered_pair_small.mp4"
+    for path in (labels, video):
+        if not path.exists():
+            sys.exit(f"{path} not found: set POSESTREAM_SLEAP_DATA to the folder with the SLEAP data")
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    runs = {name: train(name, labels, video, out, args.minutes) for name in RUNS}
+    flops = {name: gflops(run) for name, run in runs.items()}
+    rows = []
+    for pipeline, names in PIPELINES.items():
+        for precision in ("fp32", "int8"):
+            models = [export(runs[n], out / f"{n}_{precision}", precision) for n in names]
+            result = bench(video, models, args.batch, out / f"{pipeline}_{precision}.json")
+            rss = track_rss(video, models, out / f"{pipeline}_{precision}.h5", args.batch)
+            rows.append((pipeline, precision, result, rss))
+            print(f"{pipeline} {precision}: {result['end_to_end_fps']:.1f} FPS, track peak RSS {rss:.0f} MB")
+    write_table(rows, flops, args)
+
+
+def write_table(rows, flops: dict[str, float], args) -> None:
+    lines = [
+        "| pipeline | engine | model-only FPS | end-to-end FPS | vs sleap-nn's best (ONNX) | peak RSS, `track` (MB) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for pipeline in PIPELINES:
+        torch_fps, onnx_fps = SLEAP_NN[pipeline]
+        lines.append(f"| {pipeline} | sleap-nn 0.3.5, torch (batch 4) | | {torch_fps:.1f} | | {SLEAP_NN_RSS} |")
+        lines.append(f"| {pipeline} | sleap-nn 0.3.5, ONNX | | {onnx_fps:.1f} | 1.00 | {SLEAP_NN_RSS} |")
+        for name, precision, r, rss in rows:
+            if name == pipeline:
+                lines.append(f"| {pipeline} | posestream, onnxruntime {precision} (batch {r['batch_size']}) | "
+                             f"{r['model_fps']:.1f} | {r['end_to_end_fps']:.1f} | "
+                             f"{r['end_to_end_fps'] / onnx_fps:.2f} | {rss:.0f} |")  # fmt: skip
+    sizes = ", ".join(f"{name} {g:.2f}" for name, g in flops.items())
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, onnxruntime CPU"
+    write_section("same-size", [
+        "## Same-size networks: posestream against sleap-nn", "",
+        f"`python benchmarks/same_size.py --minutes {args.minutes:g}` ({machine}). Our networks have sleap-nn's "
+        "test-model shape (UNet filters 16, rate 1.5, max stride 8, output stride 2), trained here for "
+        f"{args.minutes:g} minutes each on the fly video; conv GFLOPs per input: {sizes} (sleap-nn's bottom-up: "
+        "3.9 per 384x384 frame). All 1100 frames of centered_pair_small.mp4; sleap-nn's figures are the issue's, "
+        "measured on this kind of machine. Peak RSS is that of the `posestream track` process (no torch loaded).",
+        "", *lines,
+    ])  # fmt: skip
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
