@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: venv demo test bench-decode bench-accuracy bench-export clean
+.PHONY: venv demo test bench-decode bench-accuracy bench-export bench-pipeline bench-same-size clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ bench-accuracy: $(VENV)/.dev
 # Exports the bench-accuracy runs at fp32 / fp16 / int8: speed, accuracy, bytes per output mode.
 bench-export: $(VENV)/.dev
 	$(BIN)/python benchmarks/export.py
+
+# Throughput per model type (posestream bench) and peak RSS against video length.
+bench-pipeline: $(VENV)/.dev
+	$(BIN)/python benchmarks/pipeline.py
+
+# Networks of sleap-nn's test-model size trained on the fly video (10 CPU minutes each), then benched.
+bench-same-size: $(VENV)/.dev
+	$(BIN)/python benchmarks/same_size.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

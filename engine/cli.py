@@ -65,8 +65,10 @@ def _bench(args: argparse.Namespace) -> int:
     import json
 
     from .bench import bench, format_result
+    from .pipeline import default_batch_size
 
-    result = bench(args.input, args.model, args.batch_size, args.frames, args.workers, args.device, args.backend)
+    batch_size = args.batch_size or default_batch_size(args.device)
+    result = bench(args.input, args.model, batch_size, args.frames, args.workers, args.device, args.backend)
     print(format_result(result))
     if args.json:
         with open(args.json, "w") as f:
@@ -121,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--format", action="append", default=[], metavar="analysis-h5|slp",
                        help="output formats, comma-separated or repeated (default analysis-h5; slp needs posestream[train])")  # fmt: skip
     track.add_argument("--frames", metavar="A-B", help="frames to process, e.g. 0-999,2000- (default all)")
-    track.add_argument("--batch-size", type=int, default=8, help="frames per inference batch (default 8)")
+    track.add_argument("--batch-size", type=int, help="frames per inference batch (default 4 on cpu, 16 on cuda)")
     track.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"],
                        help="auto (default): onnxruntime on CPU; on CUDA torch (model.pt2) when available, else "
                        "onnxruntime-gpu. tensorrt: onnxruntime's TensorRT provider. torch: model.pt2")  # fmt: skip
@@ -139,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("-i", "--input", required=True, metavar="VIDEO")
     bench.add_argument("-m", "--model", action="append", required=True, metavar="MODEL_DIR")
-    bench.add_argument("--batch-size", type=int, default=8)
+    bench.add_argument("--batch-size", type=int, help="frames per inference batch (default 4 on cpu, 16 on cuda)")
     bench.add_argument("--frames", metavar="A-B", help="frames to use (default all)")
     bench.add_argument("--workers", type=int, default=2, help="postprocessing threads (default 2)")
     bench.add_argument("--device", default="cpu")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
-from .pipeline import Pipeline, PipelineConfig, RunSummary
+from .pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size
 from .backends import BACKENDS
 from .predictor import Predictor
 from .sinks.analysis_h5 import AnalysisH5Writer
@@ -25,7 +25,7 @@ OUTPUT_FORMATS = ("analysis-h5", "slp")
 @dataclass(frozen=True)
 class TrackOptions:
     frames: str | None = None
-    batch_size: int = 8
+    batch_size: int | None = None  # None: default_batch_size(device)
     backend: str = "auto"
     device: str = "cpu"
     peak_threshold: float | None = None
@@ -57,7 +57,8 @@ def track(video: str | os.PathLike, model_dirs: Sequence[str | os.PathLike], out
     paths = output_paths(out, options.formats)
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
-    config = PipelineConfig(batch_size=options.batch_size, frames=options.frames, postprocess_workers=options.workers)
+    batch_size = options.batch_size or default_batch_size(options.device)
+    config = PipelineConfig(batch_size=batch_size, frames=options.frames, postprocess_workers=options.workers)
     provenance = {"models": [str(m.model_dir.path.resolve()) for m in predictor.models], "frames": options.frames or "all"}
     with open_source(video) as source, _SigtermAsInterrupt():
         pipeline = Pipeline(source, predictor, config)
