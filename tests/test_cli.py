@@ -33,6 +33,16 @@ def test_synth_writes_video_and_ground_truth(tmp_path):
         assert f["tracks"].shape == (3, 2, 9, 15)
 
 
+def test_output_piped_into_a_reader_that_stops_is_not_an_error(tmp_path):
+    """`posestream ... | head -c 1`: the file is written and no traceback is printed."""
+    out = tmp_path / "clip.mp4"
+    command = [POSESTREAM, "synth", str(out), "--frames", "4", "--size", "64x64", "--no-slp", "--quiet"]
+    writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    writer.stdout.close()  # the reader is gone before anything is printed
+    _, stderr = writer.communicate(timeout=120)
+    assert out.exists() and b"Traceback" not in stderr and writer.returncode == 141, stderr.decode()
+
+
 def test_synth_bad_arguments_are_clear(tmp_path):
     result = run("synth", tmp_path / "x.mp4", "--size", "big")
     assert result.returncode == 2 and "WIDTHxHEIGHT" in result.stderr
