@@ -45,8 +45,8 @@ class TrackOptions:
 def output_paths(out: str | os.PathLike, formats: Sequence[str]) -> dict[str, Path]:
     """OUT.h5 for analysis-h5 and OUT.slp for slp (the same stem)."""
     out = Path(out)
-    stem = out.with_suffix("") if out.suffix in (".h5", ".slp") else out
-    return {f: stem.with_suffix(".h5" if f == "analysis-h5" else ".slp") for f in formats}
+    stem = out.name[: -len(out.suffix)] if out.suffix in (".h5", ".slp") else out.name  # keeps other dots
+    return {f: out.parent / (stem + (".h5" if f == "analysis-h5" else ".slp")) for f in formats}
 
 
 def track(video: str | os.PathLike, model_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,

@@ -26,6 +26,7 @@ from posestream.engine.predictor import Predictor
 from posestream.engine.sinks import read_analysis_h5
 from posestream.engine.sources import VideoFileReader
 from posestream.engine.synth import SynthConfig, write_synthetic_video
+from posestream.engine.track import output_paths
 from posestream.export.exporter import ExportOptions, export_run
 
 POSESTREAM = str(Path(sys.executable).with_name("posestream"))
@@ -280,3 +281,9 @@ def test_gpu_backends_give_the_cpu_poses(tiny_runs, video, tmp_path):
     for backend in results:
         for a, b in zip(results["onnxruntime"], results[backend]):
             np.testing.assert_allclose(a.points, b.points, atol=0.05)
+
+
+def test_output_paths_keep_dots_in_the_name(tmp_path):
+    paths = output_paths(tmp_path / "run_0.05.h5", ["analysis-h5", "slp"])
+    assert paths == {"analysis-h5": tmp_path / "run_0.05.h5", "slp": tmp_path / "run_0.05.slp"}
+    assert output_paths(tmp_path / "flies.v2", ["slp"]) == {"slp": tmp_path / "flies.v2.slp"}
