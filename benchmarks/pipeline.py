@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from results import write_section
+from results import peak_rss_and_seconds, write_section
 
 HERE = Path(__file__).resolve().parent
 SLEAP_NN = [  # measured on this kind of machine (the reference figures), FPS
@@ -82,11 +82,8 @@ def rss_by_length(out: Path, lengths: list[int]) -> list[tuple[int, float, float
         video = out / f"synth_96_{n}.mp4"
         if not video.exists():
             subprocess.run([exe, "synth", str(video), "--frames", str(n), "--size", "96x96", "--no-slp", "--quiet"], check=True)
-        probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); subprocess.run(sys.argv[1:], check=True); "
-                 "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.perf_counter() - t)")  # fmt: skip
-        done = subprocess.run([sys.executable, "-c", probe, exe, "track", "-i", str(video), "-m", str(small), "-o",
-                               str(out / f"track_96_{n}.h5"), "--quiet"], check=True, capture_output=True, text=True)  # fmt: skip
-        rss_mb, seconds = map(float, done.stdout.split()[-2:])
+        rss_mb, seconds = peak_rss_and_seconds([exe, "track", "-i", str(video), "-m", str(small), "-o",
+                                                str(out / f"track_96_{n}.h5"), "--quiet"])  # fmt: skip
         rows.append((n, rss_mb, n / seconds))
         print(f"{n} frames: peak RSS {rss_mb:.0f} MB, {n / seconds:.0f} FPS (process start included)")
     return rows

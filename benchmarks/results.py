@@ -1,7 +1,12 @@
-"""benchmarks/RESULTS.md is made of sections, each between its own markers, that each script rewrites."""
+"""Shared by the benchmark scripts: RESULTS.md sections, and commands measured in their own process.
+
+benchmarks/RESULTS.md is made of sections, each between its own markers, that each script rewrites.
+"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -17,3 +22,14 @@ def write_section(name: str, lines: list[str]) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     RESULTS.write_text(text)
+
+
+_PROBE = ("import resource, subprocess, sys, time; t = time.perf_counter(); subprocess.run(sys.argv[1:], check=True); "
+          "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.perf_counter() - t)")  # fmt: skip
+
+
+def peak_rss_and_seconds(command: list[str]) -> tuple[float, float]:
+    """Run ``command`` in a child of a fresh interpreter: its peak RSS (MB) and wall seconds (start included)."""
+    done = subprocess.run([sys.executable, "-c", _PROBE, *command], check=True, capture_output=True, text=True)
+    rss_mb, seconds = map(float, done.stdout.split()[-2:])
+    return rss_mb, seconds

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from results import write_section
+from results import peak_rss_and_seconds, write_section
 
 HERE = Path(__file__).resolve().parent
 SLEAP_NN_SHAPE = ["backbone.filters=16", "backbone.filters_rate=1.5", "backbone.max_stride=8", "head.output_stride=2"]
@@ -88,13 +88,9 @@ def gflops(run: Path) -> float:
 
 def track_rss(video: Path, models: list[Path], out: Path, batch: int) -> float:
     """Peak RSS (MB) of a ``posestream track`` process over the whole video."""
-    exe = str(Path(sys.executable).with_name("posestream"))
-    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)")  # fmt: skip
-    command = [exe, "track", "-i", str(video), *[a for m in models for a in ("-m", str(m))], "-o", str(out),
-               "--batch-size", str(batch), "--quiet"]  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", probe, *command], check=True, capture_output=True, text=True)
-    return float(done.stdout.split()[-1])
+    command = [str(Path(sys.executable).with_name("posestream")), "track", "-i", str(video),
+               *[a for m in models for a in ("-m", str(m))], "-o", str(out), "--batch-size", str(batch), "--quiet"]  # fmt: skip
+    return peak_rss_and_seconds(command)[0]
 
 
 def bench(video: Path, models: list[Path], batch: int, out: Path) -> dict:
