@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .frame_ranges import FrameRanges
-from .pipeline import Pipeline, PipelineConfig
+from .pipeline import Pipeline, PipelineConfig, default_batch_size
 from .predictor import Predictor
 from .sinks.analysis_h5 import AnalysisH5Writer
 from .sources import open_source
@@ -55,9 +55,11 @@ class BenchResult:
         return data
 
 
-def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int = 8, frames: str | None = None,
+def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int | None = None, frames: str | None = None,
           workers: int = 2, device: str = "cpu", backend: str = "auto") -> BenchResult:  # fmt: skip
-    """Measure one video with one pose model; see the module docstring."""
+    """Measure one video with one pose model; see the module docstring. ``batch_size`` None:
+    ``default_batch_size(device)``."""
+    batch_size = default_batch_size(device) if batch_size is None else batch_size
     predictor = Predictor(model_dirs, device, backend=backend)
     with open_source(video) as source:
         selection = resolve_frames(frames, source.metadata.n_frames, source.metadata.path)

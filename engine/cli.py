@@ -66,10 +66,8 @@ def _bench(args: argparse.Namespace) -> int:
     import json
 
     from .bench import bench, format_result
-    from .pipeline import default_batch_size
 
-    batch_size = args.batch_size or default_batch_size(args.device)
-    result = bench(args.input, args.model, batch_size, args.frames, args.workers, args.device, args.backend)
+    result = bench(args.input, args.model, args.batch_size, args.frames, args.workers, args.device, args.backend)
     print(format_result(result))
     if args.json:
         with open(args.json, "w") as f:
@@ -126,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--frames", metavar="A-B", help="frames to process, e.g. 0-999,2000- (default all)")
     track.add_argument("--batch-size", type=int, help="frames per inference batch (default 4 on cpu, 16 on cuda)")
     track.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"],
-                       help="auto (default): onnxruntime on CPU; on CUDA torch (model.pt2) when available, else "
-                       "onnxruntime-gpu. tensorrt: onnxruntime's TensorRT provider. torch: model.pt2")  # fmt: skip
+                       help="auto (default): onnxruntime on CPU; on CUDA the first available of TensorRT (model.plan), "
+                       "torch (model.pt2), onnxruntime-gpu. tensorrt: model.plan, else onnxruntime's TensorRT "
+                       "provider. torch: model.pt2")  # fmt: skip
     track.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N (needs posestream[gpu])")
     track.add_argument("--peak-threshold", type=float, help="drop points whose peak is lower (default: the model's)")
     track.add_argument("--max-instances", type=int, help="most animals per frame (default: the model's)")

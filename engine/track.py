@@ -57,7 +57,7 @@ def track(video: str | os.PathLike, model_dirs: Sequence[str | os.PathLike], out
     paths = output_paths(out, options.formats)
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
-    batch_size = options.batch_size or default_batch_size(options.device)
+    batch_size = default_batch_size(options.device) if options.batch_size is None else options.batch_size
     config = PipelineConfig(batch_size=batch_size, frames=options.frames, postprocess_workers=options.workers)
     provenance = {"models": [str(m.model_dir.path.resolve()) for m in predictor.models], "frames": options.frames or "all"}
     with open_source(video) as source, _SigtermAsInterrupt():

@@ -26,7 +26,7 @@ from posestream.engine.predictor import Predictor
 from posestream.engine.sinks import read_analysis_h5
 from posestream.engine.sources import VideoFileReader
 from posestream.engine.synth import SynthConfig, write_synthetic_video
-from posestream.engine.track import output_paths
+from posestream.engine.track import TrackOptions, output_paths, track
 from posestream.export.exporter import ExportOptions, export_run
 
 POSESTREAM = str(Path(sys.executable).with_name("posestream"))
@@ -287,3 +287,8 @@ def test_output_paths_keep_dots_in_the_name(tmp_path):
     paths = output_paths(tmp_path / "run_0.05.h5", ["analysis-h5", "slp"])
     assert paths == {"analysis-h5": tmp_path / "run_0.05.h5", "slp": tmp_path / "run_0.05.slp"}
     assert output_paths(tmp_path / "flies.v2", ["slp"]) == {"slp": tmp_path / "flies.v2.slp"}
+
+
+def test_a_batch_size_of_zero_is_an_error_not_the_default(models, video, tmp_path):
+    with pytest.raises(ConfigError, match="batch size must be >= 1"):
+        track(video, [models["bottomup"]], tmp_path / "out.h5", TrackOptions(batch_size=0, progress=False))
