@@ -83,6 +83,20 @@ def test_animals_touch_and_cross():
     assert crossed, "the animals' paths never cross"
 
 
+@pytest.mark.parametrize("animals, seed", [(2, 7), (2, 201), (3, 5)])
+def test_bodies_touch_but_never_overlap(animals, seed):
+    """Animals are solid: their bodies (nose to tail base) stay apart, so every keypoint can be seen."""
+    config = SynthConfig(frames=300, width=256, height=256, animals=animals, seed=seed)
+    poses = np.stack(list(PoseSimulator(config)))  # (frames, animals, nodes, 2)
+    body = [SYNTH_SKELETON.nodes.index(n) for n in ("nose", "head", "neck", "spine", "tail_base")]
+    for i in range(animals):
+        for j in range(i + 1, animals):
+            a, b = poses[:, i][:, body], poses[:, j][:, body]  # (frames, 5, 2)
+            gap = np.linalg.norm(a[:, :, None] - b[:, None], axis=-1).min(axis=(1, 2))
+            assert gap.min() > 0.25 * config.body_length, f"animals {i} and {j} overlap in frame {gap.argmin()}"
+            assert gap.min() < 0.4 * config.body_length, f"animals {i} and {j} never come into contact"
+
+
 def _segments_cross(p1, p2, q1, q2) -> bool:
     def side(a, b, c):
         return np.sign((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))

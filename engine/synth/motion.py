@@ -2,10 +2,14 @@
 
 Each animal's nose moves with a smoothly varying speed and heading (an
 Ornstein-Uhlenbeck turn rate), steering away from the walls and, in
-"approach" phases, towards another animal, so animals meet, touch and cross.
-The rest of the body lies on the path the nose took (the body follows the
-nose like a real animal's), the ears sit either side of the head, and the
-tail wags.
+"approach" phases, towards another animal, so animals meet, touch and cross
+each other's paths. Bodies are solid: a nose never comes closer than
+``CONTACT`` to another animal's body (it stops and turns away instead), so
+animals touch side by side or nose to flank but do not pass over each other,
+whose hidden keypoints no pose model could see. The rest of the body lies on
+the path the nose took (the body follows the nose like a real animal's), the
+ears sit either side of the head, and the tail wags (tails may lie across
+others).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ SPINE_ARC = np.array([0.0, 0.14, 0.32, 0.62, 1.0, 1.4, 1.8])
 EAR_BACK, EAR_SIDE = 0.04, 0.13  # ear offset from the head node, body lengths
 TAIL_WAG = {"tail_mid": 0.08, "tail_tip": 0.16}  # wag amplitude, body lengths
 MARGIN = 0.35  # the nose keeps this many body lengths from the frame's edge
+CONTACT = 0.3  # body lengths: closest a nose comes to another animal's midline (nose to tail base)
 _TRAIL_STEP = 0.02  # initial trail spacing, body lengths
 _TRAIL_MAX = 1024  # points of nose path remembered
 
@@ -73,11 +78,11 @@ class _Animal:
 
     def __init__(self, rng: np.random.Generator, config: SynthConfig):
         size = config.body_length
-        margin = (MARGIN + 1.8) * size
-        low = np.array([margin, margin])
-        high = np.maximum(np.array([config.width, config.height]) - margin, low + 1)
-        self.nose = rng.uniform(low, high)
         self.heading = rng.uniform(-np.pi, np.pi)
+        tail = -SPINE_ARC[-1] * size * np.array([np.cos(self.heading), np.sin(self.heading)])  # tail tip - nose
+        low = MARGIN * size - np.minimum(tail, 0.0)  # nose and tail tip both MARGIN inside the frame
+        high = np.maximum(np.array([config.width, config.height]) - MARGIN * size - np.maximum(tail, 0.0), low + 1)
+        self.nose = rng.uniform(low, high)
         self.speed = 0.03 * size
         self.turn = 0.0
         self.wag_phase = rng.uniform(0, 2 * np.pi)
@@ -95,7 +100,19 @@ class PoseSimulator:
     def __init__(self, config: SynthConfig):
         self.config = config
         self.rng = np.random.default_rng(config.seed)
-        self.animals = [_Animal(self.rng, config) for _ in range(config.animals)]
+        self.animals: list[_Animal] = []
+        for _ in range(config.animals):
+            self.animals.append(self._place())
+
+    def _place(self, tries: int = 200) -> _Animal:
+        """A new animal clear of the ones placed (in a crowded arena, after ``tries``, wherever it fell)."""
+        clearance = (CONTACT + 0.3) * self.config.body_length
+        for _ in range(tries):
+            animal = _Animal(self.rng, self.config)
+            body = _body(animal, self.config.body_length)
+            if all(_distance(body, _body(o, self.config.body_length)) > clearance for o in self.animals):
+                break
+        return animal
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Keypoints of each frame.  # (n_animals, n_nodes, 2)"""
@@ -124,8 +141,27 @@ class PoseSimulator:
         a.speed = float(np.clip(a.speed + rng.normal(0, 0.002 * size) + 0.05 * (0.03 * size - a.speed),
                                 0.008 * size, 0.06 * size))  # fmt: skip
         step = a.speed * np.array([np.cos(a.heading), np.sin(a.heading)])
-        a.nose = np.clip(a.nose + step, margin, np.array([cfg.width, cfg.height]) - margin)
+        nose = np.clip(a.nose + step, margin, np.array([cfg.width, cfg.height]) - margin)
+        blocker = self._blocker(index, a.nose, nose)
+        if blocker is not None:  # touching: stay, and turn away from the contact
+            a.turn += 0.1 * _wrap(_bearing(blocker, a.nose) - a.heading)
+            return
+        a.nose = nose
         a.trail = np.vstack([a.trail[-(_TRAIL_MAX - 1) :], a.nose])
+
+    def _blocker(self, index: int, nose: np.ndarray, moved: np.ndarray) -> np.ndarray | None:
+        """The nearest point of another animal's body if moving the nose to ``moved`` would bring it
+        within CONTACT of that body (and closer than it is); else None."""
+        size = self.config.body_length
+        for j, other in enumerate(self.animals):
+            if j == index:
+                continue
+            body = _body(other, size)
+            gaps = np.linalg.norm(body - moved, axis=1)
+            nearest = int(np.argmin(gaps))
+            if gaps[nearest] < CONTACT * size and gaps[nearest] < np.linalg.norm(body - nose, axis=1).min():
+                return body[nearest]
+        return None
 
     def _pose(self, a: _Animal, frame_idx: int) -> np.ndarray:
         """Keypoints of one animal from its nose path.  # (n_nodes, 2)"""
@@ -149,6 +185,18 @@ class PoseSimulator:
             along = _unit(points[nodes.index("tail_base")] - points[nodes.index("spine")])
             points[i] += wag * amplitude * size * np.array([-along[1], along[0]])
         return points
+
+
+def _body(a: _Animal, size: float) -> np.ndarray:
+    """Points of the nose path that the body (nose to tail base) covers now.  # (T, 2)"""
+    path = a.trail[::-1]  # newest (the nose) first
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])
+    return path[arc <= SPINE_ARC[SPINE_NODES.index("tail_base")] * size]
+
+
+def _distance(p: np.ndarray, q: np.ndarray) -> float:
+    """Smallest distance between two point sets (P, 2) and (Q, 2)."""
+    return float(np.linalg.norm(p[:, None] - q[None], axis=-1).min())
 
 
 def _wrap(angle: float) -> float:
