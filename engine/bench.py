@@ -60,7 +60,13 @@ def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int | Non
     """Measure one video with one pose model; see the module docstring. ``batch_size`` None:
     ``default_batch_size(device)``."""
     batch_size = default_batch_size(device) if batch_size is None else batch_size
-    predictor = Predictor(model_dirs, device, backend=backend)
+    with Predictor(model_dirs, device, backend=backend) as predictor:
+        return _measure(video, predictor, batch_size, frames, workers)
+
+
+def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, frames: str | None,
+             workers: int) -> BenchResult:  # fmt: skip
+    """The four figures and peak RSS, in that order (RSS before preloading frames for model-only)."""
     with open_source(video) as source:
         selection = resolve_frames(frames, source.metadata.n_frames, source.metadata.path)
         decode_fps = _decode_only(source, selection)

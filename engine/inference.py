@@ -28,3 +28,7 @@ class ExportedModel:
     def predict(self, frames: np.ndarray, decoder: OutputDecoder | None = None) -> list[Instances]:
         """Instances of each frame (N, H, W, C) uint8, by this model's decoder unless another is given."""
         return (decoder or self.decoder).decode(self.backend.run(frames))
+
+    def close(self) -> None:
+        """Release the backend's device memory."""
+        self.backend.close()

@@ -68,6 +68,17 @@ class Predictor:
             self.skeleton = Skeleton(nodes=(last.metadata.anchor_part or "centroid",), name="centroid")
         self.input_shape = self.first.metadata.input_shape  # (H, W, C) of the frames
 
+    def close(self) -> None:
+        """Release every backend's device memory; the predictor cannot run after."""
+        for model in self.models:
+            model.close()
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     @property
     def kind(self) -> str:
         return "top-down" if self.centered else self.first.metadata.model_type.value

@@ -60,7 +60,7 @@ def track(video: str | os.PathLike, model_dirs: Sequence[str | os.PathLike], out
     batch_size = default_batch_size(options.device) if options.batch_size is None else options.batch_size
     config = PipelineConfig(batch_size=batch_size, frames=options.frames, postprocess_workers=options.workers)
     provenance = {"models": [str(m.model_dir.path.resolve()) for m in predictor.models], "frames": options.frames or "all"}
-    with open_source(video) as source, _SigtermAsInterrupt():
+    with open_source(video) as source, predictor, _SigtermAsInterrupt():
         pipeline = Pipeline(source, predictor, config)
         sinks = _open_sinks(paths, predictor, str(Path(video).resolve()), provenance)
         try:

@@ -278,9 +278,22 @@ def test_gpu_backends_give_the_cpu_poses(tiny_runs, video, tmp_path):
         assert predictor.first.backend.name == backend
         with VideoFileReader(video) as source:  # 40 frames in batches of 3: graphs for 3 and for the last 1
             results[backend] = list(Pipeline(source, predictor, PipelineConfig(batch_size=3)))
+        if device == "cuda":  # closing gives the device memory back; a closed backend refuses to run
+            predictor.close()
+            with pytest.raises(RuntimeError, match="backend was closed"):
+                predictor.infer(np.zeros((1, *predictor.input_shape), np.uint8))
+    assert torch.cuda.memory_allocated() < 16 * 2**20
     for backend in results:
         for a, b in zip(results["onnxruntime"], results[backend]):
             np.testing.assert_allclose(a.points, b.points, atol=0.05)
+
+
+def test_a_closed_predictor_refuses_to_run(models):
+    with Predictor([models["bottomup"]]) as predictor:
+        frames = np.zeros((2, *predictor.input_shape), np.uint8)
+        assert len(predictor.postprocess(predictor.infer(frames))) == 2
+    with pytest.raises(RuntimeError, match="onnxruntime backend was closed; open the model again"):
+        predictor.infer(frames)
 
 
 def test_output_paths_keep_dots_in_the_name(tmp_path):

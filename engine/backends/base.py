@@ -18,10 +18,28 @@ class Backend(ABC):
     def __init__(self, model: ModelDir):
         self.model = model
         self.metadata = model.metadata
+        self.closed = False
 
     @abstractmethod
     def run(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         """Outputs of the model for uint8 frames (N, H, W, C), by output name (see engine.postprocess)."""
+
+    def close(self) -> None:
+        """Release device memory now rather than at garbage collection (long-lived services open many
+        backends); the backend cannot run after. Subclasses holding device memory free it, then call this."""
+        self.closed = True
+
+    def check_batch(self, frames: np.ndarray) -> None:
+        """Before a run: the backend is open and the frames fit the model."""
+        if self.closed:
+            raise RuntimeError(f"{self.model.path}: its {self.name} backend was closed; open the model again")
+        check_frames(frames, self.model)
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 def check_frames(frames: np.ndarray, model: ModelDir) -> None:

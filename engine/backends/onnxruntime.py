@@ -8,7 +8,7 @@ import onnxruntime as ort
 from ..errors import ConfigError, ModelFormatError
 from ..model_dir import METADATA_KEY, ModelDir
 from ..types import ModelMetadata
-from .base import Backend, check_frames
+from .base import Backend
 
 
 
@@ -57,6 +57,6 @@ class OnnxRuntimeBackend(Backend):
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        check_frames(frames, self.model)
+        self.check_batch(frames)
         results = self.session.run(self.output_names, {"frames": frames})
         return dict(zip(self.output_names, results))

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ConfigError, ModelFormatError
 from ..extras import require
 from ..model_dir import ModelDir
-from .base import Backend, check_frames
+from .base import Backend
 
 
 def _cudart():
@@ -28,12 +28,17 @@ def _cudart():
 
 
 class _Cuda:
-    """The few CUDA runtime calls the backend needs, each checked (an error names the call)."""
+    """The few CUDA runtime calls the backend needs, each checked (an error names the call).
+
+    It owns what it allocates: ``release()`` frees every buffer and the stream.
+    """
 
     def __init__(self, device_id: int):
         self.rt = _cudart()
         self.check(self.rt.cudaSetDevice(device_id), "cudaSetDevice")
         self.stream = self.check(self.rt.cudaStreamCreate(), "cudaStreamCreate")
+        self._device_pointers: list[int] = []
+        self._host_pointers: list[int] = []
 
     def check(self, result, call: str):
         err, *values = result if isinstance(result, tuple) else (result,)
@@ -42,12 +47,15 @@ class _Cuda:
         return values[0] if len(values) == 1 else values
 
     def device_buffer(self, nbytes: int) -> int:
-        return self.check(self.rt.cudaMalloc(nbytes), "cudaMalloc")
+        pointer = self.check(self.rt.cudaMalloc(nbytes), "cudaMalloc")
+        self._device_pointers.append(pointer)
+        return pointer
 
     def pinned_array(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """A page-locked host array (DMA without a staging copy)."""
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
         pointer = self.check(self.rt.cudaMallocHost(nbytes), "cudaMallocHost")
+        self._host_pointers.append(pointer)
         buffer = (ctypes.c_byte * nbytes).from_address(int(pointer))
         return np.frombuffer(buffer, dtype=dtype).reshape(shape)
 
@@ -58,6 +66,16 @@ class _Cuda:
 
     def synchronize(self) -> None:
         self.check(self.rt.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
+
+    def release(self) -> None:
+        """Free every buffer and the stream (arrays from ``pinned_array`` must not be used after)."""
+        self.synchronize()
+        for pointer in self._device_pointers:
+            self.check(self.rt.cudaFree(pointer), "cudaFree")
+        for pointer in self._host_pointers:
+            self.check(self.rt.cudaFreeHost(pointer), "cudaFreeHost")
+        self._device_pointers, self._host_pointers = [], []
+        self.check(self.rt.cudaStreamDestroy(self.stream), "cudaStreamDestroy")
 
 
 class TensorRTBackend(Backend):
@@ -100,7 +118,7 @@ class TensorRTBackend(Backend):
             self.outputs[name] = (host, device)
 
     def run(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        check_frames(frames, self.model)
+        self.check_batch(frames)
         results: dict[str, np.ndarray] = {}
         for start in range(0, len(frames), self.max_batch):  # batches beyond the profile run in parts
             part = np.ascontiguousarray(frames[start : start + self.max_batch])
@@ -118,3 +136,12 @@ class TensorRTBackend(Backend):
             self.cuda.copy(host.ctypes.data, device, host[:n].nbytes, "d2h")
         self.cuda.synchronize()
         return {name: host[:n].copy() for name, (host, _) in self.outputs.items()}  # the buffers are reused
+
+    def close(self) -> None:
+        """Free the device and pinned buffers, the stream, the context and the engine now."""
+        if self.closed:
+            return
+        self.outputs = {}
+        self.context = self.engine = None
+        self.cuda.release()
+        super().close()

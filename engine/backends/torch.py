@@ -15,7 +15,7 @@ from ..errors import ConfigError, ModelFormatError
 from ..extras import require
 from ..model_dir import ModelDir
 from ..postprocess import output_names
-from .base import Backend, check_frames
+from .base import Backend
 
 
 class TorchBackend(Backend):
@@ -40,13 +40,21 @@ class TorchBackend(Backend):
         self._graphs: dict[int, _CapturedBatch] = {}
 
     def run(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        check_frames(frames, self.model)
+        self.check_batch(frames)
         with self.torch.inference_mode():
             if self.cuda_graphs:
                 outputs = self._graph_for(len(frames)).replay(frames)
             else:
                 outputs = self.module(self.torch.from_numpy(frames).to(self.device))
             return {name: out.cpu().numpy() for name, out in zip(self.names, outputs)}
+
+    def close(self) -> None:
+        """Drop the captured graphs and the program, and return their cached CUDA memory."""
+        self._graphs.clear()
+        self.module = None
+        if self.device.type == "cuda":
+            self.torch.cuda.empty_cache()
+        super().close()
 
     def _graph_for(self, batch_size: int) -> _CapturedBatch:
         if batch_size not in self._graphs:
