@@ -87,6 +87,29 @@ def test_resume_continues_from_the_last_epoch(one_animal, tmp_path):
     assert float(rows[1]["learning_rate"]) == config.optim.learning_rate and float(rows[3]["learning_rate"]) == 1e-4
 
 
+def test_a_new_run_starts_from_another_runs_weights(overfit_run, one_animal, tmp_path):
+    run_dir, _, _ = overfit_run
+    config = load_config(config_file=run_dir / "config.yaml", labels=str(one_animal.slp), **{"optim.max_epochs": 1})
+    tuned = Trainer(config, tmp_path / "tuned", progress=False)
+    tuned.init_weights(run_dir)
+    source = torch.load(run_dir / "best.pt", weights_only=True)["model"]
+    for name, tensor in tuned.model.state_dict().items():
+        torch.testing.assert_close(tensor, source[name], msg=name)
+    assert tuned.epoch == 0 and tuned.run().epochs == 1  # a new run: its own epochs and checkpoints
+    assert (tmp_path / "tuned" / "best.pt").exists()
+
+
+def test_weights_of_another_network_shape_are_a_clear_error(overfit_run, one_animal, tmp_path):
+    from posestream.engine import ConfigError
+
+    run_dir, _, _ = overfit_run
+    config = load_config(config_file=run_dir / "config.yaml", overrides=["backbone.filters=4"], labels=str(one_animal.slp))
+    with pytest.raises(ConfigError, match=r"layer .* there but .* here; train with the network settings of"):
+        Trainer(config, tmp_path / "other", progress=False).init_weights(run_dir)
+    with pytest.raises(FileNotFoundError, match="no weights to start from"):
+        Trainer(config, tmp_path / "other", progress=False).init_weights(tmp_path)
+
+
 def test_time_budget_stops_cleanly(one_animal, tmp_path):
     config = load_config("centroid", overrides=[*TINY, "optim.max_minutes=0.002"], labels=str(one_animal.slp))
     result = Trainer(config, tmp_path / "c", progress=False).run()

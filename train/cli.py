@@ -40,6 +40,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint "
                         "(--set optim.learning_rate=X continues at a new rate)")
+    parser.add_argument("--init-weights", metavar="RUN_DIR",
+                        help="start a new run from RUN_DIR's trained weights (fine-tuning on new labels); "
+                        "the network settings must match, e.g. --config RUN_DIR/config.yaml")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=run_train)
 
@@ -55,13 +58,18 @@ def run_train(args: argparse.Namespace) -> int:
         "optim.max_epochs": args.max_epochs, "optim.max_minutes": args.max_minutes,
         "device": args.device, "seed": args.seed,
     }  # fmt: skip
+    if args.resume and args.init_weights:
+        raise ConfigError("--resume continues a run with its own weights; --init-weights starts a new one: pick one")
     if args.resume:
         run_dir = Path(args.resume)
         config = load_config(config_file=run_dir / "config.yaml", overrides=args.set, **cli_fields)
     else:
-        if not (args.labels and args.output and args.profile):
-            raise ConfigError("posestream train needs LABELS.slp, -o RUN_DIR and --profile (or --resume RUN_DIR)")
+        if not (args.labels and args.output and (args.profile or args.config)):
+            raise ConfigError("posestream train needs LABELS.slp, -o RUN_DIR and --profile or --config "
+                              "(or --resume RUN_DIR)")
         run_dir = Path(args.output)
+        if args.init_weights and Path(args.init_weights).resolve() == run_dir.resolve():
+            raise ConfigError(f"--init-weights {args.init_weights} is the output run; continue it with --resume")
         if (run_dir / "last.pt").exists():
             raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another -o")
         config = load_config(
@@ -69,6 +77,8 @@ def run_train(args: argparse.Namespace) -> int:
             **{"data.frames": args.frames, "data.val_frames": args.val_frames}, **cli_fields,
         )  # fmt: skip
     trainer = Trainer(config, run_dir, progress=not args.quiet)
+    if args.init_weights:
+        trainer.init_weights(args.init_weights)
     if args.resume:
         new_rate = any(s.split("=", 1)[0].strip() == "optim.learning_rate" for s in args.set)
         trainer.resume(config.optim.learning_rate if new_rate else None)

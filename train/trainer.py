@@ -154,6 +154,30 @@ class Trainer:
                 group["lr"] = learning_rate
         self.epoch, self.best_val, self.stale_epochs = int(state["epoch"]), float(state["best_val"]), int(state["stale_epochs"])
 
+    def init_weights(self, source_run: str | os.PathLike) -> None:
+        """Start from the weights of another run (its best.pt): fine-tuning on new labels.
+
+        The network must be the same shape; the optimiser, epochs and best loss start afresh.
+        """
+        source_run = Path(source_run)
+        path = source_run / "best.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no weights to start from (is {source_run} a training run?)")
+        weights = torch.load(path, map_location=self.device, weights_only=True)["model"]
+        own = self.model.state_dict()
+        for name, tensor in weights.items():
+            if name not in own or own[name].shape != tensor.shape:
+                got = tuple(own[name].shape) if name in own else "no such layer"
+                raise ConfigError(
+                    f"{path}: layer {name} is {tuple(tensor.shape)} there but {got} here; train with the "
+                    f"network settings of {source_run / 'config.yaml'} (e.g. --config {source_run / 'config.yaml'})"
+                )
+        missing = sorted(set(own) - set(weights))
+        if missing:
+            raise ConfigError(f"{path}: has no weights for {missing[0]} (and {len(missing) - 1} more); "
+                              f"train with the network settings of {source_run / 'config.yaml'}")  # fmt: skip
+        self.model.load_state_dict(weights)
+
     # -- training -----------------------------------------------------------
 
     def run(self) -> TrainResult:
