@@ -16,7 +16,7 @@ from posestream.engine.backends import OnnxRuntimeBackend
 from posestream.engine.errors import ConfigError, ModelFormatError, ModelNotFoundError
 from posestream.engine.inference import ExportedModel
 from posestream.engine.model_dir import load_model_dir
-from posestream.engine.peaks import find_candidates
+from posestream.engine.peaks import NOT_A_PEAK, find_candidates
 from posestream.engine.sources import VideoFileReader
 from posestream.engine.types import ModelType
 from posestream.export.exporter import ExportOptions, export_run, parse_size
@@ -173,8 +173,10 @@ def test_torch_program_matches_onnx(runs, frames, tmp_path):
     with torch.inference_mode():
         got = program(torch.from_numpy(frames[:3]))
     want = OnnxRuntimeBackend(model_dir).run(frames[:3])
-    np.testing.assert_array_equal(got[1].numpy(), want["peak_indices"])
     np.testing.assert_allclose(got[0].numpy(), want["peak_values"], atol=FP32_TOLERANCE)
+    found = want["peak_values"] > NOT_A_PEAK / 2  # slots past a channel's last maximum tie, in any order
+    assert found.sum() >= 3
+    np.testing.assert_array_equal(got[1].numpy()[found], want["peak_indices"][found])
 
 
 def test_metadata_is_written_embedded_and_checked(runs, frames, tmp_path):
