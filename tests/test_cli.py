@@ -81,6 +81,11 @@ def test_train_and_evaluate_commands(tmp_path, synth_gray):
     assert "stopped by max_epochs" in result.stdout and (run_dir / "best.pt").exists()
     again = run("train", out.slp, "-o", run_dir, "--profile", "bottomup")
     assert again.returncode == 2 and f"--resume {run_dir}" in again.stderr
+    tuned = run("train", out.slp, "-o", tmp_path / "tuned", "--config", run_dir / "config.yaml",
+                "--init-weights", run_dir, "--max-epochs", 1, "--quiet")  # fmt: skip
+    assert tuned.returncode == 0 and (tmp_path / "tuned" / "best.pt").exists(), tuned.stderr
+    both = run("train", "--resume", run_dir, "--init-weights", run_dir)
+    assert both.returncode == 2 and "pick one" in both.stderr
     report = tmp_path / "m.json"
     result = run("evaluate", run_dir, "--frames", "0-9", "--json", report)
     assert result.returncode == 0, result.stderr
