@@ -3,9 +3,12 @@
     python benchmarks/same_size.py [--minutes 10] [--batch 8] [--out benchmarks/data/same_size]
 
 sleap-nn 0.3.5's small test models (the issue's reference; measured on this kind of machine):
-UNet filters 16, filters rate 1.5, max stride 8, output stride 2. This script trains networks of
-that shape on centered_pair_small.mp4 frames 0-879 (--minutes each): bottom-up at full
-resolution, and top-down as centroid (input scale 0.5) + centered-instance (crops), exports
+UNet filters 16, filters rate 1.5, max stride 8, output stride 2. Its bottom-up test model
+(tests/assets/model_ckpts/minimal_instance_bottomup in sleap-nn's repository) is trained on
+minimal_instance.pkg.slp: a 2-node skeleton with one edge, PAFs at stride 4. This script trains
+networks of that shape (--minutes each): bottom-up on centered_pair_small.mp4 frames 0-879 with
+the fly's 24 nodes and on minimal_instance.pkg.slp with sleap-nn's 2 nodes (both at full
+resolution), and top-down as centroid (input scale 0.5) + centered-instance (crops), exports
 each at fp32 and int8 (onnxruntime, maps mode), then over the whole video (1100 frames) runs
 ``posestream bench`` (end-to-end FPS and stage figures) and ``posestream track`` in its own process
 (peak RSS of the command a user runs). Writes the "same-size" section of benchmarks/RESULTS.md.
@@ -26,14 +29,17 @@ from results import peak_rss_and_seconds, write_section
 
 HERE = Path(__file__).resolve().parent
 SLEAP_NN_SHAPE = ["backbone.filters=16", "backbone.filters_rate=1.5", "backbone.max_stride=8", "head.output_stride=2"]
-RUNS = {  # run name -> (profile, extra settings)
-    "bottomup": ("bottomup", []),
-    "centroid": ("centroid", ["head.anchor_part=thorax"]),
-    "centered_instance": ("centered_instance", ["head.anchor_part=thorax"]),
+RUNS = {  # run name -> (profile, extra settings, labels: the fly video's or sleap-nn's 2-node test labels)
+    "bottomup": ("bottomup", [], "flies"),
+    "bottomup_2node": ("bottomup", ["head.sigma=1.5", "head.paf_output_stride=4", "data.val_fraction=0",
+                                    "optim.max_epochs=100000", "optim.early_stopping_patience=100000",
+                                    "optim.plateau_patience=100000"], "minimal"),  # one labelled frame: an epoch is a step
+    "centroid": ("centroid", ["head.anchor_part=thorax"], "flies"),
+    "centered_instance": ("centered_instance", ["head.anchor_part=thorax"], "flies"),
 }
-PIPELINES = {"bottom-up": ["bottomup"], "top-down": ["centroid", "centered_instance"]}
-SLEAP_NN = {  # FPS: torch batch 4, ONNX export; peak RSS range for both (the issue's figures)
-    "bottom-up": (16.8, 41.5),
+PIPELINES = {"bottom-up": ["bottomup"], "bottom-up, 2 nodes": ["bottomup_2node"], "top-down": ["centroid", "centered_instance"]}
+SLEAP_NN = {  # FPS: torch batch 4, ONNX export; peak RSS range for both (the issue's figures, 2-node bottom-up)
+    "bottom-up, 2 nodes": (16.8, 41.5),
     "top-down": (14.1, 21.3),
 }
 SLEAP_NN_RSS = "830-970"
@@ -45,13 +51,17 @@ def posestream(*args: str) -> None:
     subprocess.run(command, check=True)
 
 
-def train(name: str, labels: Path, video: Path, out: Path, minutes: float) -> Path:
+def train(name: str, data: Path, out: Path, minutes: float) -> Path:
     run = out / name
     if not (run / "best.pt").exists():
-        profile, extra = RUNS[name]
+        profile, extra, labels = RUNS[name]
         sets = [a for s in SLEAP_NN_SHAPE + extra for a in ("--set", s)]
-        posestream("train", labels, "-o", run, "--profile", profile, "--frames", "0-879", "--video-path", video,
-                   "--max-minutes", minutes, "--quiet", *sets)  # fmt: skip
+        if labels == "flies":
+            source = [data / "centered_pair_predictions.slp", "--frames", "0-879",
+                      "--video-path", data / "centered_pair_small.mp4"]  # fmt: skip
+        else:
+            source = [data / "minimal_instance.pkg.slp"]
+        posestream("train", *source, "-o", run, "--profile", profile, "--max-minutes", minutes, "--quiet", *sets)
     return run
 
 
@@ -105,20 +115,21 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "data" / "same_size")
     args = parser.parse_args()
     data = Path(os.environ.get("POSESTREAM_SLEAP_DATA", HERE.parents[1] / "shared" / "data" / "sleap"))
-    labels, video = data / "centered_pair_predictions.slp", data / "centered_pair_small.mp4"
-    for path in (labels, video):
-        if not path.exists():
-            sys.exit(f"{path} not found: set POSESTREAM_SLEAP_DATA to the folder with the SLEAP data")
+    video = data / "centered_pair_small.mp4"
+    for name in ("centered_pair_predictions.slp", "centered_pair_small.mp4", "minimal_instance.pkg.slp"):
+        if not (data / name).exists():
+            sys.exit(f"{data / name} not found: set POSESTREAM_SLEAP_DATA to the folder with the SLEAP data")
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    runs = {name: train(name, labels, video, out, args.minutes) for name in RUNS}
+    runs = {name: train(name, data, out, args.minutes) for name in RUNS}
     flops = {name: gflops(run) for name, run in runs.items()}
     rows = []
     for pipeline, names in PIPELINES.items():
         for precision in ("fp32", "int8"):
             models = [export(runs[n], out / f"{n}_{precision}", precision) for n in names]
-            result = bench(video, models, args.batch, out / f"{pipeline}_{precision}.json")
-            rss = track_rss(video, models, out / f"{pipeline}_{precision}.h5", args.batch)
+            stem = pipeline.replace(", ", "_").replace(" ", "_")
+            result = bench(video, models, args.batch, out / f"{stem}_{precision}.json")
+            rss = track_rss(video, models, out / f"{stem}_{precision}.h5", args.batch)
             rows.append((pipeline, precision, result, rss))
             print(f"{pipeline} {precision}: {result['end_to_end_fps']:.1f} FPS, track peak RSS {rss:.0f} MB")
     write_table(rows, flops, args)
@@ -132,11 +143,12 @@ def write_table(rows, flops: dict[str, float], args) -> None:
         "|---|---|---:|---:|---:|---:|",
     ]
     for pipeline in PIPELINES:
-        torch_fps, onnx_fps = SLEAP_NN[pipeline]
-        alone = {"bottom-up": "~42", "top-down": "n/a"}[pipeline]
-        ratio = f"{onnx_fps / 42:.2f}" if pipeline == "bottom-up" else "n/a"
-        lines.append(f"| {pipeline} | sleap-nn 0.3.5, torch (batch 4) | | {torch_fps:.1f} | | {SLEAP_NN_RSS} |")
-        lines.append(f"| {pipeline} | sleap-nn 0.3.5, ONNX | {alone} | {onnx_fps:.1f} | {ratio} | {SLEAP_NN_RSS} |")
+        if pipeline in SLEAP_NN:
+            torch_fps, onnx_fps = SLEAP_NN[pipeline]
+            alone = "~42" if pipeline.startswith("bottom-up") else "n/a"
+            ratio = f"{onnx_fps / 42:.2f}" if pipeline.startswith("bottom-up") else "n/a"
+            lines.append(f"| {pipeline} | sleap-nn 0.3.5, torch (batch 4) | | {torch_fps:.1f} | | {SLEAP_NN_RSS} |")
+            lines.append(f"| {pipeline} | sleap-nn 0.3.5, ONNX | {alone} | {onnx_fps:.1f} | {ratio} | {SLEAP_NN_RSS} |")
         fp32 = next(r["model_fps"] for name, precision, r, _ in rows if name == pipeline and precision == "fp32")
         for name, precision, r, rss in rows:
             if name == pipeline:
@@ -149,7 +161,8 @@ def write_table(rows, flops: dict[str, float], args) -> None:
         "## Same-size networks: posestream against sleap-nn", "",
         f"`python benchmarks/same_size.py --minutes {args.minutes:g}` ({machine}). Our networks have sleap-nn's "
         "test-model shape (UNet filters 16, rate 1.5, max stride 8, output stride 2), trained here for "
-        f"{args.minutes:g} minutes each on the fly video; conv GFLOPs per input: {sizes} (sleap-nn's bottom-up: "
+        f"{args.minutes:g} minutes each, on the fly video, or for the 2-node bottom-up on sleap-nn's own test "
+        f"labels (its bottom-up test model's skeleton); conv GFLOPs per input: {sizes} (sleap-nn's bottom-up: "
         "3.9 per 384x384 frame). All 1100 frames of centered_pair_small.mp4. sleap-nn's rows are the issue's "
         "figures from another machine of this kind; the ratio column (end-to-end over onnxruntime running the "
         "fp32 network alone, measured in the same run) is the comparison that does not depend on the machine. "
