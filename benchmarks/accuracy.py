@@ -18,33 +18,26 @@ import csv
 import json
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
-from results import write_section
+from results import run_posestream, write_section
 
 HERE = Path(__file__).resolve().parent
 TARGETS = {"topdown": 0.60, "bottomup": 0.50, "single_instance": 0.50}
-
-
-def posestream(*args: str) -> None:
-    command = [str(Path(sys.executable).with_name("posestream")), *args]
-    print("$", " ".join(command), flush=True)
-    subprocess.run(command, check=True)
 
 
 def train(labels: Path, out: Path, profile: str, frames: str, video: Path, minutes: float, *sets: str) -> None:
     if (out / "best.pt").exists():
         print(f"{out} exists; reusing it")
         return
-    posestream("train", str(labels), "-o", str(out), "--profile", profile, "--frames", frames,
+    run_posestream("train", str(labels), "-o", str(out), "--profile", profile, "--frames", frames,
                "--video-path", str(video), "--max-minutes", str(minutes), "--quiet",
                *[a for s in sets for a in ("--set", s)])  # fmt: skip
 
 
 def evaluate(runs: list[Path], labels: Path, frames: str, video: Path, out: Path) -> None:
-    posestream("evaluate", *map(str, runs), "--labels", str(labels), "--frames", frames,
+    run_posestream("evaluate", *map(str, runs), "--labels", str(labels), "--frames", frames,
                "--video-path", str(video), "--json", str(out))  # fmt: skip
 
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from results import run_posestream
 
 HERE = Path(__file__).resolve().parent
 DEMO_DIR = HERE.parent / "engine" / "models" / "demo"
@@ -33,12 +33,6 @@ SETTINGS = [
 ]  # fmt: skip
 FINETUNE_RATE = 0.0005
 DIVERSE_VIDEOS, DIVERSE_FRAMES, DIVERSE_RATE = 12, 100, 0.001
-
-
-def posestream(*args: str) -> None:
-    command = [str(Path(sys.executable).with_name("posestream")), *map(str, args)]
-    print("$", " ".join(command), flush=True)
-    subprocess.run(command, check=True)
 
 
 def diverse_labels(work: Path) -> Path:
@@ -51,7 +45,7 @@ def diverse_labels(work: Path) -> Path:
     parts = []
     for k in range(DIVERSE_VIDEOS):
         video = work / "diverse" / f"video_{k:02d}.mp4"
-        posestream("synth", video, "--frames", DIVERSE_FRAMES, "--size", "384x384", "--animals", 2,
+        run_posestream("synth", video, "--frames", DIVERSE_FRAMES, "--size", "384x384", "--animals", 2,
                    "--seed", 200 + k, "--quiet")  # fmt: skip
         parts.append(sio.load_slp(str(video.with_suffix(".slp"))))
     for other in parts[1:]:
@@ -71,25 +65,25 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     train_video = work / "train.mp4"
     if not train_video.exists():
-        posestream("synth", train_video, "--frames", 800, "--size", "384x384", "--animals", 2, "--seed", 100, "--quiet")
+        run_posestream("synth", train_video, "--frames", 800, "--size", "384x384", "--animals", 2, "--seed", 100, "--quiet")
     run_dir = work / "run"
     if not (run_dir / "best.pt").exists():
-        posestream("train", train_video.with_suffix(".slp"), "-o", run_dir, "--profile", "bottomup",
+        run_posestream("train", train_video.with_suffix(".slp"), "-o", run_dir, "--profile", "bottomup",
                    "--max-minutes", args.minutes, "--quiet", *[a for s in SETTINGS for a in ("--set", s)])  # fmt: skip
     tuned_dir = work / "run_finetuned"
     if not tuned_dir.exists():
         shutil.copytree(run_dir, tuned_dir)
-        posestream("train", "--resume", tuned_dir, "--max-minutes", args.finetune_minutes, "--quiet",
+        run_posestream("train", "--resume", tuned_dir, "--max-minutes", args.finetune_minutes, "--quiet",
                    "--set", f"optim.learning_rate={FINETUNE_RATE}")  # fmt: skip
     diverse_dir = work / "run_diverse"
     if not (diverse_dir / "best.pt").exists():
-        posestream("train", diverse_labels(work), "-o", diverse_dir, "--config", tuned_dir / "config.yaml",
+        run_posestream("train", diverse_labels(work), "-o", diverse_dir, "--config", tuned_dir / "config.yaml",
                    "--init-weights", tuned_dir, "--max-minutes", args.diverse_minutes, "--quiet",
                    "--set", f"optim.learning_rate={DIVERSE_RATE}")  # fmt: skip
     export_dir = work / "export"
     if export_dir.exists():
         shutil.rmtree(export_dir)
-    posestream("export", diverse_dir, "-o", export_dir, "--quiet")
+    run_posestream("export", diverse_dir, "-o", export_dir, "--quiet")
     if DEMO_DIR.exists():
         shutil.rmtree(DEMO_DIR)
     DEMO_DIR.mkdir(parents=True)
@@ -97,9 +91,9 @@ def main() -> None:
         shutil.copyfile(export_dir / name, DEMO_DIR / name)
     test_video = work / "test.mp4"
     if not test_video.exists():
-        posestream("synth", test_video, "--frames", 300, "--size", "384x384", "--animals", 2, "--seed", 7, "--quiet")
-    posestream("track", "-i", test_video, "-m", "demo", "-o", work / "test_predictions.h5", "--quiet")
-    posestream("evaluate", work / "test_predictions.h5", "--labels", test_video.with_suffix(".slp"),
+        run_posestream("synth", test_video, "--frames", 300, "--size", "384x384", "--animals", 2, "--seed", 7, "--quiet")
+    run_posestream("track", "-i", test_video, "-m", "demo", "-o", work / "test_predictions.h5", "--quiet")
+    run_posestream("evaluate", work / "test_predictions.h5", "--labels", test_video.with_suffix(".slp"),
                "--json", work / "demo_accuracy.json")  # fmt: skip
     size = (DEMO_DIR / "model.onnx").stat().st_size
     print(f"{DEMO_DIR}: {size / 1e6:.2f} MB; accuracy in {work / 'demo_accuracy.json'}")

@@ -15,13 +15,12 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from results import write_section
+from results import run_posestream, write_section
 
 HERE = Path(__file__).resolve().parent
 FLY_SIZE, DANCE_SIZE = "384x384", "720x406"
@@ -33,17 +32,10 @@ MODELS = {  # run name -> (video, input size)
 }
 
 
-def posestream(*args: str, capture: bool = False) -> str:
-    command = [str(Path(sys.executable).with_name("posestream")), *args]
-    print("$", " ".join(command), flush=True)
-    done = subprocess.run(command, check=True, text=True, capture_output=capture)
-    return done.stdout if capture else ""
-
-
 def export(run: Path, out: Path, precision: str, size: str | None, mode: str = "maps") -> Path:
     if not (out / "metadata.json").exists():
         args = ["export", str(run), "-o", str(out), "--precision", precision, "--output-mode", mode, "--quiet"]
-        posestream(*args, *(["--input-size", size] if size else []))
+        run_posestream(*args, *(["--input-size", size] if size else []))
     return out
 
 
@@ -75,7 +67,7 @@ def output_bytes(model_dir: Path, frames: np.ndarray) -> int:
 
 def evaluate(model_dirs: list[Path], labels: Path, video: Path, out: Path) -> dict:
     if not out.exists():
-        posestream("evaluate", *map(str, model_dirs), "--labels", str(labels), "--frames", "880-1099",
+        run_posestream("evaluate", *map(str, model_dirs), "--labels", str(labels), "--frames", "880-1099",
                    "--video-path", str(video), "--json", str(out))  # fmt: skip
     return json.loads(out.read_text())
 

@@ -12,14 +12,11 @@ section of benchmarks/RESULTS.md and benchmarks/pipeline.png.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
-import sys
 from pathlib import Path
 
-from results import peak_rss_and_seconds, write_section
+from results import bench_json, peak_rss_and_seconds, posestream_command, run_posestream, write_section
 
 HERE = Path(__file__).resolve().parent
 SLEAP_NN = [  # measured on this kind of machine (the issue's reference figures), FPS
@@ -27,14 +24,6 @@ SLEAP_NN = [  # measured on this kind of machine (the issue's reference figures)
     "output stride 2: 3.9 GFLOPs per frame): bottom-up 16.8 FPS and top-down 14.1 FPS with torch (batch 4), "
     "41.5 / 21.3 FPS through its ONNX export; peak RSS 830-970 MB.",
 ]
-
-
-def bench(video: Path, models: list[Path], batch: int, out: Path) -> dict:
-    command = [str(Path(sys.executable).with_name("posestream")), "bench", "-i", str(video),
-               *[a for m in models for a in ("-m", str(m))], "--batch-size", str(batch), "--json", str(out)]  # fmt: skip
-    print("$", " ".join(command), flush=True)
-    subprocess.run(command, check=True)
-    return json.loads(out.read_text())
 
 
 def main() -> None:
@@ -48,8 +37,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     synth = args.out / "synth_384.mp4"
     if not synth.exists():
-        subprocess.run([str(Path(sys.executable).with_name("posestream")), "synth", str(synth), "--frames", "1000",
-                        "--size", "384x384", "--animals", "2", "--seed", "3", "--no-slp", "--quiet"], check=True)  # fmt: skip
+        run_posestream("synth", synth, "--frames", 1000, "--size", "384x384", "--animals", 2, "--seed", 3, "--no-slp", "--quiet")
     m = args.models
     runs = [
         ("top-down (flies)", flies, [m / "centroid_fp32", m / "centered_instance_fp32"]),
@@ -63,7 +51,7 @@ def main() -> None:
         if not video.exists() or not all(Path(x).exists() or x == "demo" for x in models):
             print(f"skipping {name}: run benchmarks/accuracy.py and benchmarks/export.py first, and check {video}")
             continue
-        rows.append((name, video.name, bench(video, models, args.batch, args.out / f"{name.split()[0]}_{video.stem}.json")))
+        rows.append((name, video.name, bench_json(video, models, args.batch, args.out / f"{name.split()[0]}_{video.stem}.json")))
     rss = rss_by_length(args.out, [1000, 20000])
     write_table(rows, args.batch, rss)
     plot(rows, HERE / "pipeline.png")
@@ -74,16 +62,15 @@ def rss_by_length(out: Path, lengths: list[int]) -> list[tuple[int, float, float
     its own process, with the demo run exported at 96x96 (the demo model's architecture on small frames)."""
     demo_run = HERE / "data" / "demo_model" / "run"
     small = out / "demo_96"
-    exe = str(Path(sys.executable).with_name("posestream"))
     if not (small / "model.onnx").exists():
-        subprocess.run([exe, "export", str(demo_run), "-o", str(small), "--input-size", "96x96", "--quiet"], check=True)
+        run_posestream("export", demo_run, "-o", small, "--input-size", "96x96", "--quiet")
     rows = []
     for n in lengths:
         video = out / f"synth_96_{n}.mp4"
         if not video.exists():
-            subprocess.run([exe, "synth", str(video), "--frames", str(n), "--size", "96x96", "--no-slp", "--quiet"], check=True)
-        rss_mb, seconds = peak_rss_and_seconds([exe, "track", "-i", str(video), "-m", str(small), "-o",
-                                                str(out / f"track_96_{n}.h5"), "--quiet"])  # fmt: skip
+            run_posestream("synth", video, "--frames", n, "--size", "96x96", "--no-slp", "--quiet")
+        command = posestream_command("track", "-i", video, "-m", small, "-o", out / f"track_96_{n}.h5", "--quiet")
+        rss_mb, seconds = peak_rss_and_seconds(command)
         rows.append((n, rss_mb, n / seconds))
         print(f"{n} frames: peak RSS {rss_mb:.0f} MB, {n / seconds:.0f} FPS (process start included)")
     return rows

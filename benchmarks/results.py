@@ -1,10 +1,12 @@
-"""Shared by the benchmark scripts: RESULTS.md sections, and commands measured in their own process.
+"""Shared by the benchmark scripts: RESULTS.md sections, the posestream CLI, and commands measured in their
+own process.
 
 benchmarks/RESULTS.md is made of sections, each between its own markers, that each script rewrites.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +35,21 @@ def peak_rss_and_seconds(command: list[str]) -> tuple[float, float]:
     done = subprocess.run([sys.executable, "-c", _PROBE, *command], check=True, capture_output=True, text=True)
     rss_mb, seconds = map(float, done.stdout.split()[-2:])
     return rss_mb, seconds
+
+
+def posestream_command(*args) -> list[str]:
+    """``posestream ARGS`` from this interpreter's environment (arguments as strings)."""
+    return [str(Path(sys.executable).with_name("posestream")), *map(str, args)]
+
+
+def run_posestream(*args) -> None:
+    """Run ``posestream ARGS``, echoing the command; a failure stops the script."""
+    command = posestream_command(*args)
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, check=True)
+
+
+def bench_json(video: Path, models: list, batch: int, out: Path) -> dict:
+    """``posestream bench`` of ``video`` with one pose model (its model dirs): the figures of its --json."""
+    run_posestream("bench", "-i", video, *[a for m in models for a in ("-m", m)], "--batch-size", batch, "--json", out)
+    return json.loads(Path(out).read_text())

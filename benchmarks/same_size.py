@@ -18,14 +18,12 @@ Conv GFLOPs per frame are counted with forward hooks on the trained network.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
-from results import peak_rss_and_seconds, write_section
+from results import bench_json, peak_rss_and_seconds, posestream_command, run_posestream, write_section
 
 HERE = Path(__file__).resolve().parent
 SLEAP_NN_SHAPE = ["backbone.filters=16", "backbone.filters_rate=1.5", "backbone.max_stride=8", "head.output_stride=2"]
@@ -45,12 +43,6 @@ SLEAP_NN = {  # FPS: torch batch 4, ONNX export; peak RSS range for both (the is
 SLEAP_NN_RSS = "830-970"
 
 
-def posestream(*args: str) -> None:
-    command = [str(Path(sys.executable).with_name("posestream")), *map(str, args)]
-    print("$", " ".join(command), flush=True)
-    subprocess.run(command, check=True)
-
-
 def train(name: str, data: Path, out: Path, minutes: float) -> Path:
     run = out / name
     if not (run / "best.pt").exists():
@@ -61,14 +53,14 @@ def train(name: str, data: Path, out: Path, minutes: float) -> Path:
                       "--video-path", data / "centered_pair_small.mp4"]  # fmt: skip
         else:
             source = [data / "minimal_instance.pkg.slp"]
-        posestream("train", *source, "-o", run, "--profile", profile, "--max-minutes", minutes, "--quiet", *sets)
+        run_posestream("train", *source, "-o", run, "--profile", profile, "--max-minutes", minutes, "--quiet", *sets)
     return run
 
 
 def export(run: Path, out: Path, precision: str) -> Path:
     if not (out / "metadata.json").exists():
         size = [] if run.name == "centered_instance" else ["--input-size", "384x384"]
-        posestream("export", run, "-o", out, "--precision", precision, "--quiet", *size)
+        run_posestream("export", run, "-o", out, "--precision", precision, "--quiet", *size)
     return out
 
 
@@ -98,14 +90,9 @@ def gflops(run: Path) -> float:
 
 def track_rss(video: Path, models: list[Path], out: Path, batch: int) -> float:
     """Peak RSS (MB) of a ``posestream track`` process over the whole video."""
-    command = [str(Path(sys.executable).with_name("posestream")), "track", "-i", str(video),
-               *[a for m in models for a in ("-m", str(m))], "-o", str(out), "--batch-size", str(batch), "--quiet"]  # fmt: skip
+    command = posestream_command("track", "-i", video, *[a for m in models for a in ("-m", m)], "-o", out,
+                                 "--batch-size", batch, "--quiet")  # fmt: skip
     return peak_rss_and_seconds(command)[0]
-
-
-def bench(video: Path, models: list[Path], batch: int, out: Path) -> dict:
-    posestream("bench", "-i", video, *[a for m in models for a in ("-m", m)], "--batch-size", batch, "--json", out)
-    return json.loads(out.read_text())
 
 
 def main() -> None:
@@ -128,7 +115,7 @@ def main() -> None:
         for precision in ("fp32", "int8"):
             models = [export(runs[n], out / f"{n}_{precision}", precision) for n in names]
             stem = pipeline.replace(", ", "_").replace(" ", "_")
-            result = bench(video, models, args.batch, out / f"{stem}_{precision}.json")
+            result = bench_json(video, models, args.batch, out / f"{stem}_{precision}.json")
             rss = track_rss(video, models, out / f"{stem}_{precision}.h5", args.batch)
             rows.append((pipeline, precision, result, rss))
             print(f"{pipeline} {precision}: {result['end_to_end_fps']:.1f} FPS, track peak RSS {rss:.0f} MB")

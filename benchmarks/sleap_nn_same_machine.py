@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from results import peak_rss_and_seconds, write_section
+from results import peak_rss_and_seconds, posestream_command, write_section
 
 HERE = Path(__file__).resolve().parent
 FRAMES = 1100
@@ -102,11 +102,10 @@ def main() -> None:
         command = sleap_nn(args.sleap_nn_python, out, "predict", "-i", video, "-m", out / "export", "--runtime", "onnx",
                            "-d", "cpu", "-b", batch, "-o", out / f"predictions_{batch}.slp")  # fmt: skip
         rows.append(("sleap-nn 0.3.5, ONNX (onnxruntime fp32)", batch, *peak_rss_and_seconds(command)))
-    posestream = str(Path(sys.executable).with_name("posestream"))
     for precision in ("fp32", "int8"):
         for batch in args.batch:
-            command = [posestream, "track", "-i", str(video), "-m", str(ours / f"bottomup_2node_{precision}"),
-                       "-o", str(out / f"ours_{precision}_{batch}.h5"), "--batch-size", str(batch), "--quiet"]  # fmt: skip
+            command = posestream_command("track", "-i", video, "-m", ours / f"bottomup_2node_{precision}",
+                                         "-o", out / f"ours_{precision}_{batch}.h5", "--batch-size", batch, "--quiet")  # fmt: skip
             rows.append((f"posestream, onnxruntime {precision}", batch, *peak_rss_and_seconds(command)))
     lines = ["| engine | batch | wall s (start-up included) | frames / wall s | peak RSS (MB) |", "|---|---:|---:|---:|---:|"]
     for engine, batch, rss, seconds in rows:
