@@ -1,16 +1,19 @@
 """``posestream bench``: each stage alone, then the whole pipeline, on one video in one run.
 
 - decode-only: the source decoding the selected frames, nothing else;
-- model-only: the inference step (``Predictor.infer``) on batches preloaded in memory, cycled for
-  at least 10 s so the figure is steady;
+- model-only: the inference step (``Predictor.infer``) on batches preloaded in memory;
 - postprocess-only: ``Predictor.postprocess`` on stored model outputs, on as many threads
   as the pipeline's postprocessing pool;
 - end-to-end: the pipeline writing an analysis HDF5 file (to a temporary folder);
-- peak RSS of the process (``ru_maxrss``) after the end-to-end run, before the frames and outputs
-  of the stage-alone runs are held in memory.
+- peak RSS of the process (``ru_maxrss``) after the first end-to-end round, before the frames and
+  outputs of the stage-alone runs are held in memory.
 
-The pipeline is as fast as its slowest stage at best; ``end_to_end / min(stages)`` says how
-close it gets.
+The pipeline is as fast as its slowest stage at best; ``end_to_end / min(stages)`` says how close it
+gets. A machine's speed drifts (other tenants, clocks) by tens of percent over a minute, so the
+end-to-end and model-only figures are taken in alternating rounds: the selection is split into
+``rounds`` consecutive chunks, and after each chunk runs end-to-end the model runs alone for a
+slice of time. Each round's ratio compares its chunk with the model-only slices next to it; the
+spread of those ratios shows how much of the figure is the machine.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ConfigError, VideoDecodeError
 from .frame_ranges import FrameRanges
 from .pipeline import Pipeline, PipelineConfig, default_batch_size
 from .predictor import Predictor
@@ -34,6 +38,18 @@ from .sources.base import resolve_frames
 
 PRELOAD_FRAMES = 128  # frames held in memory for the model-only and postprocess-only runs (fewer if the video is shorter)
 STORED_OUTPUTS = 8  # batches of model outputs kept for the postprocess-only run
+ROUNDS = 3  # end-to-end chunks, each followed by a model-only slice
+MODEL_SLICE_SECONDS = 5.0  # at least this long per model-only slice
+
+
+@dataclass
+class BenchRound:
+    """One chunk of the selection end-to-end and the model-only slice run right after it."""
+
+    frames: int
+    end_to_end_fps: float
+    model_fps: float
+    end_to_end_over_model: float  # against the mean of the model-only slices before and after the chunk
 
 
 @dataclass
@@ -43,10 +59,11 @@ class BenchResult:
     frames: int
     batch_size: int
     decode_fps: float
-    model_fps: float
+    model_fps: float  # over every model-only slice
     postprocess_fps: float
-    end_to_end_fps: float
+    end_to_end_fps: float  # over every end-to-end chunk
     peak_rss_mb: float
+    rounds: list[BenchRound]
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -56,33 +73,86 @@ class BenchResult:
 
 
 def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int | None = None, frames: str | None = None,
-          workers: int = 2, device: str = "cpu", backend: str = "auto") -> BenchResult:  # fmt: skip
+          workers: int = 2, device: str = "cpu", backend: str = "auto", rounds: int = ROUNDS) -> BenchResult:  # fmt: skip
     """Measure one video with one pose model; see the module docstring. ``batch_size`` None:
     ``default_batch_size(device)``."""
+    if rounds < 1:
+        raise ConfigError(f"rounds must be at least 1, got {rounds}")
     batch_size = default_batch_size(device) if batch_size is None else batch_size
     with Predictor(model_dirs, device, backend=backend) as predictor:
-        return _measure(video, predictor, batch_size, frames, workers)
+        return _measure(video, predictor, batch_size, frames, workers, rounds)
 
 
-def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, frames: str | None,
-             workers: int) -> BenchResult:  # fmt: skip
-    """The four figures and peak RSS, in that order (RSS before preloading frames for model-only)."""
+def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, frames: str | None, workers: int,
+             rounds: int) -> BenchResult:  # fmt: skip
+    """Decode-only, then end-to-end chunks alternating with model-only slices, then postprocess-only."""
     with open_source(video) as source:
         selection = resolve_frames(frames, source.metadata.n_frames, source.metadata.path)
         decode_fps = _decode_only(source, selection)
-    with open_source(video) as source, tempfile.TemporaryDirectory() as tmp:
-        pipeline = Pipeline(source, predictor, PipelineConfig(batch_size, frames, postprocess_workers=workers))
-        with AnalysisH5Writer(Path(tmp) / "bench.h5", predictor.skeleton) as sink:
-            summary = pipeline.run([sink])
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; before preloading
+        warm_up = _preload(source, min(batch_size, len(selection)), selection)
+    predictor.postprocess(predictor.infer(warm_up))  # first-run allocations and numba kernels, outside the timing
+    e2e: list[tuple[int, float]] = []  # (frames, seconds) per chunk
+    model: list[tuple[int, float]] = []  # (frames, seconds) per slice
+    batches: list[np.ndarray] = []
+    peak_rss_mb = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, chunk in enumerate(_split(selection, rounds)):
+            e2e.append(_end_to_end(video, predictor, chunk, batch_size, workers, Path(tmp) / f"round{k}.h5"))
+            if not batches:
+                peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+                batches = _preloaded_batches(video, selection, batch_size)
+            model.append(_model_only(predictor, batches, MODEL_SLICE_SECONDS))
+    postprocess_fps = _postprocess_only(predictor, batches, workers)
+    return BenchResult(predictor.kind, str(video), sum(n for n, _ in e2e), batch_size, decode_fps, _fps(model),
+                       postprocess_fps, _fps(e2e), peak_rss_mb, _rounds(e2e, model))  # fmt: skip
+
+
+def _fps(runs: list[tuple[int, float]]) -> float:
+    return sum(n for n, _ in runs) / sum(s for _, s in runs)
+
+
+def _rounds(e2e: list[tuple[int, float]], model: list[tuple[int, float]]) -> list[BenchRound]:
+    """Round k: chunk k against the model-only slices k-1 and k (the slices around it; only k for the first)."""
+    rounds = []
+    for k, (n, seconds) in enumerate(e2e):
+        around = [_fps([m]) for m in model[max(k - 1, 0) : k + 1]]
+        reference = sum(around) / len(around)
+        rounds.append(BenchRound(n, n / seconds, _fps([model[k]]), n / seconds / reference))
+    return rounds
+
+
+def _split(selection: FrameRanges, parts: int) -> list[FrameRanges]:
+    """``parts`` consecutive chunks of the selection, as equal in frame count as can be (fewer if it is short)."""
+    indices = list(selection)
+    bounds = np.linspace(0, len(indices), min(parts, len(indices)) + 1).round().astype(int)
+    return [FrameRanges.from_spans([(i, i + 1) for i in indices[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _end_to_end(video, predictor: Predictor, chunk: FrameRanges, batch_size: int, workers: int,
+                out: Path) -> tuple[int, float]:  # fmt: skip
+    """(frames, wall seconds) of the pipeline on ``chunk``, writing an analysis HDF5 file to ``out``."""
     with open_source(video) as source:
-        first = FrameRanges.parse(f"0-{min(PRELOAD_FRAMES, source.metadata.n_frames) - 1}")
-        preloaded = np.stack([image for _, image in source.iter_frames(first, missing="yield") if image is not None])
-    batches = [preloaded[i : i + batch_size] for i in range(0, len(preloaded), batch_size)]
-    model_fps, outputs = _model_only(predictor, batches)
-    postprocess_fps = _postprocess_only(predictor, outputs, workers)
-    return BenchResult(predictor.kind, str(video), summary.frames, batch_size, decode_fps, model_fps,
-                       postprocess_fps, summary.fps, peak_rss_mb)  # fmt: skip
+        pipeline = Pipeline(source, predictor, PipelineConfig(batch_size, chunk, postprocess_workers=workers))
+        with AnalysisH5Writer(out, predictor.skeleton) as sink:
+            summary = pipeline.run([sink])
+    return summary.frames, summary.wall_seconds
+
+
+def _preloaded_batches(video, selection: FrameRanges, batch_size: int) -> list[np.ndarray]:
+    """The selection's first ``PRELOAD_FRAMES`` decodable frames in batches.  # [(batch_size, H, W, C), ...]"""
+    with open_source(video) as source:
+        frames = _preload(source, min(PRELOAD_FRAMES, len(selection)), selection)
+    return [frames[i : i + batch_size] for i in range(0, len(frames), batch_size)]
+
+
+def _preload(source, count: int, selection: FrameRanges) -> np.ndarray:
+    """The first ``count`` decodable frames of the selection, stacked.  # (count, H, W, C)"""
+    first = FrameRanges.from_spans([(i, i + 1) for i in list(selection)[:count]])
+    images = [image for _, image in source.iter_frames(first, missing="yield") if image is not None]
+    if not images:
+        path = str(source.metadata.path)
+        raise VideoDecodeError(f"{path}: none of frames {first} decodes; choose other frames with --frames", path)
+    return np.stack(images)
 
 
 def _decode_only(source, selection) -> float:
@@ -94,23 +164,22 @@ def _decode_only(source, selection) -> float:
     return count / (time.perf_counter() - started)
 
 
-def _model_only(predictor: Predictor, batches: list[np.ndarray], min_seconds: float = 10.0) -> tuple[float, list]:
-    """Inference FPS on preloaded batches, cycled for at least ``min_seconds`` (after one warm-up batch);
-    keeps a few batches' outputs for the postprocess-only run."""
-    predictor.infer(batches[0])
-    outputs, count = [], 0
+def _model_only(predictor: Predictor, batches: list[np.ndarray], min_seconds: float) -> tuple[int, float]:
+    """(frames, seconds) of inference on preloaded batches, cycled for at least ``min_seconds``. Outputs
+    are dropped as they come, as the pipeline's are (holding them would time page faults)."""
+    count = 0
     started = time.perf_counter()
     while count == 0 or time.perf_counter() - started < min_seconds:
         for batch in batches:
-            raw = predictor.infer(batch)
+            predictor.infer(batch)
             count += len(batch)
-            if len(outputs) < STORED_OUTPUTS:
-                outputs.append(raw)
-    return count / (time.perf_counter() - started), outputs
+    return count, time.perf_counter() - started
 
 
-def _postprocess_only(predictor: Predictor, outputs: list, workers: int, rounds: int = 4) -> float:
-    """Postprocessing FPS of ``workers`` threads over the stored outputs (after a warm-up pass)."""
+def _postprocess_only(predictor: Predictor, batches: list[np.ndarray], workers: int, rounds: int = 4) -> float:
+    """Postprocessing FPS of ``workers`` threads over the model outputs of the first few batches (after
+    a warm-up pass)."""
+    outputs = [predictor.infer(batch) for batch in batches[:STORED_OUTPUTS]]
     for raw in outputs:
         predictor.postprocess(raw)
     jobs = outputs * rounds
@@ -130,4 +199,6 @@ def format_result(result: BenchResult) -> str:
         f"  end-to-end        {result.end_to_end_fps:8.1f} FPS  "
         f"({data['end_to_end_over_slowest_stage']:.2f} x the slowest stage)",
         f"  peak RSS          {result.peak_rss_mb:8.1f} MB",
+        "  rounds (end-to-end / model-only around it): "
+        + ", ".join(f"{r.end_to_end_over_model:.2f}" for r in result.rounds),
     ])  # fmt: skip

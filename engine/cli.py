@@ -67,7 +67,8 @@ def _bench(args: argparse.Namespace) -> int:
 
     from .bench import bench, format_result
 
-    result = bench(args.input, args.model, args.batch_size, args.frames, args.workers, args.device, args.backend)
+    result = bench(args.input, args.model, args.batch_size, args.frames, args.workers, args.device, args.backend,
+                   args.rounds)
     print(format_result(result))
     if args.json:
         with open(args.json, "w") as f:
@@ -144,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, help="frames per inference batch (default 4 on cpu, 16 on cuda)")
     bench.add_argument("--frames", metavar="A-B", help="frames to use (default all)")
     bench.add_argument("--workers", type=int, default=2, help="postprocessing threads (default 2)")
+    bench.add_argument("--rounds", type=int, default=3,
+                       help="end-to-end chunks, each followed by a model-only slice (default 3)")
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"])
     bench.add_argument("--json", metavar="OUT.json", help="also write the results (decode_fps, model_fps, ...)")

@@ -40,25 +40,26 @@ class GroupingConfig:
 
 
 def pair_dots(candidates: PeakCandidates, pafs: np.ndarray, edges: np.ndarray, paf_stride: int,
-              n_samples: int = N_PAF_SAMPLES) -> np.ndarray:  # fmt: skip
+              n_samples: int = N_PAF_SAMPLES, floor: float = -np.inf) -> np.ndarray:  # fmt: skip
     """PAF samples along every candidate pair of every edge.
 
     pafs: (B, 2 * E, Hp, Wp), x and y of edge e in channels 2e and 2e + 1; edges: (E, 2).
     Returns (B, E, K, K, n_samples): for edge (a, b), [.., i, j, s] is the field's dot product
     with the unit vector from candidate i of node a to candidate j of node b, at sample s
-    (the nearest PAF cell to the point a fraction s / (n_samples - 1) of the way).
+    (the nearest PAF cell to the point a fraction s / (n_samples - 1) of the way). Pairs with a
+    candidate not above ``floor`` are NaN: with the peak threshold as floor, grouping never reads them.
     """
     points = candidates.cell_points()  # (B, C, K, 2)
     batch, _, k, _ = points.shape
     dots = np.empty((batch, len(edges), k, k, n_samples), np.float32)
     t = np.linspace(0.0, 1.0, n_samples, dtype=np.float32)
-    _pair_dots_kernel(points, np.ascontiguousarray(pafs, dtype=np.float32), np.asarray(edges, np.int64),
-                      np.float32(paf_stride), t, dots)  # fmt: skip
+    _pair_dots_kernel(points, candidates.values > floor, np.ascontiguousarray(pafs, dtype=np.float32),
+                      np.asarray(edges, np.int64), np.float32(paf_stride), t, dots)  # fmt: skip
     return dots
 
 
 @numba.njit(cache=True, nogil=True)
-def _pair_dots_kernel(points, pafs, edges, paf_stride, t, dots):  # pragma: no cover - compiled
+def _pair_dots_kernel(points, present, pafs, edges, paf_stride, t, dots):  # pragma: no cover - compiled
     batch, n_edges, k, _, n_samples = dots.shape
     height, width = pafs.shape[2], pafs.shape[3]
     tiny = np.float32(1e-6)
@@ -68,6 +69,9 @@ def _pair_dots_kernel(points, pafs, edges, paf_stride, t, dots):  # pragma: no c
             for i in range(k):
                 sx, sy = points[b, a, i, 0], points[b, a, i, 1]
                 for j in range(k):
+                    if not (present[b, a, i] and present[b, z, j]):
+                        dots[b, e, i, j, :] = np.nan
+                        continue
                     dx, dy = points[b, z, j, 0] - sx, points[b, z, j, 1] - sy
                     length = max(np.sqrt(dx * dx + dy * dy), tiny)
                     ux, uy = dx / length, dy / length

@@ -56,16 +56,20 @@ class PeakCandidates:
         return np.stack([self.cols * self.stride, self.rows * self.stride], axis=-1).astype(np.float32)
 
 
-def find_candidates(maps: np.ndarray, k: int, stride: int) -> PeakCandidates:
+def find_candidates(maps: np.ndarray, k: int, stride: int, floor: float = -np.inf) -> PeakCandidates:
     """Top-``k`` local maxima (>= their 3x3 neighbours) of each channel of maps (B, C, H, W), best
-    first, ties by position. Slots beyond a channel's maxima hold NOT_A_PEAK at cell 0."""
+    first, ties by position. Slots beyond a channel's maxima hold NOT_A_PEAK at cell 0.
+
+    Cells not above ``floor`` are never candidates: with the peak threshold as floor, the result
+    refines to the same points, and the scan skips the background's many tiny maxima.
+    """
     maps = np.ascontiguousarray(maps, dtype=np.float32)
     batch, channels, height, width = maps.shape
     k = min(k, height * width)
     values = np.full((batch, channels, k), NOT_A_PEAK, np.float32)
     flat = np.zeros((batch, channels, k), np.int64)
     patches = np.zeros((batch, channels, k, 3, 3), np.float32)
-    _candidates_kernel(maps, values, flat, patches)
+    _candidates_kernel(maps, np.float32(floor), values, flat, patches)
     rows, cols = np.divmod(flat, width)
     return PeakCandidates(values, rows, cols, patches, (height, width), stride)
 
@@ -81,15 +85,19 @@ def refine_candidates(candidates: PeakCandidates, threshold: float) -> tuple[np.
 
 
 @numba.njit(cache=True, nogil=True)
-def _candidates_kernel(maps, values, flat, patches):  # pragma: no cover - compiled
+def _candidates_kernel(maps, floor, values, flat, patches):  # pragma: no cover - compiled
     batch, channels, height, width = maps.shape
     k = values.shape[2]
     for b in range(batch):
         for c in range(channels):
             count = 0
             for i in range(height):
+                if not _any_above(maps[b, c, i], floor):
+                    continue  # most rows of a map are background
                 for j in range(width):
                     v = maps[b, c, i, j]
+                    if v <= floor:
+                        continue
                     if count == k and v <= values[b, c, k - 1]:
                         continue  # cannot enter the top k (ties keep the earlier cell)
                     if not _is_local_max(maps, b, c, i, j, v):
@@ -109,6 +117,14 @@ def _candidates_kernel(maps, values, flat, patches):  # pragma: no cover - compi
                         y, x = i + di - 1, j + dj - 1
                         if 0 <= y < height and 0 <= x < width:
                             patches[b, c, slot, di, dj] = maps[b, c, y, x]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _any_above(row, floor):  # pragma: no cover - compiled
+    above = 0
+    for v in row:  # a branch-free count, which the compiler vectorizes
+        above += v > floor
+    return above > 0
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

@@ -75,10 +75,11 @@ class OutputDecoder:
             candidates = PeakCandidates.from_flat(outputs["peak_values"], outputs["peak_indices"],
                                                   outputs["peak_patches"], meta.output_shapes["confmaps"], stride)  # fmt: skip
             return candidates, outputs.get("paf_dots")
-        candidates = find_candidates(outputs["confmaps"], meta.max_peaks, stride)
+        candidates = find_candidates(outputs["confmaps"], meta.max_peaks, stride, floor=self.threshold)
         if meta.model_type is not ModelType.BOTTOMUP:
             return candidates, None
-        dots = pair_dots(candidates, outputs["pafs"], self.edges, meta.output_strides["pafs"], meta.paf_samples)
+        dots = pair_dots(candidates, outputs["pafs"], self.edges, meta.output_strides["pafs"], meta.paf_samples,
+                         floor=self.threshold)  # fmt: skip
         return candidates, dots
 
     def decode(self, outputs: dict[str, np.ndarray]) -> list[Instances]:

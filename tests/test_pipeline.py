@@ -215,12 +215,14 @@ def test_rgb_video_and_channel_mismatch(tiny_runs, tmp_path):
 def test_bench_measures_every_stage(models, video, tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([POSESTREAM, "bench", "-i", str(video), "-m", str(models["bottomup"]), "--batch-size", "4",
-                             "--json", str(out)], capture_output=True, text=True, timeout=120)  # fmt: skip
+                             "--rounds", "2", "--json", str(out)], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     for key in ("decode_fps", "model_fps", "postprocess_fps", "end_to_end_fps", "peak_rss_mb"):
         assert data[key] > 0, key
     assert data["frames"] == 40 and "end-to-end" in result.stdout
+    assert [r["frames"] for r in data["rounds"]] == [20, 20]  # the video in two chunks, each with its own ratio
+    assert all(r["end_to_end_over_model"] > 0 for r in data["rounds"])
 
 
 def test_embedded_demo_model_tracks_a_fresh_synthetic_video(tmp_path):
@@ -237,9 +239,9 @@ def test_embedded_demo_model_tracks_a_fresh_synthetic_video(tmp_path):
     evaluated = subprocess.run([POSESTREAM, "evaluate", str(tmp_path / "p.h5"), "--labels", str(clip.analysis_h5),
                                 "--json", str(report)], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr
-    # The shipped model scores 0.605 on benchmarks/build_demo_model.py's 300-frame test video and 0.50
-    # on this clip (the bar, 0.8, is not reached yet: tail nodes); this guards what ships.
-    assert json.loads(report.read_text())["mAP"] >= 0.4
+    # The shipped model scores 0.972 on this clip and 0.86-0.93 on 300-frame videos of seeds 7-11;
+    # the bar for the demo model is 0.8.
+    assert json.loads(report.read_text())["mAP"] >= 0.8
 
 
 def test_torch_backend_gives_the_onnxruntime_poses(tiny_runs, video, tmp_path):

@@ -61,6 +61,25 @@ def test_pair_dots_equal_the_reference():
     np.testing.assert_allclose(pair_dots(candidates, pafs, edges, 4), ref.pair_dots(candidates, pafs, edges, 4), atol=1e-5)
 
 
+@pytest.mark.parametrize("threshold", [0.2, 0.6])
+def test_a_floor_at_the_threshold_keeps_every_point_and_dot_grouping_reads(threshold):
+    """The decoder passes the peak threshold as floor to skip background cells; what survives refinement must not change."""
+    rng = np.random.default_rng(3)
+    maps = random_maps(2, (2, 4, 24, 24))
+    pafs = rng.uniform(-1, 1, (2, 6, 12, 12)).astype(np.float32)
+    edges = np.array([[0, 1], [1, 2], [3, 1]])
+    full, floored = find_candidates(maps, 6, 2), find_candidates(maps, 6, 2, floor=threshold)
+    points, _ = refine_candidates(full, threshold)
+    floored_points, _ = refine_candidates(floored, threshold)
+    np.testing.assert_array_equal(points, floored_points)  # same found points, same slots
+    assert np.isfinite(points).any() and np.isnan(points).any()
+    dots, floored_dots = pair_dots(full, pafs, edges, 4), pair_dots(floored, pafs, edges, 4, floor=threshold)
+    present = ~np.isnan(points[..., 0])  # (B, C, K)
+    read = present[:, edges[:, 0], :, None] & present[:, edges[:, 1], None, :]  # (B, E, K, K)
+    np.testing.assert_array_equal(floored_dots[read], dots[read])
+    assert np.isnan(floored_dots[~read]).all() and read.any() and (~read).any()
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_grouping_equals_the_reference(seed):
     """Many competing, partly absent candidates and mostly agreeing PAF samples, so connections
