@@ -9,7 +9,11 @@
   outputs of the stage-alone runs are held in memory.
 
 The pipeline is as fast as its slowest stage at best; ``end_to_end / min(stages)`` says how close it
-gets. A machine's speed drifts (other tenants, clocks) by tens of percent over a minute, so the
+gets. That holds where stages run on their own hardware (inference on a GPU). Where every stage
+takes the same CPU cores, the stages' work adds up: each stage-alone figure uses the whole machine,
+so the shared-CPU bound is ``1 / sum(1 / stage_fps)``, and ``end_to_end / bound`` says what the
+pipeline itself (threads, queues, copies, the writer) costs on top of the work.
+A machine's speed drifts (other tenants, clocks) by tens of percent over a minute, so the
 end-to-end and model-only figures are taken in alternating rounds: the selection is split into
 ``rounds`` consecutive chunks, and after each chunk runs end-to-end the model runs alone for a
 slice of time. Each round's ratio compares its chunk with the model-only slices next to it; the
@@ -38,7 +42,7 @@ from .sources.base import resolve_frames
 
 PRELOAD_FRAMES = 128  # frames held in memory for the model-only and postprocess-only runs (fewer if the video is shorter)
 STORED_OUTPUTS = 8  # batches of model outputs kept for the postprocess-only run
-ROUNDS = 3  # end-to-end chunks, each followed by a model-only slice
+ROUNDS = 6  # end-to-end chunks, each followed by a model-only slice
 MODEL_SLICE_SECONDS = 5.0  # at least this long per model-only slice
 
 
@@ -67,17 +71,20 @@ class BenchResult:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        stages = min(self.decode_fps, self.model_fps, self.postprocess_fps)
-        data["end_to_end_over_slowest_stage"] = self.end_to_end_fps / stages if stages else 0.0
+        stages = (self.decode_fps, self.model_fps, self.postprocess_fps)
+        data["end_to_end_over_slowest_stage"] = self.end_to_end_fps / min(stages)
+        data["shared_cpu_bound_fps"] = 1.0 / sum(1.0 / fps for fps in stages)
+        data["end_to_end_over_shared_cpu_bound"] = self.end_to_end_fps / data["shared_cpu_bound_fps"]
         return data
 
 
 def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int | None = None, frames: str | None = None,
-          workers: int = 2, device: str = "cpu", backend: str = "auto", rounds: int = ROUNDS) -> BenchResult:  # fmt: skip
+          workers: int = 2, device: str = "cpu", backend: str = "auto", rounds: int | None = None) -> BenchResult:  # fmt: skip
     """Measure one video with one pose model; see the module docstring. ``batch_size`` None:
-    ``default_batch_size(device)``."""
+    ``default_batch_size(device)``; ``rounds`` None: ``ROUNDS``."""
+    rounds = ROUNDS if rounds is None else rounds
     if rounds < 1:
-        raise ConfigError(f"rounds must be at least 1, got {rounds}")
+        raise ConfigError(f"rounds (--rounds) must be at least 1, got {rounds}; the default is {ROUNDS}")
     batch_size = default_batch_size(device) if batch_size is None else batch_size
     with Predictor(model_dirs, device, backend=backend) as predictor:
         return _measure(video, predictor, batch_size, frames, workers, rounds)
@@ -197,7 +204,9 @@ def format_result(result: BenchResult) -> str:
         f"  model-only        {result.model_fps:8.1f} FPS",
         f"  postprocess-only  {result.postprocess_fps:8.1f} FPS",
         f"  end-to-end        {result.end_to_end_fps:8.1f} FPS  "
-        f"({data['end_to_end_over_slowest_stage']:.2f} x the slowest stage)",
+        f"({data['end_to_end_over_slowest_stage']:.2f} x the slowest stage, "
+        f"{data['end_to_end_over_shared_cpu_bound']:.2f} x the shared-CPU bound of "
+        f"{data['shared_cpu_bound_fps']:.1f} FPS)",
         f"  peak RSS          {result.peak_rss_mb:8.1f} MB",
         "  rounds (end-to-end / model-only around it): "
         + ", ".join(f"{r.end_to_end_over_model:.2f}" for r in result.rounds),

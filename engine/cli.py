@@ -145,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, help="frames per inference batch (default 4 on cpu, 16 on cuda)")
     bench.add_argument("--frames", metavar="A-B", help="frames to use (default all)")
     bench.add_argument("--workers", type=int, default=2, help="postprocessing threads (default 2)")
-    bench.add_argument("--rounds", type=int, default=3,
-                       help="end-to-end chunks, each followed by a model-only slice (default 3)")
+    bench.add_argument("--rounds", type=int,
+                       help="end-to-end chunks, each followed by 5 s of model-only (default 6)")
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"])
     bench.add_argument("--json", metavar="OUT.json", help="also write the results (decode_fps, model_fps, ...)")
