@@ -13,6 +13,7 @@ gets. That holds where stages run on their own hardware (inference on a GPU). Wh
 takes the same CPU cores, the stages' work adds up: each stage-alone figure uses the whole machine,
 so the shared-CPU bound is ``1 / sum(1 / stage_fps)``, and ``end_to_end / bound`` says what the
 pipeline itself (threads, queues, copies, the writer) costs on top of the work.
+
 A machine's speed drifts (other tenants, clocks) by tens of percent over a minute, so the
 end-to-end and model-only figures are taken in alternating rounds: the selection is split into
 ``rounds`` consecutive chunks, and after each chunk runs end-to-end the model runs alone for a
