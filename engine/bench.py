@@ -45,6 +45,7 @@ PRELOAD_FRAMES = 128  # frames held in memory for the model-only and postprocess
 STORED_OUTPUTS = 8  # batches of model outputs kept for the postprocess-only run
 ROUNDS = 6  # end-to-end chunks, each followed by a model-only slice
 MODEL_SLICE_SECONDS = 5.0  # at least this long per model-only slice
+SHORT_ROUND_BATCHES = 8  # end-to-end chunks of fewer batches than this get a note: start-up weighs on them
 
 
 @dataclass
@@ -199,6 +200,11 @@ def _postprocess_only(predictor: Predictor, batches: list[np.ndarray], workers: 
 
 def format_result(result: BenchResult) -> str:
     data = result.to_dict()
+    shortest = min(r.frames for r in result.rounds)
+    warning = []
+    if shortest < SHORT_ROUND_BATCHES * result.batch_size:
+        warning = [f"  note: rounds of {shortest} frames are mostly start-up and draining; give more frames "
+                   f"(--frames) or fewer --rounds for a steady end-to-end figure"]
     return "\n".join([
         f"{result.model} on {result.video}: {result.frames} frames, batch {result.batch_size}",
         f"  decode-only       {result.decode_fps:8.1f} FPS",
@@ -211,4 +217,5 @@ def format_result(result: BenchResult) -> str:
         f"  peak RSS          {result.peak_rss_mb:8.1f} MB",
         "  rounds (end-to-end / model-only around it): "
         + ", ".join(f"{r.end_to_end_over_model:.2f}" for r in result.rounds),
+        *warning,
     ])  # fmt: skip
