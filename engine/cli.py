@@ -77,6 +77,21 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The video, models and run settings that ``track`` and ``bench`` share."""
+    parser.add_argument("-i", "--input", required=True, metavar="VIDEO", help="video file (or HDF5 video dataset)")
+    parser.add_argument("-m", "--model", action="append", required=True, metavar="MODEL_DIR",
+                        help="exported model directory, or demo (repeat for top-down)")  # fmt: skip
+    parser.add_argument("--frames", metavar="A-B", help="frames to process, e.g. 0-999,2000- (default all)")
+    parser.add_argument("--batch-size", type=int, help="frames per inference batch (default 4 on cpu, 16 on cuda)")
+    parser.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"],
+                        help="auto (default): onnxruntime on CPU; on CUDA the first available of TensorRT (model.plan), "
+                        "torch (model.pt2), onnxruntime-gpu. tensorrt: model.plan, else onnxruntime's TensorRT "
+                        "provider. torch: model.pt2")  # fmt: skip
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N (needs posestream[gpu])")
+    parser.add_argument("--workers", type=int, default=2, help="postprocessing threads (default 2)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="posestream", description="High-throughput streaming pose estimation."
@@ -116,39 +131,24 @@ def build_parser() -> argparse.ArgumentParser:
         "single-instance or bottom-up, two (centroid + centered-instance, any order) for top-down, "
         "a centroid alone for one point per animal.",
     )
-    track.add_argument("-i", "--input", required=True, metavar="VIDEO", help="video file (or HDF5 video dataset)")
-    track.add_argument("-m", "--model", action="append", required=True, metavar="MODEL_DIR",
-                       help="exported model directory (repeat for top-down)")  # fmt: skip
+    _add_run_arguments(track)
     track.add_argument("-o", "--output", required=True, metavar="OUT.h5", help="output path (its stem names every format)")
     track.add_argument("--format", action="append", default=[], metavar="analysis-h5|slp",
                        help="output formats, comma-separated or repeated (default analysis-h5; slp needs posestream[train])")  # fmt: skip
-    track.add_argument("--frames", metavar="A-B", help="frames to process, e.g. 0-999,2000- (default all)")
-    track.add_argument("--batch-size", type=int, help="frames per inference batch (default 4 on cpu, 16 on cuda)")
-    track.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"],
-                       help="auto (default): onnxruntime on CPU; on CUDA the first available of TensorRT (model.plan), "
-                       "torch (model.pt2), onnxruntime-gpu. tensorrt: model.plan, else onnxruntime's TensorRT "
-                       "provider. torch: model.pt2")  # fmt: skip
-    track.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N (needs posestream[gpu])")
     track.add_argument("--peak-threshold", type=float, help="drop points whose peak is lower (default: the model's)")
     track.add_argument("--max-instances", type=int, help="most animals per frame (default: the model's)")
-    track.add_argument("--workers", type=int, default=2, help="postprocessing threads (default 2)")
     track.add_argument("--quiet", action="store_true", help="no progress bar")
     track.set_defaults(run=_track)
 
     bench = sub.add_parser(
         "bench",
         help="measure decode-only, model-only, postprocess-only and end-to-end FPS, and peak memory",
-        description="Benchmark one pose model on one video: each stage alone, then the whole pipeline.",
+        description="Benchmark one pose model on one video: each stage alone, and the whole pipeline in "
+        "rounds alternating with the model alone, so both are measured under the same machine state.",
     )
-    bench.add_argument("-i", "--input", required=True, metavar="VIDEO")
-    bench.add_argument("-m", "--model", action="append", required=True, metavar="MODEL_DIR")
-    bench.add_argument("--batch-size", type=int, help="frames per inference batch (default 4 on cpu, 16 on cuda)")
-    bench.add_argument("--frames", metavar="A-B", help="frames to use (default all)")
-    bench.add_argument("--workers", type=int, default=2, help="postprocessing threads (default 2)")
+    _add_run_arguments(bench)
     bench.add_argument("--rounds", type=int,
                        help="end-to-end chunks, each followed by 5 s of model-only (default 6)")
-    bench.add_argument("--device", default="cpu")
-    bench.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"])
     bench.add_argument("--json", metavar="OUT.json", help="also write the results (decode_fps, model_fps, ...)")
     bench.set_defaults(run=_bench)
 
