@@ -132,9 +132,8 @@ def _rounds(e2e: list[tuple[int, float]], model: list[tuple[int, float]]) -> lis
 
 def _split(selection: FrameRanges, parts: int) -> list[FrameRanges]:
     """``parts`` consecutive chunks of the selection, as equal in frame count as can be (fewer if it is short)."""
-    indices = list(selection)
-    bounds = np.linspace(0, len(indices), min(parts, len(indices)) + 1).round().astype(int)
-    return [FrameRanges.from_spans([(i, i + 1) for i in indices[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])]
+    bounds = np.linspace(0, len(selection), min(parts, len(selection)) + 1).round().astype(int)
+    return [selection.part(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _end_to_end(video, predictor: Predictor, chunk: FrameRanges, batch_size: int, workers: int,
@@ -156,7 +155,7 @@ def _preloaded_batches(video, selection: FrameRanges, batch_size: int) -> list[n
 
 def _preload(source, count: int, selection: FrameRanges) -> np.ndarray:
     """The first ``count`` decodable frames of the selection, stacked.  # (count, H, W, C)"""
-    first = FrameRanges.from_spans([(i, i + 1) for i in list(selection)[:count]])
+    first = selection.part(0, count)
     images = [image for _, image in source.iter_frames(first, missing="yield") if image is not None]
     if not images:
         path = str(source.metadata.path)

@@ -73,6 +73,21 @@ class FrameRanges:
             closed.append((start, stop))
         return FrameRanges(tuple(closed))
 
+    def part(self, start: int, stop: int) -> FrameRanges:
+        """The selected frames at positions ``[start, stop)`` of the selection, in order: ``part(0, 10)``
+        is the first ten selected frames. Resolve open ends first."""
+        spans, seen = [], 0
+        for first, end in self.spans:
+            if end is None:
+                raise ValueError("resolve() an open-ended FrameRanges before taking part of it")
+            lo, hi = max(first, first + start - seen), min(end, first + stop - seen)
+            if lo < hi:
+                spans.append((lo, hi))
+            seen += end - first
+        if not spans:
+            raise ValueError(f"positions {start}-{stop} select none of the {seen} frames of {self}")
+        return FrameRanges(tuple(spans))
+
     def __iter__(self) -> Iterator[int]:
         for start, stop in self.spans:
             if stop is None:

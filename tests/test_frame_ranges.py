@@ -34,3 +34,16 @@ def test_bad_ranges_are_config_errors(text):
 def test_ranges_past_the_end_are_frame_index_errors():
     with pytest.raises(FrameIndexError, match="100-200 is outside v.mp4, which has 150 frames"):
         FrameRanges.parse("100-200").resolve(150, "v.mp4")
+
+
+def test_part_takes_positions_of_the_selection_across_spans():
+    selection = FrameRanges.parse("0-3,10-12,20-").resolve(25)  # 4 + 3 + 5 frames
+    assert list(selection.part(0, 2)) == [0, 1]
+    assert list(selection.part(3, 8)) == [3, 10, 11, 12, 20]
+    assert list(selection.part(7, 100)) == [20, 21, 22, 23, 24]
+    parts = [selection.part(a, b) for a, b in [(0, 4), (4, 8), (8, 12)]]
+    assert [i for p in parts for i in p] == list(selection)
+    with pytest.raises(ValueError, match="select none"):
+        selection.part(12, 14)
+    with pytest.raises(ValueError, match="resolve"):
+        FrameRanges.parse("5-").part(0, 2)
