@@ -16,9 +16,9 @@ $(VENV)/.engine: $(BIN)/python pyproject.toml
 	$(PIP) install -e .
 	touch $@
 
-# Everything the tests need: the engine plus the train and dev extras.
+# Everything the tests need: the engine plus the train, eval and dev extras.
 $(VENV)/.dev: $(BIN)/python pyproject.toml
-	$(PIP) install -e ".[train,dev]" "$(TORCH_SPEC)"
+	$(PIP) install -e ".[train,eval,dev]" "$(TORCH_SPEC)"
 	touch $@ $(VENV)/.engine
 
 venv: $(VENV)/.dev

@@ -5,6 +5,9 @@
 - postprocess-only: ``Predictor.postprocess`` on stored model outputs, on as many threads
   as the pipeline's postprocessing pool;
 - end-to-end: the pipeline writing an analysis HDF5 file (to a temporary folder);
+- with a tracker config: each chunk also runs end-to-end with the tracker (which of the two goes first
+  alternates), so tracked and untracked FPS compare under the same machine state, and the tracker's own
+  time per frame is reported;
 - peak RSS of the process (``ru_maxrss``) after the first end-to-end round, before the frames and
   outputs of the stage-alone runs are held in memory.
 
@@ -35,11 +38,12 @@ import numpy as np
 
 from .errors import ConfigError, VideoDecodeError
 from .frame_ranges import FrameRanges
-from .pipeline import Pipeline, PipelineConfig, default_batch_size
+from .pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size
 from .predictor import Predictor
 from .sinks.analysis_h5 import AnalysisH5Writer
 from .sources import open_source
 from .sources.base import resolve_frames
+from .tracking import Tracker, TrackerConfig
 
 PRELOAD_FRAMES = 128  # frames held in memory for the model-only and postprocess-only runs (fewer if the video is shorter)
 STORED_OUTPUTS = 8  # batches of model outputs kept for the postprocess-only run
@@ -70,9 +74,13 @@ class BenchResult:
     end_to_end_fps: float  # over every end-to-end chunk
     peak_rss_mb: float
     rounds: list[BenchRound]
+    end_to_end_tracked_fps: float | None = None  # with the tracker, over the same chunks (None: not asked)
+    tracking_ms_per_frame: float | None = None  # the tracker's own time in the tracked runs
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        if self.end_to_end_tracked_fps is not None:
+            data["tracked_over_untracked"] = self.end_to_end_tracked_fps / self.end_to_end_fps
         stages = (self.decode_fps, self.model_fps, self.postprocess_fps)
         data["end_to_end_over_slowest_stage"] = self.end_to_end_fps / min(stages)
         data["shared_cpu_bound_fps"] = 1.0 / sum(1.0 / fps for fps in stages)
@@ -81,19 +89,20 @@ class BenchResult:
 
 
 def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int | None = None, frames: str | None = None,
-          workers: int = 2, device: str = "cpu", backend: str = "auto", rounds: int | None = None) -> BenchResult:  # fmt: skip
+          workers: int = 2, device: str = "cpu", backend: str = "auto", rounds: int | None = None,
+          tracking: TrackerConfig | None = None) -> BenchResult:  # fmt: skip
     """Measure one video with one pose model; see the module docstring. ``batch_size`` None:
-    ``default_batch_size(device)``; ``rounds`` None: ``ROUNDS``."""
+    ``default_batch_size(device)``; ``rounds`` None: ``ROUNDS``; ``tracking``: also end-to-end with it."""
     rounds = ROUNDS if rounds is None else rounds
     if rounds < 1:
         raise ConfigError(f"rounds (--rounds) must be at least 1, got {rounds}; the default is {ROUNDS}")
     batch_size = default_batch_size(device) if batch_size is None else batch_size
     with Predictor(model_dirs, device, backend=backend) as predictor:
-        return _measure(video, predictor, batch_size, frames, workers, rounds)
+        return _measure(video, predictor, batch_size, frames, workers, rounds, tracking)
 
 
 def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, frames: str | None, workers: int,
-             rounds: int) -> BenchResult:  # fmt: skip
+             rounds: int, tracking: TrackerConfig | None) -> BenchResult:  # fmt: skip
     """Decode-only, then end-to-end chunks alternating with model-only slices, then postprocess-only."""
     with open_source(video) as source:
         selection = resolve_frames(frames, source.metadata.n_frames, source.metadata.path)
@@ -101,19 +110,29 @@ def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, fr
         warm_up = _preload(source, min(batch_size, len(selection)), selection)
     predictor.postprocess(predictor.infer(warm_up))  # first-run allocations and numba kernels, outside the timing
     e2e: list[tuple[int, float]] = []  # (frames, seconds) per chunk
+    tracked: list[tuple[int, float]] = []  # (frames, seconds) per chunk, with the tracker
+    tracker_seconds = 0.0
     model: list[tuple[int, float]] = []  # (frames, seconds) per slice
     batches: list[np.ndarray] = []
     peak_rss_mb = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for k, chunk in enumerate(_split(selection, rounds)):
-            e2e.append(_end_to_end(video, predictor, chunk, batch_size, workers, Path(tmp) / f"round{k}.h5"))
+            order = [None] if tracking is None else [None, tracking][:: 1 if k % 2 == 0 else -1]
+            for config in order:
+                summary = _end_to_end(video, predictor, chunk, batch_size, workers, Path(tmp) / f"round{k}.h5", config)
+                (e2e if config is None else tracked).append((summary.frames, summary.wall_seconds))
+                tracker_seconds += summary.stage_seconds.get("track", 0.0)
             if not batches:
                 peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
                 batches = _preloaded_batches(video, selection, batch_size)
             model.append(_model_only(predictor, batches, MODEL_SLICE_SECONDS))
     postprocess_fps = _postprocess_only(predictor, batches, workers)
-    return BenchResult(predictor.kind, str(video), sum(n for n, _ in e2e), batch_size, decode_fps, _fps(model),
-                       postprocess_fps, _fps(e2e), peak_rss_mb, _rounds(e2e, model))  # fmt: skip
+    result = BenchResult(predictor.kind, str(video), sum(n for n, _ in e2e), batch_size, decode_fps, _fps(model),
+                         postprocess_fps, _fps(e2e), peak_rss_mb, _rounds(e2e, model))  # fmt: skip
+    if tracked:
+        result.end_to_end_tracked_fps = _fps(tracked)
+        result.tracking_ms_per_frame = 1000 * tracker_seconds / sum(n for n, _ in tracked)
+    return result
 
 
 def _fps(runs: list[tuple[int, float]]) -> float:
@@ -136,14 +155,15 @@ def _split(selection: FrameRanges, parts: int) -> list[FrameRanges]:
     return [selection.part(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def _end_to_end(video, predictor: Predictor, chunk: FrameRanges, batch_size: int, workers: int,
-                out: Path) -> tuple[int, float]:  # fmt: skip
-    """(frames, wall seconds) of the pipeline on ``chunk``, writing an analysis HDF5 file to ``out``."""
+def _end_to_end(video, predictor: Predictor, chunk: FrameRanges, batch_size: int, workers: int, out: Path,
+                tracking: TrackerConfig | None = None) -> RunSummary:  # fmt: skip
+    """The pipeline on ``chunk`` (with a new tracker when ``tracking`` is given), writing an analysis HDF5
+    file to ``out``."""
     with open_source(video) as source:
-        pipeline = Pipeline(source, predictor, PipelineConfig(batch_size, chunk, postprocess_workers=workers))
-        with AnalysisH5Writer(out, predictor.skeleton) as sink:
-            summary = pipeline.run([sink])
-    return summary.frames, summary.wall_seconds
+        tracker = Tracker(tracking, source.metadata.fps) if tracking is not None else None
+        pipeline = Pipeline(source, predictor, PipelineConfig(batch_size, chunk, postprocess_workers=workers), tracker)
+        with AnalysisH5Writer(out, predictor.skeleton, tracked=tracker is not None) as sink:
+            return pipeline.run([sink])
 
 
 def _preloaded_batches(video, selection: FrameRanges, batch_size: int) -> list[np.ndarray]:
@@ -213,6 +233,9 @@ def format_result(result: BenchResult) -> str:
         f"({data['end_to_end_over_slowest_stage']:.2f} x the slowest stage, "
         f"{data['end_to_end_over_shared_cpu_bound']:.2f} x the shared-CPU bound of "
         f"{data['shared_cpu_bound_fps']:.1f} FPS)",
+        *([f"  with tracking     {result.end_to_end_tracked_fps:8.1f} FPS  "
+           f"({data['tracked_over_untracked']:.3f} x untracked; the tracker {result.tracking_ms_per_frame:.3f} ms/frame)"]
+          if result.end_to_end_tracked_fps is not None else []),
         f"  peak RSS          {result.peak_rss_mb:8.1f} MB",
         "  rounds (end-to-end / model-only around it): "
         + ", ".join(f"{r.end_to_end_over_model:.2f}" for r in result.rounds),

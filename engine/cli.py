@@ -24,19 +24,23 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from .synth import SynthConfig, write_synthetic_video
+    from .synth import PerturbConfig, SynthConfig, write_synthetic_video
 
     width, height = args.size
     config = SynthConfig(
         frames=args.frames, width=width, height=height, animals=args.animals,
         seed=args.seed, rgb=args.rgb, fps=args.fps,
     )  # fmt: skip
-    out = write_synthetic_video(args.out, config, slp=not args.no_slp, progress=not args.quiet)
+    perturb = PerturbConfig(args.jitter, args.drop_nodes, args.drop_instances, args.false_instances, args.seed)
+    out = write_synthetic_video(args.out, config, slp=not args.no_slp, progress=not args.quiet, perturb=perturb)
     print(f"video:        {out.video}  ({config.frames} frames, {width}x{height}, "
           f"{'RGB' if config.rgb else 'gray'}, {config.animals} animals, seed {config.seed})")  # fmt: skip
     print(f"ground truth: {out.analysis_h5}")
     if out.slp is not None:
         print(f"labels:       {out.slp}")
+    for path in (out.detections_h5, out.detections_slp):
+        if path is not None:
+            print(f"detections:   {path}  (the ground truth perturbed, untracked)")
     return 0
 
 
@@ -55,7 +59,7 @@ def _track(args: argparse.Namespace) -> int:
         frames=args.frames, batch_size=args.batch_size, backend=args.backend, device=args.device,
         peak_threshold=args.peak_threshold, max_instances=args.max_instances,
         formats=tuple(f for spec in args.format for f in spec.split(",")) or ("analysis-h5",), workers=args.workers,
-        progress=not args.quiet,
+        progress=not args.quiet, tracking=_tracker_config(args),
     )  # fmt: skip
     summary, paths = track(args.input, args.model, args.output, options)
     print(format_summary(summary, paths))
@@ -68,13 +72,59 @@ def _bench(args: argparse.Namespace) -> int:
     from .bench import bench, format_result
 
     result = bench(args.input, args.model, args.batch_size, args.frames, args.workers, args.device, args.backend,
-                   args.rounds)
+                   args.rounds, _tracker_config(args))
     print(format_result(result))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result.to_dict(), f, indent=2)
         print(f"results written to {args.json}")
     return 0
+
+
+def _retrack(args: argparse.Namespace) -> int:
+    from .tracking.retrack import format_summary, retrack
+
+    if args.fps is not None and not args.fps > 0:
+        raise ConfigError(f"--fps must be > 0, got {args.fps}")
+    summary = retrack(args.predictions, args.output, _tracker_config(args, flag_required=False), args.fps,
+                      progress=not args.quiet)  # fmt: skip
+    print(format_summary(summary))
+    return 0
+
+
+_TRACKING_OPTIONS = {  # argparse dest -> TrackerConfig field
+    "max_tracks": "max_tracks", "similarity": "similarity", "match": "match", "track_max_age": "max_age",
+    "kalman": "kalman",
+}  # fmt: skip
+
+
+def _add_tracking_arguments(parser: argparse.ArgumentParser, flag: bool = True) -> None:
+    """SLEAP's and sleap-nn's tracking option names; ``flag``: tracking is asked for with --tracking."""
+    group = parser.add_argument_group("tracking", "identities across frames, online (engine/tracking)")
+    if flag:
+        group.add_argument("--tracking", action="store_true", help="give instances identities across frames")
+    group.add_argument("--max-tracks", type=int, metavar="N",
+                       help="the number of animals: never more than N identities (default: no limit)")  # fmt: skip
+    group.add_argument("--similarity", metavar="oks|centroid|iou",
+                       help="detection-to-track similarity (default oks, with a per-instance scale)")  # fmt: skip
+    group.add_argument("--match", metavar="hungarian|greedy", help="assignment (default hungarian)")
+    group.add_argument("--track-max-age", type=float, metavar="SECONDS",
+                       help="how long a lost track waits for its animal to come back (default 1 s of video time)")  # fmt: skip
+    group.add_argument("--kalman", action="store_true", default=None,
+                       help="predict motion with a Kalman filter per track (default: smoothed velocity)")  # fmt: skip
+
+
+def _tracker_config(args: argparse.Namespace, flag_required: bool = True):
+    """The TrackerConfig the tracking options ask for; None when tracking is off (then none may be given)."""
+    from .tracking.config import TrackerConfig
+
+    given = {field: getattr(args, dest) for dest, field in _TRACKING_OPTIONS.items() if getattr(args, dest) is not None}
+    if flag_required and not args.tracking:
+        if given:
+            names = ", ".join("--" + dest.replace("_", "-") for dest in _TRACKING_OPTIONS if getattr(args, dest) is not None)
+            raise ConfigError(f"{names} set how to track, but tracking is off: add --tracking")
+        return None
+    return TrackerConfig(**given)
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--fps", type=float, default=30.0, help="frame rate (default 30)")
     synth.add_argument("--no-slp", action="store_true", help="skip the .slp labels (faster for long videos)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    noise = synth.add_argument_group(
+        "detections", "also write the ground truth perturbed into untracked detections (OUT.detections.h5/.slp), "
+        "the input a tracker gets")  # fmt: skip
+    noise.add_argument("--jitter", type=float, default=0.0, metavar="PX", help="node noise, pixels (std per coordinate)")
+    noise.add_argument("--drop-nodes", type=float, default=0.0, metavar="F", help="fraction of nodes missing")
+    noise.add_argument("--drop-instances", type=float, default=0.0, metavar="F",
+                       help="fraction of instances missing (in runs of 1-5 frames)")  # fmt: skip
+    noise.add_argument("--false-instances", type=float, default=0.0, metavar="F",
+                       help="false instances per true one (fragments of animals and phantoms)")  # fmt: skip
     synth.set_defaults(run=_synth)
 
     recover = sub.add_parser(
@@ -138,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--peak-threshold", type=float, help="drop points whose peak is lower (default: the model's)")
     track.add_argument("--max-instances", type=int, help="most animals per frame (default: the model's)")
     track.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_tracking_arguments(track)
     track.set_defaults(run=_track)
 
     bench = sub.add_parser(
@@ -150,7 +210,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rounds", type=int,
                        help="end-to-end chunks, each followed by 5 s of model-only (default 6)")
     bench.add_argument("--json", metavar="OUT.json", help="also write the results (decode_fps, model_fps, ...)")
+    _add_tracking_arguments(bench)
     bench.set_defaults(run=_bench)
+
+    retrack = sub.add_parser(
+        "retrack",
+        help="give the poses of a predictions file identities (no models), into a new file",
+        description="Run the online tracker over a predictions file (analysis .h5 or .slp: ours, SLEAP's or "
+        "sleap-nn's; its own tracks are ignored), frame by frame, and write the tracked poses to OUT "
+        "(.h5 or .slp). Takes the tracking options of track.",
+    )
+    retrack.add_argument("predictions", metavar="PREDICTIONS.{h5,slp}")
+    retrack.add_argument("-o", "--output", required=True, metavar="OUT.{h5,slp}", help="tracked output (format by suffix)")
+    retrack.add_argument("--fps", type=float,
+                         help="frame rate, for --track-max-age in seconds (default: read from the video the file names)")  # fmt: skip
+    retrack.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_tracking_arguments(retrack, flag=False)
+    retrack.set_defaults(run=_retrack)
 
     from posestream.export.cli import add_export_parser
     from posestream.train.cli import add_evaluate_parser, add_train_parser

@@ -1,6 +1,6 @@
-"""The streaming pipeline: decode -> batch -> infer -> postprocess -> ordered results.
+"""The streaming pipeline: decode -> batch -> infer -> postprocess -> ordered results -> tracker.
 
-    pipeline = Pipeline(source, predictor, PipelineConfig(batch_size=8))
+    pipeline = Pipeline(source, predictor, PipelineConfig(batch_size=8), tracker=Tracker(fps=source.metadata.fps))
     for frame in pipeline:            # FramePredictions in frame order, missing frames included
         ...
     summary = pipeline.run([AnalysisH5Writer(...)])   # or: write every frame to sinks
@@ -9,7 +9,7 @@ Threads and the queues between them (each bounded, each with its policy):
 
     decode ── batches (block, 2 x workers) ──> infer ── raw (block, 2 x workers) ──> postprocess x W
         ^                                        |                                        |
-        └──── free frame buffers (block) <───────┘              results (reordered, bounded) ──> caller
+        └──── free frame buffers (block) <───────┘   results (reordered, bounded) ──> tracker ──> caller
 
 - decode: the source (with its decoder's own threads) decodes frames, which are
   copied into a pool of preallocated (batch, H, W, C) buffers; a frame that
@@ -18,6 +18,8 @@ Threads and the queues between them (each bounded, each with its policy):
   pool as soon as the network(s) are done with it.
 - postprocess: W threads decode outputs into instances (numpy / numba code that
   releases the GIL).
+- tracker (optional): in the caller's thread, each frame in order gets its
+  track ids (``engine/tracking``) before it is yielded or written.
 - the caller's thread receives frames in exact order and writes the sinks, so
   Ctrl-C lands there and the sinks close cleanly with every frame done.
 
@@ -39,6 +41,7 @@ from .frame_ranges import FrameRanges
 from .predictor import Predictor, RawBatch
 from .queues import END, StageQueue, Stopped, StopSignal
 from .sources.base import FrameSource, resolve_frames
+from .tracking import Tracker
 from .types import FramePredictions
 
 
@@ -94,6 +97,7 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)  # busy time per stage (pool: summed)
     interrupted: bool = False
     model: str = ""  # the predictor's kind: single_instance, bottomup or top-down
+    identities: int | None = None  # identities the tracker started (None: no tracker)
 
     @property
     def fps(self) -> float:
@@ -104,9 +108,14 @@ class RunSummary:
 
 
 class Pipeline:
-    """Frames of ``source`` through ``predictor``; iterate for ordered FramePredictions, or ``run(sinks)``."""
+    """Frames of ``source`` through ``predictor``; iterate for ordered FramePredictions, or ``run(sinks)``.
 
-    def __init__(self, source: FrameSource, predictor: Predictor, config: PipelineConfig = PipelineConfig()):
+    tracker: gives every frame's instances their identities, in frame order (it keeps its state across
+    iterations: give a new one, or ``reset()`` it, to track another video).
+    """
+
+    def __init__(self, source: FrameSource, predictor: Predictor, config: PipelineConfig = PipelineConfig(),
+                 tracker: Tracker | None = None):  # fmt: skip
         shape = (source.metadata.height, source.metadata.width, source.metadata.channels)
         if shape != tuple(predictor.input_shape):
             raise ConfigError(
@@ -114,7 +123,7 @@ class Pipeline:
                 f"{tuple(predictor.input_shape)}; re-export it with --input-size {shape[0]}x{shape[1]}"
                 + (" and train on frames with this many channels" if shape[2] != predictor.input_shape[2] else "")
             )
-        self.source, self.predictor, self.config = source, predictor, config
+        self.source, self.predictor, self.config, self.tracker = source, predictor, config, tracker
         self.selection = resolve_frames(config.frames, source.metadata.n_frames, source.metadata.path)
         self.summary = RunSummary()
         self._busy: dict[str, float] = {}
@@ -149,6 +158,8 @@ class Pipeline:
             thread.start()
         try:
             for frames in results.in_order(cfg.postprocess_workers):
+                if self.tracker is not None:
+                    self._track(frames)
                 yield from frames
         except GeneratorExit:  # the caller stopped iterating
             stop.stop("caller")
@@ -183,6 +194,8 @@ class Pipeline:
                     advance(1)
         finally:
             frames.close()  # a sink's error or Ctrl-C here: stop and join every stage before leaving
+            if self.tracker is not None:
+                self.summary.identities = self.tracker.identities
         self.summary.stage_seconds = dict(self._busy)
         return self.summary
 
@@ -259,6 +272,17 @@ class Pipeline:
             self._add_busy("postprocess", time.perf_counter() - started)
             results.put(batch.seq, frames)
         results.put_end()
+
+    def _track(self, frames: list[FramePredictions]) -> None:
+        """Identities for one batch's frames, in order (the caller's thread: frames arrive in order there)."""
+        started = time.perf_counter()
+        for frame in frames:
+            try:
+                self.tracker.update(frame)
+            except Exception as exc:
+                raise PipelineError(f"track stage failed at frame {frame.frame_idx}: {type(exc).__name__}: {exc}",
+                                    "track", frame.frame_idx) from exc  # fmt: skip
+        self._add_busy("track", time.perf_counter() - started)
 
     # -- helpers --------------------------------------------------------------
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import ConfigError
 from .pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size
 from .backends import BACKENDS
 from .predictor import Predictor
-from .sinks.analysis_h5 import AnalysisH5Writer
+from .sinks import open_sinks
 from .sources import open_source
+from .tracking import Tracker, TrackerConfig
 
 OUTPUT_FORMATS = ("analysis-h5", "slp")
 
@@ -33,6 +34,7 @@ class TrackOptions:
     formats: tuple[str, ...] = ("analysis-h5",)
     workers: int = 2
     progress: bool = True
+    tracking: TrackerConfig | None = None  # None: no identities (instances fill the track slots in order)
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in OUTPUT_FORMATS]
@@ -60,9 +62,12 @@ def track(video: str | os.PathLike, model_dirs: Sequence[str | os.PathLike], out
     batch_size = default_batch_size(options.device) if options.batch_size is None else options.batch_size
     config = PipelineConfig(batch_size=batch_size, frames=options.frames, postprocess_workers=options.workers)
     provenance = {"models": [str(m.model_dir.path.resolve()) for m in predictor.models], "frames": options.frames or "all"}
+    if options.tracking is not None:
+        provenance["tracking"] = asdict(options.tracking)
     with open_source(video) as source, predictor, _SigtermAsInterrupt():
-        pipeline = Pipeline(source, predictor, config)
-        sinks = _open_sinks(paths, predictor, str(Path(video).resolve()), provenance)
+        tracker = Tracker(options.tracking, source.metadata.fps) if options.tracking is not None else None
+        pipeline = Pipeline(source, predictor, config, tracker)
+        sinks = open_sinks(paths, predictor.skeleton, str(Path(video).resolve()), provenance, tracker is not None)
         try:
             summary = pipeline.run(sinks, progress=options.progress)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the frames done so far are kept
@@ -72,18 +77,6 @@ def track(video: str | os.PathLike, model_dirs: Sequence[str | os.PathLike], out
             for sink in sinks:
                 sink.close()
     return summary, paths
-
-
-def _open_sinks(paths: dict[str, Path], predictor: Predictor, video_path: str, provenance: dict) -> list:
-    sinks = []
-    if "analysis-h5" in paths:
-        sinks.append(AnalysisH5Writer(paths["analysis-h5"], predictor.skeleton, video_path=video_path,
-                                      provenance=provenance))  # fmt: skip
-    if "slp" in paths:
-        from .sinks.slp import SlpWriter
-
-        sinks.append(SlpWriter(paths["slp"], predictor.skeleton, video_path, provenance=provenance))
-    return sinks
 
 
 class _SigtermAsInterrupt:
@@ -107,6 +100,8 @@ def format_summary(summary: RunSummary, paths: dict[str, Path]) -> str:
         f"{summary.model}: {summary.frames} frames in {summary.wall_seconds:.1f} s = {summary.fps:.1f} FPS",
         f"stage busy time: {busy} (bound by {summary.bottleneck()}; postprocess sums its workers)",
     ]
+    if summary.identities is not None:
+        lines.append(f"tracking: {summary.identities} identities")
     if summary.interrupted:
         lines.append("interrupted: the output holds every frame done before the stop")
     if summary.missing_frames:

@@ -44,7 +44,7 @@ def test_round_trip_with_tracks_gaps_and_missing_frames(tmp_path):
     frames = [random_frame(rng, i, 2, track_ids=[1, 0]) for i in range(5)]
     frames += [FramePredictions.empty(5, 3, missing=True)]
     frames += [random_frame(rng, i, 3, track_ids=[2, 0, 1]) for i in range(9, 12)]  # 6-8 never processed
-    with AnalysisH5Writer(path, SKELETON, video_path="v.mp4", flush_every=4) as writer:
+    with AnalysisH5Writer(path, SKELETON, video_path="v.mp4", flush_every=4, tracked=True) as writer:
         for frame in frames:
             writer.write(frame)
     data = read_analysis_h5(path)

@@ -82,11 +82,15 @@ def assert_same_outputs(got: dict, want: list, edges, tolerance: float = FP32_TO
 
 
 def ranked_cells(outputs: dict) -> dict:
-    """(sample, channel, cell) -> (rank k, patch) of each candidate not tied with the channel's K-th."""
+    """(sample, channel, cell) -> (rank k, patch) of each candidate not tied with the channel's K-th, nor
+    with a neighbouring cell (on a plateau, which cell is the maximum is up to rounding)."""
     values, indices, patches = outputs["peak_values"], outputs["peak_indices"], outputs["peak_patches"]
     found = {}
     for b, c in np.ndindex(values.shape[:2]):
         for k in np.flatnonzero(values[b, c] > values[b, c, -1] + FP32_TOLERANCE):
+            patch = np.ravel(patches[b, c, k])
+            if np.sum(np.abs(patch - patch[len(patch) // 2]) <= FP32_TOLERANCE) > 1:
+                continue
             found[(b, c, int(indices[b, c, k]))] = (int(k), patches[b, c, k])
     return found
 

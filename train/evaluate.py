@@ -8,45 +8,24 @@ from pathlib import Path
 
 import numpy as np
 from posestream.engine.errors import ConfigError
-from posestream.engine.extras import require
 from posestream.engine.frame_ranges import FrameRanges
+from posestream.engine.sinks.predictions import open_predictions
+from posestream.engine.types import FramePredictions
 
 from .labels import LabelSet, labels_from_analysis_h5, load_labels
 from .metrics import OKS_STDDEV, FrameEval, Report, evaluate
+from .tracking_metrics import TrackedFrame, tracking_metrics
 
-Predictions = dict[int, tuple[np.ndarray, np.ndarray]]  # frame -> (points (P, N, 2), scores (P,))
+Predictions = dict[int, FramePredictions]  # frame index -> its predicted instances
 
 
 def load_predictions(path: str | os.PathLike, n_nodes: int) -> Predictions:
-    """Predicted instances per frame from a .slp file or an analysis HDF5 file."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such predictions file")
-    if path.suffix in (".h5", ".hdf5"):
-        from posestream.engine.sinks.analysis_h5 import read_analysis_h5
-
-        data = read_analysis_h5(path)
-        out = {}
-        for frame_idx in range(data.n_frames):
-            frame = data.frame(frame_idx)
-            out[frame_idx] = (frame.points, np.nan_to_num(frame.instance_scores, nan=0.0))
-        _check_nodes(path, data.tracks.shape[2], n_nodes)
-        return out
-    sio = require("sleap_io", extra="train", feature="reading .slp predictions")
-    labels = sio.load_slp(str(path), open_videos=False)
-    out = {}
-    for lf in labels.labeled_frames:
-        instances = lf.predicted_instances or lf.user_instances
-        points = np.stack([inst.numpy()[:, :2] for inst in instances]).astype(np.float32) if instances else np.zeros((0, n_nodes, 2), np.float32)
-        scores = np.array([getattr(inst, "score", 1.0) for inst in instances], np.float32)
-        out[int(lf.frame_idx)] = (points, scores)
-    _check_nodes(path, len(labels.skeleton.nodes), n_nodes)
-    return out
-
-
-def _check_nodes(path: Path, got: int, expected: int) -> None:
-    if got != expected:
-        raise ConfigError(f"{path}: predictions have {got} nodes per instance but the labels' skeleton has {expected}")
+    """Predicted instances per frame from a .slp file (ours, SLEAP's, sleap-nn's) or an analysis HDF5 file."""
+    with open_predictions(path) as reader:
+        if reader.skeleton.n_nodes != n_nodes:
+            raise ConfigError(f"{path}: predictions have {reader.skeleton.n_nodes} nodes per instance but the "
+                              f"labels' skeleton has {n_nodes}")  # fmt: skip
+        return {frame.frame_idx: frame for frame in reader.iter_frames()}
 
 
 def frames_to_evaluate(truth: LabelSet, predictions: Predictions, frames: FrameRanges | None) -> list[FrameEval]:
@@ -56,22 +35,43 @@ def frames_to_evaluate(truth: LabelSet, predictions: Predictions, frames: FrameR
     for labelled in truth.frames:
         if frames is not None and labelled.frame_idx not in frames:
             continue
-        points, scores = predictions.get(labelled.frame_idx, (np.zeros((0, n_nodes, 2), np.float32), np.zeros(0, np.float32)))
-        out.append(FrameEval(labelled.points, points, scores))
+        found = predictions.get(labelled.frame_idx) or FramePredictions.empty(labelled.frame_idx, n_nodes)
+        out.append(FrameEval(labelled.points, found.points, np.nan_to_num(found.instance_scores, nan=0.0)))
     if not out:
         raise ConfigError("no labelled frames to evaluate" + (f" in frames {frames}" if frames else ""))
     return out
 
 
+def tracked_frames(truth: LabelSet, predictions: Predictions) -> list[TrackedFrame] | None:
+    """The labelled frames with identities on both sides, in time order; None when the ground truth has
+    no tracks or the predictions have no tracked instance (then there is nothing to score)."""
+    if not any((f.track_ids >= 0).any() for f in truth.frames):
+        return None
+    if not any((p.track_ids >= 0).any() for p in predictions.values()):
+        return None
+    n_nodes = truth.skeleton.n_nodes
+    out = []
+    for labelled in sorted(truth.frames, key=lambda f: (f.video, f.frame_idx)):
+        found = predictions.get(labelled.frame_idx) or FramePredictions.empty(labelled.frame_idx, n_nodes)
+        known = labelled.track_ids >= 0
+        out.append(TrackedFrame(labelled.points[known], labelled.track_ids[known], found.points, found.track_ids))
+    return out
+
+
 def evaluate_file(predictions_path: str, labels_path: str, frames: str | None = None,
                   video_paths: list[str] = (), stddev: float = OKS_STDDEV) -> Report:  # fmt: skip
-    """Metrics of a predictions file against labels (.slp, or an analysis HDF5 file of ground truth)."""
+    """Metrics of a predictions file against labels (.slp, or an analysis HDF5 file of ground truth); with
+    tracking metrics when both sides have identities."""
     if Path(labels_path).suffix in (".h5", ".hdf5"):
         truth = labels_from_analysis_h5(labels_path, frames)
     else:
         truth = load_labels(labels_path, video_paths, frames)
     predictions = load_predictions(predictions_path, truth.skeleton.n_nodes)
-    return evaluate(frames_to_evaluate(truth, predictions, None), stddev)
+    report = evaluate(frames_to_evaluate(truth, predictions, None), stddev)
+    tracked = tracked_frames(truth, predictions)
+    if tracked is not None:
+        report.tracking = tracking_metrics(tracked, stddev)
+    return report
 
 
 def evaluate_runs(run_dirs: list[str], labels_path: str | None = None, frames: str | None = None,
@@ -99,8 +99,7 @@ def evaluate_runs(run_dirs: list[str], labels_path: str | None = None, frames: s
     truth.load_images()
     options = PredictOptions(peak_threshold=peak_threshold)
     predictions = predict(runs, truth, list(range(len(truth))), options, progress=progress)
-    as_arrays = {k: (v.points, v.instance_scores) for k, v in predictions.items()}
-    return evaluate(frames_to_evaluate(truth, as_arrays, None), stddev)
+    return evaluate(frames_to_evaluate(truth, predictions, None), stddev)
 
 
 def print_report(report: Report, title: str) -> None:
@@ -120,6 +119,14 @@ def print_report(report: Report, title: str) -> None:
         ("error p50 / p90 / p95 (px)", " / ".join(f"{v:.2f}" for v in report.error_percentiles.values())),
         ("missed / false instances", f"{report.missed_instances} / {report.false_instances}"),
     ]
+    if report.tracking is not None:
+        t = report.tracking
+        rows += [
+            ("identities (true / predicted)", f"{t.true_identities} / {t.predicted_identities}"),
+            ("identity switches", f"{t.id_switches}"),
+            ("IDF1 / MOTA / MOTP", f"{t.idf1:.4f} / {t.mota:.4f} / {t.motp:.3f}"),
+            ("HOTA", f"{t.hota:.4f}"),
+        ]
     for name, value in rows:
         table.add_row(name, value)
     Console().print(table)

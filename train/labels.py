@@ -20,17 +20,24 @@ import numpy as np
 from posestream.engine.errors import ConfigError, VideoNotFoundError
 from posestream.engine.extras import require
 from posestream.engine.frame_ranges import FrameRanges
+from posestream.engine.sinks.slp import skeleton_from_sio
 from posestream.engine.sources import VideoFileReader
 from posestream.engine.types import Skeleton
 
 
 @dataclass
 class LabeledImage:
-    """One labelled frame. points: (n_instances, n_nodes, 2) float32 pixels, NaN where unlabelled."""
+    """One labelled frame. points: (n_instances, n_nodes, 2) float32 pixels, NaN where unlabelled;
+    track_ids: (n_instances,) identity of each instance, -1 where it has none."""
 
     video: int
     frame_idx: int
     points: np.ndarray
+    track_ids: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.track_ids is None:
+            self.track_ids = np.full(len(self.points), -1, np.int32)
 
 
 @dataclass
@@ -103,16 +110,18 @@ def load_labels(path: str | os.PathLike, video_paths: Sequence[str] = (), frames
     skeleton = skeleton_from_sleap(labels.skeletons[0])
     resolved = resolve_video_paths([v.filename for v in labels.videos], path, video_paths)
     keep = FrameRanges.parse(frames) if frames else None
+    track_index = {id(track): i for i, track in enumerate(labels.tracks)}
     items = []
     for lf in labels.labeled_frames:
         if keep is not None and lf.frame_idx not in keep:
             continue
-        instances = lf.user_instances or lf.predicted_instances
-        points = [inst.numpy()[:, :2] for inst in instances]
-        points = [p for p in points if np.isfinite(p).all(axis=1).any()]
-        if points:
+        instances = [inst for inst in lf.user_instances or lf.predicted_instances
+                     if np.isfinite(inst.numpy()[:, :2]).all(axis=1).any()]  # fmt: skip
+        if instances:
             video = labels.videos.index(lf.video)
-            items.append(LabeledImage(video, int(lf.frame_idx), np.stack(points).astype(np.float32)))
+            points = np.stack([inst.numpy()[:, :2] for inst in instances]).astype(np.float32)
+            ids = np.array([track_index.get(id(inst.track), -1) for inst in instances], np.int32)
+            items.append(LabeledImage(video, int(lf.frame_idx), points, ids))
     if not items:
         raise ConfigError(f"{path}: no labelled instances" + (f" in frames {frames}" if frames else ""))
     items.sort(key=lambda f: (f.video, f.frame_idx))
@@ -128,9 +137,10 @@ def labels_from_analysis_h5(path: str | os.PathLike, frames: str | None = None) 
     data = read_analysis_h5(path)
     keep = FrameRanges.parse(frames) if frames else None
     items = [
-        LabeledImage(0, i, data.tracks[i, data.track_occupancy[i]].astype(np.float32))
+        LabeledImage(0, i, frame.points, frame.track_ids)
         for i in range(data.n_frames)
         if data.track_occupancy[i].any() and (keep is None or i in keep)
+        for frame in [data.frame(i)]
     ]
     if not items:
         raise ConfigError(f"{path}: no instances" + (f" in frames {frames}" if frames else ""))
@@ -139,12 +149,10 @@ def labels_from_analysis_h5(path: str | os.PathLike, frames: str | None = None) 
 
 def skeleton_from_sleap(sk) -> Skeleton:
     """Our Skeleton from a sleap-io one; symmetries from left/right node names when it has none."""
-    nodes = [n.name for n in sk.nodes]
-    symmetries = [(list(s.nodes)[0].name, list(s.nodes)[1].name) for s in sk.symmetries]
-    if not symmetries:
-        symmetries = infer_symmetries(nodes)
-    edges = [(e.source.name, e.destination.name) for e in sk.edges]
-    return Skeleton.from_names(nodes, edges, symmetries, name=sk.name or "skeleton")
+    skeleton = skeleton_from_sio(sk)
+    if skeleton.symmetries:
+        return skeleton
+    return Skeleton.from_names(skeleton.nodes, skeleton.edge_names, infer_symmetries(skeleton.nodes), name=skeleton.name)
 
 
 def infer_symmetries(nodes: Sequence[str]) -> list[tuple[str, str]]:

@@ -17,8 +17,12 @@ pairs taken greedily by OKS, best first, while OKS > 0.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .tracking_metrics import TrackingReport
 
 OKS_STDDEV = 0.025
 OKS_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
@@ -48,9 +52,14 @@ class Report:
     missed_instances: int
     false_instances: int
     matched_instances: int
+    tracking: TrackingReport | None = None  # when both the truth and the predictions have identities
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every metric; the tracking ones (id_switches, idf1, mota, ...) at the top level too."""
+        data = asdict(self)
+        if self.tracking is not None:
+            data.update(self.tracking.to_dict())
+        return data
 
 
 def oks_matrix(truth: np.ndarray, predicted: np.ndarray, stddev: float = OKS_STDDEV) -> np.ndarray:

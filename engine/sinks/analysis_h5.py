@@ -17,9 +17,21 @@ Layout (SLEAP's "matlab" preset, which SLEAP, sleap-io and MATLAB read):
 
 Each array dataset carries a ``dims`` attribute naming its axes (as sleap-io
 writes it). Frame ``i`` of the video is column ``i``; frames outside the
-processed range are NaN with status 0. An instance with a track id goes to
-that track's slot; untracked instances fill the free slots of their frame in
-order (as sleap-io does), so no instance is dropped.
+processed range are NaN with status 0.
+
+Track slots, two layouts (no instance is ever dropped):
+- untracked output (``tracked=False``, the default): an instance with a track
+  id goes to slot ``id``; untracked instances fill the free slots of their
+  frame in order (as sleap-io does). Slot ``t`` is named ``track_<t>``.
+- tracked output (``tracked=True``): slot ``t`` holds one identity in every
+  frame; slots are added as identities first appear and named after them
+  (``track_<id>``). Instances the tracker left untracked go to slots named
+  ``untracked_<k>`` (the k-th untracked instance of its frame), so they never
+  mix with an identity.
+
+Reading, an instance's track id is its slot's index; -1 in an ``untracked_<k>``
+slot, and in every slot of an untracked-layout file (its slots are not
+identities; the file attribute ``tracked`` says which layout a file has).
 
 Streaming and crash safety: datasets are chunked and resizable along frames
 and tracks; the writer keeps at most ``flush_every`` frames in memory, appends
@@ -35,6 +47,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +58,7 @@ from ..errors import OutputFileError
 from ..types import UNTRACKED, FramePredictions, Skeleton
 
 FRAME_NOT_PROCESSED, FRAME_DONE, FRAME_MISSING = 0, 1, 2
+UNTRACKED_SLOT_PREFIX = "untracked_"  # tracked layout: slots of instances the tracker left untracked
 
 # Stored axis order of each array (SLEAP's "matlab" preset).
 DIMS = {
@@ -72,6 +86,7 @@ class AnalysisH5Writer:
     Frames must come in increasing ``frame_idx`` order (gaps are allowed).
     Memory holds at most ``flush_every`` frames; the file is flushed after every
     block and at least every ``flush_seconds`` while frames keep arriving.
+    ``tracked``: the layout for a tracker's output (see the module docstring).
     """
 
     def __init__(
@@ -85,6 +100,7 @@ class AnalysisH5Writer:
         flush_every: int = 256,
         flush_seconds: float = 5.0,
         chunk_frames: int = 1024,
+        tracked: bool = False,
     ):
         if flush_every < 1:
             raise ValueError(f"flush_every must be >= 1, got {flush_every}")
@@ -92,7 +108,11 @@ class AnalysisH5Writer:
         self.skeleton = skeleton
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
+        self.tracked = tracked
         self._buffer: list[FramePredictions] = []
+        self._slot_names: list[str] = []  # name of each track slot, in slot order
+        self._slot_of_track: dict[int, int] = {}  # tracked layout: identity -> slot
+        self._untracked_slots: list[int] = []  # tracked layout: slot of the k-th untracked instance of a frame
         self._last_frame = -1
         self._last_flush = time.monotonic()
         self.frames_written = 0
@@ -138,6 +158,7 @@ class AnalysisH5Writer:
         f.attrs["skeleton_name"] = self.skeleton.name
         f.attrs["skeleton_symmetries"] = json.dumps(self.skeleton.symmetry_names)
         f.attrs["writer"] = "posestream"
+        f.attrs["tracked"] = self.tracked
 
     # -- writing ------------------------------------------------------------
 
@@ -173,8 +194,8 @@ class AnalysisH5Writer:
 
     def _write_block(self, block: list[FramePredictions]) -> None:
         first, last = block[0].frame_idx, block[-1].frame_idx
-        slots = [_slots(frame) for frame in block]
-        n_tracks = max([self._file["tracks"].shape[0], *(int(s.max()) + 1 for s in slots if len(s))])
+        slots = [self._slots(frame) for frame in block]
+        n_tracks = len(self._slot_names)
         self._grow(n_tracks, last + 1)
 
         n_nodes, width = self.skeleton.n_nodes, last - first + 1
@@ -203,13 +224,43 @@ class AnalysisH5Writer:
         f.flush()
         self.frames_written += len(block)
 
+    def _slots(self, frame: FramePredictions) -> np.ndarray:
+        """Track slot of each instance in this file's layout, adding slots as needed.  # (n_instances,)"""
+        ids = frame.track_ids
+        tracked = ids != UNTRACKED
+        if len(set(ids[tracked].tolist())) != int(tracked.sum()):
+            raise ValueError(f"frame {frame.frame_idx}: two instances share a track id {ids.tolist()}")
+        if not self.tracked:
+            slots = _fill_free_slots(ids)
+            self._name_slots_up_to(int(slots.max()) + 1 if len(slots) else 0)
+            return slots
+        slots = np.empty(len(ids), np.int64)
+        for track_id in sorted(set(ids[tracked].tolist()) - self._slot_of_track.keys()):  # new identities, by id
+            self._slot_of_track[track_id] = self._new_slot(f"track_{track_id}")
+        for i in np.flatnonzero(tracked):
+            slots[i] = self._slot_of_track[int(ids[i])]
+        for k, i in enumerate(np.flatnonzero(~tracked)):
+            if k == len(self._untracked_slots):
+                self._untracked_slots.append(self._new_slot(f"{UNTRACKED_SLOT_PREFIX}{k}"))
+            slots[i] = self._untracked_slots[k]
+        return slots
+
+    def _new_slot(self, name: str) -> int:
+        self._slot_names.append(name)
+        return len(self._slot_names) - 1
+
+    def _name_slots_up_to(self, n_slots: int) -> None:
+        """Untracked layout: slots 0..n_slots-1 exist, named track_<slot>."""
+        while len(self._slot_names) < n_slots:
+            self._new_slot(f"track_{len(self._slot_names)}")
+
     def _grow(self, n_tracks: int, n_frames: int) -> None:
         """Resize every array to at least ``n_tracks`` tracks and ``n_frames`` frames."""
         f = self._file
         old_tracks = f["track_names"].shape[0]
         if n_tracks > old_tracks:
             f["track_names"].resize((n_tracks,))
-            f["track_names"][old_tracks:] = _encode([f"track_{i}" for i in range(old_tracks, n_tracks)])
+            f["track_names"][old_tracks:] = _encode(self._slot_names[old_tracks:n_tracks])
         for name, dims in DIMS.items():
             ds = f[name]
             shape = list(ds.shape)
@@ -236,12 +287,10 @@ class AnalysisH5Writer:
         self.close()
 
 
-def _slots(frame: FramePredictions) -> np.ndarray:
-    """Track slot of each instance: its track id, or the lowest free slot if untracked.  # (n_instances,)"""
-    slots = frame.track_ids.astype(np.int64).copy()
+def _fill_free_slots(track_ids: np.ndarray) -> np.ndarray:
+    """Untracked layout: each instance's track id as its slot, or the lowest free slot if it has none.  # (n,)"""
+    slots = track_ids.astype(np.int64).copy()
     taken = set(slots[slots != UNTRACKED].tolist())
-    if len(taken) != int(np.sum(slots != UNTRACKED)):
-        raise ValueError(f"frame {frame.frame_idx}: two instances share a track id {frame.track_ids.tolist()}")
     free = (s for s in range(len(slots) + len(taken)) if s not in taken)
     for i in np.flatnonzero(slots == UNTRACKED):
         slots[i] = next(free)
@@ -278,23 +327,115 @@ class AnalysisData:
     video_path: str = ""
     labels_path: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)
+    tracked: bool = True  # slots are identities (False: posestream's untracked layout)
 
     @property
     def n_frames(self) -> int:
         return self.tracks.shape[0]
 
     def frame(self, frame_idx: int) -> FramePredictions:
-        """The instances of one frame, with their track slot as track id."""
-        slots = np.flatnonzero(self.track_occupancy[frame_idx])
-        return FramePredictions(
-            frame_idx=frame_idx,
-            points=self.tracks[frame_idx, slots],
-            point_scores=self.point_scores[frame_idx, slots],
-            instance_scores=self.instance_scores[frame_idx, slots],
-            track_ids=slots.astype(np.int32),
-            tracking_scores=self.tracking_scores[frame_idx, slots],
-            missing=bool(self.frame_status[frame_idx] == FRAME_MISSING),
+        """The instances of one frame, with their slot as track id (-1 where slots are not identities)."""
+        ids = slot_track_ids(self.track_names, self.tracks.shape[1], self.tracked)
+        return _frame_at(self.__dict__, frame_idx, frame_idx, ids)
+
+
+class AnalysisH5Reader:
+    """An analysis HDF5 file (ours or SLEAP's) opened for reading: its metadata at once, its frames on demand.
+
+    ``read()`` loads frame-first arrays; ``iter_frames()`` streams FramePredictions a block at a time,
+    so a long file is read in bounded memory.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self._file = open_analysis_h5(self.path)
+        try:
+            self._read_metadata()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _read_metadata(self) -> None:
+        f = self._file
+        missing = [name for name in ("tracks", "track_occupancy", "node_names") if name not in f]
+        if missing:
+            raise OutputFileError(f"{self.path}: not a SLEAP analysis HDF5 file (no {', '.join(missing)})")
+        self._dims = {name: _stored_dims(f[name], name) for name in DIMS}
+        nodes = _decode(f["node_names"][:])
+        edges = f["edge_inds"][:].reshape(-1, 2).tolist() if "edge_inds" in f else []
+        symmetries = json.loads(_attr_str(f.attrs.get("skeleton_symmetries", "[]")))
+        self.skeleton = Skeleton.from_names(
+            nodes, [(nodes[a], nodes[b]) for a, b in edges], [tuple(s) for s in symmetries],
+            name=_attr_str(f.attrs.get("skeleton_name", "")) or "skeleton",
+        )  # fmt: skip
+        tracks = f["tracks"]
+        self.n_frames = tracks.shape[self._dims["tracks"].index("frame")]
+        self.n_tracks = tracks.shape[self._dims["tracks"].index("track")]
+        self.track_names = _decode(f["track_names"][:]) if "track_names" in f else []
+        self.tracked = bool(f.attrs.get("tracked", True)) and bool(self.track_names)  # slots are identities
+        self.video_path = _scalar_str(f, "video_path")
+        self.labels_path = _scalar_str(f, "labels_path")
+        self.provenance = json.loads(_scalar_str(f, "provenance") or "{}")
+
+    def __len__(self) -> int:
+        """Frames ``iter_frames()`` yields: those processed (every frame of a file posestream did not write)."""
+        if "frame_status" not in self._file:
+            return self.n_frames
+        return int(np.count_nonzero(self._file["frame_status"][:] != FRAME_NOT_PROCESSED))
+
+    def read(self, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+        """Frames [start, stop) of every array, frame axis first, with ``frame_status``."""
+        stop = self.n_frames if stop is None else min(stop, self.n_frames)
+        f = self._file
+        arrays = {name: _frame_first(f[name], name, self._dims[name], start, stop) for name in DIMS}
+        arrays["frame_status"] = (
+            f["frame_status"][start:stop] if "frame_status" in f else np.full(stop - start, FRAME_DONE, np.uint8)
         )
+        return arrays
+
+    def iter_frames(self, block: int = 1024, processed_only: bool = True) -> Iterator[FramePredictions]:
+        """Every frame in order (only those processed, by default), ``block`` frames read at a time."""
+        ids = slot_track_ids(self.track_names, self.n_tracks, self.tracked)
+        for start in range(0, self.n_frames, block):
+            arrays = self.read(start, start + block)
+            for frame_idx in range(start, start + len(arrays["frame_status"])):
+                if not processed_only or arrays["frame_status"][frame_idx - start] != FRAME_NOT_PROCESSED:
+                    yield _frame_at(arrays, frame_idx - start, frame_idx, ids)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> AnalysisH5Reader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def slot_track_ids(track_names: list[str], n_tracks: int, tracked: bool = True) -> np.ndarray:
+    """Track id of each slot: its index, or -1 for the tracked layout's untracked slots and for every slot
+    of an untracked file.  # (n_tracks,)"""
+    if not tracked:
+        return np.full(n_tracks, UNTRACKED, np.int32)
+    ids = np.arange(n_tracks, dtype=np.int32)
+    for slot, name in enumerate(track_names[:n_tracks]):
+        if name.startswith(UNTRACKED_SLOT_PREFIX):
+            ids[slot] = UNTRACKED
+    return ids
+
+
+def _frame_at(arrays: dict[str, np.ndarray], row: int, frame_idx: int, slot_ids: np.ndarray) -> FramePredictions:
+    """FramePredictions of row ``row`` of frame-first arrays (frame ``frame_idx``)."""
+    slots = np.flatnonzero(arrays["track_occupancy"][row])
+    return FramePredictions(
+        frame_idx=frame_idx,
+        points=arrays["tracks"][row, slots],
+        point_scores=arrays["point_scores"][row, slots],
+        instance_scores=arrays["instance_scores"][row, slots],
+        track_ids=slot_ids[slots],
+        tracking_scores=arrays["tracking_scores"][row, slots],
+        missing=bool(arrays["frame_status"][row] == FRAME_MISSING),
+    )
 
 
 def open_analysis_h5(path: str | os.PathLike) -> h5py.File:
@@ -313,36 +454,22 @@ def open_analysis_h5(path: str | os.PathLike) -> h5py.File:
 
 def read_analysis_h5(path: str | os.PathLike) -> AnalysisData:
     """Load an analysis HDF5 file (ours or SLEAP's) into frame-first arrays."""
-    with open_analysis_h5(path) as f:
-        missing = [name for name in ("tracks", "track_occupancy", "node_names") if name not in f]
-        if missing:
-            raise OutputFileError(f"{path}: not a SLEAP analysis HDF5 file (no {', '.join(missing)})")
-        arrays = {name: _frame_first(f[name], name) for name in DIMS}
-        n_frames = arrays["tracks"].shape[0]
-        status = f["frame_status"][:] if "frame_status" in f else np.full(n_frames, FRAME_DONE, np.uint8)
-        nodes = _decode(f["node_names"][:])
-        edges = f["edge_inds"][:].reshape(-1, 2).tolist() if "edge_inds" in f else []
-        symmetries = json.loads(_attr_str(f.attrs.get("skeleton_symmetries", "[]")))
-        skeleton = Skeleton.from_names(
-            nodes, [(nodes[a], nodes[b]) for a, b in edges], [tuple(s) for s in symmetries],
-            name=_attr_str(f.attrs.get("skeleton_name", "")) or "skeleton",
-        )  # fmt: skip
+    with AnalysisH5Reader(path) as reader:
         return AnalysisData(
-            **arrays,
-            frame_status=status,
-            track_names=_decode(f["track_names"][:]) if "track_names" in f else [],
-            skeleton=skeleton,
-            video_path=_scalar_str(f, "video_path"),
-            labels_path=_scalar_str(f, "labels_path"),
-            provenance=json.loads(_scalar_str(f, "provenance") or "{}"),
-        )
+            **reader.read(), track_names=reader.track_names, skeleton=reader.skeleton,
+            video_path=reader.video_path, labels_path=reader.labels_path, provenance=reader.provenance,
+            tracked=reader.tracked,
+        )  # fmt: skip
 
 
-def _frame_first(ds: h5py.Dataset, name: str) -> np.ndarray:
-    """Read a dataset and transpose it from its stored axes to frame-first."""
-    stored = tuple(json.loads(_attr_str(ds.attrs["dims"]))) if "dims" in ds.attrs else DIMS[name]
-    data = ds[:]
-    data = data.transpose([stored.index(axis) for axis in FRAME_FIRST[name]])
+def _stored_dims(ds: h5py.Dataset, name: str) -> tuple[str, ...]:
+    return tuple(json.loads(_attr_str(ds.attrs["dims"]))) if "dims" in ds.attrs else DIMS[name]
+
+
+def _frame_first(ds: h5py.Dataset, name: str, stored: tuple[str, ...], start: int, stop: int) -> np.ndarray:
+    """Frames [start, stop) of a dataset, transposed from its stored axes to frame-first."""
+    index = tuple(slice(start, stop) if axis == "frame" else slice(None) for axis in stored)
+    data = ds[index].transpose([stored.index(axis) for axis in FRAME_FIRST[name]])
     return data.astype(bool) if name == "track_occupancy" else data
 
 

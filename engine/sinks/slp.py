@@ -1,19 +1,21 @@
-"""SLEAP labels (``.slp``) output through sleap-io (``pip install 'posestream[train]'``).
+"""SLEAP labels (``.slp``) through sleap-io (``pip install 'posestream[train]'``): a writer and a reader.
 
 sleap-io writes a labels file in one go, so this sink keeps every frame's
 arrays until ``close`` (a few hundred bytes per instance); the analysis HDF5
-sink is the streaming one.
+sink is the streaming one. ``SlpReader`` gives the predictions of any SLEAP
+labels file (ours, SLEAP's, sleap-nn's) frame by frame, as FramePredictions.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import OutputFileError
+from ..errors import ConfigError, OutputFileError
 from ..extras import require
-from ..types import FramePredictions, Skeleton
+from ..types import UNTRACKED, FramePredictions, Skeleton
 
 
 class SlpWriter:
@@ -65,3 +67,78 @@ class SlpWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class SlpReader:
+    """The predicted instances of a SLEAP labels file (user instances on frames that have no predicted ones),
+    frame by frame in frame order, with their tracks as track ids (index in the file's track list).
+
+    One video per file; its path is ``video_path`` as the file names it.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        sio = require("sleap_io", extra="train", feature="reading .slp files")
+        self.path = os.fspath(path)
+        if not os.path.exists(self.path):
+            raise FileNotFoundError(f"{self.path}: no such labels file")
+        try:
+            self._labels = sio.load_slp(self.path, open_videos=False)
+        except Exception as exc:  # sleap-io raises many types for a bad file
+            raise ConfigError(f"{self.path}: cannot read SLEAP labels ({type(exc).__name__}: {exc})") from exc
+        labels = self._labels
+        if len(labels.skeletons) != 1 or len(labels.videos) != 1:
+            raise ConfigError(f"{self.path}: holds {len(labels.skeletons)} skeletons and {len(labels.videos)} videos; "
+                              "one of each is supported (split it with sleap-io first)")  # fmt: skip
+        self.skeleton = skeleton_from_sio(labels.skeletons[0])
+        self.video_path = str(labels.videos[0].filename)
+        self.track_names = [track.name for track in labels.tracks]
+        self.tracked = bool(labels.tracks)
+        self._track_index = {id(track): i for i, track in enumerate(labels.tracks)}
+        self._frames = sorted(labels.labeled_frames, key=lambda lf: lf.frame_idx)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def iter_frames(self) -> Iterator[FramePredictions]:
+        n_nodes = self.skeleton.n_nodes
+        for lf in self._frames:
+            instances = lf.predicted_instances or lf.user_instances
+            if not instances:
+                yield FramePredictions.empty(int(lf.frame_idx), n_nodes)
+                continue
+            yield FramePredictions(
+                frame_idx=int(lf.frame_idx),
+                points=np.stack([inst.numpy()[:, :2] for inst in instances]),
+                point_scores=np.stack([_point_scores(inst, n_nodes) for inst in instances]),
+                instance_scores=np.array([getattr(inst, "score", 1.0) for inst in instances], np.float32),
+                track_ids=np.array([self._track_index.get(id(inst.track), UNTRACKED) for inst in instances], np.int32),
+                tracking_scores=np.array([_or_nan(getattr(inst, "tracking_score", None)) for inst in instances]),
+            )
+
+    def close(self) -> None:
+        self._frames = []
+
+    def __enter__(self) -> SlpReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def skeleton_from_sio(sk) -> Skeleton:
+    """Our Skeleton from a sleap-io one: nodes, edges and the symmetries it names."""
+    nodes = [n.name for n in sk.nodes]
+    symmetries = [(list(s.nodes)[0].name, list(s.nodes)[1].name) for s in sk.symmetries]
+    edges = [(e.source.name, e.destination.name) for e in sk.edges]
+    return Skeleton.from_names(nodes, edges, symmetries, name=sk.name or "skeleton")
+
+
+def _point_scores(instance, n_nodes: int) -> np.ndarray:
+    """Per-node scores of a predicted instance; 1 for a user instance's labelled nodes.  # (n_nodes,)"""
+    if hasattr(instance, "score"):
+        return instance.numpy(scores=True)[:, 2]
+    return np.where(np.isfinite(instance.numpy()[:, 0]), 1.0, np.nan)
+
+
+def _or_nan(value) -> float:
+    return float("nan") if value is None else float(value)

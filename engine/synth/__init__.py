@@ -1,13 +1,17 @@
 """Synthetic videos of moving animals with known keypoints, for tests, the demo and benchmarks."""
 
 from .motion import SYNTH_SKELETON, PoseSimulator, SynthConfig
-from .writer import SynthOutput, ground_truth_paths, write_synthetic_video
+from .perturb import PerturbConfig, Perturber
+from .writer import SynthOutput, detection_paths, ground_truth_paths, write_synthetic_video
 
 __all__ = [
     "SYNTH_SKELETON",
+    "PerturbConfig",
+    "Perturber",
     "PoseSimulator",
     "SynthConfig",
     "SynthOutput",
+    "detection_paths",
     "ground_truth_paths",
     "write_synthetic_video",
 ]

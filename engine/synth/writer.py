@@ -1,7 +1,10 @@
 """``posestream synth``: render a synthetic video and write its ground truth beside it.
 
 ``OUT.mp4`` gets ``OUT.analysis.h5`` (analysis HDF5, always) and ``OUT.slp``
-(SLEAP labels, when sleap-io from ``posestream[train]`` is installed).
+(SLEAP labels, when sleap-io from ``posestream[train]`` is installed). With a
+perturbation (jitter, dropped nodes, missing and false instances), the ground
+truth perturbed into untracked "detections" goes to ``OUT.detections.h5`` (and
+``OUT.detections.slp`` with the labels): the input a tracker would get.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ..sinks.analysis_h5 import AnalysisH5Writer
 from ..sinks.slp import SlpWriter
 from ..types import FramePredictions
 from .motion import SYNTH_SKELETON, PoseSimulator, SynthConfig
+from .perturb import PerturbConfig, Perturber
 from .render import FrameRenderer
 
 
@@ -31,6 +35,8 @@ class SynthOutput:
     video: Path
     analysis_h5: Path
     slp: Path | None  # None when sleap-io is not installed or .slp was not asked for
+    detections_h5: Path | None = None  # the perturbed ground truth, when a perturbation was asked for
+    detections_slp: Path | None = None
 
 
 def ground_truth_paths(video: str | os.PathLike) -> tuple[Path, Path]:
@@ -39,12 +45,20 @@ def ground_truth_paths(video: str | os.PathLike) -> tuple[Path, Path]:
     return video.with_suffix(".analysis.h5"), video.with_suffix(".slp")
 
 
+def detection_paths(video: str | os.PathLike) -> tuple[Path, Path]:
+    """(analysis HDF5, .slp) paths of the perturbed detections: ``s.mp4`` -> ``s.detections.h5``, ``.slp``."""
+    video = Path(video)
+    return video.with_suffix(".detections.h5"), video.with_suffix(".detections.slp")
+
+
 def write_synthetic_video(
-    out: str | os.PathLike, config: SynthConfig, *, slp: bool = True, progress: bool = True, crf: int = 18
+    out: str | os.PathLike, config: SynthConfig, *, slp: bool = True, progress: bool = True, crf: int = 18,
+    perturb: PerturbConfig | None = None,
 ) -> SynthOutput:
     """Render ``config`` into an H.264 video at ``out`` and write its ground truth.
 
     slp: also write SLEAP labels (needs ``posestream[train]``; raises MissingExtraError without it).
+    perturb: also write the ground truth perturbed into detections (``detection_paths``).
     """
     out = Path(out)
     if out.suffix.lower() not in (".mp4", ".mkv", ".avi", ".mov"):
@@ -58,8 +72,11 @@ def write_synthetic_video(
         config.height, config.width, config.rgb, config.body_length, config.animals, config.seed
     )
     provenance = {"generator": "posestream synth", **config.__dict__}
-    truth = AnalysisH5Writer(h5_path, SYNTH_SKELETON, video_path=str(out), provenance=provenance)
+    truth = AnalysisH5Writer(h5_path, SYNTH_SKELETON, video_path=str(out), provenance=provenance, tracked=True)
     labels = SlpWriter(slp_path, SYNTH_SKELETON, str(out), user=True, provenance=provenance) if slp else None
+    sinks = [truth, *([labels] if labels else [])]
+    detections = _detection_sinks(out, config, perturb, slp, provenance)
+    perturber = Perturber(perturb, config.width, config.height, config.animals) if detections else None
     with truth, _open_output(out) as container:
         stream = _h264_stream(container, config, crf)
         with progress_bar(config.frames, f"synth {out.name}", enabled=progress) as advance:
@@ -67,14 +84,32 @@ def write_synthetic_video(
                 frame = yuv420p_frame(renderer.render(poses, frame_idx))
                 frame.pts, frame.time_base = frame_idx, 1 / stream.average_rate
                 container.mux(stream.encode(frame))
-                truth.write(_truth_frame(frame_idx, poses))
-                if labels is not None:
-                    labels.write(_truth_frame(frame_idx, poses))
+                for sink in sinks:
+                    sink.write(_truth_frame(frame_idx, poses))
+                if perturber is not None:
+                    found = perturber(frame_idx, poses)
+                    for sink in detections:
+                        sink.write(found)
                 advance()
         container.mux(stream.encode(None))
-    if labels is not None:
-        labels.close()
-    return SynthOutput(video=out, analysis_h5=h5_path, slp=slp_path if slp else None)
+    for sink in sinks[1:] + detections:
+        sink.close()
+    paths = detection_paths(out) if detections else (None, None)
+    return SynthOutput(video=out, analysis_h5=h5_path, slp=slp_path if slp else None, detections_h5=paths[0],
+                       detections_slp=paths[1] if detections and slp else None)  # fmt: skip
+
+
+def _detection_sinks(out: Path, config: SynthConfig, perturb: PerturbConfig | None, slp: bool,
+                     provenance: dict) -> list:  # fmt: skip
+    """Writers of the perturbed detections (none without a perturbation)."""
+    if perturb is None or not perturb.active:
+        return []
+    h5_path, slp_path = detection_paths(out)
+    provenance = {**provenance, "perturbation": perturb.__dict__}
+    sinks = [AnalysisH5Writer(h5_path, SYNTH_SKELETON, video_path=str(out), provenance=provenance)]
+    if slp:
+        sinks.append(SlpWriter(slp_path, SYNTH_SKELETON, str(out), provenance=provenance))
+    return sinks
 
 
 def _open_output(path: Path) -> av.container.OutputContainer:
@@ -105,13 +140,18 @@ def yuv420p_frame(image: np.ndarray) -> av.VideoFrame:
     """A yuv420p frame from a gray (H, W, 1) or RGB (H, W, 3) uint8 image.
 
     Converted here, not by swscale, whose gray -> yuv420p path leaves the chroma
-    planes unwritten (the video then differed between runs).
+    planes unwritten (the video then differed between runs). Gray needs only the
+    luma plane: its chroma is the neutral 128.
     """
     height, width, channels = image.shape
-    rgb = np.repeat(image, 3, axis=2) if channels == 1 else image
-    ycc = rgb.astype(np.float32) @ _RGB_TO_YCBCR.T + np.array([16.0, 128.0, 128.0], np.float32)  # (H, W, 3)
-    chroma = ycc[..., 1:].reshape(height // 2, 2, width // 2, 2, 2).mean(axis=(1, 3))  # (H/2, W/2, 2)
-    planes = [ycc[..., 0], chroma[..., 0], chroma[..., 1]]
+    if channels == 1:
+        luma = image[..., 0].astype(np.float32) * _RGB_TO_YCBCR[0].sum() + 16.0
+        planes = [luma, np.full((height // 2, width // 2), 128.0, np.float32)]
+        planes.append(planes[1])
+    else:
+        ycc = image.astype(np.float32) @ _RGB_TO_YCBCR.T + np.array([16.0, 128.0, 128.0], np.float32)  # (H, W, 3)
+        chroma = (ycc[0::2, 0::2, 1:] + ycc[1::2, 0::2, 1:] + ycc[0::2, 1::2, 1:] + ycc[1::2, 1::2, 1:]) / 4
+        planes = [ycc[..., 0], chroma[..., 0], chroma[..., 1]]  # chroma: (H/2, W/2) means of 2x2 blocks
     stacked = np.concatenate([p.reshape(-1) for p in planes]).reshape(height * 3 // 2, width)
     return av.VideoFrame.from_ndarray(np.clip(np.rint(stacked), 0, 255).astype(np.uint8), format="yuv420p")
 

@@ -1,0 +1,10 @@
+"""Online identity tracking: one ``Tracker`` that assigns track ids frame by frame, with bounded state.
+
+The pipeline runs it as a stage between the ordered results and the sinks (``Pipeline(..., tracker=...)``);
+``posestream retrack`` runs it over a predictions file; the live mode runs it per camera.
+"""
+
+from .config import MATCHERS, SIMILARITIES, TrackerConfig
+from .tracker import Tracker
+
+__all__ = ["MATCHERS", "SIMILARITIES", "Tracker", "TrackerConfig"]
