@@ -11,26 +11,26 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# The light engine only (what `make demo` needs).
-$(VENV)/.engine: $(BIN)/python pyproject.toml
-	$(PIP) install -e .
+# The engine and the tracking metrics `posestream evaluate` prints (what `make demo` needs).
+$(VENV)/.demo: $(BIN)/python pyproject.toml
+	$(PIP) install -e ".[eval]"
 	touch $@
 
 # Everything the tests need: the engine plus the train, eval and dev extras.
 $(VENV)/.dev: $(BIN)/python pyproject.toml
 	$(PIP) install -e ".[train,eval,dev]" "$(TORCH_SPEC)"
-	touch $@ $(VENV)/.engine
+	touch $@ $(VENV)/.demo
 
 venv: $(VENV)/.dev
 
 DEMO_DIR := demo_output
-# A synthetic video, tracked with the embedded model, scored against the generator's ground truth.
-demo: $(VENV)/.engine
+# A synthetic video, tracked with the embedded model (poses and identities), scored against the generator's ground truth.
+demo: $(VENV)/.demo
 	$(BIN)/posestream synth $(DEMO_DIR)/sample.mp4 --frames 300 --size 384x384 --animals 2 --seed 0 --no-slp --quiet
-	$(BIN)/posestream track -i $(DEMO_DIR)/sample.mp4 -m demo -o $(DEMO_DIR)/sample_predictions.h5
+	$(BIN)/posestream track -i $(DEMO_DIR)/sample.mp4 -m demo -o $(DEMO_DIR)/sample_predictions.h5 --tracking --max-tracks 2
 	$(BIN)/posestream evaluate $(DEMO_DIR)/sample_predictions.h5 --labels $(DEMO_DIR)/sample.analysis.h5
 	@echo "Demo output is in $(abspath $(DEMO_DIR))/: sample.mp4 (video), sample.analysis.h5 (ground truth),"
-	@echo "sample_predictions.h5 (poses, SLEAP analysis HDF5)"
+	@echo "sample_predictions.h5 (poses and identities, SLEAP analysis HDF5)"
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from posestream.engine.errors import ConfigError
+from posestream.engine.errors import ConfigError, MissingExtraError
 from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.sinks.predictions import open_predictions
 from posestream.engine.types import FramePredictions
@@ -70,7 +70,10 @@ def evaluate_file(predictions_path: str, labels_path: str, frames: str | None = 
     report = evaluate(frames_to_evaluate(truth, predictions, None), stddev)
     tracked = tracked_frames(truth, predictions)
     if tracked is not None:
-        report.tracking = tracking_metrics(tracked, stddev)
+        try:
+            report.tracking = tracking_metrics(tracked, stddev)
+        except MissingExtraError as exc:  # the pose metrics stand on their own
+            report.notes.append(f"no tracking metrics: {exc}")
     return report
 
 
@@ -130,6 +133,8 @@ def print_report(report: Report, title: str) -> None:
     for name, value in rows:
         table.add_row(name, value)
     Console().print(table)
+    for note in report.notes:
+        print(f"note: {note}")
 
 
 def write_json(report: Report, path: str | os.PathLike, extra: dict | None = None) -> None:

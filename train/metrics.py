@@ -16,7 +16,7 @@ pairs taken greedily by OKS, best first, while OKS > 0.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -53,6 +53,7 @@ class Report:
     false_instances: int
     matched_instances: int
     tracking: TrackingReport | None = None  # when both the truth and the predictions have identities
+    notes: list[str] = field(default_factory=list)  # what was not measured, and why
 
     def to_dict(self) -> dict:
         """Every metric; the tracking ones (id_switches, idf1, mota, ...) at the top level too."""
