@@ -128,9 +128,11 @@ class Tracker:
             scores[new] = 0.0
 
     def _similarity(self, points: np.ndarray, predicted: np.ndarray, age: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Similarity of each detection to each track, which the gate reads, and the preference the
-        assignment maximizes: the similarity discounted by how much the track's kernel has widened since it
-        was lost, so a fresh track wins over a stale one that fits as well.  (M, N, 2), (T, N, 2), (T,) -> (M, T) x 2
+        """Similarity of each detection to each track, which the gate reads (how well the nodes the detection
+        has fit), and the preference the assignment maximizes: the similarity times the share of the track's
+        nodes the detection has (a whole animal wins over a fragment of it that fits as well), discounted by
+        how much the track's kernel has widened since it was lost (a fresh track wins over a stale one).
+        (M, N, 2), (T, N, 2), (T,) -> (M, T) x 2
         """
         cfg = self.config
         base = cfg.sigma * self._scales  # (T,) a fresh track's kernel width, pixels
@@ -142,7 +144,10 @@ class Tracker:
         if len(lost):  # a lost track's velocity may be stale: where it was last seen is a second guess
             where_seen = similarity_matrix(cfg.similarity, points, self._poses[lost], width[lost])
             similarity[:, lost] = np.maximum(similarity[:, lost], where_seen)
-        return similarity, similarity * (base / width)[None]
+        known = np.isfinite(self._poses[..., 0])  # (T, N) nodes each track has seen
+        shared = (np.isfinite(points[:, None, :, 0]) & known[None]).sum(axis=-1)  # (M, T)
+        completeness = shared / np.maximum(known.sum(axis=-1), 1)[None]
+        return similarity, similarity * completeness * (base / width)[None]
 
     def _stage(self, similarity: np.ndarray, preference: np.ndarray, detections: np.ndarray, tracks: np.ndarray,
                free: tuple[np.ndarray, np.ndarray]) -> list[tuple[int, int]]:  # fmt: skip
