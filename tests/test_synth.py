@@ -111,3 +111,34 @@ def _segments_cross(p1, p2, q1, q2) -> bool:
 def test_config_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         SynthConfig(**kwargs)
+
+
+def test_perturbed_detections_follow_the_rates_and_give_nothing_away():
+    """Jitter, dropped nodes, missing runs and false instances at the rates asked; untracked, shuffled."""
+    from posestream.engine.synth import PerturbConfig, Perturber
+    from posestream.train.metrics import oks_matrix
+
+    config = SynthConfig(frames=2000, width=512, height=512, animals=4, seed=2)
+    perturber = Perturber(PerturbConfig(2.0, 0.05, 0.02, 0.01, seed=2), 512, 512, 4)
+    true_found = false = dropped = nodes = first_is_animal_0 = 0
+    errors = []
+    for idx, poses in enumerate(PoseSimulator(config)):
+        found = perturber(idx, poses)
+        assert (found.track_ids == -1).all()
+        oks = oks_matrix(poses, found.points)
+        real = oks.max(axis=0) > 0.3 if found.n_instances else np.zeros(0, bool)
+        true_found += real.sum()
+        false += (~real).sum()
+        for k in np.flatnonzero(real):
+            truth = poses[oks[:, k].argmax()]
+            shown = np.isfinite(found.points[k, :, 0])
+            dropped += (~shown).sum()
+            nodes += len(shown)
+            errors.append(found.points[k, shown] - truth[shown])
+        first_is_animal_0 += bool(found.n_instances) and oks[:, 0].argmax() == 0
+    total = 2000 * 4
+    assert 0.015 < 1 - true_found / total < 0.03  # 2% missing
+    assert 0.005 < false / total < 0.02  # 1% false (fragments that land on an animal count as real here)
+    assert 0.04 < dropped / nodes < 0.06
+    assert 1.8 < np.std(np.concatenate(errors)) < 2.2  # 2 px per coordinate
+    assert first_is_animal_0 < 0.4 * 2000  # the order is shuffled (a quarter of frames, by chance)

@@ -13,57 +13,81 @@ the longer the track has been lost), so one gate fits small and large animals al
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 
 def similarity_matrix(kind: str, detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -> np.ndarray:
-    """detections (M, N, 2), predicted (T, N, 2), kernel width per track (T,) pixels -> (M, T)."""
-    if kind == "oks":
-        return oks(detections, predicted, width)
-    if kind == "centroid":
-        return centroid(detections, predicted, width)
-    return iou(detections, predicted, width)
+    """detections (M, N, 2), predicted (T, N, 2), kernel width per track (T,) pixels -> (M, T).
+
+    numba kernels (a frame's few instances make numpy's per-call overhead the cost); float64 arrays."""
+    kernel = {"oks": oks, "centroid": centroid, "iou": iou}[kind]
+    return kernel(np.ascontiguousarray(detections, np.float64), np.ascontiguousarray(predicted, np.float64),
+                  np.ascontiguousarray(width, np.float64))  # fmt: skip
 
 
+@numba.njit(cache=True, nogil=True)
 def oks(detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -> np.ndarray:
     """Keypoint similarity.  (M, N, 2), (T, N, 2), (T,) -> (M, T)"""
-    d2 = np.square(detections[:, None] - predicted[None]).sum(axis=-1)  # (M, T, N), NaN where either lacks a node
-    kernel = np.exp(-d2 / (2 * np.square(width))[None, :, None])
-    shown = np.isfinite(detections[..., 0]).sum(axis=-1)  # (M,)
-    return np.nansum(kernel, axis=-1) / np.maximum(shown, 1)[:, None]
+    n_det, n_tracks, n_nodes = detections.shape[0], predicted.shape[0], detections.shape[1]
+    out = np.zeros((n_det, n_tracks))
+    for m in range(n_det):
+        shown = 0
+        for n in range(n_nodes):
+            shown += np.isfinite(detections[m, n, 0])
+        for t in range(n_tracks):
+            total = 0.0
+            for n in range(n_nodes):
+                dx, dy = detections[m, n, 0] - predicted[t, n, 0], detections[m, n, 1] - predicted[t, n, 1]
+                if np.isfinite(dx) and np.isfinite(dy):
+                    total += np.exp(-(dx * dx + dy * dy) / (2.0 * width[t] * width[t]))
+            out[m, t] = total / max(shown, 1)
+    return out
 
 
+@numba.njit(cache=True, nogil=True)
 def centroid(detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -> np.ndarray:
     """Centroid distance kernel over the nodes both poses have.  (M, N, 2), (T, N, 2), (T,) -> (M, T)"""
-    offsets = detections[:, None] - predicted[None]  # (M, T, N, 2)
-    shared = np.isfinite(offsets[..., 0])  # (M, T, N)
-    with np.errstate(invalid="ignore"):
-        shift = np.nansum(offsets, axis=2) / shared.sum(axis=2)[..., None]  # (M, T, 2); NaN when nothing shared
-    similarity = np.exp(-np.square(shift).sum(axis=-1) / (2 * np.square(width))[None])
-    return np.nan_to_num(similarity, nan=0.0)
+    n_det, n_tracks, n_nodes = detections.shape[0], predicted.shape[0], detections.shape[1]
+    out = np.zeros((n_det, n_tracks))
+    for m in range(n_det):
+        for t in range(n_tracks):
+            sx = sy = 0.0
+            shared = 0
+            for n in range(n_nodes):
+                dx, dy = detections[m, n, 0] - predicted[t, n, 0], detections[m, n, 1] - predicted[t, n, 1]
+                if np.isfinite(dx) and np.isfinite(dy):
+                    sx, sy, shared = sx + dx, sy + dy, shared + 1
+            if shared:
+                d2 = (sx * sx + sy * sy) / (shared * shared)
+                out[m, t] = np.exp(-d2 / (2.0 * width[t] * width[t]))
+    return out
 
 
+@numba.njit(cache=True, nogil=True)
 def iou(detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -> np.ndarray:
     """Box IoU over the nodes both poses have, boxes padded by the width.  (M, N, 2), (T, N, 2), (T,) -> (M, T)"""
-    shared = np.isfinite(detections[:, None, :, 0]) & np.isfinite(predicted[None, :, :, 0])  # (M, T, N)
-    pad = width[None, :, None]  # (1, T, 1)
-    a_lo, a_hi = _box(np.broadcast_to(detections[:, None], shared.shape + (2,)), shared)  # (M, T, 2) each
-    b_lo, b_hi = _box(np.broadcast_to(predicted[None], shared.shape + (2,)), shared)
-    a_lo, a_hi, b_lo, b_hi = a_lo - pad, a_hi + pad, b_lo - pad, b_hi + pad
-    overlap = np.clip(np.minimum(a_hi, b_hi) - np.maximum(a_lo, b_lo), 0, None).prod(axis=-1)
-    union = (a_hi - a_lo).prod(axis=-1) + (b_hi - b_lo).prod(axis=-1) - overlap
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.nan_to_num(overlap / union, nan=0.0)
-
-
-def _box(points: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper corners of the masked points.  (M, T, N, 2), (M, T, N) -> (M, T, 2), (M, T, 2); NaN if none."""
-    masked = np.where(mask[..., None], points, np.nan)
-    with np.errstate(invalid="ignore"):
-        empty = ~mask.any(axis=-1)[..., None]
-        lo = np.where(empty, np.nan, np.fmin.reduce(masked, axis=2))
-        hi = np.where(empty, np.nan, np.fmax.reduce(masked, axis=2))
-    return lo, hi
+    n_det, n_tracks, n_nodes = detections.shape[0], predicted.shape[0], detections.shape[1]
+    out = np.zeros((n_det, n_tracks))
+    for m in range(n_det):
+        for t in range(n_tracks):
+            a = np.array([np.inf, np.inf, -np.inf, -np.inf])  # x0, y0, x1, y1 of the detection
+            b = np.array([np.inf, np.inf, -np.inf, -np.inf])  # and of the prediction
+            for n in range(n_nodes):
+                if np.isfinite(detections[m, n, 0]) and np.isfinite(predicted[t, n, 0]):
+                    for box, pose in ((a, detections[m, n]), (b, predicted[t, n])):
+                        box[0], box[1] = min(box[0], pose[0]), min(box[1], pose[1])
+                        box[2], box[3] = max(box[2], pose[0]), max(box[3], pose[1])
+            if not np.isfinite(a[0]):
+                continue
+            a[:2] -= width[t]
+            a[2:] += width[t]
+            b[:2] -= width[t]
+            b[2:] += width[t]
+            overlap = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0) * max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
+            union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - overlap
+            out[m, t] = overlap / union
+    return out
 
 
 def scale_of(poses: np.ndarray, min_scale: float) -> np.ndarray:

@@ -35,6 +35,7 @@ from ..types import UNTRACKED, FramePredictions
 from .config import TrackerConfig
 from .matching import match
 from .motion import ConstantVelocityKalman, SmoothedVelocity
+from . import templates
 from .similarity import centroids, scale_of, similarity_matrix
 
 NEVER = -1.0  # similarity of pairs that may not match (below any gate)
@@ -193,16 +194,9 @@ class Tracker:
 
     def _observe(self, rows: np.ndarray, points: np.ndarray, now: float) -> None:
         """Tracks ``rows`` (K,) seen again as ``points`` (K, N, 2): update template, scale, motion, time."""
-        old = self._poses[rows]
-        shift = _median_shift(points - old)  # (K, 2)
-        lost = np.isnan(shift[:, 0])
-        if lost.any():  # no node in common: move centroid to centroid
-            shift[lost] = np.nan_to_num(centroids(points[lost]) - centroids(old[lost]))
-        template = np.where(np.isfinite(points), points, old + shift[:, None, :])
-        scales = scale_of(template, self.config.min_scale)
-        seen = np.isfinite(points[..., 0]).mean(axis=1)  # (K,) a fragment says little about the motion
-        self._motion.observe(rows, shift, now - self._seen[rows], scales, seen)
-        self._poses[rows], self._scales[rows], self._seen[rows] = template, scales, now
+        shift, scales, seen = templates.observe(self._poses, rows, points, self.config.min_scale)
+        self._motion.observe(rows, shift, now - self._seen[rows], scales, seen)  # a fragment says little of motion
+        self._scales[rows], self._seen[rows] = scales, now
 
     def _start(self, points: np.ndarray, now: float) -> np.ndarray:
         """New tracks for ``points`` (K, N, 2); returns their ids (K,)."""
@@ -227,16 +221,3 @@ class Tracker:
                 self._ids[keep], self._poses[keep], self._scales[keep], self._seen[keep])  # fmt: skip
             self._motion.keep(keep)
 
-
-def _median_shift(offsets: np.ndarray) -> np.ndarray:
-    """Median over nodes of each row's offsets, ignoring NaN (NaN where a row has none).  (K, N, 2) -> (K, 2)
-
-    Sorting puts NaN last, so the median sits at the middle of each row's finite count; this is many times
-    faster than np.nanmedian on small arrays.
-    """
-    ordered = np.sort(offsets, axis=1)
-    count = np.isfinite(offsets[..., 0]).sum(axis=1)  # (K,) x and y are missing together
-    rows = np.arange(len(count))
-    middle = (ordered[rows, np.maximum((count - 1) // 2, 0)] + ordered[rows, count // 2 - (count == 0)]) / 2
-    middle[count == 0] = np.nan
-    return middle
