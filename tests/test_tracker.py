@@ -71,17 +71,22 @@ def test_max_age_is_in_seconds_of_video_time():
         assert ids[-1] == ids[0] == [0], fps
 
 
-def test_max_tracks_reuses_identities():
-    """Three animals come and go far apart; with max_tracks=2 there are never more than two identities."""
+@pytest.mark.parametrize("kalman", [False, True])
+def test_max_tracks_reuses_identities(kalman):
+    """Three animals come and go far apart; with max_tracks=2 there are never more than two identities. An
+    animal far from every lost identity waits, untracked, until one has been lost for max_age."""
     places = [[50.0, 50.0], [400.0, 50.0], [50.0, 400.0]]
     frames = []
     for i in range(120):
         here = [places[(i // 40 + k) % 3] for k in range(2)]  # which two are in view changes every 40 frames
         frames.append(frame(i, here))
-    ids = track(frames, max_tracks=2, max_age=0.5)
-    seen = {t for row in ids for t in row}
-    assert seen == {0, 1}
-    assert all(len(set(row)) == len(row) and -1 not in row for row in ids)
+    ids = track(frames, max_tracks=2, max_age=0.5, kalman=kalman)  # 15 frames
+    assert {t for row in ids for t in row} == {0, 1, -1}
+    assert all(len(set(row)) == len(row) for row in ids)
+    for start in (40, 80):  # the newcomer: untracked while the identity it takes is lost for less than max_age
+        newcomer = [row[1] for row in ids[start : start + 40]]
+        assert newcomer[:15] == [-1] * 15 and set(newcomer[16:]) == {ids[start - 1][0]}
+        assert all(row[0] == ids[start - 1][1] for row in ids[start : start + 40])  # the one that stayed keeps its own
     free = track(frames, max_age=0.5)
     assert len({t for row in free for t in row}) > 2  # without the limit, new animals get new identities
 

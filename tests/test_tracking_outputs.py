@@ -138,3 +138,25 @@ def test_retrack_of_a_file_without_poses_or_frame_rate_names_the_file(tmp_path):
     assert not (tmp_path / "out.h5").exists()
     result = run("retrack", empty, "-o", tmp_path / "out.h5")
     assert result.returncode == 2 and "gone.mp4" in result.stderr and "give --fps" in result.stderr
+
+
+def test_a_tracker_error_stops_the_pipeline_and_names_the_frame(clip):
+    from posestream.engine.pipeline import Pipeline, PipelineConfig, PipelineError
+    from posestream.engine.predictor import Predictor
+    from posestream.engine.sources import open_source
+    from posestream.engine.tracking import Tracker
+
+    class Failing(Tracker):
+        def update(self, frame, time=None):
+            if frame.frame_idx == 30:
+                raise ValueError("boom")
+            return super().update(frame, time)
+
+    with Predictor(["demo"]) as predictor, open_source(clip.video) as video:
+        frames = []
+        with pytest.raises(PipelineError, match="track stage failed at frame 30: ValueError: boom") as caught:
+            for frame in Pipeline(video, predictor, PipelineConfig(batch_size=4), Failing(fps=video.metadata.fps)):
+                frames.append(frame)
+    assert caught.value.stage == "track" and caught.value.frame_idx == 30
+    assert [f.frame_idx for f in frames] == list(range(28))  # the frames before the failing batch, tracked
+    assert all((f.track_ids >= 0).any() for f in frames)

@@ -34,6 +34,10 @@ class SmoothedVelocity:
     def keep(self, mask: np.ndarray) -> None:
         self.velocity, self.observed = self.velocity[mask], self.observed[mask]
 
+    def restart(self, rows: np.ndarray, centroids: np.ndarray, scales: np.ndarray) -> None:
+        """Tracks ``rows`` start again at ``centroids`` (K, 2), standing still."""
+        self.velocity[rows], self.observed[rows] = 0.0, False
+
     def predict_shift(self, dt: np.ndarray) -> np.ndarray:
         """Centroid displacement of every track ``dt`` (T,) seconds after its last observation.  # (T, 2)"""
         return self.velocity * dt[:, None]
@@ -80,6 +84,13 @@ class ConstantVelocityKalman:
     def keep(self, mask: np.ndarray) -> None:
         self.position, self.velocity = self.position[mask], self.velocity[mask]
         self.covariance, self._anchor = self.covariance[mask], self._anchor[mask]
+
+    def restart(self, rows: np.ndarray, centroids: np.ndarray, scales: np.ndarray) -> None:
+        """Tracks ``rows`` start again at ``centroids`` (K, 2), standing still, as new ones do."""
+        fresh = ConstantVelocityKalman(self.acceleration)
+        fresh.add(centroids, scales)
+        self.position[rows], self.velocity[rows] = fresh.position, fresh.velocity
+        self.covariance[rows], self._anchor[rows] = fresh.covariance, fresh._anchor
 
     def predict_shift(self, dt: np.ndarray) -> np.ndarray:
         """Predicted centroid minus the last observed one (where the pose template sits).  # (T, 2)"""

@@ -16,8 +16,9 @@ Each frame:
    that fit, fresh tracks over stale ones (its similarity discounted by how much its kernel widened).
    Hungarian (or greedy), gated: a pair below ``min_similarity`` is never made.
 4. Confident instances left over start new tracks; at ``max_tracks``, they take the best-fitting
-   identity not matched in this frame instead (by predicted and last observed position). Instances
-   left after that keep their pose, untracked (track id -1).
+   identity lost for longer than ``max_age`` instead (by predicted and last observed position; one
+   lost for less is only continued by step 3). Instances left after that keep their pose, untracked
+   (track id -1).
 
 A track's state is fixed in size: its pose template (every node it has seen, the missing ones moved
 with the rest), scale, last time seen and motion state. Nothing grows with the video's length.
@@ -117,12 +118,14 @@ class Tracker:
         matched = {d for d, _ in pairs}
         starters = [d for d in np.argsort(-instance_scores, kind="stable").tolist()
                     if confident[d] and d not in matched and np.isfinite(points[d, :, 0]).any()]  # fmt: skip
-        pairs += self._by_count(points, starters, pairs, predicted)
-        if pairs:
-            det, rows = (np.array(v, np.int64) for v in zip(*pairs))
-            ids[det] = self._ids[rows]
-            scores[det] = np.clip(similarity[det, rows], 0.0, 1.0)
-            self._observe(rows, points[det], now)
+        reused = self._by_count(points, starters, pairs, predicted, since)
+        for found, update in ((pairs, self._observe), (reused, self._restart)):
+            if found:
+                det, rows = (np.array(v, np.int64) for v in zip(*found))
+                ids[det] = self._ids[rows]
+                scores[det] = np.clip(similarity[det, rows], 0.0, 1.0)
+                update(rows, points[det], now)
+        pairs += reused
         reused = {d for d, _ in pairs}
         new = [d for d in starters if d not in reused][: self._room()]
         if new:
@@ -166,12 +169,15 @@ class Tracker:
         return pairs
 
     def _by_count(self, points: np.ndarray, starters: list[int], pairs: list[tuple[int, int]],
-                  predicted: np.ndarray) -> list[tuple[int, int]]:  # fmt: skip
+                  predicted: np.ndarray, since: np.ndarray) -> list[tuple[int, int]]:  # fmt: skip
         """At max_tracks, unmatched confident instances beyond the room for new tracks take the identities
-        not matched in this frame, nearest first (by the closer of predicted and last observed centroid)."""
+        lost for longer than max_age, nearest first (by the closer of predicted and last observed centroid).
+        An identity lost for less is only continued through the gated similarity, whose kernel widens with
+        the time lost: a detection far from where its animal could be by now (a false one, while the
+        animal is hidden) never takes it."""
         extra = starters[self._room() :]
         taken = {t for _, t in pairs}
-        spare = [t for t in range(len(self._ids)) if t not in taken]
+        spare = [t for t in np.flatnonzero(since > self.config.max_age).tolist() if t not in taken]
         if self.config.max_tracks is None or not extra or not spare:
             return []
         here = centroids(points[extra])[:, None]  # (E, 1, 2)
@@ -198,6 +204,13 @@ class Tracker:
         shift, scales, seen = templates.observe(self._poses, rows, points, self.config.min_scale)
         self._motion.observe(rows, shift, now - self._seen[rows], scales, seen)  # a fragment says little of motion
         self._scales[rows], self._seen[rows] = scales, now
+
+    def _restart(self, rows: np.ndarray, points: np.ndarray, now: float) -> None:
+        """Identities ``rows`` (K,) re-used by count for ``points`` (K, N, 2): the track starts again there,
+        standing still (the jump from where it was lost says nothing of its motion)."""
+        scales = scale_of(points, self.config.min_scale)
+        self._motion.restart(rows, centroids(points), scales)
+        self._poses[rows], self._scales[rows], self._seen[rows] = points, scales, now
 
     def _start(self, points: np.ndarray, now: float) -> np.ndarray:
         """New tracks for ``points`` (K, N, 2); returns their ids (K,)."""
