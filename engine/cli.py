@@ -59,7 +59,7 @@ def _track(args: argparse.Namespace) -> int:
         frames=args.frames, batch_size=args.batch_size, backend=args.backend, device=args.device,
         peak_threshold=args.peak_threshold, max_instances=args.max_instances,
         formats=tuple(f for spec in args.format for f in spec.split(",")) or ("analysis-h5",), workers=args.workers,
-        progress=not args.quiet, tracking=_tracker_config(args),
+        progress=not args.quiet, tracking=tracker_config(args),
     )  # fmt: skip
     summary, paths = track(args.input, args.model, args.output, options)
     print(format_summary(summary, paths))
@@ -72,7 +72,7 @@ def _bench(args: argparse.Namespace) -> int:
     from .bench import bench, format_result
 
     result = bench(args.input, args.model, args.batch_size, args.frames, args.workers, args.device, args.backend,
-                   args.rounds, _tracker_config(args))
+                   args.rounds, tracker_config(args))
     print(format_result(result))
     if args.json:
         with open(args.json, "w") as f:
@@ -86,7 +86,7 @@ def _retrack(args: argparse.Namespace) -> int:
 
     if args.fps is not None and not args.fps > 0:
         raise ConfigError(f"--fps must be > 0, got {args.fps}")
-    summary = retrack(args.predictions, args.output, _tracker_config(args, flag_required=False), args.fps,
+    summary = retrack(args.predictions, args.output, tracker_config(args, flag_required=False), args.fps,
                       progress=not args.quiet)  # fmt: skip
     print(format_summary(summary))
     return 0
@@ -98,7 +98,7 @@ _TRACKING_OPTIONS = {  # argparse dest -> TrackerConfig field
 }  # fmt: skip
 
 
-def _add_tracking_arguments(parser: argparse.ArgumentParser, flag: bool = True) -> None:
+def add_tracking_arguments(parser: argparse.ArgumentParser, flag: bool = True) -> None:
     """SLEAP's and sleap-nn's tracking option names; ``flag``: tracking is asked for with --tracking."""
     group = parser.add_argument_group("tracking", "identities across frames, online (engine/tracking)")
     if flag:
@@ -114,7 +114,7 @@ def _add_tracking_arguments(parser: argparse.ArgumentParser, flag: bool = True) 
                        help="predict motion with a Kalman filter per track (default: smoothed velocity)")  # fmt: skip
 
 
-def _tracker_config(args: argparse.Namespace, flag_required: bool = True):
+def tracker_config(args: argparse.Namespace, flag_required: bool = True):
     """The TrackerConfig the tracking options ask for; None when tracking is off (then none may be given)."""
     from .tracking.config import TrackerConfig
 
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--peak-threshold", type=float, help="drop points whose peak is lower (default: the model's)")
     track.add_argument("--max-instances", type=int, help="most animals per frame (default: the model's)")
     track.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_tracking_arguments(track)
+    add_tracking_arguments(track)
     track.set_defaults(run=_track)
 
     bench = sub.add_parser(
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rounds", type=int,
                        help="end-to-end chunks, each followed by 5 s of model-only (default 6)")
     bench.add_argument("--json", metavar="OUT.json", help="also write the results (decode_fps, model_fps, ...)")
-    _add_tracking_arguments(bench)
+    add_tracking_arguments(bench)
     bench.set_defaults(run=_bench)
 
     retrack = sub.add_parser(
@@ -225,15 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
     retrack.add_argument("--fps", type=float,
                          help="frame rate, for --track-max-age in seconds (default: read from the video the file names)")  # fmt: skip
     retrack.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_tracking_arguments(retrack, flag=False)
+    add_tracking_arguments(retrack, flag=False)
     retrack.set_defaults(run=_retrack)
 
     from posestream.export.cli import add_export_parser
+
+    from .live.cli import add_live_parsers
     from posestream.train.cli import add_evaluate_parser, add_train_parser
 
     add_train_parser(sub)
     add_evaluate_parser(sub)
     add_export_parser(sub)
+    add_live_parsers(sub)
     return parser
 
 

@@ -13,7 +13,10 @@ Threads and the queues between them (each bounded, each with its policy):
 
 - decode: the source (with its decoder's own threads) decodes frames, which are
   copied into a pool of preallocated (batch, H, W, C) buffers; a frame that
-  fails to decode is recorded as missing (never silently skipped).
+  fails to decode is recorded as missing (never silently skipped). Files fill
+  every batch; with ``latency_first`` (live cameras) a batch is whatever frames
+  are waiting, up to the batch size, and frames wait in the source (which drops
+  its oldest when full) rather than in the pipeline's queues.
 - infer: one session per device runs each batch; the buffer goes back to the
   pool as soon as the network(s) are done with it.
 - postprocess: W threads decode outputs into instances (numpy / numba code that
@@ -40,7 +43,7 @@ from .errors import ConfigError, PosestreamError
 from .frame_ranges import FrameRanges
 from .predictor import Predictor, RawBatch
 from .queues import END, StageQueue, Stopped, StopSignal
-from .sources.base import FrameSource, resolve_frames
+from .sources.base import IDLE, FrameSource, resolve_frames
 from .tracking import Tracker
 from .types import FramePredictions
 
@@ -67,6 +70,7 @@ class PipelineConfig:
     postprocess_workers: int = 2
     queue_batches: int = 0  # batches each queue holds; 0: 2 x postprocess_workers
     stop_timeout: float = 30.0  # seconds a stage may take to stop once asked
+    latency_first: bool = False  # batch the frames waiting now (up to batch_size) instead of full batches
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -87,6 +91,8 @@ class Batch:
     slots: list[int]
     frames: np.ndarray | None  # (batch_size, H, W, C) pool buffer, rows [0, n_decoded) valid; None once returned
     n_decoded: int
+    infos: list = field(default_factory=list)  # live sources: each frame's LiveInfo (else None)
+    infer_ns: tuple[int, int] = (0, 0)  # when the model started and finished the batch (monotonic ns)
 
 
 @dataclass
@@ -124,13 +130,15 @@ class Pipeline:
                 + (" and train on frames with this many channels" if shape[2] != predictor.input_shape[2] else "")
             )
         self.source, self.predictor, self.config, self.tracker = source, predictor, config, tracker
-        self.selection = resolve_frames(config.frames, source.metadata.n_frames, source.metadata.path)
+        self.selection = None if source.live else resolve_frames(config.frames, source.metadata.n_frames,
+                                                                 source.metadata.path)  # fmt: skip
         self.summary = RunSummary()
         self._busy: dict[str, float] = {}
         self._busy_lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self.selection)
+        """Frames selected (0 for a live source, whose frames come until it stops)."""
+        return 0 if self.selection is None else len(self.selection)
 
     # -- the caller's side ----------------------------------------------------
 
@@ -214,40 +222,44 @@ class Pipeline:
         size, seq, batch = self.config.batch_size, 0, None
         frames = self.source.iter_frames(self.selection, missing="yield")
         while True:
+            if batch is None:  # a buffer the infer stage has finished with; live frames wait in the source
+                batch = Batch(seq, [], [], free.get(), 0)
             started = time.perf_counter()
             item = next(frames, None)
-            busy = time.perf_counter() - started
             if item is None:
                 break
-            if batch is None:
-                batch = Batch(seq, [], [], free.get(), 0)  # waits for a buffer the infer stage has finished with
-            started = time.perf_counter()
-            idx, image = item
+            if item is IDLE:  # a live source with no frame yet
+                if stop.is_set():
+                    raise Stopped("decode")
+                continue
+            idx, image, *info = item
             batch.indices.append(idx)
+            batch.infos.append(info[0] if info else None)
             if image is None:
                 batch.slots.append(-1)
             else:
                 batch.frames[batch.n_decoded] = image
                 batch.slots.append(batch.n_decoded)
                 batch.n_decoded += 1
-            self._add_busy("decode", busy + time.perf_counter() - started)
-            if len(batch.indices) == size:
+            self._add_busy("decode", time.perf_counter() - started)
+            if len(batch.indices) == size or (self.config.latency_first and not self.source.waiting()):
                 batches.put(batch)
                 batch, seq = None, seq + 1
             if stop.is_set():
                 raise Stopped("decode")
-        if batch is not None:
+        if batch is not None and batch.indices:
             batches.put(batch)
         batches.put(END)
 
     def _infer(self, stop: StopSignal, batches: StageQueue, raw: StageQueue, free: StageQueue) -> None:
         workers = self.config.postprocess_workers
         while (batch := batches.get()) is not END:
-            started = time.perf_counter()
+            started, started_ns = time.perf_counter(), time.monotonic_ns()
             try:
                 outputs = self.predictor.infer(batch.frames[: batch.n_decoded]) if batch.n_decoded else None
             except Exception as exc:
                 raise _AtFrame(batch.indices[0], exc) from exc
+            batch.infer_ns = (started_ns, time.monotonic_ns())
             self._add_busy("infer", time.perf_counter() - started)
             free.put(batch.frames)
             batch.frames = None  # back in the pool: the next batch will overwrite it
@@ -269,6 +281,8 @@ class Pipeline:
                 FramePredictions(idx, found[slot].points, found[slot].point_scores, found[slot].instance_scores)
                 for idx, slot in zip(batch.indices, batch.slots)
             ]  # fmt: skip
+            if batch.infos and batch.infos[0] is not None:
+                _stamp_live(frames, batch)
             self._add_busy("postprocess", time.perf_counter() - started)
             results.put(batch.seq, frames)
         results.put_end()
@@ -282,6 +296,8 @@ class Pipeline:
             except Exception as exc:
                 raise PipelineError(f"track stage failed at frame {frame.frame_idx}: {type(exc).__name__}: {exc}",
                                     "track", frame.frame_idx) from exc  # fmt: skip
+            if frame.live is not None:
+                frame.live.track_ns = time.monotonic_ns()
         self._add_busy("track", time.perf_counter() - started)
 
     # -- helpers --------------------------------------------------------------
@@ -306,6 +322,15 @@ class Pipeline:
         exc = PipelineError(f"{stop.stage} stage failed{where}: {type(cause).__name__}: {cause}", stop.stage or "", frame)
         exc.__cause__ = cause
         return exc
+
+
+def _stamp_live(frames: list[FramePredictions], batch: Batch) -> None:
+    """Give a live batch's frames their LiveInfo, with the model's and postprocessing's times."""
+    done = time.monotonic_ns()
+    for frame, info in zip(frames, batch.infos):
+        info.infer_start_ns, info.infer_end_ns = batch.infer_ns
+        info.postprocess_ns, info.batch = done, len(batch.indices)
+        frame.live = info
 
 
 class _AtFrame(Exception):

@@ -162,6 +162,37 @@ UNTRACKED = -1
 """Track id of an instance that no tracker has assigned."""
 
 
+LIVE_STAGES = ("capture", "send", "receive", "infer_start", "infer_end", "postprocess", "track", "hook", "publish")
+"""The stages a live frame goes through, in order; each has a time (``<stage>_ns``) in LiveInfo."""
+
+
+@dataclass
+class LiveInfo:
+    """Where a live camera frame came from, and when each stage was done with it.
+
+    Times are ``time.monotonic_ns()``; 0 until the stage is done. ``counter`` is the camera's own frame
+    count. ``restarted``: the camera's counter went back just before this frame (it restarted).
+    """
+
+    camera: int
+    counter: int
+    capture_ns: int
+    send_ns: int
+    receive_ns: int
+    infer_start_ns: int = 0
+    infer_end_ns: int = 0
+    postprocess_ns: int = 0
+    track_ns: int = 0
+    hook_ns: int = 0
+    publish_ns: int = 0
+    batch: int = 0  # frames in the model batch this frame was part of
+    restarted: bool = False
+
+    def times(self) -> tuple[int, ...]:
+        """Each stage's time (ns), in the order of LIVE_STAGES."""
+        return tuple(getattr(self, f"{stage}_ns") for stage in LIVE_STAGES)
+
+
 @dataclass
 class FramePredictions:
     """Poses found on one frame.
@@ -173,6 +204,7 @@ class FramePredictions:
     track_ids: (n_instances,) int32 track of each instance, ``UNTRACKED`` (-1) if none.
     tracking_scores: (n_instances,) float32 confidence of each track assignment.
     missing: True when the frame could not be decoded (then there are no instances).
+    live: the camera and stage times of a frame from a live camera; None for files.
     """
 
     frame_idx: int
@@ -182,6 +214,7 @@ class FramePredictions:
     track_ids: np.ndarray = None  # type: ignore[assignment]
     tracking_scores: np.ndarray = None  # type: ignore[assignment]
     missing: bool = False
+    live: LiveInfo | None = None
 
     def __post_init__(self) -> None:
         self.points = np.asarray(self.points, dtype=np.float32)

@@ -13,7 +13,16 @@ Layout (SLEAP's "matlab" preset, which SLEAP, sleap-io and MATLAB read):
     edge_inds         (n_edges, 2)                     int32
     video_path, labels_path, provenance (JSON)         scalar strings
     frame_status      (n_frames,)                      uint8    posestream's own: 0 not processed,
-                                                                1 done, 2 missing (failed to decode)
+                                                                1 done, 2 missing (failed to decode),
+                                                                3 dropped (a live camera's frame that got
+                                                                no poses: the engine was behind)
+
+Recordings of live cameras (``live=True``) also hold, per frame:
+
+    camera_counter    (n_frames,)                      int64    the camera's own frame number (-1: none)
+    frame_times       (n_frames, n_stages)             int64    monotonic ns when each stage was done with
+                                                                the frame (attribute ``stages`` names them:
+                                                                capture, send, receive, ..., publish); 0: never
 
 Each array dataset carries a ``dims`` attribute naming its axes (as sleap-io
 writes it). Frame ``i`` of the video is column ``i``; frames outside the
@@ -55,9 +64,9 @@ import h5py
 import numpy as np
 
 from ..errors import OutputFileError
-from ..types import UNTRACKED, FramePredictions, Skeleton
+from ..types import LIVE_STAGES, UNTRACKED, FramePredictions, Skeleton
 
-FRAME_NOT_PROCESSED, FRAME_DONE, FRAME_MISSING = 0, 1, 2
+FRAME_NOT_PROCESSED, FRAME_DONE, FRAME_MISSING, FRAME_DROPPED = 0, 1, 2, 3
 UNTRACKED_SLOT_PREFIX = "untracked_"  # tracked layout: slots of instances the tracker left untracked
 
 # Stored axis order of each array (SLEAP's "matlab" preset).
@@ -86,7 +95,8 @@ class AnalysisH5Writer:
     Frames must come in increasing ``frame_idx`` order (gaps are allowed).
     Memory holds at most ``flush_every`` frames; the file is flushed after every
     block and at least every ``flush_seconds`` while frames keep arriving.
-    ``tracked``: the layout for a tracker's output (see the module docstring).
+    ``tracked``: the layout for a tracker's output (see the module docstring). ``live``: also record each
+    frame's camera counter and stage times; a missing frame with ``live`` info is a dropped one.
     """
 
     def __init__(
@@ -101,6 +111,7 @@ class AnalysisH5Writer:
         flush_seconds: float = 5.0,
         chunk_frames: int = 1024,
         tracked: bool = False,
+        live: bool = False,
     ):
         if flush_every < 1:
             raise ValueError(f"flush_every must be >= 1, got {flush_every}")
@@ -108,7 +119,7 @@ class AnalysisH5Writer:
         self.skeleton = skeleton
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
-        self.tracked = tracked
+        self.tracked, self.live = tracked, live
         self._buffer: list[FramePredictions] = []
         self._slot_names: list[str] = []  # name of each track slot, in slot order
         self._slot_of_track: dict[int, int] = {}  # tracked layout: identity -> slot
@@ -145,6 +156,12 @@ class AnalysisH5Writer:
             )  # fmt: skip
             ds.attrs["dims"] = json.dumps(DIMS[name])
         f.create_dataset("frame_status", shape=(0,), maxshape=(None,), dtype=np.uint8, chunks=(chunk_frames,))
+        if self.live:
+            f.create_dataset("camera_counter", shape=(0,), maxshape=(None,), dtype=np.int64, fillvalue=-1,
+                             chunks=(chunk_frames,))  # fmt: skip
+            times = f.create_dataset("frame_times", shape=(0, len(LIVE_STAGES)), maxshape=(None, len(LIVE_STAGES)),
+                                     dtype=np.int64, chunks=(chunk_frames, len(LIVE_STAGES)))  # fmt: skip
+            times.attrs["stages"] = json.dumps(LIVE_STAGES)
         f.create_dataset("track_names", shape=(0,), maxshape=(None,), dtype=_NAME_DTYPE, chunks=(256,))
         f.create_dataset("node_names", data=_encode(self.skeleton.nodes))
         f.create_dataset("edge_names", data=_encode(self.skeleton.edge_names).reshape(-1, 2))
@@ -207,7 +224,7 @@ class AnalysisH5Writer:
         status = np.full(width, FRAME_NOT_PROCESSED, np.uint8)
         for frame, slot in zip(block, slots):
             col = frame.frame_idx - first
-            status[col] = FRAME_MISSING if frame.missing else FRAME_DONE
+            status[col] = FRAME_DONE if not frame.missing else FRAME_DROPPED if frame.live else FRAME_MISSING
             tracks[slot, :, :, col] = frame.points.transpose(0, 2, 1)
             point_scores[slot, :, col] = frame.point_scores
             instance_scores[slot, col] = frame.instance_scores
@@ -221,8 +238,21 @@ class AnalysisH5Writer:
         f["tracking_scores"][:, first : last + 1] = tracking_scores
         f["track_occupancy"][first : last + 1, :] = occupancy
         f["frame_status"][first : last + 1] = status
+        if self.live:
+            self._write_live(block, first, last)
         f.flush()
         self.frames_written += len(block)
+
+    def _write_live(self, block: list[FramePredictions], first: int, last: int) -> None:
+        """Camera counters and stage times of a block's frames."""
+        counters = np.full(last - first + 1, -1, np.int64)
+        times = np.zeros((last - first + 1, len(LIVE_STAGES)), np.int64)
+        for frame in block:
+            if frame.live is not None:
+                counters[frame.frame_idx - first] = frame.live.counter
+                times[frame.frame_idx - first] = frame.live.times()
+        self._file["camera_counter"][first : last + 1] = counters
+        self._file["frame_times"][first : last + 1] = times
 
     def _slots(self, frame: FramePredictions) -> np.ndarray:
         """Track slot of each instance in this file's layout, adding slots as needed.  # (n_instances,)"""
@@ -270,6 +300,9 @@ class AnalysisH5Writer:
                 ds.resize(tuple(shape))
         if n_frames > f["frame_status"].shape[0]:
             f["frame_status"].resize((n_frames,))
+            if self.live:
+                f["camera_counter"].resize((n_frames,))
+                f["frame_times"].resize((n_frames, len(LIVE_STAGES)))
 
     def close(self) -> None:
         """Write what is queued and close the file (idempotent)."""

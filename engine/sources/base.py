@@ -17,15 +17,23 @@ MissingPolicy = Literal["raise", "yield"]
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 
+IDLE = object()
+"""Yielded by a live source's ``iter_frames`` when no frame came within its poll interval."""
+
 
 class FrameSource(abc.ABC):
     """A finite sequence of frames with exact indices.
 
     Frames are uint8 arrays of shape ``metadata.frame_shape`` = (H, W, C).
     Sources are context managers; ``close()`` releases files and decoders.
+
+    A live source (``live = True``, e.g. cameras) has no length and ignores frame selections: its
+    ``iter_frames`` yields ``(seq, image, LiveInfo)`` as frames arrive, ``IDLE`` while none do, and
+    ``waiting()`` says how many frames are ready now.
     """
 
     metadata: VideoMetadata
+    live = False
 
     @abc.abstractmethod
     def __len__(self) -> int:

@@ -71,6 +71,11 @@ class Tracker:
         return self._next_id
 
     @property
+    def now(self) -> float:
+        """Time of the last frame tracked (seconds; -inf before the first)."""
+        return self._now
+
+    @property
     def track_ids(self) -> list[int]:
         """Ids of the tracks held now (seen within max_age, or every identity with max_tracks)."""
         return self._ids.tolist()

@@ -1,0 +1,102 @@
+"""The camera side: ``CameraPublisher`` sends frames to the engine and never blocks the camera.
+
+    publisher = CameraPublisher("tcp://127.0.0.1:5555", camera=0)
+    for image in my_camera_frames():                 # (H, W) or (H, W, C) uint8, e.g. from pypylon
+        publisher.send(image, pixel_format="mono8")  # capture time: now, or pass capture_ns
+    publisher.close()
+
+Socket: the camera binds an XPUB socket (a PUB that also hears who subscribes) with a send high-water
+mark of ``hwm`` messages. A PUB socket never blocks: when the engine is not keeping up and the queue is
+full, ZeroMQ drops the frame, and the engine sees the gap in the frame counter. The pixels go out
+zero-copy (the buffer is lent to ZeroMQ until sent; the publisher keeps a reference until then).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import zmq
+
+from .protocol import CHANNELS, FrameHeader, PixelFormat, frame_topic
+from .security import Curve, bind, check_address
+
+DEFAULT_HWM = 4  # frames queued per subscriber before the newest are dropped
+
+
+class CameraPublisher:
+    """Publishes one camera's frames (or several cameras', with ``camera=`` per send) on one address."""
+
+    def __init__(self, address: str, camera: int = 0, *, hwm: int = DEFAULT_HWM, allow_remote: bool = False,
+                 curve: Curve | None = None, context: zmq.Context | None = None):  # fmt: skip
+        check_address(address, allow_remote)
+        self.camera, self.address = camera, address
+        self._context = context or zmq.Context.instance()
+        self._auth = curve.authenticator(self._context) if curve else None
+        self._socket = self._context.socket(zmq.XPUB)
+        self._socket.sndhwm = hwm
+        self._socket.linger = 0
+        self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # hear every engine's subscription, not only the first
+        if curve:
+            curve.server(self._socket)
+        bind(self._socket, address)
+        self._counters: dict[int, int] = {}
+        self.subscribers = 0
+
+    @property
+    def endpoint(self) -> str:
+        """The address bound (with the port ZeroMQ chose for ``tcp://127.0.0.1:*``)."""
+        return self._socket.last_endpoint.decode()
+
+    def wait_for_subscriber(self, timeout: float = 10.0) -> bool:
+        """Wait until an engine has subscribed (frames sent before are lost); False after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while self.subscribers == 0 and time.monotonic() < deadline:
+            if self._socket.poll(50, zmq.POLLIN):
+                self._read_subscriptions()
+        return self.subscribers > 0
+
+    def send(self, image: np.ndarray, pixel_format: str | PixelFormat = "mono8", capture_ns: int | None = None,
+             camera: int | None = None, counter: int | None = None) -> int:  # fmt: skip
+        """Send one frame; returns its counter. Never blocks (a full queue drops the frame).
+
+        image: (H, W) or (H, W, C) uint8, C-contiguous. capture_ns: when the camera exposed it
+        (``time.monotonic_ns()``; default now). counter: the camera's frame number (default: one more
+        than the last frame this publisher sent for the camera).
+        """
+        camera = self.camera if camera is None else camera
+        fmt = PixelFormat[pixel_format.upper()] if isinstance(pixel_format, str) else PixelFormat(pixel_format)
+        pixels = np.ascontiguousarray(image, np.uint8)
+        height, width = pixels.shape[:2]
+        channels = pixels.shape[2] if pixels.ndim == 3 else 1
+        if channels != CHANNELS[fmt]:
+            raise ValueError(f"a {fmt.name.lower()} frame has {CHANNELS[fmt]} channels; this image has {channels}")
+        counter = self._counters.get(camera, -1) + 1 if counter is None else counter
+        self._counters[camera] = counter
+        now = time.monotonic_ns()
+        header = FrameHeader(camera, counter, now if capture_ns is None else capture_ns, now, height, width,
+                             channels, fmt, 0, pixels.nbytes)  # fmt: skip
+        self._socket.send_multipart([frame_topic(camera), header.pack(), pixels], copy=False)
+        if self._socket.poll(0, zmq.POLLIN):
+            self._read_subscriptions()
+        return counter
+
+    def send_raw(self, parts: list) -> None:
+        """Send any multipart message (tests use it to send malformed frames)."""
+        self._socket.send_multipart(parts)
+
+    def _read_subscriptions(self) -> None:
+        while self._socket.poll(0, zmq.POLLIN):
+            event = self._socket.recv()
+            self.subscribers += 1 if event[:1] == b"\x01" else -1 if event[:1] == b"\x00" else 0
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
+
+    def __enter__(self) -> CameraPublisher:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

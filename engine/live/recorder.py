@@ -1,0 +1,64 @@
+"""Recording a live run: one analysis HDF5 per camera (``OUT.cam<id>.h5``), crash-safe as every one is.
+
+A camera's file numbers its frames from 0 in the order the camera sent them: a frame the engine dropped
+keeps its place, marked dropped (frame_status 3) with its camera counter, so the file's frame axis is the
+camera's time line. After a camera restarts, its frames continue after the last one. Each frame's camera
+counter and stage times are recorded too (see ``sinks/analysis_h5``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..sinks.analysis_h5 import AnalysisH5Writer
+from ..types import FramePredictions, LiveInfo, Skeleton
+
+
+def camera_path(out: str | os.PathLike, camera: int) -> Path:
+    """OUT.cam<camera>.h5 beside OUT.h5."""
+    out = Path(out)
+    stem = out.name[: -len(out.suffix)] if out.suffix == ".h5" else out.name
+    return out.parent / f"{stem}.cam{camera}.h5"
+
+
+class LiveRecorder:
+    """Writes each camera's frames, and the frames dropped before them, to the camera's file."""
+
+    def __init__(self, out: str | os.PathLike, skeleton: Skeleton, tracked: bool, provenance: dict):
+        self.out, self.skeleton, self.tracked, self.provenance = Path(out), skeleton, tracked, provenance
+        self.writers: dict[int, AnalysisH5Writer] = {}
+        self._next: dict[int, int] = {}  # camera -> index of its next frame in its file
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, frame: FramePredictions, dropped: range) -> None:
+        """Record the frames dropped just before ``frame`` (their camera counters), then the frame."""
+        camera = frame.live.camera
+        writer = self._writer(camera)
+        n_nodes = self.skeleton.n_nodes
+        for counter in dropped:
+            lost = FramePredictions.empty(self._take(camera), n_nodes, missing=True)
+            lost.live = LiveInfo(camera, counter, 0, 0, 0)
+            writer.write(lost)
+        writer.write(FramePredictions(self._take(camera), frame.points, frame.point_scores, frame.instance_scores,
+                                      frame.track_ids, frame.tracking_scores, live=frame.live))  # fmt: skip
+
+    def _writer(self, camera: int) -> AnalysisH5Writer:
+        if camera not in self.writers:
+            path = camera_path(self.out, camera)
+            self.writers[camera] = AnalysisH5Writer(path, self.skeleton, video_path=f"camera {camera}",
+                                                    provenance=self.provenance, tracked=self.tracked, live=True)  # fmt: skip
+            self._next[camera] = 0
+        return self.writers[camera]
+
+    def _take(self, camera: int) -> int:
+        self._next[camera] += 1
+        return self._next[camera] - 1
+
+    @property
+    def paths(self) -> list[Path]:
+        return [Path(w.path) for w in self.writers.values()]
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()

@@ -1,0 +1,244 @@
+"""``posestream live``: cameras in, poses and identities out, on the one pipeline with a latency-first policy.
+
+    cameras ─ZeroMQ─> receiver ─> waiting queue ─> [pipeline: batch what waits ─> infer ─> postprocess
+    (drop-oldest) ─> tracker per camera] ─> hook ─> publish ─> record        stats + status line: once a second
+
+- One predictor serves every camera; a batch is whatever frames are waiting, up to ``max_batch``.
+- Each camera has its own tracker (its own identities) and its own recording.
+- Stops on ``stop()``, SIGINT, SIGTERM or after ``duration`` seconds: the frames waiting are finished,
+  the files closed, and the final figures returned (and written to ``stats_json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..pipeline import Pipeline, PipelineConfig
+from ..predictor import Predictor
+from ..tracking import TrackerConfig
+from ..types import FramePredictions
+from .hooks import HookRunner, Processor, load_processor
+from .publisher import PosePublisher
+from .recorder import LiveRecorder
+from .security import Curve
+from .source import CameraInput, CameraSource
+from .stats import StatsBoard, camera_stats
+from .trackers import CameraTrackers
+
+log = logging.getLogger("posestream.live")
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    cameras: tuple[str, ...]
+    publish: str | None = None  # address the poses go out on (PUB, bound)
+    record: str | None = None  # OUT.h5: one OUT.cam<id>.h5 per camera
+    tracking: TrackerConfig | None = None
+    processor: str | None = None  # module:Class, the closed-loop hook
+    max_batch: int = 4
+    duration: float | None = None  # seconds; None: until stopped
+    queue_frames: int = 4
+    silent_after: float = 2.0
+    hook_slow_ms: float = 5.0
+    stats_json: str | None = None
+    allow_remote: bool = False
+    curve: str | None = None  # key directory (posestream keys)
+    device: str = "cpu"
+    backend: str = "auto"
+    status: bool = True  # a status line on stderr once a second
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cameras", tuple(self.cameras))
+        if self.max_batch < 1:
+            raise ConfigError(f"--max-batch must be >= 1, got {self.max_batch}")
+        if self.duration is not None and not self.duration > 0:
+            raise ConfigError(f"--duration must be > 0 seconds, got {self.duration}")
+        if self.curve and not self.allow_remote:
+            raise ConfigError("--curve secures sockets to other machines: it goes with --allow-remote")
+
+
+@dataclass
+class LiveSummary:
+    cameras: dict[int, dict] = field(default_factory=dict)  # per camera: the --stats-json figures
+    malformed: dict[str, int] = field(default_factory=dict)  # messages refused, by reason
+    hook_errors: int = 0
+    seconds: float = 0.0
+    recordings: list[Path] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["cameras"] = {str(k): v for k, v in self.cameras.items()}
+        out["recordings"] = [str(p) for p in self.recordings]
+        return out
+
+
+class LiveSession:
+    """A live run; ``run()`` serves until stopped. Build it, then run it (from the main thread for signals)."""
+
+    def __init__(self, model_dirs, options: LiveOptions, processor: Processor | None = None):
+        self.options = options
+        self.board = StatsBoard()
+        self._done = threading.Event()
+        self._closed = False
+        self.predictor = self.hook = self.publisher = self.recorder = self.source = None
+        try:
+            self._open(model_dirs, processor)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, model_dirs, processor: Processor | None) -> None:
+        """The model, the hook, the outputs, then (warm) the cameras and the pipeline."""
+        options, tracked = self.options, self.options.tracking is not None
+        curve = Curve(options.curve) if options.curve else None
+        self.predictor = Predictor(model_dirs, options.device, backend=options.backend)
+        processor = processor or (load_processor(options.processor) if options.processor else None)
+        self.hook = HookRunner(processor, options.hook_slow_ms) if processor else None
+        if options.publish:
+            self.publisher = PosePublisher(options.publish, allow_remote=options.allow_remote, curve=curve)
+        if options.record:
+            self.recorder = LiveRecorder(options.record, self.predictor.skeleton, tracked, self._provenance())
+        self.warm_up()  # before subscribing to the cameras
+        cameras = CameraInput(options.cameras, options.queue_frames, silent_after=options.silent_after,
+                              allow_remote=options.allow_remote, curve=curve)  # fmt: skip
+        self.source = CameraSource(cameras, self.predictor.input_shape)
+        config = PipelineConfig(batch_size=options.max_batch, postprocess_workers=1, queue_batches=1, latency_first=True)
+        self.pipeline = Pipeline(self.source, self.predictor, config, CameraTrackers(options.tracking) if tracked else None)
+
+    def _provenance(self) -> dict:
+        options = {k: v for k, v in asdict(self.options).items() if k in ("cameras", "max_batch", "processor")}
+        return {"models": [str(m.model_dir.path.resolve()) for m in self.predictor.models], "live": options,
+                "tracking": asdict(self.options.tracking) if self.options.tracking else None}  # fmt: skip
+
+    def warm_up(self) -> None:
+        """Run the model(s) once per batch size on blank frames, so no camera frame pays a first call's cost
+        (onnxruntime plans each new batch shape on its first run)."""
+        blank = np.zeros((self.options.max_batch, *self.predictor.input_shape), np.uint8)
+        for n in range(1, self.options.max_batch + 1):
+            self.predictor.postprocess(self.predictor.infer(blank[:n]))
+
+    def stop(self) -> None:
+        """Stop taking frames; ``run`` returns once those waiting are done (any thread, or a signal handler)."""
+        self.source.stop()
+
+    def run(self) -> LiveSummary:
+        """Serve until stopped; returns the final figures per camera."""
+        started = time.monotonic()
+        reporter = threading.Thread(target=self._report, name="live stats", daemon=True)
+        timer = threading.Timer(self.options.duration, self.stop) if self.options.duration else None
+        with _SignalsStop(self.stop):
+            reporter.start()
+            if timer:
+                timer.start()
+            try:
+                for frame in self.pipeline:
+                    self._serve(frame)
+            finally:
+                self._done.set()
+                if timer:
+                    timer.cancel()
+                reporter.join(5.0)
+                self.close()
+        summary = self.summary(time.monotonic() - started)
+        if self.options.stats_json:
+            Path(self.options.stats_json).write_text(json.dumps(summary.to_dict(), indent=2))
+        return summary
+
+    def _serve(self, frame: FramePredictions) -> None:
+        """One frame out of the pipeline: count it, the hook, publish, record."""
+        info = frame.live
+        if not info.track_ns:  # no tracker: the frame reached this thread now
+            info.track_ns = time.monotonic_ns()
+        ledger = self.board.ledger(info.camera)
+        if self.publisher is not None and not ledger.received:  # a new camera: clients learn the skeleton first
+            self.publisher.publish_stats(info.camera, {"camera": info.camera, **self._extra()})
+        dropped = ledger.arrived(info)
+        if info.restarted:
+            log.warning("camera %d restarted (its counter went back to %d); counting starts again", info.camera, info.counter)
+        if self.hook is not None:
+            self.hook.run(frame)
+        info.hook_ns = time.monotonic_ns()
+        if self.publisher is not None:
+            self.publisher.publish(frame)
+            ledger.published += 1
+        else:
+            info.publish_ns = time.monotonic_ns()
+        ledger.done(info)
+        if self.recorder is not None:
+            self.recorder.write(frame, dropped)
+
+    def _report(self) -> None:
+        """Once a second: each camera's statistics published, and the status line."""
+        last_line = 0.0
+        while not self._done.wait(1.0):
+            stats = self.board.snapshot(dict(self.source.evicted), set(self.source.silent), self._extra())
+            if self.publisher is not None:
+                for camera, figures in stats.items():
+                    self.publisher.publish_stats(camera, figures)
+            if self.options.status and stats and (sys.stderr.isatty() or time.monotonic() - last_line >= 10):
+                end = "\r" if sys.stderr.isatty() else "\n"
+                print(status_line(stats, self.source.malformed), end=end, file=sys.stderr, flush=True)
+                last_line = time.monotonic()
+
+    def _extra(self) -> dict:
+        """What every statistics message also carries."""
+        return {"hook_errors": self.hook.errors if self.hook else 0, "malformed": sum(self.source.malformed.values()),
+                "skeleton": self.predictor.skeleton.to_dict(), "tracked": self.options.tracking is not None}
+
+    def summary(self, seconds: float) -> LiveSummary:
+        cameras = {camera: camera_stats(ledger, self.source.evicted.get(camera, 0), camera in self.source.silent)
+                   for camera, ledger in sorted(self.board.cameras.items())}  # fmt: skip
+        return LiveSummary(cameras, dict(self.source.malformed), self.hook.errors if self.hook else 0, seconds,
+                           self.recorder.paths if self.recorder else [])  # fmt: skip
+
+    def close(self) -> None:
+        """Release sockets, files and the model (after ``run``, or instead of it); once."""
+        if self._closed:
+            return
+        self._closed = True
+        for closing in (self.source, self.publisher, self.recorder, self.hook, self.predictor):
+            if closing is not None:
+                closing.close()
+
+
+def status_line(stats: dict[int, dict], malformed) -> str:
+    parts = [f"cam {c}: {s['rate_hz']:5.1f} Hz, dropped {s['frames_dropped']}, p50 {s['window_latency_ms']['p50']:.1f} "
+             f"p99 {s['window_latency_ms']['p99']:.1f} ms" + (" SILENT" if s["silent"] else "")
+             for c, s in sorted(stats.items())]  # fmt: skip
+    bad = sum(malformed.values())
+    return " | ".join(parts) + (f" | {bad} malformed" if bad else "")
+
+
+class _SignalsStop:
+    """SIGINT and SIGTERM call ``stop`` (a clean stop: waiting frames finished, files closed); a second
+    SIGINT interrupts at once."""
+
+    def __init__(self, stop) -> None:
+        self._stop, self._previous = stop, {}
+
+    def _handler(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self._stopping:
+            raise KeyboardInterrupt
+        self._stopping = True
+        self._stop()
+
+    def __enter__(self) -> None:
+        self._stopping = False
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handler)
+
+    def __exit__(self, *exc_info) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,146 @@
+"""Per-camera accounting of a live run: frames sent, processed and dropped, and latency percentiles.
+
+Counting is exact and rests on the camera's own frame counter, read in the order frames leave the
+pipeline:
+- sent: the counters the camera used (last - first + 1, summed over its restarts);
+- received: frames that got poses;
+- dropped: frames sent that got no poses (gaps in the counter), so received + dropped = sent. The
+  engine's waiting queue says how many of them it dropped itself (``dropped_in_queue``); the rest were
+  lost before reaching it (``dropped_in_transport``: the camera's or ZeroMQ's queue was full).
+
+A camera whose counter goes back has restarted: its new frames start a new count.
+Memory is fixed: latencies go into a log-spaced histogram (1% wide bins from 1 us to 100 s).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..types import LiveInfo
+
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
+
+
+class LatencyHistogram:
+    """Latencies in fixed memory; percentiles within 1%, max exact."""
+
+    LOW_US, HIGH_US, GROWTH = 1.0, 1e8, 1.01
+    BINS = int(math.log(HIGH_US / LOW_US) / math.log(GROWTH)) + 2
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(self.BINS, np.int64)
+        self.n = 0
+        self.max_ms = 0.0
+
+    def add(self, ms: float) -> None:
+        us = max(ms * 1000.0, self.LOW_US)
+        self.counts[min(int(math.log(us / self.LOW_US) / math.log(self.GROWTH)) + 1, self.BINS - 1)] += 1
+        self.n += 1
+        self.max_ms = max(self.max_ms, ms)
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile in ms (the upper edge of its bin, capped at the max); NaN when empty."""
+        if not self.n:
+            return math.nan
+        rank = int(math.ceil(q / 100.0 * self.n))
+        b = int(np.searchsorted(np.cumsum(self.counts), max(rank, 1)))
+        return min(self.LOW_US * self.GROWTH**b / 1000.0, self.max_ms)
+
+    def summary(self) -> dict[str, float]:
+        out = {name: round(self.percentile(q), 3) for name, q in PERCENTILES.items()}
+        out["max"] = round(self.max_ms, 3)
+        return out
+
+
+@dataclass
+class CameraLedger:
+    """One camera's counts (see the module docstring)."""
+
+    camera: int
+    first: int = -1  # counter of this session's first frame (-1: none yet)
+    last: int = -1
+    sent_before: int = 0  # frames sent in earlier sessions (before restarts)
+    received: int = 0
+    dropped: int = 0
+    published: int = 0
+    restarts: int = 0
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    window: LatencyHistogram = field(default_factory=LatencyHistogram)  # since the last stats message
+    window_frames: int = 0
+
+    @property
+    def sent(self) -> int:
+        return self.sent_before + (self.last - self.first + 1 if self.first >= 0 else 0)
+
+    def arrived(self, info: LiveInfo) -> range:
+        """Count a frame that got poses; returns the counters dropped just before it."""
+        gap = range(0)
+        if self.first < 0:
+            self.first = info.counter
+        elif info.counter <= self.last:  # the counter went back: the camera restarted
+            self.sent_before, self.first = self.sent, info.counter
+            self.restarts += 1
+            info.restarted = True
+        else:
+            gap = range(self.last + 1, info.counter)
+        self.last = info.counter
+        self.received += 1
+        self.dropped += len(gap)
+        return gap
+
+    def done(self, info: LiveInfo) -> None:
+        """Count a frame's latency (capture to publish) once it is out."""
+        ms = (info.publish_ns - info.capture_ns) / 1e6
+        self.latency.add(ms)
+        self.window.add(ms)
+        self.window_frames += 1
+
+
+class StatsBoard:
+    """Every camera's ledger, read by the stats thread while the pipeline's thread writes them."""
+
+    def __init__(self) -> None:
+        self.cameras: dict[int, CameraLedger] = {}
+        self.lock = threading.Lock()
+        self._window_start = time.monotonic()
+
+    def ledger(self, camera: int) -> CameraLedger:
+        if camera not in self.cameras:
+            with self.lock:
+                self.cameras[camera] = CameraLedger(camera)
+        return self.cameras[camera]
+
+    def snapshot(self, evicted: dict[int, int], silent: set[int], extra: dict | None = None) -> dict[int, dict]:
+        """Each camera's figures now (the ``stats.<camera>`` message); starts a new rate window."""
+        now = time.monotonic()
+        seconds, self._window_start = max(now - self._window_start, 1e-9), now
+        with self.lock:
+            out = {}
+            for camera, ledger in self.cameras.items():
+                out[camera] = camera_stats(ledger, evicted.get(camera, 0), camera in silent)
+                out[camera]["rate_hz"] = round(ledger.window_frames / seconds, 2)
+                out[camera]["window_latency_ms"] = ledger.window.summary()
+                out[camera].update(extra or {})
+                ledger.window, ledger.window_frames = LatencyHistogram(), 0
+        return out
+
+
+def camera_stats(ledger: CameraLedger, evicted: int, silent: bool = False) -> dict:
+    """The figures of one camera, under the names of ``--stats-json``."""
+    return {
+        "camera": ledger.camera,
+        "frames_sent": ledger.sent,
+        "frames_received": ledger.received,
+        "frames_dropped": ledger.dropped,
+        "dropped_in_queue": evicted,
+        "dropped_in_transport": ledger.dropped - evicted,
+        "frames_published": ledger.published,
+        "restarts": ledger.restarts,
+        "silent": silent,
+        "latency_ms": ledger.latency.summary(),
+    }
