@@ -14,13 +14,15 @@ Threads and the queues between them (each bounded, each with its policy):
 - decode: the source (with its decoder's own threads) decodes frames, which are
   copied into a pool of preallocated (batch, H, W, C) buffers; a frame that
   fails to decode is recorded as missing (never silently skipped). Files fill
-  every batch; with ``latency_first`` (live cameras) a batch is whatever frames
-  are waiting, up to the batch size, and frames wait in the source (which drops
-  its oldest when full) rather than in the pipeline's queues.
+  every batch. Live sources choose each batch themselves (what is waiting) and
+  end it with FLUSH. With ``latency_first`` there is no decode thread and one
+  frame buffer: the infer stage takes the next batch from the source when it
+  is free for one, so frames wait in the source (which drops its oldest when
+  full), never in the pipeline's queues.
 - infer: one session per device runs each batch; the buffer goes back to the
   pool as soon as the network(s) are done with it.
 - postprocess: W threads decode outputs into instances (numpy / numba code that
-  releases the GIL).
+  releases the GIL); with W = 0 the infer stage does it (live: one hand-over less).
 - tracker (optional): in the caller's thread, each frame in order gets its
   track ids (``engine/tracking``) before it is yielded or written.
 - the caller's thread receives frames in exact order and writes the sinks, so
@@ -43,7 +45,7 @@ from .errors import ConfigError, PosestreamError
 from .frame_ranges import FrameRanges
 from .predictor import Predictor, RawBatch
 from .queues import END, StageQueue, Stopped, StopSignal
-from .sources.base import IDLE, FrameSource, resolve_frames
+from .sources.base import FLUSH, IDLE, FrameSource, resolve_frames
 from .tracking import Tracker
 from .types import FramePredictions
 
@@ -67,16 +69,16 @@ def default_batch_size(device: str) -> int:
 class PipelineConfig:
     batch_size: int = 8
     frames: FrameRanges | str | None = None  # None: every frame
-    postprocess_workers: int = 2
+    postprocess_workers: int = 2  # threads; 0: the infer stage postprocesses each batch (one hand-over less)
     queue_batches: int = 0  # batches each queue holds; 0: 2 x postprocess_workers
     stop_timeout: float = 30.0  # seconds a stage may take to stop once asked
-    latency_first: bool = False  # batch the frames waiting now (up to batch_size) instead of full batches
+    latency_first: bool = False  # one frame buffer: a batch is chosen only when the model is free for it
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
-        if self.postprocess_workers < 1:
-            raise ConfigError(f"postprocess workers must be >= 1, got {self.postprocess_workers}")
+        if self.postprocess_workers < 0:
+            raise ConfigError(f"postprocess workers must be >= 0, got {self.postprocess_workers}")
         if isinstance(self.frames, str):
             object.__setattr__(self, "frames", FrameRanges.parse(self.frames))
 
@@ -145,19 +147,27 @@ class Pipeline:
     def __iter__(self) -> Iterator[FramePredictions]:
         """Run the stages and yield every selected frame's predictions in frame order."""
         cfg = self.config
-        depth = cfg.queue_batches or 2 * cfg.postprocess_workers
+        producers = max(cfg.postprocess_workers, 1)  # stages that hand results over
+        depth = cfg.queue_batches or 2 * producers
         stop = StopSignal()
-        free = StageQueue("free buffers", depth + 2, stop)  # block: decode waits for a buffer
+        buffers = 1 if cfg.latency_first else depth + 2
+        free = StageQueue("free buffers", buffers, stop)  # block: decode waits for a buffer
         shape = (cfg.batch_size, *self.predictor.input_shape)
-        for _ in range(depth + 2):
+        for _ in range(buffers):
             free.put(np.empty(shape, np.uint8))
         batches = StageQueue("decoded batches", depth, stop)  # block: nothing is dropped from files
         raw = StageQueue("model outputs", depth, stop)  # block
         results = _Reorder(depth * 2, stop)
-        threads = [
-            threading.Thread(target=self._guard, args=("decode", stop, self._decode, free, batches), daemon=True),
-            threading.Thread(target=self._guard, args=("infer", stop, self._infer, batches, raw, free), daemon=True),
-        ] + [
+        if cfg.latency_first:  # the infer stage takes each batch from the source when it is free for one
+            threads = [threading.Thread(target=self._guard, daemon=True,
+                                        args=("infer", stop, self._infer, self._batches(stop, free), raw, results, free))]  # fmt: skip
+        else:
+            threads = [
+                threading.Thread(target=self._guard, args=("decode", stop, self._decode, free, batches), daemon=True),
+                threading.Thread(target=self._guard, daemon=True,
+                                 args=("infer", stop, self._infer, iter(batches.get, END), raw, results, free)),
+            ]  # fmt: skip
+        threads += [
             threading.Thread(target=self._guard, args=("postprocess", stop, self._postprocess, raw, results), daemon=True)
             for _ in range(cfg.postprocess_workers)
         ]  # fmt: skip
@@ -165,7 +175,7 @@ class Pipeline:
         for thread in threads:
             thread.start()
         try:
-            for frames in results.in_order(cfg.postprocess_workers):
+            for frames in results.in_order(producers):
                 if self.tracker is not None:
                     self._track(frames)
                 yield from frames
@@ -219,6 +229,13 @@ class Pipeline:
             stop.stop(stage, exc)
 
     def _decode(self, stop: StopSignal, free: StageQueue, batches: StageQueue) -> None:
+        for batch in self._batches(stop, free):
+            batches.put(batch)
+        batches.put(END)
+
+    def _batches(self, stop: StopSignal, free: StageQueue) -> Iterator[Batch]:
+        """The source's frames copied into pool buffers, a batch at a time (a live source says when a batch
+        ends); each buffer is taken from ``free`` before its frames are read."""
         size, seq, batch = self.config.batch_size, 0, None
         frames = self.source.iter_frames(self.selection, missing="yield")
         while True:
@@ -232,6 +249,11 @@ class Pipeline:
                 if stop.is_set():
                     raise Stopped("decode")
                 continue
+            if item is FLUSH:  # a live source's batch is complete (and not yet sent for being full)
+                if batch.indices:
+                    yield batch
+                    batch, seq = None, seq + 1
+                continue
             idx, image, *info = item
             batch.indices.append(idx)
             batch.infos.append(info[0] if info else None)
@@ -242,18 +264,18 @@ class Pipeline:
                 batch.slots.append(batch.n_decoded)
                 batch.n_decoded += 1
             self._add_busy("decode", time.perf_counter() - started)
-            if len(batch.indices) == size or (self.config.latency_first and not self.source.waiting()):
-                batches.put(batch)
+            if len(batch.indices) == size:
+                yield batch
                 batch, seq = None, seq + 1
             if stop.is_set():
                 raise Stopped("decode")
         if batch is not None and batch.indices:
-            batches.put(batch)
-        batches.put(END)
+            yield batch
 
-    def _infer(self, stop: StopSignal, batches: StageQueue, raw: StageQueue, free: StageQueue) -> None:
+    def _infer(self, stop: StopSignal, batches: Iterator[Batch], raw: StageQueue, results: _Reorder,
+               free: StageQueue) -> None:  # fmt: skip
         workers = self.config.postprocess_workers
-        while (batch := batches.get()) is not END:
+        for batch in batches:
             started, started_ns = time.perf_counter(), time.monotonic_ns()
             try:
                 outputs = self.predictor.infer(batch.frames[: batch.n_decoded]) if batch.n_decoded else None
@@ -261,31 +283,40 @@ class Pipeline:
                 raise _AtFrame(batch.indices[0], exc) from exc
             batch.infer_ns = (started_ns, time.monotonic_ns())
             self._add_busy("infer", time.perf_counter() - started)
+            if not workers:  # postprocess here, first: the next batch can wait for it
+                results.put(batch.seq, self._frames(batch, outputs))
             free.put(batch.frames)
             batch.frames = None  # back in the pool: the next batch will overwrite it
-            raw.put((batch, outputs))
+            if workers:
+                raw.put((batch, outputs))
         for _ in range(workers):
             raw.put(END)
+        if not workers:
+            results.put_end()
 
     def _postprocess(self, stop: StopSignal, raw: StageQueue, results: _Reorder) -> None:
-        n_nodes = self.predictor.skeleton.n_nodes
         while (item := raw.get()) is not END:
             batch, outputs = item
-            started = time.perf_counter()
-            try:
-                found = self.predictor.postprocess(outputs) if outputs is not None else []
-            except Exception as exc:
-                raise _AtFrame(batch.indices[0], exc) from exc
-            frames = [
-                FramePredictions.empty(idx, n_nodes, missing=True) if slot < 0 else
-                FramePredictions(idx, found[slot].points, found[slot].point_scores, found[slot].instance_scores)
-                for idx, slot in zip(batch.indices, batch.slots)
-            ]  # fmt: skip
-            if batch.infos and batch.infos[0] is not None:
-                _stamp_live(frames, batch)
-            self._add_busy("postprocess", time.perf_counter() - started)
-            results.put(batch.seq, frames)
+            results.put(batch.seq, self._frames(batch, outputs))
         results.put_end()
+
+    def _frames(self, batch: Batch, outputs: RawBatch | None) -> list[FramePredictions]:
+        """A batch's model outputs decoded into each frame's instances (missing frames: none)."""
+        started = time.perf_counter()
+        try:
+            found = self.predictor.postprocess(outputs) if outputs is not None else []
+        except Exception as exc:
+            raise _AtFrame(batch.indices[0], exc) from exc
+        n_nodes = self.predictor.skeleton.n_nodes
+        frames = [
+            FramePredictions.empty(idx, n_nodes, missing=True) if slot < 0 else
+            FramePredictions(idx, found[slot].points, found[slot].point_scores, found[slot].instance_scores)
+            for idx, slot in zip(batch.indices, batch.slots)
+        ]  # fmt: skip
+        if batch.infos and batch.infos[0] is not None:
+            _stamp_live(frames, batch)
+        self._add_busy("postprocess", time.perf_counter() - started)
+        return frames
 
     def _track(self, frames: list[FramePredictions]) -> None:
         """Identities for one batch's frames, in order (the caller's thread: frames arrive in order there)."""

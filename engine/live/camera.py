@@ -8,7 +8,9 @@
 Socket: the camera binds an XPUB socket (a PUB that also hears who subscribes) with a send high-water
 mark of ``hwm`` messages. A PUB socket never blocks: when the engine is not keeping up and the queue is
 full, ZeroMQ drops the frame, and the engine sees the gap in the frame counter. The pixels go out
-zero-copy (the buffer is lent to ZeroMQ until sent; the publisher keeps a reference until then).
+zero-copy (the buffer is lent to ZeroMQ until sent; the publisher keeps a reference until then). On
+``close`` it sends each camera's last frame counter (``end.<camera>``), so the engine also counts the
+frames lost after the last one it received.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 import numpy as np
 import zmq
 
-from .protocol import CHANNELS, FrameHeader, PixelFormat, frame_topic
+from .protocol import CHANNELS, FrameHeader, PixelFormat, end_parts, frame_topic
 from .security import Curve, bind, check_address
 
 DEFAULT_HWM = 4  # frames queued per subscriber before the newest are dropped
@@ -91,7 +93,15 @@ class CameraPublisher:
             self.subscribers += 1 if event[:1] == b"\x01" else -1 if event[:1] == b"\x00" else 0
 
     def close(self) -> None:
-        self._socket.close(linger=0)
+        """Tell the engine the last counter of each camera (after the queued frames), then close."""
+        self._socket.setsockopt(zmq.XPUB_NODROP, 1)  # the end messages wait for room (up to 1 s) instead
+        self._socket.sndtimeo = 1000
+        try:
+            for camera, last in self._counters.items():
+                self._socket.send_multipart(end_parts(camera, last))
+        except zmq.Again:
+            pass  # no engine is taking messages: nobody to tell
+        self._socket.close(linger=500)
         if self._auth is not None:
             self._auth.stop()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 
 from ..cli import add_tracking_arguments, tracker_config
@@ -23,8 +24,9 @@ def _live(args: argparse.Namespace) -> int:
     options = LiveOptions(
         cameras=tuple(args.camera), publish=args.publish, record=args.output, tracking=tracker_config(args),
         processor=args.processor, max_batch=args.max_batch, duration=args.duration, queue_frames=args.queue,
+        gather_ms=args.gather_ms,
         silent_after=args.silent_after, hook_slow_ms=args.hook_slow_ms, stats_json=args.stats_json,
-        allow_remote=args.allow_remote, curve=args.curve, device=args.device, backend=args.backend,
+        allow_remote=args.allow_remote, curve=args.curve, device=args.device, backend=args.backend, threads=args.threads,
         status=not args.quiet,
     )  # fmt: skip
     session = LiveSession(args.model, options)
@@ -54,6 +56,7 @@ def _camera_sim(args: argparse.Namespace) -> int:
 
     options = SimOptions(args.address, args.rate, args.cameras, args.loop, args.frames, args.duration, args.wait,
                          args.allow_remote, args.curve)  # fmt: skip
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops sending as Ctrl-C does
     summary = camera_sim(args.video, options)
     if not summary.subscribed:
         print(f"camera-sim: no engine subscribed within {args.wait} s; frames were sent to nobody", file=sys.stderr)
@@ -103,15 +106,22 @@ def add_live_parsers(sub) -> None:
     live.add_argument("--publish", metavar="ADDR", help="publish poses and statistics here (PUB, bound)")
     live.add_argument("-o", "--output", metavar="OUT.h5", help="record to OUT.cam<id>.h5 per camera (analysis HDF5)")
     live.add_argument("--processor", metavar="module:Class", help="closed-loop hook: process(frame, meta) per frame")
-    live.add_argument("--max-batch", type=int, default=4, help="most frames per model call (default 4)")
+    live.add_argument("--max-batch", type=int, default=4,
+                      help="most frames per model call, one per camera (default 4)")  # fmt: skip
     live.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long (default: Ctrl-C)")
     live.add_argument("--stats-json", metavar="FILE", help="write the final figures per camera here")
-    live.add_argument("--queue", type=int, default=4, help="frames waiting for the model before the oldest drop (default 4)")
+    live.add_argument("--queue", type=int, default=4,
+                      help="frames of each camera waiting for the model before the oldest drops (default 4)")  # fmt: skip
+    live.add_argument("--gather-ms", type=float, default=1.0,
+                      help="with several cameras, how long a batch waits for the others' frames (default 1)")  # fmt: skip
     live.add_argument("--silent-after", type=float, default=2.0, metavar="SECONDS",
                       help="report a camera with no frame for this long (default 2)")  # fmt: skip
     live.add_argument("--hook-slow-ms", type=float, default=5.0, help="warn when the processor takes longer (default 5)")
     live.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"])
     live.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    live.add_argument("--threads", type=int, default=0,
+                      help="the model's CPU threads (default 0: every core; on a small machine that also runs the "
+                      "camera bridge, 1 fewer than the cores trades model speed for steadier latency under load)")  # fmt: skip
     live.add_argument("--quiet", action="store_true", help="no status line")
     _security_arguments(live)
     add_tracking_arguments(live)

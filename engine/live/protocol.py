@@ -1,7 +1,7 @@
 """The live wire protocol, version 1: camera frames in, poses out, as ZeroMQ multipart messages.
 
     camera ──[frame.<camera> | FrameHeader | pixels]──> engine ──[pose.<camera> | PoseHeader | arrays...]──> clients
-                                                              └──[stats.<camera> | JSON]  (once a second)
+           [end.<camera> | EndHeader]  (when it stops)          └──[stats.<camera> | JSON]  (once a second)
 
 Every integer and float is little-endian. Times are nanoseconds of ``time.monotonic_ns()`` (camera and
 engine on one host share that clock). A message that breaks a rule below raises ``ProtocolError``, whose
@@ -22,8 +22,9 @@ from ..types import LIVE_STAGES
 
 VERSION = 1
 FRAME_MAGIC = b"PSFR"
+END_MAGIC = b"PSEN"
 POSE_MAGIC = b"PSPO"
-FRAME_PREFIX, POSE_PREFIX, STATS_PREFIX = b"frame.", b"pose.", b"stats."
+FRAME_PREFIX, END_PREFIX, POSE_PREFIX, STATS_PREFIX = b"frame.", b"end.", b"pose.", b"stats."
 
 
 class ProtocolError(PosestreamError, ValueError):
@@ -145,6 +146,27 @@ def parse_frame(parts: list, frame_shape: tuple[int, int, int]) -> tuple[FrameHe
 def _buffer(part) -> memoryview:
     """A message part (zmq.Frame or bytes) as a memoryview, without copying."""
     return part.buffer if hasattr(part, "buffer") else memoryview(part)
+
+
+END_STRUCT = struct.Struct("<4sHHQ")  # magic, version, camera, the counter of its last frame
+
+
+def end_parts(camera: int, last_counter: int) -> list:
+    """The message a camera sends when it stops: the counter of the last frame it sent (so the engine counts
+    frames lost after the last one it received)."""
+    return [END_PREFIX + str(camera).encode(), END_STRUCT.pack(END_MAGIC, VERSION, camera, last_counter)]
+
+
+def parse_end(parts: list) -> tuple[int, int]:
+    """(camera, last counter) of an end message."""
+    if len(parts) != 2 or _buffer(parts[1]).nbytes != END_STRUCT.size:
+        raise ProtocolError("parts", f"an end message has 2 parts, the second {END_STRUCT.size} bytes")
+    magic, version, camera, last = END_STRUCT.unpack(_buffer(parts[1]))
+    if magic != END_MAGIC:
+        raise ProtocolError("bad_magic", f"bad magic {magic!r} in an end message (expected {END_MAGIC!r})")
+    if version != VERSION:
+        raise ProtocolError("version", f"end message version {version}; this engine speaks version {VERSION}")
+    return camera, last
 
 
 # ---------------------------------------------------------------------------

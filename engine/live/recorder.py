@@ -34,14 +34,17 @@ class LiveRecorder:
     def write(self, frame: FramePredictions, dropped: range) -> None:
         """Record the frames dropped just before ``frame`` (their camera counters), then the frame."""
         camera = frame.live.camera
+        self.write_dropped(camera, dropped)
+        self._writer(camera).write(FramePredictions(self._take(camera), frame.points, frame.point_scores, frame.instance_scores,
+                                      frame.track_ids, frame.tracking_scores, live=frame.live))  # fmt: skip
+
+    def write_dropped(self, camera: int, counters: range) -> None:
+        """Record frames the camera sent that got no poses (by their counters)."""
         writer = self._writer(camera)
-        n_nodes = self.skeleton.n_nodes
-        for counter in dropped:
-            lost = FramePredictions.empty(self._take(camera), n_nodes, missing=True)
+        for counter in counters:
+            lost = FramePredictions.empty(self._take(camera), self.skeleton.n_nodes, missing=True)
             lost.live = LiveInfo(camera, counter, 0, 0, 0)
             writer.write(lost)
-        writer.write(FramePredictions(self._take(camera), frame.points, frame.point_scores, frame.instance_scores,
-                                      frame.track_ids, frame.tracking_scores, live=frame.live))  # fmt: skip
 
     def _writer(self, camera: int) -> AnalysisH5Writer:
         if camera not in self.writers:

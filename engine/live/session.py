@@ -36,6 +36,7 @@ from .stats import StatsBoard, camera_stats
 from .trackers import CameraTrackers
 
 log = logging.getLogger("posestream.live")
+SWITCH_INTERVAL = 0.0005  # s: a stage that wakes gets the interpreter within this (Python's default: 5 ms)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class LiveOptions:
     processor: str | None = None  # module:Class, the closed-loop hook
     max_batch: int = 4
     duration: float | None = None  # seconds; None: until stopped
-    queue_frames: int = 4
+    queue_frames: int = 4  # per camera
+    gather_ms: float = 1.0
     silent_after: float = 2.0
     hook_slow_ms: float = 5.0
     stats_json: str | None = None
@@ -55,6 +57,7 @@ class LiveOptions:
     curve: str | None = None  # key directory (posestream keys)
     device: str = "cpu"
     backend: str = "auto"
+    threads: int = 0  # the model's CPU threads; 0: onnxruntime's default (every core)
     status: bool = True  # a status line on stderr once a second
 
     def __post_init__(self) -> None:
@@ -63,8 +66,6 @@ class LiveOptions:
             raise ConfigError(f"--max-batch must be >= 1, got {self.max_batch}")
         if self.duration is not None and not self.duration > 0:
             raise ConfigError(f"--duration must be > 0 seconds, got {self.duration}")
-        if self.curve and not self.allow_remote:
-            raise ConfigError("--curve secures sockets to other machines: it goes with --allow-remote")
 
 
 @dataclass
@@ -101,7 +102,7 @@ class LiveSession:
         """The model, the hook, the outputs, then (warm) the cameras and the pipeline."""
         options, tracked = self.options, self.options.tracking is not None
         curve = Curve(options.curve) if options.curve else None
-        self.predictor = Predictor(model_dirs, options.device, backend=options.backend)
+        self.predictor = Predictor(model_dirs, options.device, threads=options.threads, backend=options.backend)
         processor = processor or (load_processor(options.processor) if options.processor else None)
         self.hook = HookRunner(processor, options.hook_slow_ms) if processor else None
         if options.publish:
@@ -109,10 +110,10 @@ class LiveSession:
         if options.record:
             self.recorder = LiveRecorder(options.record, self.predictor.skeleton, tracked, self._provenance())
         self.warm_up()  # before subscribing to the cameras
-        cameras = CameraInput(options.cameras, options.queue_frames, silent_after=options.silent_after,
-                              allow_remote=options.allow_remote, curve=curve)  # fmt: skip
+        cameras = CameraInput(options.cameras, options.queue_frames, options.max_batch, options.gather_ms,
+                              silent_after=options.silent_after, allow_remote=options.allow_remote, curve=curve)  # fmt: skip
         self.source = CameraSource(cameras, self.predictor.input_shape)
-        config = PipelineConfig(batch_size=options.max_batch, postprocess_workers=1, queue_batches=1, latency_first=True)
+        config = PipelineConfig(batch_size=options.max_batch, postprocess_workers=0, queue_batches=1, latency_first=True)
         self.pipeline = Pipeline(self.source, self.predictor, config, CameraTrackers(options.tracking) if tracked else None)
 
     def _provenance(self) -> dict:
@@ -134,6 +135,7 @@ class LiveSession:
     def run(self) -> LiveSummary:
         """Serve until stopped; returns the final figures per camera."""
         started = time.monotonic()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         reporter = threading.Thread(target=self._report, name="live stats", daemon=True)
         timer = threading.Timer(self.options.duration, self.stop) if self.options.duration else None
         with _SignalsStop(self.stop):
@@ -143,6 +145,7 @@ class LiveSession:
             try:
                 for frame in self.pipeline:
                     self._serve(frame)
+                self._count_ends()
             finally:
                 self._done.set()
                 if timer:
@@ -162,7 +165,7 @@ class LiveSession:
         ledger = self.board.ledger(info.camera)
         if self.publisher is not None and not ledger.received:  # a new camera: clients learn the skeleton first
             self.publisher.publish_stats(info.camera, {"camera": info.camera, **self._extra()})
-        dropped = ledger.arrived(info)
+        dropped = ledger.arrived(info, self.source.session_start.get(info.camera))
         if info.restarted:
             log.warning("camera %d restarted (its counter went back to %d); counting starts again", info.camera, info.counter)
         if self.hook is not None:
@@ -176,6 +179,14 @@ class LiveSession:
         ledger.done(info)
         if self.recorder is not None:
             self.recorder.write(frame, dropped)
+
+    def _count_ends(self) -> None:
+        """Frames a camera sent after the last one received (its end message says how many) are dropped."""
+        for camera, last in self.source.ended.items():
+            if camera in self.board.cameras:
+                gap = self.board.cameras[camera].ended(last)
+                if self.recorder is not None:
+                    self.recorder.write_dropped(camera, gap)
 
     def _report(self) -> None:
         """Once a second: each camera's statistics published, and the status line."""

@@ -1,15 +1,19 @@
 """``posestream camera-sim``: a video replayed as K live cameras, on an absolute, open-loop schedule.
 
 Frame k of every camera is due at ``start + k / rate``, its capture time. A frame sent late does not
-push the next ones back, so a slow engine shows as latency and drops, never as a slower camera. Frames
-are decoded ahead into a bounded queue by their own thread (block: decoding is far faster than any rate
-a pose model keeps up with), and sent without blocking (``CameraPublisher``).
+push the next ones back, so a slow engine shows as latency and drops, never as a slower camera. The
+frames are decoded before sending starts when they fit in ``PRELOAD_BYTES`` (so no decoding competes
+with the engine for the CPU, as with a real camera); longer selections are decoded ahead into a bounded
+queue by their own thread (block: decoding is far faster than a pose model). Frames are sent without
+blocking (``CameraPublisher``).
 """
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
+from collections.abc import Iterator
 import time
 from dataclasses import dataclass
 
@@ -20,7 +24,8 @@ from .camera import CameraPublisher
 from .security import Curve
 
 PIXEL_FORMATS = {1: "mono8", 3: "rgb8"}
-DECODE_AHEAD = 64  # frames decoded ahead of the schedule
+DECODE_AHEAD = 64  # frames decoded ahead of the schedule (streaming)
+PRELOAD_BYTES = 1 << 30  # selections up to this size are decoded before sending
 
 
 @dataclass(frozen=True)
@@ -63,17 +68,35 @@ def camera_sim(video: str, options: SimOptions, stop: threading.Event | None = N
     with open_source(video) as source:
         fmt = PIXEL_FORMATS[source.metadata.channels]
         selection = resolve_frames(options.frames, source.metadata.n_frames, source.metadata.path)
-        frames: queue.Queue = queue.Queue(DECODE_AHEAD)  # block: the decoder waits for the sender
-        decoder = threading.Thread(target=_decode, args=(source, selection, options.loop, frames, stop), daemon=True)
+        preload = len(selection) * source.metadata.width * source.metadata.height * source.metadata.channels <= PRELOAD_BYTES
+        frames = _preloaded(source, selection, options.loop) if preload else None
         curve = Curve(options.curve) if options.curve else None
         with CameraPublisher(options.address, allow_remote=options.allow_remote, curve=curve) as publisher:
             subscribed = publisher.wait_for_subscriber(options.wait)
-            decoder.start()
             try:
+                frames = frames or _streamed(source, selection, options.loop, stop)
                 return _send(publisher, frames, fmt, options, stop, subscribed)
             finally:
                 stop.set()
-                decoder.join(5.0)
+
+
+def _preloaded(source, selection, loop: bool) -> Iterator:
+    """The selected frames, decoded now (again and again with ``loop``)."""
+    frames = [image for _, image in source.iter_frames(selection)]
+    return itertools.cycle(frames) if loop else iter(frames)
+
+
+def _streamed(source, selection, loop: bool, stop: threading.Event) -> Iterator:
+    """The selected frames, decoded ahead by a thread into a bounded queue."""
+    ahead: queue.Queue = queue.Queue(DECODE_AHEAD)  # block: the decoder waits for the sender
+    decoder = threading.Thread(target=_decode, args=(source, selection, loop, ahead, stop), daemon=True)
+    decoder.start()
+    try:
+        while (image := ahead.get(timeout=10.0)) is not None:
+            yield image
+    finally:
+        stop.set()
+        decoder.join(5.0)
 
 
 def _decode(source, selection, loop: bool, frames: queue.Queue, stop: threading.Event) -> None:
@@ -81,56 +104,57 @@ def _decode(source, selection, loop: bool, frames: queue.Queue, stop: threading.
     try:
         while not stop.is_set():
             for _, image in source.iter_frames(selection):
-                while not stop.is_set():
-                    try:
-                        frames.put(image, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not _put(frames, image, stop):
                     return
             if not loop:
                 break
     finally:
-        _put_end(frames, stop)
+        _put(frames, None, stop)
 
 
-def _put_end(frames: queue.Queue, stop: threading.Event) -> None:
+def _put(frames: queue.Queue, item, stop: threading.Event) -> bool:
+    """Put ``item``, waiting for room; False if ``stop`` is set first."""
     while not stop.is_set():
         try:
-            frames.put(None, timeout=0.1)
-            return
+            frames.put(item, timeout=0.1)
+            return True
         except queue.Full:
             continue
+    return False
 
 
-def _send(publisher: CameraPublisher, frames: queue.Queue, fmt: str, options: SimOptions,
+def _send(publisher: CameraPublisher, frames: Iterator, fmt: str, options: SimOptions,
           stop: threading.Event, subscribed: bool) -> SimSummary:  # fmt: skip
     period_ns = int(1e9 / options.rate)
     start = time.monotonic_ns() + 50_000_000  # 50 ms to decode the first frames
     end = start + int(options.duration * 1e9) if options.duration else None
     sent = late = 0
-    while not stop.is_set():
-        due = start + sent * period_ns
-        if end is not None and due >= end:
-            break
-        image = frames.get(timeout=10.0)
-        if image is None:
-            break
-        _sleep_until(due, stop)
-        if time.monotonic_ns() - due > 1_000_000:
-            late += 1
-        for camera in range(options.cameras):
-            publisher.send(image, fmt, capture_ns=due, camera=camera)
-        sent += 1
+    try:
+        while not stop.is_set():
+            due = start + sent * period_ns
+            if end is not None and due >= end:
+                break
+            image = next(frames, None)
+            if image is None:
+                break
+            _sleep_until(due, stop)
+            if time.monotonic_ns() - due > 1_000_000:
+                late += 1
+            for camera in range(options.cameras):
+                publisher.send(image, fmt, capture_ns=due, camera=camera)
+            sent += 1
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop sending, report what was sent
+        pass
     seconds = (time.monotonic_ns() - start) / 1e9
     return SimSummary(sent, options.cameras, seconds, late, subscribed)
 
 
 def _sleep_until(due_ns: int, stop: threading.Event) -> None:
-    """Sleep until ``due_ns`` (monotonic); the last half millisecond spins, for a punctual schedule."""
-    while (left := due_ns - time.monotonic_ns()) > 500_000:
-        if stop.wait(min(left - 500_000, 100_000_000) / 1e9):
-            return
-    while time.monotonic_ns() < due_ns:
-        pass
+    """Sleep until ``due_ns`` (monotonic; the OS wakes us some tens of microseconds late, which counts as
+    latency since the frame's capture time is ``due_ns``)."""
+    while (left := due_ns - time.monotonic_ns()) > 0:
+        if left > 100_000_000:
+            if stop.wait(0.1):
+                return
+        else:
+            time.sleep(left / 1e9)

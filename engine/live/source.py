@@ -3,15 +3,24 @@
 A receiver thread takes every message off the sockets as it arrives, checks it (``protocol.parse_frame``)
 and puts the frame in the waiting queue, so ZeroMQ's own queues never fill and the cameras never wait.
 
-- Sockets: one SUB per camera address, connected (the camera binds), subscribed to ``frame.``; receive
+- Sockets: one SUB per camera address, connected (the camera binds), subscribed to ``frame.`` and
+  ``end.`` (a camera's last counter when it stops); receive
   high-water mark ``hwm`` messages; messages larger than one frame are refused by ZeroMQ (max message size).
-- Waiting queue: bounded, drop-oldest (``queue_frames``): when the model is behind, the newest frames win,
-  and the dropped ones are counted per camera (``evicted``).
+- Waiting queues: one per camera, bounded, drop-oldest (``queue_frames`` frames each): when the model is
+  behind, the newest frames win, and the dropped ones are counted per camera (``evicted``).
+- Batches: when the pipeline is ready for one, the source takes one waiting frame of each camera (in
+  arrival order, at most ``max_batch``): its oldest, which absorbs a burst without a drop; but when the
+  camera's frames have been waiting more than ``overload_ms`` at every batch for ``overload_window``
+  seconds (a standing queue, as CoDel tells it from a burst: the model cannot keep up), its newest, and
+  the older ones are dropped, so latency stays near one model call. With several cameras live, it first waits up
+  to ``gather_ms`` for the cameras that have nothing waiting yet, so frames captured together (a
+  triggered rig) go through the model together.
 - Malformed messages are counted by reason (``malformed``) and logged (the first of each reason in full);
   the receiver carries on.
 - A camera with no frame for ``silent_after`` seconds is logged as silent, and again when it is back.
 - Timeouts: the receiver polls every ``poll_seconds``; ``iter_frames`` yields ``IDLE`` after that long
-  without a frame, so the pipeline can check its stop signal.
+  without a frame, so the pipeline can check its stop signal. A camera counts as live for the gathering
+  while it has sent a frame within the last second.
 """
 
 from __future__ import annotations
@@ -27,9 +36,9 @@ import numpy as np
 import zmq
 
 from ..errors import ConfigError
-from ..sources.base import IDLE, FrameSource
+from ..sources.base import FLUSH, IDLE, FrameSource
 from ..types import LiveInfo, VideoMetadata
-from .protocol import FRAME_PREFIX, FrameHeader, ProtocolError, parse_frame
+from .protocol import END_PREFIX, FRAME_PREFIX, FrameHeader, ProtocolError, parse_end, parse_frame
 from .security import Curve, check_address
 
 log = logging.getLogger("posestream.live")
@@ -40,7 +49,11 @@ class CameraInput:
     """Where the cameras are and how frames wait for the model."""
 
     addresses: tuple[str, ...]
-    queue_frames: int = 4  # frames waiting for the model (drop-oldest)
+    queue_frames: int = 4  # frames of each camera waiting for the model (drop-oldest)
+    max_batch: int = 4  # frames per batch (one per camera)
+    gather_ms: float = 1.0  # with several cameras, how long a batch waits for the others' frames
+    overload_ms: float = 2.0  # a camera whose frames wait longer than this at every batch ...
+    overload_window: float = 0.2  # ... for this many seconds is overloaded: its newest frame goes first
     hwm: int = 4  # ZeroMQ receive high-water mark per address, messages
     silent_after: float = 2.0  # seconds without a frame before a camera is reported silent
     poll_seconds: float = 0.05
@@ -53,14 +66,17 @@ class CameraInput:
             raise ConfigError("no camera: give --camera ADDRESS (e.g. tcp://127.0.0.1:5555)")
         for address in self.addresses:
             check_address(address, self.allow_remote)
-        if self.queue_frames < 1 or self.hwm < 1:
-            raise ConfigError(f"--queue and the high-water mark must be >= 1, got {self.queue_frames}, {self.hwm}")
+        if self.queue_frames < 1 or self.hwm < 1 or self.max_batch < 1:
+            raise ConfigError(f"--queue, --max-batch and the high-water mark must be >= 1, got {self.queue_frames}, "
+                              f"{self.max_batch}, {self.hwm}")  # fmt: skip
+        if self.gather_ms < 0:
+            raise ConfigError(f"--gather-ms must be >= 0, got {self.gather_ms}")
         if not self.silent_after > 0:
             raise ConfigError(f"--silent-after must be > 0 seconds, got {self.silent_after}")
 
 
 class CameraSource(FrameSource):
-    """Frames of every camera in arrival order, until ``stop()``; yields ``(seq, image, LiveInfo)``."""
+    """Frames of every camera, a batch at a time, until ``stop()``: ``(seq, image, LiveInfo)`` ... ``FLUSH``."""
 
     live = True
 
@@ -72,8 +88,13 @@ class CameraSource(FrameSource):
         self.evicted: collections.Counter[int] = collections.Counter()  # per camera: dropped from the waiting queue
         self.arrived: collections.Counter[int] = collections.Counter()  # per camera: frames taken off the socket
         self.silent: set[int] = set()
+        self.ended: dict[int, int] = {}  # camera -> the last counter it says it sent (its end message)
+        self.session_start: dict[int, int] = {}  # camera -> first counter received since it (re)started
+        self._last_counter: dict[int, int] = {}
         self._last_arrival: dict[int, float] = {}
-        self._waiting: collections.deque = collections.deque()
+        self._waiting: dict[int, collections.deque] = {}  # camera -> (arrival, image, LiveInfo), oldest first
+        self._arrivals = 0
+        self._overload: dict[int, StandingQueue] = {}
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._context = zmq.Context.instance()
@@ -90,6 +111,7 @@ class CameraSource(FrameSource):
         if self.config.curve:
             self.config.curve.client(socket)
         socket.subscribe(FRAME_PREFIX)
+        socket.subscribe(END_PREFIX)
         socket.connect(address)
         return socket
 
@@ -101,26 +123,53 @@ class CameraSource(FrameSource):
     def read(self, frame_idx: int) -> np.ndarray:
         raise NotImplementedError("a live camera source cannot seek; iterate it")
 
-    def waiting(self) -> int:
-        """Frames waiting now (the pipeline batches these without waiting for more)."""
-        return len(self._waiting)
-
     def iter_frames(self, frames=None, missing="raise") -> Iterator:
-        """``(seq, image, LiveInfo)`` per frame in arrival order, ``IDLE`` after ``poll_seconds`` without one;
-        ends once ``stop()`` is called and the waiting frames are out."""
+        """Each batch's frames as ``(seq, image, LiveInfo)``, then ``FLUSH``; ``IDLE`` after ``poll_seconds``
+        without a frame; ends once ``stop()`` is called and the waiting frames are out."""
         while True:
-            with self._cond:
-                if not self._waiting:
-                    if self._stopping.is_set() and not self._receiver.is_alive():
-                        return
-                    self._cond.wait(self.config.poll_seconds)
-                item = self._waiting.popleft() if self._waiting else None
-            if item is None:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            if not batch:
                 yield IDLE
                 continue
-            image, info = item
-            self._seq += 1
-            yield self._seq - 1, image, info
+            for image, info in batch:
+                self._seq += 1
+                yield self._seq - 1, image, info
+            yield FLUSH
+
+    def _next_batch(self) -> list | None:
+        """The oldest waiting frame of each camera (at most max_batch), [] if none came, None once stopped."""
+        with self._cond:
+            if not any(self._waiting.values()):
+                if self._stopping.is_set() and not self._receiver.is_alive():
+                    return None
+                self._cond.wait(self.config.poll_seconds)
+            if not any(self._waiting.values()):
+                return []
+            self._gather()
+            heads = sorted((q[0][0], camera) for camera, q in self._waiting.items() if q)
+            return [self._take_one(camera) for _, camera in heads[: self.config.max_batch]]
+
+    def _take_one(self, camera: int) -> tuple:
+        """The camera's oldest waiting frame, or under overload its newest (the older ones dropped)."""
+        waiting = self._waiting[camera]
+        now = time.monotonic_ns()
+        monitor = self._overload.setdefault(camera, StandingQueue(self.config.overload_ms, self.config.overload_window))
+        if monitor.overloaded((now - waiting[0][2].receive_ns) / 1e6, now / 1e9):
+            while len(waiting) > 1:
+                waiting.popleft()
+                self.evicted[camera] += 1
+        return waiting.popleft()[1:]
+
+    def _gather(self) -> None:
+        """With several cameras live, wait up to gather_ms for those with nothing waiting (under the lock)."""
+        deadline = time.monotonic() + self.config.gather_ms / 1000
+        live = {c for c, t in self._last_arrival.items() if deadline - t < 1.0}
+        while len(live) > 1 and (left := deadline - time.monotonic()) > 0:
+            if all(self._waiting.get(c) for c in live):
+                return
+            self._cond.wait(left)
 
     def stop(self) -> None:
         """Stop taking frames; the pipeline finishes those waiting (safe from any thread or a signal handler)."""
@@ -149,6 +198,10 @@ class CameraSource(FrameSource):
 
     def _take(self, parts: list, receive_ns: int) -> None:
         try:
+            if bytes(parts[0].buffer[: len(END_PREFIX)]) == END_PREFIX:
+                camera, last = parse_end(parts)
+                self.ended[camera] = last
+                return
             header, image = parse_frame(parts, self.frame_shape)
         except ProtocolError as exc:
             self.malformed[exc.reason] += 1
@@ -157,18 +210,23 @@ class CameraSource(FrameSource):
             return
         camera = header.camera
         self.arrived[camera] += 1
+        if header.counter <= self._last_counter.get(camera, -1) or camera not in self.session_start:
+            self.session_start[camera] = header.counter  # first frame, or the camera restarted
+        self._last_counter[camera] = header.counter
         if camera in self.silent:
             log.warning("camera %d is back after %.1f s (frame %d)", camera,
                         time.monotonic() - self._last_arrival[camera], header.counter)  # fmt: skip
             self.silent.discard(camera)
-        self._last_arrival[camera] = time.monotonic()
         info = LiveInfo(camera, header.counter, header.capture_ns, header.send_ns, receive_ns)
         with self._cond:
-            if len(self._waiting) >= self.config.queue_frames:
-                _, old = self._waiting.popleft()
-                self.evicted[old.camera] += 1
-            self._waiting.append((image, info))
-            self._cond.notify()
+            self._last_arrival[camera] = time.monotonic()
+            waiting = self._waiting.setdefault(camera, collections.deque())
+            if len(waiting) >= self.config.queue_frames:
+                waiting.popleft()
+                self.evicted[camera] += 1
+            self._arrivals += 1
+            waiting.append((self._arrivals, image, info))
+            self._cond.notify_all()
 
     def _check_silence(self) -> None:
         now = time.monotonic()
@@ -176,3 +234,20 @@ class CameraSource(FrameSource):
             if camera not in self.silent and now - last > self.config.silent_after:
                 self.silent.add(camera)
                 log.warning("camera %d is silent: no frame for %.1f s", camera, now - last)
+
+
+class StandingQueue:
+    """Tells overload from a burst, as CoDel does: overloaded while even the shortest wait seen at batch
+    time stayed above ``target_ms`` through a whole ``window`` of seconds."""
+
+    def __init__(self, target_ms: float, window: float):
+        self.target_ms, self.window = target_ms, window
+        self.start, self.shortest, self.state = 0.0, float("inf"), False
+
+    def overloaded(self, wait_ms: float, now: float) -> bool:
+        """Note the wait of the frame about to be taken (ms) at ``now`` (s); whether the camera is overloaded."""
+        self.shortest = min(self.shortest, wait_ms)
+        if now - self.start >= self.window:
+            self.state = self.shortest > self.target_ms
+            self.start, self.shortest = now, float("inf")
+        return self.state

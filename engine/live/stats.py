@@ -77,20 +77,33 @@ class CameraLedger:
     def sent(self) -> int:
         return self.sent_before + (self.last - self.first + 1 if self.first >= 0 else 0)
 
-    def arrived(self, info: LiveInfo) -> range:
-        """Count a frame that got poses; returns the counters dropped just before it."""
-        gap = range(0)
+    def arrived(self, info: LiveInfo, session_start: int | None = None) -> range:
+        """Count a frame that got poses; returns the counters dropped just before it.
+
+        session_start: the first counter the engine received in this frame's session (since the camera
+        started or restarted), so frames dropped from the queue before the first one processed count too.
+        """
+        start = info.counter if session_start is None or session_start > info.counter else session_start
         if self.first < 0:
-            self.first = info.counter
+            self.first = start
+            gap = range(start, info.counter)
         elif info.counter <= self.last:  # the counter went back: the camera restarted
-            self.sent_before, self.first = self.sent, info.counter
+            self.sent_before, self.first = self.sent, start
             self.restarts += 1
             info.restarted = True
+            gap = range(start, info.counter)
         else:
             gap = range(self.last + 1, info.counter)
         self.last = info.counter
         self.received += 1
         self.dropped += len(gap)
+        return gap
+
+    def ended(self, last_counter: int) -> range:
+        """The camera says its last frame was ``last_counter``: the frames after the last received are dropped."""
+        gap = range(self.last + 1, last_counter + 1) if self.first >= 0 and last_counter > self.last else range(0)
+        self.dropped += len(gap)
+        self.last = max(self.last, last_counter)
         return gap
 
     def done(self, info: LiveInfo) -> None:

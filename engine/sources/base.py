@@ -20,6 +20,9 @@ HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 IDLE = object()
 """Yielded by a live source's ``iter_frames`` when no frame came within its poll interval."""
 
+FLUSH = object()
+"""Yielded by a live source's ``iter_frames`` after the frames it chose for one batch."""
+
 
 class FrameSource(abc.ABC):
     """A finite sequence of frames with exact indices.
@@ -28,8 +31,8 @@ class FrameSource(abc.ABC):
     Sources are context managers; ``close()`` releases files and decoders.
 
     A live source (``live = True``, e.g. cameras) has no length and ignores frame selections: its
-    ``iter_frames`` yields ``(seq, image, LiveInfo)`` as frames arrive, ``IDLE`` while none do, and
-    ``waiting()`` says how many frames are ready now.
+    ``iter_frames`` chooses each batch when the pipeline asks for its first frame, yields its frames as
+    ``(seq, image, LiveInfo)`` and then ``FLUSH``, and yields ``IDLE`` while no frame comes.
     """
 
     metadata: VideoMetadata
