@@ -56,7 +56,7 @@ def _camera_sim(args: argparse.Namespace) -> int:
 
     options = SimOptions(args.address, args.rate, args.cameras, args.loop, args.frames, args.duration, args.wait,
                          args.allow_remote, args.curve)  # fmt: skip
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops sending as Ctrl-C does
+    _interrupt_on_signals()
     summary = camera_sim(args.video, options)
     if not summary.subscribed:
         print(f"camera-sim: no engine subscribed within {args.wait} s; frames were sent to nobody", file=sys.stderr)
@@ -65,10 +65,18 @@ def _camera_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt_on_signals() -> None:
+    """SIGINT and SIGTERM stop the command as Ctrl-C does (also when started in the background, where the
+    shell leaves SIGINT ignored)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
+
+
 def _listen(args: argparse.Namespace) -> int:
     from .listen import listen
     from .security import Curve
 
+    _interrupt_on_signals()
     curve = Curve(args.curve) if args.curve else None
     summary = listen(args.address, args.output, frames=args.frames, duration=args.duration,
                      idle_timeout=args.idle_timeout, quiet=args.quiet, allow_remote=args.allow_remote, curve=curve)  # fmt: skip

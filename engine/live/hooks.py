@@ -13,7 +13,7 @@ Policy:
   slow work to your own thread.
 - A call slower than ``slow_ms`` is warned with its time (at most once every 10 s, with how many were slow).
 - A call that raises is logged with its traceback (every distinct error in full, repeats counted) and
-  counted in the camera's statistics (``hook_errors``); the frame is still published and recorded, and
+  counted (``hook_errors`` in the statistics); the frame is still published and recorded, and
   the engine keeps serving.
 """
 
