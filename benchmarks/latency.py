@@ -301,7 +301,7 @@ def models_part(args) -> None:
         "model call's p99 and received + dropped = sent.", "",
         *RESULT_HEADER, *rows, "",
         "Where the time goes, p50 / p99 ms per stage (transport + queue: capture to the model's start; postprocess "
-        "includes the hand-over to its thread; tracking includes the hand-over to the last thread):", "",
+        "runs in the model's thread; tracking includes the hand-over to the last thread):", "",
         *BREAKDOWN_HEADER, *breakdown, "",
         "Model call only, batch 1 (the figure DeepLabCut-Live and SLEAP report; with postprocessing it is "
         "DeepLabCut-Live's `get_pose`):", "",
