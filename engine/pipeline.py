@@ -155,13 +155,13 @@ class Pipeline:
         shape = (cfg.batch_size, *self.predictor.input_shape)
         for _ in range(buffers):
             free.put(np.empty(shape, np.uint8))
-        batches = StageQueue("decoded batches", depth, stop)  # block: nothing is dropped from files
         raw = StageQueue("model outputs", depth, stop)  # block
         results = _Reorder(depth * 2, stop)
         if cfg.latency_first:  # the infer stage takes each batch from the source when it is free for one
             threads = [threading.Thread(target=self._guard, daemon=True,
                                         args=("infer", stop, self._infer, self._batches(stop, free), raw, results, free))]  # fmt: skip
         else:
+            batches = StageQueue("decoded batches", depth, stop)  # block: nothing is dropped from files
             threads = [
                 threading.Thread(target=self._guard, args=("decode", stop, self._decode, free, batches), daemon=True),
                 threading.Thread(target=self._guard, daemon=True,

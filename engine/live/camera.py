@@ -21,7 +21,7 @@ import numpy as np
 import zmq
 
 from .protocol import CHANNELS, FrameHeader, PixelFormat, end_parts, frame_topic
-from .security import Curve, bind, check_address
+from .security import Curve, bound_socket
 
 DEFAULT_HWM = 4  # frames queued per subscriber before the newest are dropped
 
@@ -31,17 +31,10 @@ class CameraPublisher:
 
     def __init__(self, address: str, camera: int = 0, *, hwm: int = DEFAULT_HWM, allow_remote: bool = False,
                  curve: Curve | None = None, context: zmq.Context | None = None):  # fmt: skip
-        check_address(address, allow_remote)
         self.camera, self.address = camera, address
-        self._context = context or zmq.Context.instance()
-        self._auth = curve.authenticator(self._context) if curve else None
-        self._socket = self._context.socket(zmq.XPUB)
-        self._socket.sndhwm = hwm
-        self._socket.linger = 0
+        self._socket, self._auth = bound_socket(context or zmq.Context.instance(), zmq.XPUB, address, hwm=hwm,
+                                                allow_remote=allow_remote, curve=curve)  # fmt: skip
         self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # hear every engine's subscription, not only the first
-        if curve:
-            curve.server(self._socket)
-        bind(self._socket, address)
         self._counters: dict[int, int] = {}
         self.subscribers = 0
 

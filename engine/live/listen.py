@@ -104,8 +104,8 @@ class _Recording:
 def as_frame(message: PoseMessage) -> FramePredictions:
     """A pose message as FramePredictions, with its camera and stage times."""
     header = message.header
-    info = LiveInfo(header.camera, header.counter, *header.times[:3],
-                    **{f"{s}_ns": t for s, t in zip(STAGES[3:], header.times[3:])}, batch=header.batch,
+    times = {f"{stage}_ns": t for stage, t in zip(STAGES, header.times)}
+    info = LiveInfo(header.camera, header.counter, **times, batch=header.batch,
                     restarted=bool(header.flags & header.RESTARTED))  # fmt: skip
     return FramePredictions(header.counter, message.points, message.point_scores, message.instance_scores,
                             message.track_ids, live=info)  # fmt: skip

@@ -14,7 +14,7 @@ import zmq
 
 from ..types import FramePredictions
 from .protocol import PoseHeader, pose_parts, stats_parts
-from .security import Curve, bind, check_address
+from .security import Curve, bound_socket
 
 
 class PosePublisher:
@@ -22,16 +22,9 @@ class PosePublisher:
 
     def __init__(self, address: str, *, hwm: int = 1000, allow_remote: bool = False, curve: Curve | None = None,
                  context: zmq.Context | None = None):  # fmt: skip
-        check_address(address, allow_remote)
         self.address = address
-        self._context = context or zmq.Context.instance()
-        self._auth = curve.authenticator(self._context) if curve else None
-        self._socket = self._context.socket(zmq.PUB)
-        self._socket.sndhwm = hwm
-        self._socket.linger = 0
-        if curve:
-            curve.server(self._socket)
-        bind(self._socket, address)
+        self._socket, self._auth = bound_socket(context or zmq.Context.instance(), zmq.PUB, address, hwm=hwm,
+                                                allow_remote=allow_remote, curve=curve)  # fmt: skip
         self._lock = threading.Lock()
 
     def publish(self, frame: FramePredictions) -> None:

@@ -46,13 +46,41 @@ def check_address(address: str, allow_remote: bool = False) -> str:
     return address
 
 
-def bind(socket: zmq.Socket, address: str) -> None:
-    """Bind, with an error that says what to do when the address is taken or invalid."""
+def bound_socket(context: zmq.Context, kind: int, address: str, *, hwm: int, allow_remote: bool = False,
+                 curve: Curve | None = None) -> tuple[zmq.Socket, ThreadAuthenticator | None]:  # fmt: skip
+    """A sending socket bound to a checked address (a CURVE server with its authenticator when ``curve``
+    is given), and that authenticator (``stop()`` it after closing the socket). A taken or invalid address
+    is a ConfigError that says what to do."""
+    check_address(address, allow_remote)
+    auth = curve.authenticator(context) if curve else None
+    socket = context.socket(kind)
+    socket.sndhwm, socket.linger = hwm, 0
+    if curve:
+        curve.server(socket)
     try:
         socket.bind(address)
     except zmq.ZMQError as exc:
         socket.close(linger=0)
+        if auth is not None:
+            auth.stop()
         raise ConfigError(f"cannot bind {address}: {exc} (another process may hold it: choose another port)") from exc
+    return socket, auth
+
+
+def connected_socket(context: zmq.Context, address: str, topics: list[bytes], *, hwm: int,
+                     allow_remote: bool = False, curve: Curve | None = None, max_message: int = -1) -> zmq.Socket:  # fmt: skip
+    """A SUB socket connected to a checked address, subscribed to ``topics`` (a CURVE client when ``curve``
+    is given); ``max_message``: bytes ZeroMQ accepts in one message part (-1: any)."""
+    check_address(address, allow_remote)
+    socket = context.socket(zmq.SUB)
+    socket.rcvhwm, socket.linger = hwm, 0
+    socket.setsockopt(zmq.MAXMSGSIZE, max_message)
+    if curve:
+        curve.client(socket)
+    for topic in topics:
+        socket.subscribe(topic)
+    socket.connect(address)
+    return socket
 
 
 def write_keys(directory: str | os.PathLike) -> Path:

@@ -39,7 +39,7 @@ from ..errors import ConfigError
 from ..sources.base import FLUSH, IDLE, FrameSource
 from ..types import LiveInfo, VideoMetadata
 from .protocol import END_PREFIX, FRAME_PREFIX, FrameHeader, ProtocolError, parse_end, parse_frame
-from .security import Curve, check_address
+from .security import Curve, check_address, connected_socket
 
 log = logging.getLogger("posestream.live")
 
@@ -104,16 +104,10 @@ class CameraSource(FrameSource):
         self._seq = 0
 
     def _connect(self, address: str) -> zmq.Socket:
-        socket = self._context.socket(zmq.SUB)
-        socket.rcvhwm = self.config.hwm
-        socket.linger = 0
-        socket.setsockopt(zmq.MAXMSGSIZE, max(int(np.prod(self.frame_shape)), FrameHeader.SIZE) + 1024)
-        if self.config.curve:
-            self.config.curve.client(socket)
-        socket.subscribe(FRAME_PREFIX)
-        socket.subscribe(END_PREFIX)
-        socket.connect(address)
-        return socket
+        """A SUB socket on one camera address; ZeroMQ refuses message parts larger than one frame."""
+        return connected_socket(self._context, address, [FRAME_PREFIX, END_PREFIX], hwm=self.config.hwm,
+                                allow_remote=self.config.allow_remote, curve=self.config.curve,
+                                max_message=max(int(np.prod(self.frame_shape)), FrameHeader.SIZE) + 1024)  # fmt: skip
 
     # -- the pipeline's side ---------------------------------------------------
 

@@ -18,7 +18,7 @@ import time
 import zmq
 
 from .protocol import POSE_PREFIX, STATS_PREFIX, PoseMessage, ProtocolError, parse_pose, parse_stats, pose_topic, stats_topic
-from .security import Curve, check_address
+from .security import Curve, connected_socket
 
 
 class PoseSubscriber:
@@ -26,19 +26,13 @@ class PoseSubscriber:
 
     def __init__(self, address: str, cameras: list[int] | None = None, *, allow_remote: bool = False,
                  curve: Curve | None = None, context: zmq.Context | None = None, hwm: int = 1000):  # fmt: skip
-        check_address(address, allow_remote)
         self.address = address
-        self._socket = (context or zmq.Context.instance()).socket(zmq.SUB)
-        self._socket.rcvhwm = hwm
-        self._socket.linger = 0
-        if curve:
-            curve.client(self._socket)
         self.cameras = None if cameras is None else set(cameras)
+        # Topics are prefixes: pose.1 also lets pose.12 through, which recv filters out.
         topics = [POSE_PREFIX, STATS_PREFIX] if cameras is None else [
             t for c in cameras for t in (pose_topic(c), stats_topic(c))]  # fmt: skip
-        for topic in topics:  # prefixes: pose.1 also lets pose.12 through, which recv filters out
-            self._socket.subscribe(topic)
-        self._socket.connect(address)
+        self._socket = connected_socket(context or zmq.Context.instance(), address, topics, hwm=hwm,
+                                        allow_remote=allow_remote, curve=curve)  # fmt: skip
         self.stats: dict[int, dict] = {}
         self.malformed = 0
 
