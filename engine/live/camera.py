@@ -10,11 +10,14 @@ mark of ``hwm`` messages. A PUB socket never blocks: when the engine is not keep
 full, ZeroMQ drops the frame, and the engine sees the gap in the frame counter. The pixels go out
 zero-copy (the buffer is lent to ZeroMQ until sent; the publisher keeps a reference until then). On
 ``close`` it sends each camera's last frame counter (``end.<camera>``), so the engine also counts the
-frames lost after the last one it received.
+frames lost after the last one it received. It sends it a few times over ``sum(END_DELAYS)`` seconds: a
+subscriber whose queue overflowed is not sent anything, not even with XPUB_NODROP, until ZeroMQ sees that
+the engine has caught up, so one end message sent right after an overload would be lost.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -24,6 +27,9 @@ from .protocol import CHANNELS, FrameHeader, PixelFormat, end_parts, frame_topic
 from .security import Curve, bound_socket
 
 DEFAULT_HWM = 4  # frames queued per subscriber before the newest are dropped
+END_DELAYS = (0.0, 0.02, 0.1, 0.3)  # seconds before each sending of the end messages (the engine keeps the last)
+
+log = logging.getLogger("posestream.live")
 
 
 class CameraPublisher:
@@ -89,14 +95,24 @@ class CameraPublisher:
         """Tell the engine the last counter of each camera (after the queued frames), then close."""
         self._socket.setsockopt(zmq.XPUB_NODROP, 1)  # the end messages wait for room (up to 1 s) instead
         self._socket.sndtimeo = 1000
+        self._read_subscriptions()
         try:
-            for camera, last in self._counters.items():
-                self._socket.send_multipart(end_parts(camera, last))
+            if self._counters and self.subscribers > 0:
+                self._send_ends()
         except zmq.Again:
-            pass  # no engine is taking messages: nobody to tell
+            log.warning("camera %s: the engine took no message for 1 s; it will not know how many frames were "
+                        "sent after the last it received", self.address)  # fmt: skip
         self._socket.close(linger=500)
         if self._auth is not None:
             self._auth.stop()
+
+    def _send_ends(self) -> None:
+        """Each camera's end message, repeated after END_DELAYS (see the module docstring)."""
+        for delay in END_DELAYS:
+            time.sleep(delay)
+            self._socket.getsockopt(zmq.EVENTS)  # ZeroMQ learns here that a full queue has room again
+            for camera, last in self._counters.items():
+                self._socket.send_multipart(end_parts(camera, last))
 
     def __enter__(self) -> CameraPublisher:
         return self
