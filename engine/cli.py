@@ -230,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from posestream.export.cli import add_export_parser
 
+    from .batch.cli import add_batch_parser
     from .live.cli import add_live_parsers
     from posestream.train.cli import add_evaluate_parser, add_train_parser
 
@@ -237,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(sub)
     add_export_parser(sub)
     add_live_parsers(sub)
+    add_batch_parser(sub)
     return parser
 
 

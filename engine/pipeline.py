@@ -34,9 +34,10 @@ raised to the caller as ``PipelineError`` naming the stage and the frame.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -193,14 +194,18 @@ class Pipeline:
         if stop.error is not None and stop.stage != "caller":
             raise self._stage_error(stop)
 
-    def run(self, sinks: Sequence = (), progress: bool = False) -> RunSummary:
-        """Write every frame to each sink (``write(FramePredictions)``) and return the run's summary."""
+    def run(self, sinks: Sequence = (), progress: bool | Callable[[int], None] = False) -> RunSummary:
+        """Write every frame to each sink (``write(FramePredictions)``) and return the run's summary.
+
+        progress: True for a progress bar on stderr, or a function called with 1 after each frame.
+        """
         from .progress import progress_bar
 
         self.summary = RunSummary(model=self.predictor.kind)
         frames = iter(self)
+        bar = progress_bar(len(self), "track", enabled=progress is True)
         try:
-            with progress_bar(len(self), "track", enabled=progress) as advance:
+            with bar if not callable(progress) else contextlib.nullcontext(progress) as advance:
                 for frame in frames:
                     started = time.perf_counter()
                     for sink in sinks:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,9 +54,25 @@ def output_paths(out: str | os.PathLike, formats: Sequence[str]) -> dict[str, Pa
 def track(video: str | os.PathLike, model_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
           options: TrackOptions = TrackOptions()) -> tuple[RunSummary, dict[str, Path]]:  # fmt: skip
     """Predict every selected frame of ``video`` and write the outputs; returns the summary and the paths."""
-    predictor = Predictor(model_dirs, options.device, peak_threshold=options.peak_threshold,
-                          max_instances=options.max_instances, backend=options.backend)  # fmt: skip
     paths = output_paths(out, options.formats)
+    with load_predictor(model_dirs, options) as predictor, _SigtermAsInterrupt():
+        return track_video(predictor, video, paths, options), paths
+
+
+def load_predictor(model_dirs: Sequence[str | os.PathLike], options: TrackOptions, threads: int = 0) -> Predictor:
+    """The models of a track run, loaded once (``threads``: the model's CPU threads, 0: every core)."""
+    return Predictor(model_dirs, options.device, threads=threads, peak_threshold=options.peak_threshold,
+                     max_instances=options.max_instances, backend=options.backend)  # fmt: skip
+
+
+def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str, Path], options: TrackOptions,
+                progress: bool | Callable[[int], None] | None = None, decode_threads: int = 0) -> RunSummary:  # fmt: skip
+    """One video through a loaded predictor into ``paths`` (format -> file).
+
+    progress: None for ``options.progress``'s bar, or a function called with each frame count done (a run
+    over many videos counts them; an exception it raises stops the video). Stopped by Ctrl-C (or SIGTERM
+    under ``track``), the outputs keep every frame done and the summary says ``interrupted``.
+    """
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
     batch_size = default_batch_size(options.device) if options.batch_size is None else options.batch_size
@@ -64,19 +80,18 @@ def track(video: str | os.PathLike, model_dirs: Sequence[str | os.PathLike], out
     provenance = {"models": [str(m.model_dir.path.resolve()) for m in predictor.models], "frames": options.frames or "all"}
     if options.tracking is not None:
         provenance["tracking"] = asdict(options.tracking)
-    with open_source(video) as source, predictor, _SigtermAsInterrupt():
+    with open_source(video, threads=decode_threads) as source:
         tracker = Tracker(options.tracking, source.metadata.fps) if options.tracking is not None else None
         pipeline = Pipeline(source, predictor, config, tracker)
         sinks = open_sinks(paths, predictor.skeleton, str(Path(video).resolve()), provenance, tracker is not None)
         try:
-            summary = pipeline.run(sinks, progress=options.progress)
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the frames done so far are kept
-            summary = pipeline.summary
-            summary.interrupted = True
+            return pipeline.run(sinks, progress=options.progress if progress is None else progress)
+        except KeyboardInterrupt:
+            pipeline.summary.interrupted = True
+            return pipeline.summary
         finally:
             for sink in sinks:
                 sink.close()
-    return summary, paths
 
 
 class _SigtermAsInterrupt:

@@ -416,6 +416,11 @@ class AnalysisH5Reader:
             return self.n_frames
         return int(np.count_nonzero(self._file["frame_status"][:] != FRAME_NOT_PROCESSED))
 
+    def frame_status(self) -> np.ndarray:
+        """(n_frames,) uint8: each frame's status (FRAME_DONE for every frame of a file posestream did not write)."""
+        f = self._file
+        return f["frame_status"][:] if "frame_status" in f else np.full(self.n_frames, FRAME_DONE, np.uint8)
+
     def read(self, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
         """Frames [start, stop) of every array, frame axis first, with ``frame_status``."""
         stop = self.n_frames if stop is None else min(stop, self.n_frames)

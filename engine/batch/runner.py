@@ -1,0 +1,156 @@
+"""``posestream batch``: plan the units, run them on an engine, record each in the manifest as it finishes,
+show one progress bar for the run, and end with a table per video and the failures."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError, OutputFileError
+from ..track import TrackOptions
+from .inputs import find_videos, parse_shard, shard
+from .manifest import DONE, FAILED, INTERRUPTED, Manifest, UnitRecord, models_hash, options_hash, video_fingerprint
+from .plan import Unit, plan_units
+from .worker import UnitResult
+
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    track: TrackOptions = TrackOptions()  # formats, tracking, device, backend, thresholds of every unit
+    engine: str = "local"
+    workers: int = 2  # pipelines at once (local) or actors (ray)
+    address: str | None = None  # a Ray cluster (default: RAY_ADDRESS, else a local Ray)
+    gpus_per_worker: float | None = None  # ray: GPUs per actor (a fraction shares one)
+    shard: str | None = None  # "I/N": the I-th of N shares of the inputs
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"--engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+        if self.engine == "local" and (self.address or self.gpus_per_worker):
+            raise ConfigError("--address and --gpus-per-worker are Ray's: add --engine ray")
+        parse_shard(self.shard)
+
+
+@dataclass
+class BatchSummary:
+    out_dir: Path
+    skipped: list[UnitRecord] = field(default_factory=list)  # done before, outputs checked
+    ran: list[UnitRecord] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)  # unit -> why it ran
+    not_started: int = 0  # units left when the run stopped (Ctrl-C, a full disk)
+    interrupted: bool = False
+    disk_full: bool = False
+    wall_s: float = 0.0
+
+    @property
+    def failed(self) -> list[UnitRecord]:
+        return [r for r in self.ran if r.status == FAILED]
+
+    @property
+    def unfinished(self) -> int:
+        """Units of this run not done (failed, interrupted or never started)."""
+        return sum(r.status != DONE for r in self.ran) + self.not_started
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.interrupted else 1 if self.unfinished else 0
+
+
+def run_batch(inputs: list[str], model_dirs: list[str], out_dir: str | os.PathLike,
+              options: BatchOptions = BatchOptions()) -> BatchSummary:  # fmt: skip
+    """Run every unit of ``inputs`` not already done in ``out_dir``; see the module docstring."""
+    import time
+
+    started = time.perf_counter()
+    out = _output_dir(out_dir)
+    videos = find_videos(inputs)
+    if options.shard:
+        videos = shard(videos, *parse_shard(options.shard))
+    manifest = Manifest(out)
+    models = models_hash(model_dirs)
+    settings = options_hash(_output_settings(options.track))
+    todo, done = plan_units(videos, out, options.track.formats, manifest, models, settings)
+    summary = BatchSummary(out, skipped=done, reasons={u.name: u.reason for u in todo})
+    if todo:
+        engine = _engine(model_dirs, options)
+        try:
+            _run_units(engine, todo, manifest, models, settings, summary, options.progress)
+        finally:
+            if hasattr(engine, "close"):
+                engine.close()
+    summary.wall_s = time.perf_counter() - started
+    return summary
+
+
+def _output_dir(out_dir: str | os.PathLike) -> Path:
+    """OUT_DIR, made if needed; a clear error when it is a file or cannot be written."""
+    out = Path(out_dir).absolute()
+    if out.exists() and not out.is_dir():
+        raise OutputFileError(f"{out}: is a file, not a folder; give -o a folder for the outputs and manifest")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputFileError(f"{out}: cannot make the output folder ({exc.strerror or exc})") from exc
+    if not os.access(out, os.W_OK):
+        raise OutputFileError(f"{out}: the output folder is not writable")
+    return out
+
+
+def _output_settings(track: TrackOptions) -> dict:
+    """What changes a unit's output (a change redoes the units done with the old settings)."""
+    return {"formats": sorted(track.formats), "tracking": asdict(track.tracking) if track.tracking else None,
+            "peak_threshold": track.peak_threshold, "max_instances": track.max_instances}  # fmt: skip
+
+
+def _engine(model_dirs: list[str], options: BatchOptions):
+    cores = os.cpu_count() or 1
+    per_worker = max(1, cores // options.workers)
+    track = options.track
+    if options.engine == "ray":
+        from .ray_engine import RayEngine
+
+        return RayEngine(model_dirs, track, options.workers, options.address, options.gpus_per_worker, per_worker)
+    from .local import LocalEngine
+
+    return LocalEngine(model_dirs, track, options.workers, threads=per_worker, decode_threads=per_worker)
+
+
+def _run_units(engine, todo: list[Unit], manifest: Manifest, models: list[str], settings: str,
+               summary: BatchSummary, progress: bool) -> None:  # fmt: skip
+    """Run the units, recording each result; Ctrl-C stops the units in progress (their partial outputs stay)."""
+    from .progress import BatchProgress, StopRequests
+
+    units = {u.name: u for u in todo}
+
+    def interrupt() -> None:
+        summary.interrupted = True
+        engine.stop()
+
+    with BatchProgress(len(todo), enabled=progress) as bar, StopRequests(interrupt):
+        for result in engine.results(todo):
+            if result is not None:
+                record = _record(result, units[result.unit], models, settings)
+                manifest.append(record)
+                summary.ran.append(record)
+                bar.unit_done(record)
+                if result.disk_full and not summary.disk_full:
+                    summary.disk_full = True
+                    engine.drain()
+            bar.frames(engine.frames_done())
+    summary.not_started = len(todo) - len(summary.ran)
+
+
+def _record(result: UnitResult, unit: Unit, models: list[str], settings: str) -> UnitRecord:
+    size, mtime = video_fingerprint(Path(unit.video))
+    return UnitRecord(unit.name, unit.video, size, mtime, models, settings, result.frames, result.status,
+                      round(result.wall_s, 3), round(result.fps, 2), result.error, result.outputs,
+                      worker=result.worker)  # fmt: skip
+
+
+__all__ = ["BatchOptions", "BatchSummary", "run_batch", "INTERRUPTED"]

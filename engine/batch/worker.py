@@ -1,0 +1,106 @@
+"""A batch worker: loads the models once, then runs units one at a time (in a local thread or a Ray actor).
+
+A unit writes its outputs under partial names and renames them when every frame is done, so an output
+under its final name is always complete, and a unit that dies half-way can simply be run again (the
+partial files are overwritten; nothing is appended twice).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..errors import PosestreamError
+from ..track import TrackOptions, load_predictor, track_video
+from .manifest import DONE, FAILED, INTERRUPTED
+from .plan import Unit
+
+
+class UnitStopped(Exception):
+    """Raised inside a unit's frame loop when the run is stopped (Ctrl-C in the driver)."""
+
+
+@dataclass
+class UnitResult:
+    """What a worker sends back for a unit: small, never frames."""
+
+    unit: str
+    status: str
+    frames: int = 0
+    wall_s: float = 0.0
+    error: str = ""
+    disk_full: bool = False  # the outputs' filesystem is full: no more units should go there
+    outputs: list[str] = field(default_factory=list)
+    worker: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall_s if self.wall_s else 0.0
+
+
+class UnitWorker:
+    """The models of a run, loaded once; ``run(unit)`` for each unit given to this worker."""
+
+    def __init__(self, model_dirs: list[str], options: TrackOptions, threads: int = 0, decode_threads: int = 0):
+        self.options = replace(options, progress=False)
+        self.predictor = load_predictor(model_dirs, self.options, threads=threads)
+        self.decode_threads = decode_threads
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.frames_done = 0  # over every unit, for the driver's progress bar
+        self._lock = threading.Lock()
+
+    def run(self, unit: Unit, stop: threading.Event | None = None) -> UnitResult:
+        """Run one unit; a failure is the unit's result (the worker goes on with the next unit)."""
+        started = time.perf_counter()
+        result = UnitResult(unit.name, DONE, worker=self.name)
+        advance = self._counter(result, stop)
+        try:
+            for partial in unit.partials.values():
+                Path(partial).unlink(missing_ok=True)  # a dead attempt's leftovers: start clean
+            summary = track_video(self.predictor, unit.video, {f: Path(p) for f, p in unit.partials.items()},
+                                  self.options, progress=advance, decode_threads=self.decode_threads)  # fmt: skip
+            if summary.interrupted:
+                result.status = INTERRUPTED
+            else:
+                for fmt, partial in unit.partials.items():
+                    os.replace(partial, unit.outputs[fmt])
+                result.outputs = list(unit.outputs.values())
+        except UnitStopped:
+            result.status = INTERRUPTED
+        except (PosestreamError, OSError, ValueError, RuntimeError) as exc:
+            result.status, result.error = FAILED, f"{type(exc).__name__}: {exc}"
+            result.disk_full = _is_disk_full(exc)
+        result.wall_s = time.perf_counter() - started
+        return result
+
+    def _counter(self, result: UnitResult, stop: threading.Event | None) -> Callable[[int], None]:
+        """Counts the unit's frames written (and the worker's); raises UnitStopped once ``stop`` is set."""
+
+        def advance(n: int = 1) -> None:
+            result.frames += n
+            with self._lock:
+                self.frames_done += n
+            if stop is not None and stop.is_set():
+                raise UnitStopped()
+
+        return advance
+
+    def close(self) -> None:
+        self.predictor.close()
+
+
+def _is_disk_full(exc: BaseException | None) -> bool:
+    """Whether an error (or one it was raised from) is "no space left on device"."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
