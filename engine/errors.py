@@ -59,6 +59,10 @@ class ModelNotFoundError(PosestreamError, FileNotFoundError):
     """A model directory or the model file its metadata needs does not exist."""
 
 
+class ModelLoadError(PosestreamError, RuntimeError):
+    """Workers elsewhere (Ray actors) could not load the models; the message carries their error."""
+
+
 class ModelFormatError(PosestreamError, ValueError):
     """A model directory is not usable: missing or inconsistent metadata, a model file that does not load,
     or frames that do not match what the model was exported for."""

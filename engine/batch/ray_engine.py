@@ -1,7 +1,9 @@
 """``--engine ray`` (``pip install 'posestream[ray]'``): units on Ray Core actors.
 
 - One actor per worker, each holding a ``UnitWorker`` (its models loaded once, in the actor, never in the
-  driver), with ``num_gpus=gpus_per_worker`` (a fraction shares a GPU) or ``num_cpus`` CPU slots.
+  driver), with ``num_gpus=gpus_per_worker`` (a fraction shares a GPU; no CPU slot asked) or ``num_cpus``
+  CPU slots. Workers that cannot be placed within ``ACTOR_START_S`` (too few free resources) are dropped
+  with a warning; the run goes on with the others, or fails saying what was asked and what is free.
 - The driver keeps every actor busy with one unit at a time from its work queue; a unit goes out as a
   small ``Unit`` and comes back as a small ``UnitResult``: the actor reads the video and writes the outputs
   itself, so no frame passes through Ray's object store.
@@ -13,11 +15,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelLoadError
 from ..extras import require
 from ..track import TrackOptions
 from .plan import Unit
@@ -25,7 +28,10 @@ from .worker import UnitResult, UnitWorker
 
 MAX_RESTARTS = 3  # times Ray restarts a dead worker
 MAX_TASK_RETRIES = 2  # times a unit whose worker died is run again
+ACTOR_START_S = 120.0  # how long the workers may take to be placed and load their models
 HEARTBEAT_S = 0.5
+
+log = logging.getLogger("posestream.batch")
 STOP_WAIT_S = 30.0  # after Ctrl-C: how long the driver waits for the units in progress to stop
 
 
@@ -72,11 +78,39 @@ class RayEngine:
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                      **({} if self.address else {"num_cpus": os.cpu_count()}))  # fmt: skip
             self._started_ray = True
-        resources = {"num_gpus": self.gpus_per_worker} if self.gpus_per_worker else {"num_cpus": self.cpus_per_worker}
+        resources = ({"num_gpus": self.gpus_per_worker, "num_cpus": 0} if self.gpus_per_worker
+                     else {"num_cpus": self.cpus_per_worker})  # fmt: skip
         actor = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)(_Worker)
         threads = 0 if self.gpus_per_worker else self.cpus_per_worker
-        self.actors = [actor.options(max_concurrency=2, **resources).remote(self.model_dirs, self.options, threads, threads)
-                       for _ in range(self.workers)]  # fmt: skip
+        actors = [actor.options(max_concurrency=2, **resources).remote(self.model_dirs, self.options, threads, threads)
+                  for _ in range(self.workers)]  # fmt: skip
+        self.actors = self._started(actors, resources)
+
+    def _started(self, actors: list, resources: dict) -> list:
+        """The actors that were placed and loaded their models; the others are killed (see the docstring)."""
+        ray = self.ray
+        pings = {actor.pid.remote(): actor for actor in actors}
+        ready, _ = ray.wait(list(pings), num_returns=len(pings), timeout=ACTOR_START_S)
+        started = []
+        for ref, actor in pings.items():
+            try:
+                if ref in ready:
+                    ray.get(ref)
+                    started.append(actor)
+                    continue
+            except ray.exceptions.RayActorError as exc:  # its __init__ failed: the models do not load
+                for other in actors:
+                    ray.kill(other)
+                raise ModelLoadError(f"the batch workers cannot load the models: {exc}") from exc
+            ray.kill(actor)
+        asked = ", ".join(f"{k}={v}" for k, v in resources.items())
+        if not started:
+            raise ConfigError(f"no batch worker could start within {ACTOR_START_S:.0f} s: each asks {asked}, and Ray "
+                              f"has {ray.available_resources()} free; use fewer --workers or a smaller --gpus-per-worker")  # fmt: skip
+        if len(started) < len(actors):
+            log.warning("%d of %d workers could not be placed within %.0f s (each asks %s); running on %d",
+                        len(actors) - len(started), len(actors), ACTOR_START_S, asked, len(started))  # fmt: skip
+        return started
 
     def results(self, units: list[Unit]) -> Iterator[UnitResult | None]:
         ray = self.ray
