@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: venv demo test bench-decode bench-accuracy bench-export bench-pipeline bench-same-size clean
+.PHONY: venv demo test docker docker-cpu docker-gpu docker-tensorrt bench-decode bench-accuracy bench-export bench-pipeline bench-same-size clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,9 @@ $(VENV)/.demo: $(BIN)/python pyproject.toml
 	$(PIP) install -e ".[eval]"
 	touch $@
 
-# Everything the tests need: the engine plus the train, eval and dev extras.
+# Everything the tests need: the engine plus the train, eval, ray and dev extras.
 $(VENV)/.dev: $(BIN)/python pyproject.toml
-	$(PIP) install -e ".[train,eval,dev]" "$(TORCH_SPEC)"
+	$(PIP) install -e ".[train,eval,ray,dev]" "$(TORCH_SPEC)"
 	touch $@ $(VENV)/.demo
 
 venv: $(VENV)/.dev
@@ -34,6 +34,11 @@ demo: $(VENV)/.demo
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest
+
+# Images (docker/): cpu (slim Python), gpu (CUDA cuDNN runtime, onnxruntime-gpu, NVDEC), tensorrt.
+docker: docker-cpu docker-gpu docker-tensorrt
+docker-cpu docker-gpu docker-tensorrt: docker-%:
+	docker build -f docker/Dockerfile.$* -t posestream:$* .
 
 bench-decode: $(VENV)/.dev
 	$(BIN)/python benchmarks/decode.py

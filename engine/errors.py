@@ -7,6 +7,8 @@ types, and catch ``PosestreamError`` to handle everything of ours.
 
 from __future__ import annotations
 
+import errno
+
 
 class PosestreamError(Exception):
     """Base class of every error posestream raises on purpose."""
@@ -53,6 +55,14 @@ class FrameIndexError(PosestreamError, IndexError):
 
 class OutputFileError(PosestreamError, OSError):
     """An output file cannot be created, written or read back."""
+
+
+class DiskFullError(OutputFileError):
+    """The output's filesystem is (nearly) full; nothing was written past the frames the file already holds."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.errno = errno.ENOSPC
 
 
 class ModelNotFoundError(PosestreamError, FileNotFoundError):

@@ -194,10 +194,12 @@ class Pipeline:
         if stop.error is not None and stop.stage != "caller":
             raise self._stage_error(stop)
 
-    def run(self, sinks: Sequence = (), progress: bool | Callable[[int], None] = False) -> RunSummary:
+    def run(self, sinks: Sequence = (), progress: bool | Callable[[int], None] = False,
+            stop: threading.Event | None = None) -> RunSummary:  # fmt: skip
         """Write every frame to each sink (``write(FramePredictions)``) and return the run's summary.
 
         progress: True for a progress bar on stderr, or a function called with 1 after each frame.
+        stop: checked after each frame; once set, the run stops as on Ctrl-C (KeyboardInterrupt).
         """
         from .progress import progress_bar
 
@@ -215,6 +217,8 @@ class Pipeline:
                     if frame.missing:
                         self.summary.missing_frames.append(frame.frame_idx)
                     advance(1)
+                    if stop is not None and stop.is_set():
+                        raise KeyboardInterrupt
         finally:
             frames.close()  # a sink's error or Ctrl-C here: stop and join every stage before leaving
             if self.tracker is not None:

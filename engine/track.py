@@ -7,16 +7,17 @@ sinks, run, print a summary naming the stage that bounded the run.
 from __future__ import annotations
 
 import os
-import signal
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import ConfigError
+from .interrupts import StopRequests
 from .pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size
 from .backends import BACKENDS
 from .predictor import Predictor
-from .sinks import open_sinks
+from .sinks import open_sinks, prepare_outputs
 from .sources import open_source
 from .tracking import Tracker, TrackerConfig
 
@@ -55,8 +56,10 @@ def track(video: str | os.PathLike, model_dirs: Sequence[str | os.PathLike], out
           options: TrackOptions = TrackOptions()) -> tuple[RunSummary, dict[str, Path]]:  # fmt: skip
     """Predict every selected frame of ``video`` and write the outputs; returns the summary and the paths."""
     paths = output_paths(out, options.formats)
-    with load_predictor(model_dirs, options) as predictor, _SigtermAsInterrupt():
-        return track_video(predictor, video, paths, options), paths
+    stop = threading.Event()
+    notice = "stopping: the output keeps every frame done so far"
+    with load_predictor(model_dirs, options) as predictor, StopRequests(stop.set, notice):
+        return track_video(predictor, video, paths, options, stop=stop), paths
 
 
 def load_predictor(model_dirs: Sequence[str | os.PathLike], options: TrackOptions, threads: int = 0) -> Predictor:
@@ -66,15 +69,15 @@ def load_predictor(model_dirs: Sequence[str | os.PathLike], options: TrackOption
 
 
 def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str, Path], options: TrackOptions,
-                progress: bool | Callable[[int], None] | None = None, decode_threads: int = 0) -> RunSummary:  # fmt: skip
+                progress: bool | Callable[[int], None] | None = None, decode_threads: int = 0,
+                stop: threading.Event | None = None) -> RunSummary:  # fmt: skip
     """One video through a loaded predictor into ``paths`` (format -> file).
 
     progress: None for ``options.progress``'s bar, or a function called with each frame count done (a run
-    over many videos counts them; an exception it raises stops the video). Stopped by Ctrl-C (or SIGTERM
-    under ``track``), the outputs keep every frame done and the summary says ``interrupted``.
+    over many videos counts them). Stopped (``stop`` set, or Ctrl-C), the outputs keep every frame done and
+    the summary says ``interrupted``.
     """
-    for path in paths.values():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    prepare_outputs(paths)
     batch_size = default_batch_size(options.device) if options.batch_size is None else options.batch_size
     config = PipelineConfig(batch_size=batch_size, frames=options.frames, postprocess_workers=options.workers)
     provenance = {"models": [str(m.model_dir.path.resolve()) for m in predictor.models], "frames": options.frames or "all"}
@@ -85,28 +88,13 @@ def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str,
         pipeline = Pipeline(source, predictor, config, tracker)
         sinks = open_sinks(paths, predictor.skeleton, str(Path(video).resolve()), provenance, tracker is not None)
         try:
-            return pipeline.run(sinks, progress=options.progress if progress is None else progress)
+            return pipeline.run(sinks, progress=options.progress if progress is None else progress, stop=stop)
         except KeyboardInterrupt:
             pipeline.summary.interrupted = True
             return pipeline.summary
         finally:
             for sink in sinks:
                 sink.close()
-
-
-class _SigtermAsInterrupt:
-    """SIGTERM behaves like Ctrl-C while tracking, so the sinks close with every frame done."""
-
-    def __enter__(self) -> None:
-        self._previous = None
-        try:
-            self._previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-        except ValueError:  # not the main thread: leave signals alone
-            pass
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
 
 
 def format_summary(summary: RunSummary, paths: dict[str, Path]) -> str:

@@ -65,7 +65,10 @@ class LocalEngine:
                     unit = self._todo.get_nowait()
                 except queue.Empty:
                     break
-                self._done.put(worker.run(unit, self._stop))
+                result = worker.run(unit, self._stop)
+                if result.disk_full:  # no unit more to that disk (before the driver hears of it)
+                    self._drain.set()
+                self._done.put(result)
         finally:
             worker.close()
             self._done.put(None)

@@ -1,13 +1,9 @@
-"""What the driver shows and how it is stopped: one progress bar for the run, the end-of-run table, and
-Ctrl-C / SIGTERM as a request to stop (the units in progress stop and keep their partial outputs)."""
+"""What the driver shows: one progress bar for the run and the end-of-run table."""
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -43,32 +39,6 @@ class BatchProgress:
         self._progress.update(self._task, advance=1, status=f"{record.status}: {record.unit}")
         if record.status == FAILED and self.enabled:
             self._progress.console.print(f"[red]failed[/red] {record.unit}: {record.error}")
-
-
-class StopRequests:
-    """While open, the first Ctrl-C or SIGTERM calls ``request`` (stop cleanly); a second Ctrl-C raises
-    KeyboardInterrupt. Outside the main thread, signals are left alone."""
-
-    def __init__(self, request: Callable[[], None]):
-        self.request, self._previous, self._requested = request, {}, False
-
-    def _handle(self, signum, frame) -> None:
-        if self._requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self._requested = True
-        print("\nstopping: the videos in progress keep their frames done; run the same command again to "
-              "finish (Ctrl-C again to quit now)", file=sys.stderr)  # fmt: skip
-        self.request()
-
-    def __enter__(self) -> StopRequests:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 def format_summary(summary) -> str:

@@ -124,7 +124,8 @@ def _engine(model_dirs: list[str], options: BatchOptions):
 def _run_units(engine, todo: list[Unit], manifest: Manifest, models: list[str], settings: str,
                summary: BatchSummary, progress: bool) -> None:  # fmt: skip
     """Run the units, recording each result; Ctrl-C stops the units in progress (their partial outputs stay)."""
-    from .progress import BatchProgress, StopRequests
+    from ..interrupts import StopRequests
+    from .progress import BatchProgress
 
     units = {u.name: u for u in todo}
 
@@ -132,7 +133,8 @@ def _run_units(engine, todo: list[Unit], manifest: Manifest, models: list[str], 
         summary.interrupted = True
         engine.stop()
 
-    with BatchProgress(len(todo), enabled=progress) as bar, StopRequests(interrupt):
+    notice = "stopping: the videos in progress keep their frames done; run the same command again to finish"
+    with BatchProgress(len(todo), enabled=progress) as bar, StopRequests(interrupt, notice):
         for result in engine.results(todo):
             if result is not None:
                 record = _record(result, units[result.unit], models, settings)

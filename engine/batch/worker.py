@@ -22,10 +22,6 @@ from .manifest import DONE, FAILED, INTERRUPTED
 from .plan import Unit
 
 
-class UnitStopped(Exception):
-    """Raised inside a unit's frame loop when the run is stopped (Ctrl-C in the driver)."""
-
-
 @dataclass
 class UnitResult:
     """What a worker sends back for a unit: small, never frames."""
@@ -59,35 +55,31 @@ class UnitWorker:
         """Run one unit; a failure is the unit's result (the worker goes on with the next unit)."""
         started = time.perf_counter()
         result = UnitResult(unit.name, DONE, worker=self.name)
-        advance = self._counter(result, stop)
+        advance = self._counter(result)
         try:
             for partial in unit.partials.values():
                 Path(partial).unlink(missing_ok=True)  # a dead attempt's leftovers: start clean
             summary = track_video(self.predictor, unit.video, {f: Path(p) for f, p in unit.partials.items()},
-                                  self.options, progress=advance, decode_threads=self.decode_threads)  # fmt: skip
+                                  self.options, progress=advance, decode_threads=self.decode_threads, stop=stop)  # fmt: skip
             if summary.interrupted:
                 result.status = INTERRUPTED
             else:
                 for fmt, partial in unit.partials.items():
                     os.replace(partial, unit.outputs[fmt])
                 result.outputs = list(unit.outputs.values())
-        except UnitStopped:
-            result.status = INTERRUPTED
         except (PosestreamError, OSError, ValueError, RuntimeError) as exc:
             result.status, result.error = FAILED, f"{type(exc).__name__}: {exc}"
             result.disk_full = _is_disk_full(exc)
         result.wall_s = time.perf_counter() - started
         return result
 
-    def _counter(self, result: UnitResult, stop: threading.Event | None) -> Callable[[int], None]:
-        """Counts the unit's frames written (and the worker's); raises UnitStopped once ``stop`` is set."""
+    def _counter(self, result: UnitResult) -> Callable[[int], None]:
+        """Counts the unit's frames written (and the worker's, for the driver's progress)."""
 
         def advance(n: int = 1) -> None:
             result.frames += n
             with self._lock:
                 self.frames_done += n
-            if stop is not None and stop.is_set():
-                raise UnitStopped()
 
         return advance
 
@@ -99,8 +91,6 @@ def _is_disk_full(exc: BaseException | None) -> bool:
     """Whether an error (or one it was raised from) is "no space left on device"."""
     while exc is not None:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if "No space left on device" in str(exc):
             return True
         exc = exc.__cause__ or exc.__context__
     return False

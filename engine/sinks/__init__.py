@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from ..errors import OutputFileError
 from ..types import Skeleton
 from .analysis_h5 import AnalysisData, AnalysisH5Reader, AnalysisH5Writer, read_analysis_h5, recover_analysis_h5
 from .slp import SlpReader, SlpWriter
+
+
+def prepare_outputs(paths: dict[str, Path]) -> None:
+    """Make each output's folder; a clear error (naming the path and the fix) when a folder is a file or
+    not writable, or when the output exists and is not a file of its format (it is never overwritten)."""
+    import h5py
+
+    for fmt, path in paths.items():
+        folder = path.parent
+        for parent in (folder, *folder.parents):
+            if parent.exists():
+                if not parent.is_dir():
+                    raise OutputFileError(f"{path}: {parent} is a file, not a folder; choose another output path")
+                break
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputFileError(f"{path}: cannot make the folder {folder} ({exc.strerror or exc})") from exc
+        if not os.access(folder, os.W_OK):
+            raise OutputFileError(f"{path}: the folder {folder} is not writable; choose another output path")
+        if path.is_dir():
+            raise OutputFileError(f"{path}: is a folder; give a file name (e.g. {path / 'predictions.h5'})")
+        if fmt == "analysis-h5" and path.exists() and path.stat().st_size and not h5py.is_hdf5(path):
+            raise OutputFileError(f"{path}: exists and is not an HDF5 file, so it is not overwritten; choose "
+                                  "another output path or delete it")  # fmt: skip
 
 
 def open_sinks(paths: dict[str, Path], skeleton: Skeleton, video_path: str, provenance: dict,
@@ -29,6 +56,7 @@ __all__ = [
     "SlpReader",
     "SlpWriter",
     "open_sinks",
+    "prepare_outputs",
     "read_analysis_h5",
     "recover_analysis_h5",
 ]

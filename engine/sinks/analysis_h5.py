@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,7 +64,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..errors import OutputFileError
+from ..errors import DiskFullError, OutputFileError
 from ..types import LIVE_STAGES, UNTRACKED, FramePredictions, Skeleton
 
 FRAME_NOT_PROCESSED, FRAME_DONE, FRAME_MISSING, FRAME_DROPPED = 0, 1, 2, 3
@@ -86,6 +87,7 @@ FRAME_FIRST = {
     "tracking_scores": ("frame", "track"),
 }
 _NAME_DTYPE = "S64"
+RESERVE_BYTES = 4 << 20  # free space kept beyond a block's own size: HDF5's chunk rewrites and metadata
 _LIBVER = ("v110", "v110")  # the oldest format with SWMR: readable by HDF5 >= 1.10
 
 
@@ -127,6 +129,8 @@ class AnalysisH5Writer:
         self._last_frame = -1
         self._last_flush = time.monotonic()
         self.frames_written = 0
+        self._failed = False  # a write failed: the file is closed without writing more
+        _check_free_space(self.path, RESERVE_BYTES, "the new file", "no file was made; free space or write elsewhere")
         try:
             self._file = h5py.File(self.path, "w", libver=_LIBVER)
         except OSError as exc:
@@ -198,16 +202,28 @@ class AnalysisH5Writer:
 
     def flush(self) -> None:
         """Write the queued frames and flush the file to disk."""
-        if self._buffer:
+        if self._buffer and not self._failed:
             block, self._buffer = self._buffer, []
+            frames = f"frames {block[0].frame_idx}-{block[-1].frame_idx}"
             try:
+                _check_free_space(self.path, RESERVE_BYTES + self._block_bytes(len(block)), frames,
+                                  "nothing more was written: the frames flushed before are in the file; free space, "
+                                  "then run again (posestream batch resumes where it stopped)")  # fmt: skip
                 self._write_block(block)
-            except OSError as exc:
-                raise OutputFileError(
-                    f"{self.path}: writing frames {block[0].frame_idx}-{block[-1].frame_idx} "
-                    f"failed ({exc}). Is the disk full? The frames before them are in the file."
-                ) from exc
+            except DiskFullError:
+                self._failed = True
+                raise
+            except (OSError, RuntimeError) as exc:  # h5py raises either for a failed write
+                self._failed = True
+                error = DiskFullError if "No space left" in str(exc) else OutputFileError
+                raise error(f"{self.path}: writing {frames} failed ({exc}); the frames before them are in the "
+                            "file") from exc  # fmt: skip
         self._last_flush = time.monotonic()
+
+    def _block_bytes(self, n_frames: int) -> int:
+        """Uncompressed bytes of a block of frames (an upper bound of what it adds to the file)."""
+        per_slot = (3 * self.skeleton.n_nodes + 3) * 4  # x, y, score per node; instance and tracking scores
+        return n_frames * (max(len(self._slot_names), 1) * per_slot + 2)
 
     def _write_block(self, block: list[FramePredictions]) -> None:
         first, last = block[0].frame_idx, block[-1].frame_idx
@@ -305,19 +321,36 @@ class AnalysisH5Writer:
                 f["frame_times"].resize((n_frames, len(LIVE_STAGES)))
 
     def close(self) -> None:
-        """Write what is queued and close the file (idempotent)."""
+        """Write what is queued and close the file (idempotent). After a failed write nothing more is
+        written: the file keeps the frames flushed before."""
         if not self._file.id.valid:
             return
         try:
             self.flush()
         finally:
-            self._file.close()
+            try:
+                self._file.close()
+            except (OSError, RuntimeError):
+                if not self._failed:
+                    raise  # after a failed write, HDF5 may not close cleanly; the first error is the one to report
 
     def __enter__(self) -> AnalysisH5Writer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _check_free_space(path: str, needed: int, what: str, outcome: str) -> None:
+    """Raise DiskFullError before writing ``what`` when the file's filesystem has less than ``needed`` bytes free
+    (a write that fails half-way can leave an HDF5 file that the library cannot even close)."""
+    try:
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+    except FileNotFoundError:
+        return  # no such folder: opening the file says so
+    if free < needed:
+        raise DiskFullError(f"{path}: the disk is full ({free / 1e6:.2f} MB free, writing {what} needs "
+                            f"{needed / 1e6:.2f} MB); {outcome}")  # fmt: skip
 
 
 def _fill_free_slots(track_ids: np.ndarray) -> np.ndarray:

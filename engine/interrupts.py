@@ -1,0 +1,40 @@
+"""Ctrl-C and SIGTERM as a request to stop cleanly.
+
+Python raises KeyboardInterrupt wherever the main thread happens to be, also inside a weakref callback or
+a ``__del__``, where it is printed and lost (the run would then go on to the end). So while a long run is
+open, the first Ctrl-C or SIGTERM only calls ``request`` (which sets a flag that the run checks after each
+frame); a second Ctrl-C raises KeyboardInterrupt at once. Outside the main thread, signals are left alone.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+
+class StopRequests:
+    """While open, the first Ctrl-C or SIGTERM prints ``notice`` and calls ``request``."""
+
+    def __init__(self, request: Callable[[], None], notice: str):
+        self.request, self.notice = request, notice
+        self._previous: dict = {}
+        self._requested = False
+
+    def _handle(self, signum, frame) -> None:
+        if self._requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self._requested = True
+        print(f"\n{self.notice} (Ctrl-C again to quit now)", file=sys.stderr)
+        self.request()
+
+    def __enter__(self) -> StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)

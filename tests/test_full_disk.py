@@ -1,0 +1,121 @@
+"""A full disk, on a real small filesystem (a tmpfs mounted for the test; skipped where mounting is not
+allowed): a clear error naming the file and the frames, every frame flushed before it readable, and in
+batch the unit fails, no more units start, and the same command finishes once there is space."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from posestream.engine.batch import BatchOptions, run_batch
+from posestream.engine.errors import DiskFullError
+from posestream.engine.sinks import AnalysisH5Writer, read_analysis_h5
+from posestream.engine.sinks.analysis_h5 import RESERVE_BYTES
+from posestream.engine.track import TrackOptions
+from posestream.engine.types import FramePredictions, Skeleton
+
+POSESTREAM = str(Path(sys.executable).with_name("posestream"))
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str):
+    """A tmpfs of ``size`` mounted at ``folder`` (skips the test when this machine does not allow it)."""
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """A file that leaves ``leave`` bytes free on ``disk``."""
+    import shutil
+
+    filler = disk / "filler"
+    free = shutil.disk_usage(disk).free
+    with open(filler, "ab") as f:
+        f.write(b"\0" * max(free - leave, 0))
+    return filler
+
+
+def frame(idx: int) -> FramePredictions:
+    rng = np.random.default_rng(idx)
+    points = rng.uniform(0, 300, (2, 3, 2)).astype(np.float32)
+    return FramePredictions(idx, points, np.ones((2, 3), np.float32), np.ones(2, np.float32))
+
+
+def test_track_onto_a_full_disk_is_a_clear_error(tmp_path):
+    """As a new user tries it: `posestream track` onto a 64 KB filesystem (a segmentation fault before)."""
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        result = subprocess.run([POSESTREAM, "track", "-i", "nowhere.mp4", "-m", "demo", "-o", str(disk / "o.h5")],
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        video_missing = result
+        assert video_missing.returncode == 2  # the video is checked first
+        from posestream.engine.synth import SynthConfig, write_synthetic_video
+
+        video = write_synthetic_video(tmp_path / "v.mp4", SynthConfig(frames=10, width=384, height=384), slp=False,
+                                      progress=False).video  # fmt: skip
+        result = subprocess.run([POSESTREAM, "track", "-i", str(video), "-m", "demo", "-o", str(disk / "o.h5"), "--quiet"],
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert f"{disk / 'o.h5'}: the disk is full" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_frames_flushed_before_the_disk_filled_stay_readable(tmp_path):
+    skeleton = Skeleton.from_names(["a", "b", "c"], [("a", "b")])
+    with small_disk(tmp_path / "disk", "8m") as disk:
+        writer = AnalysisH5Writer(disk / "o.h5", skeleton, flush_every=100)
+        for i in range(300):
+            writer.write(frame(i))
+        fill(disk, RESERVE_BYTES // 2)
+        with pytest.raises(DiskFullError, match=r"o\.h5: the disk is full .* writing frames 300-399"):
+            for i in range(300, 400):
+                writer.write(frame(i))
+        writer.close()
+        data = read_analysis_h5(disk / "o.h5")
+        assert (data.frame_status == 1).sum() == 300 and (data.frame_status[:300] == 1).all()
+        np.testing.assert_allclose(data.tracks[299, :2, :, :], frame(299).points)
+
+
+def test_batch_stops_starting_units_on_a_full_disk_and_finishes_after(tmp_path):
+    from test_batch import make_video
+
+    videos = [make_video(tmp_path / "in" / f"v{i}.mp4", 12, i) for i in range(3)]
+    options = BatchOptions(TrackOptions(workers=1, progress=False), workers=1, progress=False)
+    with small_disk(tmp_path / "disk", "8m") as disk:
+        filler = fill(disk, RESERVE_BYTES // 2)
+        summary = run_batch([str(tmp_path / "in")], ["demo"], disk / "out", options)
+        assert summary.disk_full and summary.exit_code == 1
+        assert len(summary.ran) == 1 and summary.ran[0].status == "failed" and "disk is full" in summary.ran[0].error
+        assert summary.not_started == 2  # nothing more went to the full disk
+        filler.unlink()
+        again = run_batch([str(tmp_path / "in")], ["demo"], disk / "out", options)
+        assert again.exit_code == 0 and len(again.ran) == 3 and all(r.status == "done" for r in again.ran)
+        assert all((disk / "out" / (v.name + ".predictions.h5")).exists() for v in videos)
+
+
+def test_bad_output_paths_are_clear_errors(tmp_path):
+    from posestream.engine.synth import SynthConfig, write_synthetic_video
+
+    video = write_synthetic_video(tmp_path / "v.mp4", SynthConfig(frames=4, width=384, height=384), slp=False,
+                                  progress=False).video  # fmt: skip
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "notes.h5").write_text("my notes, not predictions")
+    (tmp_path / "folder.h5").mkdir()
+    cases = {
+        tmp_path / "afile" / "sub" / "o.h5": "afile is a file, not a folder",
+        tmp_path / "notes.h5": "exists and is not an HDF5 file, so it is not overwritten",
+        tmp_path / "folder.h5": "is a folder; give a file name",
+    }
+    for out, message in cases.items():
+        result = subprocess.run([POSESTREAM, "track", "-i", str(video), "-m", "demo", "-o", str(out), "--quiet"],
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert (tmp_path / "notes.h5").read_text() == "my notes, not predictions"
