@@ -14,6 +14,10 @@
   identical to the baseline and each video done exactly once in the manifest.
 - resume: ``posestream batch`` interrupted (SIGINT) halfway, then the same command again: only what was
   left is done (its time against a full run), and the outputs are identical.
+- long: one 20,000-frame video (2 animals, a keyframe at least every 250 frames), tracked, whole
+  (``track``) and with ``batch --split-frames 5000 --workers 2``: poses compared frame by frame, and the
+  identity switches at each cut (the split output's identities against the whole run's, just before and
+  just after the cut).
 
 Writes the "batch" section of RESULTS.md.
 """
@@ -187,6 +191,54 @@ def resume(folder: Path, results: dict) -> None:
     print("resume:", results["resume"], flush=True)
 
 
+LONG_FRAMES, SPLIT = 20_000, 5000
+LONG_TRACK = """
+import sys, time
+from posestream.engine.track import TrackOptions, track
+from posestream.engine.tracking import TrackerConfig
+started = time.perf_counter()
+track(sys.argv[1], ["demo"], sys.argv[2], TrackOptions(progress=False, tracking=TrackerConfig(max_tracks=2)))
+print(time.perf_counter() - started)
+"""
+
+
+def long_video(results: dict) -> None:
+    """20,000 frames whole and in parts: same poses; identity switches at the cuts."""
+    from posestream.engine.batch.stitch import same_instances
+    from posestream.engine.synth import SynthConfig, write_synthetic_video
+
+    folder = OUT / "long"
+    video = folder / "in" / "long.mp4"
+    if not video.exists():
+        write_synthetic_video(video, SynthConfig(frames=LONG_FRAMES, width=384, height=384, animals=2, seed=20),
+                              slp=False, progress=False)  # fmt: skip
+    whole = folder / "whole.h5"
+    done = subprocess.run([sys.executable, "-c", LONG_TRACK, video, whole], check=True, capture_output=True, text=True)
+    whole_s = float(done.stdout.split()[-1])
+    split_s = timed_batch(folder / "in", folder / "split", "--engine", "local", "--split-frames", SPLIT)
+    split = folder / "split" / "long.mp4.predictions.h5"
+    from posestream.engine.sinks import read_analysis_h5
+
+    a, b = read_analysis_h5(whole), read_analysis_h5(split)
+    cuts = [int(p.split("-")[1]) + 1 for p in b.provenance["parts"][:-1]]  # each part's first own frame
+    same_poses = all(np.array_equal(np.sort(a.tracks[i].ravel()), np.sort(b.tracks[i].ravel()), equal_nan=True)
+                     for i in range(LONG_FRAMES))  # fmt: skip
+    switches = []
+    for cut in cuts:
+        before = _identity_map(a.frame(cut - 1), b.frame(cut - 1), same_instances)
+        after = _identity_map(a.frame(cut), b.frame(cut), same_instances)
+        switches.append(sum(before.get(k) != v for k, v in after.items()))
+    results["long"] = {"frames": LONG_FRAMES, "split_frames": SPLIT, "whole_s": whole_s, "split_s": split_s,
+                       "cuts": cuts, "same_poses": bool(same_poses), "switches_at_cuts": switches,
+                       "identical": bool(np.array_equal(a.tracks, b.tracks, equal_nan=True))}  # fmt: skip
+    print("long:", results["long"], flush=True)
+
+
+def _identity_map(whole, split, same_instances) -> dict[int, int]:
+    """The whole run's identity -> the split run's, for the instances both have in one frame."""
+    return {int(whole.track_ids[i]): int(split.track_ids[j]) for i, j in same_instances(whole, split)}
+
+
 def report(results: dict) -> None:
     frames = sum(LENGTHS)
     base = results.get("baseline_s")
@@ -222,12 +274,20 @@ def report(results: dict) -> None:
                   f"{r['second_s']:.1f} s against {r['full_s']:.1f} s for a full run; outputs identical: "
                   f"{'yes' if r['identical'] else 'NO'} (bar: {'met' if ok else 'NOT met'}). A video interrupted half-way "
                   "is redone from its start (its partial output is not continued yet).", ""]  # fmt: skip
+    if "long" in results:
+        r = results["long"]
+        worst = max(r["switches_at_cuts"], default=0)
+        lines += [f"Long video: {r['frames']} frames, tracked: whole (`track`) {r['whole_s']:.1f} s; `batch --split-frames "
+                  f"{r['split_frames']} --workers 2` {r['split_s']:.1f} s (whole command), cuts at {r['cuts']}; same poses "
+                  f"on every frame: {'yes' if r['same_poses'] else 'NO'}; identity switches at each cut {r['switches_at_cuts']} "
+                  f"(bar <= 1 per cut: {'met' if worst <= 1 else 'NOT met'}); the whole output identical: "
+                  f"{'yes' if r['identical'] else 'no'}.", ""]  # fmt: skip
     write_section("batch", lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default="throughput,ray-cost,fault,resume")
+    parser.add_argument("--only", default="throughput,ray-cost,fault,resume,long")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     folder = archive()
@@ -244,6 +304,8 @@ def main() -> None:
         fault(folder, results)
     if "resume" in parts:
         resume(folder, results)
+    if "long" in parts:
+        long_video(results)
     results_file.write_text(json.dumps(results, indent=1))
     report(results)
 

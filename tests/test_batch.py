@@ -169,6 +169,49 @@ def test_ctrl_c_stops_the_run_and_the_same_command_finishes_it(archive, tmp_path
     second = [json.loads(line) for line in manifest.read_text().splitlines()[lines_before:]]
     assert {r["unit"] for r in second} == {*VIDEOS, "long.mp4"} - done_before  # only what was left
     assert all(r["status"] == "done" for r in second)
+    assert "continued from frame" in finish.stdout  # the long video went on from its last flushed frame
+    _, reference_long = track(videos / "long.mp4", ["demo"], tmp_path / "long_reference.h5", TRACK)
+    assert_same_output(tmp_path / "out" / "long.mp4.predictions.h5", read_analysis_h5(reference_long["analysis-h5"]))
     for name in VIDEOS:
         assert_same_output(tmp_path / "out" / (name + ".predictions.h5"), reference[name])
-    assert (read_analysis_h5(tmp_path / "out" / "long.mp4.predictions.h5").frame_status == 1).all()
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    """240 frames with a keyframe at least every 30, and its tracked `track` output."""
+    from posestream.engine.synth import SynthConfig, write_synthetic_video
+
+    root = tmp_path_factory.mktemp("long")
+    video = write_synthetic_video(root / "in" / "long.mp4", SynthConfig(frames=240, width=384, height=384, seed=11),
+                                  slp=False, progress=False, keyint=30).video  # fmt: skip
+    _, paths = track(video, ["demo"], root / "reference.h5", TRACK)
+    return video, read_analysis_h5(paths["analysis-h5"])
+
+
+def test_split_frames_runs_parts_in_parallel_into_the_unsplit_output(long_video, tmp_path):
+    video, reference = long_video
+    summary = run_batch([str(video.parent)], ["demo"], tmp_path / "out", options(split_frames=60))
+    assert summary.exit_code == 0 and [r.frames for r in summary.ran] == [240]
+    output = tmp_path / "out" / "long.mp4.predictions.h5"
+    assert_same_output(output, reference)  # poses and identities, stitched across the cuts
+    parts = read_analysis_h5(output).provenance["parts"]
+    assert len(parts) >= 3 and parts[0].startswith("0-")
+    assert not list((tmp_path / "out").glob("*.part*"))  # the part files are gone once merged
+
+
+def test_a_part_done_before_is_not_run_again(long_video, tmp_path):
+    from posestream.engine.batch.local import LocalEngine
+    from posestream.engine.batch.plan import plan_units
+
+    video, reference = long_video
+    out = tmp_path / "out"
+    plan = lambda: plan_units(find_videos([str(video.parent)]), out, ("analysis-h5",), Manifest(out), [], "", 60, True)  # noqa: E731
+    (unit,), _ = plan()
+    assert len(unit.parts) >= 3 and unit.todo == tuple(range(len(unit.parts)))
+    engine = LocalEngine(["demo"], TRACK, workers=1, threads=1, decode_threads=1)
+    assert [r.status for r in engine.results([(unit, 1)]) if r is not None] == ["done"]  # part 1 only, then stopped
+    (unit,), _ = plan()
+    assert 1 not in unit.todo and 0 in unit.todo
+    summary = run_batch([str(video.parent)], ["demo"], out, options(split_frames=60))
+    assert summary.exit_code == 0
+    assert_same_output(out / "long.mp4.predictions.h5", reference)

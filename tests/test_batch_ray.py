@@ -77,7 +77,7 @@ def test_a_worker_killed_mid_unit_is_restarted_and_its_unit_redone(local_ray, vi
     killer = threading.Thread(target=kill_when_the_long_video_runs, daemon=True)
     killer.start()
     try:
-        results = [r for r in engine.results(units) if r is not None]
+        results = [r for r in engine.results([(u, None) for u in units]) if r is not None]
     finally:
         engine.close()
     assert killed.is_set(), "the worker was not killed mid-unit"

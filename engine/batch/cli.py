@@ -17,7 +17,7 @@ def _batch(args: argparse.Namespace) -> int:
         workers=1, progress=False, tracking=tracker_config(args),
     )  # fmt: skip
     options = BatchOptions(track, args.engine, args.workers, args.address, args.gpus_per_worker, args.shard,
-                           progress=not args.quiet)  # fmt: skip
+                           args.split_frames, progress=not args.quiet)  # fmt: skip
     summary = run_batch(args.inputs, args.model, args.output, options)
     print(format_summary(summary))
     return summary.exit_code
@@ -46,6 +46,9 @@ def add_batch_parser(sub) -> None:
     batch.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     batch.add_argument("--gpus-per-worker", type=float, metavar="F", help="Ray: GPUs per actor (0.5: two per GPU)")
     batch.add_argument("--shard", metavar="I/N", help="only the I-th of N shares of the inputs (I from 0), e.g. for SLURM arrays")
+    batch.add_argument("--split-frames", type=int, metavar="F",
+                       help="run videos longer than F frames in keyframe-aligned parts of at least F frames, in "
+                       "parallel, merged into one output (identities stitched across the cuts)")  # fmt: skip
     batch.add_argument("--batch-size", type=int, help="frames per inference batch (default 4 on cpu, 16 on cuda)")
     batch.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"])
     batch.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")

@@ -20,15 +20,16 @@ class LocalEngine:
     def __init__(self, model_dirs: list[str], options: TrackOptions, workers: int, threads: int, decode_threads: int):
         self.model_dirs, self.options, self.workers = model_dirs, options, workers
         self.threads, self.decode_threads = threads, decode_threads
-        self._todo: queue.SimpleQueue[Unit] = queue.SimpleQueue()
+        self._todo: queue.SimpleQueue[tuple[Unit, int | None]] = queue.SimpleQueue()
         self._done: queue.SimpleQueue = queue.SimpleQueue()  # UnitResult, an exception, or None when a thread ends
         self._stop = threading.Event()  # stop the units running now
         self._drain = threading.Event()  # hand out no more units
         self._workers: list[UnitWorker] = []
 
-    def results(self, units: list[Unit]) -> Iterator[UnitResult | None]:
-        for unit in units:
-            self._todo.put(unit)
+    def results(self, items: list[tuple[Unit, int | None]]) -> Iterator[UnitResult | None]:
+        """Run each (unit, part) (part None: the whole video)."""
+        for item in items:
+            self._todo.put(item)
         threads = [threading.Thread(target=self._work, name=f"batch worker {i}", daemon=True) for i in range(self.workers)]
         for thread in threads:
             thread.start()
@@ -62,10 +63,10 @@ class LocalEngine:
         try:
             while not (self._drain.is_set() or self._stop.is_set()):
                 try:
-                    unit = self._todo.get_nowait()
+                    unit, part = self._todo.get_nowait()
                 except queue.Empty:
                     break
-                result = worker.run(unit, self._stop)
+                result = worker.run(unit, part, self._stop)
                 if result.disk_full:  # no unit more to that disk (before the driver hears of it)
                     self._drain.set()
                 self._done.put(result)

@@ -42,8 +42,8 @@ class _Worker:
         self.worker = UnitWorker(model_dirs, options, threads, decode_threads)
         self.stopping = threading.Event()
 
-    def run(self, unit: Unit) -> UnitResult:
-        return self.worker.run(unit, self.stopping)
+    def run(self, unit: Unit, part: int | None) -> UnitResult:
+        return self.worker.run(unit, part, self.stopping)
 
     def frames_done(self) -> int:
         return self.worker.frames_done
@@ -112,18 +112,19 @@ class RayEngine:
                         len(actors) - len(started), len(actors), ACTOR_START_S, asked, len(started))  # fmt: skip
         return started
 
-    def results(self, units: list[Unit]) -> Iterator[UnitResult | None]:
+    def results(self, items: list[tuple[Unit, int | None]]) -> Iterator[UnitResult | None]:
+        """Run each (unit, part) (part None: the whole video)."""
         ray = self.ray
         if not self.actors:
             self.start()
-        todo = list(reversed(units))
-        running: dict = {}  # ObjectRef -> (actor index, unit)
+        todo = list(reversed(items))
+        running: dict = {}  # ObjectRef -> (actor index, (unit, part))
         idle = list(range(len(self.actors)))
         while todo or running:
             while idle and todo and not self._drain:
                 index = idle.pop()
-                unit = todo.pop()
-                running[self.actors[index].run.remote(unit)] = (index, unit)
+                item = todo.pop()
+                running[self.actors[index].run.remote(*item)] = (index, item)
             if not running:
                 break
             ready, _ = ray.wait(list(running), num_returns=1, timeout=HEARTBEAT_S)
@@ -131,16 +132,16 @@ class RayEngine:
                 self._poll_frames()
                 yield None
                 continue
-            index, unit = running.pop(ready[0])
+            index, item = running.pop(ready[0])
             idle.append(index)
-            yield self._result(ready[0], unit)
+            yield self._result(ready[0], *item)
 
-    def _result(self, ref, unit: Unit) -> UnitResult:
+    def _result(self, ref, unit: Unit, part: int | None) -> UnitResult:
         """The unit's result; a worker that died more often than Ray retries is the unit's failure."""
         try:
             return self.ray.get(ref)
         except self.ray.exceptions.RayActorError as exc:
-            return UnitResult(unit.name, "failed", error=f"its worker died {MAX_TASK_RETRIES + 1} times: {exc}")
+            return UnitResult(unit.name, "failed", error=f"its worker died {MAX_TASK_RETRIES + 1} times: {exc}", part=part)
 
     def _poll_frames(self) -> None:
         refs = [actor.frames_done.remote() for actor in self.actors]

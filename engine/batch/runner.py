@@ -7,12 +7,12 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError, OutputFileError
+from ..errors import ConfigError, OutputFileError, PosestreamError
 from ..track import TrackOptions
 from .inputs import find_videos, parse_shard, shard
 from .manifest import DONE, FAILED, INTERRUPTED, Manifest, UnitRecord, models_hash, options_hash, video_fingerprint
 from .plan import Unit, plan_units
-from .worker import UnitResult
+from .worker import UnitResult, is_disk_full
 
 ENGINES = ("local", "ray")
 
@@ -25,6 +25,7 @@ class BatchOptions:
     address: str | None = None  # a Ray cluster (default: RAY_ADDRESS, else a local Ray)
     gpus_per_worker: float | None = None  # ray: GPUs per actor (a fraction shares one)
     shard: str | None = None  # "I/N": the I-th of N shares of the inputs
+    split_frames: int | None = None  # videos longer than this run in parts of at least this many frames
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -35,6 +36,8 @@ class BatchOptions:
         if self.engine == "local" and (self.address or self.gpus_per_worker):
             raise ConfigError("--address and --gpus-per-worker are Ray's: add --engine ray")
         parse_shard(self.shard)
+        if self.split_frames is not None and self.split_frames < 1:
+            raise ConfigError(f"--split-frames must be >= 1 frames, got {self.split_frames}")
 
 
 @dataclass
@@ -75,12 +78,13 @@ def run_batch(inputs: list[str], model_dirs: list[str], out_dir: str | os.PathLi
     manifest = Manifest(out)
     models = models_hash(model_dirs)
     settings = options_hash(_output_settings(options.track))
-    todo, done = plan_units(videos, out, options.track.formats, manifest, models, settings)
+    todo, done = plan_units(videos, out, options.track.formats, manifest, models, settings, options.split_frames,
+                            options.track.tracking is not None)  # fmt: skip
     summary = BatchSummary(out, skipped=done, reasons={u.name: u.reason for u in todo})
     if todo:
         engine = _engine(model_dirs, options)
         try:
-            _run_units(engine, todo, manifest, models, settings, summary, options.progress)
+            _run_units(engine, todo, manifest, models, settings, summary, options)
         finally:
             if hasattr(engine, "close"):
                 engine.close()
@@ -122,30 +126,93 @@ def _engine(model_dirs: list[str], options: BatchOptions):
 
 
 def _run_units(engine, todo: list[Unit], manifest: Manifest, models: list[str], settings: str,
-               summary: BatchSummary, progress: bool) -> None:  # fmt: skip
-    """Run the units, recording each result; Ctrl-C stops the units in progress (their partial outputs stay)."""
+               summary: BatchSummary, options: BatchOptions) -> None:  # fmt: skip
+    """Run the units, recording each as it ends; Ctrl-C stops the units in progress (their partial outputs
+    stay)."""
     from ..interrupts import StopRequests
     from .progress import BatchProgress
 
-    units = {u.name: u for u in todo}
+    units = UnitParts(todo, options.track.tracking)
 
     def interrupt() -> None:
         summary.interrupted = True
         engine.stop()
 
+    def record(result: UnitResult) -> None:
+        entry = _record(result, units.units[result.unit], models, settings)
+        manifest.append(entry)
+        summary.ran.append(entry)
+        bar.unit_done(entry)
+
     notice = "stopping: the videos in progress keep their frames done; run the same command again to finish"
-    with BatchProgress(len(todo), enabled=progress) as bar, StopRequests(interrupt, notice):
-        for result in engine.results(todo):
+    with BatchProgress(len(todo), enabled=options.progress) as bar, StopRequests(interrupt, notice):
+        for result in units.merge_ready():
+            record(result)
+        for result in engine.results(units.items()):
             if result is not None:
-                record = _record(result, units[result.unit], models, settings)
-                manifest.append(record)
-                summary.ran.append(record)
-                bar.unit_done(record)
                 if result.disk_full and not summary.disk_full:
                     summary.disk_full = True
                     engine.drain()
+                ended = units.add(result)
+                if ended is not None:
+                    record(ended)
             bar.frames(engine.frames_done())
     summary.not_started = len(todo) - len(summary.ran)
+
+
+class UnitParts:
+    """The units of a run as their results come in. A unit in parts ends when one of its parts fails or
+    is interrupted, or when the last is done: its parts are then merged into its outputs."""
+
+    def __init__(self, todo: list[Unit], tracking):
+        self.units = {u.name: u for u in todo}
+        self.tracking = tracking
+        self._waiting = {u.name: set(u.todo) for u in todo if u.parts}
+        self._done: dict[str, list[UnitResult]] = {u.name: [] for u in todo}
+
+    def items(self) -> list[tuple[Unit, int | None]]:
+        """What the engine runs: each whole unit, and each part still to run."""
+        return [(u, p) for u in self.units.values() for p in (u.todo if u.parts else (None,))]
+
+    def merge_ready(self) -> list[UnitResult]:
+        """Units whose parts were all complete before this run: merged now."""
+        ready = [name for name, waiting in self._waiting.items() if not waiting]
+        return [self._merge(self.units[name], []) for name in ready]
+
+    def add(self, result: UnitResult) -> UnitResult | None:
+        """A result from the engine; the unit's own result once the unit ends (else None)."""
+        if result.part is None:
+            return result
+        if result.unit not in self._waiting:
+            return None  # the unit already ended (another part failed); this part's file stays for a rerun
+        self._done[result.unit].append(result)
+        if result.status != DONE:
+            del self._waiting[result.unit]
+            return result
+        self._waiting[result.unit].discard(result.part)
+        if self._waiting[result.unit]:
+            return None
+        del self._waiting[result.unit]
+        return self._merge(self.units[result.unit], self._done[result.unit])
+
+    def _merge(self, unit: Unit, parts: list[UnitResult]) -> UnitResult:
+        from .stitch import merge_parts, remove_parts
+
+        files = [(part, unit.part_file(part.index)) for part in unit.parts]
+        result = UnitResult(unit.name, DONE, wall_s=sum(r.wall_s for r in parts), worker="driver (merge)")
+        tracked = self.tracking is not None
+        try:
+            result.frames = merge_parts(files, {f: Path(p) for f, p in unit.partials.items()}, unit.video, tracked,
+                                        self.tracking.max_tracks if tracked else None)  # fmt: skip
+            for fmt, partial in unit.partials.items():
+                os.replace(partial, unit.outputs[fmt])
+        except (OSError, PosestreamError, ValueError) as exc:
+            result.status, result.error = FAILED, f"merging its parts: {type(exc).__name__}: {exc}"
+            result.disk_full = is_disk_full(exc)
+            return result
+        remove_parts(files)
+        result.outputs = list(unit.outputs.values())
+        return result
 
 
 def _record(result: UnitResult, unit: Unit, models: list[str], settings: str) -> UnitRecord:

@@ -34,6 +34,7 @@ class UnitResult:
     disk_full: bool = False  # the outputs' filesystem is full: no more units should go there
     outputs: list[str] = field(default_factory=list)
     worker: str = ""
+    part: int | None = None  # the part of the unit it ran (None: the whole video)
 
     @property
     def fps(self) -> float:
@@ -51,25 +52,31 @@ class UnitWorker:
         self.frames_done = 0  # over every unit, for the driver's progress bar
         self._lock = threading.Lock()
 
-    def run(self, unit: Unit, stop: threading.Event | None = None) -> UnitResult:
-        """Run one unit; a failure is the unit's result (the worker goes on with the next unit)."""
+    def run(self, unit: Unit, part: int | None = None, stop: threading.Event | None = None) -> UnitResult:
+        """Run one unit, or one part of it; a failure is its result (the worker goes on with the next)."""
         started = time.perf_counter()
-        result = UnitResult(unit.name, DONE, worker=self.name)
+        result = UnitResult(unit.name, DONE, worker=self.name, part=part)
         advance = self._counter(result)
+        if part is None:
+            partials, finals, options = unit.partials, unit.outputs, self.options
+        else:  # a part: its frames (with the overlap), into its own analysis HDF5
+            partials = {"analysis-h5": str(unit.part_file(part, partial=True))}
+            finals = {"analysis-h5": str(unit.part_file(part))}
+            options = replace(self.options, frames=unit.parts[part].frames, formats=("analysis-h5",))
         try:
-            for partial in unit.partials.values():
+            for partial in partials.values():
                 Path(partial).unlink(missing_ok=True)  # a dead attempt's leftovers: start clean
-            summary = track_video(self.predictor, unit.video, {f: Path(p) for f, p in unit.partials.items()},
-                                  self.options, progress=advance, decode_threads=self.decode_threads, stop=stop)  # fmt: skip
+            summary = track_video(self.predictor, unit.video, {f: Path(p) for f, p in partials.items()}, options,
+                                  progress=advance, decode_threads=self.decode_threads, stop=stop)  # fmt: skip
             if summary.interrupted:
                 result.status = INTERRUPTED
             else:
-                for fmt, partial in unit.partials.items():
-                    os.replace(partial, unit.outputs[fmt])
-                result.outputs = list(unit.outputs.values())
+                for fmt, partial in partials.items():
+                    os.replace(partial, finals[fmt])
+                result.outputs = list(finals.values())
         except (PosestreamError, OSError, ValueError, RuntimeError) as exc:
             result.status, result.error = FAILED, f"{type(exc).__name__}: {exc}"
-            result.disk_full = _is_disk_full(exc)
+            result.disk_full = is_disk_full(exc)
         result.wall_s = time.perf_counter() - started
         return result
 
@@ -87,7 +94,7 @@ class UnitWorker:
         self.predictor.close()
 
 
-def _is_disk_full(exc: BaseException | None) -> bool:
+def is_disk_full(exc: BaseException | None) -> bool:
     """Whether an error (or one it was raised from) is "no space left on device"."""
     while exc is not None:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):

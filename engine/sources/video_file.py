@@ -109,7 +109,7 @@ class VideoFileReader(FrameSource):
             raise ValueError(f"threads must be >= 0 (0 = let FFmpeg choose), got {threads}")
         self.threads = threads
         _check_file(self.path)
-        self._pts, declared = self._index_timestamps()  # (n_readable,) int64, presentation order
+        self._pts, self._key_pts, declared = self._index_timestamps()  # (n_readable,) int64, presentation order
         self._n_frames = max(len(self._pts), declared)
         self._container, self._stream = self._open()
         self._decoded: Iterator[tuple[int, av.VideoFrame]] | None = None
@@ -153,12 +153,12 @@ class VideoFileReader(FrameSource):
             stream.thread_type = "AUTO"  # frame and slice threads
         return container, stream
 
-    def _index_timestamps(self) -> tuple[np.ndarray, int]:
-        """Timestamps of the frames the file holds, sorted, from one demux pass, and the
-        frame count the container's index declares (0 if it declares none).  # (n_readable,)"""
+    def _index_timestamps(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """Timestamps of the frames the file holds, sorted, from one demux pass, those of its keyframes, and
+        the frame count the container's index declares (0 if it declares none).  # (n_readable,), (n_keys,)"""
         container, stream = self._open()
         declared = stream.frames
-        stamps = []
+        stamps, keys = [], []
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:
@@ -170,6 +170,8 @@ class VideoFileReader(FrameSource):
                         "indexed exactly. Put it in a container: 'ffmpeg -i IN -c copy OUT.mp4'."
                     )
                 stamps.append(stamp)
+                if packet.is_keyframe:
+                    keys.append(stamp)
         except av.error.FFmpegError as exc:
             raise VideoDecodeError(
                 f"{self.path}: reading the stream broke after {len(stamps)} frames ({exc}); "
@@ -182,7 +184,11 @@ class VideoFileReader(FrameSource):
             container.close()
         if not stamps:
             raise VideoOpenError(f"{self.path}: the video stream holds no frames")
-        return np.sort(np.asarray(stamps, dtype=np.int64)), declared
+        return np.sort(np.asarray(stamps, dtype=np.int64)), np.sort(np.asarray(keys, dtype=np.int64)), declared
+
+    def keyframes(self) -> np.ndarray:
+        """Indices of the frames decoding can start at (a read from one decodes nothing before it).  # (K,)"""
+        return np.searchsorted(self._pts, self._key_pts).astype(np.int64)
 
     # -- decoding -----------------------------------------------------------
     #

@@ -53,12 +53,13 @@ def detection_paths(video: str | os.PathLike) -> tuple[Path, Path]:
 
 def write_synthetic_video(
     out: str | os.PathLike, config: SynthConfig, *, slp: bool = True, progress: bool = True, crf: int = 18,
-    perturb: PerturbConfig | None = None,
+    perturb: PerturbConfig | None = None, keyint: int | None = None,
 ) -> SynthOutput:
     """Render ``config`` into an H.264 video at ``out`` and write its ground truth.
 
     slp: also write SLEAP labels (needs ``posestream[train]``; raises MissingExtraError without it).
     perturb: also write the ground truth perturbed into detections (``detection_paths``).
+    keyint: at most this many frames between keyframes (default: x264's 250).
     """
     out = Path(out)
     if out.suffix.lower() not in (".mp4", ".mkv", ".avi", ".mov"):
@@ -78,7 +79,7 @@ def write_synthetic_video(
     detections = _detection_sinks(out, config, perturb, slp, provenance)
     perturber = Perturber(perturb, config.width, config.height, config.animals) if detections else None
     with truth, _open_output(out) as container:
-        stream = _h264_stream(container, config, crf)
+        stream = _h264_stream(container, config, crf, keyint)
         with progress_bar(config.frames, f"synth {out.name}", enabled=progress) as advance:
             for frame_idx, poses in enumerate(PoseSimulator(config)):
                 frame = yuv420p_frame(renderer.render(poses, frame_idx))
@@ -119,14 +120,15 @@ def _open_output(path: Path) -> av.container.OutputContainer:
         raise OutputFileError(f"{path}: cannot create the video ({exc})") from exc
 
 
-def _h264_stream(container: av.container.OutputContainer, config: SynthConfig, crf: int) -> av.VideoStream:
+def _h264_stream(container: av.container.OutputContainer, config: SynthConfig, crf: int,
+                 keyint: int | None = None) -> av.VideoStream:  # fmt: skip
     rate = Fraction(config.fps).limit_denominator(1001)
     stream = container.add_stream("libx264", rate=rate)
     stream.width, stream.height = config.width, config.height
     stream.pix_fmt = "yuv420p"
     # mbtree off: x264's macroblock-tree reads uninitialised padding at some frame sizes,
     # which makes the output differ between runs; the video must be the same for a seed.
-    stream.options = {"crf": str(crf), "preset": "faster", "x264-params": "mbtree=0"}
+    stream.options = {"crf": str(crf), "preset": "faster", "x264-params": "mbtree=0" + (f":keyint={keyint}" if keyint else "")}
     return stream
 
 
