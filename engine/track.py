@@ -83,7 +83,8 @@ def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str,
     provenance = {"models": [str(m.model_dir.path.resolve()) for m in predictor.models], "frames": options.frames or "all"}
     if options.tracking is not None:
         provenance["tracking"] = asdict(options.tracking)
-    with open_source(video, threads=decode_threads) as source:
+    hwaccel = options.device if options.device.startswith("cuda") else None  # NVDEC where the codec allows
+    with open_source(video, threads=decode_threads, hwaccel=hwaccel) as source:
         tracker = Tracker(options.tracking, source.metadata.fps) if options.tracking is not None else None
         pipeline = Pipeline(source, predictor, config, tracker)
         sinks = open_sinks(paths, predictor.skeleton, str(Path(video).resolve()), provenance, tracker is not None)

@@ -82,10 +82,11 @@ def open_source(
     layout: str = "channels_last",
     color: Color = "auto",
     threads: int = 0,
+    hwaccel: str | None = None,
 ) -> FrameSource:
     """Open a video file (PyAV) or an HDF5 video dataset by file suffix.
 
-    dataset/layout apply to HDF5 files; threads to video files.
+    dataset/layout apply to HDF5 files; threads and hwaccel ("cuda:N": NVDEC when it can) to video files.
     """
     path = os.fspath(path)
     if path.lower().endswith(HDF5_SUFFIXES):
@@ -94,4 +95,4 @@ def open_source(
         return HDF5DatasetReader(path, dataset=dataset, layout=layout, color=color)
     from .video_file import VideoFileReader
 
-    return VideoFileReader(path, color=color, threads=threads)
+    return VideoFileReader(path, color=color, threads=threads, hwaccel=hwaccel)

@@ -19,16 +19,20 @@ colour conversion.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
 import av
 import numpy as np
+from av.codec.hwaccel import HWAccel
 
 from ..errors import FrameIndexError, VideoDecodeError, VideoNotFoundError, VideoOpenError
 from ..frame_ranges import FrameRanges
 from ..types import VideoMetadata
 from .base import Color, FrameSource, MissingPolicy, resolve_frames
+
+log = logging.getLogger("posestream")
 
 # Pixel formats whose plane 0 is luma (Y), plus plain gray.
 _LUMA_FIRST_FORMATS = {
@@ -99,9 +103,12 @@ class VideoFileReader(FrameSource):
 
     color: "gray" (H, W, 1), "rgb" (H, W, 3), or "auto" (gray when the video has no colour).
     threads: FFmpeg decoder threads; 0 lets FFmpeg choose (frame + slice threads), 1 decodes on the calling thread.
+    hwaccel: "cuda" or "cuda:N" decodes on that GPU (NVDEC, through FFmpeg's CUDA hardware acceleration) when
+    the device and the video's codec allow it, else on the CPU with a one-line note; ``self.hwaccel`` says
+    where it decodes (None: the CPU). Frames come back to system memory either way.
     """
 
-    def __init__(self, path: str | os.PathLike, color: Color = "auto", threads: int = 0):
+    def __init__(self, path: str | os.PathLike, color: Color = "auto", threads: int = 0, hwaccel: str | None = None):
         self.path = os.fspath(path)
         if color not in ("auto", "gray", "rgb"):
             raise ValueError(f"color must be 'auto', 'gray' or 'rgb', got {color!r}")
@@ -111,10 +118,10 @@ class VideoFileReader(FrameSource):
         _check_file(self.path)
         self._pts, self._key_pts, declared = self._index_timestamps()  # (n_readable,) int64, presentation order
         self._n_frames = max(len(self._pts), declared)
-        self._container, self._stream = self._open()
         self._decoded: Iterator[tuple[int, av.VideoFrame]] | None = None
         self._pending: tuple[int, av.VideoFrame] | None = None
         self._next_idx = 0
+        self.hwaccel = self._open_decoder(hwaccel)
         try:
             first = self._first_frame()
         except BaseException:
@@ -135,10 +142,29 @@ class VideoFileReader(FrameSource):
 
     # -- opening ------------------------------------------------------------
 
-    def _open(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    def _open_decoder(self, hwaccel: str | None) -> str | None:
+        """Open the decoding container on the GPU ``hwaccel`` names when it decodes there, else on the CPU;
+        returns where it decodes."""
+        if hwaccel:
+            device_type, _, index = hwaccel.partition(":")
+            try:
+                self._container, self._stream = self._open(HWAccel(device_type, device=index or None,
+                                                                    allow_software_fallback=False))  # fmt: skip
+                self._first_frame()  # it must decode there
+                return hwaccel
+            except (OSError, ValueError, av.error.FFmpegError, VideoDecodeError) as exc:
+                if getattr(self, "_container", None) is not None:
+                    self._container.close()
+                log.warning("%s: GPU decoding on %s is not available (%s); decoding on the CPU", self.path, hwaccel, exc)
+        self._container, self._stream = self._open()
+        return None
+
+    def _open(self, hwaccel: HWAccel | None = None) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
         try:
-            container = av.open(self.path, mode="r")
+            container = av.open(self.path, mode="r", **({"hwaccel": hwaccel} if hwaccel else {}))
         except av.error.FFmpegError as exc:
+            if hwaccel is not None:
+                raise  # the device, not the file: the caller decodes on the CPU
             raise VideoOpenError(
                 f"{self.path}: not a readable video ({exc}). If it was copied or recorded "
                 "and cut off, its index may be missing: re-copy it, or repair it with "
