@@ -94,15 +94,12 @@ def run_batch(inputs: list[str], model_dirs: list[str], out_dir: str | os.PathLi
 
 def _output_dir(out_dir: str | os.PathLike) -> Path:
     """OUT_DIR, made if needed; a clear error when it is a file or cannot be written."""
+    from ..sinks import make_folder
+
     out = Path(out_dir).absolute()
     if out.exists() and not out.is_dir():
         raise OutputFileError(f"{out}: is a file, not a folder; give -o a folder for the outputs and manifest")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputFileError(f"{out}: cannot make the output folder ({exc.strerror or exc})") from exc
-    if not os.access(out, os.W_OK):
-        raise OutputFileError(f"{out}: the output folder is not writable")
+    make_folder(out, f"output folder {out}")
     return out
 
 

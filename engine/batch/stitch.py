@@ -79,9 +79,9 @@ def same_instances(a: FramePredictions, b: FramePredictions) -> list[tuple[int, 
     """Pairs (i, j): instance i of ``a`` and j of ``b`` are the same detection (their poses agree)."""
     if not a.n_instances or not b.n_instances:
         return []
-    with np.errstate(invalid="ignore"):
-        distance = np.nanmean(np.linalg.norm(a.points[:, None] - b.points[None], axis=-1), axis=-1)  # (Na, Nb)
-    distance = np.where(np.isnan(distance), np.inf, distance)
+    per_node = np.linalg.norm(a.points[:, None] - b.points[None], axis=-1)  # (Na, Nb, nodes), NaN: a node missing
+    found = (~np.isnan(per_node)).sum(axis=-1)
+    distance = np.where(found > 0, np.nansum(per_node, axis=-1) / np.maximum(found, 1), np.inf)  # (Na, Nb)
     rows, cols = linear_sum_assignment(np.minimum(distance, 1e9))
     return [(int(i), int(j)) for i, j in zip(rows, cols) if distance[i, j] < SAME_POSE_PX]
 

@@ -11,24 +11,29 @@ from .analysis_h5 import AnalysisData, AnalysisH5Reader, AnalysisH5Writer, read_
 from .slp import SlpReader, SlpWriter
 
 
+def make_folder(folder: Path, purpose: str) -> None:
+    """Make ``folder`` (and its parents) for ``purpose`` (named in errors); a clear error when a path on the
+    way is a file, or it cannot be made or written."""
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputFileError(f"{purpose}: {parent} is a file, not a folder; choose another output path")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputFileError(f"{purpose}: cannot make the folder {folder} ({exc.strerror or exc})") from exc
+    if not os.access(folder, os.W_OK):
+        raise OutputFileError(f"{purpose}: the folder {folder} is not writable; choose another output path")
+
+
 def prepare_outputs(paths: dict[str, Path]) -> None:
     """Make each output's folder; a clear error (naming the path and the fix) when a folder is a file or
     not writable, or when the output exists and is not a file of its format (it is never overwritten)."""
     import h5py
 
     for fmt, path in paths.items():
-        folder = path.parent
-        for parent in (folder, *folder.parents):
-            if parent.exists():
-                if not parent.is_dir():
-                    raise OutputFileError(f"{path}: {parent} is a file, not a folder; choose another output path")
-                break
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputFileError(f"{path}: cannot make the folder {folder} ({exc.strerror or exc})") from exc
-        if not os.access(folder, os.W_OK):
-            raise OutputFileError(f"{path}: the folder {folder} is not writable; choose another output path")
+        make_folder(path.parent, str(path))
         if path.is_dir():
             raise OutputFileError(f"{path}: is a folder; give a file name (e.g. {path / 'predictions.h5'})")
         if fmt == "analysis-h5" and path.exists() and path.stat().st_size and not h5py.is_hdf5(path):
@@ -55,6 +60,7 @@ __all__ = [
     "AnalysisH5Writer",
     "SlpReader",
     "SlpWriter",
+    "make_folder",
     "open_sinks",
     "prepare_outputs",
     "read_analysis_h5",
