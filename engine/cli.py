@@ -53,7 +53,7 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 def _track(args: argparse.Namespace) -> int:
-    from .track import TrackOptions, format_summary, track
+    from .track import TrackOptions, default_output, format_summary, track
 
     options = TrackOptions(
         frames=args.frames, batch_size=args.batch_size, backend=args.backend, device=args.device,
@@ -61,7 +61,7 @@ def _track(args: argparse.Namespace) -> int:
         formats=tuple(f for spec in args.format for f in spec.split(",")) or ("analysis-h5",), workers=args.workers,
         progress=not args.quiet, tracking=tracker_config(args),
     )  # fmt: skip
-    summary, paths = track(args.input, args.model, args.output, options)
+    summary, paths = track(args.input, args.model, args.output or default_output(args.input), options)
     print(format_summary(summary, paths))
     return 130 if summary.interrupted else 0
 
@@ -191,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
         "a centroid alone for one point per animal.",
     )
     _add_run_arguments(track)
-    track.add_argument("-o", "--output", required=True, metavar="OUT.h5", help="output path (its stem names every format)")
+    track.add_argument("-o", "--output", metavar="OUT.h5",
+                       help="output path (its stem names every format); default beside the video, as SLEAP does: "
+                       "VIDEO.predictions.h5 (and VIDEO.predictions.slp)")  # fmt: skip
     track.add_argument("--format", action="append", default=[], metavar="analysis-h5|slp",
                        help="output formats, comma-separated or repeated (default analysis-h5; slp needs posestream[train])")  # fmt: skip
     track.add_argument("--peak-threshold", type=float, help="drop points whose peak is lower (default: the model's)")

@@ -45,6 +45,12 @@ class TrackOptions:
             raise ConfigError(f"--backend must be one of {BACKENDS}, got {self.backend!r}")
 
 
+def default_output(video: str | os.PathLike) -> Path:
+    """Where outputs go without -o: beside the video, VIDEO.predictions.h5 (.slp), the names SLEAP and
+    ``posestream batch`` use."""
+    return Path(str(video) + ".predictions.h5")
+
+
 def output_paths(out: str | os.PathLike, formats: Sequence[str]) -> dict[str, Path]:
     """OUT.h5 for analysis-h5 and OUT.slp for slp (the same stem)."""
     out = Path(out)

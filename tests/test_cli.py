@@ -117,3 +117,14 @@ def test_train_usage_errors(tmp_path, synth_gray):
     assert result.returncode == 2 and "unknown config key 'optim.lr'" in result.stderr
     result = run("evaluate", out.analysis_h5)
     assert result.returncode == 2 and "--labels" in result.stderr
+
+
+def test_track_without_output_writes_beside_the_video_as_sleap_does(tmp_path):
+    video = tmp_path / "session1.mp4"
+    assert run("synth", video, "--frames", 6, "--no-slp", "--quiet").returncode == 0
+    result = run("track", "-i", video, "-m", "demo", "--format", "analysis-h5,slp", "--quiet")
+    assert result.returncode == 0, result.stderr
+    for name in ("session1.mp4.predictions.h5", "session1.mp4.predictions.slp"):
+        assert (tmp_path / name).exists() and name in result.stdout
+    with h5py.File(tmp_path / "session1.mp4.predictions.h5", "r") as f:
+        assert (f["frame_status"][:] == 1).sum() == 6
