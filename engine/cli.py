@@ -66,6 +66,15 @@ def _track(args: argparse.Namespace) -> int:
     return 130 if summary.interrupted else 0
 
 
+def _render(args: argparse.Namespace) -> int:
+    from .render import RenderOptions, render
+
+    options = RenderOptions(frames=args.frames, trails=args.trails, line_width=args.line_width, progress=not args.quiet)
+    frames = render(args.video, args.predictions, args.output, options)
+    print(f"{frames} frames drawn: {args.output}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     import json
 
@@ -214,6 +223,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="OUT.json", help="also write the results (decode_fps, model_fps, ...)")
     add_tracking_arguments(bench)
     bench.set_defaults(run=_bench)
+
+    render = sub.add_parser(
+        "render",
+        help="draw poses on their video (a colour per identity, optional trails) into an overlay video",
+        description="Draw the poses of PREDICTIONS (our analysis .h5, or any .slp: SLEAP's, sleap-nn's, ours) on "
+        "VIDEO: each instance's skeleton in its track's colour (untracked: white), and with --trails N each "
+        "track's path over its last N frames.",
+    )
+    render.add_argument("video", metavar="VIDEO")
+    render.add_argument("predictions", metavar="PREDICTIONS.{h5,slp}")
+    render.add_argument("-o", "--output", required=True, metavar="OVERLAY.mp4")
+    render.add_argument("--frames", metavar="A-B", help="frames to draw, e.g. 0-999 (default all)")
+    render.add_argument("--trails", type=int, default=0, metavar="N", help="trail of each track's last N frames")
+    render.add_argument("--line-width", type=float, default=0.0, metavar="PX", help="default: from the frame size")
+    render.add_argument("--quiet", action="store_true", help="no progress bar")
+    render.set_defaults(run=_render)
 
     retrack = sub.add_parser(
         "retrack",

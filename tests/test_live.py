@@ -274,7 +274,7 @@ def test_a_remote_bind_without_the_flag_is_refused(tmp_path):
 def test_sigint_stops_cleanly_and_leaves_a_readable_recording(clip, tmp_path):
     cam, out, stats = address(tmp_path, "cam"), tmp_path / "rec.h5", tmp_path / "stats.json"
     live = subprocess.Popen([POSESTREAM, "live", "-m", "demo", "--camera", cam, "-o", out, "--stats-json", stats,
-                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                             "--queue", "64", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         sim = run("camera-sim", clip, "--address", cam, "--rate", 60, "--wait", 60)
         assert "60 frames" in sim.stdout
