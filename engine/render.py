@@ -20,6 +20,7 @@ import av
 import numba
 import numpy as np
 
+from .drawing import capsule_box, capsule_coverage
 from .errors import ConfigError, OutputFileError
 from .progress import progress_bar
 from .sinks.predictions import open_predictions
@@ -127,18 +128,10 @@ def draw_segment(canvas: np.ndarray, x0: float, y0: float, x1: float, y1: float,
     """An anti-aliased round-capped segment of ``radius`` (a disc when the ends meet), blended at
     ``opacity`` onto canvas (H, W, 3) uint8."""
     height, width = canvas.shape[0], canvas.shape[1]
-    reach = radius + 1.0
-    xmin, xmax = max(int(min(x0, x1) - reach), 0), min(int(max(x0, x1) + reach) + 1, width)
-    ymin, ymax = max(int(min(y0, y1) - reach), 0), min(int(max(y0, y1) + reach) + 1, height)
-    dx, dy = x1 - x0, y1 - y0
-    length2 = dx * dx + dy * dy
+    xmin, xmax, ymin, ymax = capsule_box(x0, y0, x1, y1, radius + 1.0, height, width)
     for y in range(ymin, ymax):
         for x in range(xmin, xmax):
-            t = 0.0
-            if length2 > 0.0:
-                t = min(max(((x - x0) * dx + (y - y0) * dy) / length2, 0.0), 1.0)
-            ex, ey = x - (x0 + t * dx), y - (y0 + t * dy)
-            alpha = opacity * min(max(radius - np.sqrt(ex * ex + ey * ey) + 0.5, 0.0), 1.0)
+            alpha = opacity * capsule_coverage(x, y, x0, y0, x1, y1, radius, radius)
             if alpha > 0.0:
                 for c in range(3):
                     canvas[y, x, c] = np.uint8(canvas[y, x, c] + alpha * (color[c] - canvas[y, x, c]) + 0.5)

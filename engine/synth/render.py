@@ -9,6 +9,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..drawing import capsule_box, capsule_coverage
+
 from .motion import SYNTH_SKELETON
 
 # Body parts as capsules between two nodes: (node a, node b, radius at a, radius at b, colour key),
@@ -72,18 +74,10 @@ def draw_capsules(canvas: np.ndarray, capsules: np.ndarray, colors: np.ndarray) 
     height, width, channels = canvas.shape
     for m in range(capsules.shape[0]):
         x0, y0, x1, y1, r0, r1 = capsules[m]
-        reach = max(r0, r1) + 1.0
-        xmin, xmax = max(int(min(x0, x1) - reach), 0), min(int(max(x0, x1) + reach) + 1, width)
-        ymin, ymax = max(int(min(y0, y1) - reach), 0), min(int(max(y0, y1) + reach) + 1, height)
-        dx, dy = x1 - x0, y1 - y0
-        length2 = dx * dx + dy * dy
+        xmin, xmax, ymin, ymax = capsule_box(x0, y0, x1, y1, max(r0, r1) + 1.0, height, width)
         for y in range(ymin, ymax):
             for x in range(xmin, xmax):
-                t = 0.0
-                if length2 > 0.0:
-                    t = min(max(((x - x0) * dx + (y - y0) * dy) / length2, 0.0), 1.0)
-                ex, ey = x - (x0 + t * dx), y - (y0 + t * dy)
-                coverage = min(max(r0 + t * (r1 - r0) - np.sqrt(ex * ex + ey * ey) + 0.5, 0.0), 1.0)
+                coverage = capsule_coverage(x, y, x0, y0, x1, y1, r0, r1)
                 if coverage > 0.0:
                     for c in range(channels):
                         canvas[y, x, c] += coverage * (colors[m, c] - canvas[y, x, c])
