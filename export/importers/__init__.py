@@ -1,0 +1,4 @@
+"""Models trained by other tools, brought into posestream's export format (needs the train extra: torch).
+
+- ``keras_graph``: SLEAP 1.x Keras models (``best_model.h5``) as torch modules, read with h5py.
+"""

@@ -1,0 +1,90 @@
+"""SLEAP 1.x models (Keras best_model.h5) as torch modules, without TensorFlow: the six fixtures of
+../shared/data/sleap-nn/legacy_models reproduce TensorFlow's stored outputs, and unsupported files say why."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from posestream.engine.errors import ModelFormatError  # noqa: E402
+from posestream.export.importers.keras_graph import load_keras_h5  # noqa: E402
+
+DATA_ENV = "POSESTREAM_SLEAP_NN_DATA"
+LEGACY = ["minimal_instance.UNet.centroid", "minimal_instance.UNet.bottomup", "minimal_instance.UNet.centered_instance",
+          "minimal_robot.UNet.single_instance", "min_tracks_2node.UNet.bottomup_multiclass",
+          "min_tracks_2node.UNet.topdown_multiclass"]  # fmt: skip
+
+
+def legacy_folder(name: str) -> Path:
+    root = Path(os.environ.get(DATA_ENV, Path(__file__).resolve().parents[2] / "shared" / "data" / "sleap-nn"))
+    folder = root / "legacy_models" / name
+    if not (folder / "best_model.h5").exists():
+        pytest.skip(f"{name} not found in {folder.parent} (set {DATA_ENV} to the sleap-nn fixtures folder)")
+    return folder
+
+
+@pytest.mark.parametrize("name", LEGACY)
+def test_keras_model_reproduces_tensorflows_outputs(name):
+    folder = legacy_folder(name)
+    graph = load_keras_h5(folder / "best_model.h5").eval()
+    with h5py.File(folder / "dummy_activations.h5", "r") as f:
+        metadata = json.loads(f["metadata"][()])
+        n, h, w, c = metadata["input_shape"]
+        with torch.no_grad():
+            outputs = graph(torch.zeros((n, c, h, w)))
+        assert len(outputs) == len(metadata["outputs"])
+        for output in metadata["outputs"]:
+            stored = np.asarray(f[output["dataset_name"]])
+            mine = outputs[output["dataset_name"]].numpy()
+            mine = mine.transpose(0, 2, 3, 1) if mine.ndim == 4 else mine
+            assert mine.shape == stored.shape
+            np.testing.assert_allclose(mine, stored, atol=1e-4, rtol=0)
+
+
+def edited(folder: Path, tmp_path: Path, edit) -> Path:
+    """A copy of the folder's best_model.h5 with ``edit(file)`` applied."""
+    path = tmp_path / "best_model.h5"
+    shutil.copy(folder / "best_model.h5", path)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    return path
+
+
+def set_config(f, change) -> None:
+    config = json.loads(f.attrs["model_config"])
+    change(config["config"]["layers"])
+    f.attrs["model_config"] = json.dumps(config)
+
+
+def test_unsupported_files_say_what_and_why(tmp_path):
+    folder = legacy_folder("minimal_instance.UNet.centroid")
+
+    def batchnorm(layers):
+        layers[2]["class_name"] = "BatchNormalization"
+
+    def wrong_filters(layers):
+        layers[1]["config"]["filters"] = 17
+
+    def strided(layers):
+        layers[1]["config"]["strides"] = [2, 2]
+
+    cases = [
+        (lambda f: set_config(f, batchnorm), r"layer types \['BatchNormalization'\] are not supported"),
+        (lambda f: set_config(f, wrong_filters), "stack0_enc0_conv0's weights have another output size"),
+        (lambda f: set_config(f, strided), "stack0_enc0_conv0 .* is not supported"),
+        (lambda f: f["model_weights/stack0_enc1_conv0/stack0_enc1_conv0"].__delitem__("kernel:0"),
+         r"layer stack0_enc1_conv0 is missing its weights"),
+    ]  # fmt: skip
+    for i, (edit, message) in enumerate(cases):
+        with pytest.raises(ModelFormatError, match=message):
+            load_keras_h5(edited(folder, tmp_path / str(i), edit) if (tmp_path / str(i)).mkdir() is None else None)
+    (tmp_path / "not.h5").write_bytes(b"nope")
+    with pytest.raises(ModelFormatError, match="not a Keras model file"):
+        load_keras_h5(tmp_path / "not.h5")
