@@ -1,4 +1,5 @@
 """Models trained by other tools, brought into posestream's export format (needs the train extra: torch).
 
 - ``keras_graph``: SLEAP 1.x Keras models (``best_model.h5``) as torch modules, read with h5py.
+- ``lightning_ckpt``: sleap-nn checkpoints (``best.ckpt``) read with torch's weights-only unpickler.
 """
