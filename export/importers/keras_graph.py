@@ -36,9 +36,12 @@ SUPPORTED = ("InputLayer", "Conv2D", "Conv2DTranspose", "MaxPooling2D", "UpSampl
 class KerasGraph(nn.Module):
     """The layers of a Keras functional model (``model_config``), run in order."""
 
-    def __init__(self, config: dict, weights: dict[str, list[np.ndarray]], source: str = "model"):
+    def __init__(self, config: dict, weights: dict[str, list[np.ndarray]], source: str = "model",
+                 transposed: str = "tensorflow"):  # fmt: skip
+        """transposed: how stride-2 transposed convolutions place their output: "tensorflow" (SLEAP 1.x) or
+        "torch" (``ConvTranspose2d(padding=1, output_padding=1)``, as sleap-nn trains them)."""
         super().__init__()
-        self.source = source
+        self.source, self.transposed = source, transposed
         self.layers_config = config["layers"]
         self.inputs = [name for name, *_ in config["input_layers"]]
         self.outputs = [name for name, *_ in config["output_layers"]]
@@ -69,7 +72,10 @@ class KerasGraph(nn.Module):
         elif kind == "Conv2DTranspose":
             conv = self.modules_by_name[_key(layer["name"])]
             height, width = x.shape[-2:]
-            x = F.conv_transpose2d(x, conv.weight, conv.bias, stride=2)[..., : 2 * height, : 2 * width]
+            if self.transposed == "torch":
+                x = F.conv_transpose2d(x, conv.weight, conv.bias, stride=2, padding=1, output_padding=1)
+            else:
+                x = F.conv_transpose2d(x, conv.weight, conv.bias, stride=2)[..., : 2 * height, : 2 * width]
         elif kind == "MaxPooling2D":
             x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), value=float("-inf"))
             x = F.max_pool2d(x, 2)
