@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_tracking_arguments(retrack, flag=False)
     retrack.set_defaults(run=_retrack)
 
-    from posestream.export.cli import add_export_parser
+    from posestream.export.cli import add_export_parser, add_import_parser
 
     from .batch.cli import add_batch_parser
     from .live.cli import add_live_parsers
@@ -264,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_evaluate_parser(sub)
     add_export_parser(sub)
+    add_import_parser(sub)
     add_live_parsers(sub)
     add_batch_parser(sub)
     return parser

@@ -56,3 +56,39 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"{model.path}: {meta.model_type.value} model, input {meta.input_shape} uint8 (NHWC), "
           f"{meta.precision}, {meta.output_mode.value} mode (K={meta.max_peaks}); files: {files}")  # fmt: skip
     return 0
+
+
+def add_import_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "import",
+        help="bring a model trained by SLEAP 1.x or sleap-nn into a model directory the engine runs",
+        description="Read a SLEAP 1.x model folder (training_config.json + best_model.h5, no TensorFlow needed) or a "
+        "sleap-nn one (training_config.yaml + best.ckpt) and write MODEL_DIR as `posestream export` does: the "
+        "same network in the same graph (uint8 frames in), metadata.json. Top-down: import the centroid and the "
+        "centered-instance folders into two directories.",
+    )
+    parser.add_argument("model_dir", metavar="SLEAP_MODEL_DIR")
+    parser.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
+    parser.add_argument("--format", default="onnx", metavar="onnx|torch", help="model files, comma-separated (default onnx)")
+    parser.add_argument("--output-mode", default="maps", choices=["maps", "peaks"], help=OUTPUT_MODE_HELP)
+    parser.add_argument("--input-size", metavar="HxW",
+                        help="frame size the model takes (default: the size it was trained on; crop side for centered-instance)")  # fmt: skip
+    parser.add_argument("--max-instances", type=int, default=10, help="most animals per frame (default 10)")
+    parser.add_argument("--max-peaks", type=int, metavar="K", help="peak candidates per node (default by model type)")
+    parser.set_defaults(run=run_import)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    require("torch", extra="train", feature="posestream import")
+    from .exporter import parse_size
+    from .importers.importer import ImportOptions, import_model
+
+    options = ImportOptions(formats=tuple(args.format.split(",")), output_mode=args.output_mode,
+                            input_size=parse_size(args.input_size) if args.input_size else None,
+                            max_instances=args.max_instances, max_peaks=args.max_peaks)  # fmt: skip
+    model = import_model(args.model_dir, args.output, options)
+    meta = model.metadata
+    files = ", ".join(p.name for p in sorted(model.path.iterdir()))
+    print(f"{model.path}: {meta.model_type.value} model from {args.model_dir}, input {meta.input_shape} uint8 (NHWC), "
+          f"nodes {list(meta.skeleton.nodes)}; files: {files}")  # fmt: skip
+    return 0

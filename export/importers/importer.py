@@ -1,0 +1,223 @@
+"""``posestream import``: a model folder trained by SLEAP 1.x or sleap-nn -> our model directory.
+
+    import_model("models/240101_bu.multi_instance", "models/bu", ImportOptions())
+
+The network (``keras_graph`` / ``sleap_nn_graph``) goes into the same exported graph as our own runs
+(uint8 frames in, maps or peak candidates out, ``export.graph.ExportGraph``) with metadata.json, so
+``track``, ``live``, ``batch`` and ``bench`` run it unchanged.
+
+Read from the folder's config: the model type, the skeleton (the confidence-map channels are the head's
+``part_names``, in order; bottom-up edges are the PAF head's edges, in order), input scaling, the number of
+channels (from the first convolution's weights), sigma, crop size and anchor part, and the frame size it
+was trained on (SLEAP 1.x: the Keras input, unscaled; sleap-nn: ``max_height`` x ``max_width``).
+
+Covered: SLEAP's UNet in all four pose model types. Not yet: identity (multi-class) models, SLEAP's
+learned offset refinement heads (the engine refines peaks its own way for now), and SLEAP's exact resizing
+of scaled inputs (the graph resizes with its own bilinear sampling).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from posestream.engine.errors import ConfigError, ModelFormatError
+from posestream.engine.model_dir import MODEL_FILES, ModelDir, load_model_dir
+from posestream.engine.types import ModelMetadata, ModelType, OutputMode, Skeleton
+from torch import nn
+
+SLEAP_TYPES = {"single_instance": ModelType.SINGLE_INSTANCE, "centroid": ModelType.CENTROID,
+               "centered_instance": ModelType.CENTERED_INSTANCE, "multi_instance": ModelType.BOTTOMUP,
+               "bottomup": ModelType.BOTTOMUP}  # fmt: skip
+MULTICLASS = ("multi_class_bottomup", "multi_class_topdown")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    formats: tuple[str, ...] = ("onnx",)
+    output_mode: OutputMode = OutputMode.MAPS
+    input_size: tuple[int, int] | None = None  # frames (H, W), or the crop side for centered-instance
+    max_instances: int = 10  # most animals per frame (centroid, bottom-up)
+    max_peaks: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "output_mode", OutputMode(self.output_mode))
+        unknown = [f for f in self.formats if f not in ("onnx", "torch")]
+        if unknown or not self.formats:
+            raise ConfigError(f"--format must be among ('onnx', 'torch') for imported models, got {list(self.formats)}")
+        if self.max_instances < 1:
+            raise ConfigError(f"--max-instances must be >= 1, got {self.max_instances}")
+
+
+@dataclass(frozen=True)
+class ForeignModel:
+    """A trained network from another tool and what the engine needs to know about it."""
+
+    network: nn.Module  # float (N, C, h, w) in [0, 1] -> dict of outputs by name
+    outputs: dict[str, str]  # our output ("confmaps", "pafs") -> the network's output name
+    model_type: ModelType
+    skeleton: Skeleton
+    strides: dict[str, int]
+    input_scale: float
+    channels: int
+    max_stride: int
+    sigma: float
+    frame_shape: tuple[int, int] | None  # (H, W) it was trained on; the crop for centered-instance
+    anchor_part: str | None
+    source: str
+
+
+def read_model(folder: str | os.PathLike) -> ForeignModel:
+    """A SLEAP 1.x (training_config.json + best_model.h5) or sleap-nn (training_config.yaml + best.ckpt) folder."""
+    folder = Path(folder)
+    if (folder / "best_model.h5").exists() and (folder / "training_config.json").exists():
+        return _sleap(folder)
+    if (folder / "best.ckpt").exists() and (folder / "training_config.yaml").exists():
+        return _sleap_nn(folder)
+    raise ModelFormatError(f"{folder}: not a SLEAP 1.x model folder (training_config.json + best_model.h5) nor a "
+                           "sleap-nn one (training_config.yaml + best.ckpt)")  # fmt: skip
+
+
+def _one_head(heads: dict, source: str) -> tuple[str, dict]:
+    given = {k: v for k, v in heads.items() if v}
+    if len(given) != 1:
+        raise ModelFormatError(f"{source}: expected one head type in the config, found {sorted(given)}")
+    kind, head = next(iter(given.items()))
+    if kind in MULTICLASS:
+        raise ModelFormatError(f"{source}: identity (multi-class) models ({kind}) are not imported yet; their pose-only "
+                               "counterpart needs class-map grouping (bottom-up) or crops with class vectors (top-down)")  # fmt: skip
+    if kind not in SLEAP_TYPES:
+        raise ModelFormatError(f"{source}: head type {kind!r} is not one we run ({sorted(SLEAP_TYPES)})")
+    return kind, head
+
+
+def _model_parts(kind: str, head: dict, skeleton: Skeleton, graph_outputs: list[str], source: str):
+    """(model type, skeleton of the outputs, strides, outputs map, sigma, anchor) from a head config."""
+    model_type = SLEAP_TYPES[kind]
+    confmaps = head.get("confmaps", head)
+    sigma, anchor = float(confmaps.get("sigma", 2.5)), confmaps.get("anchor_part")
+    if model_type is ModelType.CENTROID:
+        strides = {"confmaps": int(confmaps["output_stride"])}
+        outputs = {"confmaps": _find(graph_outputs, "Centroid", source)}
+        return model_type, skeleton, strides, outputs, sigma, anchor
+    nodes = list(confmaps["part_names"])
+    edges = [tuple(e) for e in head["pafs"]["edges"]] if model_type is ModelType.BOTTOMUP else \
+        [e for e in skeleton.edge_names if e[0] in nodes and e[1] in nodes]  # fmt: skip
+    outputs = {"confmaps": _find(graph_outputs, "Confmaps", source)}
+    strides = {"confmaps": int(confmaps["output_stride"])}
+    if model_type is ModelType.BOTTOMUP:
+        outputs["pafs"] = _find(graph_outputs, "PartAffinityFields", source)
+        strides["pafs"] = int(head["pafs"]["output_stride"])
+    return model_type, Skeleton.from_names(nodes, edges), strides, outputs, sigma, anchor
+
+
+def _find(names: list[str], marker: str, source: str) -> str:
+    found = [n for n in names if marker in n]
+    if len(found) != 1:
+        raise ModelFormatError(f"{source}: expected one output with {marker!r} in its name, the network has {names}")
+    return found[0]
+
+
+def _sleap(folder: Path) -> ForeignModel:
+    from sleap_io.io.skeleton import SkeletonDecoder
+
+    from .keras_graph import load_keras_h5
+
+    config = json.loads((folder / "training_config.json").read_text())
+    kind, head = _one_head(config["model"]["heads"], str(folder))
+    unet = config["model"]["backbone"].get("unet")
+    if not unet:
+        raise ModelFormatError(f"{folder}: backbone {sorted(k for k, v in config['model']['backbone'].items() if v)} "
+                               "is not supported: only SLEAP's UNet is")  # fmt: skip
+    graph = load_keras_h5(folder / "best_model.h5")
+    decoded = SkeletonDecoder().decode(config["data"]["labels"]["skeletons"])[0]
+    skeleton = Skeleton.from_names([n.name for n in decoded.nodes], [(e.source.name, e.destination.name) for e in decoded.edges])
+    parts = _model_parts(kind, head, skeleton, graph.outputs, str(folder))
+    scale = float(config["data"]["preprocessing"].get("input_scaling", 1.0))
+    first = next(l for l in graph.layers_config if l["class_name"] == "InputLayer")["config"]["batch_input_shape"]
+    channels = int(first[3])
+    if parts[0] is ModelType.CENTERED_INSTANCE:
+        crop = config["data"]["instance_cropping"]["crop_size"]
+        frame = (int(crop), int(crop))
+    else:
+        frame = (round(first[1] / scale), round(first[2] / scale)) if first[1] else None
+    return ForeignModel(graph.eval(), parts[3], parts[0], parts[1], parts[2], scale, channels,
+                        int(unet["max_stride"]), parts[4], frame, parts[5], str(folder))  # fmt: skip
+
+
+def _sleap_nn(folder: Path) -> ForeignModel:
+    from .sleap_nn_graph import load_sleap_nn
+
+    graph, config = load_sleap_nn(folder)
+    kind, head = _one_head(config["model_config"]["head_configs"], str(folder))
+    skel = config["data_config"]["skeletons"][0]
+    skeleton = Skeleton.from_names([n["name"] for n in skel["nodes"]],
+                                   [(e["source"]["name"], e["destination"]["name"]) for e in skel.get("edges", [])])  # fmt: skip
+    parts = _model_parts(kind, head, skeleton, graph.outputs, str(folder))
+    pre = config["data_config"]["preprocessing"]
+    unet = config["model_config"]["backbone_config"]["unet"]
+    if parts[0] is ModelType.CENTERED_INSTANCE:
+        frame = (int(pre["crop_size"]), int(pre["crop_size"]))
+    else:
+        frame = (int(pre["max_height"]), int(pre["max_width"])) if pre.get("max_height") else None
+    return ForeignModel(graph.eval(), parts[3], parts[0], parts[1], parts[2], float(pre.get("scale", 1.0)),
+                        int(unet["in_channels"]), int(unet["max_stride"]), parts[4], frame, parts[5], str(folder))  # fmt: skip
+
+
+class _Ordered(nn.Module):
+    """The network's outputs in the order the exported graph expects (confmaps, then PAFs)."""
+
+    def __init__(self, network: nn.Module, names: list[str]):
+        super().__init__()
+        self.network, self.names = network, names
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = self.network(x)
+        return tuple(outputs[name] for name in self.names)
+
+
+def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options: ImportOptions = ImportOptions()) -> ModelDir:
+    """Import ``folder`` into ``out_dir`` (metadata.json + model.onnx and/or model.pt2); returns it loaded."""
+    import numpy as np
+
+    from ..graph import ExportGraph
+    from ..onnx import export_onnx
+
+    model = read_model(folder)
+    height, width = options.input_size or model.frame_shape or (None, None)
+    if height is None:
+        raise ConfigError(f"{folder}: the config does not say the frame size; give --input-size HEIGHTxWIDTH")
+    if model.model_type is ModelType.CENTERED_INSTANCE:
+        network_shape = (height, width)
+    else:
+        network_shape = tuple(int(np.ceil(v * model.input_scale / model.max_stride) * model.max_stride) for v in (height, width))
+    if network_shape[0] % model.max_stride or network_shape[1] % model.max_stride:
+        raise ConfigError(f"--input-size {height}x{width}: a centered-instance crop must be a multiple of the network's "
+                          f"max stride ({model.max_stride})")  # fmt: skip
+    n = options.max_instances
+    metadata = ModelMetadata(
+        model_type=model.model_type, skeleton=model.skeleton, input_shape=(height, width, model.channels),
+        input_scale=model.input_scale, output_strides=model.strides,
+        output_shapes={k: (network_shape[0] // s, network_shape[1] // s) for k, s in model.strides.items()},
+        sigma=model.sigma, crop_size=(height, width) if model.model_type is ModelType.CENTERED_INSTANCE else None,
+        anchor_part=model.anchor_part, output_mode=options.output_mode, max_instances=n,
+        max_peaks=options.max_peaks or {ModelType.CENTROID: n, ModelType.BOTTOMUP: 2 * n}.get(model.model_type, 1),
+        source_run=str(Path(folder).resolve()),
+    )  # fmt: skip
+    network = _Ordered(model.network, [model.outputs[k] for k in ("confmaps", "pafs") if k in model.outputs])
+    graph = ExportGraph(network, metadata, network_shape).eval()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in [*MODEL_FILES.values(), "metadata.json"]:
+        (out / name).unlink(missing_ok=True)
+    if "onnx" in options.formats:
+        export_onnx(graph, metadata, out / MODEL_FILES["onnx"])
+    if "torch" in options.formats:
+        example = torch.zeros((2, *metadata.input_shape), dtype=torch.uint8)
+        program = torch.export.export(graph, (example,), dynamic_shapes={"frames": {0: torch.export.Dim("batch", min=1, max=64)}})
+        torch.export.save(program, str(out / MODEL_FILES["torch"]))
+    (out / "metadata.json").write_text(metadata.to_json())
+    return load_model_dir(out)

@@ -1,0 +1,87 @@
+"""posestream import: SLEAP 1.x and sleap-nn model folders become model directories the engine runs
+unchanged (track, top-down with two imported folders), and identity models are refused with the reason."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sleap_io")
+from posestream.engine.errors import ModelFormatError  # noqa: E402
+from posestream.engine.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from posestream.engine.predictor import Predictor  # noqa: E402
+from posestream.engine.sources import open_source  # noqa: E402
+from posestream.export.importers.importer import import_model  # noqa: E402
+
+from test_import_checkpoints import ckpt_folder  # noqa: E402
+from test_import_keras import legacy_folder  # noqa: E402
+
+POSESTREAM = str(Path(sys.executable).with_name("posestream"))
+FOLDERS = {
+    "sleap:bottomup": lambda: legacy_folder("minimal_instance.UNet.bottomup"),
+    "sleap:centroid": lambda: legacy_folder("minimal_instance.UNet.centroid"),
+    "sleap:centered_instance": lambda: legacy_folder("minimal_instance.UNet.centered_instance"),
+    "sleap:single_instance": lambda: legacy_folder("minimal_robot.UNet.single_instance"),
+    "sleap-nn:bottomup": lambda: ckpt_folder("bottomup"),
+    "sleap-nn:centroid": lambda: ckpt_folder("centroid"),
+    "sleap-nn:centered_instance": lambda: ckpt_folder("centered_instance"),
+    "sleap-nn:single_instance": lambda: ckpt_folder("single_instance"),
+}
+
+
+@pytest.mark.parametrize("name", FOLDERS)
+def test_imported_model_runs_in_the_engine(name, tmp_path):
+    model = import_model(FOLDERS[name](), tmp_path / "model")
+    meta = model.metadata
+    assert meta.model_type.value == name.split(":")[1] and meta.skeleton.nodes == ("A", "B")
+    dirs = [model.path]
+    if meta.model_type.value == "centered_instance":  # runs behind a centroid model
+        dirs.insert(0, import_model(FOLDERS[name.replace("centered_instance", "centroid")](), tmp_path / "c").path)
+    with Predictor(dirs) as predictor:
+        frames = np.zeros((2, *predictor.input_shape), np.uint8)
+        found = predictor.postprocess(predictor.infer(frames))
+    assert len(found) == 2
+
+
+def test_imported_sleap_bottomup_finds_sleaps_animals(sleap_file, tmp_path):
+    """On the frames SLEAP predicted (centered_pair_low_quality.mp4 0 and 1), every node of SLEAP's own
+    predictions has ours within 2 px. (SLEAP's learned offset refinement is not used yet; with it the
+    bar is 0.1 px median.)"""
+    sio = pytest.importorskip("sleap_io")
+    folder = legacy_folder("minimal_instance.UNet.bottomup")
+    model = import_model(folder, tmp_path / "bu")
+    with Predictor([model.path]) as predictor, open_source(sleap_file("centered_pair_low_quality.mp4")) as video:
+        ours = {f.frame_idx: f for f in Pipeline(video, predictor, PipelineConfig(batch_size=1, frames="0-1"))}
+    for split in ("train", "val"):
+        for frame in sio.load_slp(str(folder / f"labels_pr.{split}.slp")).labeled_frames:
+            points = ours[frame.frame_idx].points.reshape(-1, 2)
+            for instance in frame.instances:
+                for point in instance.numpy():
+                    assert np.nanmin(np.linalg.norm(points - point, axis=1)) < 2.0, (frame.frame_idx, point)
+
+
+def test_identity_models_and_other_folders_are_refused_with_the_reason(tmp_path):
+    with pytest.raises(ModelFormatError, match="identity .multi-class. models .multi_class_topdown. are not imported yet"):
+        import_model(legacy_folder("min_tracks_2node.UNet.topdown_multiclass"), tmp_path / "a")
+    with pytest.raises(ModelFormatError, match="not a SLEAP 1.x model folder"):
+        import_model(tmp_path, tmp_path / "b")
+
+
+def test_import_command_then_track_top_down(sleap_file, tmp_path):
+    for kind in ("centroid", "centered_instance"):
+        done = subprocess.run([POSESTREAM, "import", str(legacy_folder(f"minimal_instance.UNet.{kind}")), "-o",
+                               str(tmp_path / kind)], capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0 and f"{kind} model from" in done.stdout, done.stderr
+    track = subprocess.run([POSESTREAM, "track", "-i", str(sleap_file("centered_pair_low_quality.mp4")), "-m",
+                            str(tmp_path / "centroid"), "-m", str(tmp_path / "centered_instance"), "-o",
+                            str(tmp_path / "td.h5"), "--frames", "0-2", "--quiet"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert track.returncode == 0, track.stderr
+    from posestream.engine.sinks import read_analysis_h5
+
+    data = read_analysis_h5(tmp_path / "td.h5")
+    assert (data.frame_status[:3] == 1).all() and np.isfinite(data.tracks[:3]).any()
