@@ -7,7 +7,8 @@ pairs. Both then go through the same refinement and grouping, so they give
 the same poses.
 
 Output names (the ONNX graph's, see ``posestream.export.graph``):
-  maps:  "confmaps" (B, C, h, w), "pafs" (B, 2E, hp, wp)
+  maps:  "confmaps" (B, C, h, w), "pafs" (B, 2E, hp, wp), and for models with a learned offset head
+         (SLEAP's ``OffsetRefinementHead``) "offsets" (B, 2C, h, w): (dx, dy) of each node in map cells
   peaks: "peak_values" (B, C, K), "peak_indices" (B, C, K), "peak_patches" (B, C, K, 3, 3),
          "paf_dots" (B, E, K, K, S)
 """
@@ -28,7 +29,8 @@ def output_names(metadata: ModelMetadata) -> list[str]:
     """Names of an exported graph's outputs, in order."""
     bottomup = metadata.model_type is ModelType.BOTTOMUP
     if metadata.output_mode is OutputMode.MAPS:
-        return ["confmaps", "pafs"] if bottomup else ["confmaps"]
+        names = ["confmaps", "pafs"] if bottomup else ["confmaps"]
+        return names + (["offsets"] if "offsets" in metadata.output_strides else [])
     return ["peak_values", "peak_indices", "peak_patches"] + (["paf_dots"] if bottomup else [])
 
 
@@ -89,6 +91,8 @@ class OutputDecoder:
         """
         candidates, dots = self.candidates(outputs)
         points, scores = refine_candidates(candidates, self.threshold)  # (B, C, K, 2), (B, C, K)
+        if "offsets" in outputs:
+            points = offset_points(candidates, outputs["offsets"], points)
         points /= self.metadata.input_scale
         kind = self.metadata.model_type
         if kind is ModelType.CENTROID:
@@ -99,6 +103,18 @@ class OutputDecoder:
             return [Instances(found[b, :n], point_scores[b, :n], instance_scores[b, :n])
                     for b, n in enumerate(counts)]  # fmt: skip
         return [_single(p[:, 0], s[:, 0]) for p, s in zip(points, scores)]
+
+
+def offset_points(candidates: PeakCandidates, offsets: np.ndarray, refined: np.ndarray) -> np.ndarray:
+    """Candidates placed by a learned offset head instead: (cell + offset) x stride, NaN where ``refined``
+    has no point.  offsets: (B, 2C, h, w), channel 2c = dx and 2c + 1 = dy of node c, in cells."""
+    batch, channels, k = candidates.values.shape
+    b = np.arange(batch)[:, None, None]
+    c = np.arange(channels)[None, :, None]
+    dx = offsets[b, 2 * c, candidates.rows, candidates.cols]  # (B, C, K)
+    dy = offsets[b, 2 * c + 1, candidates.rows, candidates.cols]
+    points = np.stack([candidates.cols + dx, candidates.rows + dy], axis=-1).astype(np.float32) * candidates.stride
+    return np.where(np.isnan(refined), np.nan, points).astype(np.float32)
 
 
 def _single(points: np.ndarray, scores: np.ndarray) -> Instances:

@@ -11,16 +11,16 @@ Read from the folder's config: the model type, the skeleton (the confidence-map 
 channels (from the first convolution's weights), sigma, crop size and anchor part, and the frame size it
 was trained on (SLEAP 1.x: the Keras input, unscaled; sleap-nn: ``max_height`` x ``max_width``).
 
-Covered: SLEAP's UNet in all four pose model types. Not yet: identity (multi-class) models, SLEAP's
-learned offset refinement heads (the engine refines peaks its own way for now), and SLEAP's exact resizing
-of scaled inputs (the graph resizes with its own bilinear sampling).
+Covered: SLEAP's UNet in all four pose model types, with SLEAP's learned offset refinement where the model
+has it (maps mode; in peaks mode the engine refines peaks its own way). Not yet: identity (multi-class)
+models, and SLEAP's exact resizing of scaled inputs (the graph resizes with its own bilinear sampling).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -95,13 +95,17 @@ def _one_head(heads: dict, source: str) -> tuple[str, dict]:
 
 
 def _model_parts(kind: str, head: dict, skeleton: Skeleton, graph_outputs: list[str], source: str):
-    """(model type, skeleton of the outputs, strides, outputs map, sigma, anchor) from a head config."""
+    """(model type, skeleton of the outputs, strides, outputs map, sigma, anchor) from a head config; a
+    learned offset head used for refinement (SLEAP's ``offset_refinement``) is the "offsets" output."""
     model_type = SLEAP_TYPES[kind]
     confmaps = head.get("confmaps", head)
     sigma, anchor = float(confmaps.get("sigma", 2.5)), confmaps.get("anchor_part")
+    offsets = [n for n in graph_outputs if "OffsetRefinement" in n] if confmaps.get("offset_refinement") else []
     if model_type is ModelType.CENTROID:
         strides = {"confmaps": int(confmaps["output_stride"])}
         outputs = {"confmaps": _find(graph_outputs, "Centroid", source)}
+        if offsets:
+            strides["offsets"], outputs["offsets"] = strides["confmaps"], offsets[0]
         return model_type, skeleton, strides, outputs, sigma, anchor
     nodes = list(confmaps["part_names"])
     edges = [tuple(e) for e in head["pafs"]["edges"]] if model_type is ModelType.BOTTOMUP else \
@@ -111,6 +115,8 @@ def _model_parts(kind: str, head: dict, skeleton: Skeleton, graph_outputs: list[
     if model_type is ModelType.BOTTOMUP:
         outputs["pafs"] = _find(graph_outputs, "PartAffinityFields", source)
         strides["pafs"] = int(head["pafs"]["output_stride"])
+    if offsets:
+        strides["offsets"], outputs["offsets"] = strides["confmaps"], offsets[0]
     return model_type, Skeleton.from_names(nodes, edges), strides, outputs, sigma, anchor
 
 
@@ -198,6 +204,9 @@ def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
         raise ConfigError(f"--input-size {height}x{width}: a centered-instance crop must be a multiple of the network's "
                           f"max stride ({model.max_stride})")  # fmt: skip
     n = options.max_instances
+    if options.output_mode is not OutputMode.MAPS:  # peaks mode refines in the engine's own way
+        model = replace(model, strides={k: v for k, v in model.strides.items() if k != "offsets"},
+                        outputs={k: v for k, v in model.outputs.items() if k != "offsets"})  # fmt: skip
     metadata = ModelMetadata(
         model_type=model.model_type, skeleton=model.skeleton, input_shape=(height, width, model.channels),
         input_scale=model.input_scale, output_strides=model.strides,
@@ -207,7 +216,7 @@ def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
         max_peaks=options.max_peaks or {ModelType.CENTROID: n, ModelType.BOTTOMUP: 2 * n}.get(model.model_type, 1),
         source_run=str(Path(folder).resolve()),
     )  # fmt: skip
-    network = _Ordered(model.network, [model.outputs[k] for k in ("confmaps", "pafs") if k in model.outputs])
+    network = _Ordered(model.network, [model.outputs[k] for k in ("confmaps", "pafs", "offsets") if k in model.outputs])
     graph = ExportGraph(network, metadata, network_shape).eval()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
