@@ -7,7 +7,13 @@
   drawing loop (the progress bar's rate) and of the whole command (start-up, reading the .slp, encoding).
   Bar: >= 100 FPS.
 
-Writes the "interop-render" section of RESULTS.md.
+- sleap: every SLEAP 1.x fixture of ../shared/data/sleap-nn/legacy_models imported: the network against
+  TensorFlow's stored outputs (max |difference|, bar 1e-4), and where SLEAP's own predictions are stored
+  (``labels_pr.*.slp``), our poses on the same frames of centered_pair_low_quality.mp4 against SLEAP's
+  (bottom-up through the engine; centered-instance on crops cut as SLEAP cuts them around the ground-truth
+  centroids, as SLEAP made them): the distribution of distances (bar: median <= 0.1 px, max <= 1 px).
+
+Writes the "interop-render" and "interop-sleap" sections of RESULTS.md.
 """
 
 from __future__ import annotations
@@ -55,12 +61,105 @@ def render_part() -> None:
     print(f"render: loop {loop_fps:.0f} FPS, whole command {whole_fps:.0f} FPS ({'met' if ok else 'NOT met'})")
 
 
+SLEAP_NN_DATA = Path(os.environ.get("POSESTREAM_SLEAP_NN_DATA", HERE.parent.parent / "shared" / "data" / "sleap-nn"))
+LEGACY = ["minimal_robot.UNet.single_instance", "minimal_instance.UNet.centroid",
+          "minimal_instance.UNet.bottomup", "minimal_instance.UNet.centered_instance",
+          "min_tracks_2node.UNet.bottomup_multiclass", "min_tracks_2node.UNet.topdown_multiclass"]  # fmt: skip
+
+
+def sleap_part() -> None:
+    """SLEAP 1.x fixtures: exact networks, and poses against SLEAP's own predictions."""
+    import json
+
+    import h5py
+    import numpy as np
+    import torch
+    from posestream.export.importers.keras_graph import load_keras_h5
+
+    rows = []
+    for name in [n for n in LEGACY if (SLEAP_NN_DATA / "legacy_models" / n).exists()]:
+        folder = SLEAP_NN_DATA / "legacy_models" / name
+        graph = load_keras_h5(folder / "best_model.h5").eval()
+        with h5py.File(folder / "dummy_activations.h5", "r") as f:
+            meta = json.loads(f["metadata"][()])
+            n, h, w, c = meta["input_shape"]
+            with torch.no_grad():
+                out = graph(torch.zeros((n, c, h, w)))
+            worst = max(float(np.abs((out[o["dataset_name"]].numpy().transpose(0, 2, 3, 1) if out[o["dataset_name"]].ndim == 4
+                                      else out[o["dataset_name"]].numpy()) - np.asarray(f[o["dataset_name"]])).max())
+                        for o in meta["outputs"])  # fmt: skip
+        poses = _poses_against_sleap(folder, name)
+        rows.append(f"| {name} | {worst:.1e} ({'met' if worst <= 1e-4 else 'NOT met'}) | {poses} |")
+    write_section("interop-sleap", [
+        "## Importing SLEAP 1.x models: exact networks", "",
+        "`python benchmarks/interop.py --only sleap`: each SLEAP 1.x fixture imported (`posestream import`, no "
+        "TensorFlow) against TensorFlow's stored outputs on a zero input, and our poses against SLEAP's own "
+        "predictions (`labels_pr`) on the same frames of centered_pair_low_quality.mp4.", "",
+        "| SLEAP model | network: max abs difference to TensorFlow (bar 1e-4) | poses against SLEAP's predictions, px (bar: median <= 0.1, max <= 1) |",
+        "|---|---:|---|", *rows, "",
+    ])  # fmt: skip
+    print("\n".join(rows))
+
+
+def _poses_against_sleap(folder: Path, name: str) -> str:
+    """The distance distribution of SLEAP's predicted points to ours, or why there is none."""
+    import tempfile
+
+    import numpy as np
+    import sleap_io as sio
+    from posestream.engine.inference import ExportedModel
+    from posestream.engine.pipeline import Pipeline, PipelineConfig
+    from posestream.engine.predictor import Predictor
+    from posestream.engine.sources import open_source
+    from posestream.export.importers.importer import import_model
+    from posestream.export.importers.parity import bbox_center, nearest_distances, sleap_crop
+
+    predicted = sorted(folder.glob("labels_pr.*.slp"))
+    if "multiclass" in name:
+        return "identity model: " + ("imported pose-only (centered instance)" if "topdown" in name else "not imported yet (no PAFs)")
+    if not predicted:
+        return "no SLEAP predictions stored"
+    if "centroid" in name:
+        return "its labels_pr holds ground-truth points (SLEAP's evaluation pairs them with predicted centroids)"
+    video_path = SLEAP_DATA / "centered_pair_low_quality.mp4"
+    distances = []
+    with tempfile.TemporaryDirectory() as tmp, open_source(video_path) as video:
+        model_dir = import_model(folder, Path(tmp) / "model").path
+        frames = sorted({f.frame_idx for p in predicted for f in sio.load_slp(str(p)).labeled_frames})
+        if "bottomup" in name:
+            with Predictor([model_dir]) as predictor:
+                ours = {f.frame_idx: f.points.reshape(-1, 2) for f in
+                        Pipeline(video, predictor, PipelineConfig(batch_size=1, frames=",".join(map(str, frames))))}  # fmt: skip
+        else:
+            model = ExportedModel(model_dir)
+            size = model.metadata.crop_size[0]
+            ours = {}
+            for p in predicted:
+                truth = {f.frame_idx: f for f in sio.load_slp(str(p).replace("labels_pr", "labels_gt")).labeled_frames}
+                for idx, frame in truth.items():
+                    image, points = video.read(idx), []
+                    for instance in frame.instances:
+                        center = bbox_center(instance.numpy())
+                        points.append(model.predict(sleap_crop(image, center, size)[None])[0].points[0] + (center - size / 2))
+                    ours[idx] = np.concatenate(points)
+        for p in predicted:
+            for frame in sio.load_slp(str(p)).labeled_frames:
+                theirs = np.concatenate([i.numpy() for i in frame.instances])
+                distances += nearest_distances(ours[frame.frame_idx], theirs).tolist()
+    d = np.array(distances)
+    ok = np.median(d) <= 0.1 and d.max() <= 1.0
+    return (f"{len(d)} points: median {np.median(d):.3f}, p90 {np.percentile(d, 90):.3f}, max {d.max():.3f} "
+            f"({'met' if ok else 'NOT met'})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default="render")
+    parser.add_argument("--only", default="render,sleap")
     args = parser.parse_args()
     if "render" in args.only.split(","):
         render_part()
+    if "sleap" in args.only.split(","):
+        sleap_part()
 
 
 if __name__ == "__main__":

@@ -56,18 +56,23 @@ def test_imported_sleap_bottomup_gives_sleaps_poses(sleap_file, tmp_path):
     model = import_model(folder, tmp_path / "bu")
     with Predictor([model.path]) as predictor, open_source(sleap_file("centered_pair_low_quality.mp4")) as video:
         ours = {f.frame_idx: f for f in Pipeline(video, predictor, PipelineConfig(batch_size=1, frames="0-1"))}
+    from posestream.export.importers.parity import nearest_distances
+
     assert "offsets" in model.metadata.output_strides
     distances = []
     for split in ("train", "val"):
         for frame in sio.load_slp(str(folder / f"labels_pr.{split}.slp")).labeled_frames:
-            points = ours[frame.frame_idx].points.reshape(-1, 2)
-            distances += [np.nanmin(np.linalg.norm(points - point, axis=1)) for i in frame.instances for point in i.numpy()]
+            theirs = np.concatenate([i.numpy() for i in frame.instances])
+            distances += nearest_distances(ours[frame.frame_idx].points.reshape(-1, 2), theirs).tolist()
     assert len(distances) == 8 and np.median(distances) <= 0.1 and max(distances) <= 1.0, distances
 
 
 def test_identity_models_and_other_folders_are_refused_with_the_reason(tmp_path):
-    with pytest.raises(ModelFormatError, match="identity .multi-class. models .multi_class_topdown. are not imported yet"):
-        import_model(legacy_folder("min_tracks_2node.UNet.topdown_multiclass"), tmp_path / "a")
+    with pytest.raises(ModelFormatError, match="bottom-up identity .multi-class. models .multi_class_bottomup. are not"):
+        import_model(legacy_folder("min_tracks_2node.UNet.bottomup_multiclass"), tmp_path / "a")
+    topdown = import_model(legacy_folder("min_tracks_2node.UNet.topdown_multiclass"), tmp_path / "td").metadata
+    assert topdown.model_type.value == "centered_instance" and topdown.crop_size == (128, 128)  # pose only
+    assert topdown.anchor_part == "thorax"
     with pytest.raises(ModelFormatError, match="not a SLEAP 1.x model folder"):
         import_model(tmp_path, tmp_path / "b")
 
@@ -85,3 +90,29 @@ def test_import_command_then_track_top_down(sleap_file, tmp_path):
 
     data = read_analysis_h5(tmp_path / "td.h5")
     assert (data.frame_status[:3] == 1).all() and np.isfinite(data.tracks[:3]).any()
+
+
+def test_imported_sleap_centered_instance_gives_sleaps_poses(sleap_file, tmp_path):
+    """SLEAP's centered-instance predictions (made on ground-truth centroids): the imported model on the
+    same crops, cut as SLEAP cuts them, gives SLEAP's points (median <= 0.1 px, max <= 1 px)."""
+    sio = pytest.importorskip("sleap_io")
+    from posestream.engine.inference import ExportedModel
+    from posestream.export.importers.parity import bbox_center, nearest_distances, sleap_crop
+
+    folder = legacy_folder("minimal_instance.UNet.centered_instance")
+    model = ExportedModel(import_model(folder, tmp_path / "ci").path)
+    size = model.metadata.crop_size[0]
+    distances = []
+    with open_source(sleap_file("centered_pair_low_quality.mp4")) as video:
+        for split in ("train", "val"):
+            truth = {f.frame_idx: f for f in sio.load_slp(str(folder / f"labels_gt.{split}.slp")).labeled_frames}
+            for frame in sio.load_slp(str(folder / f"labels_pr.{split}.slp")).labeled_frames:
+                image = video.read(frame.frame_idx)
+                ours = []
+                for instance in truth[frame.frame_idx].instances:
+                    center = bbox_center(instance.numpy())
+                    found = model.predict(sleap_crop(image, center, size)[None])[0]
+                    ours.append(found.points[0] + (center - size / 2))
+                theirs = np.concatenate([i.numpy() for i in frame.instances])
+                distances += nearest_distances(np.concatenate(ours), theirs).tolist()
+    assert len(distances) == 8 and np.median(distances) <= 0.1 and max(distances) <= 1.0, distances

@@ -12,8 +12,10 @@ channels (from the first convolution's weights), sigma, crop size and anchor par
 was trained on (SLEAP 1.x: the Keras input, unscaled; sleap-nn: ``max_height`` x ``max_width``).
 
 Covered: SLEAP's UNet in all four pose model types, with SLEAP's learned offset refinement where the model
-has it (maps mode; in peaks mode the engine refines peaks its own way). Not yet: identity (multi-class)
-models, and SLEAP's exact resizing of scaled inputs (the graph resizes with its own bilinear sampling).
+has it (maps mode; in peaks mode the engine refines peaks its own way); top-down identity models as
+centered-instance pose models (their class vectors are not used yet). Not yet: bottom-up identity models
+(no PAFs: grouping by class maps), and SLEAP's exact resizing of scaled inputs (the graph resizes with its
+own bilinear sampling).
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from torch import nn
 
 SLEAP_TYPES = {"single_instance": ModelType.SINGLE_INSTANCE, "centroid": ModelType.CENTROID,
                "centered_instance": ModelType.CENTERED_INSTANCE, "multi_instance": ModelType.BOTTOMUP,
-               "bottomup": ModelType.BOTTOMUP}  # fmt: skip
-MULTICLASS = ("multi_class_bottomup", "multi_class_topdown")
+               "bottomup": ModelType.BOTTOMUP,
+               "multi_class_topdown": ModelType.CENTERED_INSTANCE}  # pose only: its class vectors are not used yet  # fmt: skip
+MULTICLASS = ("multi_class_bottomup",)
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,8 @@ def _one_head(heads: dict, source: str) -> tuple[str, dict]:
         raise ModelFormatError(f"{source}: expected one head type in the config, found {sorted(given)}")
     kind, head = next(iter(given.items()))
     if kind in MULTICLASS:
-        raise ModelFormatError(f"{source}: identity (multi-class) models ({kind}) are not imported yet; their pose-only "
-                               "counterpart needs class-map grouping (bottom-up) or crops with class vectors (top-down)")  # fmt: skip
+        raise ModelFormatError(f"{source}: bottom-up identity (multi-class) models ({kind}) are not imported yet: "
+                               "they have no part affinity fields, so their poses need grouping by class maps")  # fmt: skip
     if kind not in SLEAP_TYPES:
         raise ModelFormatError(f"{source}: head type {kind!r} is not one we run ({sorted(SLEAP_TYPES)})")
     return kind, head

@@ -1,0 +1,35 @@
+"""Comparing an imported model with SLEAP's own predictions (``labels_pr.*.slp`` beside SLEAP's models).
+
+SLEAP predicted those files with its own conventions; to compare networks, not conventions, the frames
+are cut as SLEAP cuts them (``sleap_crop``), and each of SLEAP's points is paired with ours.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import map_coordinates
+
+
+def bbox_center(points: np.ndarray) -> np.ndarray:
+    """SLEAP's centroid of an instance without an anchor part: the middle of its visible points' box.  # (2,)"""
+    visible = points[~np.isnan(points).any(axis=1)]
+    return (visible.min(axis=0) + visible.max(axis=0)) / 2
+
+
+def sleap_crop(image: np.ndarray, center: np.ndarray, size: int) -> np.ndarray:
+    """The (size, size, C) uint8 crop SLEAP's top-down models see: bilinear samples at
+    center - (size - 1) / 2 + k (zeros outside the frame), truncated to uint8. Points found in it map back
+    to the frame by adding center - size / 2 (SLEAP's offset, half a pixel from the sampling origin)."""
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
+    ys, xs = center[1] - (size - 1) / 2 + rows, center[0] - (size - 1) / 2 + cols
+    channels = [map_coordinates(image[..., c].astype(np.float64), [ys, xs], order=1, mode="constant", cval=0.0)
+                for c in range(image.shape[2])]  # fmt: skip
+    return np.stack(channels, axis=-1).astype(np.uint8)
+
+
+def nearest_distances(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """For each of their points (P, 2), the distance to our nearest point (Q, 2).  # (P,)"""
+    theirs = theirs[~np.isnan(theirs).any(axis=1)]
+    if not len(ours):
+        return np.full(len(theirs), np.inf)
+    return np.nanmin(np.linalg.norm(theirs[:, None] - ours[None], axis=-1), axis=1)
