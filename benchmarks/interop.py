@@ -69,25 +69,12 @@ LEGACY = ["minimal_robot.UNet.single_instance", "minimal_instance.UNet.centroid"
 
 def sleap_part() -> None:
     """SLEAP 1.x fixtures: exact networks, and poses against SLEAP's own predictions."""
-    import json
-
-    import h5py
-    import numpy as np
-    import torch
-    from posestream.export.importers.keras_graph import load_keras_h5
+    from posestream.export.importers.parity import tensorflow_differences
 
     rows = []
     for name in [n for n in LEGACY if (SLEAP_NN_DATA / "legacy_models" / n).exists()]:
         folder = SLEAP_NN_DATA / "legacy_models" / name
-        graph = load_keras_h5(folder / "best_model.h5").eval()
-        with h5py.File(folder / "dummy_activations.h5", "r") as f:
-            meta = json.loads(f["metadata"][()])
-            n, h, w, c = meta["input_shape"]
-            with torch.no_grad():
-                out = graph(torch.zeros((n, c, h, w)))
-            worst = max(float(np.abs((out[o["dataset_name"]].numpy().transpose(0, 2, 3, 1) if out[o["dataset_name"]].ndim == 4
-                                      else out[o["dataset_name"]].numpy()) - np.asarray(f[o["dataset_name"]])).max())
-                        for o in meta["outputs"])  # fmt: skip
+        worst = max(tensorflow_differences(folder).values())
         poses = _poses_against_sleap(folder, name)
         rows.append(f"| {name} | {worst:.1e} ({'met' if worst <= 1e-4 else 'NOT met'}) | {poses} |")
     write_section("interop-sleap", [

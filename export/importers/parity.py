@@ -33,3 +33,31 @@ def nearest_distances(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
     if not len(ours):
         return np.full(len(theirs), np.inf)
     return np.nanmin(np.linalg.norm(theirs[:, None] - ours[None], axis=-1), axis=1)
+
+
+def tensorflow_differences(folder) -> dict[str, float]:
+    """Max |ours - TensorFlow's| of each output of a SLEAP 1.x folder's network on the zero input whose
+    outputs TensorFlow stored in ``dummy_activations.h5`` (NHWC, after the heads' activations)."""
+    import json
+    from pathlib import Path
+
+    import h5py
+    import torch
+
+    from .keras_graph import load_keras_h5
+
+    folder = Path(folder)
+    graph = load_keras_h5(folder / "best_model.h5").eval()
+    with h5py.File(folder / "dummy_activations.h5", "r") as f:
+        metadata = json.loads(f["metadata"][()])
+        n, h, w, c = metadata["input_shape"]
+        with torch.no_grad():
+            outputs = graph(torch.zeros((n, c, h, w)))
+        differences = {}
+        for output in metadata["outputs"]:
+            name = output["dataset_name"]
+            mine = outputs[name].numpy()
+            mine = mine.transpose(0, 2, 3, 1) if mine.ndim == 4 else mine
+            stored = np.asarray(f[name])
+            differences[name] = float(np.abs(mine - stored).max()) if mine.shape == stored.shape else float("inf")
+    return differences
