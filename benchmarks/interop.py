@@ -99,7 +99,7 @@ def _poses_against_sleap(folder: Path, name: str) -> str:
     from posestream.engine.predictor import Predictor
     from posestream.engine.sources import open_source
     from posestream.export.importers.importer import import_model
-    from posestream.export.importers.parity import bbox_center, nearest_distances, sleap_crop
+    from posestream.export.importers.parity import bbox_center, nearest_distances, sleap_crops
 
     predicted = sorted(folder.glob("labels_pr.*.slp"))
     if "multiclass" in name:
@@ -124,11 +124,8 @@ def _poses_against_sleap(folder: Path, name: str) -> str:
             for p in predicted:
                 truth = {f.frame_idx: f for f in sio.load_slp(str(p).replace("labels_pr", "labels_gt")).labeled_frames}
                 for idx, frame in truth.items():
-                    image, points = video.read(idx), []
-                    for instance in frame.instances:
-                        center = bbox_center(instance.numpy())
-                        points.append(model.predict(sleap_crop(image, center, size)[None])[0].points[0] + (center - size / 2))
-                    ours[idx] = np.concatenate(points)
+                    crops, offsets = sleap_crops(video.read(idx), [bbox_center(i.numpy()) for i in frame.instances], size)
+                    ours[idx] = np.concatenate([f.points[0] + o for f, o in zip(model.predict(crops), offsets)])
         for p in predicted:
             for frame in sio.load_slp(str(p)).labeled_frames:
                 theirs = np.concatenate([i.numpy() for i in frame.instances])

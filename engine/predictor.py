@@ -89,7 +89,8 @@ class Predictor:
         if self.centered is None:
             return RawBatch(outputs, len(frames))
         anchors = [found.points[:, 0] for found in self.first.decoder.decode(outputs)]  # per frame (n, 2)
-        crops, origins, frame_of = crops_around(frames, anchors, self.centered.metadata.crop_size)
+        meta = self.centered.metadata
+        crops, origins, frame_of = crops_around(frames, anchors, meta.crop_size, meta.crop_convention)
         crop_outputs = self.centered.backend.run(crops) if len(crops) else {}
         return RawBatch(crop_outputs, len(frames), origins, frame_of)
 

@@ -274,6 +274,9 @@ MODEL_METADATA_VERSION = 1
 """Version of the metadata.json contract; the engine refuses other versions."""
 
 
+REFINEMENTS = ("parabola", "integral")
+
+
 class ModelType(str, Enum):
     SINGLE_INSTANCE = "single_instance"
     CENTROID = "centroid"
@@ -301,6 +304,11 @@ class ModelMetadata:
     max_peaks: K, peak candidates per node (both modes; the engine ranks them the same way).
     max_instances: most animals per frame (centroid, bottom-up).
     paf_samples: points sampled along each candidate pair's segment (bottom-up).
+    refinement: how a peak is placed between cells (maps mode): "parabola" (a parabola through the peak and
+      its neighbours, per axis; ours) or "integral" (the centre of mass of the raw map in a 5x5 window, as
+      SLEAP and sleap-nn refine). A model with an "offsets" output places peaks by its learned offsets.
+    crop_convention: how the engine cuts a centered-instance model's crops: "posestream", or as the tool
+      that trained an imported model does ("sleap_nn", "sleap"; see engine/topdown.py).
     """
 
     model_type: ModelType
@@ -319,6 +327,8 @@ class ModelMetadata:
     max_instances: int = 1
     paf_samples: int = 10
     peak_threshold: float = 0.2
+    refinement: str = "parabola"
+    crop_convention: str = "posestream"
     precision: str = "fp32"
     source_run: str = ""
     config_hash: str = ""
@@ -347,6 +357,10 @@ class ModelMetadata:
         if self.max_peaks < 1 or self.max_instances < 1:
             raise ConfigError(f"max_peaks and max_instances must be >= 1, got {self.max_peaks}, {self.max_instances}")
         object.__setattr__(self, "output_shapes", {k: tuple(v) for k, v in self.output_shapes.items()})
+        if self.crop_convention not in ("posestream", "sleap_nn", "sleap"):
+            raise ConfigError(f"crop_convention must be posestream, sleap_nn or sleap, got {self.crop_convention!r}")
+        if self.refinement not in REFINEMENTS:
+            raise ConfigError(f"refinement must be one of {REFINEMENTS}, got {self.refinement!r}")
         if set(self.output_shapes) != set(self.output_strides):
             raise ConfigError(f"output_shapes {sorted(self.output_shapes)} and output_strides "
                               f"{sorted(self.output_strides)} must name the same outputs")  # fmt: skip

@@ -97,7 +97,7 @@ def test_imported_sleap_centered_instance_gives_sleaps_poses(sleap_file, tmp_pat
     same crops, cut as SLEAP cuts them, gives SLEAP's points (median <= 0.1 px, max <= 1 px)."""
     sio = pytest.importorskip("sleap_io")
     from posestream.engine.inference import ExportedModel
-    from posestream.export.importers.parity import bbox_center, nearest_distances, sleap_crop
+    from posestream.export.importers.parity import bbox_center, nearest_distances, sleap_crops
 
     folder = legacy_folder("minimal_instance.UNet.centered_instance")
     model = ExportedModel(import_model(folder, tmp_path / "ci").path)
@@ -108,11 +108,9 @@ def test_imported_sleap_centered_instance_gives_sleaps_poses(sleap_file, tmp_pat
             truth = {f.frame_idx: f for f in sio.load_slp(str(folder / f"labels_gt.{split}.slp")).labeled_frames}
             for frame in sio.load_slp(str(folder / f"labels_pr.{split}.slp")).labeled_frames:
                 image = video.read(frame.frame_idx)
-                ours = []
-                for instance in truth[frame.frame_idx].instances:
-                    center = bbox_center(instance.numpy())
-                    found = model.predict(sleap_crop(image, center, size)[None])[0]
-                    ours.append(found.points[0] + (center - size / 2))
+                centers = [bbox_center(instance.numpy()) for instance in truth[frame.frame_idx].instances]
+                crops, offsets = sleap_crops(image, centers, size)
+                ours = np.concatenate([found.points[0] + offset for found, offset in zip(model.predict(crops), offsets)])
                 theirs = np.concatenate([i.numpy() for i in frame.instances])
-                distances += nearest_distances(np.concatenate(ours), theirs).tolist()
+                distances += nearest_distances(ours, theirs).tolist()
     assert len(distances) == 8 and np.median(distances) <= 0.1 and max(distances) <= 1.0, distances

@@ -71,6 +71,7 @@ class ForeignModel:
     frame_shape: tuple[int, int] | None  # (H, W) it was trained on; the crop for centered-instance
     anchor_part: str | None
     source: str
+    tool: str  # "sleap" (1.x) or "sleap_nn": whose crop convention the engine follows
 
 
 def read_model(folder: str | os.PathLike) -> ForeignModel:
@@ -154,7 +155,7 @@ def _sleap(folder: Path) -> ForeignModel:
     else:
         frame = (round(first[1] / scale), round(first[2] / scale)) if first[1] else None
     return ForeignModel(graph.eval(), parts[3], parts[0], parts[1], parts[2], scale, channels,
-                        int(unet["max_stride"]), parts[4], frame, parts[5], str(folder))  # fmt: skip
+                        int(unet["max_stride"]), parts[4], frame, parts[5], str(folder), "sleap")  # fmt: skip
 
 
 def _sleap_nn(folder: Path) -> ForeignModel:
@@ -173,7 +174,8 @@ def _sleap_nn(folder: Path) -> ForeignModel:
     else:
         frame = (int(pre["max_height"]), int(pre["max_width"])) if pre.get("max_height") else None
     return ForeignModel(graph.eval(), parts[3], parts[0], parts[1], parts[2], float(pre.get("scale", 1.0)),
-                        int(unet["in_channels"]), int(unet["max_stride"]), parts[4], frame, parts[5], str(folder))  # fmt: skip
+                        int(unet["in_channels"]), int(unet["max_stride"]), parts[4], frame, parts[5], str(folder),
+                        "sleap_nn")  # fmt: skip
 
 
 class _Ordered(nn.Module):
@@ -217,7 +219,7 @@ def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
         sigma=model.sigma, crop_size=(height, width) if model.model_type is ModelType.CENTERED_INSTANCE else None,
         anchor_part=model.anchor_part, output_mode=options.output_mode, max_instances=n,
         max_peaks=options.max_peaks or {ModelType.CENTROID: n, ModelType.BOTTOMUP: 2 * n}.get(model.model_type, 1),
-        source_run=str(Path(folder).resolve()),
+        refinement="integral", crop_convention=model.tool, source_run=str(Path(folder).resolve()),
     )  # fmt: skip
     network = _Ordered(model.network, [model.outputs[k] for k in ("confmaps", "pafs", "offsets") if k in model.outputs])
     graph = ExportGraph(network, metadata, network_shape).eval()

@@ -1,13 +1,12 @@
 """Comparing an imported model with SLEAP's own predictions (``labels_pr.*.slp`` beside SLEAP's models).
 
 SLEAP predicted those files with its own conventions; to compare networks, not conventions, the frames
-are cut as SLEAP cuts them (``sleap_crop``), and each of SLEAP's points is paired with ours.
+are cut as SLEAP cuts them (``sleap_crops``), and each of SLEAP's points is paired with ours.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import map_coordinates
 
 
 def bbox_center(points: np.ndarray) -> np.ndarray:
@@ -16,15 +15,13 @@ def bbox_center(points: np.ndarray) -> np.ndarray:
     return (visible.min(axis=0) + visible.max(axis=0)) / 2
 
 
-def sleap_crop(image: np.ndarray, center: np.ndarray, size: int) -> np.ndarray:
-    """The (size, size, C) uint8 crop SLEAP's top-down models see: bilinear samples at
-    center - (size - 1) / 2 + k (zeros outside the frame), truncated to uint8. Points found in it map back
-    to the frame by adding center - size / 2 (SLEAP's offset, half a pixel from the sampling origin)."""
-    rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
-    ys, xs = center[1] - (size - 1) / 2 + rows, center[0] - (size - 1) / 2 + cols
-    channels = [map_coordinates(image[..., c].astype(np.float64), [ys, xs], order=1, mode="constant", cval=0.0)
-                for c in range(image.shape[2])]  # fmt: skip
-    return np.stack(channels, axis=-1).astype(np.uint8)
+def sleap_crops(image: np.ndarray, centers: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """SLEAP's crops (M, size, size, C) of one frame around ``centers`` and the offsets (M, 2) that move
+    their points back (``engine.topdown``'s "sleap" convention)."""
+    from posestream.engine.topdown import crops_around
+
+    crops, offsets, _ = crops_around(image[None], [np.asarray(centers, np.float64)], (size, size), "sleap")
+    return crops, offsets
 
 
 def nearest_distances(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
