@@ -13,7 +13,14 @@
   (bottom-up through the engine; centered-instance on crops cut as SLEAP cuts them around the ground-truth
   centroids, as SLEAP made them): the distribution of distances (bar: median <= 0.1 px, max <= 1 px).
 
-Writes the "interop-render" and "interop-sleap" sections of RESULTS.md.
+- sleap-nn (needs ``--sleap-nn-python``, a venv with sleap-nn 0.3.5, kept apart): sleap-nn's own bottom-up and
+  top-down test checkpoints over the 1,100 frames of the fly video, by sleap-nn's default ``track`` (torch),
+  by its fastest path (``export`` then ``predict --runtime onnx``), and imported (``posestream import``) by
+  ``posestream track`` fp32: whole-command seconds and peak RSS, each in its own process; our poses against
+  sleap-nn's ``track`` output (bar: median <= 0.1 px; speed-up over its fastest path >= 1.5x bottom-up,
+  >= 2.5x top-down).
+
+Writes the "interop-render", "interop-sleap" and "interop-sleap-nn" sections of RESULTS.md.
 """
 
 from __future__ import annotations
@@ -136,14 +143,93 @@ def _poses_against_sleap(folder: Path, name: str) -> str:
             f"({'met' if ok else 'NOT met'})")
 
 
+SLEAP_NN_RUNNER = """import sys, types
+sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
+from sleap_nn.cli import cli
+cli()
+"""
+SLEAP_NN_SETUPS = {"bottom-up": ["minimal_instance_bottomup"],
+                   "top-down": ["minimal_instance_centroid", "minimal_instance_centered_instance"]}  # fmt: skip
+
+
+def sleap_nn_part(python: str) -> None:
+    """sleap-nn's checkpoints: its two paths against ours, and our poses against its own."""
+    from results import peak_rss_and_seconds
+
+    video = SLEAP_DATA / "centered_pair_small.mp4"
+    out = OUT / "sleap_nn"
+    out.mkdir(parents=True, exist_ok=True)
+    runner = out / "runner.py"
+    runner.write_text(SLEAP_NN_RUNNER)
+    rows = []
+    for label, names in SLEAP_NN_SETUPS.items():
+        key = label.replace("-", "")
+        ckpts = [SLEAP_NN_DATA / "model_ckpts" / n for n in names]
+        models = [a for c in ckpts for a in ("-m", c)]
+        track_rss, track_s = peak_rss_and_seconds([python, str(runner), "track", "-i", str(video), *map(str, models),
+                                                   "-o", str(out / f"{key}_track.slp"), "-d", "cpu"])  # fmt: skip
+        onnx_dir = out / f"{key}_onnx"
+        if not (onnx_dir / "model.onnx").exists():
+            subprocess.run([python, str(runner), "export", *map(str, ckpts), "-o", str(onnx_dir), "--format", "onnx"],
+                           check=True, capture_output=True)  # fmt: skip
+        onnx_rss, onnx_s = peak_rss_and_seconds([python, str(runner), "predict", "-i", str(video), "-m", str(onnx_dir),
+                                                 "--runtime", "onnx", "-d", "cpu", "-o", str(out / f"{key}_onnx.slp")])  # fmt: skip
+        ours = []
+        for ckpt in ckpts:
+            subprocess.run(posestream_command("import", ckpt, "-o", out / f"ours_{ckpt.name}"), check=True, capture_output=True)
+            ours += ["-m", out / f"ours_{ckpt.name}"]
+        our_rss, our_s = peak_rss_and_seconds(posestream_command("track", "-i", video, *ours, "-o", out / f"{key}_ours.h5", "--quiet"))
+        median, p90 = _against_sleap_nn(out / f"{key}_ours.h5", out / f"{key}_track.slp")
+        bar = 1.5 if label == "bottom-up" else 2.5
+        speedup = onnx_s / our_s
+        rows += [f"| {label} | sleap-nn 0.3.5 `track` (torch, its default) | {track_s:.1f} | {1100 / track_s:.1f} | {track_rss:.0f} | (reference) |",
+                 f"| {label} | sleap-nn 0.3.5 `predict --runtime onnx` (its fastest) | {onnx_s:.1f} | {1100 / onnx_s:.1f} | {onnx_rss:.0f} | |",
+                 f"| {label} | `posestream import` + `track`, fp32 | {our_s:.1f} | {1100 / our_s:.1f} | {our_rss:.0f} | "
+                 f"{speedup:.2f}x its fastest (bar {bar}x: {'met' if speedup >= bar else 'NOT met'}); poses: median {median:.3f} px, "
+                 f"p90 {p90:.3f} from its `track` (bar 0.1: {'met' if median <= 0.1 else 'NOT met'}) |"]  # fmt: skip
+        print("\n".join(rows[-3:]), flush=True)
+    write_section("interop-sleap-nn", [
+        "## sleap-nn's own checkpoints, imported, side by side", "",
+        f"`python benchmarks/interop.py --only sleap-nn --sleap-nn-python VENV/bin/python` ({os.cpu_count()} cores): "
+        "sleap-nn's bottom-up and top-down test checkpoints over the 1,100 frames of centered_pair_small.mp4, each "
+        "command in its own process (start-up included).", "",
+        "| model | command | wall s | frames / wall s | peak RSS MB | against sleap-nn |", "|---|---|---:|---:|---:|---|",
+        *rows, "",
+    ])  # fmt: skip
+
+
+def _against_sleap_nn(ours: Path, theirs: Path) -> tuple[float, float]:
+    """Median and p90 distance from each of sleap-nn's points to our nearest, over the frames."""
+    import numpy as np
+    import sleap_io as sio
+    from posestream.engine.sinks import read_analysis_h5
+    from posestream.export.importers.parity import nearest_distances
+
+    data = read_analysis_h5(ours)
+    distances = []
+    for frame in sio.load_slp(str(theirs)).labeled_frames:
+        if frame.instances:
+            points = data.tracks[frame.frame_idx].reshape(-1, 2)
+            points = points[~np.isnan(points).any(axis=1)]
+            distances += nearest_distances(points, np.concatenate([i.numpy() for i in frame.instances])).tolist()
+    d = np.array(distances)
+    return float(np.median(d)), float(np.percentile(d, 90))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default="render,sleap")
+    parser.add_argument("--only", default="render,sleap,sleap-nn")
+    parser.add_argument("--sleap-nn-python", help="python of a venv with sleap-nn 0.3.5 (the sleap-nn part)")
     args = parser.parse_args()
     if "render" in args.only.split(","):
         render_part()
     if "sleap" in args.only.split(","):
         sleap_part()
+    if "sleap-nn" in args.only.split(","):
+        if args.sleap_nn_python:
+            sleap_nn_part(args.sleap_nn_python)
+        else:
+            print("skipping sleap-nn: give --sleap-nn-python VENV/bin/python (a venv with sleap-nn 0.3.5)")
 
 
 if __name__ == "__main__":
