@@ -22,6 +22,7 @@ import numba
 import numpy as np
 
 NOT_A_PEAK = -1e4
+INTEGRAL_WINDOW = 5  # cells on a side of the window "integral" refinement averages over
 """Value given to cells that are not local maxima, so top-K ranks them last (fits in fp16)."""
 
 
@@ -74,52 +75,22 @@ def find_candidates(maps: np.ndarray, k: int, stride: int, floor: float = -np.in
     return PeakCandidates(values, rows, cols, patches, (height, width), stride)
 
 
-def refine_candidates(candidates: PeakCandidates, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def refine_candidates(candidates: PeakCandidates, threshold: float, maps: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Subpixel points (B, C, K, 2) in input pixels, NaN where the value is not above
-    ``threshold``, and scores (B, C, K)."""
+    ``threshold``, and scores (B, C, K).
+
+    Without ``maps``: a parabola through each candidate and its neighbours, per axis. With the maps
+    (B, C, H, W): the centre of mass of the raw values in the INTEGRAL_WINDOW x INTEGRAL_WINDOW cells around
+    each candidate (cells past the border count as 0), as SLEAP and sleap-nn refine.
+    """
     points = np.empty((*candidates.values.shape, 2), np.float32)
     height, width = candidates.map_shape
-    _refine_kernel(np.ascontiguousarray(candidates.patches, dtype=np.float32), candidates.values,
-                   candidates.rows, candidates.cols, height, width, float(candidates.stride), float(threshold), points)  # fmt: skip
+    window = np.zeros((1, 1, 1, 1), np.float32) if maps is None else np.ascontiguousarray(maps, dtype=np.float32)
+    _refine_kernel(np.ascontiguousarray(candidates.patches, dtype=np.float32), window, candidates.values,
+                   candidates.rows, candidates.cols, height, width, float(candidates.stride), float(threshold),
+                   0 if maps is None else INTEGRAL_WINDOW // 2, points)  # fmt: skip
     return points, candidates.values.astype(np.float32)
-
-
-INTEGRAL_WINDOW = 5  # cells on a side of the window "integral" refinement averages over
-
-
-def integral_refine(candidates: PeakCandidates, maps: np.ndarray, threshold: float) -> np.ndarray:
-    """Subpixel points (B, C, K, 2) in input pixels by the centre of mass of the raw map values in the
-    INTEGRAL_WINDOW x INTEGRAL_WINDOW cells around each candidate (cells past the border count as 0), as
-    SLEAP and sleap-nn refine; NaN where the value is not above ``threshold``.  maps: (B, C, H, W)."""
-    points = np.empty((*candidates.values.shape, 2), np.float32)
-    _integral_kernel(np.ascontiguousarray(maps, dtype=np.float32), candidates.values, candidates.rows, candidates.cols,
-                     float(candidates.stride), float(threshold), INTEGRAL_WINDOW // 2, points)  # fmt: skip
-    return points
-
-
-@numba.njit(cache=True, nogil=True)
-def _integral_kernel(maps, values, rows, cols, stride, threshold, half, points):  # pragma: no cover - compiled
-    batch, channels, k = values.shape
-    height, width = maps.shape[2], maps.shape[3]
-    for b in range(batch):
-        for c in range(channels):
-            for s in range(k):
-                if not values[b, c, s] > threshold:
-                    points[b, c, s, 0] = np.nan
-                    points[b, c, s, 1] = np.nan
-                    continue
-                i, j = rows[b, c, s], cols[b, c, s]
-                total, sx, sy = 0.0, 0.0, 0.0
-                for di in range(-half, half + 1):
-                    for dj in range(-half, half + 1):
-                        if 0 <= i + di < height and 0 <= j + dj < width:
-                            v = maps[b, c, i + di, j + dj]
-                            total += v
-                            sx += dj * v
-                            sy += di * v
-                dx, dy = (sx / total, sy / total) if total != 0.0 else (0.0, 0.0)
-                points[b, c, s, 0] = (j + dx) * stride
-                points[b, c, s, 1] = (i + dy) * stride
 
 
 @numba.njit(cache=True, nogil=True)
@@ -176,7 +147,8 @@ def _is_local_max(maps, b, c, i, j, v):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _refine_kernel(patches, values, rows, cols, height, width, stride, threshold, points):  # pragma: no cover
+def _refine_kernel(patches, maps, values, rows, cols, height, width, stride, threshold, half, points):  # pragma: no cover
+    """half = 0: parabola through the 3x3 patch; half > 0: centre of mass of maps in a (2 half + 1) window."""
     batch, channels, k = values.shape
     for b in range(batch):
         for c in range(channels):
@@ -185,12 +157,32 @@ def _refine_kernel(patches, values, rows, cols, height, width, stride, threshold
                     points[b, c, s, 0] = np.nan
                     points[b, c, s, 1] = np.nan
                     continue
-                p = patches[b, c, s]
                 i, j = rows[b, c, s], cols[b, c, s]
-                dx = _offset(p[1, 0], p[1, 1], p[1, 2]) if 0 < j < width - 1 else 0.0
-                dy = _offset(p[0, 1], p[1, 1], p[2, 1]) if 0 < i < height - 1 else 0.0
+                if half:
+                    dx, dy = _centre_of_mass(maps[b, c], i, j, half)
+                else:
+                    p = patches[b, c, s]
+                    dx = _offset(p[1, 0], p[1, 1], p[1, 2]) if 0 < j < width - 1 else 0.0
+                    dy = _offset(p[0, 1], p[1, 1], p[2, 1]) if 0 < i < height - 1 else 0.0
                 points[b, c, s, 0] = (j + dx) * stride
                 points[b, c, s, 1] = (i + dy) * stride
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _centre_of_mass(cells, i, j, half):  # pragma: no cover - compiled
+    """(dx, dy) of the mass of cells (H, W) in the window around (i, j), in cells; (0, 0) without mass."""
+    height, width = cells.shape
+    total, sx, sy = 0.0, 0.0, 0.0
+    for di in range(-half, half + 1):
+        for dj in range(-half, half + 1):
+            if 0 <= i + di < height and 0 <= j + dj < width:
+                v = cells[i + di, j + dj]
+                total += v
+                sx += dj * v
+                sy += di * v
+    if total == 0.0:
+        return 0.0, 0.0
+    return sx / total, sy / total
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

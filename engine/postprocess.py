@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .paf_grouping import GroupingConfig, group_batch, pair_dots
-from .peaks import PeakCandidates, find_candidates, integral_refine, refine_candidates
+from .peaks import PeakCandidates, find_candidates, refine_candidates
 from .types import ModelMetadata, ModelType, OutputMode
 
 
@@ -90,11 +90,11 @@ class OutputDecoder:
         Centroid models give one-node instances: the anchors, best first.
         """
         candidates, dots = self.candidates(outputs)
-        points, scores = refine_candidates(candidates, self.threshold)  # (B, C, K, 2), (B, C, K)
+        integral = self.metadata.refinement == "integral" and "confmaps" in outputs and "offsets" not in outputs
+        maps = outputs["confmaps"] if integral else None
+        points, scores = refine_candidates(candidates, self.threshold, maps)  # (B, C, K, 2), (B, C, K)
         if "offsets" in outputs:
             points = offset_points(candidates, outputs["offsets"], points)
-        elif self.metadata.refinement == "integral" and "confmaps" in outputs:
-            points = integral_refine(candidates, outputs["confmaps"], self.threshold)
         points /= self.metadata.input_scale
         kind = self.metadata.model_type
         if kind is ModelType.CENTROID:

@@ -68,3 +68,15 @@ def test_grouping_recovers_two_animals(shuffle_seed):
     assert counts.tolist() == [2] and (instance_scores[0, :2] > 0).all()
     found = sorted(found[0, :2].tolist(), key=lambda p: p[0][1])
     np.testing.assert_allclose(found, animals, atol=0.3)
+
+
+def test_integral_refinement_is_the_centre_of_mass_of_the_window():
+    """SLEAP's and sleap-nn's refinement: the mass of the raw map in the 5x5 cells around the peak
+    (a cell three away does not count)."""
+    maps = np.zeros((1, 1, 20, 20), np.float32)
+    maps[0, 0, 10, 10], maps[0, 0, 10, 11], maps[0, 0, 12, 10], maps[0, 0, 10, 13] = 1.0, 0.5, 0.25, 0.9
+    candidates = find_candidates(maps, 1, stride=2)
+    points, _ = refine_candidates(candidates, threshold=0.2, maps=maps)
+    np.testing.assert_allclose(points[0, 0, 0], ((10 + 0.5 / 1.75) * 2, (10 + 2 * 0.25 / 1.75) * 2), rtol=1e-6)
+    parabola, _ = refine_candidates(candidates, threshold=0.2)
+    assert not np.allclose(parabola[0, 0, 0], points[0, 0, 0])
