@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         "synth",
         help="render a synthetic video of moving animals with known keypoints",
         description="Render a synthetic H.264 video and write its ground truth beside it "
-        "(OUT.analysis.h5, and OUT.slp when posestream[train] is installed).",
+        "(OUT.analysis.h5, and OUT.slp when posestream[slp] is installed).",
     )
     synth.add_argument("out", metavar="OUT.mp4", help="video to write")
     synth.add_argument("--frames", type=int, default=300, help="number of frames (default 300)")
@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output path (its stem names every format); default beside the video, as SLEAP does: "
                        "VIDEO.predictions.h5 (and VIDEO.predictions.slp)")  # fmt: skip
     track.add_argument("--format", action="append", default=[], metavar="analysis-h5|slp",
-                       help="output formats, comma-separated or repeated (default analysis-h5; slp needs posestream[train])")  # fmt: skip
+                       help="output formats, comma-separated or repeated (default analysis-h5; slp needs posestream[slp])")  # fmt: skip
     track.add_argument("--peak-threshold", type=float, help="drop points whose peak is lower (default: the model's)")
     track.add_argument("--max-instances", type=int, help="most animals per frame (default: the model's)")
     track.add_argument("--quiet", action="store_true", help="no progress bar")

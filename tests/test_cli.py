@@ -60,7 +60,7 @@ def test_synth_without_sleap_io_names_the_extra(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert "pip install 'posestream[train]'" in result.stderr and "--no-slp" in result.stderr
+    assert "pip install 'posestream[slp]'" in result.stderr and "--no-slp" in result.stderr
 
 
 def test_recover_rewrites_an_analysis_file(tmp_path):

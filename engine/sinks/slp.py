@@ -1,4 +1,4 @@
-"""SLEAP labels (``.slp``) through sleap-io (``pip install 'posestream[train]'``): a writer and a reader.
+"""SLEAP labels (``.slp``) through sleap-io (``pip install 'posestream[slp]'``, no torch): a writer and a reader.
 
 sleap-io writes a labels file in one go, so this sink keeps every frame's
 arrays until ``close`` (a few hundred bytes per instance); the analysis HDF5
@@ -23,7 +23,7 @@ class SlpWriter:
 
     def __init__(self, path: str | os.PathLike, skeleton: Skeleton, video_path: str, user: bool = False,
                  provenance: dict | None = None):  # fmt: skip
-        self.sio = require("sleap_io", extra="train", feature="writing .slp files")
+        self.sio = require("sleap_io", extra="slp", feature="writing .slp files")
         self.path, self.skeleton, self.video_path, self.user = os.fspath(path), skeleton, video_path, user
         self.provenance = provenance or {}
         self._frames: list[FramePredictions] = []
@@ -77,7 +77,7 @@ class SlpReader:
     """
 
     def __init__(self, path: str | os.PathLike):
-        sio = require("sleap_io", extra="train", feature="reading .slp files")
+        sio = require("sleap_io", extra="slp", feature="reading .slp files")
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"{self.path}: no such labels file")

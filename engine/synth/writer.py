@@ -1,7 +1,7 @@
 """``posestream synth``: render a synthetic video and write its ground truth beside it.
 
 ``OUT.mp4`` gets ``OUT.analysis.h5`` (analysis HDF5, always) and ``OUT.slp``
-(SLEAP labels, when sleap-io from ``posestream[train]`` is installed). With a
+(SLEAP labels, when sleap-io from ``posestream[slp]`` is installed). With a
 perturbation (jitter, dropped nodes, missing and false instances), the ground
 truth perturbed into untracked "detections" goes to ``OUT.detections.h5`` (and
 ``OUT.detections.slp`` with the labels): the input a tracker would get.
@@ -57,7 +57,7 @@ def write_synthetic_video(
 ) -> SynthOutput:
     """Render ``config`` into an H.264 video at ``out`` and write its ground truth.
 
-    slp: also write SLEAP labels (needs ``posestream[train]``; raises MissingExtraError without it).
+    slp: also write SLEAP labels (needs ``posestream[slp]``; raises MissingExtraError without it).
     perturb: also write the ground truth perturbed into detections (``detection_paths``).
     keyint: at most this many frames between keyframes (default: x264's 250).
     """
@@ -67,7 +67,7 @@ def write_synthetic_video(
     out.parent.mkdir(parents=True, exist_ok=True)
     h5_path, slp_path = ground_truth_paths(out)
     if slp:
-        require("sleap_io", extra="train", feature=f"writing {slp_path.name}",
+        require("sleap_io", extra="slp", feature=f"writing {slp_path.name}",
                 hint="or skip the labels (CLI: --no-slp)")  # fmt: skip
     renderer = FrameRenderer(
         config.height, config.width, config.rgb, config.body_length, config.animals, config.seed
