@@ -77,10 +77,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, options: 
     run = RunModel(run_dir, checkpoint=options.checkpoint)
     shape = input_shape(run, options.input_size)
     metadata = run.metadata(shape, options.output_mode, options.max_peaks, options.precision)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in [*MODEL_FILES.values(), "metadata.json"]:  # nothing of an earlier export may stay
-        (out_dir / name).unlink(missing_ok=True)
+    out_dir = empty_model_dir(out_dir)
     steps = [f for f in FORMATS if f in options.formats or (f == "onnx" and "tensorrt" in options.formats)]
     with progress_bar(len(steps), f"export {run.type.value}", enabled=progress) as advance:
         for step in steps:
@@ -130,12 +127,27 @@ def _write_onnx(run: RunModel, metadata, options: ExportOptions, path: Path) -> 
 def _write_torch(run: RunModel, metadata, options: ExportOptions, path: Path) -> None:
     """A ``torch.export`` program of the same graph (fp16 network on CUDA hosts: the engine's torch backend casts)."""
     graph = run.graph(metadata, network=copy.deepcopy(run.network), half=options.precision == "fp16")
+    save_torch_program(graph, metadata, path, options.max_batch)
+
+
+def save_torch_program(graph: torch.nn.Module, metadata, path: Path, max_batch: int) -> None:
+    """``graph`` (uint8 frames of ``metadata.input_shape`` in) as a ``torch.export`` program with a batch axis
+    up to ``max_batch``."""
     example = torch.zeros((2, *metadata.input_shape), dtype=torch.uint8)
-    batch = torch.export.Dim("batch", min=1, max=max(options.max_batch, 2))
+    batch = torch.export.Dim("batch", min=1, max=max(max_batch, 2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.export.export(graph, (example,), dynamic_shapes={"frames": {0: batch}})
     torch.export.save(program, str(path))
+
+
+def empty_model_dir(out_dir: str | os.PathLike) -> Path:
+    """``out_dir``, made if needed, with no file of an earlier export left in it."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in [*MODEL_FILES.values(), "metadata.json"]:
+        (out_dir / name).unlink(missing_ok=True)
+    return out_dir
 
 
 def calibration_frames(run: RunModel, shape: tuple[int, int, int], count: int) -> np.ndarray:

@@ -194,6 +194,7 @@ def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
     """Import ``folder`` into ``out_dir`` (metadata.json + model.onnx and/or model.pt2); returns it loaded."""
     import numpy as np
 
+    from ..exporter import empty_model_dir, save_torch_program
     from ..graph import ExportGraph
     from ..onnx import export_onnx
 
@@ -223,15 +224,10 @@ def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
     )  # fmt: skip
     network = _Ordered(model.network, [model.outputs[k] for k in ("confmaps", "pafs", "offsets") if k in model.outputs])
     graph = ExportGraph(network, metadata, network_shape).eval()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in [*MODEL_FILES.values(), "metadata.json"]:
-        (out / name).unlink(missing_ok=True)
+    out = empty_model_dir(out_dir)
     if "onnx" in options.formats:
         export_onnx(graph, metadata, out / MODEL_FILES["onnx"])
     if "torch" in options.formats:
-        example = torch.zeros((2, *metadata.input_shape), dtype=torch.uint8)
-        program = torch.export.export(graph, (example,), dynamic_shapes={"frames": {0: torch.export.Dim("batch", min=1, max=64)}})
-        torch.export.save(program, str(out / MODEL_FILES["torch"]))
+        save_torch_program(graph, metadata, out / MODEL_FILES["torch"], max_batch=64)
     (out / "metadata.json").write_text(metadata.to_json())
     return load_model_dir(out)
