@@ -84,3 +84,6 @@ class LocalEngine:
     def drain(self) -> None:
         """Finish the units running now and start no other."""
         self._drain.set()
+
+    def close(self) -> None:
+        """Nothing left to release: each worker thread closes its models when it ends."""

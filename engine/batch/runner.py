@@ -86,8 +86,7 @@ def run_batch(inputs: list[str], model_dirs: list[str], out_dir: str | os.PathLi
         try:
             _run_units(engine, todo, manifest, models, settings, summary, options)
         finally:
-            if hasattr(engine, "close"):
-                engine.close()
+            engine.close()
     summary.wall_s = time.perf_counter() - started
     return summary
 
