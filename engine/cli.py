@@ -53,12 +53,12 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 def _track(args: argparse.Namespace) -> int:
-    from .track import TrackOptions, default_output, format_summary, track
+    from .track import TrackOptions, default_output, format_summary, formats_for, track
 
     options = TrackOptions(
         frames=args.frames, batch_size=args.batch_size, backend=args.backend, device=args.device,
         peak_threshold=args.peak_threshold, max_instances=args.max_instances,
-        formats=tuple(f for spec in args.format for f in spec.split(",")) or ("analysis-h5",), workers=args.workers,
+        formats=tuple(f for spec in args.format for f in spec.split(",")) or formats_for(args.output), workers=args.workers,
         progress=not args.quiet, tracking=tracker_config(args),
     )  # fmt: skip
     summary, paths = track(args.input, args.model, args.output or default_output(args.input), options)
@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output path (its stem names every format); default beside the video, as SLEAP does: "
                        "VIDEO.predictions.h5 (and VIDEO.predictions.slp)")  # fmt: skip
     track.add_argument("--format", action="append", default=[], metavar="analysis-h5|slp",
-                       help="output formats, comma-separated or repeated (default analysis-h5; slp needs posestream[slp])")  # fmt: skip
+                       help="output formats, comma-separated or repeated (default: slp when -o ends in .slp, else "
+                       "analysis-h5; slp needs posestream[slp])")  # fmt: skip
     track.add_argument("--peak-threshold", type=float, help="drop points whose peak is lower (default: the model's)")
     track.add_argument("--max-instances", type=int, help="most animals per frame (default: the model's)")
     track.add_argument("--quiet", action="store_true", help="no progress bar")

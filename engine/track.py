@@ -51,6 +51,12 @@ def default_output(video: str | os.PathLike) -> Path:
     return Path(str(video) + ".predictions.h5")
 
 
+def formats_for(out: str | os.PathLike | None) -> tuple[str, ...]:
+    """Formats when --format is not given: what -o's suffix names (OUT.slp -> slp, as sleap-track does),
+    else the analysis HDF5."""
+    return ("slp",) if out is not None and Path(out).suffix == ".slp" else ("analysis-h5",)
+
+
 def output_paths(out: str | os.PathLike, formats: Sequence[str]) -> dict[str, Path]:
     """OUT.h5 for analysis-h5 and OUT.slp for slp (the same stem)."""
     out = Path(out)

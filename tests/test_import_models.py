@@ -114,3 +114,25 @@ def test_imported_sleap_centered_instance_gives_sleaps_poses(sleap_file, tmp_pat
                 theirs = np.concatenate([i.numpy() for i in frame.instances])
                 distances += nearest_distances(ours, theirs).tolist()
     assert len(distances) == 8 and np.median(distances) <= 0.1 and max(distances) <= 1.0, distances
+
+
+def test_evaluate_compares_sleaps_predictions_with_ours(sleap_file, tmp_path):
+    """`evaluate` scores SLEAP's own predictions and ours on the same labels, side by side (the labels name a
+    video that is not here: scoring needs only the points)."""
+    import json
+
+    folder = legacy_folder("minimal_instance.UNet.bottomup")
+    model = import_model(folder, tmp_path / "bu")
+    track = subprocess.run([POSESTREAM, "track", "-i", str(sleap_file("centered_pair_low_quality.mp4")), "-m",
+                            str(model.path), "-o", str(tmp_path / "ours.slp"), "--frames", "0-1", "--quiet"],
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert track.returncode == 0, track.stderr
+    inputs = [str(folder / "labels_pr.train.slp"), str(tmp_path / "ours.slp")]
+    result = subprocess.run([POSESTREAM, "evaluate", *inputs, "--labels", str(folder / "labels_gt.train.slp"),
+                             "--json", str(tmp_path / "m.json")], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "labels_pr.train.slp" in result.stdout and "ours.slp" in result.stdout
+    sleaps, ours = (json.loads((tmp_path / "m.json").read_text())["reports"][p] for p in inputs)
+    assert sleaps["n_truth"] == ours["n_truth"] == 2 and ours["matched_instances"] == 2
+    assert ours["mAP"] == pytest.approx(sleaps["mAP"], abs=0.02)
+    assert ours["error_percentiles"]["p50"] == pytest.approx(sleaps["error_percentiles"]["p50"], abs=0.1)

@@ -90,15 +90,49 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_files(args: argparse.Namespace) -> int:
+    """Score each predictions file (ours, SLEAP's, sleap-nn's) against the same labels, side by side."""
+    import json
+
+    from posestream.engine.errors import ConfigError
+
+    from .evaluate import evaluate_file, print_comparison, write_json
+
+    if not args.labels:
+        raise ConfigError("evaluating predictions files needs --labels GT.slp (or GT.analysis.h5)")
+    if not args.labels.endswith((".h5", ".hdf5")) or any(p.endswith(".slp") for p in args.inputs):
+        require("sleap_io", extra="train", feature="posestream evaluate")
+    names = column_names(args.inputs)
+    reports = {name: evaluate_file(path, args.labels, args.frames, args.video_path) for name, path in zip(names, args.inputs)}
+    print_comparison(reports, f"against {args.labels}")
+    if args.json:
+        extra = {"inputs": args.inputs, "frames": args.frames, "labels": args.labels}
+        if len(reports) == 1:
+            write_json(next(iter(reports.values())), args.json, extra)
+        else:
+            each = {path: r.to_dict() for path, r in zip(args.inputs, reports.values())}
+            Path(args.json).write_text(json.dumps({**extra, "reports": each}, indent=2))
+        print(f"metrics written to {args.json}")
+    return 0
+
+
+def column_names(paths: list[str]) -> list[str]:
+    """Short names for a table's columns: file names, or the whole paths where file names repeat."""
+    names = [Path(p).name for p in paths]
+    return names if len(set(names)) == len(names) else list(paths)
+
+
 def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "evaluate",
         help="score predictions or trained runs against SLEAP labels",
-        description="Score a predictions file (.slp or analysis .h5) against --labels, or predict with "
+        description="Score predictions files (.slp or analysis .h5: ours, SLEAP's, sleap-nn's; several are "
+        "shown side by side) against --labels, or predict with "
         "trained runs (RUN_DIR: single-instance, bottom-up, centered-instance alone on ground-truth "
         "anchors, or centroid + centered-instance as top-down) and score that.",
     )
-    parser.add_argument("inputs", nargs="+", metavar="PREDICTIONS|RUN_DIR")
+    parser.add_argument("inputs", nargs="+", metavar="PREDICTIONS|RUN_DIR",
+                        help="predictions files, compared on the same labels, or trained runs")  # fmt: skip
     parser.add_argument("--labels", metavar="GT.slp|GT.analysis.h5",
                         help="ground truth: SLEAP labels, or an analysis HDF5 such as posestream synth writes "
                         "(default for runs: the labels they trained on)")  # fmt: skip
@@ -113,20 +147,16 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     from posestream.engine.errors import ConfigError
 
-    from .evaluate import evaluate_file, evaluate_runs, print_report, write_json
+    from .evaluate import evaluate_runs, print_report, write_json
 
     are_runs = [Path(p).is_dir() for p in args.inputs]
     if all(are_runs):
         _require_train_extra("evaluate RUN_DIR")
         report = evaluate_runs(args.inputs, args.labels, args.frames, args.video_path, args.device, args.peak_threshold)
-    elif not any(are_runs) and len(args.inputs) == 1:
-        if not args.labels:
-            raise ConfigError("evaluating a predictions file needs --labels GT.slp")
-        if not args.labels.endswith((".h5", ".hdf5")) or args.inputs[0].endswith(".slp"):
-            require("sleap_io", extra="train", feature="posestream evaluate")
-        report = evaluate_file(args.inputs[0], args.labels, args.frames, args.video_path)
+    elif not any(are_runs):
+        return _evaluate_files(args)
     else:
-        raise ConfigError("give either one predictions file or one or more RUN_DIRs")
+        raise ConfigError("give either predictions files or RUN_DIRs, not both")
     print_report(report, " + ".join(args.inputs))
     if args.json:
         write_json(report, args.json, {"inputs": args.inputs, "frames": args.frames})

@@ -65,7 +65,7 @@ def evaluate_file(predictions_path: str, labels_path: str, frames: str | None = 
     if Path(labels_path).suffix in (".h5", ".hdf5"):
         truth = labels_from_analysis_h5(labels_path, frames)
     else:
-        truth = load_labels(labels_path, video_paths, frames)
+        truth = load_labels(labels_path, video_paths, frames, need_images=False)
     predictions = load_predictions(predictions_path, truth.skeleton.n_nodes)
     report = evaluate(frames_to_evaluate(truth, predictions, None), stddev)
     tracked = tracked_frames(truth, predictions)
@@ -105,13 +105,8 @@ def evaluate_runs(run_dirs: list[str], labels_path: str | None = None, frames: s
     return evaluate(frames_to_evaluate(truth, predictions, None), stddev)
 
 
-def print_report(report: Report, title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
+def report_rows(report: Report) -> list[tuple[str, str]]:
+    """The report as (metric, value) rows of text, in the order tables show them."""
     rows = [
         ("frames", f"{report.n_frames}"),
         ("instances (truth / predicted / matched)", f"{report.n_truth} / {report.n_predicted} / {report.matched_instances}"),
@@ -130,11 +125,30 @@ def print_report(report: Report, title: str) -> None:
             ("IDF1 / MOTA / MOTP", f"{t.idf1:.4f} / {t.mota:.4f} / {t.motp:.3f}"),
             ("HOTA", f"{t.hota:.4f}"),
         ]
-    for name, value in rows:
-        table.add_row(name, value)
+    return rows
+
+
+def print_report(report: Report, title: str) -> None:
+    print_comparison({"value": report}, title)
+
+
+def print_comparison(reports: dict[str, Report], title: str) -> None:
+    """One table, a column per report (e.g. per engine's predictions of the same labels)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    for name in reports:
+        table.add_column(name, justify="right")
+    columns = [dict(report_rows(r)) for r in reports.values()]
+    metrics = list(dict.fromkeys(m for c in columns for m in c))  # tracking rows only where some report has them
+    for metric in metrics:
+        table.add_row(metric, *(c.get(metric, "-") for c in columns))
     Console().print(table)
-    for note in report.notes:
-        print(f"note: {note}")
+    for name, report in reports.items():
+        for note in report.notes:
+            print(f"note ({name}): {note}" if len(reports) > 1 else f"note: {note}")
 
 
 def write_json(report: Report, path: str | os.PathLike, extra: dict | None = None) -> None:

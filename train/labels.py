@@ -95,8 +95,10 @@ class LabelSet:
         return self.image(0).shape[2]
 
 
-def load_labels(path: str | os.PathLike, video_paths: Sequence[str] = (), frames: str | None = None) -> LabelSet:
-    """Load labels; ``frames`` ("0-879") keeps only labelled frames in that range."""
+def load_labels(path: str | os.PathLike, video_paths: Sequence[str] = (), frames: str | None = None,
+                need_images: bool = True) -> LabelSet:  # fmt: skip
+    """Load labels; ``frames`` ("0-879") keeps only labelled frames in that range. With ``need_images``
+    False (scoring predictions needs only the points) videos that are not here are no error."""
     sio = require("sleap_io", extra="train", feature="reading SLEAP labels")
     path = Path(path)
     if not path.exists():
@@ -108,7 +110,13 @@ def load_labels(path: str | os.PathLike, video_paths: Sequence[str] = (), frames
     if len(labels.skeletons) != 1:
         raise ConfigError(f"{path}: labels with {len(labels.skeletons)} skeletons are not supported; need exactly one")
     skeleton = skeleton_from_sleap(labels.skeletons[0])
-    resolved = resolve_video_paths([v.filename for v in labels.videos], path, video_paths)
+    filenames = [v.filename for v in labels.videos]
+    try:
+        resolved = resolve_video_paths(filenames, path, video_paths)
+    except VideoNotFoundError:
+        if need_images:
+            raise
+        resolved = list(filenames)
     keep = FrameRanges.parse(frames) if frames else None
     track_index = {id(track): i for i, track in enumerate(labels.tracks)}
     items = []
@@ -125,7 +133,7 @@ def load_labels(path: str | os.PathLike, video_paths: Sequence[str] = (), frames
     if not items:
         raise ConfigError(f"{path}: no labelled instances" + (f" in frames {frames}" if frames else ""))
     items.sort(key=lambda f: (f.video, f.frame_idx))
-    sio_videos = [_open_embedded(v) if _is_embedded(p) else None for v, p in zip(labels.videos, resolved)]
+    sio_videos = [_open_embedded(v) if need_images and _is_embedded(p) else None for v, p in zip(labels.videos, resolved)]
     return LabelSet(skeleton, items, str(path), resolved, _sio_videos=sio_videos)
 
 
