@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +13,8 @@ import pytest
 pytest.importorskip("sleap_io")
 from posestream.engine import ConfigError, VideoNotFoundError
 from posestream.train.labels import infer_symmetries, load_labels
+
+POSESTREAM = str(Path(sys.executable).with_name("posestream"))
 
 
 def test_fly_labels_with_a_mapped_video(sleap_file):
@@ -63,3 +68,34 @@ def test_symmetry_inference():
 def test_missing_labels_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.slp"):
         load_labels(tmp_path / "nope.slp")
+
+
+def test_pack_embeds_the_labelled_images_and_the_trainer_reads_them(tmp_path, synth_gray):
+    """`pack` round trip: the package holds every labelled frame (as decoded from the video, within one grey
+    level: sleap-io decodes with its own reader as SLEAP does), it is read without the video, and trains."""
+    from posestream.train.pack import pack_labels
+
+    out, _ = synth_gray
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    done = pack_labels(out.slp, moved / "gray.pkg.slp", progress=False)
+    original, packed = load_labels(out.slp), load_labels(moved / "gray.pkg.slp")
+    assert done.embedded_frames == len(original) == len(packed) == 90 and not (moved / "gray.mp4").exists()
+    for i in (0, 45, 89):
+        assert packed.frames[i].frame_idx == original.frames[i].frame_idx
+        np.testing.assert_array_equal(packed.frames[i].points, original.frames[i].points)
+        difference = np.abs(packed.image(i).astype(int) - original.image(i).astype(int))
+        assert difference.max() <= 1 and packed.image(i).std() > 0
+    run = subprocess.run([POSESTREAM, "train", str(moved / "gray.pkg.slp"), "-o", str(tmp_path / "run"), "--profile",
+                          "bottomup", "--max-epochs", "1", "--quiet", "--set", "backbone.filters=4", "--set",
+                          "backbone.max_stride=8", "--set", "data.input_scale=0.5"], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert run.returncode == 0 and (tmp_path / "run" / "best.pt").exists(), run.stderr
+
+
+def test_pack_errors_name_the_fix(tmp_path, synth_gray):
+    out, _ = synth_gray
+    result = subprocess.run([POSESTREAM, "pack", str(out.slp), "-o", str(tmp_path / "x.slp")], capture_output=True, text=True)
+    assert result.returncode == 2 and "NAME.pkg.slp" in result.stderr
+    result = subprocess.run([POSESTREAM, "pack", str(out.slp), "-o", str(tmp_path / "x.pkg.slp"), "--video-path",
+                             str(tmp_path / "gone.mp4")], capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 2 and "gone.mp4" in result.stderr and not (tmp_path / "x.pkg.slp").exists()

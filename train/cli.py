@@ -122,6 +122,33 @@ def column_names(paths: list[str]) -> list[str]:
     return names if len(set(names)) == len(names) else list(paths)
 
 
+def add_pack_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "pack",
+        help="export a SLEAP training package (.pkg.slp) with the labelled images inside",
+        description="Write LABELS.pkg.slp: the labels with the frames they label embedded as PNG images, as "
+        "SLEAP's GUI exports them for training on another machine (no videos needed there). Reads the "
+        "videos the labels name (found as train finds them; map them with --video-path).",
+    )
+    parser.add_argument("labels", metavar="LABELS.slp")
+    parser.add_argument("-o", "--output", required=True, metavar="LABELS.pkg.slp")
+    parser.add_argument("--embed", default="user", metavar="user|user+suggestions|all",
+                        help="frames to embed: user-labelled (default), plus suggestions, or every labelled frame")  # fmt: skip
+    parser.add_argument("--video-path", action="append", default=[], metavar="OLD=NEW",
+                        help="where a video named in the labels is here (OLD=NEW, or NEW for one video)")  # fmt: skip
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run_pack)
+
+
+def run_pack(args: argparse.Namespace) -> int:
+    from .pack import pack_labels
+
+    done = pack_labels(args.labels, args.output, args.video_path, args.embed, progress=not args.quiet)
+    print(f"{done.path}: {done.embedded_frames} frames embedded from {done.videos} video(s), "
+          f"{done.size_bytes / 1e6:.1f} MB")  # fmt: skip
+    return 0
+
+
 def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "evaluate",
