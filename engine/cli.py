@@ -260,11 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .batch.cli import add_batch_parser
     from .live.cli import add_live_parsers
-    from posestream.train.cli import add_evaluate_parser, add_pack_parser, add_train_parser
+    from posestream.train.cli import add_evaluate_parser, add_pack_parser, add_preview_rf_parser, add_train_parser
 
     add_train_parser(sub)
     add_evaluate_parser(sub)
     add_pack_parser(sub)
+    add_preview_rf_parser(sub)
     add_export_parser(sub)
     add_import_parser(sub)
     add_live_parsers(sub)

@@ -149,6 +149,44 @@ def run_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_preview_rf_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "preview-rf",
+        help="draw a training config's receptive field on a labelled frame (PNG)",
+        description="Draw the receptive field of a training config (what one output location of the network "
+        "sees, in frame pixels) on a labelled frame, around every animal, as SLEAP's training dialog does. "
+        "Rule of thumb: about as large as an animal. Settings as for train: --profile, --config, --set.",
+    )
+    parser.add_argument("labels", metavar="LABELS.slp")
+    parser.add_argument("-o", "--output", required=True, metavar="RF.png")
+    parser.add_argument("--profile", help="shipped defaults: single_instance, centroid, centered_instance, bottomup")
+    parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of settings over the profile")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
+    parser.add_argument("--frame", type=int, metavar="I", help="the I-th labelled frame (default: the one with most animals)")
+    parser.add_argument("--video-path", action="append", default=[], metavar="OLD=NEW")
+    parser.set_defaults(run=run_preview_rf)
+
+
+def run_preview_rf(args: argparse.Namespace) -> int:
+    from posestream.engine.errors import ConfigError
+
+    _require_train_extra("preview-rf")
+    from .config import load_config
+    from .labels import load_labels
+    from .receptive_field import draw_receptive_field
+
+    if not (args.profile or args.config):
+        raise ConfigError("posestream preview-rf needs --profile or --config (the training settings to draw)")
+    config = load_config(args.profile, args.config, args.set)
+    labels = load_labels(args.labels, args.video_path)
+    if args.frame is not None and not 0 <= args.frame < len(labels):
+        raise ConfigError(f"--frame {args.frame}: {args.labels} has {len(labels)} labelled frames (0-{len(labels) - 1})")
+    report = draw_receptive_field(config, labels, args.output, args.frame)
+    print(f"{args.output}: receptive field {report.field_px:.0f} px in the frame ({report.input_field_px} px at input "
+          f"scale {config.data.input_scale}); {report.advice}")  # fmt: skip
+    return 0
+
+
 def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "evaluate",
