@@ -20,10 +20,10 @@ import torch
 from posestream.engine.errors import ConfigError
 from posestream.engine.model_dir import MODEL_FILES, ModelDir, load_model_dir
 from posestream.engine.progress import progress_bar
-from posestream.engine.topdown import crops_around
 from posestream.engine.types import ModelType, OutputMode
 from posestream.train.predict import RunModel
 
+from .calibration import inputs_from_labels, spread
 from .onnx import export_onnx, quantize_int8
 
 FORMATS = ("onnx", "tensorrt", "torch")
@@ -121,7 +121,7 @@ def _write_onnx(run: RunModel, metadata, options: ExportOptions, path: Path) -> 
         return
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(graph, metadata, Path(tmp) / "fp32.onnx")
-        quantize_int8(fp32, path, calibration_frames(run, metadata.input_shape, options.calibration_frames), metadata)
+        quantize_int8(fp32, path, calibration_frames(run, metadata, options.calibration_frames), metadata)
 
 
 def _write_torch(run: RunModel, metadata, options: ExportOptions, path: Path) -> None:
@@ -150,26 +150,13 @@ def empty_model_dir(out_dir: str | os.PathLike) -> Path:
     return out_dir
 
 
-def calibration_frames(run: RunModel, shape: tuple[int, int, int], count: int) -> np.ndarray:
-    """Up to ``count`` uint8 inputs (N, H, W, C) from the run's training frames, evenly spread.
-
-    Centered-instance: crops around the labelled animals' anchors.
-    """
+def calibration_frames(run: RunModel, metadata, count: int) -> np.ndarray:
+    """Up to ``count`` uint8 inputs (N, H, W, C) from the run's training frames, evenly spread (crops around
+    the labelled animals' anchors for centered-instance)."""
     from posestream.train.labels import load_labels
-    from posestream.train.targets import instance_anchors
 
     mapping = [f"{Path(p).name}={p}" for p in run.run["video_paths"]]
     labels = load_labels(run.run["labels"], mapping)
     train = set(run.run["train_frames"])
-    indices = [i for i, f in enumerate(labels.frames) if f.frame_idx in train]
-    indices = [indices[int(k)] for k in np.linspace(0, len(indices) - 1, min(count, len(indices)))]
-    if run.type is ModelType.CENTERED_INSTANCE:
-        anchors = []
-        for i in indices:
-            a = instance_anchors(labels.frames[i].points, run.anchor)
-            anchors.append(a[np.isfinite(a).all(axis=1)][:1])  # one animal per frame: spread over frames
-        return crops_around(np.stack([labels.image(i) for i in indices]), anchors, shape[:2])[0]
-    images = [labels.image(i) for i in indices if labels.image(i).shape == shape]
-    if not images:
-        raise ConfigError(f"int8 calibration: no training frame of the export size {shape}; export at the frames' size")
-    return np.stack(images)
+    indices = spread([i for i, f in enumerate(labels.frames) if f.frame_idx in train], count)
+    return inputs_from_labels(labels, indices, metadata, run.anchor)

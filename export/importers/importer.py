@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -45,9 +46,18 @@ class ImportOptions:
     input_size: tuple[int, int] | None = None  # frames (H, W), or the crop side for centered-instance
     max_instances: int = 10  # most animals per frame (centroid, bottom-up)
     max_peaks: int | None = None
+    precision: str = "fp32"  # or "int8": post-training quantization (ONNX), calibrated on `calibration`
+    calibration: str | None = None  # int8: a video or labels (.slp); None: the folder's own training labels
+    calibration_frames: int = 64
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output_mode", OutputMode(self.output_mode))
+        if self.precision not in ("fp32", "int8"):
+            raise ConfigError(f"--precision must be fp32 or int8 for imported models, got {self.precision!r}")
+        if self.precision == "int8" and self.formats != ("onnx",):
+            raise ConfigError("--precision int8 writes an ONNX model only: use --format onnx")
+        if self.calibration is not None and self.precision != "int8":
+            raise ConfigError("--calibration is for --precision int8")
         unknown = [f for f in self.formats if f not in ("onnx", "torch")]
         if unknown or not self.formats:
             raise ConfigError(f"--format must be among ('onnx', 'torch') for imported models, got {list(self.formats)}")
@@ -196,7 +206,7 @@ def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
 
     from ..exporter import empty_model_dir, save_torch_program
     from ..graph import ExportGraph
-    from ..onnx import export_onnx
+    from ..onnx import export_onnx, quantize_int8
 
     model = read_model(folder)
     height, width = options.input_size or model.frame_shape or (None, None)
@@ -225,9 +235,40 @@ def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
     network = _Ordered(model.network, [model.outputs[k] for k in ("confmaps", "pafs", "offsets") if k in model.outputs])
     graph = ExportGraph(network, metadata, network_shape).eval()
     out = empty_model_dir(out_dir)
-    if "onnx" in options.formats:
+    if "onnx" in options.formats and options.precision == "int8":
+        metadata = replace(metadata, precision="int8")
+        calibration = calibration_inputs(Path(folder), options, metadata)
+        with tempfile.TemporaryDirectory() as tmp:
+            quantize_int8(export_onnx(graph, metadata, Path(tmp) / "fp32.onnx"), out / MODEL_FILES["onnx"], calibration, metadata)
+    elif "onnx" in options.formats:
         export_onnx(graph, metadata, out / MODEL_FILES["onnx"])
     if "torch" in options.formats:
         save_torch_program(graph, metadata, out / MODEL_FILES["torch"], max_batch=64)
     (out / "metadata.json").write_text(metadata.to_json())
     return load_model_dir(out)
+
+
+TRAINING_LABELS = ("labels_gt.train.slp", "labels_train_gt_0.slp")  # SLEAP 1.x, sleap-nn
+
+
+def calibration_inputs(folder: Path, options: ImportOptions, metadata: ModelMetadata):
+    """int8 calibration inputs (N, H, W, C) uint8: from ``options.calibration`` (a video, or labels), else
+    from the folder's own training labels."""
+    from posestream.train.labels import load_labels
+
+    from ..calibration import inputs_from_labels, inputs_from_video, is_labels_file, spread
+
+    source = options.calibration or next((str(folder / n) for n in TRAINING_LABELS if (folder / n).exists()), None)
+    if source is None:
+        raise ConfigError(f"{folder}: no training labels to calibrate int8 on; give --calibration VIDEO (frames "
+                          "of the model's input size) or --calibration LABELS.slp")  # fmt: skip
+    if not is_labels_file(source):
+        return inputs_from_video(source, options.calibration_frames, metadata)
+    try:
+        labels = load_labels(source)
+    except FileNotFoundError as exc:  # the labels name a video that is not here
+        other = "labels whose images are here" + ("" if metadata.model_type is ModelType.CENTERED_INSTANCE else ", or a video")
+        raise ConfigError(f"int8 calibration on {source}: {exc} Or give --calibration with {other}.") from exc
+    nodes = metadata.skeleton.nodes
+    anchor = nodes.index(metadata.anchor_part) if metadata.anchor_part in nodes else None
+    return inputs_from_labels(labels, spread(range(len(labels)), options.calibration_frames), metadata, anchor)
