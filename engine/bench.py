@@ -92,12 +92,13 @@ def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int | Non
           workers: int = 2, device: str = "cpu", backend: str = "auto", rounds: int | None = None,
           tracking: TrackerConfig | None = None) -> BenchResult:  # fmt: skip
     """Measure one video with one pose model; see the module docstring. ``batch_size`` None:
-    ``default_batch_size(device)``; ``rounds`` None: ``ROUNDS``; ``tracking``: also end-to-end with it."""
+    ``default_batch_size``; ``rounds`` None: ``ROUNDS``; ``tracking``: also end-to-end with it."""
     rounds = ROUNDS if rounds is None else rounds
     if rounds < 1:
         raise ConfigError(f"rounds (--rounds) must be at least 1, got {rounds}; the default is {ROUNDS}")
-    batch_size = default_batch_size(device) if batch_size is None else batch_size
     with Predictor(model_dirs, device, backend=backend) as predictor:
+        if batch_size is None:
+            batch_size = default_batch_size(device, predictor.first.metadata)
         return _measure(video, predictor, batch_size, frames, workers, rounds, tracking)
 
 

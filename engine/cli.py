@@ -142,7 +142,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-m", "--model", action="append", required=True, metavar="MODEL_DIR",
                         help="exported model directory, or demo (repeat for top-down)")  # fmt: skip
     parser.add_argument("--frames", metavar="A-B", help="frames to process, e.g. 0-999,2000- (default all)")
-    parser.add_argument("--batch-size", type=int, help="frames per inference batch (default 4 on cpu, 16 on cuda)")
+    parser.add_argument("--batch-size", type=int, help="frames per inference batch (default on cpu: 1-16 by the network's input size, see README; 16 on cuda)")
     parser.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"],
                         help="auto (default): onnxruntime on CPU; on CUDA the first available of TensorRT (model.plan), "
                         "torch (model.pt2), onnxruntime-gpu. tensorrt: model.plan, else onnxruntime's TensorRT "

@@ -19,10 +19,11 @@ class ExportedModel:
     """A model directory on one backend; ``predict`` runs frames (or crops) through it and its decoder."""
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int = 0,
-                 peak_threshold: float | None = None, max_instances: int | None = None, backend: str = "auto"):  # fmt: skip
+                 peak_threshold: float | None = None, max_instances: int | None = None, backend: str = "auto",
+                 spin: bool = True):  # fmt: skip
         self.model_dir = load_model_dir(path)
         self.metadata = self.model_dir.metadata
-        self.backend: Backend = open_backend(self.model_dir, backend, device, threads)
+        self.backend: Backend = open_backend(self.model_dir, backend, device, threads, spin)
         self.decoder = OutputDecoder(self.metadata, peak_threshold, max_instances)
 
     def predict(self, frames: np.ndarray, decoder: OutputDecoder | None = None) -> list[Instances]:

@@ -27,7 +27,7 @@ OUTPUT_FORMATS = ("analysis-h5", "slp")
 @dataclass(frozen=True)
 class TrackOptions:
     frames: str | None = None
-    batch_size: int | None = None  # None: default_batch_size(device)
+    batch_size: int | None = None  # None: default_batch_size(device, the model's metadata)
     backend: str = "auto"
     device: str = "cpu"
     peak_threshold: float | None = None
@@ -90,7 +90,9 @@ def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str,
     the summary says ``interrupted``.
     """
     prepare_outputs(paths)
-    batch_size = default_batch_size(options.device) if options.batch_size is None else options.batch_size
+    batch_size = options.batch_size
+    if batch_size is None:
+        batch_size = default_batch_size(options.device, predictor.first.metadata)
     config = PipelineConfig(batch_size=batch_size, frames=options.frames, postprocess_workers=options.workers)
     provenance = {"models": [str(m.model_dir.path.resolve()) for m in predictor.models], "frames": options.frames or "all"}
     if options.tracking is not None:

@@ -12,13 +12,15 @@ from .onnxruntime import OnnxRuntimeBackend
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
 
 
-def open_backend(model: ModelDir, backend: str = "auto", device: str = "cpu", threads: int = 0) -> Backend:
+def open_backend(model: ModelDir, backend: str = "auto", device: str = "cpu", threads: int = 0,
+                 spin: bool = True) -> Backend:  # fmt: skip
     """The backend for ``model`` on ``device``.
 
     auto: onnxruntime on CPU; on CUDA the first that is here of: the TensorRT engine (model.plan,
     with tensorrt installed), the torch program (model.pt2, with a CUDA torch), onnxruntime's CUDA
     provider. tensorrt: model.plan natively when the directory has one, else onnxruntime's
-    TensorRT provider on model.onnx.
+    TensorRT provider on model.onnx. ``spin``: onnxruntime's idle threads spin for work (see
+    OnnxRuntimeBackend).
     """
     if backend not in BACKENDS:
         raise ConfigError(f"--backend must be one of {BACKENDS}, got {backend!r}")
@@ -34,7 +36,7 @@ def open_backend(model: ModelDir, backend: str = "auto", device: str = "cpu", th
         from .tensorrt import TensorRTBackend
 
         return TensorRTBackend(model, device)
-    return OnnxRuntimeBackend(model, device, threads, provider="tensorrt" if backend == "tensorrt" else None)
+    return OnnxRuntimeBackend(model, device, threads, provider="tensorrt" if backend == "tensorrt" else None, spin=spin)
 
 
 def _fastest(model: ModelDir, device: str) -> str:

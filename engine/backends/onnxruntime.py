@@ -38,11 +38,14 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, model: ModelDir, device: str = "cpu", threads: int = 0, provider: str | None = None):
+    def __init__(self, model: ModelDir, device: str = "cpu", threads: int = 0, provider: str | None = None,
+                 spin: bool = True):  # fmt: skip
         super().__init__(model)
         path = model.file("onnx")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        if not spin:  # two sessions called in turn (top-down): an idle one's spinning threads hold the cores
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers_for(device, provider))
