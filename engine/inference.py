@@ -12,7 +12,8 @@ import numpy as np
 
 from .backends import Backend, open_backend
 from .model_dir import load_model_dir
-from .postprocess import Instances, OutputDecoder
+from .instances import Instances
+from .postprocess import OutputDecoder
 
 
 class ExportedModel:

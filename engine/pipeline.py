@@ -335,7 +335,8 @@ class Pipeline:
         n_nodes = self.predictor.skeleton.n_nodes
         frames = [
             FramePredictions.empty(idx, n_nodes, missing=True) if slot < 0 else
-            FramePredictions(idx, found[slot].points, found[slot].point_scores, found[slot].instance_scores)
+            FramePredictions(idx, found[slot].points, found[slot].point_scores, found[slot].instance_scores,
+                             found[slot].identities, found[slot].identity_scores)
             for idx, slot in zip(batch.indices, batch.slots)
         ]  # fmt: skip
         if batch.infos and batch.infos[0] is not None:

@@ -8,18 +8,20 @@ the same poses.
 
 Output names (the ONNX graph's, see ``posestream.export.graph``):
   maps:  "confmaps" (B, C, h, w), "pafs" (B, 2E, hp, wp), and for models with a learned offset head
-         (SLEAP's ``OffsetRefinementHead``) "offsets" (B, 2C, h, w): (dx, dy) of each node in map cells
+         (SLEAP's ``OffsetRefinementHead``) "offsets" (B, 2C, h, w): (dx, dy) of each node in map cells;
+         identity models: "class_maps" (B, n_classes, hc, wc) instead of "pafs" (bottom-up), or
+         "class_vectors" (B, n_classes) (centered-instance)
   peaks: "peak_values" (B, C, K), "peak_indices" (B, C, K), "peak_patches" (B, C, K, 3, 3),
          "paf_dots" (B, E, K, K, S)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .errors import ConfigError
+from .identity import class_values, group_by_class
+from .instances import Instances
 from .paf_grouping import GroupingConfig, group_batch, pair_dots
 from .peaks import PeakCandidates, find_candidates, refine_candidates
 from .types import ModelMetadata, ModelType, OutputMode
@@ -29,30 +31,15 @@ def output_names(metadata: ModelMetadata) -> list[str]:
     """Names of an exported graph's outputs, in order."""
     bottomup = metadata.model_type is ModelType.BOTTOMUP
     if metadata.output_mode is OutputMode.MAPS:
-        names = ["confmaps", "pafs"] if bottomup else ["confmaps"]
-        return names + (["offsets"] if "offsets" in metadata.output_strides else [])
+        names = ["confmaps"]
+        if bottomup:
+            names.append("class_maps" if metadata.identities else "pafs")
+        names += ["offsets"] if "offsets" in metadata.output_strides else []
+        names += ["class_vectors"] if metadata.identities and not bottomup else []
+        return names
     return ["peak_values", "peak_indices", "peak_patches"] + (["paf_dots"] if bottomup else [])
 
 
-@dataclass(frozen=True)
-class Instances:
-    """One frame's (or crop's) instances in the model's input pixels (before ``input_scale``).
-
-    points: (N, n_nodes, 2), NaN where a node is not found; point_scores: (N, n_nodes);
-    instance_scores: (N,).
-    """
-
-    points: np.ndarray
-    point_scores: np.ndarray
-    instance_scores: np.ndarray
-
-    @classmethod
-    def concat(cls, parts: list[Instances], n_nodes: int) -> Instances:
-        """All instances of ``parts`` in one (none if ``parts`` is empty)."""
-        if not parts:
-            return cls(np.zeros((0, n_nodes, 2), np.float32), np.zeros((0, n_nodes), np.float32), np.zeros(0, np.float32))
-        return cls(*(np.concatenate([getattr(p, name) for p in parts])
-                     for name in ("points", "point_scores", "instance_scores")))  # fmt: skip
 
 
 class OutputDecoder:
@@ -78,7 +65,7 @@ class OutputDecoder:
                                                   outputs["peak_patches"], meta.output_shapes["confmaps"], stride)  # fmt: skip
             return candidates, outputs.get("paf_dots")
         candidates = find_candidates(outputs["confmaps"], meta.max_peaks, stride, floor=self.threshold)
-        if meta.model_type is not ModelType.BOTTOMUP:
+        if meta.model_type is not ModelType.BOTTOMUP or meta.identities:  # identity models group by class
             return candidates, None
         dots = pair_dots(candidates, outputs["pafs"], self.edges, meta.output_strides["pafs"], meta.paf_samples,
                          floor=self.threshold)  # fmt: skip
@@ -99,6 +86,9 @@ class OutputDecoder:
         kind = self.metadata.model_type
         if kind is ModelType.CENTROID:
             return [_anchors(p[0], s[0], self.max_instances) for p, s in zip(points, scores)]
+        if kind is ModelType.BOTTOMUP and self.metadata.identities:
+            classes = class_values(candidates, outputs["class_maps"], self.metadata.output_strides["class_maps"])
+            return [group_by_class(p, s, c) for p, s, c in zip(points, scores, classes)]
         if kind is ModelType.BOTTOMUP:
             grouped = group_batch(points, scores, candidates.cell_points(), dots, self.edges, self.grouping)
             found, point_scores, instance_scores, counts = grouped  # (B, M, C, 2), (B, M, C), (B, M), (B,)

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError
+from .identity import identities_of_crops
 from .inference import ExportedModel
-from .postprocess import Instances
+from .instances import Instances
 from .topdown import crops_around, instances_from_crops
 from .types import ModelType, Skeleton
 
@@ -81,6 +82,11 @@ class Predictor:
         self.close()
 
     @property
+    def class_names(self) -> tuple[str, ...]:
+        """The identities an identity model gives its instances (their track ids index this); empty if none."""
+        return (self.centered or self.first).metadata.class_names
+
+    @property
     def kind(self) -> str:
         return "top-down" if self.centered else self.first.metadata.model_type.value
 
@@ -100,4 +106,9 @@ class Predictor:
         if self.centered is None:
             return self.first.decoder.decode(raw.outputs)
         found = self.centered.decoder.decode(raw.outputs) if raw.outputs else []
+        if found and "class_vectors" in raw.outputs:  # identity model: a class per crop, none shared in a frame
+            has_instance = np.array([len(f.points) > 0 for f in found])
+            ids, scores = identities_of_crops(raw.outputs["class_vectors"], raw.frame_of, has_instance)
+            found = [f.with_identities(ids[m : m + 1], scores[m : m + 1]) if has_instance[m] else f
+                     for m, f in enumerate(found)]  # fmt: skip
         return instances_from_crops(found, raw.origins, raw.frame_of, raw.n_frames, self.skeleton.n_nodes)

@@ -23,7 +23,7 @@ import numpy as np
 
 from scipy.ndimage import map_coordinates
 
-from .postprocess import Instances
+from .instances import Instances
 
 CROP_CONVENTIONS = ("posestream", "sleap_nn", "sleap")
 
@@ -92,5 +92,5 @@ def instances_from_crops(crops: list[Instances], origins: np.ndarray, frame_of: 
     """Per-frame instances from per-crop ones (in crop pixels), moved back into frame pixels."""
     parts: list[list[Instances]] = [[] for _ in range(n_frames)]
     for crop, origin, n in zip(crops, origins, frame_of):
-        parts[n].append(Instances(crop.points + origin.astype(np.float32), crop.point_scores, crop.instance_scores))
+        parts[n].append(crop.moved(origin))
     return [Instances.concat(frame_parts, n_nodes) for frame_parts in parts]

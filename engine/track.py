@@ -89,6 +89,9 @@ def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str,
     over many videos counts them). Stopped (``stop`` set, or Ctrl-C), the outputs keep every frame done and
     the summary says ``interrupted``.
     """
+    if options.tracking is not None and predictor.class_names:
+        raise ConfigError(f"--tracking: this identity model gives every animal its class itself "
+                          f"({', '.join(predictor.class_names)}); run it without --tracking")  # fmt: skip
     prepare_outputs(paths)
     batch_size = options.batch_size
     if batch_size is None:
@@ -101,7 +104,8 @@ def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str,
     with open_source(video, threads=decode_threads, hwaccel=hwaccel) as source:
         tracker = Tracker(options.tracking, source.metadata.fps) if options.tracking is not None else None
         pipeline = Pipeline(source, predictor, config, tracker)
-        sinks = open_sinks(paths, predictor.skeleton, str(Path(video).resolve()), provenance, tracker is not None)
+        tracked = tracker is not None or bool(predictor.class_names)
+        sinks = open_sinks(paths, predictor.skeleton, str(Path(video).resolve()), provenance, tracked, predictor.class_names)
         try:
             return pipeline.run(sinks, progress=options.progress if progress is None else progress, stop=stop)
         except KeyboardInterrupt:

@@ -309,6 +309,9 @@ class ModelMetadata:
       SLEAP and sleap-nn refine). A model with an "offsets" output places peaks by its learned offsets.
     crop_convention: how the engine cuts a centered-instance model's crops: "posestream", or as the tool
       that trained an imported model does ("sleap_nn", "sleap"; see engine/topdown.py).
+    class_names: the identities an identity (multi-class) model tells apart, e.g. ("female", "male"):
+      a bottom-up one has "class_maps" (one map per class) instead of PAFs, a centered-instance one a
+      "class_vectors" output (one score per class per crop); empty for pose-only models.
     """
 
     model_type: ModelType
@@ -329,6 +332,7 @@ class ModelMetadata:
     peak_threshold: float = 0.2
     refinement: str = "parabola"
     crop_convention: str = "posestream"
+    class_names: tuple[str, ...] = ()
     precision: str = "fp32"
     source_run: str = ""
     config_hash: str = ""
@@ -361,9 +365,25 @@ class ModelMetadata:
             raise ConfigError(f"crop_convention must be posestream, sleap_nn or sleap, got {self.crop_convention!r}")
         if self.refinement not in REFINEMENTS:
             raise ConfigError(f"refinement must be one of {REFINEMENTS}, got {self.refinement!r}")
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        if self.class_names:
+            self._check_identity_outputs()
         if set(self.output_shapes) != set(self.output_strides):
             raise ConfigError(f"output_shapes {sorted(self.output_shapes)} and output_strides "
                               f"{sorted(self.output_strides)} must name the same outputs")  # fmt: skip
+
+    def _check_identity_outputs(self) -> None:
+        if self.model_type not in (ModelType.BOTTOMUP, ModelType.CENTERED_INSTANCE):
+            raise ConfigError(f"class_names: identity models are bottom-up or centered-instance, not {self.model_type.value}")
+        if self.output_mode is not OutputMode.MAPS:
+            raise ConfigError("identity (multi-class) models run in maps output mode only; export with --output-mode maps")
+        if self.model_type is ModelType.BOTTOMUP and "class_maps" not in self.output_strides:
+            raise ConfigError("a bottom-up identity model needs a class_maps output (output_strides['class_maps'])")
+
+    @property
+    def identities(self) -> bool:
+        """True for identity models: their instances come with a class (an identity) each."""
+        return bool(self.class_names)
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -12,11 +12,11 @@ import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("sleap_io")
-from posestream.engine.errors import ModelFormatError  # noqa: E402
+from posestream.engine.errors import ConfigError, ModelFormatError  # noqa: E402
 from posestream.engine.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from posestream.engine.predictor import Predictor  # noqa: E402
 from posestream.engine.sources import open_source  # noqa: E402
-from posestream.export.importers.importer import import_model  # noqa: E402
+from posestream.export.importers.importer import ImportOptions, import_model  # noqa: E402
 
 from test_import_checkpoints import ckpt_folder  # noqa: E402
 from test_import_keras import legacy_folder  # noqa: E402
@@ -67,14 +67,49 @@ def test_imported_sleap_bottomup_gives_sleaps_poses(sleap_file, tmp_path):
     assert len(distances) == 8 and np.median(distances) <= 0.1 and max(distances) <= 1.0, distances
 
 
-def test_identity_models_and_other_folders_are_refused_with_the_reason(tmp_path):
-    with pytest.raises(ModelFormatError, match="bottom-up identity .multi-class. models .multi_class_bottomup. are not"):
-        import_model(legacy_folder("min_tracks_2node.UNet.bottomup_multiclass"), tmp_path / "a")
+def test_identity_models_keep_their_classes_and_other_folders_are_refused(tmp_path):
+    bottomup = import_model(legacy_folder("min_tracks_2node.UNet.bottomup_multiclass"), tmp_path / "bu").metadata
+    assert bottomup.model_type.value == "bottomup" and bottomup.class_names == ("female", "male")
+    assert set(bottomup.output_strides) == {"confmaps", "class_maps"}  # no PAFs: grouped by class
     topdown = import_model(legacy_folder("min_tracks_2node.UNet.topdown_multiclass"), tmp_path / "td").metadata
-    assert topdown.model_type.value == "centered_instance" and topdown.crop_size == (128, 128)  # pose only
-    assert topdown.anchor_part == "thorax"
+    assert topdown.model_type.value == "centered_instance" and topdown.crop_size == (128, 128)
+    assert topdown.anchor_part == "thorax" and topdown.class_names == ("female", "male")
+    with pytest.raises(ConfigError, match="maps mode only"):
+        import_model(legacy_folder("min_tracks_2node.UNet.topdown_multiclass"), tmp_path / "p", ImportOptions(output_mode="peaks"))
     with pytest.raises(ModelFormatError, match="not a SLEAP 1.x model folder"):
         import_model(tmp_path, tmp_path / "b")
+
+
+@pytest.mark.parametrize("kind", ["multiclass_bottomup", "multiclass_centered_instance"])
+def test_identity_models_name_every_animal_by_its_class(kind, sleap_file, tmp_path):
+    """sleap-nn's identity checkpoints on the fly video: every instance carries one of the model's classes,
+    no class twice in a frame; the outputs name the identities by class, and sleap-io reads them. (These
+    briefly trained test models peak low on the flies: a low threshold finds their instances.)"""
+    sio = pytest.importorskip("sleap_io")
+    dirs = [import_model(ckpt_folder(kind), tmp_path / "model").path]
+    if kind == "multiclass_centered_instance":
+        dirs.insert(0, import_model(ckpt_folder("centroid"), tmp_path / "centroid").path)
+    video = sleap_file("centered_pair_small.mp4")
+    with Predictor(dirs, peak_threshold=0.01) as predictor, open_source(video) as source:
+        assert predictor.class_names == ("female", "male")
+        frames = list(Pipeline(source, predictor, PipelineConfig(batch_size=2, frames="0-5")))
+    assert sum(f.n_instances for f in frames) > 0
+    for frame in frames:
+        ids = frame.track_ids[: frame.n_instances]
+        assert set(ids.tolist()) <= {0, 1} and len(set(ids.tolist())) == len(ids), ids
+    command = [POSESTREAM, "track", "-i", str(video), *(a for d in dirs for a in ("-m", str(d))), "--frames", "0-5", "--quiet",
+               "--peak-threshold", "0.01"]  # fmt: skip
+    done = subprocess.run([*command, "-o", str(tmp_path / "out.slp")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    labels = sio.load_slp(str(tmp_path / "out.slp"))
+    assert {t.name for t in labels.tracks} <= {"female", "male"} and labels.tracks
+    from posestream.engine.sinks import read_analysis_h5
+
+    done = subprocess.run([*command, "-o", str(tmp_path / "out.h5")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert read_analysis_h5(tmp_path / "out.h5").track_names[:2] == ["female", "male"]
+    refused = subprocess.run([*command, "-o", str(tmp_path / "t.h5"), "--tracking"], capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "identity model" in refused.stderr and "without --tracking" in refused.stderr
 
 
 def test_import_command_then_track_top_down(sleap_file, tmp_path):

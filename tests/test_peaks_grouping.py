@@ -80,3 +80,22 @@ def test_integral_refinement_is_the_centre_of_mass_of_the_window():
     np.testing.assert_allclose(points[0, 0, 0], ((10 + 0.5 / 1.75) * 2, (10 + 2 * 0.25 / 1.75) * 2), rtol=1e-6)
     parabola, _ = refine_candidates(candidates, threshold=0.2)
     assert not np.allclose(parabola[0, 0, 0], points[0, 0, 0])
+
+
+def test_group_by_class_shares_each_nodes_peaks_among_the_classes():
+    """Two classes, two nodes: each node's two peaks go to the classes whose maps are highest there (the best
+    total, not greedy), one peak per class; a class that gets no node makes no instance."""
+    from posestream.engine.identity import group_by_class
+
+    points = np.array([[[10, 10], [50, 50]], [[12, 12], [np.nan, np.nan]]], np.float32)  # (C=2, K=2, 2)
+    scores = np.array([[0.9, 0.8], [0.7, np.nan]], np.float32)
+    classes = np.array([[[0.6, 0.9], [0.2, 0.0]],  # class 0 at node 0's peaks, node 1's peaks
+                        [[0.5, 0.1], [0.8, 0.0]]], np.float32)  # (n_classes=2, C, K)  # fmt: skip
+    found = group_by_class(points, scores, classes)
+    assert found.identities.tolist() == [0, 1]
+    np.testing.assert_array_equal(found.points[0, 0], [50, 50])  # class 0 takes peak 1 of node 0 (0.9 + 0.5 > 0.6 + 0.1)
+    np.testing.assert_array_equal(found.points[1, 0], [10, 10])
+    assert np.isnan(found.points[0, 1]).all() and (found.points[1, 1] == [12, 12]).all()
+    np.testing.assert_allclose(found.identity_scores, [0.9, (0.5 + 0.8) / 2])
+    alone = group_by_class(points[:1, :1], scores[:1, :1], classes[:, :1, :1])  # one node, one peak: one class gets it
+    assert alone.identities.tolist() == [0] and (alone.points[0, 0] == [10, 10]).all()

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from posestream.engine.errors import ConfigError
-from posestream.engine.postprocess import Instances, OutputDecoder
+from posestream.engine.instances import Instances
+from posestream.engine.postprocess import OutputDecoder
 from posestream.engine.progress import progress_bar
 from posestream.engine.topdown import crops_around, instances_from_crops
 from posestream.engine.types import FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton

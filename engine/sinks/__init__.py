@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import OutputFileError
@@ -42,15 +43,16 @@ def prepare_outputs(paths: dict[str, Path]) -> None:
 
 
 def open_sinks(paths: dict[str, Path], skeleton: Skeleton, video_path: str, provenance: dict,
-               tracked: bool) -> list:  # fmt: skip
+               tracked: bool, track_names: Sequence[str] = ()) -> list:  # fmt: skip
     """A writer per output format (``{"analysis-h5": OUT.h5, "slp": OUT.slp}``); ``tracked``: the analysis
-    HDF5 keeps one identity per slot (its tracked layout)."""
+    HDF5 keeps one identity per slot (its tracked layout); ``track_names``: names of identities 0, 1, ...
+    (an identity model's classes)."""
     sinks = []
     if "analysis-h5" in paths:
         sinks.append(AnalysisH5Writer(paths["analysis-h5"], skeleton, video_path=video_path, provenance=provenance,
-                                      tracked=tracked))  # fmt: skip
+                                      tracked=tracked, track_names=track_names))  # fmt: skip
     if "slp" in paths:
-        sinks.append(SlpWriter(paths["slp"], skeleton, video_path, provenance=provenance))
+        sinks.append(SlpWriter(paths["slp"], skeleton, video_path, provenance=provenance, track_names=track_names))
     return sinks
 
 

@@ -57,7 +57,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +99,8 @@ class AnalysisH5Writer:
     block and at least every ``flush_seconds`` while frames keep arriving.
     ``tracked``: the layout for a tracker's output (see the module docstring). ``live``: also record each
     frame's camera counter and stage times; a missing frame with ``live`` info is a dropped one.
+    ``track_names``: names of identities 0, 1, ... (an identity model's classes): the tracked layout, with
+    identity i in slot i under its name.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class AnalysisH5Writer:
         chunk_frames: int = 1024,
         tracked: bool = False,
         live: bool = False,
+        track_names: Sequence[str] = (),
     ):
         if flush_every < 1:
             raise ValueError(f"flush_every must be >= 1, got {flush_every}")
@@ -126,6 +129,9 @@ class AnalysisH5Writer:
         self._slot_names: list[str] = []  # name of each track slot, in slot order
         self._slot_of_track: dict[int, int] = {}  # tracked layout: identity -> slot
         self._untracked_slots: list[int] = []  # tracked layout: slot of the k-th untracked instance of a frame
+        if track_names:
+            self.tracked = True
+            self._slot_of_track = {i: self._new_slot(name) for i, name in enumerate(track_names)}
         self._last_frame = -1
         self._last_flush = time.monotonic()
         self.frames_written = 0

@@ -9,7 +9,7 @@ labels file (ours, SLEAP's, sleap-nn's) frame by frame, as FramePredictions.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -22,10 +22,11 @@ class SlpWriter:
     """Collect FramePredictions and save them as PredictedInstances (``user=True``: user Instances)."""
 
     def __init__(self, path: str | os.PathLike, skeleton: Skeleton, video_path: str, user: bool = False,
-                 provenance: dict | None = None):  # fmt: skip
+                 provenance: dict | None = None, track_names: Sequence[str] = ()):  # fmt: skip
         self.sio = require("sleap_io", extra="slp", feature="writing .slp files")
         self.path, self.skeleton, self.video_path, self.user = os.fspath(path), skeleton, video_path, user
         self.provenance = provenance or {}
+        self.track_names = list(track_names)  # name of identity i (an identity model's classes); else track_<i>
         self._frames: list[FramePredictions] = []
 
     def write(self, frame: FramePredictions) -> None:
@@ -43,7 +44,7 @@ class SlpWriter:
             instances = []
             for k in range(frame.n_instances):
                 track_id = int(frame.track_ids[k])
-                track = tracks.setdefault(track_id, sio.Track(name=f"track_{track_id}")) if track_id >= 0 else None
+                track = tracks.setdefault(track_id, sio.Track(name=self._track_name(track_id))) if track_id >= 0 else None
                 instances.append(self._instance(frame, k, skeleton, track))
             labeled.append(sio.LabeledFrame(video=video, frame_idx=frame.frame_idx, instances=instances))
         labels = sio.Labels(labeled_frames=labeled, videos=[video], skeletons=[skeleton], tracks=list(tracks.values()))
@@ -52,6 +53,9 @@ class SlpWriter:
             sio.save_slp(labels, self.path)
         except OSError as exc:
             raise OutputFileError(f"{self.path}: cannot write the labels file ({exc})") from exc
+
+    def _track_name(self, track_id: int) -> str:
+        return self.track_names[track_id] if track_id < len(self.track_names) else f"track_{track_id}"
 
     def _instance(self, frame: FramePredictions, k: int, skeleton, track):
         if self.user:

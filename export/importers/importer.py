@@ -12,10 +12,10 @@ channels (from the first convolution's weights), sigma, crop size and anchor par
 was trained on (SLEAP 1.x: the Keras input, unscaled; sleap-nn: ``max_height`` x ``max_width``).
 
 Covered: SLEAP's UNet in all four pose model types, with SLEAP's learned offset refinement where the model
-has it (maps mode; in peaks mode the engine refines peaks its own way); top-down identity models as
-centered-instance pose models (their class vectors are not used yet). Not yet: bottom-up identity models
-(no PAFs: grouping by class maps), and SLEAP's exact resizing of scaled inputs (the graph resizes with its
-own bilinear sampling).
+has it (maps mode; in peaks mode the engine refines peaks its own way), and both identity (multi-class)
+model types: their class maps or class vectors stay in the export ("class_maps", "class_vectors",
+``ModelMetadata.class_names``) and the engine names every animal by its class (engine/identity.py). Not
+yet: SLEAP's exact resizing of scaled inputs (the graph resizes with its own bilinear sampling).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from torch import nn
 
 SLEAP_TYPES = {"single_instance": ModelType.SINGLE_INSTANCE, "centroid": ModelType.CENTROID,
                "centered_instance": ModelType.CENTERED_INSTANCE, "multi_instance": ModelType.BOTTOMUP,
-               "bottomup": ModelType.BOTTOMUP,
-               "multi_class_topdown": ModelType.CENTERED_INSTANCE}  # pose only: its class vectors are not used yet  # fmt: skip
-MULTICLASS = ("multi_class_bottomup",)
+               "bottomup": ModelType.BOTTOMUP, "multi_class_bottomup": ModelType.BOTTOMUP,
+               "multi_class_topdown": ModelType.CENTERED_INSTANCE}  # fmt: skip
+CLASS_OUTPUTS = {"multi_class_bottomup": ("class_maps", "ClassMaps"), "multi_class_topdown": ("class_vectors", "ClassVectors")}
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ class ForeignModel:
     anchor_part: str | None
     source: str
     tool: str  # "sleap" (1.x) or "sleap_nn": whose crop convention the engine follows
+    class_names: tuple[str, ...] = ()  # identity models: the classes their class maps / vectors score
 
 
 def read_model(folder: str | os.PathLike) -> ForeignModel:
@@ -100,17 +101,16 @@ def _one_head(heads: dict, source: str) -> tuple[str, dict]:
     if len(given) != 1:
         raise ModelFormatError(f"{source}: expected one head type in the config, found {sorted(given)}")
     kind, head = next(iter(given.items()))
-    if kind in MULTICLASS:
-        raise ModelFormatError(f"{source}: bottom-up identity (multi-class) models ({kind}) are not imported yet: "
-                               "they have no part affinity fields, so their poses need grouping by class maps")  # fmt: skip
     if kind not in SLEAP_TYPES:
         raise ModelFormatError(f"{source}: head type {kind!r} is not one we run ({sorted(SLEAP_TYPES)})")
     return kind, head
 
 
 def _model_parts(kind: str, head: dict, skeleton: Skeleton, graph_outputs: list[str], source: str):
-    """(model type, skeleton of the outputs, strides, outputs map, sigma, anchor) from a head config; a
-    learned offset head used for refinement (SLEAP's ``offset_refinement``) is the "offsets" output."""
+    """The ForeignModel fields a head config gives (model type, skeleton of the outputs, strides, outputs,
+    sigma, anchor part, class names). A learned offset head used for refinement (SLEAP's
+    ``offset_refinement``) is the "offsets" output; identity models' class maps or class vectors are the
+    "class_maps" / "class_vectors" output."""
     model_type = SLEAP_TYPES[kind]
     confmaps = head.get("confmaps", head)
     sigma, anchor = float(confmaps.get("sigma", 2.5)), confmaps.get("anchor_part")
@@ -120,18 +120,27 @@ def _model_parts(kind: str, head: dict, skeleton: Skeleton, graph_outputs: list[
         outputs = {"confmaps": _find(graph_outputs, "Centroid", source)}
         if offsets:
             strides["offsets"], outputs["offsets"] = strides["confmaps"], offsets[0]
-        return model_type, skeleton, strides, outputs, sigma, anchor
+        return dict(model_type=model_type, skeleton=skeleton, strides=strides, outputs=outputs, sigma=sigma,
+                    anchor_part=anchor)  # fmt: skip
     nodes = list(confmaps["part_names"])
-    edges = [tuple(e) for e in head["pafs"]["edges"]] if model_type is ModelType.BOTTOMUP else \
+    edges = [tuple(e) for e in head["pafs"]["edges"]] if "pafs" in head else \
         [e for e in skeleton.edge_names if e[0] in nodes and e[1] in nodes]  # fmt: skip
     outputs = {"confmaps": _find(graph_outputs, "Confmaps", source)}
     strides = {"confmaps": int(confmaps["output_stride"])}
-    if model_type is ModelType.BOTTOMUP:
+    class_names: tuple[str, ...] = ()
+    if kind in CLASS_OUTPUTS:
+        name, marker = CLASS_OUTPUTS[kind]
+        outputs[name] = _find(graph_outputs, marker, source)
+        class_names = tuple(head[name]["classes"])
+        if name == "class_maps":
+            strides[name] = int(head[name]["output_stride"])
+    elif model_type is ModelType.BOTTOMUP:
         outputs["pafs"] = _find(graph_outputs, "PartAffinityFields", source)
         strides["pafs"] = int(head["pafs"]["output_stride"])
     if offsets:
         strides["offsets"], outputs["offsets"] = strides["confmaps"], offsets[0]
-    return model_type, Skeleton.from_names(nodes, edges), strides, outputs, sigma, anchor
+    return dict(model_type=model_type, skeleton=Skeleton.from_names(nodes, edges), strides=strides, outputs=outputs,
+                sigma=sigma, anchor_part=anchor, class_names=class_names)  # fmt: skip
 
 
 def _find(names: list[str], marker: str, source: str) -> str:
@@ -159,13 +168,13 @@ def _sleap(folder: Path) -> ForeignModel:
     scale = float(config["data"]["preprocessing"].get("input_scaling", 1.0))
     first = next(l for l in graph.layers_config if l["class_name"] == "InputLayer")["config"]["batch_input_shape"]
     channels = int(first[3])
-    if parts[0] is ModelType.CENTERED_INSTANCE:
+    if parts["model_type"] is ModelType.CENTERED_INSTANCE:
         crop = config["data"]["instance_cropping"]["crop_size"]
         frame = (int(crop), int(crop))
     else:
         frame = (round(first[1] / scale), round(first[2] / scale)) if first[1] else None
-    return ForeignModel(graph.eval(), parts[3], parts[0], parts[1], parts[2], scale, channels,
-                        int(unet["max_stride"]), parts[4], frame, parts[5], str(folder), "sleap")  # fmt: skip
+    return ForeignModel(network=graph.eval(), input_scale=scale, channels=channels, max_stride=int(unet["max_stride"]),
+                        frame_shape=frame, source=str(folder), tool="sleap", **parts)  # fmt: skip
 
 
 def _sleap_nn(folder: Path) -> ForeignModel:
@@ -179,13 +188,13 @@ def _sleap_nn(folder: Path) -> ForeignModel:
     parts = _model_parts(kind, head, skeleton, graph.outputs, str(folder))
     pre = config["data_config"]["preprocessing"]
     unet = config["model_config"]["backbone_config"]["unet"]
-    if parts[0] is ModelType.CENTERED_INSTANCE:
+    if parts["model_type"] is ModelType.CENTERED_INSTANCE:
         frame = (int(pre["crop_size"]), int(pre["crop_size"]))
     else:
         frame = (int(pre["max_height"]), int(pre["max_width"])) if pre.get("max_height") else None
-    return ForeignModel(graph.eval(), parts[3], parts[0], parts[1], parts[2], float(pre.get("scale", 1.0)),
-                        int(unet["in_channels"]), int(unet["max_stride"]), parts[4], frame, parts[5], str(folder),
-                        "sleap_nn")  # fmt: skip
+    return ForeignModel(network=graph.eval(), input_scale=float(pre.get("scale", 1.0)), channels=int(unet["in_channels"]),
+                        max_stride=int(unet["max_stride"]), frame_shape=frame, source=str(folder), tool="sleap_nn",
+                        **parts)  # fmt: skip
 
 
 class _Ordered(nn.Module):
@@ -206,6 +215,8 @@ def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
 
     from ..exporter import empty_model_dir, save_torch_program
     from ..graph import ExportGraph
+    from posestream.engine.postprocess import output_names
+
     from ..onnx import export_onnx, quantize_int8
 
     model = read_model(folder)
@@ -220,6 +231,9 @@ def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
         raise ConfigError(f"--input-size {height}x{width}: a centered-instance crop must be a multiple of the network's "
                           f"max stride ({model.max_stride})")  # fmt: skip
     n = options.max_instances
+    if model.class_names and options.output_mode is not OutputMode.MAPS:
+        raise ConfigError(f"{folder}: identity (multi-class) models are imported in maps mode only (their class "
+                          "outputs are read at the peaks); drop --output-mode peaks")  # fmt: skip
     if options.output_mode is not OutputMode.MAPS:  # peaks mode refines in the engine's own way
         model = replace(model, strides={k: v for k, v in model.strides.items() if k != "offsets"},
                         outputs={k: v for k, v in model.outputs.items() if k != "offsets"})  # fmt: skip
@@ -230,9 +244,10 @@ def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
         sigma=model.sigma, crop_size=(height, width) if model.model_type is ModelType.CENTERED_INSTANCE else None,
         anchor_part=model.anchor_part, output_mode=options.output_mode, max_instances=n,
         max_peaks=options.max_peaks or {ModelType.CENTROID: n, ModelType.BOTTOMUP: 2 * n}.get(model.model_type, 1),
-        refinement="integral", crop_convention=model.tool, source_run=str(Path(folder).resolve()),
+        refinement="integral", crop_convention=model.tool, class_names=model.class_names,
+        source_run=str(Path(folder).resolve()),
     )  # fmt: skip
-    network = _Ordered(model.network, [model.outputs[k] for k in ("confmaps", "pafs", "offsets") if k in model.outputs])
+    network = _Ordered(model.network, [model.outputs[k] for k in output_names(metadata)])
     graph = ExportGraph(network, metadata, network_shape).eval()
     out = empty_model_dir(out_dir)
     if "onnx" in options.formats and options.precision == "int8":
