@@ -16,9 +16,9 @@
 - sleap-nn (needs ``--sleap-nn-python``, a venv with sleap-nn 0.3.5, kept apart): sleap-nn's own bottom-up and
   top-down test checkpoints over the 1,100 frames of the fly video, by sleap-nn's default ``track`` (torch),
   by its fastest path (``export`` then ``predict --runtime onnx``), and imported (``posestream import``) by
-  ``posestream track`` fp32: whole-command seconds and peak RSS, each in its own process; our poses against
-  sleap-nn's ``track`` output (bar: median <= 0.1 px; speed-up over its fastest path >= 1.5x bottom-up,
-  >= 2.5x top-down).
+  ``posestream track`` fp32 and int8: whole-command seconds and peak RSS, each in its own process; our
+  poses against sleap-nn's ``track`` output (bar: median <= 0.1 px; fp32 speed-up over its fastest path
+  >= 1.5x bottom-up, >= 2.5x top-down; int8 reported).
 
 Writes the "interop-render", "interop-sleap" and "interop-sleap-nn" sections of RESULTS.md.
 """
@@ -154,7 +154,7 @@ SLEAP_NN_SETUPS = {"bottom-up": ["minimal_instance_bottomup"],
 
 
 def sleap_nn_part(python: str) -> None:
-    """sleap-nn's checkpoints: its two paths against ours, and our poses against its own."""
+    """sleap-nn's checkpoints: its two paths against ours (fp32 and int8), and our poses against its own."""
     import numpy as np
     from results import peak_rss_and_seconds
 
@@ -174,36 +174,57 @@ def sleap_nn_part(python: str) -> None:
         if not (onnx_dir / "model.onnx").exists():
             subprocess.run([python, str(runner), "export", *map(str, ckpts), "-o", str(onnx_dir), "--format", "onnx"],
                            check=True, capture_output=True)  # fmt: skip
-        ours = []
-        for ckpt in ckpts:
-            subprocess.run(posestream_command("import", ckpt, "-o", out / f"ours_{ckpt.name}"), check=True, capture_output=True)
-            ours += ["-m", out / f"ours_{ckpt.name}"]
-        theirs_runs, our_runs = [], []
-        for _ in range(REPEATS):  # alternated, so both meet the same machine state; medians reported
-            theirs_runs.append(peak_rss_and_seconds([python, str(runner), "predict", "-i", str(video), "-m", str(onnx_dir),
-                                                     "--runtime", "onnx", "-d", "cpu", "-o", str(out / f"{key}_onnx.slp")]))  # fmt: skip
-            our_runs.append(peak_rss_and_seconds(posestream_command("track", "-i", video, *ours, "-o", out / f"{key}_ours.h5", "--quiet")))
-        onnx_rss, onnx_s = max(r for r, _ in theirs_runs), float(np.median([t for _, t in theirs_runs]))
-        our_rss, our_s = max(r for r, _ in our_runs), float(np.median([t for _, t in our_runs]))
-        median, p90 = _against_sleap_nn(out / f"{key}_ours.h5", out / f"{key}_track.slp")
-        bar = 1.5 if label == "bottom-up" else 2.5
-        speedup = onnx_s / our_s
+        ours = {precision: imported(ckpts, out, precision) for precision in ("fp32", "int8")}
+        runs: dict[str, list] = {"theirs": [], "fp32": [], "int8": []}
+        for _ in range(REPEATS):  # alternated, so all meet the same machine state; medians reported
+            runs["theirs"].append(peak_rss_and_seconds([python, str(runner), "predict", "-i", str(video), "-m", str(onnx_dir),
+                                                        "--runtime", "onnx", "-d", "cpu", "-o", str(out / f"{key}_onnx.slp")]))  # fmt: skip
+            for precision, dirs in ours.items():
+                command = posestream_command("track", "-i", video, *(a for d in dirs for a in ("-m", d)), "-o",
+                                             out / f"{key}_ours_{precision}.h5", "--quiet")  # fmt: skip
+                runs[precision].append(peak_rss_and_seconds(command))
+        rss = {k: max(r for r, _ in v) for k, v in runs.items()}
+        seconds = {k: float(np.median([t for _, t in v])) for k, v in runs.items()}
         rows += [f"| {label} | sleap-nn 0.3.5 `track` (torch, its default) | {track_s:.1f} | {1100 / track_s:.1f} | {track_rss:.0f} | (reference) |",
-                 f"| {label} | sleap-nn 0.3.5 `predict --runtime onnx` (its fastest) | {onnx_s:.1f} | {1100 / onnx_s:.1f} | {onnx_rss:.0f} | |",
-                 f"| {label} | `posestream import` + `track`, fp32 | {our_s:.1f} | {1100 / our_s:.1f} | {our_rss:.0f} | "
-                 f"{speedup:.2f}x its fastest (bar {bar}x: {'met' if speedup >= bar else 'NOT met'}); poses: median {median:.3f} px, "
-                 f"p90 {p90:.3f} from its `track` (bar 0.1: {'met' if median <= 0.1 else 'NOT met'}) |"]  # fmt: skip
-        print("\n".join(rows[-3:]), flush=True)
+                 f"| {label} | sleap-nn 0.3.5 `predict --runtime onnx` (its fastest) | {seconds['theirs']:.1f} | "
+                 f"{1100 / seconds['theirs']:.1f} | {rss['theirs']:.0f} | |"]  # fmt: skip
+        bar = 1.5 if label == "bottom-up" else 2.5
+        for precision in ("fp32", "int8"):
+            median, p90 = _against_sleap_nn(out / f"{key}_ours_{precision}.h5", out / f"{key}_track.slp")
+            speedup = seconds["theirs"] / seconds[precision]
+            verdict = f"bar {bar}x: {'met' if speedup >= bar else 'NOT met'}" if precision == "fp32" else "reported"
+            rows.append(f"| {label} | `posestream import{' --precision int8' if precision == 'int8' else ''}` + `track`, "
+                        f"{precision} | {seconds[precision]:.1f} | {1100 / seconds[precision]:.1f} | {rss[precision]:.0f} | "
+                        f"{speedup:.2f}x its fastest ({verdict}); poses: median {median:.3f} px, p90 {p90:.3f} from its "
+                        f"`track`{' (bar 0.1: ' + ('met' if median <= 0.1 else 'NOT met') + ')' if precision == 'fp32' else ''} |")  # fmt: skip
+        print("\n".join(rows[-4:]), flush=True)
     write_section("interop-sleap-nn", [
         "## sleap-nn's own checkpoints, imported, side by side", "",
         f"`python benchmarks/interop.py --only sleap-nn --sleap-nn-python VENV/bin/python` ({os.cpu_count()} cores): "
         "sleap-nn's bottom-up and top-down test checkpoints over the 1,100 frames of centered_pair_small.mp4, each "
-        f"command in its own process (start-up included); sleap-nn's ONNX path and ours run {REPEATS} times, alternated, "
-        "median seconds and the largest peak RSS. Both run the same network in onnxruntime (about 19 ms a 384x384 "
-        "frame here for the bottom-up one), so the gain is in everything around the model call.", "",
+        f"command in its own process (start-up included); sleap-nn's ONNX path and ours (fp32, int8) run {REPEATS} "
+        "times, alternated, median seconds and the largest peak RSS. int8: `posestream import --precision int8`, "
+        "calibrated on 64 frames of the same video (top-down: crops around SLEAP's fly predictions). Both run the "
+        "same network in onnxruntime (about 18 ms a 384x384 frame here for the bottom-up one), so in fp32 the gain "
+        "is in everything around the model call.", "",
         "| model | command | wall s | frames / wall s | peak RSS MB | against sleap-nn |", "|---|---|---:|---:|---:|---|",
         *rows, "",
     ])  # fmt: skip
+
+
+def imported(ckpts: list[Path], out: Path, precision: str) -> list[Path]:
+    """``posestream import`` of each checkpoint folder in ``precision``; int8 calibrated on the fly video, or
+    for centered-instance on crops around SLEAP's predictions of it."""
+    dirs = []
+    for ckpt in ckpts:
+        target = out / f"ours_{precision}_{ckpt.name}"
+        extra = []
+        if precision == "int8":
+            calibration = "centered_pair_predictions.slp" if "centered" in ckpt.name else "centered_pair_small.mp4"
+            extra = ["--precision", "int8", "--calibration", SLEAP_DATA / calibration]
+        subprocess.run(posestream_command("import", ckpt, "-o", target, *extra), check=True, capture_output=True)
+        dirs.append(target)
+    return dirs
 
 
 def _against_sleap_nn(ours: Path, theirs: Path) -> tuple[float, float]:

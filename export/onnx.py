@@ -66,8 +66,11 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration_frames: np.ndarr
     quantizing them coarsens the maps and PAFs that refinement and grouping read), and what is around
     the network (input scaling and resizing, peaks).
     """
+    import tempfile
+
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Frames(CalibrationDataReader):
         def __init__(self) -> None:
@@ -76,10 +79,13 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration_frames: np.ndarr
         def get_next(self):
             return next(self.batches, None)
 
-    first, heads, inside = network_nodes(onnx.load(str(fp32_path)).graph)
-    quantize_static(str(fp32_path), str(int8_path), Frames(), quant_format=QuantFormat.QDQ,
-                    nodes_to_quantize=sorted(inside - first - heads), nodes_to_exclude=sorted(first | heads),
-                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:  # onnxruntime's pre-processing: shapes inferred, graph tidied
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        first, heads, inside = network_nodes(onnx.load(str(prepared)).graph)
+        quantize_static(str(prepared), str(int8_path), Frames(), quant_format=QuantFormat.QDQ,
+                        nodes_to_quantize=sorted(inside - first - heads), nodes_to_exclude=sorted(first | heads),
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
     embed_metadata(int8_path, metadata)
     return int8_path
 
