@@ -56,6 +56,7 @@ def render_part() -> None:
         runs.append((frames / whole, loop))
     whole_fps, loop_fps = (sorted(v)[1] for v in zip(*runs))  # medians of 3
     ok = min(whole_fps, loop_fps) >= 100
+    pictures(predictions)
     write_section("interop-render", [
         "## Pictures: `posestream render`", "",
         f"`python benchmarks/interop.py --only render` ({os.cpu_count()} cores): the fly video ({frames} frames, 384x384) "
@@ -64,8 +65,28 @@ def render_part() -> None:
         f"| drawing and encoding loop | {loop_fps:.0f} | >= 100: {'met' if loop_fps >= 100 else 'NOT met'} |",
         f"| whole command (start, reading the .slp, loop) | {whole_fps:.0f} | >= 100: {'met' if whole_fps >= 100 else 'NOT met'} |",
         "",
+        f"![render](render_frame.png) Frame {STILL} of the overlay (`--trails 10`): a colour per SLEAP track, "
+        "fading trails.", "",
+        "![receptive field](preview_rf.png) `posestream preview-rf centered_pair_predictions.slp --profile bottomup "
+        "-o preview_rf.png`: the bottom-up profile's receptive field (orange) against the flies (blue boxes).", "",
     ])  # fmt: skip
     print(f"render: loop {loop_fps:.0f} FPS, whole command {whole_fps:.0f} FPS ({'met' if ok else 'NOT met'})")
+
+
+STILL = 300  # the overlay frame shown in RESULTS.md
+
+
+def pictures(predictions: Path) -> None:
+    """benchmarks/render_frame.png (a frame of the overlay) and preview_rf.png, for RESULTS.md."""
+    from PIL import Image
+    from posestream.engine.sources import VideoFileReader
+
+    with VideoFileReader(OUT / "overlay.mp4") as reader:
+        frame = reader.read(STILL)
+    Image.fromarray(frame[..., 0] if frame.shape[2] == 1 else frame).save(HERE / "render_frame.png")
+    subprocess.run(posestream_command("preview-rf", predictions, "--profile", "bottomup", "-o", HERE / "preview_rf.png",
+                                      "--video-path", SLEAP_DATA / "centered_pair_low_quality.mp4"),
+                   check=True, capture_output=True)  # fmt: skip
 
 
 SLEAP_NN_DATA = Path(os.environ.get("POSESTREAM_SLEAP_NN_DATA", HERE.parent.parent / "shared" / "data" / "sleap-nn"))
@@ -110,7 +131,8 @@ def _poses_against_sleap(folder: Path, name: str) -> str:
 
     predicted = sorted(folder.glob("labels_pr.*.slp"))
     if "multiclass" in name:
-        return "identity model: " + ("imported pose-only (centered instance)" if "topdown" in name else "not imported yet (no PAFs)")
+        return ("identity model, imported with its classes (no SLEAP predictions stored; its video, 1024x1024, is not "
+                "among the fixtures)")  # fmt: skip
     if not predicted:
         return "no SLEAP predictions stored"
     if "centroid" in name:

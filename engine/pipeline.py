@@ -35,6 +35,7 @@ raised to the caller as ``PipelineError`` naming the stage and the frame.
 from __future__ import annotations
 
 import contextlib
+import resource
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -49,6 +50,7 @@ from .queues import END, StageQueue, Stopped, StopSignal
 from .sources.base import FLUSH, IDLE, FrameSource, resolve_frames
 from .tracking import Tracker
 from .types import FramePredictions, ModelMetadata
+from .warmup import warm_up
 
 
 class PipelineError(PosestreamError, RuntimeError):
@@ -123,6 +125,8 @@ class RunSummary:
     interrupted: bool = False
     model: str = ""  # the predictor's kind: single_instance, bottomup or top-down
     identities: int | None = None  # identities the tracker started (None: no tracker)
+    warmup_seconds: float = 0.0  # compiling (first run after an install) or loading the kernels, before the clock
+    peak_rss_mb: float = 0.0  # the process's peak resident memory when the run ended
 
     @property
     def fps(self) -> float:
@@ -153,6 +157,7 @@ class Pipeline:
                                                                  source.metadata.path)  # fmt: skip
         self.summary = RunSummary()
         self._busy: dict[str, float] = {}
+        self.warmup_seconds = 0.0
         self._busy_lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -174,6 +179,7 @@ class Pipeline:
             free.put(np.empty(shape, np.uint8))
         raw = StageQueue("model outputs", depth, stop)  # block
         results = _Reorder(depth * 2, stop)
+        self.warmup_seconds = warm_up(self.predictor, self.tracker)  # never counted as a stage's work
         if cfg.latency_first:  # the infer stage takes each batch from the source when it is free for one
             threads = [threading.Thread(target=self._guard, daemon=True,
                                         args=("infer", stop, self._infer, self._batches(stop, free), raw, results, free))]  # fmt: skip
@@ -240,6 +246,8 @@ class Pipeline:
             if self.tracker is not None:
                 self.summary.identities = self.tracker.identities
         self.summary.stage_seconds = dict(self._busy)
+        self.summary.warmup_seconds = self.warmup_seconds
+        self.summary.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         return self.summary
 
     # -- stages ---------------------------------------------------------------

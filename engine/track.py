@@ -121,9 +121,13 @@ def format_summary(summary: RunSummary, paths: dict[str, Path]) -> str:
     lines = [
         f"{summary.model}: {summary.frames} frames in {summary.wall_seconds:.1f} s = {summary.fps:.1f} FPS",
         f"stage busy time: {busy} (bound by {summary.bottleneck()}; postprocess sums its workers)",
+        f"peak memory (RSS): {summary.peak_rss_mb:.0f} MB",
     ]
     if summary.identities is not None:
         lines.append(f"tracking: {summary.identities} identities")
+    if summary.warmup_seconds > 1.0:
+        lines.append(f"compiled the engine's kernels in {summary.warmup_seconds:.1f} s before the run (first run "
+                     "after an install; cached for the next runs; not counted above)")  # fmt: skip
     if summary.interrupted:
         lines.append("interrupted: the output holds every frame done before the stop")
     if summary.missing_frames:

@@ -307,3 +307,21 @@ def test_output_paths_keep_dots_in_the_name(tmp_path):
 def test_a_batch_size_of_zero_is_an_error_not_the_default(models, video, tmp_path):
     with pytest.raises(ConfigError, match="batch size must be >= 1"):
         track(video, [models["bottomup"]], tmp_path / "out.h5", TrackOptions(batch_size=0, progress=False))
+
+
+def test_warm_up_compiles_every_kernel_a_run_uses_before_the_clock():
+    """In a fresh process, warming the demo model (bottom-up) and a tracker compiles (or loads from numba's
+    cache) the peak, refinement, PAF, grouping and tracking kernels, so no stage's time includes it."""
+    code = (
+        "from posestream.engine import paf_grouping, peaks\n"
+        "from posestream.engine.predictor import Predictor\n"
+        "from posestream.engine.tracking import Tracker, similarity, templates\n"
+        "from posestream.engine.warmup import warm_up\n"
+        "kernels = [peaks._candidates_kernel, peaks._refine_kernel, paf_grouping._pair_dots_kernel,\n"
+        "           paf_grouping._group_kernel, similarity.oks, templates.observe]\n"
+        "assert not any(k.signatures for k in kernels)\n"
+        "warm_up(Predictor(['demo']), Tracker())\n"
+        "print([k.__name__ for k in kernels if not k.signatures])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
