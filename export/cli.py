@@ -69,14 +69,17 @@ def add_import_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model_dir", metavar="SLEAP_MODEL_DIR")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
-    parser.add_argument("--format", default="onnx", metavar="onnx|torch", help="model files, comma-separated (default onnx)")
+    parser.add_argument("--format", default="onnx", metavar="onnx|torch|tensorrt",
+                        help="model files, comma-separated (default onnx; tensorrt needs posestream[gpu] and a GPU)")  # fmt: skip
     parser.add_argument("--output-mode", default="maps", choices=["maps", "peaks"], help=OUTPUT_MODE_HELP)
     parser.add_argument("--input-size", metavar="HxW",
                         help="frame size the model takes (default: the size it was trained on; crop side for centered-instance)")  # fmt: skip
+    parser.add_argument("--max-batch", type=int, default=16, help="largest batch of a TensorRT engine or torch program (default 16)")
     parser.add_argument("--max-instances", type=int, default=10, help="most animals per frame (default 10)")
     parser.add_argument("--max-peaks", type=int, metavar="K", help="peak candidates per node (default by model type)")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "int8"],
-                        help="int8: post-training quantization of the ONNX model, calibrated on --calibration")  # fmt: skip
+    parser.add_argument("--precision", choices=["fp32", "fp16", "int8"],
+                        help="default fp32, or fp16 with tensorrt; int8: post-training quantization of the ONNX model, "
+                        "calibrated on --calibration")  # fmt: skip
     parser.add_argument("--calibration", metavar="VIDEO|LABELS.slp",
                         help="int8: frames to calibrate on (a video of the model's frame size, or labels: crops "
                         "around the animals for centered-instance); default: the folder's own training labels")  # fmt: skip
@@ -92,7 +95,8 @@ def run_import(args: argparse.Namespace) -> int:
     options = ImportOptions(formats=tuple(args.format.split(",")), output_mode=args.output_mode,
                             input_size=parse_size(args.input_size) if args.input_size else None,
                             max_instances=args.max_instances, max_peaks=args.max_peaks, precision=args.precision,
-                            calibration=args.calibration, calibration_frames=args.calibration_frames)  # fmt: skip
+                            calibration=args.calibration, calibration_frames=args.calibration_frames,
+                            max_batch=args.max_batch)  # fmt: skip
     model = import_model(args.model_dir, args.output, options)
     meta = model.metadata
     files = ", ".join(p.name for p in sorted(model.path.iterdir()))

@@ -3,6 +3,7 @@ unchanged (track, top-down with two imported folders), and identity models are r
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -171,3 +172,29 @@ def test_evaluate_compares_sleaps_predictions_with_ours(sleap_file, tmp_path):
     assert sleaps["n_truth"] == ours["n_truth"] == 2 and ours["matched_instances"] == 2
     assert ours["mAP"] == pytest.approx(sleaps["mAP"], abs=0.02)
     assert ours["error_percentiles"]["p50"] == pytest.approx(sleaps["error_percentiles"]["p50"], abs=0.1)
+
+
+def test_imported_int8_model_is_close_to_fp32_and_precision_errors_are_clear(sleap_file, tmp_path):
+    """int8 calibrated on frames of the video gives the fp32 poses within a pixel or so; TensorRT without
+    TensorRT, and a video to calibrate crops, are refused with the fix."""
+    from posestream.export.importers.parity import nearest_distances
+
+    video = sleap_file("centered_pair_small.mp4")
+    fp32 = import_model(ckpt_folder("bottomup"), tmp_path / "fp32").path
+    int8 = import_model(ckpt_folder("bottomup"), tmp_path / "int8",
+                        ImportOptions(precision="int8", calibration=str(video), calibration_frames=16))  # fmt: skip
+    assert int8.metadata.precision == "int8"
+    poses = {}
+    for name, model in (("fp32", fp32), ("int8", int8.path)):
+        with Predictor([model]) as predictor, open_source(video) as source:
+            poses[name] = [f.points.reshape(-1, 2) for f in Pipeline(source, predictor, PipelineConfig(frames="0-3"))]
+    distances = np.concatenate([nearest_distances(a, b) for a, b in zip(poses["int8"], poses["fp32"]) if len(a) and len(b)])
+    assert len(distances) and np.median(distances) < 1.0, distances
+    with pytest.raises(ConfigError, match="crops around animals"):
+        import_model(ckpt_folder("centered_instance"), tmp_path / "ci", ImportOptions(precision="int8", calibration=str(video)))
+    with pytest.raises(ConfigError, match="ONNX model only"):
+        ImportOptions(formats=("torch",), precision="int8")
+    if importlib.util.find_spec("tensorrt") is None:
+        done = subprocess.run([POSESTREAM, "import", str(ckpt_folder("bottomup")), "-o", str(tmp_path / "trt"), "--format",
+                               "tensorrt"], capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 2 and "pip install 'posestream[gpu]'" in done.stderr and not (tmp_path / "trt").exists()

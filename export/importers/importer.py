@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 from posestream.engine.errors import ConfigError, ModelFormatError
+from posestream.export.exporter import FORMATS, PRECISIONS
 from posestream.engine.model_dir import MODEL_FILES, ModelDir, load_model_dir
 from posestream.engine.types import ModelMetadata, ModelType, OutputMode, Skeleton
 from torch import nn
@@ -46,21 +47,24 @@ class ImportOptions:
     input_size: tuple[int, int] | None = None  # frames (H, W), or the crop side for centered-instance
     max_instances: int = 10  # most animals per frame (centroid, bottom-up)
     max_peaks: int | None = None
-    precision: str = "fp32"  # or "int8": post-training quantization (ONNX), calibrated on `calibration`
+    precision: str | None = None  # fp32 (fp16 with tensorrt), fp16, or int8: quantized ONNX, calibrated on `calibration`
     calibration: str | None = None  # int8: a video or labels (.slp); None: the folder's own training labels
     calibration_frames: int = 64
+    max_batch: int = 16  # largest batch of the TensorRT profile and the torch program
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output_mode", OutputMode(self.output_mode))
-        if self.precision not in ("fp32", "int8"):
-            raise ConfigError(f"--precision must be fp32 or int8 for imported models, got {self.precision!r}")
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown or not self.formats:
+            raise ConfigError(f"--format must be among {FORMATS}, got {list(self.formats)}")
+        if self.precision is None:
+            object.__setattr__(self, "precision", "fp16" if "tensorrt" in self.formats else "fp32")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.precision == "int8" and self.formats != ("onnx",):
             raise ConfigError("--precision int8 writes an ONNX model only: use --format onnx")
         if self.calibration is not None and self.precision != "int8":
             raise ConfigError("--calibration is for --precision int8")
-        unknown = [f for f in self.formats if f not in ("onnx", "torch")]
-        if unknown or not self.formats:
-            raise ConfigError(f"--format must be among ('onnx', 'torch') for imported models, got {list(self.formats)}")
         if self.max_instances < 1:
             raise ConfigError(f"--max-instances must be >= 1, got {self.max_instances}")
 
@@ -210,15 +214,19 @@ class _Ordered(nn.Module):
 
 
 def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options: ImportOptions = ImportOptions()) -> ModelDir:
-    """Import ``folder`` into ``out_dir`` (metadata.json + model.onnx and/or model.pt2); returns it loaded."""
+    """Import ``folder`` into ``out_dir`` (metadata.json + model.onnx, model.pt2, model.plan as asked); returns
+    it loaded."""
     import numpy as np
 
-    from ..exporter import empty_model_dir, save_torch_program
-    from ..graph import ExportGraph
     from posestream.engine.postprocess import output_names
 
-    from ..onnx import export_onnx, quantize_int8
+    from ..exporter import empty_model_dir
+    from ..graph import ExportGraph
 
+    if "tensorrt" in options.formats:  # fail before any work when TensorRT cannot run here
+        from ..tensorrt import check_available
+
+        check_available()
     model = read_model(folder)
     height, width = options.input_size or model.frame_shape or (None, None)
     if height is None:
@@ -244,23 +252,35 @@ def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
         sigma=model.sigma, crop_size=(height, width) if model.model_type is ModelType.CENTERED_INSTANCE else None,
         anchor_part=model.anchor_part, output_mode=options.output_mode, max_instances=n,
         max_peaks=options.max_peaks or {ModelType.CENTROID: n, ModelType.BOTTOMUP: 2 * n}.get(model.model_type, 1),
-        refinement="integral", crop_convention=model.tool, class_names=model.class_names,
+        refinement="integral", crop_convention=model.tool, class_names=model.class_names, precision=options.precision,
         source_run=str(Path(folder).resolve()),
     )  # fmt: skip
     network = _Ordered(model.network, [model.outputs[k] for k in output_names(metadata)])
-    graph = ExportGraph(network, metadata, network_shape).eval()
+    graph = ExportGraph(network, metadata, network_shape, half=options.precision == "fp16").eval()
     out = empty_model_dir(out_dir)
-    if "onnx" in options.formats and options.precision == "int8":
-        metadata = replace(metadata, precision="int8")
-        calibration = calibration_inputs(Path(folder), options, metadata)
-        with tempfile.TemporaryDirectory() as tmp:
-            quantize_int8(export_onnx(graph, metadata, Path(tmp) / "fp32.onnx"), out / MODEL_FILES["onnx"], calibration, metadata)
-    elif "onnx" in options.formats:
-        export_onnx(graph, metadata, out / MODEL_FILES["onnx"])
-    if "torch" in options.formats:
-        save_torch_program(graph, metadata, out / MODEL_FILES["torch"], max_batch=64)
+    write_model_files(graph, metadata, options, Path(folder), out)
     (out / "metadata.json").write_text(metadata.to_json())
     return load_model_dir(out)
+
+
+def write_model_files(graph: nn.Module, metadata: ModelMetadata, options: ImportOptions, folder: Path, out: Path) -> None:
+    """model.onnx (quantized for int8), model.pt2 and model.plan as ``options.formats`` ask."""
+    from ..exporter import save_torch_program
+    from ..onnx import export_onnx, quantize_int8
+
+    onnx_path = out / MODEL_FILES["onnx"]
+    if options.precision == "int8":
+        calibration = calibration_inputs(folder, options, metadata)
+        with tempfile.TemporaryDirectory() as tmp:
+            quantize_int8(export_onnx(graph, metadata, Path(tmp) / "fp32.onnx"), onnx_path, calibration, metadata)
+    elif "onnx" in options.formats or "tensorrt" in options.formats:  # TensorRT builds from the ONNX model
+        export_onnx(graph, metadata, onnx_path)
+    if "torch" in options.formats:
+        save_torch_program(graph, metadata, out / MODEL_FILES["torch"], options.max_batch)
+    if "tensorrt" in options.formats:
+        from ..tensorrt import build_engine
+
+        build_engine(onnx_path, out / MODEL_FILES["tensorrt"], metadata, options.max_batch)
 
 
 TRAINING_LABELS = ("labels_gt.train.slp", "labels_train_gt_0.slp")  # SLEAP 1.x, sleap-nn
