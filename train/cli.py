@@ -17,6 +17,19 @@ def _require_train_extra(command: str) -> None:
         require(module, extra="train", feature=f"posestream {command}")
 
 
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """--profile, --config, --set: the training settings, as train and preview-rf take them."""
+    parser.add_argument("--profile", help="shipped defaults: single_instance, centroid, centered_instance, bottomup")
+    parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of settings over the profile")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, e.g. --set optim.learning_rate=3e-4 (repeatable)")  # fmt: skip
+
+
+def add_video_path_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--video-path", action="append", default=[], metavar="OLD=NEW",
+                        help="where a video named in the labels is here (OLD=NEW, or NEW for one video)")  # fmt: skip
+
+
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "train",
@@ -26,14 +39,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("labels", nargs="?", metavar="LABELS.slp", help="SLEAP labels (.slp or .pkg.slp)")
     parser.add_argument("-o", "--output", metavar="RUN_DIR", help="run directory to create")
-    parser.add_argument("--profile", help="shipped defaults: single_instance, centroid, centered_instance, bottomup")
-    parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of settings over the profile")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one setting, e.g. --set optim.learning_rate=3e-4 (repeatable)")  # fmt: skip
+    add_settings_arguments(parser)
     parser.add_argument("--frames", metavar="A-B", help="train only on labelled frames in this range")
     parser.add_argument("--val-frames", metavar="A-B", help="validate on labelled frames in this range")
-    parser.add_argument("--video-path", action="append", default=[], metavar="OLD=NEW",
-                        help="where a video named in the labels is here (OLD=NEW, or NEW for one video)")  # fmt: skip
+    add_video_path_argument(parser)
     parser.add_argument("--max-epochs", type=int)
     parser.add_argument("--max-minutes", type=float, help="wall-clock budget; stops cleanly when spent")
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
@@ -134,8 +143,7 @@ def add_pack_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="LABELS.pkg.slp")
     parser.add_argument("--embed", default="user", metavar="user|user+suggestions|all",
                         help="frames to embed: user-labelled (default), plus suggestions, or every labelled frame")  # fmt: skip
-    parser.add_argument("--video-path", action="append", default=[], metavar="OLD=NEW",
-                        help="where a video named in the labels is here (OLD=NEW, or NEW for one video)")  # fmt: skip
+    add_video_path_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_pack)
 
@@ -159,11 +167,9 @@ def add_preview_rf_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("labels", metavar="LABELS.slp")
     parser.add_argument("-o", "--output", required=True, metavar="RF.png")
-    parser.add_argument("--profile", help="shipped defaults: single_instance, centroid, centered_instance, bottomup")
-    parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of settings over the profile")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
-    parser.add_argument("--frame", type=int, metavar="I", help="the I-th labelled frame (default: the one with most animals)")
-    parser.add_argument("--video-path", action="append", default=[], metavar="OLD=NEW")
+    add_settings_arguments(parser)
+    parser.add_argument("--frame", type=int, metavar="I", help="the I-th labelled frame (default: the one with most points)")
+    add_video_path_argument(parser)
     parser.set_defaults(run=run_preview_rf)
 
 
@@ -202,7 +208,7 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
                         help="ground truth: SLEAP labels, or an analysis HDF5 such as posestream synth writes "
                         "(default for runs: the labels they trained on)")  # fmt: skip
     parser.add_argument("--frames", metavar="A-B", help="evaluate these frames (default for runs: their validation frames)")
-    parser.add_argument("--video-path", action="append", default=[], metavar="OLD=NEW")
+    add_video_path_argument(parser)
     parser.add_argument("--json", metavar="OUT.json", help="also write the metrics as JSON")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--peak-threshold", type=float, default=0.2)

@@ -27,6 +27,7 @@ from ..pipeline import Pipeline, PipelineConfig
 from ..predictor import Predictor
 from ..tracking import TrackerConfig
 from ..types import FramePredictions
+from ..warmup import warm_up
 from .hooks import HookRunner, Processor, load_processor
 from .publisher import PosePublisher
 from .recorder import LiveRecorder
@@ -123,10 +124,13 @@ class LiveSession:
 
     def warm_up(self) -> None:
         """Run the model(s) once per batch size on blank frames, so no camera frame pays a first call's cost
-        (onnxruntime plans each new batch shape on its first run)."""
+        (onnxruntime plans each new batch shape on its first run), and compile or load every kernel the
+        decoders and trackers use (engine/warmup.py), all before any camera frame can wait for it."""
         blank = np.zeros((self.options.max_batch, *self.predictor.input_shape), np.uint8)
         for n in range(1, self.options.max_batch + 1):
             self.predictor.postprocess(self.predictor.infer(blank[:n]))
+        tracking = self.options.tracking
+        warm_up(self.predictor, CameraTrackers(tracking) if tracking is not None else None)
 
     def stop(self) -> None:
         """Stop taking frames; ``run`` returns once those waiting are done (any thread, or a signal handler)."""
