@@ -14,10 +14,10 @@ The identity is the instance's track id (class index); the tracker is not needed
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-from .peaks import PeakCandidates
 from .instances import Instances
+from .peaks import PeakCandidates
+from .tracking.matching import best_assignment
 
 
 def class_values(candidates: PeakCandidates, class_maps: np.ndarray, class_stride: int) -> np.ndarray:
@@ -42,7 +42,7 @@ def group_by_class(points: np.ndarray, scores: np.ndarray, classes: np.ndarray) 
         valid = np.flatnonzero(np.isfinite(points[node, :, 0]))
         if not len(valid):
             continue
-        rows, cols = linear_sum_assignment(classes[:, node, valid], maximize=True)
+        rows, cols = best_assignment(classes[:, node, valid])
         found[rows, node] = points[node, valid[cols]]
         found_scores[rows, node] = scores[node, valid[cols]]
         probabilities[rows, node] = classes[rows, node, valid[cols]]
@@ -61,7 +61,7 @@ def identities_of_crops(class_vectors: np.ndarray, frame_of: np.ndarray, has_ins
         crops = np.flatnonzero((frame_of == frame) & has_instance)
         if not len(crops):
             continue
-        rows, cols = linear_sum_assignment(class_vectors[crops], maximize=True)
+        rows, cols = best_assignment(class_vectors[crops])
         identities[crops[rows]] = cols
         scores[crops[rows]] = class_vectors[crops[rows], cols]
     return identities, scores

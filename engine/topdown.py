@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from scipy.ndimage import map_coordinates
 
 from .instances import Instances
 
@@ -44,6 +43,8 @@ def resampled_crops(frames: np.ndarray, frame_of: np.ndarray, top_left: np.ndarr
                     crop_size: tuple[int, int]) -> np.ndarray:  # fmt: skip
     """SLEAP 1.x's crops (M, h, w, C) uint8: bilinear samples at top_left + (col, row), zero outside the
     frame, truncated to uint8."""
+    from scipy.ndimage import map_coordinates  # on first use: scipy's import costs memory most runs never need
+
     height, width = crop_size
     rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
     crops = np.zeros((len(top_left), height, width, frames.shape[3]), np.uint8)
