@@ -94,7 +94,7 @@ class OutputDecoder:
             found, point_scores, instance_scores, counts = grouped  # (B, M, C, 2), (B, M, C), (B, M), (B,)
             return [Instances(found[b, :n], point_scores[b, :n], instance_scores[b, :n])
                     for b, n in enumerate(counts)]  # fmt: skip
-        return [_single(p[:, 0], s[:, 0]) for p, s in zip(points, scores)]
+        return _singles(points[:, :, 0], scores[:, :, 0])
 
 
 def offset_points(candidates: PeakCandidates, offsets: np.ndarray, refined: np.ndarray) -> np.ndarray:
@@ -109,13 +109,16 @@ def offset_points(candidates: PeakCandidates, offsets: np.ndarray, refined: np.n
     return np.where(np.isnan(refined), np.nan, points).astype(np.float32)
 
 
-def _single(points: np.ndarray, scores: np.ndarray) -> Instances:
-    """The one instance of a frame or crop from its nodes' best peaks (n_nodes, 2); none if no node is found."""
-    found = ~np.isnan(points[:, 0])
-    if not found.any():
-        return Instances.concat([], len(points))
+def _singles(points: np.ndarray, scores: np.ndarray) -> list[Instances]:
+    """The one instance of each frame or crop from its nodes' best peaks, points (B, n_nodes, 2) and scores
+    (B, n_nodes); none where no node is found. Scores are worked out for the whole batch at once."""
+    found = ~np.isnan(points[:, :, 0])  # (B, n_nodes)
     point_scores = np.where(found, scores, np.nan).astype(np.float32)
-    return Instances(points[None], point_scores[None], np.array([np.nanmean(point_scores)], np.float32))
+    counts = found.sum(axis=1)
+    means = (np.where(found, point_scores, 0.0).sum(axis=1) / np.maximum(counts, 1)).astype(np.float32)  # (B,)
+    empty = Instances.concat([], points.shape[1])
+    return [Instances(points[b : b + 1], point_scores[b : b + 1], means[b : b + 1]) if counts[b] else empty
+            for b in range(len(points))]  # fmt: skip
 
 
 def _anchors(points: np.ndarray, scores: np.ndarray, limit: int) -> Instances:
