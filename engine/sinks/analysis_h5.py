@@ -244,13 +244,16 @@ class AnalysisH5Writer:
         tracking_scores = np.full((n_tracks, width), np.nan, np.float32)
         occupancy = np.zeros((width, n_tracks), np.uint8)
         status = np.full(width, FRAME_NOT_PROCESSED, np.uint8)
-        for frame, slot in zip(block, slots):
-            col = frame.frame_idx - first
-            status[col] = FRAME_DONE if not frame.missing else FRAME_DROPPED if frame.live else FRAME_MISSING
-            tracks[slot, :, :, col] = frame.points.transpose(0, 2, 1)
-            point_scores[slot, :, col] = frame.point_scores
-            instance_scores[slot, col] = frame.instance_scores
-            tracking_scores[slot, col] = frame.tracking_scores
+        status[[f.frame_idx - first for f in block]] = [
+            FRAME_DONE if not f.missing else FRAME_DROPPED if f.live else FRAME_MISSING for f in block
+        ]  # fmt: skip
+        slot = np.concatenate(slots)  # every instance of the block at once: its slot and its column
+        if len(slot):
+            col = np.repeat([f.frame_idx - first for f in block], [f.n_instances for f in block])
+            tracks[slot, :, :, col] = np.concatenate([f.points for f in block]).transpose(0, 2, 1)
+            point_scores[slot, :, col] = np.concatenate([f.point_scores for f in block])
+            instance_scores[slot, col] = np.concatenate([f.instance_scores for f in block])
+            tracking_scores[slot, col] = np.concatenate([f.tracking_scores for f in block])
             occupancy[col, slot] = 1
 
         f = self._file
@@ -361,6 +364,8 @@ def _check_free_space(path: str, needed: int, what: str, outcome: str) -> None:
 
 def _fill_free_slots(track_ids: np.ndarray) -> np.ndarray:
     """Untracked layout: each instance's track id as its slot, or the lowest free slot if it has none.  # (n,)"""
+    if (track_ids == UNTRACKED).all():  # the usual case: slots in order
+        return np.arange(len(track_ids), dtype=np.int64)
     slots = track_ids.astype(np.int64).copy()
     taken = set(slots[slots != UNTRACKED].tolist())
     free = (s for s in range(len(slots) + len(taken)) if s not in taken)
