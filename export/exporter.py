@@ -45,17 +45,22 @@ class ExportOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output_mode", OutputMode(self.output_mode))
-        unknown = [f for f in self.formats if f not in FORMATS]
-        if unknown or not self.formats:
-            raise ConfigError(f"--format must be among {FORMATS} or 'all', got {list(self.formats)}")
-        if self.precision is None:
-            object.__setattr__(self, "precision", "fp16" if "tensorrt" in self.formats else "fp32")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"--precision must be one of {PRECISIONS}, got {self.precision!r}")
+        object.__setattr__(self, "precision", checked_precision(self.formats, self.precision))
         if self.max_batch < 1:
             raise ConfigError(f"--max-batch must be >= 1, got {self.max_batch}")
         if self.max_peaks is not None and self.max_peaks < 1:
             raise ConfigError(f"--max-peaks must be >= 1, got {self.max_peaks}")
+
+
+def checked_precision(formats: tuple[str, ...], precision: str | None) -> str:
+    """The precision to export ``formats`` in (None: fp16 for TensorRT, else fp32), after checking both."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ConfigError(f"--format must be among {FORMATS}, got {list(formats)}")
+    precision = precision or ("fp16" if "tensorrt" in formats else "fp32")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 from posestream.engine.errors import ConfigError, ModelFormatError
-from posestream.export.exporter import FORMATS, PRECISIONS
+from posestream.export.exporter import checked_precision
 from posestream.engine.model_dir import MODEL_FILES, ModelDir, load_model_dir
 from posestream.engine.types import ModelMetadata, ModelType, OutputMode, Skeleton
 from torch import nn
@@ -54,13 +54,7 @@ class ImportOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output_mode", OutputMode(self.output_mode))
-        unknown = [f for f in self.formats if f not in FORMATS]
-        if unknown or not self.formats:
-            raise ConfigError(f"--format must be among {FORMATS}, got {list(self.formats)}")
-        if self.precision is None:
-            object.__setattr__(self, "precision", "fp16" if "tensorrt" in self.formats else "fp32")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"--precision must be one of {PRECISIONS}, got {self.precision!r}")
+        object.__setattr__(self, "precision", checked_precision(self.formats, self.precision))
         if self.precision == "int8" and self.formats != ("onnx",):
             raise ConfigError("--precision int8 writes an ONNX model only: use --format onnx")
         if self.calibration is not None and self.precision != "int8":
