@@ -13,28 +13,30 @@ class Instances:
     """One frame's (or crop's) instances in the model's input pixels (before ``input_scale``).
 
     points: (N, n_nodes, 2), NaN where a node is not found; point_scores: (N, n_nodes);
-    instance_scores: (N,); identities: (N,) class of each instance for identity models, else -1;
-    identity_scores: (N,) the model's confidence in it, NaN without one.
+    instance_scores: (N,); identities: (N,) class of each instance for identity models (-1: none), and
+    identity_scores: (N,) the model's confidence in it; both None for models without identities (no
+    arrays made per frame for them: FramePredictions reads None as untracked).
     """
 
     points: np.ndarray
     point_scores: np.ndarray
     instance_scores: np.ndarray
-    identities: np.ndarray = None  # type: ignore[assignment]
-    identity_scores: np.ndarray = None  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        if self.identities is None:
-            object.__setattr__(self, "identities", np.full(len(self.points), -1, np.int32))
-        if self.identity_scores is None:
-            object.__setattr__(self, "identity_scores", np.full(len(self.points), np.nan, np.float32))
+    identities: np.ndarray | None = None
+    identity_scores: np.ndarray | None = None
 
     @classmethod
     def concat(cls, parts: list[Instances], n_nodes: int) -> Instances:
         """All instances of ``parts`` in one (none if ``parts`` is empty)."""
         if not parts:
             return cls(np.zeros((0, n_nodes, 2), np.float32), np.zeros((0, n_nodes), np.float32), np.zeros(0, np.float32))
-        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in INSTANCE_ARRAYS))
+        poses = [np.concatenate([getattr(p, name) for p in parts]) for name in ("points", "point_scores", "instance_scores")]
+        if all(p.identities is None for p in parts):
+            return cls(*poses)
+        identities = np.concatenate([np.full(len(p.points), -1, np.int32) if p.identities is None else p.identities
+                                     for p in parts])  # fmt: skip
+        scores = np.concatenate([np.full(len(p.points), np.nan, np.float32) if p.identity_scores is None
+                                 else p.identity_scores for p in parts])  # fmt: skip
+        return cls(*poses, identities, scores)
 
     def moved(self, offset: np.ndarray) -> Instances:
         """The same instances with their points moved by ``offset`` (2,) (a crop's origin in its frame)."""
@@ -43,5 +45,3 @@ class Instances:
     def with_identities(self, identities: np.ndarray, scores: np.ndarray) -> Instances:
         return replace(self, identities=identities.astype(np.int32), identity_scores=scores.astype(np.float32))
 
-
-INSTANCE_ARRAYS = ("points", "point_scores", "instance_scores", "identities", "identity_scores")
