@@ -74,6 +74,7 @@ class BenchResult:
     end_to_end_fps: float  # over every end-to-end chunk
     peak_rss_mb: float
     rounds: list[BenchRound]
+    threads: str  # the thread budget the run had (engine/threads.py)
     end_to_end_tracked_fps: float | None = None  # with the tracker, over the same chunks (None: not asked)
     tracking_ms_per_frame: float | None = None  # the tracker's own time in the tracked runs
 
@@ -90,13 +91,14 @@ class BenchResult:
 
 def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int | None = None, frames: str | None = None,
           workers: int = 2, device: str = "cpu", backend: str = "auto", rounds: int | None = None,
-          tracking: TrackerConfig | None = None) -> BenchResult:  # fmt: skip
+          tracking: TrackerConfig | None = None, threads: int = 0, decode_threads: int | None = None) -> BenchResult:  # fmt: skip
     """Measure one video with one pose model; see the module docstring. ``batch_size`` None:
-    ``default_batch_size``; ``rounds`` None: ``ROUNDS``; ``tracking``: also end-to-end with it."""
+    ``default_batch_size``; ``rounds`` None: ``ROUNDS``; ``tracking``: also end-to-end with it; ``threads``,
+    ``decode_threads``: replace the thread budget's (engine/threads.py)."""
     rounds = ROUNDS if rounds is None else rounds
     if rounds < 1:
         raise ConfigError(f"rounds (--rounds) must be at least 1, got {rounds}; the default is {ROUNDS}")
-    with Predictor(model_dirs, device, backend=backend) as predictor:
+    with Predictor(model_dirs, device, threads, backend=backend, decode_threads=decode_threads) as predictor:
         if batch_size is None:
             batch_size = default_batch_size(device, predictor.first.metadata)
         return _measure(video, predictor, batch_size, frames, workers, rounds, tracking)
@@ -105,7 +107,7 @@ def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int | Non
 def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, frames: str | None, workers: int,
              rounds: int, tracking: TrackerConfig | None) -> BenchResult:  # fmt: skip
     """Decode-only, then end-to-end chunks alternating with model-only slices, then postprocess-only."""
-    with open_source(video) as source:
+    with open_source(video, threads=predictor.threads.decode) as source:
         selection = resolve_frames(frames, source.metadata.n_frames, source.metadata.path)
         decode_fps = _decode_only(source, selection)
         warm_up = _preload(source, min(batch_size, len(selection)), selection)
@@ -129,7 +131,7 @@ def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, fr
             model.append(_model_only(predictor, batches, MODEL_SLICE_SECONDS))
     postprocess_fps = _postprocess_only(predictor, batches, workers)
     result = BenchResult(predictor.kind, str(video), sum(n for n, _ in e2e), batch_size, decode_fps, _fps(model),
-                         postprocess_fps, _fps(e2e), peak_rss_mb, _rounds(e2e, model))  # fmt: skip
+                         postprocess_fps, _fps(e2e), peak_rss_mb, _rounds(e2e, model), predictor.threads.describe())  # fmt: skip
     if tracked:
         result.end_to_end_tracked_fps = _fps(tracked)
         result.tracking_ms_per_frame = 1000 * tracker_seconds / sum(n for n, _ in tracked)
@@ -160,7 +162,7 @@ def _end_to_end(video, predictor: Predictor, chunk: FrameRanges, batch_size: int
                 tracking: TrackerConfig | None = None) -> RunSummary:  # fmt: skip
     """The pipeline on ``chunk`` (with a new tracker when ``tracking`` is given), writing an analysis HDF5
     file to ``out``."""
-    with open_source(video) as source:
+    with open_source(video, threads=predictor.threads.decode) as source:
         tracker = Tracker(tracking, source.metadata.fps) if tracking is not None else None
         pipeline = Pipeline(source, predictor, PipelineConfig(batch_size, chunk, postprocess_workers=workers), tracker)
         with AnalysisH5Writer(out, predictor.skeleton, tracked=tracker is not None) as sink:
@@ -238,6 +240,7 @@ def format_result(result: BenchResult) -> str:
            f"({data['tracked_over_untracked']:.3f} x untracked; the tracker {result.tracking_ms_per_frame:.3f} ms/frame)"]
           if result.end_to_end_tracked_fps is not None else []),
         f"  peak RSS          {result.peak_rss_mb:8.1f} MB",
+        f"  threads           {result.threads}",
         "  rounds (end-to-end / model-only around it): "
         + ", ".join(f"{r.end_to_end_over_model:.2f}" for r in result.rounds),
         *warning,

@@ -59,7 +59,7 @@ def _track(args: argparse.Namespace) -> int:
         frames=args.frames, batch_size=args.batch_size, backend=args.backend, device=args.device,
         peak_threshold=args.peak_threshold, max_instances=args.max_instances,
         formats=tuple(f for spec in args.format for f in spec.split(",")) or formats_for(args.output), workers=args.workers,
-        progress=not args.quiet, tracking=tracker_config(args),
+        progress=not args.quiet, tracking=tracker_config(args), threads=args.threads, decode_threads=args.decode_threads,
     )  # fmt: skip
     summary, paths = track(args.input, args.model, args.output or default_output(args.input), options)
     print(format_summary(summary, paths))
@@ -81,7 +81,7 @@ def _bench(args: argparse.Namespace) -> int:
     from .bench import bench, format_result
 
     result = bench(args.input, args.model, args.batch_size, args.frames, args.workers, args.device, args.backend,
-                   args.rounds, tracker_config(args))
+                   args.rounds, tracker_config(args), args.threads, args.decode_threads)
     print(format_result(result))
     if args.json:
         with open(args.json, "w") as f:
@@ -149,6 +149,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         "provider. torch: model.pt2")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N (needs posestream[gpu])")
     parser.add_argument("--workers", type=int, default=2, help="postprocessing threads (default 2)")
+    parser.add_argument("--threads", type=int, default=0, metavar="N",
+                        help="the network's CPU threads (default: the thread budget, see README 'Threads')")  # fmt: skip
+    parser.add_argument("--decode-threads", type=int, metavar="N",
+                        help="FFmpeg's decoder threads, 0: FFmpeg chooses (default: the thread budget)")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

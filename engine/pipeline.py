@@ -127,6 +127,7 @@ class RunSummary:
     identities: int | None = None  # identities the tracker started (None: no tracker)
     warmup_seconds: float = 0.0  # compiling (first run after an install) or loading the kernels, before the clock
     peak_rss_mb: float = 0.0  # the process's peak resident memory when the run ended
+    threads: str = ""  # the predictor's thread budget (engine/threads.py), in words
 
     @property
     def fps(self) -> float:
@@ -225,7 +226,7 @@ class Pipeline:
         """
         from .progress import progress_bar
 
-        self.summary = RunSummary(model=self.predictor.kind)
+        self.summary = RunSummary(model=self.predictor.kind, threads=self.predictor.threads.describe())
         frames = iter(self)
         bar = progress_bar(len(self), "track", enabled=progress is True)
         try:

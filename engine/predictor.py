@@ -24,7 +24,9 @@ import numpy as np
 from .errors import ConfigError
 from .identity import identities_of_crops
 from .inference import ExportedModel
+from .model_dir import load_model_dir
 from .instances import Instances
+from .threads import ThreadBudget, budget, network_us_per_frame
 from .topdown import crops_around, instances_from_crops
 from .types import ModelType, Skeleton
 
@@ -47,9 +49,25 @@ class Predictor:
     """Frames (N, H, W, C) uint8 -> per-frame ``Instances``, in two steps (infer, postprocess)."""
 
     def __init__(self, model_dirs: Sequence[str | os.PathLike], device: str = "cpu", threads: int = 0,
-                 peak_threshold: float | None = None, max_instances: int | None = None, backend: str = "auto"):  # fmt: skip
-        spin = len(model_dirs) == 1  # with two networks called in turn, onnxruntime's spinning costs 35% (measured)
-        models = [ExportedModel(p, device, threads, peak_threshold, max_instances, backend, spin) for p in model_dirs]
+                 peak_threshold: float | None = None, max_instances: int | None = None, backend: str = "auto",
+                 decode_threads: int | None = None):  # fmt: skip
+        """threads: the network's CPU threads (0: the thread budget's, engine/threads.py); decode_threads: the
+        decoder's for ``self.threads.decode`` (None: the budget's)."""
+        def open_models(budget: ThreadBudget) -> list[ExportedModel]:
+            return [ExportedModel(p, device, budget.model, peak_threshold, max_instances, backend, budget.spin)
+                    for p in model_dirs]  # fmt: skip
+
+        metadata = [load_model_dir(path).metadata for path in model_dirs]
+        frame_shape = next((m.input_shape for m in metadata if m.model_type is not ModelType.CENTERED_INSTANCE),
+                           (1, 1, 1))  # fmt: skip
+        self.threads = budget(frame_shape, len(model_dirs), None, threads, decode_threads)
+        models = open_models(self.threads)
+        if threads == 0 and device == "cpu" and len(models) == 1 and models[0].backend.name == "onnxruntime":
+            measured = budget(frame_shape, 1, network_us_per_frame(models[0].backend.run, frame_shape), 0, decode_threads)
+            if measured.model != self.threads.model:
+                models[0].close()
+                models = open_models(measured)
+            self.threads = measured
         by_type = {m.metadata.model_type: m for m in models}
         kinds = sorted(t.value for t in by_type)
         pose_models = (["single_instance"], ["bottomup"], ["centroid"], ["centered_instance", "centroid"])

@@ -36,6 +36,8 @@ class TrackOptions:
     workers: int = 2
     progress: bool = True
     tracking: TrackerConfig | None = None  # None: no identities (instances fill the track slots in order)
+    threads: int = 0  # the network's CPU threads; 0: the thread budget's (engine/threads.py)
+    decode_threads: int | None = None  # FFmpeg's decoder threads (0: FFmpeg chooses); None: the budget's
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in OUTPUT_FORMATS]
@@ -43,6 +45,8 @@ class TrackOptions:
             raise ConfigError(f"--format must be among {OUTPUT_FORMATS}, got {list(self.formats)}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"--backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.threads < 0 or (self.decode_threads is not None and self.decode_threads < 0):
+            raise ConfigError(f"--threads and --decode-threads must be >= 0, got {self.threads}, {self.decode_threads}")
 
 
 def default_output(video: str | os.PathLike) -> Path:
@@ -74,15 +78,15 @@ def track(video: str | os.PathLike, model_dirs: Sequence[str | os.PathLike], out
         return track_video(predictor, video, paths, options, stop=stop), paths
 
 
-def load_predictor(model_dirs: Sequence[str | os.PathLike], options: TrackOptions, threads: int = 0) -> Predictor:
-    """The models of a track run, loaded once (``threads``: the model's CPU threads, 0: every core)."""
-    return Predictor(model_dirs, options.device, threads=threads, peak_threshold=options.peak_threshold,
-                     max_instances=options.max_instances, backend=options.backend)  # fmt: skip
+def load_predictor(model_dirs: Sequence[str | os.PathLike], options: TrackOptions) -> Predictor:
+    """The models of a track run, loaded once, with the options' threads (or the thread budget's)."""
+    return Predictor(model_dirs, options.device, threads=options.threads, peak_threshold=options.peak_threshold,
+                     max_instances=options.max_instances, backend=options.backend,
+                     decode_threads=options.decode_threads)  # fmt: skip
 
 
 def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str, Path], options: TrackOptions,
-                progress: bool | Callable[[int], None] | None = None, decode_threads: int = 0,
-                stop: threading.Event | None = None) -> RunSummary:  # fmt: skip
+                progress: bool | Callable[[int], None] | None = None, stop: threading.Event | None = None) -> RunSummary:  # fmt: skip
     """One video through a loaded predictor into ``paths`` (format -> file).
 
     progress: None for ``options.progress``'s bar, or a function called with each frame count done (a run
@@ -101,7 +105,7 @@ def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str,
     if options.tracking is not None:
         provenance["tracking"] = asdict(options.tracking)
     hwaccel = options.device if options.device.startswith("cuda") else None  # NVDEC where the codec allows
-    with open_source(video, threads=decode_threads, hwaccel=hwaccel) as source:
+    with open_source(video, threads=predictor.threads.decode, hwaccel=hwaccel) as source:
         tracker = Tracker(options.tracking, source.metadata.fps) if options.tracking is not None else None
         pipeline = Pipeline(source, predictor, config, tracker)
         tracked = tracker is not None or bool(predictor.class_names)
@@ -122,6 +126,7 @@ def format_summary(summary: RunSummary, paths: dict[str, Path]) -> str:
         f"{summary.model}: {summary.frames} frames in {summary.wall_seconds:.1f} s = {summary.fps:.1f} FPS",
         f"stage busy time: {busy} (bound by {summary.bottleneck()}; postprocess sums its workers)",
         f"peak memory (RSS): {summary.peak_rss_mb:.0f} MB",
+        f"threads: {summary.threads}",
     ]
     if summary.identities is not None:
         lines.append(f"tracking: {summary.identities} identities")

@@ -4,8 +4,11 @@ Ctrl-C leaves a readable file, frame ranges, gray and RGB video."""
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import importlib.util
 import json
+import os
 import shutil
 import random
 import signal
@@ -24,7 +27,8 @@ from posestream.engine.errors import ConfigError, MissingExtraError
 from posestream.engine.pipeline import Pipeline, PipelineConfig, PipelineError
 from posestream.engine.predictor import Predictor
 from posestream.engine.sinks import read_analysis_h5
-from posestream.engine.sources import VideoFileReader
+from posestream.engine.sources import VideoFileReader, open_source
+from posestream.engine.threads import budget, cpu_cores
 from posestream.engine.synth import SynthConfig, write_synthetic_video
 from posestream.engine.track import TrackOptions, output_paths, track
 from posestream.export.exporter import ExportOptions, export_run
@@ -325,3 +329,53 @@ def test_warm_up_compiles_every_kernel_a_run_uses_before_the_clock():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def _threads_during_run(models, video, threads: int, decode_threads: int) -> collections.Counter:
+    """The process's threads by name (/proc), most of them seen while a pipeline with this budget runs."""
+    def names():
+        found = collections.Counter()
+        for task in os.listdir("/proc/self/task"):
+            with contextlib.suppress(FileNotFoundError):  # a thread that ended since the listing
+                found[Path(f"/proc/self/task/{task}/comm").read_text().strip()] += 1
+        return found
+
+    seen = []
+    with Predictor([models["single_instance"]], threads=threads, decode_threads=decode_threads) as predictor, \
+            open_source(video, threads=predictor.threads.decode) as source:  # fmt: skip
+        Pipeline(source, predictor, PipelineConfig(4, postprocess_workers=0)).run([], progress=lambda n: seen.append(names()))
+    return max(seen, key=lambda c: sum(c.values()))
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="counts threads in /proc (Linux)")
+def test_the_thread_budget_is_honoured(models, video):
+    one = _threads_during_run(models, video, threads=1, decode_threads=1)
+    two = _threads_during_run(models, video, threads=2, decode_threads=1)
+    assert sum(two.values()) == sum(one.values()) + 1  # onnxruntime's pool: one thread besides the caller's
+    assert not any(name.startswith("av:") for name in one)  # the decoder on the decoding thread itself
+    ffmpeg = _threads_during_run(models, video, threads=1, decode_threads=0)
+    assert any(name.startswith("av:") for name in ffmpeg)
+
+
+def test_thread_budget_rules():
+    light = budget((64, 64, 1), networks=1, us_per_frame=80.0, cores=8)
+    assert (light.model, light.spin, light.decode) == (1, False, 1)
+    heavy = budget((1024, 1024, 1), networks=1, us_per_frame=7000.0, cores=8)
+    assert (heavy.model, heavy.spin, heavy.decode) == (8, True, 0)
+    top_down = budget((384, 384, 1), networks=2, us_per_frame=None, cores=8)
+    assert (top_down.model, top_down.spin) == (8, False)
+    given = budget((64, 64, 1), networks=1, us_per_frame=80.0, model_threads=3, decode_threads=2, cores=8)
+    assert (given.model, given.decode, given.why) == (3, 2, "threads given")
+
+
+def test_a_light_network_gets_one_core_and_a_heavy_one_every_core(models, monkeypatch):
+    import posestream.engine.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "network_us_per_frame", lambda run, shape: 10.0)
+    with Predictor([models["single_instance"]]) as predictor:
+        assert predictor.threads.model == 1
+        assert predictor.first.backend.session.get_session_options().intra_op_num_threads == 1
+    monkeypatch.setattr(predictor_module, "network_us_per_frame", lambda run, shape: 1e5)
+    with Predictor([models["single_instance"]]) as predictor:
+        assert predictor.threads.model == cpu_cores()
+        assert predictor.first.backend.session.get_session_options().intra_op_num_threads == cpu_cores()

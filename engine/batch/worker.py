@@ -44,10 +44,9 @@ class UnitResult:
 class UnitWorker:
     """The models of a run, loaded once; ``run(unit)`` for each unit given to this worker."""
 
-    def __init__(self, model_dirs: list[str], options: TrackOptions, threads: int = 0, decode_threads: int = 0):
-        self.options = replace(options, progress=False)
-        self.predictor = load_predictor(model_dirs, self.options, threads=threads)
-        self.decode_threads = decode_threads
+    def __init__(self, model_dirs: list[str], options: TrackOptions, threads: int = 0, decode_threads: int | None = None):
+        self.options = replace(options, progress=False, threads=threads, decode_threads=decode_threads)
+        self.predictor = load_predictor(model_dirs, self.options)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.frames_done = 0  # over every unit, for the driver's progress bar
         self._lock = threading.Lock()
@@ -67,7 +66,7 @@ class UnitWorker:
             for partial in partials.values():
                 Path(partial).unlink(missing_ok=True)  # a dead attempt's leftovers: start clean
             summary = track_video(self.predictor, unit.video, {f: Path(p) for f, p in partials.items()}, options,
-                                  progress=advance, decode_threads=self.decode_threads, stop=stop)  # fmt: skip
+                                  progress=advance, stop=stop)  # fmt: skip
             if summary.interrupted:
                 result.status = INTERRUPTED
             else:

@@ -1,0 +1,96 @@
+"""The CPU thread budget: how many threads the network and the video decoder get.
+
+On CPU every stage shares the same cores: onnxruntime's intra-op threads, FFmpeg's decoder threads,
+the postprocessing pool (numba and numpy code that releases the GIL) and the caller writing the
+outputs. More threads than cores, or threads spinning while they wait, take cores from the stage
+that needs them. The budget, from the core count and one measurement of the network:
+
+| | network threads | spinning | decoder threads |
+|---|---|---|---|
+| light network (< LIGHT_NETWORK_US a frame on every core) | 1 | no | |
+| other networks | every core | one network: yes; two (top-down): no | |
+| frames < SMALL_FRAME_PIXELS | | | 1 |
+| larger frames | | | 0 (FFmpeg chooses: frame + slice threads) |
+
+Why (measured on 2 cores, README "Threads"): a near-null network (62 us a frame) on every core runs
+end-to-end at 3,900 FPS; on one core, with the decoder on one thread, at 6,900 FPS (the network's two
+threads and FFmpeg's threads took turns with the decoding thread). The demo network (7 ms a frame)
+needs both cores: 142 FPS against 98 on one. FFmpeg's threads double decoding of 1024x1024 frames
+(149 against 85 FPS) and add nothing below 512x512 but hand-overs. Two networks called in turn with
+spinning threads wait on each other (top-down 35.2 s against 20.8 s without spinning).
+
+Any value given (``--threads``, ``--decode-threads``) replaces the budget's.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+LIGHT_NETWORK_US = 250.0  # a network faster than this a frame, on every core, gets one core
+SMALL_FRAME_PIXELS = 512 * 512  # frames smaller than this decode on one thread
+MEASURE_BATCH = 8  # frames in the batch the network is timed on
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and taskset set)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class ThreadBudget:
+    """Threads per stage on CPU. model: onnxruntime intra-op threads of each session; spin: its idle
+    threads spin for the next call; decode: FFmpeg decoder threads (0: FFmpeg chooses); why: the reason,
+    for the run's summary."""
+
+    model: int
+    spin: bool
+    decode: int
+    why: str
+
+    def __post_init__(self) -> None:
+        if self.model < 1 or self.decode < 0:
+            raise ValueError(f"thread budget needs model >= 1 and decode >= 0 threads, got {self.model}, {self.decode}")
+
+    def describe(self) -> str:
+        decode = "FFmpeg's choice" if self.decode == 0 else str(self.decode)
+        return f"network {self.model} thread(s){' spinning' if self.spin else ''}, decoder {decode} ({self.why})"
+
+
+def decode_threads_for(frame_shape: tuple[int, ...]) -> int:
+    """FFmpeg threads for frames of (H, W, C): 1 below SMALL_FRAME_PIXELS, else 0 (FFmpeg chooses)."""
+    return 1 if frame_shape[0] * frame_shape[1] < SMALL_FRAME_PIXELS else 0
+
+
+def network_us_per_frame(run: Callable[[np.ndarray], object], frame_shape: tuple[int, ...]) -> float:
+    """Microseconds a frame of one call on a MEASURE_BATCH batch of black frames, after one untimed call.
+    A first call slower than a heavy network's whole batch is taken as is (heavy networks are not timed
+    twice)."""
+    frames = np.zeros((MEASURE_BATCH, *frame_shape), np.uint8)
+    started = time.perf_counter()
+    run(frames)
+    first = (time.perf_counter() - started) * 1e6 / MEASURE_BATCH
+    if first > 20 * LIGHT_NETWORK_US:
+        return first
+    started = time.perf_counter()
+    run(frames)
+    return (time.perf_counter() - started) * 1e6 / MEASURE_BATCH
+
+
+def budget(frame_shape: tuple[int, ...], networks: int, us_per_frame: float | None, model_threads: int = 0,
+           decode_threads: int | None = None, cores: int | None = None) -> ThreadBudget:  # fmt: skip
+    """The budget for ``networks`` networks taking frames of ``frame_shape``; ``us_per_frame``: the network
+    measured on every core (None: not measured, it gets every core). ``model_threads`` > 0 and
+    ``decode_threads`` not None are the user's and are kept."""
+    cores = cores or cpu_cores()
+    decode = decode_threads_for(frame_shape) if decode_threads is None else decode_threads
+    if model_threads > 0:
+        return ThreadBudget(model_threads, networks == 1 and model_threads > 1, decode, "threads given")
+    if networks == 1 and us_per_frame is not None and us_per_frame < LIGHT_NETWORK_US:
+        return ThreadBudget(1, False, decode, f"light network, {us_per_frame:.0f} us a frame: it shares the cores")
+    why = f"{cores} cores" + ("" if networks == 1 else ", two networks in turn: no spinning")
+    return ThreadBudget(cores, networks == 1, decode, why)
