@@ -19,7 +19,7 @@ from .frame_ranges import FrameRanges
 from .model_dir import ModelDir, load_model_dir
 from .sinks import AnalysisData, AnalysisH5Writer, read_analysis_h5, recover_analysis_h5
 from .sources import FrameSource, HDF5DatasetReader, VideoFileReader, open_source
-from .types import FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton, VideoMetadata
+from .types import FrameBlock, FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton, VideoMetadata
 
 __version__ = "0.1.0"
 
@@ -28,6 +28,7 @@ __all__ = [
     "AnalysisH5Writer",
     "ConfigError",
     "FrameIndexError",
+    "FrameBlock",
     "FramePredictions",
     "FrameRanges",
     "FrameSource",

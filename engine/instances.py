@@ -1,5 +1,5 @@
-"""``Instances``: one frame's (or crop's) poses as a model's decoder gives them, before they become
-``FramePredictions`` (engine/types.py) in frame order."""
+"""``Instances``: one frame's (or crop's) poses as a model's decoder gives them, and ``InstanceBatch``, a
+whole batch's, before they become a ``FrameBlock`` (engine/types.py) in frame order."""
 
 from __future__ import annotations
 
@@ -39,9 +39,33 @@ class Instances:
         return cls(*poses, identities, scores)
 
     def moved(self, offset: np.ndarray) -> Instances:
-        """The same instances with their points moved by ``offset`` (2,) (a crop's origin in its frame)."""
+        """The same instances with their points moved by ``offset`` (2,), or one per instance (N, 1, 2) (a
+        crop's origin in its frame)."""
         return replace(self, points=self.points + offset.astype(np.float32))
 
     def with_identities(self, identities: np.ndarray, scores: np.ndarray) -> Instances:
         return replace(self, identities=identities.astype(np.int32), identity_scores=scores.astype(np.float32))
 
+
+
+@dataclass(frozen=True)
+class InstanceBatch:
+    """A batch's instances, sample after sample: sample b's are rows ``starts[b]:starts[b] + counts[b]`` of
+    ``instances``. counts: (B,) int64."""
+
+    instances: Instances
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, parts: list[Instances], n_nodes: int) -> InstanceBatch:
+        """The batch of per-sample ``parts``."""
+        return cls(Instances.concat(parts, n_nodes), np.array([len(p.points) for p in parts], np.int64))
+
+    def split(self) -> list[Instances]:
+        """One ``Instances`` per sample (views of the batch's arrays)."""
+        bounds = np.cumsum(self.counts)[:-1]
+        found = self.instances
+        arrays = [np.split(a, bounds) if a is not None else [None] * len(self.counts)
+                  for a in (found.points, found.point_scores, found.instance_scores, found.identities,
+                            found.identity_scores)]  # fmt: skip
+        return [Instances(*sample) for sample in zip(*arrays)]

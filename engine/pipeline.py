@@ -3,7 +3,11 @@
     pipeline = Pipeline(source, predictor, PipelineConfig(batch_size=8), tracker=Tracker(fps=source.metadata.fps))
     for frame in pipeline:            # FramePredictions in frame order, missing frames included
         ...
-    summary = pipeline.run([AnalysisH5Writer(...)])   # or: write every frame to sinks
+    summary = pipeline.run([AnalysisH5Writer(...)])   # or: write every batch's FrameBlock to sinks
+
+Results move as one ``FrameBlock`` per batch (arrays with a frame axis) from postprocessing through the
+reorder and the tracker to the sinks (``write_block``); one ``FramePredictions`` per frame is made only for
+a caller that iterates.
 
 Threads and the queues between them (each bounded, each with its policy):
 
@@ -23,8 +27,8 @@ Threads and the queues between them (each bounded, each with its policy):
   pool as soon as the network(s) are done with it.
 - postprocess: W threads decode outputs into instances (numpy / numba code that
   releases the GIL); with W = 0 the infer stage does it (live: one hand-over less).
-- tracker (optional): in the caller's thread, each frame in order gets its
-  track ids (``engine/tracking``) before it is yielded or written.
+- tracker (optional): in the caller's thread, each block's frames in order get
+  their track ids (``engine/tracking``) before they are yielded or written.
 - the caller's thread receives frames in exact order and writes the sinks, so
   Ctrl-C lands there and the sinks close cleanly with every frame done.
 
@@ -49,7 +53,8 @@ from .predictor import Predictor, RawBatch
 from .queues import END, StageQueue, Stopped, StopSignal
 from .sources.base import FLUSH, IDLE, FrameSource, resolve_frames
 from .tracking import Tracker
-from .types import FramePredictions, ModelMetadata
+from .instances import InstanceBatch, Instances
+from .types import UNTRACKED, FrameBlock, FramePredictions, ModelMetadata
 from .warmup import warm_up
 
 
@@ -169,6 +174,11 @@ class Pipeline:
 
     def __iter__(self) -> Iterator[FramePredictions]:
         """Run the stages and yield every selected frame's predictions in frame order."""
+        for block in self.blocks():
+            yield from block.frames()
+
+    def blocks(self) -> Iterator[FrameBlock]:
+        """Run the stages and yield each batch's predictions, in frame order."""
         cfg = self.config
         producers = max(cfg.postprocess_workers, 1)  # stages that hand results over
         depth = cfg.queue_batches or 2 * producers
@@ -199,10 +209,10 @@ class Pipeline:
         for thread in threads:
             thread.start()
         try:
-            for frames in results.in_order(producers):
+            for block in results.in_order(producers):
                 if self.tracker is not None:
-                    self._track(frames)
-                yield from frames
+                    self._track(block)
+                yield block
         except GeneratorExit:  # the caller stopped iterating
             stop.stop("caller")
             raise
@@ -219,31 +229,31 @@ class Pipeline:
 
     def run(self, sinks: Sequence = (), progress: bool | Callable[[int], None] = False,
             stop: threading.Event | None = None) -> RunSummary:  # fmt: skip
-        """Write every frame to each sink (``write(FramePredictions)``) and return the run's summary.
+        """Write each batch's frames to every sink (``write_block(FrameBlock)``) and return the run's summary.
 
-        progress: True for a progress bar on stderr, or a function called with 1 after each frame.
-        stop: checked after each frame; once set, the run stops as on Ctrl-C (KeyboardInterrupt).
+        progress: True for a progress bar on stderr, or a function called with the frames of each batch done.
+        stop: checked after each batch; once set, the run stops as on Ctrl-C (KeyboardInterrupt).
         """
         from .progress import progress_bar
 
         self.summary = RunSummary(model=self.predictor.kind, threads=self.predictor.threads.describe())
-        frames = iter(self)
+        blocks = self.blocks()
         bar = progress_bar(len(self), "track", enabled=progress is True)
         try:
             with bar if not callable(progress) else contextlib.nullcontext(progress) as advance:
-                for frame in frames:
+                for block in blocks:
                     started = time.perf_counter()
                     for sink in sinks:
-                        sink.write(frame)
+                        sink.write_block(block)
                     self._add_busy("write", time.perf_counter() - started)
-                    self.summary.frames += 1
-                    if frame.missing:
-                        self.summary.missing_frames.append(frame.frame_idx)
-                    advance(1)
+                    self.summary.frames += len(block)
+                    if block.missing.any():
+                        self.summary.missing_frames += block.frame_idx[block.missing].tolist()
+                    advance(len(block))
                     if stop is not None and stop.is_set():
                         raise KeyboardInterrupt
         finally:
-            frames.close()  # a sink's error or Ctrl-C here: stop and join every stage before leaving
+            blocks.close()  # a sink's error or Ctrl-C here: stop and join every stage before leaving
             if self.tracker is not None:
                 self.summary.identities = self.tracker.identities
         self.summary.stage_seconds = dict(self._busy)
@@ -318,7 +328,7 @@ class Pipeline:
             batch.infer_ns = (started_ns, time.monotonic_ns())
             self._add_busy("infer", time.perf_counter() - started)
             if not workers:  # postprocess here, first: the next batch can wait for it
-                results.put(batch.seq, self._frames(batch, outputs))
+                results.put(batch.seq, self._block(batch, outputs))
             free.put(batch.frames)
             batch.frames = None  # back in the pool: the next batch will overwrite it
             if workers:
@@ -331,39 +341,35 @@ class Pipeline:
     def _postprocess(self, stop: StopSignal, raw: StageQueue, results: _Reorder) -> None:
         while (item := raw.get()) is not END:
             batch, outputs = item
-            results.put(batch.seq, self._frames(batch, outputs))
+            results.put(batch.seq, self._block(batch, outputs))
         results.put_end()
 
-    def _frames(self, batch: Batch, outputs: RawBatch | None) -> list[FramePredictions]:
-        """A batch's model outputs decoded into each frame's instances (missing frames: none)."""
+    def _block(self, batch: Batch, outputs: RawBatch | None) -> FrameBlock:
+        """A batch's model outputs decoded into its frames' instances (missing frames: none)."""
         started = time.perf_counter()
         try:
-            found = self.predictor.postprocess(outputs) if outputs is not None else []
+            found = self.predictor.postprocess(outputs) if outputs is not None else None
         except Exception as exc:
             raise _AtFrame(batch.indices[0], exc) from exc
-        n_nodes = self.predictor.skeleton.n_nodes
-        frames = [
-            FramePredictions.empty(idx, n_nodes, missing=True) if slot < 0 else
-            FramePredictions(idx, found[slot].points, found[slot].point_scores, found[slot].instance_scores,
-                             found[slot].identities, found[slot].identity_scores)
-            for idx, slot in zip(batch.indices, batch.slots)
-        ]  # fmt: skip
+        block = _frame_block(batch, found, self.predictor.skeleton.n_nodes)
         if batch.infos and batch.infos[0] is not None:
-            _stamp_live(frames, batch)
+            _stamp_live(block, batch)
         self._add_busy("postprocess", time.perf_counter() - started)
-        return frames
+        return block
 
-    def _track(self, frames: list[FramePredictions]) -> None:
-        """Identities for one batch's frames, in order (the caller's thread: frames arrive in order there)."""
+    def _track(self, block: FrameBlock) -> None:
+        """Identities for one batch's frames, in order (the caller's thread: blocks arrive in order there)."""
         started = time.perf_counter()
-        for frame in frames:
-            try:
-                self.tracker.update(frame)
-            except Exception as exc:
-                raise PipelineError(f"track stage failed at frame {frame.frame_idx}: {type(exc).__name__}: {exc}",
-                                    "track", frame.frame_idx) from exc  # fmt: skip
-            if frame.live is not None:
-                frame.live.track_ns = time.monotonic_ns()
+        try:
+            self.tracker.update_block(block)
+        except Exception as exc:
+            frame = getattr(exc, "frame_idx", int(block.frame_idx[0]))
+            raise PipelineError(f"track stage failed at frame {frame}: {type(exc).__name__}: {exc}", "track",
+                                frame) from exc  # fmt: skip
+        if block.live is not None:
+            done = time.monotonic_ns()
+            for info in block.live:
+                info.track_ns = done
         self._add_busy("track", time.perf_counter() - started)
 
     # -- helpers --------------------------------------------------------------
@@ -390,13 +396,29 @@ class Pipeline:
         return exc
 
 
-def _stamp_live(frames: list[FramePredictions], batch: Batch) -> None:
+def _frame_block(batch: Batch, found: InstanceBatch | None, n_nodes: int) -> FrameBlock:
+    """The block of a batch's frames from the instances of its decoded frames (``found``: None when none
+    decoded); frames that failed to decode are missing, with no instances."""
+    slots = np.array(batch.slots, np.int64)
+    decoded = slots >= 0
+    counts = np.zeros(len(slots), np.int64)
+    if found is None:
+        found = InstanceBatch(Instances.concat([], n_nodes), np.zeros(0, np.int64))
+    counts[decoded] = found.counts[slots[decoded]]  # decoded frames keep their order in the batch
+    rows = found.instances
+    track_ids = rows.identities if rows.identities is not None else np.full(len(rows.points), UNTRACKED, np.int32)
+    scores = rows.identity_scores if rows.identity_scores is not None else np.full(len(rows.points), np.nan, np.float32)
+    return FrameBlock(np.array(batch.indices, np.int64), counts, rows.points, rows.point_scores, rows.instance_scores,
+                      track_ids, scores, ~decoded)  # fmt: skip
+
+
+def _stamp_live(block: FrameBlock, batch: Batch) -> None:
     """Give a live batch's frames their LiveInfo, with the model's and postprocessing's times."""
     done = time.monotonic_ns()
-    for frame, info in zip(frames, batch.infos):
+    for info in batch.infos:
         info.infer_start_ns, info.infer_end_ns = batch.infer_ns
         info.postprocess_ns, info.batch = done, len(batch.indices)
-        frame.live = info
+    block.live = list(batch.infos)
 
 
 class _AtFrame(Exception):
@@ -416,16 +438,16 @@ class _Reorder:
 
     def __init__(self, window: int, stop: StopSignal):
         self._window, self._stop = window, stop
-        self._done: dict[int, list[FramePredictions]] = {}
+        self._done: dict[int, FrameBlock] = {}
         self._next = 0
         self._ended = 0
         self._cond = threading.Condition()
 
-    def put(self, seq: int, frames: list[FramePredictions]) -> None:
+    def put(self, seq: int, block: FrameBlock) -> None:
         with self._cond:
             while seq >= self._next + self._window:
                 self._wait()
-            self._done[seq] = frames
+            self._done[seq] = block
             self._cond.notify_all()
 
     def put_end(self) -> None:
@@ -433,8 +455,8 @@ class _Reorder:
             self._ended += 1
             self._cond.notify_all()
 
-    def in_order(self, producers: int) -> Iterator[list[FramePredictions]]:
-        """Yield each batch's frames in order until every producer has ended and all are out."""
+    def in_order(self, producers: int) -> Iterator[FrameBlock]:
+        """Yield each batch's block in order until every producer has ended and all are out."""
         while True:
             with self._cond:
                 while self._next not in self._done and not (self._ended == producers and not self._done):
@@ -443,10 +465,10 @@ class _Reorder:
                     self._cond.wait(0.05)
                 if self._next not in self._done:
                     return
-                frames = self._done.pop(self._next)
+                block = self._done.pop(self._next)
                 self._next += 1
                 self._cond.notify_all()
-            yield frames
+            yield block
 
     def _wait(self) -> None:
         if self._stop.is_set():

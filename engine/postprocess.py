@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .identity import class_values, group_by_class
-from .instances import Instances
+from .instances import InstanceBatch, Instances
 from .paf_grouping import GroupingConfig, group_batch, pair_dots
 from .peaks import PeakCandidates, find_candidates, refine_candidates
 from .types import ModelMetadata, ModelType, OutputMode
@@ -72,7 +72,11 @@ class OutputDecoder:
         return candidates, dots
 
     def decode(self, outputs: dict[str, np.ndarray]) -> list[Instances]:
-        """One ``Instances`` per batch sample, in frame pixels (crop pixels for centered-instance).
+        """One ``Instances`` per batch sample (see ``decode_batch``)."""
+        return self.decode_batch(outputs).split()
+
+    def decode_batch(self, outputs: dict[str, np.ndarray]) -> InstanceBatch:
+        """The batch's instances, sample after sample, in frame pixels (crop pixels for centered-instance).
 
         Centroid models give one-node instances: the anchors, best first.
         """
@@ -85,15 +89,17 @@ class OutputDecoder:
         points /= self.metadata.input_scale
         kind = self.metadata.model_type
         if kind is ModelType.CENTROID:
-            return [_anchors(p[0], s[0], self.max_instances) for p, s in zip(points, scores)]
+            return InstanceBatch.of([_anchors(p[0], s[0], self.max_instances) for p, s in zip(points, scores)], 1)
         if kind is ModelType.BOTTOMUP and self.metadata.identities:
             classes = class_values(candidates, outputs["class_maps"], self.metadata.output_strides["class_maps"])
-            return [group_by_class(p, s, c) for p, s, c in zip(points, scores, classes)]
+            return InstanceBatch.of([group_by_class(p, s, c) for p, s, c in zip(points, scores, classes)],
+                                    self.metadata.skeleton.n_nodes)  # fmt: skip
         if kind is ModelType.BOTTOMUP:
             grouped = group_batch(points, scores, candidates.cell_points(), dots, self.edges, self.grouping)
             found, point_scores, instance_scores, counts = grouped  # (B, M, C, 2), (B, M, C), (B, M), (B,)
-            return [Instances(found[b, :n], point_scores[b, :n], instance_scores[b, :n])
-                    for b, n in enumerate(counts)]  # fmt: skip
+            rows = np.arange(found.shape[1])[None, :] < counts[:, None]  # (B, M): the instances found
+            return InstanceBatch(Instances(found[rows], point_scores[rows], instance_scores[rows]),
+                                 counts.astype(np.int64))  # fmt: skip
         return _singles(points[:, :, 0], scores[:, :, 0])
 
 
@@ -109,16 +115,15 @@ def offset_points(candidates: PeakCandidates, offsets: np.ndarray, refined: np.n
     return np.where(np.isnan(refined), np.nan, points).astype(np.float32)
 
 
-def _singles(points: np.ndarray, scores: np.ndarray) -> list[Instances]:
+def _singles(points: np.ndarray, scores: np.ndarray) -> InstanceBatch:
     """The one instance of each frame or crop from its nodes' best peaks, points (B, n_nodes, 2) and scores
-    (B, n_nodes); none where no node is found. Scores are worked out for the whole batch at once."""
+    (B, n_nodes); none where no node is found."""
     found = ~np.isnan(points[:, :, 0])  # (B, n_nodes)
     point_scores = np.where(found, scores, np.nan).astype(np.float32)
-    counts = found.sum(axis=1)
-    means = (np.where(found, point_scores, 0.0).sum(axis=1) / np.maximum(counts, 1)).astype(np.float32)  # (B,)
-    empty = Instances.concat([], points.shape[1])
-    return [Instances(points[b : b + 1], point_scores[b : b + 1], means[b : b + 1]) if counts[b] else empty
-            for b in range(len(points))]  # fmt: skip
+    nodes_found = found.sum(axis=1)  # (B,)
+    means = (np.where(found, point_scores, 0.0).sum(axis=1) / np.maximum(nodes_found, 1)).astype(np.float32)
+    present = nodes_found > 0
+    return InstanceBatch(Instances(points[present], point_scores[present], means[present]), present.astype(np.int64))
 
 
 def _anchors(points: np.ndarray, scores: np.ndarray, limit: int) -> Instances:

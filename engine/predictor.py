@@ -25,7 +25,7 @@ from .errors import ConfigError
 from .identity import identities_of_crops
 from .inference import ExportedModel
 from .model_dir import load_model_dir
-from .instances import Instances
+from .instances import InstanceBatch, Instances
 from .threads import ThreadBudget, budget, network_us_per_frame
 from .topdown import crops_around, instances_from_crops
 from .types import ModelType, Skeleton
@@ -46,7 +46,7 @@ class RawBatch:
 
 
 class Predictor:
-    """Frames (N, H, W, C) uint8 -> per-frame ``Instances``, in two steps (infer, postprocess)."""
+    """Frames (N, H, W, C) uint8 -> the batch's instances frame after frame, in two steps (infer, postprocess)."""
 
     def __init__(self, model_dirs: Sequence[str | os.PathLike], device: str = "cpu", threads: int = 0,
                  peak_threshold: float | None = None, max_instances: int | None = None, backend: str = "auto",
@@ -119,14 +119,15 @@ class Predictor:
         crop_outputs = self.centered.backend.run(crops) if len(crops) else {}
         return RawBatch(crop_outputs, len(frames), origins, frame_of)
 
-    def postprocess(self, raw: RawBatch) -> list[Instances]:
-        """Per-frame instances in frame pixels."""
+    def postprocess(self, raw: RawBatch) -> InstanceBatch:
+        """The batch's instances frame after frame, in frame pixels."""
         if self.centered is None:
-            return self.first.decoder.decode(raw.outputs)
-        found = self.centered.decoder.decode(raw.outputs) if raw.outputs else []
-        if found and "class_vectors" in raw.outputs:  # identity model: a class per crop, none shared in a frame
-            has_instance = np.array([len(f.points) > 0 for f in found])
+            return self.first.decoder.decode_batch(raw.outputs)
+        if not raw.outputs:  # no animal in any frame of the batch
+            return InstanceBatch(Instances.concat([], self.skeleton.n_nodes), np.zeros(raw.n_frames, np.int64))
+        crops = self.centered.decoder.decode_batch(raw.outputs)
+        if "class_vectors" in raw.outputs:  # identity model: a class per crop, none shared in a frame
+            has_instance = crops.counts > 0
             ids, scores = identities_of_crops(raw.outputs["class_vectors"], raw.frame_of, has_instance)
-            found = [f.with_identities(ids[m : m + 1], scores[m : m + 1]) if has_instance[m] else f
-                     for m, f in enumerate(found)]  # fmt: skip
-        return instances_from_crops(found, raw.origins, raw.frame_of, raw.n_frames, self.skeleton.n_nodes)
+            crops = InstanceBatch(crops.instances.with_identities(ids[has_instance], scores[has_instance]), crops.counts)
+        return instances_from_crops(crops, raw.origins, raw.frame_of, raw.n_frames)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 
-from .instances import Instances
+from .instances import InstanceBatch
 
 CROP_CONVENTIONS = ("posestream", "sleap_nn", "sleap")
 
@@ -88,10 +88,9 @@ def crops_around(frames: np.ndarray, anchors: list[np.ndarray], crop_size: tuple
     return extract_crops(frames, frame_of, origins, crop_size), offsets, frame_of
 
 
-def instances_from_crops(crops: list[Instances], origins: np.ndarray, frame_of: np.ndarray, n_frames: int,
-                         n_nodes: int) -> list[Instances]:  # fmt: skip
-    """Per-frame instances from per-crop ones (in crop pixels), moved back into frame pixels."""
-    parts: list[list[Instances]] = [[] for _ in range(n_frames)]
-    for crop, origin, n in zip(crops, origins, frame_of):
-        parts[n].append(crop.moved(origin))
-    return [Instances.concat(frame_parts, n_nodes) for frame_parts in parts]
+def instances_from_crops(crops: InstanceBatch, origins: np.ndarray, frame_of: np.ndarray, n_frames: int) -> InstanceBatch:
+    """The batch's frames' instances from its crops' (in crop pixels, crops in frame order), moved back into
+    frame pixels by each crop's ``origins`` (M, 2); ``frame_of`` (M,) is each crop's frame."""
+    crop_of_row = np.repeat(np.arange(len(crops.counts)), crops.counts)  # (rows,)
+    moved = crops.instances.moved(origins[crop_of_row][:, None, :])
+    return InstanceBatch(moved, np.bincount(frame_of[crop_of_row], minlength=n_frames).astype(np.int64))

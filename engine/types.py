@@ -3,6 +3,7 @@
 - ``Skeleton``: node names, edges and left/right symmetries.
 - ``VideoMetadata``: what a frame source produces (size, channels, fps, length).
 - ``FramePredictions``: the poses found on one frame, as arrays.
+- ``FrameBlock``: consecutive frames' poses in arrays with a frame axis (how results move between stages).
 - ``ModelMetadata``: the contract between an exported model and the engine.
 
 Arrays are numpy; shapes are documented on each field. Constructors validate
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -255,6 +257,88 @@ class FramePredictions:
     @property
     def n_nodes(self) -> int:
         return self.points.shape[1]
+
+
+@dataclass
+class FrameBlock:
+    """Consecutive frames' poses as arrays with a frame axis: how results move from postprocessing through
+    the tracker to the sinks, one object per batch instead of one per frame.
+
+    frame_idx: (F,) int64 frame indices, increasing.
+    counts: (F,) int64 instances on each frame; frame f's instances are rows ``starts[f]:starts[f] + counts[f]``
+      of the arrays below (M = counts.sum() rows).
+    points: (M, n_nodes, 2) float32; point_scores: (M, n_nodes) float32; instance_scores: (M,) float32;
+    track_ids: (M,) int32 (``UNTRACKED`` where none); tracking_scores: (M,) float32.
+    missing: (F,) bool, frames that could not be decoded (no instances).
+    live: each frame's LiveInfo for a live camera's frames; None for files.
+    """
+
+    frame_idx: np.ndarray
+    counts: np.ndarray
+    points: np.ndarray
+    point_scores: np.ndarray
+    instance_scores: np.ndarray
+    track_ids: np.ndarray
+    tracking_scores: np.ndarray
+    missing: np.ndarray
+    live: list[LiveInfo] | None = None
+
+    def __post_init__(self) -> None:
+        frames, rows = len(self.frame_idx), len(self.points)
+        if len(self.counts) != frames or len(self.missing) != frames or int(self.counts.sum()) != rows:
+            raise ValueError(f"frame block: {frames} frames, {len(self.counts)} counts summing to "
+                             f"{int(self.counts.sum())}, {len(self.missing)} missing flags and {rows} instances")  # fmt: skip
+        if any(len(a) != rows for a in (self.point_scores, self.instance_scores, self.track_ids, self.tracking_scores)):
+            raise ValueError(f"frame block: every instance array needs {rows} rows")
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)  # (F,)
+
+    def __len__(self) -> int:
+        return len(self.frame_idx)
+
+    @property
+    def n_nodes(self) -> int:
+        return self.points.shape[1]
+
+    def frame_of_rows(self) -> np.ndarray:
+        """Each instance's frame, as an index into this block.  # (M,)"""
+        return np.repeat(np.arange(len(self)), self.counts)
+
+    def frame(self, f: int) -> FramePredictions:
+        """Frame f of the block; its arrays are views of the block's."""
+        rows = slice(self.starts[f], self.starts[f] + self.counts[f])
+        return FramePredictions(int(self.frame_idx[f]), self.points[rows], self.point_scores[rows],
+                                self.instance_scores[rows], self.track_ids[rows], self.tracking_scores[rows],
+                                bool(self.missing[f]), self.live[f] if self.live is not None else None)  # fmt: skip
+
+    def frames(self) -> list[FramePredictions]:
+        return [self.frame(f) for f in range(len(self))]
+
+    @classmethod
+    def from_frames(cls, frames: Sequence[FramePredictions], n_nodes: int) -> FrameBlock:
+        """The block of ``frames`` (in their order)."""
+        def rows(name: str, empty: tuple[int, ...], dtype: type) -> np.ndarray:
+            parts = [getattr(f, name) for f in frames]
+            return np.concatenate(parts) if parts else np.zeros(empty, dtype)
+
+        live = [f.live for f in frames]
+        return cls(np.array([f.frame_idx for f in frames], np.int64), np.array([f.n_instances for f in frames], np.int64),
+                   rows("points", (0, n_nodes, 2), np.float32), rows("point_scores", (0, n_nodes), np.float32),
+                   rows("instance_scores", (0,), np.float32), rows("track_ids", (0,), np.int32),
+                   rows("tracking_scores", (0,), np.float32), np.array([f.missing for f in frames], bool),
+                   live if any(info is not None for info in live) else None)  # fmt: skip
+
+    @classmethod
+    def concat(cls, blocks: Sequence[FrameBlock]) -> FrameBlock:
+        """One block of ``blocks``' frames, in order (at least one block)."""
+        if len(blocks) == 1:
+            return blocks[0]
+        fields = ("frame_idx", "counts", "points", "point_scores", "instance_scores", "track_ids", "tracking_scores",
+                  "missing")  # fmt: skip
+        joined = {name: np.concatenate([getattr(b, name) for b in blocks]) for name in fields}
+        live = None
+        if any(b.live is not None for b in blocks):
+            live = [info for b in blocks for info in (b.live if b.live is not None else [None] * len(b))]
+        return cls(**joined, live=live)
 
 
 def _as_shape(

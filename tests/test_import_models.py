@@ -46,7 +46,7 @@ def test_imported_model_runs_in_the_engine(name, tmp_path):
     with Predictor(dirs) as predictor:
         frames = np.zeros((2, *predictor.input_shape), np.uint8)
         found = predictor.postprocess(predictor.infer(frames))
-    assert len(found) == 2
+    assert len(found.counts) == 2
 
 
 def test_imported_sleap_bottomup_gives_sleaps_poses(sleap_file, tmp_path):

@@ -147,10 +147,10 @@ def test_a_tracker_error_stops_the_pipeline_and_names_the_frame(clip):
     from posestream.engine.tracking import Tracker
 
     class Failing(Tracker):
-        def update(self, frame, time=None):
-            if frame.frame_idx == 30:
+        def _track(self, frame_idx, points, instance_scores, time):
+            if frame_idx == 30:
                 raise ValueError("boom")
-            return super().update(frame, time)
+            return super()._track(frame_idx, points, instance_scores, time)
 
     with Predictor(["demo"]) as predictor, open_source(clip.video) as video:
         frames = []

@@ -94,3 +94,33 @@ def test_model_metadata_refuses_unknown_versions():
         ModelMetadata.from_json('{"model_type": "centroid"}', source="m/metadata.json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         ModelMetadata.from_json("{", source="m/metadata.json")
+
+
+def test_a_frame_block_gives_back_its_frames_and_joins_with_others():
+    from posestream.engine.types import FrameBlock
+
+    rng = np.random.default_rng(4)
+    frames = [FramePredictions(i, rng.uniform(0, 9, (n, 3, 2)), rng.uniform(size=(n, 3)), rng.uniform(size=n),
+                               track_ids=np.arange(n), tracking_scores=np.ones(n))
+              for i, n in enumerate([2, 0, 3, 1])]  # fmt: skip
+    frames.insert(2, FramePredictions.empty(9, 3, missing=True))
+    block = FrameBlock.from_frames(frames, 3)
+    assert len(block) == 5 and block.counts.tolist() == [2, 0, 0, 3, 1] and block.missing.tolist() == [0, 0, 1, 0, 0]
+    assert block.frame_of_rows().tolist() == [0, 0, 3, 3, 3, 4]
+    joined = FrameBlock.concat([FrameBlock.from_frames(frames[:2], 3), FrameBlock.from_frames(frames[2:], 3)])
+    for got in (block.frames(), joined.frames()):
+        assert [f.frame_idx for f in got] == [f.frame_idx for f in frames]
+        for a, b in zip(got, frames):
+            assert a.missing == b.missing
+            np.testing.assert_array_equal(a.points, b.points)
+            np.testing.assert_array_equal(a.track_ids, b.track_ids)
+    block.track_ids[:] = 7  # a frame's arrays are views of the block's: a tracker writes into the block
+    assert block.frame(3).track_ids.tolist() == [7, 7, 7]
+
+
+def test_a_frame_block_whose_counts_do_not_match_its_rows_is_refused():
+    from posestream.engine.types import FrameBlock
+
+    with pytest.raises(ValueError, match="counts summing to 3"):
+        FrameBlock(np.arange(2), np.array([1, 2]), np.zeros((2, 3, 2), np.float32), np.zeros((2, 3), np.float32),
+                   np.zeros(2, np.float32), np.zeros(2, np.int32), np.zeros(2, np.float32), np.zeros(2, bool))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..tracking import Tracker, TrackerConfig
-from ..types import FramePredictions
+from ..types import FrameBlock, FramePredictions
 
 SMOOTHING = 0.05  # weight of each new frame interval in a camera's frame-rate estimate
 
@@ -17,6 +17,14 @@ class CameraTrackers:
         self._start: dict[int, int] = {}  # camera -> capture ns of its first frame
         self._last: dict[int, tuple[int, int]] = {}  # camera -> (counter, capture ns) of its last frame
         self._rated: set[int] = set()  # cameras with a frame-rate estimate
+
+    def update_block(self, block: FrameBlock) -> FrameBlock:
+        """Identities for a block of live frames (in place), each by its camera's tracker."""
+        for f in range(len(block)):
+            frame = self.update(block.frame(f))
+            rows = slice(block.starts[f], block.starts[f] + block.counts[f])
+            block.track_ids[rows], block.tracking_scores[rows] = frame.track_ids, frame.tracking_scores
+        return block
 
     def update(self, frame: FramePredictions) -> FramePredictions:
         """Identities for one live frame, at its capture time (seconds since the camera's first frame)."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError, OutputFileError
 from ..extras import require
-from ..types import UNTRACKED, FramePredictions, Skeleton
+from ..types import UNTRACKED, FrameBlock, FramePredictions, Skeleton
 
 
 class SlpWriter:
@@ -27,11 +27,14 @@ class SlpWriter:
         self.path, self.skeleton, self.video_path, self.user = os.fspath(path), skeleton, video_path, user
         self.provenance = provenance or {}
         self.track_names = list(track_names)  # name of identity i (an identity model's classes); else track_<i>
-        self._frames: list[FramePredictions] = []
+        self._blocks: list[FrameBlock] = []
 
     def write(self, frame: FramePredictions) -> None:
-        if frame.n_instances:
-            self._frames.append(frame)
+        self.write_block(FrameBlock.from_frames([frame], self.skeleton.n_nodes))
+
+    def write_block(self, block: FrameBlock) -> None:
+        if block.counts.any():
+            self._blocks.append(block)
 
     def close(self) -> None:
         sio = self.sio
@@ -40,7 +43,7 @@ class SlpWriter:
         video = sio.Video.from_filename(self.video_path)
         tracks: dict[int, object] = {}
         labeled = []
-        for frame in self._frames:
+        for frame in (block.frame(f) for block in self._blocks for f in np.flatnonzero(block.counts)):
             instances = []
             for k in range(frame.n_instances):
                 track_id = int(frame.track_ids[k])

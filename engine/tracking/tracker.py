@@ -29,10 +29,12 @@ of a track; NaN for an untracked instance.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ..errors import ConfigError
-from ..types import UNTRACKED, FramePredictions
+from ..types import UNTRACKED, FrameBlock, FramePredictions
 from .config import TrackerConfig
 from .matching import match
 from .motion import ConstantVelocityKalman, SmoothedVelocity
@@ -85,23 +87,41 @@ class Tracker:
 
         time: seconds; default ``frame.frame_idx / fps``. Frames must come in time order.
         """
-        now = frame.frame_idx / self.fps if time is None else float(time)
+        frame.track_ids, frame.tracking_scores = self._track(frame.frame_idx, frame.points, frame.instance_scores, time)
+        return frame
+
+    def update_block(self, block: FrameBlock, times: Sequence[float] | None = None) -> FrameBlock:
+        """Fill a block's ``track_ids`` and ``tracking_scores`` (in place), frame after frame, and return it.
+        times: each frame's seconds; default ``frame_idx / fps``. An error carries ``frame_idx``, the frame."""
+        for f in range(len(block)):
+            rows = slice(block.starts[f], block.starts[f] + block.counts[f])
+            try:
+                block.track_ids[rows], block.tracking_scores[rows] = self._track(
+                    int(block.frame_idx[f]), block.points[rows], block.instance_scores[rows], None if times is None else times[f])
+            except Exception as exc:
+                exc.frame_idx = int(block.frame_idx[f])  # the pipeline's error names the frame
+                raise
+        return block
+
+    def _track(self, frame_idx: int, points: np.ndarray, instance_scores: np.ndarray,
+               time: float | None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Track ids (M,) int32 and tracking scores (M,) float32 of one frame's instances, points (M, N, 2)."""
+        now = frame_idx / self.fps if time is None else float(time)
         if now < self._now:
-            raise ValueError(f"frame {frame.frame_idx} (t={now:.4f} s) comes before the last frame tracked "
+            raise ValueError(f"frame {frame_idx} (t={now:.4f} s) comes before the last frame tracked "
                              f"(t={self._now:.4f} s); the tracker needs frames in time order")  # fmt: skip
         self._now = now
         if self._poses is None:
-            self._poses = np.zeros((0, frame.n_nodes, 2))
-        elif frame.n_nodes != self._poses.shape[1]:
-            raise ValueError(f"frame {frame.frame_idx} has {frame.n_nodes} nodes per instance; the tracks "
+            self._poses = np.zeros((0, points.shape[1], 2))
+        elif points.shape[1] != self._poses.shape[1]:
+            raise ValueError(f"frame {frame_idx} has {points.shape[1]} nodes per instance; the tracks "
                              f"have {self._poses.shape[1]}")  # fmt: skip
         self._forget(now)
-        ids = np.full(frame.n_instances, UNTRACKED, np.int32)
-        scores = np.full(frame.n_instances, np.nan, np.float32)
-        if frame.n_instances:
-            self._assign(frame.points.astype(np.float64), frame.instance_scores, now, ids, scores)
-        frame.track_ids, frame.tracking_scores = ids, scores
-        return frame
+        ids = np.full(len(points), UNTRACKED, np.int32)
+        scores = np.full(len(points), np.nan, np.float32)
+        if len(points):
+            self._assign(points.astype(np.float64), instance_scores, now, ids, scores)
+        return ids, scores
 
     # -- one frame ------------------------------------------------------------
 
