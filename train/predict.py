@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from posestream.engine.errors import ConfigError
-from posestream.engine.instances import Instances
+from posestream.engine.instances import InstanceBatch, Instances
 from posestream.engine.postprocess import OutputDecoder
 from posestream.engine.progress import progress_bar
 from posestream.engine.topdown import crops_around, instances_from_crops
@@ -198,7 +198,7 @@ def _crop_instances(run: RunModel, frames: np.ndarray, anchors: list[np.ndarray]
     found: list[Instances] = []
     for start in range(0, len(crops), options.batch_size):
         found.extend(run.instances(crops[start : start + options.batch_size], options))
-    return instances_from_crops(found, origins, frame_of, len(frames), run.skeleton.n_nodes)
+    return instances_from_crops(InstanceBatch.of(found, run.skeleton.n_nodes), origins, frame_of, len(frames)).split()
 
 
 def _centered_on_truth(run: RunModel, labels: LabelSet, chunk: list[int], options) -> list[Instances]:

@@ -1,0 +1,125 @@
+"""The GPU path, measured on a lent device in one prepared run (issue: efficiency); under 10 minutes on one H200.
+
+    python benchmarks/gpu.py [--frames 20000] [--train-minutes 0.5] [--batches 64,128,256]
+
+What it runs, for each setting below: ``posestream synth`` makes the video, ``posestream train`` trains the
+network briefly on the GPU on the video's own ground truth (so its maps, and postprocessing's work, are those
+of a real model), ``posestream export --format torch --precision fp16`` exports it (maps and peaks output
+modes), and ``posestream bench --device cuda --backend torch`` measures decode-only, model-only,
+postprocess-only and end-to-end FPS at each batch size:
+
+| setting | video | goal |
+|---|---|---|
+| single-instance | 384x384 gray, one animal | >= 10,000 FPS end-to-end |
+| bottom-up | 1024x1280 gray, two animals | >= 1,500 FPS end-to-end |
+
+The torch backend on CUDA captures each batch size as a CUDA graph, copies frames in as uint8 through pinned
+buffers on its own stream, double-buffered, while the previous batch's network runs (engine/backends/torch.py),
+and the pipeline keeps one batch in flight for it. Where a run is bound (decode, copies, network,
+postprocess) is read from bench's stage-alone figures beside end-to-end. Several videos at once (``posestream
+batch --workers N``, one pipeline and decoder each, one GPU) are the way to feed it more decoding.
+
+The device image has torch, numba, h5py, scipy, onnxruntime and rich but not PyAV: carry its wheel (device
+README), e.g. here ``python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12
+--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl av==14.4.0``
+and there, with ``.whl`` carried:
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+    python3 -m pip install -q --no-deps --no-build-isolation -e . && PYTHONUNBUFFERED=1 python3 benchmarks/gpu.py
+
+Writes benchmarks/data/gpu/gpu.json and prints the table; copy it into RESULTS.md ("GPU path"). Without CUDA it
+says so and stops (it is never part of CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "data" / "gpu"
+POSESTREAM = [sys.executable, "-m", "posestream.engine.cli"]
+SETTINGS = {  # name: (profile, size WxH, animals, goal FPS)
+    "single_instance": ("single_instance", "384x384", 1, 10_000),
+    "bottomup": ("bottomup", "1280x1024", 2, 1_500),
+}
+
+
+def posestream(*args) -> None:
+    started = time.perf_counter()
+    subprocess.run([*POSESTREAM, *map(str, args)], check=True)
+    print(f"  ({time.perf_counter() - started:.0f} s: posestream {' '.join(map(str, args[:2]))})", flush=True)
+
+
+def model_for(name: str, frames: int, train_minutes: float, max_batch: int) -> dict[str, Path]:
+    """The setting's video and its model exported for torch fp16 in maps and peaks modes."""
+    profile, size, animals, _ = SETTINGS[name]
+    video = OUT / f"{name}.mp4"
+    if not video.exists():
+        posestream("synth", video, "--frames", frames, "--size", size, "--animals", animals, "--seed", 3, "--no-slp", "--quiet")
+    run = OUT / f"{name}_run"
+    if not (run / "best.pt").exists():
+        posestream("train", video.with_suffix(".analysis.h5"), "-o", run, "--profile", profile, "--device", "cuda",
+                   "--frames", "0-999", "--max-minutes", train_minutes, "--quiet")  # fmt: skip
+    models = {}
+    for mode in ("maps", "peaks"):
+        models[mode] = OUT / f"{name}_{mode}"
+        if not (models[mode] / "metadata.json").exists():
+            posestream("export", run, "-o", models[mode], "--format", "torch", "--precision", "fp16",
+                       "--output-mode", mode, "--max-batch", max_batch, "--quiet")  # fmt: skip
+    return {"video": video, **models}
+
+
+def bench(video: Path, model: Path, batch: int, label: str) -> dict:
+    out = OUT / f"{label}.json"
+    posestream("bench", "-i", video, "-m", model, "--device", "cuda", "--backend", "torch", "--batch-size", batch,
+               "--rounds", 3, "--json", out)  # fmt: skip
+    return json.loads(out.read_text())
+
+
+def bound_by(result: dict) -> str:
+    stages = {"decode": result["decode_fps"], "network": result["model_fps"], "postprocess": result["postprocess_fps"]}
+    return min(stages, key=stages.get)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--frames", type=int, default=20_000, help="frames of each synthetic video")
+    parser.add_argument("--train-minutes", type=float, default=0.5)
+    parser.add_argument("--batches", default="64,128,256", help="batch sizes to measure")
+    args = parser.parse_args()
+    try:
+        import torch
+    except ImportError:
+        print("gpu.py needs torch with CUDA (the device's python3 has it)")
+        return 1
+    if not torch.cuda.is_available():
+        print("no CUDA device here: run this on a lent device (benchmarks/gpu.py's docstring)")
+        return 1
+    OUT.mkdir(parents=True, exist_ok=True)
+    batches = [int(b) for b in args.batches.split(",")]
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
+    rows, results = [], {}
+    for name, (_, size, _, goal) in SETTINGS.items():
+        setup = model_for(name, args.frames, args.train_minutes, max(batches))
+        for mode in ("maps", "peaks"):
+            for batch in batches:
+                label = f"{name}_{mode}_b{batch}"
+                r = results[label] = bench(setup["video"], setup[mode], batch, label)
+                rows.append(f"| {name} {size} | {mode} | {batch} | {r['decode_fps']:.0f} | {r['model_fps']:.0f} | "
+                            f"{r['postprocess_fps']:.0f} | {r['end_to_end_fps']:.0f} | {bound_by(r)} | "
+                            f">= {goal}: {'met' if r['end_to_end_fps'] >= goal else 'NOT met'} |")  # fmt: skip
+                print(rows[-1], flush=True)
+    (OUT / "gpu.json").write_text(json.dumps(results, indent=2))
+    print("\n| setting | outputs | batch | decode FPS | network FPS | postprocess FPS | end-to-end FPS | bound by | goal |")
+    print("|---|---|---:|---:|---:|---:|---:|---|---|")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
