@@ -38,6 +38,7 @@ raised to the caller as ``PipelineError`` naming the stage and the frame.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import resource
 import threading
@@ -318,25 +319,42 @@ class Pipeline:
 
     def _infer(self, stop: StopSignal, batches: Iterator[Batch], raw: StageQueue, results: _Reorder,
                free: StageQueue) -> None:  # fmt: skip
-        workers = self.config.postprocess_workers
+        """Each batch through the network(s). A backend that overlaps (CUDA) gets the next batch before this
+        one's outputs are collected, so its copy in runs while this one's network does."""
+        in_flight = 1 if self.predictor.overlaps and not self.config.latency_first else 0
+        pending: collections.deque = collections.deque()
         for batch in batches:
             started, started_ns = time.perf_counter(), time.monotonic_ns()
             try:
-                outputs = self.predictor.infer(batch.frames[: batch.n_decoded]) if batch.n_decoded else None
+                handle = self.predictor.submit(batch.frames[: batch.n_decoded]) if batch.n_decoded else None
             except Exception as exc:
                 raise _AtFrame(batch.indices[0], exc) from exc
-            batch.infer_ns = (started_ns, time.monotonic_ns())
-            self._add_busy("infer", time.perf_counter() - started)
-            if not workers:  # postprocess here, first: the next batch can wait for it
-                results.put(batch.seq, self._block(batch, outputs))
             free.put(batch.frames)
             batch.frames = None  # back in the pool: the next batch will overwrite it
-            if workers:
-                raw.put((batch, outputs))
-        for _ in range(workers):
+            self._add_busy("infer", time.perf_counter() - started)
+            pending.append((batch, handle, started_ns))
+            while len(pending) > in_flight:
+                self._collect(*pending.popleft(), raw, results)
+        while pending:
+            self._collect(*pending.popleft(), raw, results)
+        for _ in range(self.config.postprocess_workers):
             raw.put(END)
-        if not workers:
+        if not self.config.postprocess_workers:
             results.put_end()
+
+    def _collect(self, batch: Batch, handle, started_ns: int, raw: StageQueue, results: _Reorder) -> None:
+        """A submitted batch's outputs, to the postprocessing pool (or postprocessed here without one)."""
+        started = time.perf_counter()
+        try:
+            outputs = handle.result() if handle is not None else None
+        except Exception as exc:
+            raise _AtFrame(batch.indices[0], exc) from exc
+        batch.infer_ns = (started_ns, time.monotonic_ns())
+        self._add_busy("infer", time.perf_counter() - started)
+        if self.config.postprocess_workers:
+            raw.put((batch, outputs))
+        else:
+            results.put(batch.seq, self._block(batch, outputs))
 
     def _postprocess(self, stop: StopSignal, raw: StageQueue, results: _Reorder) -> None:
         while (item := raw.get()) is not END:

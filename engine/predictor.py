@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError
+from .backends import Pending
 from .identity import identities_of_crops
 from .inference import ExportedModel
 from .model_dir import load_model_dir
@@ -107,6 +108,19 @@ class Predictor:
     @property
     def kind(self) -> str:
         return "top-down" if self.centered else self.first.metadata.model_type.value
+
+    @property
+    def overlaps(self) -> bool:
+        """``submit`` returns before the network is done: one network, on a backend that overlaps (CUDA torch)."""
+        return self.centered is None and self.first.backend.overlaps
+
+    def submit(self, frames: np.ndarray) -> Pending:
+        """Start the network(s) on frames (N, H, W, C) uint8; ``result()`` gives the RawBatch. The frames'
+        buffer may be reused once this returns."""
+        if not self.overlaps:
+            return Pending.done(self.infer(frames))
+        started = self.first.backend.submit(frames)
+        return Pending(lambda: RawBatch(started.result(), len(frames)))
 
     def infer(self, frames: np.ndarray) -> RawBatch:
         """Run the network(s) on frames (N, H, W, C) uint8."""

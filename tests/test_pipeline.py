@@ -23,6 +23,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
+from posestream.engine.backends import OnnxRuntimeBackend, Pending
 from posestream.engine.errors import ConfigError, MissingExtraError
 from posestream.engine.pipeline import Pipeline, PipelineConfig, PipelineError
 from posestream.engine.predictor import Predictor
@@ -379,3 +380,49 @@ def test_a_light_network_gets_one_core_and_a_heavy_one_every_core(models, monkey
     with Predictor([models["single_instance"]]) as predictor:
         assert predictor.threads.model == cpu_cores()
         assert predictor.first.backend.session.get_session_options().intra_op_num_threads == cpu_cores()
+
+
+class DeferredBackend(OnnxRuntimeBackend):
+    """onnxruntime that runs a submitted batch only when its result is asked for (as a CUDA stream would
+    still be running it): the pipeline's in-flight path on CPU. It copies the frames at submit, as the
+    torch backend copies them into pinned memory."""
+
+    overlaps = True
+
+    def submit(self, frames):
+        copied = frames.copy()
+        return Pending(lambda: self.run(copied))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_batch_in_flight_gives_the_same_frames_in_order(models, video, workers):
+    want_predictor = predictor_for(models, "bottomup")
+    with VideoFileReader(video) as source:
+        want = list(Pipeline(source, want_predictor, PipelineConfig(batch_size=3)))
+    predictor = predictor_for(models, "bottomup")
+    predictor.first.backend = DeferredBackend(predictor.first.model_dir)
+    assert predictor.overlaps
+    with VideoFileReader(video) as source:
+        got = list(Pipeline(source, predictor, PipelineConfig(batch_size=3, postprocess_workers=workers)))
+    assert [f.frame_idx for f in got] == list(range(40))
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a.points, b.points)
+
+
+def test_torch_on_cuda_double_buffers_and_gives_what_run_gives(tiny_runs, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs an NVIDIA GPU with a CUDA build of torch")
+    model = export_run(tiny_runs["single_instance"], tmp_path / "m", ExportOptions(formats=("torch",), output_mode="peaks")).path
+    with Predictor([model], device="cuda", backend="torch") as predictor:
+        backend = predictor.first.backend
+        assert predictor.overlaps
+        rng = np.random.default_rng(0)
+        batches = [rng.integers(0, 255, (4, *predictor.input_shape), dtype=np.uint8) for _ in range(5)]
+        want = [backend.run(b) for b in batches]
+        pending = []
+        for b in batches:  # each batch's buffer is overwritten once submitted: the backend holds its own copy
+            pending.append(backend.submit(b))
+            b[...] = 0
+        for handle, outputs in zip(pending, want):
+            for name, array in handle.result().items():
+                np.testing.assert_array_equal(array, outputs[name])

@@ -99,3 +99,12 @@ def test_pack_errors_name_the_fix(tmp_path, synth_gray):
     result = subprocess.run([POSESTREAM, "pack", str(out.slp), "-o", str(tmp_path / "x.pkg.slp"), "--video-path",
                              str(tmp_path / "gone.mp4")], capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 2 and "gone.mp4" in result.stderr and not (tmp_path / "x.pkg.slp").exists()
+
+
+def test_ground_truth_in_an_analysis_h5_trains_without_an_slp(synth_gray):
+    """synth's OUT.analysis.h5 as training labels: every animal of every frame, images from its video."""
+    clip, config = synth_gray
+    labels = load_labels(clip.analysis_h5, frames="0-9")
+    assert len(labels) == 10 and all(len(f.points) == config.animals for f in labels.frames)
+    assert Path(labels.video_paths[0]).resolve() == clip.video.resolve()
+    assert labels.image(3).shape == (config.height, config.width, 1)

@@ -37,7 +37,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         description="Train a single-instance, centroid, centered-instance or bottom-up model. "
         "Settings come from --profile, then --config, then --set KEY=VALUE overrides.",
     )
-    parser.add_argument("labels", nargs="?", metavar="LABELS.slp", help="SLEAP labels (.slp or .pkg.slp)")
+    parser.add_argument("labels", nargs="?", metavar="LABELS.slp",
+                        help="SLEAP labels (.slp or .pkg.slp), or ground truth in an analysis HDF5 (posestream synth)")
     parser.add_argument("-o", "--output", metavar="RUN_DIR", help="run directory to create")
     add_settings_arguments(parser)
     parser.add_argument("--frames", metavar="A-B", help="train only on labelled frames in this range")

@@ -99,10 +99,15 @@ def load_labels(path: str | os.PathLike, video_paths: Sequence[str] = (), frames
                 need_images: bool = True) -> LabelSet:  # fmt: skip
     """Load labels; ``frames`` ("0-879") keeps only labelled frames in that range. With ``need_images``
     False (scoring predictions needs only the points) videos that are not here are no error."""
-    sio = require("sleap_io", extra="train", feature="reading SLEAP labels")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such labels file")
+    if path.suffix in (".h5", ".hdf5"):  # ground truth in an analysis HDF5 (posestream synth's OUT.analysis.h5)
+        labels = labels_from_analysis_h5(path, frames)
+        if need_images:
+            labels.video_paths = resolve_video_paths(labels.video_paths, path, video_paths)
+        return labels
+    sio = require("sleap_io", extra="train", feature="reading SLEAP labels")
     try:
         labels = sio.load_slp(str(path), open_videos=False)
     except Exception as exc:  # sleap-io raises many types for a bad file

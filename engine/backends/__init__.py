@@ -6,7 +6,7 @@ import importlib.util
 
 from ..errors import ConfigError
 from ..model_dir import ModelDir
-from .base import Backend, check_frames
+from .base import Backend, Pending, check_frames
 from .onnxruntime import OnnxRuntimeBackend
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
@@ -57,4 +57,4 @@ def _torch_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-__all__ = ["BACKENDS", "Backend", "OnnxRuntimeBackend", "check_frames", "open_backend"]
+__all__ = ["BACKENDS", "Backend", "OnnxRuntimeBackend", "Pending", "check_frames", "open_backend"]

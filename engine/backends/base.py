@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import numpy as np
 
@@ -10,10 +11,25 @@ from ..errors import ModelFormatError
 from ..model_dir import ModelDir
 
 
+class Pending:
+    """A batch a backend has started: ``result()`` waits for its outputs (by output name)."""
+
+    def __init__(self, wait: Callable[[], dict[str, np.ndarray]]):
+        self._wait = wait
+
+    @classmethod
+    def done(cls, outputs: dict[str, np.ndarray]) -> Pending:
+        return cls(lambda: outputs)
+
+    def result(self) -> dict[str, np.ndarray]:
+        return self._wait()
+
+
 class Backend(ABC):
     """One loaded model on one device."""
 
     name: str
+    overlaps = False  # True: ``submit`` returns while the batch still runs (a GPU backend's own streams)
 
     def __init__(self, model: ModelDir):
         self.model = model
@@ -23,6 +39,11 @@ class Backend(ABC):
     @abstractmethod
     def run(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         """Outputs of the model for uint8 frames (N, H, W, C), by output name (see engine.postprocess)."""
+
+    def submit(self, frames: np.ndarray) -> Pending:
+        """Start a batch; once this returns the frames' buffer may be reused. Backends that overlap copies
+        with the network return before it is done; the others run it here."""
+        return Pending.done(self.run(frames))
 
     def close(self) -> None:
         """Release device memory now rather than at garbage collection (long-lived services open many
