@@ -38,7 +38,7 @@ import numpy as np
 
 from .errors import ConfigError, VideoDecodeError
 from .frame_ranges import FrameRanges
-from .pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size
+from .pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size, default_postprocess_workers
 from .predictor import Predictor
 from .sinks.analysis_h5 import AnalysisH5Writer
 from .sources import open_source
@@ -75,6 +75,7 @@ class BenchResult:
     peak_rss_mb: float
     rounds: list[BenchRound]
     threads: str  # the thread budget the run had (engine/threads.py)
+    stage_us_per_frame: dict[str, float]  # each stage's busy time end-to-end, per frame (postprocess: its workers summed)
     end_to_end_tracked_fps: float | None = None  # with the tracker, over the same chunks (None: not asked)
     tracking_ms_per_frame: float | None = None  # the tracker's own time in the tracked runs
 
@@ -90,7 +91,7 @@ class BenchResult:
 
 
 def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int | None = None, frames: str | None = None,
-          workers: int = 2, device: str = "cpu", backend: str = "auto", rounds: int | None = None,
+          workers: int | None = None, device: str = "cpu", backend: str = "auto", rounds: int | None = None,
           tracking: TrackerConfig | None = None, threads: int = 0, decode_threads: int | None = None) -> BenchResult:  # fmt: skip
     """Measure one video with one pose model; see the module docstring. ``batch_size`` None:
     ``default_batch_size``; ``rounds`` None: ``ROUNDS``; ``tracking``: also end-to-end with it; ``threads``,
@@ -101,6 +102,7 @@ def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int | Non
     with Predictor(model_dirs, device, threads, backend=backend, decode_threads=decode_threads) as predictor:
         if batch_size is None:
             batch_size = default_batch_size(device, predictor.first.metadata)
+        workers = default_postprocess_workers(batch_size) if workers is None else workers
         return _measure(video, predictor, batch_size, frames, workers, rounds, tracking)
 
 
@@ -115,6 +117,7 @@ def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, fr
     e2e: list[tuple[int, float]] = []  # (frames, seconds) per chunk
     tracked: list[tuple[int, float]] = []  # (frames, seconds) per chunk, with the tracker
     tracker_seconds = 0.0
+    busy: dict[str, float] = {}  # seconds per stage over the untracked end-to-end chunks
     model: list[tuple[int, float]] = []  # (frames, seconds) per slice
     batches: list[np.ndarray] = []
     peak_rss_mb = 0.0
@@ -125,13 +128,16 @@ def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, fr
                 summary = _end_to_end(video, predictor, chunk, batch_size, workers, Path(tmp) / f"round{k}.h5", config)
                 (e2e if config is None else tracked).append((summary.frames, summary.wall_seconds))
                 tracker_seconds += summary.stage_seconds.get("track", 0.0)
+                for stage, seconds in summary.stage_seconds.items() if config is None else ():
+                    busy[stage] = busy.get(stage, 0.0) + seconds
             if not batches:
                 peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
                 batches = _preloaded_batches(video, selection, batch_size)
             model.append(_model_only(predictor, batches, MODEL_SLICE_SECONDS))
     postprocess_fps = _postprocess_only(predictor, batches, workers)
     result = BenchResult(predictor.kind, str(video), sum(n for n, _ in e2e), batch_size, decode_fps, _fps(model),
-                         postprocess_fps, _fps(e2e), peak_rss_mb, _rounds(e2e, model), predictor.threads.describe())  # fmt: skip
+                         postprocess_fps, _fps(e2e), peak_rss_mb, _rounds(e2e, model), predictor.threads.describe(),
+                         {stage: 1e6 * seconds / sum(n for n, _ in e2e) for stage, seconds in busy.items()})  # fmt: skip
     if tracked:
         result.end_to_end_tracked_fps = _fps(tracked)
         result.tracking_ms_per_frame = 1000 * tracker_seconds / sum(n for n, _ in tracked)
@@ -220,6 +226,14 @@ def _postprocess_only(predictor: Predictor, batches: list[np.ndarray], workers: 
     return sum(raw.n_frames for raw in jobs) / (time.perf_counter() - started)
 
 
+def _stage_costs(result: BenchResult) -> str:
+    """Each stage's busy time per frame in the pipeline, beside its time alone: the difference is that stage's
+    glue (copies, hand-overs, Python per batch) and its share of the cores with the others."""
+    alone = {"decode": result.decode_fps, "infer": result.model_fps, "postprocess": result.postprocess_fps}
+    return ", ".join(f"{stage} {us:.1f}" + (f" ({1e6 / alone[stage]:.1f})" if stage in alone else "")
+                     for stage, us in result.stage_us_per_frame.items())  # fmt: skip
+
+
 def format_result(result: BenchResult) -> str:
     data = result.to_dict()
     shortest = min(r.frames for r in result.rounds)
@@ -241,6 +255,7 @@ def format_result(result: BenchResult) -> str:
           if result.end_to_end_tracked_fps is not None else []),
         f"  peak RSS          {result.peak_rss_mb:8.1f} MB",
         f"  threads           {result.threads}",
+        "  each stage end-to-end, us a frame (alone): " + _stage_costs(result),
         "  rounds (end-to-end / model-only around it): "
         + ", ".join(f"{r.end_to_end_over_model:.2f}" for r in result.rounds),
         *warning,

@@ -67,18 +67,20 @@ def decode_threads_for(frame_shape: tuple[int, ...]) -> int:
 
 
 def network_us_per_frame(run: Callable[[np.ndarray], object], frame_shape: tuple[int, ...]) -> float:
-    """Microseconds a frame of one call on a MEASURE_BATCH batch of black frames, after one untimed call.
-    A first call slower than a heavy network's whole batch is taken as is (heavy networks are not timed
-    twice)."""
-    frames = np.zeros((MEASURE_BATCH, *frame_shape), np.uint8)
-    started = time.perf_counter()
-    run(frames)
-    first = (time.perf_counter() - started) * 1e6 / MEASURE_BATCH
-    if first > 20 * LIGHT_NETWORK_US:
-        return first
-    started = time.perf_counter()
-    run(frames)
-    return (time.perf_counter() - started) * 1e6 / MEASURE_BATCH
+    """Microseconds a frame of the network on black frames: one frame first; a network that may be light
+    is then timed on MEASURE_BATCH frames (its per-call cost spread as in a batch). A heavy network is only
+    ever called on one frame: onnxruntime keeps the memory of the largest batch it has run (80 MB a frame
+    for a 384x384 UNet)."""
+    def timed(frames: np.ndarray) -> float:
+        run(frames)  # untimed: the first call of a shape allocates
+        started = time.perf_counter()
+        run(frames)
+        return (time.perf_counter() - started) * 1e6 / len(frames)
+
+    one = timed(np.zeros((1, *frame_shape), np.uint8))
+    if one > 4 * LIGHT_NETWORK_US:
+        return one
+    return timed(np.zeros((MEASURE_BATCH, *frame_shape), np.uint8))
 
 
 def budget(frame_shape: tuple[int, ...], networks: int, us_per_frame: float | None, model_threads: int = 0,
