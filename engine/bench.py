@@ -38,7 +38,7 @@ import numpy as np
 
 from .errors import ConfigError, VideoDecodeError
 from .frame_ranges import FrameRanges
-from .pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size, default_postprocess_workers
+from .pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size
 from .predictor import Predictor
 from .sinks.analysis_h5 import AnalysisH5Writer
 from .sources import open_source
@@ -102,7 +102,7 @@ def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int | Non
     with Predictor(model_dirs, device, threads, backend=backend, decode_threads=decode_threads) as predictor:
         if batch_size is None:
             batch_size = default_batch_size(device, predictor.first.metadata)
-        workers = default_postprocess_workers(batch_size) if workers is None else workers
+        workers = predictor.threads.postprocess_workers(batch_size) if workers is None else workers
         return _measure(video, predictor, batch_size, frames, workers, rounds, tracking)
 
 
@@ -221,7 +221,7 @@ def _postprocess_only(predictor: Predictor, batches: list[np.ndarray], workers: 
         predictor.postprocess(raw)
     jobs = outputs * rounds
     started = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(max(workers, 1)) as pool:  # 0: the infer stage postprocesses, one thread
         list(pool.map(predictor.postprocess, jobs))
     return sum(raw.n_frames for raw in jobs) / (time.perf_counter() - started)
 

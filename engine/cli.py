@@ -148,7 +148,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         "torch (model.pt2), onnxruntime-gpu. tensorrt: model.plan, else onnxruntime's TensorRT "
                         "provider. torch: model.pt2")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N (needs posestream[gpu])")
-    parser.add_argument("--workers", type=int, help="postprocessing threads (default 2; 1 at batch size 1)")
+    parser.add_argument("--workers", type=int, help="postprocessing threads (default: the thread budget's: 0 for a light network, 1 at batch size 1, else 2)")
     parser.add_argument("--threads", type=int, default=0, metavar="N",
                         help="the network's CPU threads (default: the thread budget, see README 'Threads')")  # fmt: skip
     parser.add_argument("--decode-threads", type=int, metavar="N",

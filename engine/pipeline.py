@@ -90,13 +90,6 @@ def default_batch_size(device: str, metadata: ModelMetadata) -> int:
     return batch
 
 
-def default_postprocess_workers(batch_size: int) -> int:
-    """Postprocessing threads when the user gives none: 2, or 1 for batches of one frame (a network large
-    enough to run one frame at a time is far slower than its postprocessing, and each worker holds a batch
-    of output maps: bottom-up 384x384 at batch 1, peak RSS 317 -> 310 MB at the same FPS, measured)."""
-    return 1 if batch_size == 1 else 2
-
-
 @dataclass(frozen=True)
 class PipelineConfig:
     batch_size: int = 8

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .interrupts import StopRequests
-from .pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size, default_postprocess_workers
+from .pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size
 from .backends import BACKENDS
 from .predictor import Predictor
 from .sinks import open_sinks, prepare_outputs
@@ -33,7 +33,7 @@ class TrackOptions:
     peak_threshold: float | None = None
     max_instances: int | None = None
     formats: tuple[str, ...] = ("analysis-h5",)
-    workers: int | None = None  # postprocessing threads; None: default_postprocess_workers(batch size)
+    workers: int | None = None  # postprocessing threads; None: the thread budget's (ThreadBudget.postprocess_workers)
     progress: bool = True
     tracking: TrackerConfig | None = None  # None: no identities (instances fill the track slots in order)
     threads: int = 0  # the network's CPU threads; 0: the thread budget's (engine/threads.py)
@@ -100,7 +100,7 @@ def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str,
     batch_size = options.batch_size
     if batch_size is None:
         batch_size = default_batch_size(options.device, predictor.first.metadata)
-    workers = default_postprocess_workers(batch_size) if options.workers is None else options.workers
+    workers = predictor.threads.postprocess_workers(batch_size) if options.workers is None else options.workers
     config = PipelineConfig(batch_size=batch_size, frames=options.frames, postprocess_workers=workers)
     provenance = {"models": [str(m.model_dir.path.resolve()) for m in predictor.models], "frames": options.frames or "all"}
     if options.tracking is not None:

@@ -360,9 +360,10 @@ def test_the_thread_budget_is_honoured(models, video):
 
 def test_thread_budget_rules():
     light = budget((64, 64, 1), networks=1, us_per_frame=80.0, cores=8)
-    assert (light.model, light.spin, light.decode) == (1, False, 1)
+    assert (light.model, light.spin, light.decode, light.postprocess_workers(8)) == (1, False, 1, 0)
     heavy = budget((1024, 1024, 1), networks=1, us_per_frame=7000.0, cores=8)
     assert (heavy.model, heavy.spin, heavy.decode) == (8, True, 0)
+    assert (heavy.postprocess_workers(1), heavy.postprocess_workers(4)) == (1, 2)
     top_down = budget((384, 384, 1), networks=2, us_per_frame=None, cores=8)
     assert (top_down.model, top_down.spin) == (8, False)
     given = budget((64, 64, 1), networks=1, us_per_frame=80.0, model_threads=3, decode_threads=2, cores=8)
