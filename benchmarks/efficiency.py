@@ -98,16 +98,19 @@ def networks_part() -> list[str]:
             print(f"skipping {name}: needs {flies} and benchmarks/same_size.py's models")
             continue
         r = bench(flies, models, name.split()[0].replace(",", ""))
-        ratio = r["end_to_end_over_shared_cpu_bound"]
+        ratio, by_round = r["end_to_end_over_shared_cpu_bound"], r["end_to_end_over_shared_cpu_bound_by_round"]
         spread = ", ".join(f"{k['end_to_end_over_model']:.2f}" for k in r["rounds"])
         rows.append(f"| {name} | {r['batch_size']} | {r['model_fps']:.1f} | {r['shared_cpu_bound_fps']:.1f} | "
-                    f"{r['end_to_end_fps']:.1f} | {ratio:.3f} ({'met' if ratio >= 0.95 else 'NOT met'}) | {spread} |")  # fmt: skip
+                    f"{r['end_to_end_fps']:.1f} | {ratio:.3f} ({'met' if ratio >= 0.95 else 'NOT met'}) | "
+                    f"{by_round:.3f} ({'met' if by_round >= 0.95 else 'NOT met'}) | {spread} |")  # fmt: skip
         print(rows[-1], flush=True)
     return [
         "### Real networks against the shared-CPU bound", "",
-        "`posestream bench` on the fly video (1,100 frames), default batch. Bar: >= 0.95 x the bound.", "",
-        "| network | batch | model FPS | shared bound FPS | end-to-end FPS | over bound | rounds: end-to-end / model alone around it |",
-        "|---|---:|---:|---:|---:|---|---|",
+        "`posestream bench` on the fly video (1,100 frames), default batch. Bar: >= 0.95 x the bound. By round: "
+        "each end-to-end chunk against the bound with the model-only figure measured around it (the machine "
+        "drifts 10-20% within a minute), median over the rounds.", "",
+        "| network | batch | model FPS | shared bound FPS | end-to-end FPS | over bound | over bound, by round (median) | "
+        "rounds: end-to-end / model alone around it |", "|---|---:|---:|---:|---:|---|---|---|",
         *rows, "",
     ]  # fmt: skip
 

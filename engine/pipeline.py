@@ -24,7 +24,9 @@ Threads and the queues between them (each bounded, each with its policy):
   is free for one, so frames wait in the source (which drops its oldest when
   full), never in the pipeline's queues.
 - infer: one session per device runs each batch; the buffer goes back to the
-  pool as soon as the network(s) are done with it.
+  pool as soon as the network(s) are done with it. A backend that overlaps its
+  copies with the network (torch on CUDA) gets the next batch before this one's
+  outputs are collected: one batch in flight.
 - postprocess: W threads decode outputs into instances (numpy / numba code that
   releases the GIL); with W = 0 the infer stage does it (live: one hand-over less).
 - tracker (optional): in the caller's thread, each block's frames in order get
@@ -53,8 +55,8 @@ from .frame_ranges import FrameRanges
 from .predictor import Predictor, RawBatch
 from .queues import END, StageQueue, Stopped, StopSignal
 from .sources.base import FLUSH, IDLE, FrameSource, resolve_frames
-from .tracking import Tracker
 from .instances import InstanceBatch, Instances
+from .tracking import Tracker
 from .types import UNTRACKED, FrameBlock, FramePredictions, ModelMetadata
 from .warmup import warm_up
 
