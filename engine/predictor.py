@@ -58,17 +58,7 @@ class Predictor:
             return [ExportedModel(p, device, budget.model, peak_threshold, max_instances, backend, budget.spin)
                     for p in model_dirs]  # fmt: skip
 
-        metadata = [load_model_dir(path).metadata for path in model_dirs]
-        frame_shape = next((m.input_shape for m in metadata if m.model_type is not ModelType.CENTERED_INSTANCE),
-                           (1, 1, 1))  # fmt: skip
-        self.threads = budget(frame_shape, len(model_dirs), None, threads, decode_threads)
-        models = open_models(self.threads)
-        if threads == 0 and device == "cpu" and len(models) == 1 and models[0].backend.name == "onnxruntime":
-            measured = budget(frame_shape, 1, network_us_per_frame(models[0].backend.run, frame_shape), 0, decode_threads)
-            if measured.model != self.threads.model:
-                models[0].close()
-                models = open_models(measured)
-            self.threads = measured
+        models = self._open_on_budget(model_dirs, open_models, threads, decode_threads, device)
         by_type = {m.metadata.model_type: m for m in models}
         kinds = sorted(t.value for t in by_type)
         pose_models = (["single_instance"], ["bottomup"], ["centroid"], ["centered_instance", "centroid"])
@@ -88,6 +78,23 @@ class Predictor:
         if last.metadata.model_type is ModelType.CENTROID:
             self.skeleton = Skeleton(nodes=(last.metadata.anchor_part or "centroid",), name="centroid")
         self.input_shape = self.first.metadata.input_shape  # (H, W, C) of the frames
+
+    def _open_on_budget(self, model_dirs: Sequence[str | os.PathLike], open_models, threads: int,
+                        decode_threads: int | None, device: str) -> list[ExportedModel]:  # fmt: skip
+        """The models opened on the thread budget (``self.threads``): the threads given are kept; otherwise a
+        lone onnxruntime network on CPU is timed once and reopened on one core if it is light."""
+        metadata = [load_model_dir(path).metadata for path in model_dirs]
+        frame_shape = next((m.input_shape for m in metadata if m.model_type is not ModelType.CENTERED_INSTANCE),
+                           (1, 1, 1))  # fmt: skip
+        self.threads = budget(frame_shape, len(model_dirs), None, threads, decode_threads)
+        models = open_models(self.threads)
+        if threads == 0 and device == "cpu" and len(models) == 1 and models[0].backend.name == "onnxruntime":
+            measured = budget(frame_shape, 1, network_us_per_frame(models[0].backend.run, frame_shape), 0, decode_threads)
+            if measured.model != self.threads.model:
+                models[0].close()
+                models = open_models(measured)
+            self.threads = measured
+        return models
 
     def close(self) -> None:
         """Release every backend's device memory; the predictor cannot run after."""
