@@ -427,3 +427,18 @@ def test_torch_on_cuda_double_buffers_and_gives_what_run_gives(tiny_runs, tmp_pa
         for handle, outputs in zip(pending, want):
             for name, array in handle.result().items():
                 np.testing.assert_array_equal(array, outputs[name])
+
+
+def test_memory_and_thread_settings_do_not_change_poses(models, video):
+    """Batch size, postprocessing workers and the network's threads change memory and speed, not poses."""
+    results = []
+    for batch, workers, threads in ((1, 1, 1), (4, 0, 2), (8, 2, 1)):
+        with Predictor([models["bottomup"]], threads=threads, peak_threshold=0.05) as predictor, \
+                VideoFileReader(video) as source:  # fmt: skip
+            results.append(list(Pipeline(source, predictor, PipelineConfig(batch, postprocess_workers=workers))))
+    assert sum(f.n_instances for f in results[0]) > 0
+    for other in results[1:]:
+        assert [f.frame_idx for f in other] == [f.frame_idx for f in results[0]]
+        for a, b in zip(results[0], other):
+            np.testing.assert_allclose(a.points, b.points, atol=1e-3)
+            np.testing.assert_allclose(a.instance_scores, b.instance_scores, atol=1e-4)
