@@ -126,7 +126,6 @@ class AnalysisH5Writer:
         self.flush_seconds = flush_seconds
         self.tracked, self.live = tracked, live
         self._blocks: list[FrameBlock] = []  # written as one block at the next flush
-        self._frames: list[FramePredictions] = []  # frames given one at a time since the last block
         self._slot_names: list[str] = []  # name of each track slot, in slot order
         self._slot_of_track: dict[int, int] = {}  # tracked layout: identity -> slot
         self._untracked_slots: list[int] = []  # tracked layout: slot of the k-th untracked instance of a frame
@@ -193,18 +192,17 @@ class AnalysisH5Writer:
 
     def write(self, frame: FramePredictions) -> None:
         """Queue one frame's predictions; writes a block when ``flush_every`` are queued."""
-        self._check_order(frame.frame_idx, frame.frame_idx, frame.n_nodes)
-        self._frames.append(frame)
-        self._queued(1)
+        self.write_block(FrameBlock.from_frames([frame], frame.n_nodes))
 
     def write_block(self, block: FrameBlock) -> None:
         """Queue a block of frames; writes when ``flush_every`` frames are queued."""
         if not len(block):
             return
         self._check_order(int(block.frame_idx[0]), int(block.frame_idx[-1]), block.n_nodes)
-        self._seal_frames()
         self._blocks.append(block)
-        self._queued(len(block))
+        self._n_queued += len(block)
+        if self._n_queued >= self.flush_every or time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
 
     def _check_order(self, first: int, last: int, n_nodes: int) -> None:
         if first <= self._last_frame:
@@ -215,20 +213,8 @@ class AnalysisH5Writer:
                              f"{self.skeleton.n_nodes}")  # fmt: skip
         self._last_frame = last
 
-    def _seal_frames(self) -> None:
-        """The frames given one at a time, as a block."""
-        if self._frames:
-            self._blocks.append(FrameBlock.from_frames(self._frames, self.skeleton.n_nodes))
-            self._frames = []
-
-    def _queued(self, n_frames: int) -> None:
-        self._n_queued += n_frames
-        if self._n_queued >= self.flush_every or time.monotonic() - self._last_flush >= self.flush_seconds:
-            self.flush()
-
     def flush(self) -> None:
         """Write the queued frames and flush the file to disk."""
-        self._seal_frames()
         if self._blocks and not self._failed:
             block, self._blocks, self._n_queued = FrameBlock.concat(self._blocks), [], 0
             frames = f"frames {block.frame_idx[0]}-{block.frame_idx[-1]}"
