@@ -303,9 +303,13 @@ class FrameBlock:
         """Each instance's frame, as an index into this block.  # (M,)"""
         return np.repeat(np.arange(len(self)), self.counts)
 
+    def rows(self, f: int) -> slice:
+        """Frame f's rows in the instance arrays."""
+        return slice(self.starts[f], self.starts[f] + self.counts[f])
+
     def frame(self, f: int) -> FramePredictions:
         """Frame f of the block; its arrays are views of the block's."""
-        rows = slice(self.starts[f], self.starts[f] + self.counts[f])
+        rows = self.rows(f)
         return FramePredictions(int(self.frame_idx[f]), self.points[rows], self.point_scores[rows],
                                 self.instance_scores[rows], self.track_ids[rows], self.tracking_scores[rows],
                                 bool(self.missing[f]), self.live[f] if self.live is not None else None)  # fmt: skip

@@ -22,7 +22,7 @@ class CameraTrackers:
         """Identities for a block of live frames (in place), each by its camera's tracker."""
         for f in range(len(block)):
             frame = self.update(block.frame(f))
-            rows = slice(block.starts[f], block.starts[f] + block.counts[f])
+            rows = block.rows(f)
             block.track_ids[rows], block.tracking_scores[rows] = frame.track_ids, frame.tracking_scores
         return block
 

@@ -292,7 +292,7 @@ class AnalysisH5Writer:
         if not self.tracked:
             slots = np.arange(len(ids), dtype=np.int64) - block.starts[frame_of]  # the usual case: slots in order
             for f in np.unique(frame_of[tracked]):  # frames where some instances have a track id
-                rows = slice(block.starts[f], block.starts[f] + block.counts[f])
+                rows = block.rows(f)
                 slots[rows] = _fill_free_slots(ids[rows])
             self._name_slots_up_to(int(slots.max()) + 1 if len(slots) else 0)
             return slots
@@ -387,7 +387,7 @@ def _check_unique_ids(block: FrameBlock, frame_of: np.ndarray, tracked: np.ndarr
     unique, counts = np.unique(pairs, axis=0, return_counts=True)
     if len(unique) != len(pairs):
         f = int(unique[counts > 1][0, 0])
-        rows = slice(block.starts[f], block.starts[f] + block.counts[f])
+        rows = block.rows(f)
         raise ValueError(f"frame {block.frame_idx[f]}: two instances share a track id {block.track_ids[rows].tolist()}")
 
 

@@ -29,8 +29,6 @@ of a track; NaN for an untracked instance.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from ..errors import ConfigError
@@ -90,14 +88,14 @@ class Tracker:
         frame.track_ids, frame.tracking_scores = self._track(frame.frame_idx, frame.points, frame.instance_scores, time)
         return frame
 
-    def update_block(self, block: FrameBlock, times: Sequence[float] | None = None) -> FrameBlock:
-        """Fill a block's ``track_ids`` and ``tracking_scores`` (in place), frame after frame, and return it.
-        times: each frame's seconds; default ``frame_idx / fps``. An error carries ``frame_idx``, the frame."""
+    def update_block(self, block: FrameBlock) -> FrameBlock:
+        """Fill a block's ``track_ids`` and ``tracking_scores`` (in place), frame after frame at ``frame_idx /
+        fps``, and return it. An error carries ``frame_idx``, the frame it happened on."""
         for f in range(len(block)):
-            rows = slice(block.starts[f], block.starts[f] + block.counts[f])
+            rows = block.rows(f)
             try:
                 block.track_ids[rows], block.tracking_scores[rows] = self._track(
-                    int(block.frame_idx[f]), block.points[rows], block.instance_scores[rows], None if times is None else times[f])
+                    int(block.frame_idx[f]), block.points[rows], block.instance_scores[rows], None)
             except Exception as exc:
                 exc.frame_idx = int(block.frame_idx[f])  # the pipeline's error names the frame
                 raise
