@@ -57,6 +57,11 @@ class InstanceBatch:
     counts: np.ndarray
 
     @classmethod
+    def empty(cls, n_samples: int, n_nodes: int) -> InstanceBatch:
+        """A batch of ``n_samples`` samples without instances."""
+        return cls(Instances.concat([], n_nodes), np.zeros(n_samples, np.int64))
+
+    @classmethod
     def of(cls, parts: list[Instances], n_nodes: int) -> InstanceBatch:
         """The batch of per-sample ``parts``."""
         return cls(Instances.concat(parts, n_nodes), np.array([len(p.points) for p in parts], np.int64))

@@ -55,7 +55,7 @@ from .frame_ranges import FrameRanges
 from .predictor import Predictor, RawBatch
 from .queues import END, StageQueue, Stopped, StopSignal
 from .sources.base import FLUSH, IDLE, FrameSource, resolve_frames
-from .instances import InstanceBatch, Instances
+from .instances import InstanceBatch
 from .tracking import Tracker
 from .types import UNTRACKED, FrameBlock, FramePredictions, ModelMetadata
 from .warmup import warm_up
@@ -423,7 +423,7 @@ def _frame_block(batch: Batch, found: InstanceBatch | None, n_nodes: int) -> Fra
     decoded = slots >= 0
     counts = np.zeros(len(slots), np.int64)
     if found is None:
-        found = InstanceBatch(Instances.concat([], n_nodes), np.zeros(0, np.int64))
+        found = InstanceBatch.empty(0, n_nodes)
     counts[decoded] = found.counts[slots[decoded]]  # decoded frames keep their order in the batch
     rows = found.instances
     track_ids = rows.identities if rows.identities is not None else np.full(len(rows.points), UNTRACKED, np.int32)

@@ -26,7 +26,7 @@ from .backends import Pending
 from .identity import identities_of_crops
 from .inference import ExportedModel
 from .model_dir import load_model_dir
-from .instances import InstanceBatch, Instances
+from .instances import InstanceBatch
 from .threads import ThreadBudget, budget, network_us_per_frame
 from .topdown import crops_around, instances_from_crops
 from .types import ModelType, Skeleton
@@ -145,7 +145,7 @@ class Predictor:
         if self.centered is None:
             return self.first.decoder.decode_batch(raw.outputs)
         if not raw.outputs:  # no animal in any frame of the batch
-            return InstanceBatch(Instances.concat([], self.skeleton.n_nodes), np.zeros(raw.n_frames, np.int64))
+            return InstanceBatch.empty(raw.n_frames, self.skeleton.n_nodes)
         crops = self.centered.decoder.decode_batch(raw.outputs)
         if "class_vectors" in raw.outputs:  # identity model: a class per crop, none shared in a frame
             has_instance = crops.counts > 0
