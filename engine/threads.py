@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import ConfigError
+
 LIGHT_NETWORK_US = 250.0  # a network faster than this a frame, on every core, gets one core
 SMALL_FRAME_PIXELS = 512 * 512  # frames smaller than this decode on one thread
 MEASURE_BATCH = 8  # frames in the batch the network is timed on
@@ -96,6 +98,9 @@ def budget(frame_shape: tuple[int, ...], networks: int, us_per_frame: float | No
     """The budget for ``networks`` networks taking frames of ``frame_shape``; ``us_per_frame``: the network
     measured on every core (None: not measured, it gets every core). ``model_threads`` > 0 and
     ``decode_threads`` not None are the user's and are kept."""
+    if model_threads < 0 or (decode_threads is not None and decode_threads < 0):
+        raise ConfigError(f"--threads and --decode-threads must be >= 0 (0: the thread budget's, README 'Threads'), "
+                          f"got {model_threads} and {decode_threads}")  # fmt: skip
     cores = cores or cpu_cores()
     decode = decode_threads_for(frame_shape) if decode_threads is None else decode_threads
     if model_threads > 0:

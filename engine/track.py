@@ -45,8 +45,6 @@ class TrackOptions:
             raise ConfigError(f"--format must be among {OUTPUT_FORMATS}, got {list(self.formats)}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"--backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.threads < 0 or (self.decode_threads is not None and self.decode_threads < 0):
-            raise ConfigError(f"--threads and --decode-threads must be >= 0, got {self.threads}, {self.decode_threads}")
 
 
 def default_output(video: str | os.PathLike) -> Path:

@@ -368,6 +368,9 @@ def test_thread_budget_rules():
     assert (top_down.model, top_down.spin) == (8, False)
     given = budget((64, 64, 1), networks=1, us_per_frame=80.0, model_threads=3, decode_threads=2, cores=8)
     assert (given.model, given.decode, given.why) == (3, 2, "threads given")
+    for threads, decode in ((-1, None), (0, -2)):  # a negative count is an error, never the budget's default
+        with pytest.raises(ConfigError, match="--threads and --decode-threads must be >= 0"):
+            budget((64, 64, 1), networks=1, us_per_frame=80.0, model_threads=threads, decode_threads=decode)
 
 
 def test_a_light_network_gets_one_core_and_a_heavy_one_every_core(models, monkeypatch):
