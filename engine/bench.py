@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import kernels
 from .errors import ConfigError, VideoDecodeError
 from .frame_ranges import FrameRanges
 from .pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size
@@ -75,6 +76,7 @@ class BenchResult:
     peak_rss_mb: float
     rounds: list[BenchRound]
     threads: str  # the thread budget the run had (engine/threads.py)
+    kernels: str  # how the compiled kernels were built (engine/kernels)
     stage_us_per_frame: dict[str, float]  # each stage's busy time end-to-end, per frame (postprocess: its workers summed)
     end_to_end_tracked_fps: float | None = None  # with the tracker, over the same chunks (None: not asked)
     tracking_ms_per_frame: float | None = None  # the tracker's own time in the tracked runs
@@ -145,7 +147,7 @@ def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, fr
     postprocess_fps = _postprocess_only(predictor, batches, workers)
     result = BenchResult(predictor.kind, str(video), sum(n for n, _ in e2e), batch_size, decode_fps, _fps(model),
                          postprocess_fps, _fps(e2e), peak_rss_mb, _rounds(e2e, model), predictor.threads.describe(),
-                         {stage: 1e6 * seconds / sum(n for n, _ in e2e) for stage, seconds in busy.items()})  # fmt: skip
+                         kernels.how_compiled(), {stage: 1e6 * seconds / sum(n for n, _ in e2e) for stage, seconds in busy.items()})  # fmt: skip
     if tracked:
         result.end_to_end_tracked_fps = _fps(tracked)
         result.tracking_ms_per_frame = 1000 * tracker_seconds / sum(n for n, _ in tracked)
@@ -263,6 +265,7 @@ def format_result(result: BenchResult) -> str:
           if result.end_to_end_tracked_fps is not None else []),
         f"  peak RSS          {result.peak_rss_mb:8.1f} MB",
         f"  threads           {result.threads}",
+        f"  kernels           {result.kernels}",
         "  each stage end-to-end, us a frame (alone): " + _stage_costs(result),
         "  rounds (end-to-end / model-only around it): "
         + ", ".join(f"{r.end_to_end_over_model:.2f}" for r in result.rounds),

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import kernels
 from .errors import ConfigError, PosestreamError
 from .frame_ranges import FrameRanges
 from .predictor import Predictor, RawBatch
@@ -136,6 +137,7 @@ class RunSummary:
     warmup_seconds: float = 0.0  # compiling (first run after an install) or loading the kernels, before the clock
     peak_rss_mb: float = 0.0  # the process's peak resident memory when the run ended
     threads: str = ""  # the predictor's thread budget (engine/threads.py), in words
+    kernels: str = ""  # how the compiled kernels were built (engine/kernels), in words
 
     @property
     def fps(self) -> float:
@@ -261,6 +263,7 @@ class Pipeline:
                 self.summary.identities = self.tracker.identities
         self.summary.stage_seconds = dict(self._busy)
         self.summary.warmup_seconds = self.warmup_seconds
+        self.summary.kernels = kernels.how_compiled()
         self.summary.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         return self.summary
 

@@ -126,12 +126,13 @@ def format_summary(summary: RunSummary, paths: dict[str, Path]) -> str:
         f"stage busy time: {busy} (bound by {summary.bottleneck()}; postprocess sums its workers)",
         f"peak memory (RSS): {summary.peak_rss_mb:.0f} MB",
         f"threads: {summary.threads}",
+        f"kernels: {summary.kernels}",
     ]
     if summary.identities is not None:
         lines.append(f"tracking: {summary.identities} identities")
     if summary.warmup_seconds > 1.0:
-        lines.append(f"compiled the engine's kernels in {summary.warmup_seconds:.1f} s before the run (first run "
-                     "after an install; cached for the next runs; not counted above)")  # fmt: skip
+        lines.append(f"loaded the engine's kernels in {summary.warmup_seconds:.1f} s before the run (built on the first "
+                     "run on a machine, kept for the next runs; not counted above)")  # fmt: skip
     if summary.interrupted:
         lines.append("interrupted: the output holds every frame done before the stop")
     if summary.missing_frames:

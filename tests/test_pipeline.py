@@ -314,22 +314,22 @@ def test_a_batch_size_of_zero_is_an_error_not_the_default(models, video, tmp_pat
         track(video, [models["bottomup"]], tmp_path / "out.h5", TrackOptions(batch_size=0, progress=False))
 
 
-def test_warm_up_compiles_every_kernel_a_run_uses_before_the_clock():
-    """In a fresh process, warming the demo model (bottom-up) and a tracker compiles (or loads from numba's
-    cache) the peak, refinement, PAF, grouping and tracking kernels, so no stage's time includes it."""
+def test_warm_up_loads_the_kernels_a_run_uses_before_the_clock():
+    """In a fresh process, warming the demo model (bottom-up) and a tracker loads the compiled kernels (building
+    them first on a new machine) and runs the peak, refinement, PAF, grouping and tracking ones, so no stage's
+    time includes it."""
     code = (
-        "from posestream.engine import paf_grouping, peaks\n"
+        "from posestream.engine import kernels\n"
         "from posestream.engine.predictor import Predictor\n"
-        "from posestream.engine.tracking import Tracker, similarity, templates\n"
+        "from posestream.engine.tracking import Tracker\n"
         "from posestream.engine.warmup import warm_up\n"
-        "kernels = [peaks._candidates_kernel, peaks._refine_kernel, paf_grouping._pair_dots_kernel,\n"
-        "           paf_grouping._group_kernel, similarity.oks, templates.observe]\n"
-        "assert not any(k.signatures for k in kernels)\n"
+        "assert kernels.how_compiled() == 'not loaded yet'\n"
         "warm_up(Predictor(['demo']), Tracker())\n"
-        "print([k.__name__ for k in kernels if not k.signatures])\n"
+        "print(kernels.how_compiled())\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().startswith(("ahead of time", "numba JIT")), result.stdout
 
 
 def _threads_during_run(models, video, threads: int, decode_threads: int) -> collections.Counter:

@@ -1,12 +1,27 @@
-"""The engine's numba postprocessing kernels against the pure-numpy reference (tests/reference_postprocess.py)."""
+"""The engine's postprocessing kernels, compiled ahead of time and by numba's JIT, against the pure-numpy reference
+(tests/reference_postprocess.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import reference_postprocess as ref
+from posestream.engine import kernels
 from posestream.engine.paf_grouping import GroupingConfig, group_batch, pair_dots
 from posestream.engine.peaks import NOT_A_PEAK, PeakCandidates, find_candidates, refine_candidates
+
+
+@pytest.fixture(autouse=True, params=["ahead of time", "jit"])
+def compiled(request, monkeypatch):
+    """Every test here runs on both compilations of the kernels (the process's choice is swapped for the test)."""
+    if request.param == "jit":
+        monkeypatch.setattr(kernels, "_loaded", kernels.jit_kernels())
+    else:
+        try:
+            monkeypatch.setattr(kernels, "_loaded", kernels.ahead_of_time_kernels()[0])
+        except kernels.KernelBuildError as exc:
+            pytest.skip(f"no ahead-of-time kernels here: {exc}")
+    return request.param
 
 
 def random_maps(seed: int, shape=(2, 3, 20, 17)) -> np.ndarray:

@@ -1,0 +1,145 @@
+"""The compiled kernels (posestream.engine.kernels): built ahead of time once per machine, or by numba's JIT, with
+the same results; a run that loads the ahead-of-time module never loads numba; a failed build falls back to the
+JIT with a warning that says where the reason is."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from posestream.engine import kernels
+from posestream.engine.errors import ConfigError
+from posestream.engine.synth import SynthConfig, write_synthetic_video
+
+needs_compiler = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                                    reason="the ahead-of-time build needs a C compiler (cc)")  # fmt: skip
+
+
+def _python(code: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})  # fmt: skip
+
+
+def _random_inputs(seed: int) -> dict[str, tuple]:
+    """Arguments for every kernel, on random data; output arrays are filled in place."""
+    rng = np.random.default_rng(seed)
+    maps = (rng.random((2, 4, 24, 20), dtype=np.float32) ** 4).astype(np.float32)
+    k = 5
+    values, flat = np.full((2, 4, k), -1e4, np.float32), np.zeros((2, 4, k), np.int64)
+    patches = rng.random((2, 4, k, 3, 3), dtype=np.float32)
+    rows, cols = rng.integers(0, 20, (2, 4, k)), rng.integers(0, 20, (2, 4, k))
+    points = rng.uniform(0, 40, (2, 4, k, 2)).astype(np.float32)
+    edges = np.array([[0, 1], [1, 2], [3, 1]], np.int64)
+    pafs = rng.uniform(-1, 1, (2, 6, 12, 10)).astype(np.float32)
+    dots = rng.uniform(-0.2, 1, (2, 3, k, k, 10)).astype(np.float32)
+    present = rng.random((2, 4, k)) > 0.3
+    detections, predicted = rng.uniform(0, 50, (3, 4, 2)), rng.uniform(0, 50, (2, 4, 2))
+    detections[0, 1] = np.nan
+    scores = rng.random((2, 4, k), dtype=np.float32)
+    return {
+        "candidates": (maps, np.float32(0.2), values, flat, np.zeros((2, 4, k, 3, 3), np.float32)),
+        "refine": (patches, maps, rng.random((2, 4, k), dtype=np.float32), rows, cols, 24, 20, 2.0, 0.3, 2,
+                   np.zeros((2, 4, k, 2), np.float32)),
+        "pair_dots": (points, present, pafs, edges, np.float32(4.0), np.linspace(0, 1, 10, dtype=np.float32),
+                      np.zeros((2, 3, k, k, 10), np.float32)),
+        "group": (points, scores, points.copy(), dots, edges, np.float32(0.05), 0.5, 30.0, 2,
+                  np.full((2, 6, 4, 2), np.nan, np.float32), np.zeros((2, 6, 4), np.float32),
+                  np.zeros((2, 6), np.float32), np.zeros(2, np.int64)),
+        "oks": (detections, predicted, np.array([5.0, 9.0])),
+        "centroid": (detections, predicted, np.array([5.0, 9.0])),
+        "iou": (detections, predicted, np.array([5.0, 9.0])),
+        "observe": (predicted.copy(), np.array([1, 0]), detections[:2].copy(), 4.0),
+    }  # fmt: skip
+
+
+def _results(compiled, seed: int) -> dict[str, list[np.ndarray]]:
+    """Each kernel's return value and its arguments after the call (the in-place outputs)."""
+    out = {}
+    for name, args in _random_inputs(seed).items():
+        returned = getattr(compiled, name)(*args)
+        returned = list(returned) if isinstance(returned, tuple) else [returned]
+        out[name] = [np.asarray(a) for a in returned + list(args) if a is not None]
+    return out
+
+
+@needs_compiler
+@pytest.mark.parametrize("seed", range(3))
+def test_ahead_of_time_and_jit_kernels_give_the_same_results(seed):
+    ahead, _ = kernels.ahead_of_time_kernels()
+    jit = kernels.jit_kernels()
+    ours, theirs = _results(ahead, seed), _results(jit, seed)
+    assert ours.keys() == theirs.keys() == set(kernels.jit.REGISTRY)
+    for name in ours:
+        for a, b in zip(ours[name], theirs[name], strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    assert np.isfinite(ours["group"][-4]).any()  # the grouping found instances: the comparison saw real work
+
+
+@needs_compiler
+def test_a_tracking_run_on_the_ahead_of_time_kernels_loads_neither_numba_nor_llvm(tmp_path):
+    video = write_synthetic_video(tmp_path / 'pair.mp4', SynthConfig(frames=30, width=384, height=384, animals=2),
+                                  progress=False).video  # the demo model's frame size
+    code = (
+        "import sys\n"
+        "from posestream.engine import kernels\n"
+        "from posestream.engine.track import TrackOptions, track\n"
+        "from posestream.engine.tracking import TrackerConfig\n"
+        f"track({str(video)!r}, ['demo'], {str(tmp_path / 'out.h5')!r},\n"
+        "      TrackOptions(progress=False, tracking=TrackerConfig()))\n"
+        "print(kernels.how_compiled())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'llvmlite')))\n"
+    )
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+    how, loaded = result.stdout.strip().splitlines()[-2:]
+    assert how.startswith("ahead of time") and loaded == "[]", result.stdout
+    assert (tmp_path / "out.h5").stat().st_size > 0
+
+
+@needs_compiler
+def test_processes_that_start_at_once_build_the_module_once(tmp_path):
+    """Two processes with an empty cache: one builds (under a lock), the other waits and imports the same file."""
+    code = "from posestream.engine import kernels\nkernels.load()\nprint(kernels.how_compiled())\n"
+    env = {**os.environ, "POSESTREAM_CACHE_DIR": str(tmp_path)}
+    started = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env) for _ in range(2)]  # fmt: skip
+    outputs = [p.communicate(timeout=600) for p in started]
+    assert all(p.returncode == 0 for p in started), outputs
+    assert outputs[0][0] == outputs[1][0] and outputs[0][0].startswith("ahead of time"), outputs
+    assert sum(err.count("compiling the engine's kernels") for _, err in outputs) == 1
+    assert len(list((tmp_path / "kernels").glob("*/posestream_kernels*.so"))) == 1
+
+
+@needs_compiler
+def test_a_failed_build_falls_back_to_the_jit_says_why_and_is_not_retried(tmp_path):
+    code = "from posestream.engine import kernels\nkernels.load()\nprint(kernels.how_compiled())\n"
+    env = {"POSESTREAM_CACHE_DIR": str(tmp_path), "CC": "/bin/false"}  # a C compiler that always fails
+    first = _python(code, env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "numba JIT (the ahead-of-time build failed)"
+    failed = next((tmp_path / "kernels").glob("*.failed"))
+    assert "the ahead-of-time build failed" in first.stderr and str(failed) in first.stderr
+    assert "posestream.engine.kernels.build" in failed.read_text()
+    again = _python(code, env)  # no second build: the record says it failed
+    assert "compiling the engine's kernels" not in again.stderr and "delete it to try again" in again.stderr
+    strict = _python(code, {**env, "POSESTREAM_KERNELS": "aot"})
+    assert strict.returncode != 0 and "KernelBuildError" in strict.stderr
+
+
+def test_an_unknown_kernels_mode_is_a_config_error_that_names_the_choices(monkeypatch):
+    monkeypatch.setenv("POSESTREAM_KERNELS", "fast")
+    with pytest.raises(ConfigError, match="POSESTREAM_KERNELS='fast': use one of auto, aot, jit"):
+        kernels.mode()
+
+
+def test_the_jit_kernels_refuse_types_their_signature_does_not_name():
+    """As the ahead-of-time module does: a float64 map is a caller's bug, not a second compilation."""
+    compiled = kernels.jit_kernels()
+    args = list(_random_inputs(0)["candidates"])
+    args[0] = args[0].astype(np.float64)
+    with pytest.raises(TypeError):
+        compiled.candidates(*args)
