@@ -1,6 +1,6 @@
 """posestream's inference engine: frame sources, the shared data model, and output sinks.
 
-Needs only numpy, numba, PyAV, h5py, pyzmq, onnxruntime and rich; never torch.
+Needs only numpy, numba (to build its kernels, ``kernels/``), PyAV, h5py, pyzmq, onnxruntime and rich; never torch.
 """
 
 from .errors import (

@@ -123,7 +123,7 @@ def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, fr
         selection = resolve_frames(frames, source.metadata.n_frames, source.metadata.path)
         decode_fps = _decode_only(source, selection)
         warm_up = _preload(source, min(batch_size, len(selection)), selection)
-    predictor.postprocess(predictor.infer(warm_up))  # first-run allocations and numba kernels, outside the timing
+    predictor.postprocess(predictor.infer(warm_up))  # first-run allocations and the kernels' first calls, outside the timing
     e2e: list[tuple[int, float]] = []  # (frames, seconds) per chunk
     tracked: list[tuple[int, float]] = []  # (frames, seconds) per chunk, with the tracker
     tracker_seconds = 0.0

@@ -90,7 +90,8 @@ def refine_candidates(candidates: PeakCandidates, threshold: float, maps: np.nda
     window = np.zeros((1, 1, 1, 1), np.float32) if maps is None else np.ascontiguousarray(maps, dtype=np.float32)
     kernels.load().refine(np.ascontiguousarray(candidates.patches, np.float32), window,
                           np.ascontiguousarray(candidates.values, np.float32),
-                          np.ascontiguousarray(candidates.rows, np.int64), np.ascontiguousarray(candidates.cols, np.int64),
+                          np.ascontiguousarray(candidates.rows, np.int64),
+                          np.ascontiguousarray(candidates.cols, np.int64),
                           height, width, float(candidates.stride), float(threshold),
                           0 if maps is None else INTEGRAL_WINDOW // 2, points)  # fmt: skip
     return points, candidates.values.astype(np.float32)

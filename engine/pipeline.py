@@ -27,8 +27,8 @@ Threads and the queues between them (each bounded, each with its policy):
   pool as soon as the network(s) are done with it. A backend that overlaps its
   copies with the network (torch on CUDA) gets the next batch before this one's
   outputs are collected: one batch in flight.
-- postprocess: W threads decode outputs into instances (numpy / numba code that
-  releases the GIL); with W = 0 the infer stage does it (live: one hand-over less).
+- postprocess: W threads decode outputs into instances (numpy and the compiled
+  kernels, which release the GIL); with W = 0 the infer stage does it (live: one hand-over less).
 - tracker (optional): in the caller's thread, each block's frames in order get
   their track ids (``engine/tracking``) before they are yielded or written.
 - the caller's thread receives frames in exact order and writes the sinks, so

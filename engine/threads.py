@@ -1,7 +1,7 @@
 """The CPU thread budget: how many threads the network, the video decoder and postprocessing get.
 
 On CPU every stage shares the same cores: onnxruntime's intra-op threads, FFmpeg's decoder threads,
-the postprocessing pool (numba and numpy code that releases the GIL) and the caller writing the
+the postprocessing pool (numpy and compiled kernels that release the GIL) and the caller writing the
 outputs. More threads than cores, or threads spinning while they wait, take cores from the stage
 that needs them. The budget, from the core count and one measurement of the network:
 

@@ -1,12 +1,11 @@
-"""Compile the engine's numba kernels before a run's clock starts.
+"""Load the engine's compiled kernels, and run each once, before a run's clock starts.
 
-numba compiles each kernel on its first call and caches the machine code beside the package
-(``cache=True``). So the first run after an install spent about 7 s compiling inside whichever stage
-first called a kernel (postprocessing), and that stage then looked like the run's bound. ``warm_up``
-makes those first calls on made-up data before the stages start: every decoder decodes one output of
-its own network with a peak planted in every channel (so peak refinement, PAF scoring and grouping all
-run), and the tracker updates a scratch copy of itself over two frames. Compiling, or loading the
-cache (a fraction of a second), is then never counted as a stage's work.
+The first run on a machine builds the kernels (about 15 s, ``engine/kernels``); every run loads them and
+makes its first calls. Done inside a stage, that time made the stage that first called a kernel
+(postprocessing) look like the run's bound. ``warm_up`` makes those first calls on made-up data before the
+stages start: every decoder decodes one output of its own network with a peak planted in every channel (so
+peak refinement, PAF scoring and grouping all run), and the tracker updates a scratch copy of itself over two
+frames. Building or loading the kernels is then never counted as a stage's work.
 """
 
 from __future__ import annotations

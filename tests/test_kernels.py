@@ -120,7 +120,7 @@ def test_a_failed_build_falls_back_to_the_jit_says_why_and_is_not_retried(tmp_pa
     env = {"POSESTREAM_CACHE_DIR": str(tmp_path), "CC": "/bin/false"}  # a C compiler that always fails
     first = _python(code, env)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == "numba JIT (the ahead-of-time build failed)"
+    assert first.stdout.strip() == "numba JIT (no ahead-of-time module: see the warning)"
     failed = next((tmp_path / "kernels").glob("*.failed"))
     assert "the ahead-of-time build failed" in first.stderr and str(failed) in first.stderr
     assert "posestream.engine.kernels.build" in failed.read_text()
@@ -143,3 +143,13 @@ def test_the_jit_kernels_refuse_types_their_signature_does_not_name():
     args[0] = args[0].astype(np.float64)
     with pytest.raises(TypeError):
         compiled.candidates(*args)
+
+
+def test_a_cache_folder_that_cannot_be_written_falls_back_to_the_jit_and_says_how_to_fix_it(tmp_path):
+    blocked = tmp_path / "a file, not a folder"
+    blocked.write_text("")
+    code = "from posestream.engine import kernels\nkernels.load()\nprint(kernels.how_compiled())\n"
+    result = _python(code, {"POSESTREAM_CACHE_DIR": str(blocked)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "numba JIT (no ahead-of-time module: see the warning)"
+    assert "cannot write the kernel cache" in result.stderr and "set POSESTREAM_CACHE_DIR" in result.stderr

@@ -89,7 +89,7 @@ def _load(chosen: str) -> tuple[ModuleType | SimpleNamespace, str]:
         if chosen == "aot":
             raise
         log.warning("posestream: the kernels run on numba's JIT instead (about 125 MB more memory): %s", exc)
-        return jit_kernels(), "numba JIT (the ahead-of-time build failed)"
+        return jit_kernels(), "numba JIT (no ahead-of-time module: see the warning)"
     return module, f"ahead of time ({path})"
 
 
@@ -109,12 +109,16 @@ def ahead_of_time_kernels() -> tuple[ModuleType, Path]:
     key = build_key()
     target = home / key
     failed = home / f"{key}.failed"
-    home.mkdir(parents=True, exist_ok=True)
-    with _build_lock(home / f"{key}.lock"):
-        if failed.exists():
-            raise KernelBuildError(f"it failed before on this machine ({failed} says why; delete it to try again)")
-        if not _module_file(target):
-            _build(target, failed)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with _build_lock(home / f"{key}.lock"):
+            if failed.exists():
+                raise KernelBuildError(f"it failed before on this machine ({failed} says why; delete it to try again)")
+            if not _module_file(target):
+                _build(target, failed)
+    except OSError as exc:  # a read-only or full cache folder
+        raise KernelBuildError(f"cannot write the kernel cache in {home} ({exc}); set POSESTREAM_CACHE_DIR to a "
+                               "writable folder") from exc  # fmt: skip
     path = _module_file(target)
     try:
         spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
@@ -150,7 +154,8 @@ def _cpu_flags() -> str:
     """The CPU's model and instruction-set flags (Linux), else the processor's name."""
     with contextlib.suppress(OSError):
         lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return "\n".join(next((line for line in lines if line.startswith(field)), "") for field in ("model name", "flags"))
+        fields = [next((line for line in lines if line.startswith(field)), "") for field in ("model name", "flags")]
+        return "\n".join(fields)
     return platform.processor()
 
 
@@ -164,7 +169,7 @@ def _build(target: Path, failed: Path) -> None:
     record why in ``failed`` so that later runs do not try again."""
     staging = target.with_name(target.name + f".building-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    print("posestream: compiling the engine's kernels for this machine, once (about 15 s) ...", file=sys.stderr, flush=True)
+    _say("compiling the engine's kernels for this machine, once (about 15 s) ...")
     started = time.perf_counter()
     command = [sys.executable, "-m", "posestream.engine.kernels.build", str(staging)]
     try:
@@ -180,7 +185,12 @@ def _build(target: Path, failed: Path) -> None:
                                f"the whole output is in {failed}")  # fmt: skip
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
-    print(f"posestream: kernels compiled in {time.perf_counter() - started:.0f} s, kept in {target}", file=sys.stderr, flush=True)
+    _say(f"kernels compiled in {time.perf_counter() - started:.0f} s, kept in {target}")
+
+
+def _say(message: str) -> None:
+    """A line on stderr while the build runs (it happens once per machine, before any progress bar)."""
+    print(f"posestream: {message}", file=sys.stderr, flush=True)
 
 
 def _reason(output: str) -> str:
@@ -201,7 +211,7 @@ def _build_lock(path: Path):
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise KernelBuildError(f"another process has held {path} for over {BUILD_TIMEOUT_S:.0f} s") from None
+                    raise KernelBuildError(f"another process has held {path} for {BUILD_TIMEOUT_S:.0f} s") from None
                 time.sleep(0.1)
         try:
             yield

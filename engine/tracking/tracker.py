@@ -260,7 +260,7 @@ class Tracker:
 
 
 def _load_kernels() -> None:
-    """Compile (or load from numba's cache) the kernels once per process, before any frame is timed."""
+    """Load the compiled kernels (engine/kernels) and call each once per process, before any frame is timed."""
     one = np.zeros((1, 1, 2))
     for kind in ("oks", "centroid", "iou"):
         similarity_matrix(kind, one, one, np.ones(1))
