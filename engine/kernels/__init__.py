@@ -9,7 +9,7 @@ compiled one of two ways:
   numba or LLVM, which saves about 125 MB of memory per process. The module is kept under
   ``~/.cache/posestream/kernels`` (``POSESTREAM_CACHE_DIR`` moves it), keyed by the kernels' source, the numba,
   numpy and Python versions and the CPU, so a change to any of them builds it again.
-- **by numba's JIT**, in the process: compiled when first imported, then loaded from numba's cache. This is the
+- **by numba's JIT**, in the process: compiled when first loaded, then loaded from numba's cache. This is the
   fallback when the ahead-of-time build fails (it needs a C compiler), with a warning that says why.
 
 ``POSESTREAM_KERNELS`` chooses: ``auto`` (the default: ahead of time, else the JIT), ``aot`` (ahead of time or an
@@ -40,7 +40,8 @@ from ..errors import ConfigError, PosestreamError
 
 MODULE_NAME = "posestream_kernels"
 """The extension module's name (its init function is named after it, so it cannot change per build)."""
-SOURCES = ("jit.py", "peaks.py", "grouping.py", "tracking.py")
+SOURCES = ("jit.py", "peaks.py", "grouping.py", "tracking.py", "build.py")
+"""The files a built module is made from (their bytes are part of its key)."""
 BUILD_TIMEOUT_S = 600.0
 """How long a build may take, and how long another process waits for one under way, before giving up."""
 MODES = ("auto", "aot", "jit")
