@@ -333,20 +333,23 @@ def test_warm_up_loads_the_kernels_a_run_uses_before_the_clock():
 
 
 def _threads_during_run(models, video, threads: int, decode_threads: int) -> collections.Counter:
-    """The threads, by name (/proc), that a pipeline with this budget adds to the process: the most seen while it
-    runs, less those there before (other tests' decoders may still be ending theirs)."""
-    def names():
-        found = collections.Counter()
+    """The threads, by name (/proc), that a pipeline with this budget starts: the most seen at once while it runs,
+    of those not there before (by thread id: other tests' threads may end, or start, meanwhile)."""
+    def threads_now() -> dict[str, str]:
+        found = {}
         for task in os.listdir("/proc/self/task"):
             with contextlib.suppress(FileNotFoundError):  # a thread that ended since the listing
-                found[Path(f"/proc/self/task/{task}/comm").read_text().strip()] += 1
+                found[task] = Path(f"/proc/self/task/{task}/comm").read_text().strip()
         return found
 
-    seen, before = [], names()
+    before = set(threads_now())
+    seen = []
     with Predictor([models["single_instance"]], threads=threads, decode_threads=decode_threads) as predictor, \
             open_source(video, threads=predictor.threads.decode) as source:  # fmt: skip
-        Pipeline(source, predictor, PipelineConfig(4, postprocess_workers=0)).run([], progress=lambda n: seen.append(names()))
-    return max(seen, key=lambda c: sum(c.values())) - before
+        def sample(_frames: int) -> None:
+            seen.append(collections.Counter(name for tid, name in threads_now().items() if tid not in before))
+        Pipeline(source, predictor, PipelineConfig(4, postprocess_workers=0)).run([], progress=sample)
+    return max(seen, key=lambda c: sum(c.values()))
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="counts threads in /proc (Linux)")
