@@ -174,7 +174,9 @@ def _build(target: Path, failed: Path) -> None:
     started = time.perf_counter()
     command = [sys.executable, "-m", "posestream.engine.kernels.build", str(staging)]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+        # The child finds posestream (and everything else) where this process does.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)}
+        result = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, env=env)
         output = (result.stdout + result.stderr).strip()
         ok = result.returncode == 0 and _module_file(staging) is not None
     except subprocess.TimeoutExpired:
