@@ -315,9 +315,8 @@ def test_a_batch_size_of_zero_is_an_error_not_the_default(models, video, tmp_pat
 
 
 def test_warm_up_loads_the_kernels_a_run_uses_before_the_clock():
-    """In a fresh process, warming the demo model (bottom-up) and a tracker loads the compiled kernels (building
-    them first on a new machine) and runs the peak, refinement, PAF, grouping and tracking ones, so no stage's
-    time includes it."""
+    """In a fresh process, the kernels are not loaded on import; warming the demo model (bottom-up) and a tracker
+    loads them (building them first on a new machine), so no stage's time includes it."""
     code = (
         "from posestream.engine import kernels\n"
         "from posestream.engine.predictor import Predictor\n"

@@ -1,8 +1,8 @@
 """The engine's compiled loops: peak finding (``peaks.py``), PAF grouping (``grouping.py``) and identity tracking
 (``tracking.py``).
 
-They are written once, in numba's subset of Python, each kernel with its one signature (``jit.kernel``), and
-compiled one of two ways:
+They are written once, in numba's subset of Python, each kernel with its one signature (``signatures.py``, which
+also checks calls), and compiled one of two ways:
 
 - **ahead of time** (the default): the first process on a machine that needs them builds one extension module with
   numba's ``pycc``, in a child process (about 15 s, once). Every later process imports that module and never loads
@@ -19,9 +19,9 @@ error), ``jit``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
+import importlib
 import importlib.metadata
 import importlib.util
 import logging
@@ -34,21 +34,27 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 from ..errors import ConfigError, PosestreamError
+from .signatures import SIGNATURES, checked
+
+try:
+    import fcntl  # the build lock (POSIX); without it, the kernels run on numba's JIT
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 MODULE_NAME = "posestream_kernels"
 """The extension module's name (its init function is named after it, so it cannot change per build)."""
-SOURCES = ("jit.py", "peaks.py", "grouping.py", "tracking.py", "build.py")
-"""The files a built module is made from (their bytes are part of its key)."""
+KERNEL_MODULES = ("peaks", "grouping", "tracking")
+"""The modules that define kernels (``@kernel``); every ``.py`` file of this package is part of a build's key."""
 BUILD_TIMEOUT_S = 600.0
-"""How long a build may take, and how long another process waits for one under way, before giving up."""
+"""How long a build may take before it is stopped (another process waits a minute longer for it)."""
 MODES = ("auto", "aot", "jit")
 
 log = logging.getLogger("posestream")
 _lock = threading.Lock()
-_loaded: ModuleType | SimpleNamespace | None = None
+_loaded: SimpleNamespace | None = None
 _how = "not loaded yet"
 
 
@@ -56,9 +62,10 @@ class KernelBuildError(PosestreamError, RuntimeError):
     """The ahead-of-time kernel module could not be built or imported."""
 
 
-def load() -> ModuleType | SimpleNamespace:
-    """The kernels by name (``candidates``, ``refine``, ``pair_dots``, ``group``, ``oks``, ``centroid``, ``iou``,
-    ``observe``), compiled ahead of time or by numba's JIT as ``POSESTREAM_KERNELS`` says; loaded once per process."""
+def load() -> SimpleNamespace:
+    """The kernels by name (``signatures.SIGNATURES``: ``candidates``, ``refine``, ``pair_dots``, ``group``, ``oks``,
+    ``centroid``, ``iou``, ``observe``), compiled ahead of time or by numba's JIT as ``POSESTREAM_KERNELS`` says;
+    loaded once per process. Each refuses, with TypeError, arrays its signature does not name."""
     global _loaded, _how
     if _loaded is None:
         with _lock:
@@ -81,7 +88,7 @@ def mode() -> str:
     return chosen
 
 
-def _load(chosen: str) -> tuple[ModuleType | SimpleNamespace, str]:
+def _load(chosen: str) -> tuple[SimpleNamespace, str]:
     if chosen == "jit":
         return jit_kernels(), "numba JIT (POSESTREAM_KERNELS=jit)"
     try:
@@ -94,32 +101,45 @@ def _load(chosen: str) -> tuple[ModuleType | SimpleNamespace, str]:
     return module, f"ahead of time ({path})"
 
 
+def import_kernel_modules() -> dict:
+    """Import the modules that define kernels (numba with them) and return every kernel's Python function by name."""
+    for name in KERNEL_MODULES:
+        importlib.import_module(f"{__name__}.{name}")
+    from .jit import REGISTRY
+
+    return REGISTRY
+
+
 @functools.cache
 def jit_kernels() -> SimpleNamespace:
     """Every kernel compiled by numba in this process (from numba's cache after the first time)."""
-    from . import grouping, peaks, tracking  # noqa: F401  (importing them registers the kernels)
+    import_kernel_modules()
     from .jit import compiled
 
     return SimpleNamespace(**compiled())
 
 
 @functools.cache
-def ahead_of_time_kernels() -> tuple[ModuleType, Path]:
-    """The ahead-of-time module for this machine, built first if there is none (one build at a time)."""
+def ahead_of_time_kernels() -> tuple[SimpleNamespace, Path]:
+    """Every kernel of the ahead-of-time module for this machine, each checking its arguments, and the module's
+    path; the module is built first if there is none (one build at a time across processes)."""
+    if fcntl is None:
+        raise KernelBuildError("the ahead-of-time build needs a POSIX system (its lock uses fcntl)")
     home = cache_dir()
     key = build_key()
     target = home / key
-    failed = home / f"{key}.failed"
     try:
         home.mkdir(parents=True, exist_ok=True)
-        with _build_lock(home / f"{key}.lock"):
-            if failed.exists():
-                raise KernelBuildError(f"it failed before on this machine ({failed} says why; delete it to try again)")
-            if not _module_file(target):
-                _build(target, failed)
+        lock = open(home / f"{key}.lock", "a")  # noqa: SIM115 (held open by _build_lock)
     except OSError as exc:  # a read-only or full cache folder
         raise KernelBuildError(f"cannot write the kernel cache in {home} ({exc}); set POSESTREAM_CACHE_DIR to a "
                                "writable folder") from exc  # fmt: skip
+    with lock, _build_lock(lock):
+        failed = home / f"{key}.failed"
+        if failed.exists():
+            raise KernelBuildError(f"it failed before on this machine ({failed} says why; delete it to try again)")
+        if not _module_file(target):
+            _build(target, failed)
     path = _module_file(target)
     try:
         spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
@@ -127,7 +147,7 @@ def ahead_of_time_kernels() -> tuple[ModuleType, Path]:
         spec.loader.exec_module(module)
     except ImportError as exc:
         raise KernelBuildError(f"{path} does not import ({exc}); delete {target} to build it again") from exc
-    return module, path
+    return SimpleNamespace(**{name: checked(name, getattr(module, name)) for name in SIGNATURES}), path
 
 
 def cache_dir() -> Path:
@@ -142,22 +162,25 @@ def build_key() -> str:
     """What a built module depends on: the kernels' source, numba, numpy, the Python ABI, and the CPU (the module
     is compiled for this CPU's instruction set)."""
     digest = hashlib.sha256()
-    here = Path(__file__).parent
-    for name in SOURCES:
-        digest.update((here / name).read_bytes())
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + source.read_bytes())
     for part in (importlib.metadata.version("numba"), importlib.metadata.version("numpy"),
                  sys.implementation.cache_tag, platform.machine(), _cpu_flags()):  # fmt: skip
         digest.update(part.encode())
     return f"{sys.implementation.cache_tag}-{digest.hexdigest()[:16]}"
 
 
+CPU_FIELDS = ("model name", "flags", "CPU implementer", "CPU architecture", "CPU variant", "CPU part", "Features")
+"""The lines of /proc/cpuinfo that name a CPU and its instruction sets (x86: the first two; ARM: the rest)."""
+
+
 def _cpu_flags() -> str:
     """The CPU's model and instruction-set flags (Linux), else the processor's name."""
+    lines = []
     with contextlib.suppress(OSError):
         lines = Path("/proc/cpuinfo").read_text().splitlines()
-        fields = [next((line for line in lines if line.startswith(field)), "") for field in ("model name", "flags")]
-        return "\n".join(fields)
-    return platform.processor()
+    found = [next((line for line in lines if line.startswith(field)), "") for field in CPU_FIELDS]
+    return "\n".join(found) if any(found) else platform.processor()
 
 
 def _module_file(target: Path) -> Path | None:
@@ -166,28 +189,34 @@ def _module_file(target: Path) -> Path | None:
 
 
 def _build(target: Path, failed: Path) -> None:
-    """Build the module into ``target`` in a child process (numba and LLVM stay out of this one); on failure,
-    record why in ``failed`` so that later runs do not try again."""
+    """Build the module into ``target`` in a child process (numba and LLVM stay out of this one). When the build
+    itself fails, record why in ``failed`` so that later runs do not try again; a build stopped by a timeout or a
+    signal (e.g. out of memory) is not recorded, and the next run tries again."""
     staging = target.with_name(target.name + f".building-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
     _say("compiling the engine's kernels for this machine, once (about 15 s) ...")
     started = time.perf_counter()
     command = [sys.executable, "-m", "posestream.engine.kernels.build", str(staging)]
+    # The child finds posestream (and everything else) where this process does.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)}
     try:
-        # The child finds posestream (and everything else) where this process does.
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)}
         result = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, env=env)
         output = (result.stdout + result.stderr).strip()
-        ok = result.returncode == 0 and _module_file(staging) is not None
+        if result.returncode > 0 or (result.returncode == 0 and _module_file(staging) is None):
+            failed.write_text(f"{' '.join(command)}\n\n{output}\n")
+            raise KernelBuildError(f"the ahead-of-time build failed ({_reason(output)}); it needs a C compiler "
+                                   f"(cc); the whole output is in {failed}")  # fmt: skip
+        if result.returncode < 0:
+            raise KernelBuildError(f"the ahead-of-time build was stopped by signal {-result.returncode} "
+                                   f"({_reason(output)}); the next run tries again")  # fmt: skip
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
     except subprocess.TimeoutExpired:
-        ok, output = False, f"the build took more than {BUILD_TIMEOUT_S:.0f} s and was stopped"
-    if not ok:
+        raise KernelBuildError(f"the ahead-of-time build took more than {BUILD_TIMEOUT_S:.0f} s and was stopped; "
+                               "the next run tries again") from None  # fmt: skip
+    except OSError as exc:  # the child could not start, or the cache folder filled up
+        raise KernelBuildError(f"the ahead-of-time build could not run or be kept ({exc})") from exc
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        failed.write_text(f"{' '.join(command)}\n\n{output}\n")
-        raise KernelBuildError(f"the ahead-of-time build failed ({_reason(output)}); it needs a C compiler (cc); "
-                               f"the whole output is in {failed}")  # fmt: skip
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
     _say(f"kernels compiled in {time.perf_counter() - started:.0f} s, kept in {target}")
 
 
@@ -204,19 +233,20 @@ def _reason(output: str) -> str:
 
 
 @contextlib.contextmanager
-def _build_lock(path: Path):
-    """One build per key at a time across processes; waits at most BUILD_TIMEOUT_S for a build under way."""
-    with open(path, "a") as handle:
-        deadline = time.monotonic() + BUILD_TIMEOUT_S
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise KernelBuildError(f"another process has held {path} for {BUILD_TIMEOUT_S:.0f} s") from None
-                time.sleep(0.1)
+def _build_lock(handle):
+    """One build per key at a time across processes (a lock on the open file ``handle``); waits for a build under
+    way at most a minute longer than a build may take."""
+    deadline = time.monotonic() + BUILD_TIMEOUT_S + 60.0
+    while True:
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise KernelBuildError(f"another process has held {handle.name} for {BUILD_TIMEOUT_S + 60:.0f} s; "
+                                       "is a build stuck?") from None  # fmt: skip
+            time.sleep(0.1)
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)

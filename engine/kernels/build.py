@@ -1,7 +1,7 @@
 """Build the ahead-of-time kernel module: ``python -m posestream.engine.kernels.build OUT_DIR``.
 
 ``posestream.engine.kernels`` runs this in a child process the first time a machine needs the kernels. It compiles
-every registered kernel (``jit.REGISTRY``) on its signature with numba's ``pycc`` into one extension module, for
+every kernel on its signature (``signatures.SIGNATURES``) with numba's ``pycc`` into one extension module, for
 this machine's CPU, with the GIL released while a kernel runs (as ``nogil=True`` does for the JIT). Needs numba and
 a C compiler.
 """
@@ -28,15 +28,16 @@ def build(out_dir: Path) -> None:
 
     numba.pycc.compiler.Flags = GilReleasingFlags  # pycc has no option for it, and makes its Flags by this name
 
-    from . import MODULE_NAME, grouping, peaks, tracking  # noqa: F401  (importing them registers the kernels)
-    from .jit import REGISTRY
+    from . import MODULE_NAME, import_kernel_modules
+    from .signatures import SIGNATURES
 
+    registry = import_kernel_modules()
     cc = CC(MODULE_NAME)
     cc.output_dir = str(out_dir)
     cc.target_cpu = "host"
     cc.verbose = False
-    for kernel in REGISTRY.values():
-        cc.export(kernel.name, kernel.signature)(kernel.function)
+    for name, signature in SIGNATURES.items():
+        cc.export(name, signature)(registry[name])
     out_dir.mkdir(parents=True, exist_ok=True)
     cc.compile()
 

@@ -7,9 +7,6 @@ import numpy as np
 
 from .jit import helper, kernel
 
-POINTS = "float32[:, :, :, ::1]"  # (B, C, K, 2)
-DOTS = "float32[:, :, :, :, ::1]"  # (B, E, K, K, S)
-
 
 @helper
 def _edge_scores(points, cells, dots, a, z, min_sample, min_fraction, max_length):  # pragma: no cover - compiled
@@ -123,8 +120,7 @@ def _write_instances(members, totals, n_groups, points, point_scores, n_edges, m
     counts[b] = count
 
 
-
-@kernel(f"void({POINTS}, boolean[:, :, ::1], float32[:, :, :, ::1], int64[:, ::1], float32, float32[::1], {DOTS})")
+@kernel
 def pair_dots(points, present, pafs, edges, paf_stride, t, dots):  # pragma: no cover - compiled
     """In place: dots (B, E, K, K, S), the field along every candidate pair of every edge (see
     ``posestream.engine.paf_grouping.pair_dots``)."""
@@ -150,9 +146,7 @@ def pair_dots(points, present, pafs, edges, paf_stride, t, dots):  # pragma: no 
                         dots[b, e, i, j, s] = pafs[b, 2 * e, r, q] * ux + pafs[b, 2 * e + 1, r, q] * uy
 
 
-
-@kernel(f"void({POINTS}, float32[:, :, ::1], {POINTS}, {DOTS}, int64[:, ::1], float32, float64, float64, int64,"
-        f" {POINTS}, float32[:, :, ::1], float32[:, ::1], int64[::1])")  # fmt: skip
+@kernel
 def group(points, point_scores, cells, dots, edges, min_sample, min_fraction, max_length, min_nodes,
           out_points, out_scores, out_instance_scores, counts):  # fmt: skip  # pragma: no cover - compiled
     """In place: each frame's instances, best first (see ``posestream.engine.paf_grouping.group_batch``)."""

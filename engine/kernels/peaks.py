@@ -7,8 +7,6 @@ import numpy as np
 
 from .jit import inline_helper, kernel
 
-MAPS = "float32[:, :, :, ::1]"  # (B, C, H, W)
-
 
 @inline_helper
 def _any_above(row, floor):  # pragma: no cover - compiled
@@ -58,8 +56,7 @@ def _offset(before, centre, after):  # pragma: no cover - compiled
 
 
 
-
-@kernel(f"void({MAPS}, float32, float32[:, :, ::1], int64[:, :, ::1], float32[:, :, :, :, ::1])")
+@kernel
 def candidates(maps, floor, values, flat, patches):  # pragma: no cover - compiled
     """maps (B, C, H, W) -> in place: values (B, C, K) best first, flat cell index (B, C, K), and the 3x3
     patch around each (B, C, K, 3, 3)."""
@@ -96,8 +93,7 @@ def candidates(maps, floor, values, flat, patches):  # pragma: no cover - compil
                             patches[b, c, slot, di, dj] = maps[b, c, y, x]
 
 
-@kernel(f"void(float32[:, :, :, :, ::1], {MAPS}, float32[:, :, ::1], int64[:, :, ::1], int64[:, :, ::1], int64, int64,"
-        f" float64, float64, int64, float32[:, :, :, ::1])")  # fmt: skip
+@kernel
 def refine(patches, maps, values, rows, cols, height, width, stride, threshold, half, points):  # pragma: no cover
     """Subpixel points (B, C, K, 2), in place. half = 0: parabola through the 3x3 patch; half > 0: centre of mass
     of maps in a (2 half + 1) window."""

@@ -7,8 +7,6 @@ import numpy as np
 
 from .jit import helper, kernel
 
-POSES = "float64[:, :, ::1]"  # (M or T, N, 2)
-
 
 @helper
 def _mean(values: np.ndarray) -> float:
@@ -20,8 +18,7 @@ def _mean(values: np.ndarray) -> float:
     return total / count if count else np.nan
 
 
-
-@kernel(f"float64[:, ::1]({POSES}, {POSES}, float64[::1])")
+@kernel
 def oks(detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -> np.ndarray:
     """Keypoint similarity.  (M, N, 2), (T, N, 2), (T,) -> (M, T)"""
     n_det, n_tracks, n_nodes = detections.shape[0], predicted.shape[0], detections.shape[1]
@@ -40,7 +37,7 @@ def oks(detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -> np.
     return out
 
 
-@kernel(f"float64[:, ::1]({POSES}, {POSES}, float64[::1])")
+@kernel
 def centroid(detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -> np.ndarray:
     """Centroid distance kernel over the nodes both poses have.  (M, N, 2), (T, N, 2), (T,) -> (M, T)"""
     n_det, n_tracks, n_nodes = detections.shape[0], predicted.shape[0], detections.shape[1]
@@ -59,7 +56,7 @@ def centroid(detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -
     return out
 
 
-@kernel(f"float64[:, ::1]({POSES}, {POSES}, float64[::1])")
+@kernel
 def iou(detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -> np.ndarray:
     """Box IoU over the nodes both poses have, boxes padded by the width.  (M, N, 2), (T, N, 2), (T,) -> (M, T)"""
     n_det, n_tracks, n_nodes = detections.shape[0], predicted.shape[0], detections.shape[1]
@@ -85,8 +82,7 @@ def iou(detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -> np.
     return out
 
 
-
-@kernel(f"Tuple((float64[:, ::1], float64[::1], float64[::1]))({POSES}, int64[::1], {POSES}, float64)")
+@kernel
 def observe(templates: np.ndarray, rows: np.ndarray, points: np.ndarray, min_scale: float):
     """Replace templates ``rows`` (K,) by ``points`` (K, N, 2), missing nodes moved along; in place.
 

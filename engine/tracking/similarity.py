@@ -21,7 +21,7 @@ from .. import kernels
 def similarity_matrix(kind: str, detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -> np.ndarray:
     """detections (M, N, 2), predicted (T, N, 2), kernel width per track (T,) pixels -> (M, T).
 
-    compiled kernels, engine/kernels (a frame's few instances make numpy's per-call overhead the cost); float64 arrays."""
+    Compiled kernels (engine/kernels): a frame's few instances make numpy's per-call overhead the cost."""
     kernel = getattr(kernels.load(), kind)
     return kernel(np.ascontiguousarray(detections, np.float64), np.ascontiguousarray(predicted, np.float64),
                   np.ascontiguousarray(width, np.float64))  # fmt: skip
