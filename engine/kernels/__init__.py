@@ -92,13 +92,13 @@ def _load(chosen: str) -> tuple[SimpleNamespace, str]:
     if chosen == "jit":
         return jit_kernels(), "numba JIT (POSESTREAM_KERNELS=jit)"
     try:
-        module, path = ahead_of_time_kernels()
+        checked_kernels, path = ahead_of_time_kernels()
     except KernelBuildError as exc:
         if chosen == "aot":
             raise
         log.warning("posestream: the kernels run on numba's JIT instead (about 125 MB more memory): %s", exc)
         return jit_kernels(), "numba JIT (no ahead-of-time module: see the warning)"
-    return module, f"ahead of time ({path})"
+    return checked_kernels, f"ahead of time ({path})"
 
 
 def import_kernel_modules() -> dict:
