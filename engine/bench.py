@@ -145,9 +145,10 @@ def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, fr
                 batches = _preloaded_batches(video, selection, batch_size)
             model.append(_model_only(predictor, batches, MODEL_SLICE_SECONDS))
     postprocess_fps = _postprocess_only(predictor, batches, workers)
-    result = BenchResult(predictor.kind, str(video), sum(n for n, _ in e2e), batch_size, decode_fps, _fps(model),
-                         postprocess_fps, _fps(e2e), peak_rss_mb, _rounds(e2e, model), predictor.threads.describe(),
-                         kernels.how_compiled(), {stage: 1e6 * seconds / sum(n for n, _ in e2e) for stage, seconds in busy.items()})  # fmt: skip
+    e2e_frames = sum(n for n, _ in e2e)
+    result = BenchResult(predictor.kind, str(video), e2e_frames, batch_size, decode_fps, _fps(model), postprocess_fps,
+                         _fps(e2e), peak_rss_mb, _rounds(e2e, model), predictor.threads.describe(), kernels.how_compiled(),
+                         {stage: 1e6 * seconds / e2e_frames for stage, seconds in busy.items()})  # fmt: skip
     if tracked:
         result.end_to_end_tracked_fps = _fps(tracked)
         result.tracking_ms_per_frame = 1000 * tracker_seconds / sum(n for n, _ in tracked)
