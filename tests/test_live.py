@@ -1,6 +1,9 @@
 """The live path end to end, with real ZeroMQ sockets on loopback (ipc:// and tcp://127.0.0.1): camera-sim ->
 live -> listen, drops counted exactly, cameras kept apart, malformed messages refused while serving, silent
-and restarting cameras, SIGINT, remote binds, CURVE keys, and the closed-loop hook. The embedded demo model."""
+and restarting cameras, SIGINT, remote binds, CURVE keys, and the closed-loop hook. The embedded demo model.
+
+Tests that compare live output with offline output run lossless (queues block instead of dropping), so no
+result depends on how fast this machine is; every wait is on a condition with a timeout, never a sleep."""
 
 from __future__ import annotations
 
@@ -75,24 +78,45 @@ def assert_same_identities(recorded, reference) -> None:
                                    reference.points[reference.track_ids == track], atol=0.01)  # fmt: skip
 
 
-def receive_all(subscriber: PoseSubscriber, idle: float = 3.0) -> list:
+def receive(subscriber: PoseSubscriber, count: int, timeout: float = 60.0) -> list:
+    """The next ``count`` pose messages (each waited for up to ``timeout`` s), then checks that no more came."""
     messages = []
-    while (message := subscriber.recv(timeout=idle)) is not None:
+    while len(messages) < count and (message := subscriber.recv(timeout=timeout)) is not None:
         messages.append(message)
+    assert subscriber.recv(timeout=0.2) is None, "more pose messages than expected"
     return messages
 
 
+def wait_until(condition, timeout: float = 30.0, what: str = "") -> None:
+    """Wait for ``condition()`` to hold, checking every 10 ms, up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
+        time.sleep(0.01)
+
+
+def client_in(session: LiveSession) -> None:
+    """Wait until the test's subscriber has reached the engine (poses published before are lost)."""
+    assert session.publisher.wait_for_client(30.0), "the subscriber did not reach the engine"
+
+
 def options(tmp_path: Path, **overrides) -> LiveOptions:
-    base = dict(cameras=(address(tmp_path, "cam"),), publish=address(tmp_path, "poses"), status=False, queue_frames=64)
+    base = dict(cameras=(address(tmp_path, "cam"),), publish=address(tmp_path, "poses"), status=False,
+                queue_frames=64, lossless=True)  # fmt: skip
     return LiveOptions(**{**base, **overrides})
+
+
+def sim(opts: LiveOptions, **overrides) -> SimOptions:
+    """camera-sim options for the session's first camera address, lossless when the session is."""
+    return SimOptions(opts.cameras[0], **{"rate": 30.0, "lossless": opts.lossless, **overrides})
 
 
 def test_round_trip_gives_the_offline_poses_and_identities(clip, offline, tmp_path):
     opts = options(tmp_path, tracking=TRACKING, record=str(tmp_path / "rec.h5"))
     with serving(opts) as (session, result), PoseSubscriber(opts.publish) as subscriber:
-        time.sleep(0.3)  # the subscription reaches the engine
-        sent = camera_sim(str(clip), SimOptions(opts.cameras[0], rate=30.0))
-        messages = receive_all(subscriber)
+        client_in(session)
+        sent = camera_sim(str(clip), sim(opts))
+        messages = receive(subscriber, FRAMES)
     assert sent.frames == FRAMES and [m.counter for m in messages] == list(range(FRAMES))
     for message, reference in zip(messages, offline):
         np.testing.assert_allclose(message.points, reference.points, atol=0.01)
@@ -112,12 +136,13 @@ def test_round_trip_gives_the_offline_poses_and_identities(clip, offline, tmp_pa
 
 
 def test_drops_under_overload_are_counted_exactly(clip, tmp_path):
-    opts = options(tmp_path, queue_frames=1, max_batch=1, record=str(tmp_path / "rec.h5"))
-    with serving(opts) as (session, result), PoseSubscriber(opts.publish) as subscriber:
-        time.sleep(0.3)
-        sent = camera_sim(str(clip), SimOptions(opts.cameras[0], rate=2000.0, loop=True, duration=1.0))
-        published = {m.counter for m in receive_all(subscriber)}
-    stats = result["summary"].cameras[0]
+    opts = options(tmp_path, queue_frames=1, max_batch=1, record=str(tmp_path / "rec.h5"), lossless=False)
+    with PoseSubscriber(opts.publish) as subscriber:
+        with serving(opts) as (session, result):
+            client_in(session)
+            sent = camera_sim(str(clip), sim(opts, rate=2000.0, loop=True, duration=1.0))
+        stats = result["summary"].cameras[0]
+        published = {m.counter for m in receive(subscriber, stats["frames_published"])}
     assert stats["frames_sent"] == sent.frames > 0
     assert stats["frames_dropped"] > 0 and stats["frames_received"] + stats["frames_dropped"] == sent.frames
     assert stats["dropped_in_queue"] + stats["dropped_in_transport"] == stats["frames_dropped"]
@@ -133,9 +158,9 @@ def test_drops_under_overload_are_counted_exactly(clip, tmp_path):
 def test_two_cameras_stay_apart(clip, offline, tmp_path):
     opts = options(tmp_path, tracking=TRACKING, record=str(tmp_path / "rec.h5"))
     with serving(opts) as (session, result), PoseSubscriber(opts.publish) as subscriber:
-        time.sleep(0.3)
-        camera_sim(str(clip), SimOptions(opts.cameras[0], rate=30.0, cameras=2, frames="0-29"))
-        messages = receive_all(subscriber)
+        client_in(session)
+        camera_sim(str(clip), sim(opts, cameras=2, frames="0-29"))
+        messages = receive(subscriber, 60)
     by_camera = {c: [m for m in messages if m.camera == c] for c in (0, 1)}
     assert [len(v) for v in by_camera.values()] == [30, 30]
     for first, second, reference in zip(by_camera[0], by_camera[1], offline):
@@ -156,15 +181,15 @@ def test_malformed_messages_are_counted_while_the_engine_keeps_serving(clip, tmp
 
     opts = options(tmp_path)
     with serving(opts) as (session, result), PoseSubscriber(opts.publish) as subscriber:
-        time.sleep(0.3)
-        with CameraPublisher(opts.cameras[0], hwm=100) as camera, open_source(clip) as video:
+        client_in(session)
+        with CameraPublisher(opts.cameras[0], hwm=100, lossless=True) as camera, open_source(clip) as video:
             assert camera.wait_for_subscriber()
             good = [image for _, image in video.iter_frames()][:5]
             for i, (make, _) in enumerate(MALFORMED.values()):
                 camera.send(good[0], capture_ns=time.monotonic_ns(), counter=2 * i)
                 camera.send_raw(make(frame_message(shape=(384, 384, 1), counter=2 * i + 1)))
-            messages = receive_all(subscriber, idle=2.0)
-    assert len(messages) == len(MALFORMED)  # every good frame served
+            messages = receive(subscriber, len(MALFORMED))
+    assert [m.counter for m in messages] == [2 * i for i in range(len(MALFORMED))]  # every good frame served
     summary = result["summary"]
     expected = {}
     for _, reason in MALFORMED.values():
@@ -176,17 +201,16 @@ def test_a_silent_camera_is_reported_and_a_restarted_one_counted_anew(clip, tmp_
     opts = options(tmp_path, silent_after=0.3)
     caplog.set_level(logging.WARNING, logger="posestream.live")
     with serving(opts) as (session, result), PoseSubscriber(opts.publish) as subscriber:
-        time.sleep(0.3)
-        with CameraPublisher(opts.cameras[0], hwm=100) as camera, open_source(clip) as video:
+        client_in(session)
+        with CameraPublisher(opts.cameras[0], hwm=100, lossless=True) as camera, open_source(clip) as video:
             assert camera.wait_for_subscriber()
             image = video.read(0)
             for counter in (0, 1, 2):
                 camera.send(image, counter=counter)
-            time.sleep(0.8)  # silent for longer than silent_after
-            assert session.source.silent == {0}
+            wait_until(lambda: session.source.silent == {0}, what="the camera to be reported silent")
             for counter in (0, 1, 2, 3):  # the camera restarted: its counter starts again
                 camera.send(image, counter=counter)
-            messages = receive_all(subscriber, idle=2.0)
+            messages = receive(subscriber, 7)
     assert [m.counter for m in messages] == [0, 1, 2, 0, 1, 2, 3]
     assert messages[3].header.flags & messages[3].header.RESTARTED
     stats = result["summary"].cameras[0]
@@ -216,9 +240,9 @@ def test_the_hook_sees_every_published_frame_in_order_and_a_failure_is_reported(
     opts = options(tmp_path, tracking=TRACKING)
     caplog.set_level(logging.ERROR, logger="posestream.live")
     with serving(opts, processor=hook) as (session, result), PoseSubscriber(opts.publish) as subscriber:
-        time.sleep(0.3)
-        camera_sim(str(clip), SimOptions(opts.cameras[0], rate=60.0, frames="0-19"))
-        messages = receive_all(subscriber)
+        client_in(session)
+        camera_sim(str(clip), sim(opts, rate=60.0, frames="0-19"))
+        messages = receive(subscriber, 20)
     assert hook.frames == [(m.camera, m.counter, m.header.n_instances) for m in messages]
     assert [c for _, c, _ in hook.frames] == list(range(20)) and hook.closed
     assert result["summary"].hook_errors == 1
@@ -247,13 +271,10 @@ def test_curve_keys_let_in_only_the_right_peer(tmp_path):
         right = CameraSource(CameraInput((endpoint,), curve=Curve(keys)), shape)
         wrong = CameraSource(CameraInput((endpoint,), curve=Curve(other)), shape)
         try:
-            camera.wait_for_subscriber(2.0)
-            time.sleep(0.5)
+            assert camera.wait_for_subscriber(30.0)  # only the right peer ever subscribes
             for _ in range(3):
                 camera.send(image)
-                time.sleep(0.05)
-            time.sleep(0.3)
-            assert right.arrived[0] == 3
+            wait_until(lambda: right.arrived[0] == 3, what="the right peer's three frames")
             assert wrong.arrived[0] == 0  # the handshake with the wrong server key never completes
         finally:
             right.close()
@@ -274,12 +295,12 @@ def test_a_remote_bind_without_the_flag_is_refused(tmp_path):
 def test_sigint_stops_cleanly_and_leaves_a_readable_recording(clip, tmp_path):
     cam, out, stats = address(tmp_path, "cam"), tmp_path / "rec.h5", tmp_path / "stats.json"
     live = subprocess.Popen([POSESTREAM, "live", "-m", "demo", "--camera", cam, "-o", out, "--stats-json", stats,
-                             "--queue", "64", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                             "--queue", "64", "--lossless", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
     try:
-        sim = run("camera-sim", clip, "--address", cam, "--rate", 60, "--wait", 60)
-        assert "60 frames" in sim.stdout
-        time.sleep(1.0)
-        live.send_signal(signal.SIGINT)
+        sent = run("camera-sim", clip, "--address", cam, "--rate", 60, "--wait", 60, "--lossless")
+        assert "60 frames" in sent.stdout
+        live.send_signal(signal.SIGINT)  # lossless: the engine still serves every frame up to the camera's end
         stdout, stderr = live.communicate(timeout=30)
     finally:
         live.kill()
@@ -301,11 +322,11 @@ def test_listen_records_what_the_engine_publishes(clip, offline, tmp_path):
     out = {}
     with serving(opts) as (session, result):
         listener = threading.Thread(target=lambda: out.update(summary=listen(
-            opts.publish, str(tmp_path / "heard.h5"), idle_timeout=3.0, quiet=True)), daemon=True)  # fmt: skip
+            opts.publish, str(tmp_path / "heard.h5"), frames=30, idle_timeout=60.0, quiet=True)), daemon=True)  # fmt: skip
         listener.start()
-        time.sleep(0.5)
-        camera_sim(str(clip), SimOptions(opts.cameras[0], rate=60.0, frames="0-29"))
-        listener.join(30)
+        client_in(session)
+        camera_sim(str(clip), sim(opts, rate=60.0, frames="0-29"))
+        listener.join(60)
     summary = out["summary"]
     assert summary.frames == 30 and [p.name for p in summary.recordings] == ["heard.cam0.h5"]
     with AnalysisH5Reader(summary.recordings[0]) as recording:
@@ -313,3 +334,51 @@ def test_listen_records_what_the_engine_publishes(clip, offline, tmp_path):
         assert recording._file["camera_counter"][:].tolist() == list(range(30))
     for heard, reference in zip(frames, offline):
         assert_same_identities(heard, reference)
+
+
+def test_an_oversized_message_is_counted_and_the_camera_served_again(tmp_path):
+    """A frame larger than the model's is refused by reason; a message over the socket's limit makes ZeroMQ
+    drop the connection, which the engine makes again: a correct camera at the same address is served."""
+    cam, shape = address(tmp_path, "cam"), (8, 8, 1)
+    source = CameraSource(CameraInput((cam,), lossless=True, max_message_bytes=4096), shape)
+    image = np.full(shape, 7, np.uint8)
+    try:
+        with CameraPublisher(cam, lossless=True) as camera:
+            assert camera.wait_for_subscriber(30.0)
+            camera.send(np.zeros((16, 16), np.uint8), counter=0)  # larger than the model's frames
+            camera.send(image, counter=1)
+            wait_until(lambda: source.arrived[0] == 1, what="the frame after the larger one")
+            camera.send(np.zeros((128, 128), np.uint8), counter=2)  # 16 KiB: over the socket's limit
+            wait_until(lambda: source.malformed["too_large"] == 1, what="the dropped connection to be made again")
+        with CameraPublisher(cam, lossless=True) as camera:  # a correct camera, later, at the same address
+            assert camera.wait_for_subscriber(30.0)
+            camera.send(image, counter=0)
+            wait_until(lambda: source.arrived[0] == 2, what="the second camera's frame")
+    finally:
+        source.close()
+    assert source.malformed == {"frame_size": 1, "too_large": 1}
+
+
+def test_a_counter_jump_is_a_restart_and_wild_counters_are_refused(clip, tmp_path):
+    """Counters come off the wire: a jump from 2 to 10**12 starts a new count (not 10**12 dropped frames to
+    record), an end message far past the last frame and a counter of 2**63 or more are malformed."""
+    from posestream.engine.live.protocol import end_parts
+
+    opts = options(tmp_path, record=str(tmp_path / "rec.h5"))
+    with serving(opts) as (session, result), PoseSubscriber(opts.publish) as subscriber:
+        client_in(session)
+        with CameraPublisher(opts.cameras[0], lossless=True) as camera, open_source(clip) as video:
+            assert camera.wait_for_subscriber()
+            image = video.read(0)
+            for counter in (0, 1, 2, 10**12):
+                camera.send(image, counter=counter)
+            camera.send_raw(end_parts(0, 2**63 - 1))
+            camera.send(image, counter=2**63 + 5)
+            camera.send(image, counter=10**12 + 1)
+            messages = receive(subscriber, 5)
+    assert [m.counter for m in messages] == [0, 1, 2, 10**12, 10**12 + 1]
+    stats = result["summary"].cameras[0]
+    assert (stats["frames_sent"], stats["frames_received"], stats["frames_dropped"], stats["restarts"]) == (5, 5, 0, 1)
+    assert result["summary"].malformed == {"end_counter": 1, "counter": 1}
+    with AnalysisH5Reader(tmp_path / "rec.cam0.h5") as recording:
+        assert recording._file["camera_counter"][:].tolist() == [0, 1, 2, 10**12, 10**12 + 1]

@@ -1,4 +1,4 @@
-"""The camera side: ``CameraPublisher`` sends frames to the engine and never blocks the camera.
+"""The camera side: ``CameraPublisher`` sends frames to the engine and never blocks the camera (unless lossless).
 
     publisher = CameraPublisher("tcp://127.0.0.1:5555", camera=0)
     for image in my_camera_frames():                 # (H, W) or (H, W, C) uint8, e.g. from pypylon
@@ -13,6 +13,10 @@ zero-copy (the buffer is lent to ZeroMQ until sent; the publisher keeps a refere
 frames lost after the last one it received. It sends it a few times over ``sum(END_DELAYS)`` seconds: a
 subscriber whose queue overflowed is not sent anything, not even with XPUB_NODROP, until ZeroMQ sees that
 the engine has caught up, so one end message sent right after an overload would be lost.
+
+``lossless=True`` makes the queue block instead (XPUB_NODROP): ``send`` waits up to ``timeout`` seconds for
+room, so an engine that also runs losslessly (``live --lossless``) gets every frame. For replaying
+recorded video and for tests; a camera on a rig wants the newest frame, not every frame.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ import time
 import numpy as np
 import zmq
 
+from ..errors import PosestreamError
 from .protocol import CHANNELS, FrameHeader, PixelFormat, end_parts, frame_topic
-from .security import Curve, bound_socket
+from .security import Curve, bound_socket, read_subscriptions
 
 DEFAULT_HWM = 4  # frames queued per subscriber before the newest are dropped
 END_DELAYS = (0.0, 0.02, 0.1, 0.3)  # seconds before each sending of the end messages (the engine keeps the last)
@@ -32,15 +37,23 @@ END_DELAYS = (0.0, 0.02, 0.1, 0.3)  # seconds before each sending of the end mes
 log = logging.getLogger("posestream.live")
 
 
+class CameraTimeout(PosestreamError, TimeoutError):
+    """A lossless send found no room for ``timeout`` seconds: the engine is gone or stuck."""
+
+
 class CameraPublisher:
     """Publishes one camera's frames (or several cameras', with ``camera=`` per send) on one address."""
 
     def __init__(self, address: str, camera: int = 0, *, hwm: int = DEFAULT_HWM, allow_remote: bool = False,
-                 curve: Curve | None = None, context: zmq.Context | None = None):  # fmt: skip
-        self.camera, self.address = camera, address
+                 curve: Curve | None = None, context: zmq.Context | None = None, lossless: bool = False,
+                 timeout: float = 10.0):  # fmt: skip
+        self.camera, self.address, self.lossless, self.timeout = camera, address, lossless, timeout
         self._socket, self._auth = bound_socket(context or zmq.Context.instance(), zmq.XPUB, address, hwm=hwm,
                                                 allow_remote=allow_remote, curve=curve)  # fmt: skip
         self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # hear every engine's subscription, not only the first
+        if lossless:
+            self._socket.setsockopt(zmq.XPUB_NODROP, 1)
+            self._socket.sndtimeo = int(timeout * 1000)
         self._counters: dict[int, int] = {}
         self.subscribers = 0
 
@@ -54,12 +67,13 @@ class CameraPublisher:
         deadline = time.monotonic() + timeout
         while self.subscribers == 0 and time.monotonic() < deadline:
             if self._socket.poll(50, zmq.POLLIN):
-                self._read_subscriptions()
+                self.subscribers += read_subscriptions(self._socket)
         return self.subscribers > 0
 
     def send(self, image: np.ndarray, pixel_format: str | PixelFormat = "mono8", capture_ns: int | None = None,
              camera: int | None = None, counter: int | None = None) -> int:  # fmt: skip
-        """Send one frame; returns its counter. Never blocks (a full queue drops the frame).
+        """Send one frame; returns its counter. Never blocks (a full queue drops the frame); lossless, waits
+        for room up to ``timeout`` s, then raises ``CameraTimeout``.
 
         image: (H, W) or (H, W, C) uint8, C-contiguous. capture_ns: when the camera exposed it
         (``time.monotonic_ns()``; default now). counter: the camera's frame number (default: one more
@@ -77,32 +91,31 @@ class CameraPublisher:
         now = time.monotonic_ns()
         header = FrameHeader(camera, counter, now if capture_ns is None else capture_ns, now, height, width,
                              channels, fmt, 0, pixels.nbytes)  # fmt: skip
-        self._socket.send_multipart([frame_topic(camera), header.pack(), pixels], copy=False)
-        if self._socket.poll(0, zmq.POLLIN):
-            self._read_subscriptions()
+        try:
+            self._socket.send_multipart([frame_topic(camera), header.pack(), pixels], copy=False)
+        except zmq.Again:
+            raise CameraTimeout(f"camera {camera} frame {counter}: the engine took no frame for {self.timeout:g} s "
+                                f"(lossless sending waits for it); is it running and serving {self.address}?") from None
+        self.subscribers += read_subscriptions(self._socket)
         return counter
 
     def send_raw(self, parts: list) -> None:
         """Send any multipart message (tests use it to send malformed frames)."""
         self._socket.send_multipart(parts)
 
-    def _read_subscriptions(self) -> None:
-        while self._socket.poll(0, zmq.POLLIN):
-            event = self._socket.recv()
-            self.subscribers += 1 if event[:1] == b"\x01" else -1 if event[:1] == b"\x00" else 0
-
     def close(self) -> None:
         """Tell the engine the last counter of each camera (after the queued frames), then close."""
+        wait = self.timeout if self.lossless else 1.0
         self._socket.setsockopt(zmq.XPUB_NODROP, 1)  # the end messages wait for room (up to 1 s) instead
-        self._socket.sndtimeo = 1000
-        self._read_subscriptions()
+        self._socket.sndtimeo = int(wait * 1000)
+        self.subscribers += read_subscriptions(self._socket)
         try:
             if self._counters and self.subscribers > 0:
                 self._send_ends()
         except zmq.Again:
-            log.warning("camera %s: the engine took no message for 1 s; it will not know how many frames were "
-                        "sent after the last it received", self.address)  # fmt: skip
-        self._socket.close(linger=500)
+            log.warning("camera %s: the engine took no message for %g s; it will not know how many frames were "
+                        "sent after the last it received", self.address, wait)  # fmt: skip
+        self._socket.close(linger=int(wait * 1000) if self.lossless else 500)  # lossless: every frame goes out
         if self._auth is not None:
             self._auth.stop()
 

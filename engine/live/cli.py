@@ -27,7 +27,7 @@ def _live(args: argparse.Namespace) -> int:
         gather_ms=args.gather_ms,
         silent_after=args.silent_after, hook_slow_ms=args.hook_slow_ms, stats_json=args.stats_json,
         allow_remote=args.allow_remote, curve=args.curve, device=args.device, backend=args.backend, threads=args.threads,
-        status=not args.quiet,
+        status=not args.quiet, lossless=args.lossless,
     )  # fmt: skip
     session = LiveSession(args.model, options)
     print(f"live: {len(options.cameras)} camera address(es), model {session.predictor.kind} "
@@ -55,7 +55,7 @@ def _camera_sim(args: argparse.Namespace) -> int:
     from .sim import SimOptions, camera_sim
 
     options = SimOptions(args.address, args.rate, args.cameras, args.loop, args.frames, args.duration, args.wait,
-                         args.allow_remote, args.curve)  # fmt: skip
+                         args.allow_remote, args.curve, args.lossless)  # fmt: skip
     _interrupt_on_signals()
     summary = camera_sim(args.video, options)
     if not summary.subscribed:
@@ -130,6 +130,9 @@ def add_live_parsers(sub) -> None:
     live.add_argument("--threads", type=int, default=0,
                       help="the model's CPU threads (default 0: every core; on a small machine that also runs the "
                       "camera bridge, 1 fewer than the cores trades model speed for steadier latency under load)")  # fmt: skip
+    live.add_argument("--lossless", action="store_true",
+                      help="queues block instead of dropping: every frame a camera-sim --lossless sends is served, "
+                      "and a stop serves them up to the camera's end (replays and tests, not rigs)")  # fmt: skip
     live.add_argument("--quiet", action="store_true", help="no status line")
     _security_arguments(live)
     add_tracking_arguments(live)
@@ -149,6 +152,8 @@ def add_live_parsers(sub) -> None:
     sim.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
     sim.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                      help="wait this long for an engine to subscribe before sending (default 10)")  # fmt: skip
+    sim.add_argument("--lossless", action="store_true",
+                     help="wait for the engine to take each frame instead of dropping it (with live --lossless)")  # fmt: skip
     _security_arguments(sim)
     sim.set_defaults(run=_camera_sim)
 

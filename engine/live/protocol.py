@@ -107,6 +107,7 @@ class FrameHeader:
         if channels != CHANNELS[pixel_format]:
             raise ProtocolError("channels", f"{pixel_format.name.lower()} frames have {CHANNELS[pixel_format]} "
                                 f"channels, the header says {channels}")  # fmt: skip
+        check_counter(counter, "frame header")
         expected = height * width * channels * DTYPES[dtype].itemsize
         if payload != expected or not expected:
             raise ProtocolError("payload_size", f"header payload length {payload} does not match its frame size "
@@ -137,10 +138,18 @@ def parse_frame(parts: list, frame_shape: tuple[int, int, int]) -> tuple[FrameHe
         raise ProtocolError("topic", f"topic {bytes(topic)[:32]!r} but the header says camera {header.camera}")
     image = header.image(payload)
     if image.shape != tuple(frame_shape):
-        raise ProtocolError("frame_size", f"camera {header.camera} sends {header.width}x{header.height}x"
-                            f"{header.channels} frames; the model takes {frame_shape[1]}x{frame_shape[0]}x"
-                            f"{frame_shape[2]}: re-export it with --input-size {header.height}x{header.width}")  # fmt: skip
+        raise ProtocolError("frame_size", f"camera {header.camera} frame {header.counter}: {frame_mismatch(image.shape, frame_shape)}")
     return header, image
+
+
+def frame_mismatch(shape: tuple[int, int, int], model_shape: tuple[int, int, int]) -> str:
+    """What differs between a camera's (H, W, C) frames and the model's, and what to do about it."""
+    (height, width, channels), (model_height, model_width, model_channels) = shape, model_shape
+    if (height, width) != (model_height, model_width):
+        return (f"{width}x{height} frames, the model takes {model_width}x{model_height}: send frames of that size, "
+                f"or re-export the model with --input-size {height}x{width}")  # fmt: skip
+    names = {1: "gray (mono8)", 3: "colour (rgb8 or bgr8)"}
+    return f"{names[channels]} frames, the model takes {names[model_channels]} frames: send those"
 
 
 def _buffer(part) -> memoryview:
@@ -166,7 +175,14 @@ def parse_end(parts: list) -> tuple[int, int]:
         raise ProtocolError("bad_magic", f"bad magic {magic!r} in an end message (expected {END_MAGIC!r})")
     if version != VERSION:
         raise ProtocolError("version", f"end message version {version}; this engine speaks version {VERSION}")
-    return camera, last
+    return camera, check_counter(last, "end message")
+
+
+def check_counter(counter: int, where: str) -> int:
+    """A frame counter from the wire, refused from 2**63 on (files and clients keep them as int64)."""
+    if counter >= 1 << 63:
+        raise ProtocolError("counter", f"{where}: frame counter {counter} is 2**63 or more")
+    return counter
 
 
 # ---------------------------------------------------------------------------

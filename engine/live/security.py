@@ -83,6 +83,17 @@ def connected_socket(context: zmq.Context, address: str, topics: list[bytes], *,
     return socket
 
 
+def read_subscriptions(socket: zmq.Socket, prefix: bytes = b"") -> int:
+    """Take the (un)subscriptions waiting on an XPUB socket (XPUB_VERBOSE); returns how many more there are
+    now (subscriptions less unsubscriptions) of topics starting with ``prefix``."""
+    change = 0
+    while socket.poll(0, zmq.POLLIN):
+        event = socket.recv()
+        if event[1:].startswith(prefix):
+            change += 1 if event[:1] == b"\x01" else -1 if event[:1] == b"\x00" else 0
+    return change
+
+
 def write_keys(directory: str | os.PathLike) -> Path:
     """A new key directory: a server and a client key pair, and the client's key authorized."""
     directory = Path(directory)

@@ -60,6 +60,7 @@ class LiveOptions:
     backend: str = "auto"
     threads: int = 0  # the model's CPU threads; 0: onnxruntime's default (every core)
     status: bool = True  # a status line on stderr once a second
+    lossless: bool = False  # queues block instead of dropping (replays and tests; engine/live/source.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cameras", tuple(self.cameras))
@@ -112,7 +113,8 @@ class LiveSession:
             self.recorder = LiveRecorder(options.record, self.predictor.skeleton, tracked, self._provenance())
         self.warm_up()  # before subscribing to the cameras
         cameras = CameraInput(options.cameras, options.queue_frames, options.max_batch, options.gather_ms,
-                              silent_after=options.silent_after, allow_remote=options.allow_remote, curve=curve)  # fmt: skip
+                              silent_after=options.silent_after, allow_remote=options.allow_remote, curve=curve,
+                              lossless=options.lossless)  # fmt: skip
         self.source = CameraSource(cameras, self.predictor.input_shape)
         config = PipelineConfig(batch_size=options.max_batch, postprocess_workers=0, queue_batches=1, latency_first=True)
         self.pipeline = Pipeline(self.source, self.predictor, config, CameraTrackers(options.tracking) if tracked else None)
@@ -169,9 +171,9 @@ class LiveSession:
         ledger = self.board.ledger(info.camera)
         if self.publisher is not None and not ledger.received:  # a new camera: clients learn the skeleton first
             self.publisher.publish_stats(info.camera, {"camera": info.camera, **self._extra()})
-        dropped = ledger.arrived(info, self.source.session_start.get(info.camera))
+        dropped = ledger.arrived(info)
         if info.restarted:
-            log.warning("camera %d restarted (its counter went back to %d); counting starts again", info.camera, info.counter)
+            log.warning("camera %d restarted (its counter went back, or jumped, to %d); counting starts again", info.camera, info.counter)
         if self.hook is not None:
             self.hook.run(frame)
         info.hook_ns = time.monotonic_ns()

@@ -5,7 +5,7 @@ push the next ones back, so a slow engine shows as latency and drops, never as a
 frames are decoded before sending starts when they fit in ``PRELOAD_BYTES`` (so no decoding competes
 with the engine for the CPU, as with a real camera); longer selections are decoded ahead into a bounded
 queue by their own thread (block: decoding is far faster than a pose model). Frames are sent without
-blocking (``CameraPublisher``).
+blocking (``CameraPublisher``), or, with ``lossless``, waiting for the engine to take each one.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class SimOptions:
     wait: float = 10.0  # seconds to wait for the engine to subscribe before sending
     allow_remote: bool = False
     curve: str | None = None
+    lossless: bool = False  # wait for the engine to take every frame (live --lossless) instead of dropping
 
     def __post_init__(self) -> None:
         if not self.rate > 0:
@@ -71,7 +72,8 @@ def camera_sim(video: str, options: SimOptions, stop: threading.Event | None = N
         preload = len(selection) * source.metadata.width * source.metadata.height * source.metadata.channels <= PRELOAD_BYTES
         frames = _preloaded(source, selection, options.loop) if preload else None
         curve = Curve(options.curve) if options.curve else None
-        with CameraPublisher(options.address, allow_remote=options.allow_remote, curve=curve) as publisher:
+        with CameraPublisher(options.address, allow_remote=options.allow_remote, curve=curve,
+                             lossless=options.lossless) as publisher:  # fmt: skip
             subscribed = publisher.wait_for_subscriber(options.wait)
             try:
                 frames = frames or _streamed(source, selection, options.loop, stop)

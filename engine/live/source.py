@@ -4,10 +4,16 @@ A receiver thread takes every message off the sockets as it arrives, checks it (
 and puts the frame in the waiting queue, so ZeroMQ's own queues never fill and the cameras never wait.
 
 - Sockets: one SUB per camera address, connected (the camera binds), subscribed to ``frame.`` and
-  ``end.`` (a camera's last counter when it stops); receive
-  high-water mark ``hwm`` messages; messages larger than one frame are refused by ZeroMQ (max message size).
+  ``end.`` (a camera's last counter when it stops); receive high-water mark ``hwm`` messages. A frame
+  of another size than the model's is refused here, by reason (``frame_size``); ZeroMQ itself refuses
+  only messages over ``max_message_bytes`` and then drops the connection, which the receiver sees (a
+  socket monitor) and makes again, so one hostile message never cuts a camera off.
 - Waiting queues: one per camera, bounded, drop-oldest (``queue_frames`` frames each): when the model is
-  behind, the newest frames win, and the dropped ones are counted per camera (``evicted``).
+  behind, the newest frames win, and the dropped ones are counted per camera (``evicted``). With
+  ``lossless`` the queue blocks instead: the receiver waits for room, ZeroMQ's queues fill, and a camera
+  that sends losslessly (``CameraPublisher(lossless=True)``, ``camera-sim --lossless``) waits too; a stop
+  then serves what the cameras sent up to their end messages (at most ``drain_seconds``). For replaying
+  recorded video and for tests: a live rig wants the newest frame, not every frame.
 - Batches: when the pipeline is ready for one, the source takes one waiting frame of each camera (in
   arrival order, at most ``max_batch``): its oldest, which absorbs a burst without a drop; but when the
   camera's frames have been waiting more than ``overload_ms`` at every batch for ``overload_window``
@@ -34,14 +40,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from ..errors import ConfigError
 from ..sources.base import FLUSH, IDLE, FrameSource
 from ..types import LiveInfo, VideoMetadata
-from .protocol import END_PREFIX, FRAME_PREFIX, FrameHeader, ProtocolError, parse_end, parse_frame
+from .protocol import END_PREFIX, FRAME_PREFIX, ProtocolError, parse_end, parse_frame
+from .stats import MAX_GAP, restarted
 from .security import Curve, check_address, connected_socket
 
 log = logging.getLogger("posestream.live")
+MAX_MESSAGE_BYTES = 1 << 29  # 512 MiB: an 8K RGB frame is 100 MB
+MONITORED = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECT_DELAYED
+RECONNECT_AFTER = 0.5  # s: a dropped connection ZeroMQ has not started to make again by then is made here
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,9 @@ class CameraInput:
     poll_seconds: float = 0.05
     allow_remote: bool = False
     curve: Curve | None = None
+    lossless: bool = False  # block instead of dropping (see the module docstring)
+    drain_seconds: float = 10.0  # lossless: after a stop, how long to wait for the cameras' end messages
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # ZeroMQ drops the connection above this (then reconnected)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "addresses", tuple(self.addresses))
@@ -97,17 +111,20 @@ class CameraSource(FrameSource):
         self._overload: dict[int, StandingQueue] = {}
         self._cond = threading.Condition()
         self._stopping = threading.Event()
+        self._drain_deadline: float | None = None  # lossless: when a stop's draining ends
         self._context = zmq.Context.instance()
         self._sockets = [self._connect(address) for address in config.addresses]
+        self._monitors = {s.get_monitor_socket(MONITORED): (s, a) for s, a in zip(self._sockets, config.addresses)}
+        self._dropped: dict[zmq.Socket, float] = {}  # socket -> when ZeroMQ dropped its connection
         self._receiver = threading.Thread(target=self._receive, name="camera receiver", daemon=True)
         self._receiver.start()
         self._seq = 0
 
     def _connect(self, address: str) -> zmq.Socket:
-        """A SUB socket on one camera address; ZeroMQ refuses message parts larger than one frame."""
+        """A SUB socket on one camera address."""
         return connected_socket(self._context, address, [FRAME_PREFIX, END_PREFIX], hwm=self.config.hwm,
                                 allow_remote=self.config.allow_remote, curve=self.config.curve,
-                                max_message=max(int(np.prod(self.frame_shape)), FrameHeader.SIZE) + 1024)  # fmt: skip
+                                max_message=self.config.max_message_bytes)  # fmt: skip
 
     # -- the pipeline's side ---------------------------------------------------
 
@@ -143,14 +160,16 @@ class CameraSource(FrameSource):
                 return []
             self._gather()
             heads = sorted((q[0][0], camera) for camera, q in self._waiting.items() if q)
-            return [self._take_one(camera) for _, camera in heads[: self.config.max_batch]]
+            batch = [self._take_one(camera) for _, camera in heads[: self.config.max_batch]]
+            self._cond.notify_all()  # a lossless receiver waits for room
+            return batch
 
     def _take_one(self, camera: int) -> tuple:
         """The camera's oldest waiting frame, or under overload its newest (the older ones dropped)."""
         waiting = self._waiting[camera]
         now = time.monotonic_ns()
         monitor = self._overload.setdefault(camera, StandingQueue(self.config.overload_ms, self.config.overload_window))
-        if monitor.overloaded((now - waiting[0][2].receive_ns) / 1e6, now / 1e9):
+        if monitor.overloaded((now - waiting[0][2].receive_ns) / 1e6, now / 1e9) and not self.config.lossless:
             while len(waiting) > 1:
                 waiting.popleft()
                 self.evicted[camera] += 1
@@ -171,7 +190,10 @@ class CameraSource(FrameSource):
 
     def close(self) -> None:
         self.stop()
-        self._receiver.join(5.0)
+        self._receiver.join(self.config.drain_seconds + 5.0 if self.config.lossless else 5.0)
+        for monitor, (socket, _) in self._monitors.items():
+            socket.disable_monitor()
+            monitor.close(linger=0)
         for socket in self._sockets:
             socket.close(linger=0)
 
@@ -179,48 +201,99 @@ class CameraSource(FrameSource):
 
     def _receive(self) -> None:
         poller = zmq.Poller()
-        for socket in self._sockets:
+        for socket in [*self._sockets, *self._monitors]:
             poller.register(socket, zmq.POLLIN)
         poll_ms = int(self.config.poll_seconds * 1000)
-        while not self._stopping.is_set():
+        while self._receiving():
             for socket, _ in poller.poll(poll_ms):
-                while socket.poll(0):
+                if socket in self._monitors:
+                    self._watch(socket)
+                    continue
+                while socket.poll(0) and self._receiving():
                     self._take(socket.recv_multipart(copy=False), time.monotonic_ns())
             self._check_silence()
+            self._reconnect_dropped()
         with self._cond:
             self._cond.notify_all()
+
+    def _receiving(self) -> bool:
+        """Until stopped; lossless, until every camera heard from has sent its end message (or drain_seconds)."""
+        if not self._stopping.is_set():
+            return True
+        if not self.config.lossless:
+            return False
+        if self._drain_deadline is None:
+            self._drain_deadline = time.monotonic() + self.config.drain_seconds
+        return time.monotonic() < self._drain_deadline and any(c not in self.ended for c in self.arrived)
+
+    def _watch(self, monitor: zmq.Socket) -> None:
+        """Note a dropped connection, and forget it once ZeroMQ says it is connecting again by itself."""
+        while monitor.poll(0):
+            event = recv_monitor_message(monitor)["event"]
+            socket = self._monitors[monitor][0]
+            if event == zmq.EVENT_DISCONNECTED:
+                self._dropped[socket] = time.monotonic()
+            elif event in (zmq.EVENT_CONNECT_RETRIED, zmq.EVENT_CONNECT_DELAYED):
+                self._dropped.pop(socket, None)
+
+    def _reconnect_dropped(self) -> None:
+        """Connect again where ZeroMQ gave up (after a message over max_message_bytes); counted as malformed."""
+        now = time.monotonic()
+        for monitor, (socket, address) in self._monitors.items():
+            if now - self._dropped.get(socket, now) > RECONNECT_AFTER:
+                del self._dropped[socket]
+                self._count_malformed(ProtocolError("too_large", f"a message over {self.config.max_message_bytes >> 20} "
+                                      f"MiB (or another ZeroMQ protocol error) dropped the connection to {address}; "
+                                      "connected again"))  # fmt: skip
+                socket.disconnect(address)
+                socket.connect(address)
 
     def _take(self, parts: list, receive_ns: int) -> None:
         try:
             if bytes(parts[0].buffer[: len(END_PREFIX)]) == END_PREFIX:
-                camera, last = parse_end(parts)
-                self.ended[camera] = last
+                self._take_end(*parse_end(parts))
                 return
             header, image = parse_frame(parts, self.frame_shape)
         except ProtocolError as exc:
-            self.malformed[exc.reason] += 1
-            if self.malformed[exc.reason] == 1 or self.malformed[exc.reason] % 1000 == 0:
-                log.warning("malformed message #%d (%s): %s", self.malformed[exc.reason], exc.reason, exc)
+            self._count_malformed(exc)
             return
         camera = header.camera
         self.arrived[camera] += 1
-        if header.counter <= self._last_counter.get(camera, -1) or camera not in self.session_start:
+        if camera not in self.session_start or restarted(self._last_counter[camera], header.counter):
+            if camera in self.session_start and header.counter > self._last_counter[camera]:
+                log.warning("camera %d: its counter jumped from %d to %d (more than %d frames): counted as a restart",
+                            camera, self._last_counter[camera], header.counter, MAX_GAP)  # fmt: skip
             self.session_start[camera] = header.counter  # first frame, or the camera restarted
         self._last_counter[camera] = header.counter
         if camera in self.silent:
             log.warning("camera %d is back after %.1f s (frame %d)", camera,
                         time.monotonic() - self._last_arrival[camera], header.counter)  # fmt: skip
             self.silent.discard(camera)
-        info = LiveInfo(camera, header.counter, header.capture_ns, header.send_ns, receive_ns)
+        info = LiveInfo(camera, header.counter, header.capture_ns, header.send_ns, receive_ns,
+                        session_start=self.session_start[camera])  # fmt: skip
         with self._cond:
             self._last_arrival[camera] = time.monotonic()
             waiting = self._waiting.setdefault(camera, collections.deque())
+            while self.config.lossless and len(waiting) >= self.config.queue_frames and self._receiving():
+                self._cond.wait(self.config.poll_seconds)  # the pipeline takes one, or the drain ends
             if len(waiting) >= self.config.queue_frames:
                 waiting.popleft()
                 self.evicted[camera] += 1
             self._arrivals += 1
             waiting.append((self._arrivals, image, info))
             self._cond.notify_all()
+
+    def _take_end(self, camera: int, last: int) -> None:
+        """A camera's end message: kept unless its last counter is more than MAX_GAP past the last frame."""
+        if camera in self._last_counter and restarted(self._last_counter[camera], last + 1):
+            raise ProtocolError("end_counter", f"camera {camera}'s end message says its last frame was {last}, "
+                                f"but the last one received was {self._last_counter[camera]}")  # fmt: skip
+        self.ended[camera] = last
+
+    def _count_malformed(self, exc: ProtocolError) -> None:
+        self.malformed[exc.reason] += 1
+        if self.malformed[exc.reason] == 1 or self.malformed[exc.reason] % 1000 == 0:
+            log.warning("malformed message #%d (%s): %s", self.malformed[exc.reason], exc.reason, exc)
 
     def _check_silence(self) -> None:
         now = time.monotonic()

@@ -8,7 +8,9 @@ pipeline:
   engine's waiting queue says how many of them it dropped itself (``dropped_in_queue``); the rest were
   lost before reaching it (``dropped_in_transport``: the camera's or ZeroMQ's queue was full).
 
-A camera whose counter goes back has restarted: its new frames start a new count.
+A camera whose counter goes back has restarted: its new frames start a new count. So has one whose counter
+jumps ahead by more than ``MAX_GAP`` frames: counters come off the wire, and a jump from 2 to 10**12 is a
+reset (or garbage), not 10**12 frames to account for one by one.
 Memory is fixed: latencies go into a log-spaced histogram (1% wide bins from 1 us to 100 s).
 """
 
@@ -24,6 +26,13 @@ import numpy as np
 from ..types import LiveInfo
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
+MAX_GAP = 100_000  # frames: a longer gap in a camera's counter is a restart (55 minutes at 30 Hz)
+
+
+def restarted(last: int, counter: int) -> bool:
+    """Whether a frame numbered ``counter`` after ``last`` starts a new count (the counter went back, or
+    jumped ahead by more than MAX_GAP frames)."""
+    return counter <= last or counter - last - 1 > MAX_GAP
 
 
 class LatencyHistogram:
@@ -77,17 +86,21 @@ class CameraLedger:
     def sent(self) -> int:
         return self.sent_before + (self.last - self.first + 1 if self.first >= 0 else 0)
 
-    def arrived(self, info: LiveInfo, session_start: int | None = None) -> range:
+    def arrived(self, info: LiveInfo) -> range:
         """Count a frame that got poses; returns the counters dropped just before it.
 
-        session_start: the first counter the engine received in this frame's session (since the camera
-        started or restarted), so frames dropped from the queue before the first one processed count too.
+        ``info.session_start``: the first counter the receiver took in this frame's session (since the camera
+        started or restarted; -1 if unknown), so frames dropped from the queue before the first one processed
+        count too; the receiver decides what a restart is, so a session begun after the last frame counted is one.
         """
-        start = info.counter if session_start is None or session_start > info.counter else session_start
+        session_start = info.session_start
+        start = info.counter if session_start < 0 or session_start > info.counter else session_start
+        new_session = restarted(self.last, info.counter) if session_start < 0 else (
+            info.counter <= self.last or session_start > self.last)  # fmt: skip
         if self.first < 0:
             self.first = start
             gap = range(start, info.counter)
-        elif info.counter <= self.last:  # the counter went back: the camera restarted
+        elif new_session:
             self.sent_before, self.first = self.sent, start
             self.restarts += 1
             info.restarted = True
@@ -100,8 +113,10 @@ class CameraLedger:
         return gap
 
     def ended(self, last_counter: int) -> range:
-        """The camera says its last frame was ``last_counter``: the frames after the last received are dropped."""
-        gap = range(self.last + 1, last_counter + 1) if self.first >= 0 and last_counter > self.last else range(0)
+        """The camera says its last frame was ``last_counter``: the frames after the last received are dropped
+        (none if that would be a gap of more than MAX_GAP frames: the source refuses such end messages)."""
+        valid = self.first >= 0 and last_counter > self.last and not restarted(self.last, last_counter + 1)
+        gap = range(self.last + 1, last_counter + 1) if valid else range(0)
         self.dropped += len(gap)
         self.last = max(self.last, last_counter)
         return gap
