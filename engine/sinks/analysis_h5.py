@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +64,7 @@ import h5py
 import numpy as np
 
 from ..errors import DiskFullError, OutputFileError
+from .space import check_free_space, release, reserve
 from ..types import LIVE_STAGES, UNTRACKED, FrameBlock, FramePredictions, Skeleton
 
 FRAME_NOT_PROCESSED, FRAME_DONE, FRAME_MISSING, FRAME_DROPPED = 0, 1, 2, 3
@@ -88,6 +88,8 @@ FRAME_FIRST = {
 }
 _NAME_DTYPE = "S64"
 RESERVE_BYTES = 4 << 20  # free space kept beyond a block's own size: HDF5's chunk rewrites and metadata
+NOTHING_MORE = ("nothing more was written: the frames flushed before are in the file; make room, then run again "
+                "(posestream batch resumes where it stopped)")  # fmt: skip
 _LIBVER = ("v110", "v110")  # the oldest format with SWMR: readable by HDF5 >= 1.10
 
 
@@ -137,7 +139,7 @@ class AnalysisH5Writer:
         self._last_flush = time.monotonic()
         self.frames_written = 0
         self._failed = False  # a write failed: the file is closed without writing more
-        _check_free_space(self.path, RESERVE_BYTES, "the new file", "no file was made; free space or write elsewhere")
+        check_free_space(self.path, RESERVE_BYTES, "the new file", "no file was made; free space or write elsewhere")
         try:
             self._file = h5py.File(self.path, "w", libver=_LIBVER)
         except OSError as exc:
@@ -218,10 +220,9 @@ class AnalysisH5Writer:
         if self._blocks and not self._failed:
             block, self._blocks, self._n_queued = FrameBlock.concat(self._blocks), [], 0
             frames = f"frames {block.frame_idx[0]}-{block.frame_idx[-1]}"
+            needed = RESERVE_BYTES + self._block_bytes(len(block))
             try:
-                _check_free_space(self.path, RESERVE_BYTES + self._block_bytes(len(block)), frames,
-                                  "nothing more was written: the frames flushed before are in the file; free space, "
-                                  "then run again (posestream batch resumes where it stopped)")  # fmt: skip
+                reserve(self.path, needed, frames, NOTHING_MORE)
                 self._write_block(block)
             except DiskFullError:
                 self._failed = True
@@ -361,24 +362,13 @@ class AnalysisH5Writer:
             except (OSError, RuntimeError):
                 if not self._failed:
                     raise  # after a failed write, HDF5 may not close cleanly; the first error is the one to report
+            release(self.path)
 
     def __enter__(self) -> AnalysisH5Writer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _check_free_space(path: str, needed: int, what: str, outcome: str) -> None:
-    """Raise DiskFullError before writing ``what`` when the file's filesystem has less than ``needed`` bytes free
-    (a write that fails half-way can leave an HDF5 file that the library cannot even close)."""
-    try:
-        free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
-    except FileNotFoundError:
-        return  # no such folder: opening the file says so
-    if free < needed:
-        raise DiskFullError(f"{path}: the disk is full ({free / 1e6:.2f} MB free, writing {what} needs "
-                            f"{needed / 1e6:.2f} MB); {outcome}")  # fmt: skip
 
 
 def _check_unique_ids(block: FrameBlock, frame_of: np.ndarray, tracked: np.ndarray) -> None:
