@@ -119,7 +119,7 @@ def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int | Non
 def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, frames: str | None, workers: int,
              rounds: int, tracking: TrackerConfig | None) -> BenchResult:  # fmt: skip
     """Decode-only, then end-to-end chunks alternating with model-only slices, then postprocess-only."""
-    with open_source(video, threads=predictor.threads.decode) as source:
+    with open_source(video, threads=predictor.threads.decode, channels=predictor.input_shape[2]) as source:
         selection = resolve_frames(frames, source.metadata.n_frames, source.metadata.path)
         decode_fps = _decode_only(source, selection)
         warm_up = _preload(source, min(batch_size, len(selection)), selection)
@@ -142,7 +142,7 @@ def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, fr
                     busy[stage] = busy.get(stage, 0.0) + seconds
             if not batches:
                 peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-                batches = _preloaded_batches(video, selection, batch_size)
+                batches = _preloaded_batches(video, selection, batch_size, predictor.input_shape[2])
             model.append(_model_only(predictor, batches, MODEL_SLICE_SECONDS))
     postprocess_fps = _postprocess_only(predictor, batches, workers)
     e2e_frames = sum(n for n, _ in e2e)
@@ -179,16 +179,16 @@ def _end_to_end(video, predictor: Predictor, chunk: FrameRanges, batch_size: int
                 tracking: TrackerConfig | None = None) -> RunSummary:  # fmt: skip
     """The pipeline on ``chunk`` (with a new tracker when ``tracking`` is given), writing an analysis HDF5
     file to ``out``."""
-    with open_source(video, threads=predictor.threads.decode) as source:
+    with open_source(video, threads=predictor.threads.decode, channels=predictor.input_shape[2]) as source:
         tracker = Tracker(tracking, source.metadata.fps) if tracking is not None else None
         pipeline = Pipeline(source, predictor, PipelineConfig(batch_size, chunk, postprocess_workers=workers), tracker)
         with AnalysisH5Writer(out, predictor.skeleton, tracked=tracker is not None) as sink:
             return pipeline.run([sink])
 
 
-def _preloaded_batches(video, selection: FrameRanges, batch_size: int) -> list[np.ndarray]:
+def _preloaded_batches(video, selection: FrameRanges, batch_size: int, channels: int) -> list[np.ndarray]:
     """The selection's first ``PRELOAD_FRAMES`` decodable frames in batches.  # [(batch_size, H, W, C), ...]"""
-    with open_source(video) as source:
+    with open_source(video, channels=channels) as source:
         frames = _preload(source, min(PRELOAD_FRAMES, len(selection)), selection)
     return [frames[i : i + batch_size] for i in range(0, len(frames), batch_size)]
 

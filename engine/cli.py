@@ -53,17 +53,23 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 def _track(args: argparse.Namespace) -> int:
-    from .track import TrackOptions, default_output, format_summary, formats_for, track
+    from .track import TrackOptions, default_output, format_summary, formats_for, too_many_missing, track
 
     options = TrackOptions(
         frames=args.frames, batch_size=args.batch_size, backend=args.backend, device=args.device,
         peak_threshold=args.peak_threshold, max_instances=args.max_instances,
         formats=tuple(f for spec in args.format for f in spec.split(",")) or formats_for(args.output), workers=args.workers,
         progress=not args.quiet, tracking=tracker_config(args), threads=args.threads, decode_threads=args.decode_threads,
+        overwrite=args.overwrite, max_missing=args.max_missing,
     )  # fmt: skip
     summary, paths = track(args.input, args.model, args.output or default_output(args.input), options)
     print(format_summary(summary, paths))
-    return 130 if summary.interrupted else 0
+    if summary.interrupted:
+        return 130
+    if failed := too_many_missing(summary.frames, len(summary.missing_frames), options):
+        print(f"posestream track: {args.input}: {failed}", file=sys.stderr)
+        return 3
+    return 0
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -96,7 +102,7 @@ def _retrack(args: argparse.Namespace) -> int:
     if args.fps is not None and not args.fps > 0:
         raise ConfigError(f"--fps must be > 0, got {args.fps}")
     summary = retrack(args.predictions, args.output, tracker_config(args, flag_required=False), args.fps,
-                      progress=not args.quiet)  # fmt: skip
+                      progress=not args.quiet, overwrite=args.overwrite)  # fmt: skip
     print(format_summary(summary))
     return 0
 
@@ -212,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "analysis-h5; slp needs posestream[slp])")  # fmt: skip
     track.add_argument("--peak-threshold", type=float, help="drop points whose peak is lower (default: the model's)")
     track.add_argument("--max-instances", type=int, help="most animals per frame (default: the model's)")
+    track.add_argument("--max-missing", type=float, default=0.01, metavar="FRACTION",
+                       help="exit with status 3 when more than this fraction of the frames fail to decode (default "
+                       "0.01; the output marks them missing either way)")  # fmt: skip
+    track.add_argument("--overwrite", action="store_true",
+                       help="replace an output file that exists and does not hold predictions posestream wrote")  # fmt: skip
     track.add_argument("--quiet", action="store_true", help="no progress bar")
     add_tracking_arguments(track)
     track.set_defaults(run=_track)
@@ -256,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     retrack.add_argument("-o", "--output", required=True, metavar="OUT.{h5,slp}", help="tracked output (format by suffix)")
     retrack.add_argument("--fps", type=float,
                          help="frame rate, for --track-max-age in seconds (default: read from the video the file names)")  # fmt: skip
+    retrack.add_argument("--overwrite", action="store_true",
+                         help="replace OUT if it exists and does not hold predictions posestream wrote")  # fmt: skip
     retrack.add_argument("--quiet", action="store_true", help="no progress bar")
     add_tracking_arguments(retrack, flag=False)
     retrack.set_defaults(run=_retrack)

@@ -129,6 +129,7 @@ class Batch:
 class RunSummary:
     frames: int = 0
     missing_frames: list[int] = field(default_factory=list)
+    converted: str = ""  # the source's colour conversion for the model, in words ("" if none)
     wall_seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)  # busy time per stage (pool: summed)
     interrupted: bool = False
@@ -158,15 +159,14 @@ class Pipeline:
                  tracker: Tracker | None = None):  # fmt: skip
         shape = (source.metadata.height, source.metadata.width, source.metadata.channels)
         if shape != tuple(predictor.input_shape):
-            raise ConfigError(
-                f"{source.metadata.path}: frames are (height, width, channels) {shape}, the model takes "
-                f"{tuple(predictor.input_shape)}; re-export it with --input-size {shape[0]}x{shape[1]}"
-                + (" and train on frames with this many channels" if shape[2] != predictor.input_shape[2] else "")
-            )
+            fix = (f"re-export it with --input-size {shape[0]}x{shape[1]}" if shape[:2] != tuple(predictor.input_shape[:2])
+                   else f"open the video with open_source(..., channels={predictor.input_shape[2]}) to convert its colour")  # fmt: skip
+            raise ConfigError(f"{source.metadata.path}: frames are (height, width, channels) {shape}, the model takes "
+                              f"{tuple(predictor.input_shape)}; {fix}")  # fmt: skip
         self.source, self.predictor, self.config, self.tracker = source, predictor, config, tracker
         self.selection = None if source.live else resolve_frames(config.frames, source.metadata.n_frames,
                                                                  source.metadata.path)  # fmt: skip
-        self.summary = RunSummary()
+        self.summary = RunSummary(converted=source.converted)
         self._busy: dict[str, float] = {}
         self.warmup_seconds = 0.0
         self._busy_lock = threading.Lock()
@@ -241,7 +241,8 @@ class Pipeline:
         """
         from .progress import progress_bar
 
-        self.summary = RunSummary(model=self.predictor.kind, threads=self.predictor.threads.describe())
+        self.summary = RunSummary(model=self.predictor.kind, threads=self.predictor.threads.describe(),
+                                  converted=self.source.converted)  # fmt: skip
         blocks = self.blocks()
         bar = progress_bar(len(self), "track", enabled=progress is True)
         try:

@@ -38,6 +38,8 @@ class TrackOptions:
     tracking: TrackerConfig | None = None  # None: no identities (instances fill the track slots in order)
     threads: int = 0  # the network's CPU threads; 0: the thread budget's (engine/threads.py)
     decode_threads: int | None = None  # FFmpeg's decoder threads (0: FFmpeg chooses); None: the budget's
+    overwrite: bool = False  # replace outputs that exist and do not hold predictions posestream wrote
+    max_missing: float = 0.01  # fraction of the frames that may fail to decode before the run counts as failed
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in OUTPUT_FORMATS]
@@ -45,6 +47,17 @@ class TrackOptions:
             raise ConfigError(f"--format must be among {OUTPUT_FORMATS}, got {list(self.formats)}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"--backend must be one of {BACKENDS}, got {self.backend!r}")
+        if not 0 <= self.max_missing <= 1:
+            raise ConfigError(f"--max-missing is a fraction of the frames, from 0 to 1; got {self.max_missing}")
+
+
+def too_many_missing(frames: int, missing: int, options: TrackOptions) -> str:
+    """Why a run of ``frames`` frames counts as failed for the ``missing`` ones that failed to decode (more
+    than ``max_missing`` of them), or ""."""
+    if not frames or missing / frames <= options.max_missing:
+        return ""
+    return (f"{missing} of {frames} frames ({missing / frames:.0%}) failed to decode, more than --max-missing "
+            f"{options.max_missing:g}; the outputs hold the frames decoded (the video may be cut short or damaged)")
 
 
 def default_output(video: str | os.PathLike) -> Path:
@@ -94,7 +107,7 @@ def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str,
     if options.tracking is not None and predictor.class_names:
         raise ConfigError(f"--tracking: this identity model gives every animal its class itself "
                           f"({', '.join(predictor.class_names)}); run it without --tracking")  # fmt: skip
-    prepare_outputs(paths)
+    prepare_outputs(paths, options.overwrite)
     batch_size = options.batch_size
     if batch_size is None:
         batch_size = default_batch_size(options.device, predictor.first.metadata)
@@ -104,7 +117,7 @@ def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str,
     if options.tracking is not None:
         provenance["tracking"] = asdict(options.tracking)
     hwaccel = options.device if options.device.startswith("cuda") else None  # NVDEC where the codec allows
-    with open_source(video, threads=predictor.threads.decode, hwaccel=hwaccel) as source:
+    with open_source(video, threads=predictor.threads.decode, hwaccel=hwaccel, channels=predictor.input_shape[2]) as source:
         tracker = Tracker(options.tracking, source.metadata.fps) if options.tracking is not None else None
         pipeline = Pipeline(source, predictor, config, tracker)
         tracked = tracker is not None or bool(predictor.class_names)
@@ -133,6 +146,8 @@ def format_summary(summary: RunSummary, paths: dict[str, Path]) -> str:
     if summary.warmup_seconds > 1.0:
         lines.append(f"loaded the engine's kernels in {summary.warmup_seconds:.1f} s before the run (built on the first "
                      "run on a machine, kept for the next runs; not counted above)")  # fmt: skip
+    if summary.converted:
+        lines.append(f"colour: {summary.converted} (the model was trained on those)")
     if summary.interrupted:
         lines.append("interrupted: the output holds every frame done before the stop")
     if summary.missing_frames:

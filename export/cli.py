@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from posestream.engine.extras import require
 
@@ -102,4 +103,8 @@ def run_import(args: argparse.Namespace) -> int:
     files = ", ".join(p.name for p in sorted(model.path.iterdir()))
     print(f"{model.path}: {meta.model_type.value} model from {args.model_dir}, input {meta.input_shape} uint8 (NHWC), "
           f"nodes {list(meta.skeleton.nodes)}; files: {files}")  # fmt: skip
+    if (Path(args.model_dir) / "best_model.h5").exists():
+        print("checked: every layer's weights against its config (counts and sizes) and for damaged values (NaN, "
+              "infinite, beyond 1e6); not checked: damage that leaves plausible values (a Keras file has no "
+              "checksum), and the optimizer state, which inference does not read")  # fmt: skip
     return 0

@@ -47,3 +47,10 @@ def test_part_takes_positions_of_the_selection_across_spans():
         selection.part(12, 14)
     with pytest.raises(ValueError, match="resolve"):
         FrameRanges.parse("5-").part(0, 2)
+
+
+def test_a_source_without_frames_says_so():
+    """A 0-frame HDF5 video said "frame range 0--1 ... has 0 frames (0--1)", before."""
+    with pytest.raises(FrameIndexError, match=r"^v\.h5 has no frames: nothing to run") as error:
+        FrameRanges.all().resolve(0, "v.h5")
+    assert "--1" not in str(error.value)

@@ -112,7 +112,7 @@ def test_bad_output_paths_are_clear_errors(tmp_path):
     (tmp_path / "folder.h5").mkdir()
     cases = {
         tmp_path / "afile" / "sub" / "o.h5": "afile is a file, not a folder",
-        tmp_path / "notes.h5": "exists and is not an HDF5 file, so it is not overwritten",
+        tmp_path / "notes.h5": "exists and does not hold predictions posestream wrote, so it is not overwritten",
         tmp_path / "folder.h5": "is a folder; give a file name",
     }
     for out, message in cases.items():
@@ -179,3 +179,49 @@ def test_track_under_a_file_size_limit_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "the file size limit is reached" in result.stderr
     assert read_analysis_h5(out).n_frames == 0  # closed and readable, nothing marked done that was not written
+
+
+def test_slp_output_on_a_full_disk_never_leaves_a_file_at_the_final_name(tmp_path):
+    """`.slp` is saved in one go at the end: refused at start without room, and a disk that fills during the
+    run leaves no file (an unreadable .slp at the final name, before) and an earlier output untouched."""
+    pytest.importorskip("sleap_io")
+    from posestream.engine.sinks import SlpWriter
+
+    skeleton = Skeleton.from_names(["a", "b", "c"], [("a", "b")])
+    with small_disk(tmp_path / "disk", "4m") as disk:
+        (disk / "o.slp").write_bytes(b"an earlier output")
+        filler = fill(disk, 512 << 10)
+        with pytest.raises(DiskFullError, match=r"o\.slp: the disk is full .*nothing was run"):
+            SlpWriter(disk / "o.slp", skeleton, "video.mp4")
+        filler.unlink()
+        writer = SlpWriter(disk / "o.slp", skeleton, "video.mp4")
+        for i in range(50):
+            writer.write(frame(i))
+        fill(disk, 0)
+        with pytest.raises(DiskFullError, match=r"o\.slp: the disk is full .*were not saved"):
+            writer.close()
+        assert sorted(p.name for p in disk.iterdir()) == ["filler", "o.slp"]
+        assert (disk / "o.slp").read_bytes() == b"an earlier output"
+
+
+def test_outputs_replace_only_predictions_posestream_wrote(tmp_path):
+    """`-o notes.slp` replaced a text file and `-o video.slp` the ground truth beside the video, before."""
+    pytest.importorskip("sleap_io")
+    from posestream.engine.synth import SynthConfig, write_synthetic_video
+
+    synth = write_synthetic_video(tmp_path / "v.mp4", SynthConfig(frames=3, width=384, height=384), progress=False)
+    (tmp_path / "notes.slp").write_text("my notes")
+    truth = synth.slp.read_bytes()
+
+    def track(out, *extra):
+        return subprocess.run([POSESTREAM, "track", "-i", str(synth.video), "-m", "demo", "-o", str(out), "--quiet",
+                               *extra], capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    for out in (tmp_path / "notes.slp", synth.slp, synth.analysis_h5):
+        result = track(out)
+        assert result.returncode == 2 and "not overwritten" in result.stderr and "--overwrite" in result.stderr
+    assert (tmp_path / "notes.slp").read_text() == "my notes" and synth.slp.read_bytes() == truth
+    for out in (tmp_path / "p.slp", tmp_path / "p.slp", tmp_path / "p.h5", tmp_path / "p.h5"):  # again: its own
+        assert track(out).returncode == 0
+    assert track(tmp_path / "notes.slp", "--overwrite").returncode == 0
+    assert b"my notes" not in (tmp_path / "notes.slp").read_bytes()

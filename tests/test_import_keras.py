@@ -77,3 +77,29 @@ def test_unsupported_files_say_what_and_why(tmp_path):
     (tmp_path / "not.h5").write_bytes(b"nope")
     with pytest.raises(ModelFormatError, match="not a Keras model file"):
         load_keras_h5(tmp_path / "not.h5")
+
+
+def test_damaged_bytes_are_caught_where_inference_would_read_them(tmp_path):
+    """4 KB of damage: in the model's weights, refused (a RuntimeError traceback or a silent import, before);
+    in HDF5's own structures, refused; in the optimizer state, which inference never reads, imported."""
+    folder = legacy_folder("minimal_instance.UNet.centroid")
+    with h5py.File(folder / "best_model.h5", "r") as f:
+        weights = f["model_weights/stack0_dec0_s8_to_s4_trans_conv/stack0_dec0_s8_to_s4_trans_conv/kernel:0"]
+        optimizer = f["optimizer_weights/Adam/stack0_dec0_s8_to_s4_trans_conv/kernel/m:0"]
+        offsets = {"weights": weights.id.get_offset(), "optimizer": optimizer.id.get_offset(), "structure": 96}
+
+    def damaged(where: str) -> Path:
+        path = tmp_path / where / "best_model.h5"
+        path.parent.mkdir()
+        shutil.copy(folder / "best_model.h5", path)
+        os.chmod(path, 0o644)
+        with open(path, "r+b") as f:
+            f.seek(offsets[where])
+            f.write(b"\xff" * 4096)  # NaN as float32
+        return path
+
+    with pytest.raises(ModelFormatError, match="NaN, infinite or beyond .* the file is damaged"):
+        load_keras_h5(damaged("weights"))
+    with pytest.raises(ModelFormatError, match=str(tmp_path / "structure")):
+        load_keras_h5(damaged("structure"))
+    assert sum(p.numel() for p in load_keras_h5(damaged("optimizer")).parameters()) > 0

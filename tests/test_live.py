@@ -382,3 +382,14 @@ def test_a_counter_jump_is_a_restart_and_wild_counters_are_refused(clip, tmp_pat
     assert result["summary"].malformed == {"end_counter": 1, "counter": 1}
     with AnalysisH5Reader(tmp_path / "rec.cam0.h5") as recording:
         assert recording._file["camera_counter"][:].tolist() == [0, 1, 2, 10**12, 10**12 + 1]
+
+
+def test_a_recording_path_under_a_file_is_refused_at_start(tmp_path):
+    """`live -o` and `listen -o` under a file gave a FileExistsError traceback (live only at its first frame)."""
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "rec.h5"
+    for command in (["live", "-m", "demo", "--camera", address(tmp_path, "cam"), "-o", out, "--quiet"],
+                    ["listen", address(tmp_path, "poses"), "-o", out, "--quiet"]):  # fmt: skip
+        result = run(*command)
+        assert result.returncode == 2 and "afile is a file, not a folder" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr

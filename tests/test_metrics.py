@@ -55,3 +55,34 @@ def test_missing_nodes_count_as_misses():
     assert report.pck["10px"] == pytest.approx(3 / 5)
     # nodes missing from the ground truth do not count
     assert oks_matrix(partial[None], SQUARE[None])[0, 0] == pytest.approx(1.0)
+
+
+def _relabelled(source, out, order, names=None):
+    """The analysis HDF5 ``source`` with its nodes in ``order`` (and renamed to ``names``)."""
+    from posestream.engine.sinks import AnalysisH5Writer, read_analysis_h5
+    from posestream.engine.types import Skeleton
+
+    data = read_analysis_h5(source)
+    nodes = names or [data.skeleton.nodes[i] for i in order]
+    with AnalysisH5Writer(out, Skeleton.from_names(nodes), tracked=True) as writer:
+        for i in range(data.n_frames):
+            frame = data.frame(i)
+            frame.points, frame.point_scores = frame.points[:, order], frame.point_scores[:, order]
+            writer.write(frame)
+    return out
+
+
+def test_evaluate_matches_nodes_by_name_and_refuses_other_skeletons(synth_gray, tmp_path):
+    """The same labels with their nodes reversed scored mAP 0, and with every node renamed 0.91 silently."""
+    from posestream.engine.errors import ConfigError
+    from posestream.engine.sinks import read_analysis_h5
+    from posestream.train.evaluate import evaluate_file
+
+    video, _ = synth_gray
+    n_nodes = read_analysis_h5(video.analysis_h5).skeleton.n_nodes
+    reversed_labels = _relabelled(video.analysis_h5, tmp_path / "reversed.h5", list(range(n_nodes))[::-1])
+    assert evaluate_file(str(video.analysis_h5), str(reversed_labels)).mAP == pytest.approx(1.0)
+    renamed = _relabelled(video.analysis_h5, tmp_path / "renamed.h5", list(range(n_nodes)),
+                          [f"part{i}" for i in range(n_nodes)])  # fmt: skip
+    with pytest.raises(ConfigError, match="skeleton differs from the labels'.*no predicted part0"):
+        evaluate_file(str(video.analysis_h5), str(renamed))

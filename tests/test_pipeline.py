@@ -150,11 +150,31 @@ def test_lost_frames_are_recorded_as_missing(models, video, tmp_path):
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.6)])
     result = run_track("-i", cut, "-m", models["bottomup"], "-o", tmp_path / "out.h5", "--quiet")
-    assert result.returncode == 0, result.stderr
     data = read_analysis_h5(tmp_path / "out.h5")
     missing = np.flatnonzero(data.frame_status == 2)
     assert len(missing) > 0 and missing[-1] == 39 and (data.frame_status[: missing[0]] == 1).all()
     assert f"{len(missing)} frames failed to decode" in result.stdout
+    assert result.returncode == 3 and f"{len(missing)} of 40 frames" in result.stderr  # exited 0, before
+    allowed = run_track("-i", cut, "-m", models["bottomup"], "-o", tmp_path / "out.h5", "--quiet", "--max-missing", 0.6)
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_batch_counts_a_half_undecodable_video_as_failed_with_its_missing_frames(models, video, tmp_path):
+    """A cut video was recorded "done" with 300 frames and an empty error, before."""
+    from posestream.engine.batch import BatchOptions, run_batch
+    from posestream.engine.batch.manifest import Manifest
+    from posestream.engine.track import TrackOptions
+    from test_video_file import faststart_copy
+
+    full = tmp_path / "full.mp4"
+    faststart_copy(video, full)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "cut.mp4").write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.6)])
+    options = BatchOptions(TrackOptions(workers=1, progress=False), workers=1, progress=False)
+    summary = run_batch([str(tmp_path / "in")], [str(models["bottomup"])], tmp_path / "out", options)
+    record = Manifest(tmp_path / "out").records["cut.mp4"]
+    assert summary.exit_code == 1 and record.status == "failed" and "failed to decode" in record.error
+    assert record.frames == 40 and 0 < record.frames_missing < 40
 
 
 def run_track(*args, **kwargs):
@@ -213,8 +233,11 @@ def test_rgb_video_and_channel_mismatch(tiny_runs, tmp_path):
         frames = list(Pipeline(source, predictor, PipelineConfig(batch_size=4)))
     assert [f.frame_idx for f in frames] == list(range(6)) and all(f.n_nodes == 9 for f in frames)
     gray_model = export_run(tiny_runs["single_instance"], tmp_path / "gray").path
-    with VideoFileReader(rgb.video) as source, pytest.raises(ConfigError, match="channels"):
+    with VideoFileReader(rgb.video) as source, pytest.raises(ConfigError, match=r"channels=1\) to convert its colour"):
         Pipeline(source, Predictor([gray_model]))
+    result = run_track("-i", rgb.video, "-m", gray_model, "-o", tmp_path / "gray.h5", "--quiet")  # refused, before
+    assert result.returncode == 0 and "colour: RGB frames converted to gray" in result.stdout, result.stderr
+    assert read_analysis_h5(tmp_path / "gray.h5").n_frames == 6
 
 
 def test_bench_measures_every_stage(models, video, tmp_path):

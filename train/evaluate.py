@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 from posestream.engine.errors import ConfigError, MissingExtraError
 from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.sinks.predictions import open_predictions
-from posestream.engine.types import FramePredictions
+from posestream.engine.types import FramePredictions, Skeleton
 
 from .labels import LabelSet, labels_from_analysis_h5, load_labels
 from .metrics import OKS_STDDEV, FrameEval, Report, evaluate
@@ -19,13 +20,32 @@ from .tracking_metrics import TrackedFrame, tracking_metrics
 Predictions = dict[int, FramePredictions]  # frame index -> its predicted instances
 
 
-def load_predictions(path: str | os.PathLike, n_nodes: int) -> Predictions:
-    """Predicted instances per frame from a .slp file (ours, SLEAP's, sleap-nn's) or an analysis HDF5 file."""
+def load_predictions(path: str | os.PathLike, skeleton: Skeleton) -> Predictions:
+    """Predicted instances per frame from a .slp file (ours, SLEAP's, sleap-nn's) or an analysis HDF5 file,
+    their nodes in the order of the labels' ``skeleton`` (matched by name)."""
     with open_predictions(path) as reader:
-        if reader.skeleton.n_nodes != n_nodes:
-            raise ConfigError(f"{path}: predictions have {reader.skeleton.n_nodes} nodes per instance but the "
-                              f"labels' skeleton has {n_nodes}")  # fmt: skip
-        return {frame.frame_idx: frame for frame in reader.iter_frames()}
+        order = node_order(reader.skeleton, skeleton, path)  # (n_nodes,) predicted node of each labelled node
+        return {frame.frame_idx: _reorder(frame, order) for frame in reader.iter_frames()}
+
+
+def node_order(predicted: Skeleton, labels: Skeleton, path) -> np.ndarray:
+    """Index of each of the labels' nodes among the predictions' nodes, by name; a ConfigError naming the
+    nodes when the two skeletons do not have the same ones (a model of another skeleton)."""
+    index = {name: i for i, name in enumerate(predicted.nodes)}
+    missing, extra = [n for n in labels.nodes if n not in index], sorted(set(predicted.nodes) - set(labels.nodes))
+    if missing or extra:
+        raise ConfigError(f"{path}: the predictions' skeleton differs from the labels': "
+                          + "; ".join(part for part in (f"no predicted {', '.join(missing)}" if missing else "",
+                                                         f"not labelled: {', '.join(extra)}" if extra else "") if part)
+                          + " (nodes are matched by name; predict with a model of the labels' skeleton)")  # fmt: skip
+    return np.array([index[name] for name in labels.nodes], np.intp)
+
+
+def _reorder(frame: FramePredictions, order: np.ndarray) -> FramePredictions:
+    """``frame`` with its nodes in ``order``."""
+    if np.array_equal(order, np.arange(len(order))):
+        return frame
+    return dataclasses.replace(frame, points=frame.points[:, order], point_scores=frame.point_scores[:, order])
 
 
 def frames_to_evaluate(truth: LabelSet, predictions: Predictions, frames: FrameRanges | None) -> list[FrameEval]:
@@ -66,7 +86,7 @@ def evaluate_file(predictions_path: str, labels_path: str, frames: str | None = 
         truth = labels_from_analysis_h5(labels_path, frames)
     else:
         truth = load_labels(labels_path, video_paths, frames, need_images=False)
-    predictions = load_predictions(predictions_path, truth.skeleton.n_nodes)
+    predictions = load_predictions(predictions_path, truth.skeleton)
     report = evaluate(frames_to_evaluate(truth, predictions, None), stddev)
     tracked = tracked_frames(truth, predictions)
     if tracked is not None:

@@ -14,7 +14,7 @@ def _batch(args: argparse.Namespace) -> int:
     track = TrackOptions(
         batch_size=args.batch_size, backend=args.backend, device=args.device, peak_threshold=args.peak_threshold,
         max_instances=args.max_instances, formats=tuple(f for spec in args.format for f in spec.split(",")) or ("analysis-h5",),
-        workers=1, progress=False, tracking=tracker_config(args),
+        workers=1, progress=False, tracking=tracker_config(args), max_missing=args.max_missing,
     )  # fmt: skip
     options = BatchOptions(track, args.engine, args.workers, args.address, args.gpus_per_worker, args.shard,
                            args.split_frames, progress=not args.quiet)  # fmt: skip
@@ -54,6 +54,9 @@ def add_batch_parser(sub) -> None:
     batch.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     batch.add_argument("--peak-threshold", type=float, help="drop points whose peak is lower (default: the model's)")
     batch.add_argument("--max-instances", type=int, help="most animals per frame (default: the model's)")
+    batch.add_argument("--max-missing", type=float, default=0.01, metavar="FRACTION",
+                       help="a video whose frames fail to decode beyond this fraction counts as failed (default "
+                       "0.01); the manifest records the frames missing either way")  # fmt: skip
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
     add_tracking_arguments(batch)
     batch.set_defaults(run=_batch)

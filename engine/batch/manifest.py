@@ -33,6 +33,7 @@ class UnitRecord:
     models: list[str] = field(default_factory=list)
     options: str = ""
     frames: int = 0
+    frames_missing: int = 0  # of ``frames``: failed to decode
     status: str = DONE
     wall_s: float = 0.0
     fps: float = 0.0

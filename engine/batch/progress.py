@@ -46,16 +46,20 @@ def format_summary(summary) -> str:
     lines = []
     if summary.ran:
         width = max(len(r.unit) for r in summary.ran)
-        lines.append(f"{'video':<{width}}  {'status':<11}  {'frames':>8}  {'FPS':>8}  {'seconds':>8}  why it ran")
+        lines.append(f"{'video':<{width}}  {'status':<11}  {'frames':>8}  {'missing':>8}  {'FPS':>8}  {'seconds':>8}  "
+                     "why it ran")  # fmt: skip
         for r in summary.ran:
-            lines.append(f"{r.unit:<{width}}  {r.status:<11}  {r.frames:>8}  {r.fps:>8.1f}  {r.wall_s:>8.1f}  "
-                         f"{summary.reasons.get(r.unit, '')}")  # fmt: skip
+            lines.append(f"{r.unit:<{width}}  {r.status:<11}  {r.frames:>8}  {r.frames_missing:>8}  {r.fps:>8.1f}  "
+                         f"{r.wall_s:>8.1f}  {summary.reasons.get(r.unit, '')}")  # fmt: skip
     done = sum(r.status == DONE for r in summary.ran)
     frames = sum(r.frames for r in summary.ran if r.status == DONE)
     lines.append(f"{done} videos done now ({frames} frames in {summary.wall_s:.1f} s), {len(summary.skipped)} done "
                  f"before (outputs checked), {len(summary.failed)} failed, {summary.not_started} not started")  # fmt: skip
     for r in summary.failed:
         lines.append(f"failed: {r.unit}: {r.error}")
+    if missing := [r for r in summary.ran if r.frames_missing and r.status == DONE]:
+        lines.append(f"frames that failed to decode (marked missing in the outputs): "
+                     + ", ".join(f"{r.unit} {r.frames_missing} of {r.frames}" for r in missing))  # fmt: skip
     if summary.disk_full:
         lines.append("the output disk is full: no more videos were started; free space, then run the same command "
                      "again to finish")  # fmt: skip

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, OutputFileError, PosestreamError
-from ..track import TrackOptions
+from ..track import TrackOptions, too_many_missing
 from .inputs import find_videos, parse_shard, shard
 from .manifest import DONE, FAILED, INTERRUPTED, Manifest, UnitRecord, models_hash, options_hash, video_fingerprint
 from .plan import Unit, plan_units
@@ -128,7 +128,7 @@ def _run_units(engine, todo: list[Unit], manifest: Manifest, models: list[str], 
     from ..interrupts import StopRequests
     from .progress import BatchProgress
 
-    units = UnitParts(todo, options.track.tracking)
+    units = UnitParts(todo, options.track)
 
     def interrupt() -> None:
         summary.interrupted = True
@@ -160,9 +160,9 @@ class UnitParts:
     """The units of a run as their results come in. A unit in parts ends when one of its parts fails or
     is interrupted, or when the last is done: its parts are then merged into its outputs."""
 
-    def __init__(self, todo: list[Unit], tracking):
+    def __init__(self, todo: list[Unit], track: TrackOptions):
         self.units = {u.name: u for u in todo}
-        self.tracking = tracking
+        self.track, self.tracking = track, track.tracking
         self._waiting = {u.name: set(u.todo) for u in todo if u.parts}
         self._done: dict[str, list[UnitResult]] = {u.name: [] for u in todo}
 
@@ -195,7 +195,8 @@ class UnitParts:
         from .stitch import merge_parts, remove_parts
 
         files = [(part, unit.part_file(part.index)) for part in unit.parts]
-        result = UnitResult(unit.name, DONE, wall_s=sum(r.wall_s for r in parts), worker="driver (merge)")
+        result = UnitResult(unit.name, DONE, wall_s=sum(r.wall_s for r in parts), worker="driver (merge)",
+                            frames_missing=sum(r.frames_missing for r in parts))  # fmt: skip
         tracked = self.tracking is not None
         try:
             result.frames = merge_parts(files, {f: Path(p) for f, p in unit.partials.items()}, unit.video, tracked,
@@ -208,13 +209,15 @@ class UnitParts:
             return result
         remove_parts(files)
         result.outputs = list(unit.outputs.values())
+        if failed := too_many_missing(result.frames, result.frames_missing, self.track):
+            result.status, result.error = FAILED, failed
         return result
 
 
 def _record(result: UnitResult, unit: Unit, models: list[str], settings: str) -> UnitRecord:
     size, mtime = video_fingerprint(Path(unit.video))
-    return UnitRecord(unit.name, unit.video, size, mtime, models, settings, result.frames, result.status,
-                      round(result.wall_s, 3), round(result.fps, 2), result.error, result.outputs,
+    return UnitRecord(unit.name, unit.video, size, mtime, models, settings, result.frames, result.frames_missing,
+                      result.status, round(result.wall_s, 3), round(result.fps, 2), result.error, result.outputs,
                       worker=result.worker)  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import PosestreamError
-from ..track import TrackOptions, load_predictor, track_video
+from ..track import TrackOptions, load_predictor, too_many_missing, track_video
 from .manifest import DONE, FAILED, INTERRUPTED
 from .plan import Unit
 
@@ -29,6 +29,7 @@ class UnitResult:
     unit: str
     status: str
     frames: int = 0
+    frames_missing: int = 0  # of ``frames``: failed to decode (marked missing in the outputs)
     wall_s: float = 0.0
     error: str = ""
     disk_full: bool = False  # the outputs' filesystem is full: no more units should go there
@@ -67,12 +68,15 @@ class UnitWorker:
                 Path(partial).unlink(missing_ok=True)  # a dead attempt's leftovers: start clean
             summary = track_video(self.predictor, unit.video, {f: Path(p) for f, p in partials.items()}, options,
                                   progress=advance, stop=stop)  # fmt: skip
+            result.frames_missing = len(summary.missing_frames)
             if summary.interrupted:
                 result.status = INTERRUPTED
             else:
                 for fmt, partial in partials.items():
                     os.replace(partial, finals[fmt])
                 result.outputs = list(finals.values())
+                if part is None and (failed := too_many_missing(summary.frames, len(summary.missing_frames), options)):
+                    result.status, result.error = FAILED, failed
         except (PosestreamError, OSError, ValueError, RuntimeError) as exc:
             result.status, result.error = FAILED, f"{type(exc).__name__}: {exc}"
             result.disk_full = is_disk_full(exc)

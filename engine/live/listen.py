@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ..types import FramePredictions, LiveInfo, Skeleton
 from .protocol import PoseMessage, STAGES
-from .recorder import LiveRecorder
+from .recorder import LiveRecorder, check_recording_path
+from .stats import restarted
 from .subscriber import PoseSubscriber
 
 WAIT_FRAMES = 10_000
@@ -69,6 +70,7 @@ class _Recording:
     they wait, at most WAIT_FRAMES); a gap in a camera's counter is recorded as dropped frames."""
 
     def __init__(self, out: str):
+        check_recording_path(out)
         self.out = out
         self.recorder: LiveRecorder | None = None
         self.waiting: collections.deque = collections.deque(maxlen=WAIT_FRAMES)
@@ -80,7 +82,7 @@ class _Recording:
         while self.recorder is not None and self.waiting:
             message = self.waiting.popleft()
             last = self.last.get(message.camera, -1)
-            dropped = range(last + 1, message.counter) if 0 <= last < message.counter else range(0)
+            dropped = range(last + 1, message.counter) if last >= 0 and not restarted(last, message.counter) else range(0)
             self.last[message.camera] = message.counter
             self.recorder.write(as_frame(message), dropped)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..sinks import make_folder
 from ..sinks.analysis_h5 import AnalysisH5Writer
 from ..types import FramePredictions, LiveInfo, Skeleton
 
@@ -22,6 +23,11 @@ def camera_path(out: str | os.PathLike, camera: int) -> Path:
     return out.parent / f"{stem}.cam{camera}.h5"
 
 
+def check_recording_path(out: str | os.PathLike) -> None:
+    """Refuse at start (an OutputFileError naming the fix) a recording path whose folder cannot be made."""
+    make_folder(Path(out).parent, f"recording {out}")
+
+
 class LiveRecorder:
     """Writes each camera's frames, and the frames dropped before them, to the camera's file."""
 
@@ -29,7 +35,7 @@ class LiveRecorder:
         self.out, self.skeleton, self.tracked, self.provenance = Path(out), skeleton, tracked, provenance
         self.writers: dict[int, AnalysisH5Writer] = {}
         self._next: dict[int, int] = {}  # camera -> index of its next frame in its file
-        self.out.parent.mkdir(parents=True, exist_ok=True)
+        check_recording_path(self.out)
 
     def write(self, frame: FramePredictions, dropped: range) -> None:
         """Record the frames dropped just before ``frame`` (their camera counters), then the frame."""

@@ -158,9 +158,9 @@ class LiveSession:
                     timer.cancel()
                 reporter.join(5.0)
                 self.close()
-        summary = self.summary(time.monotonic() - started)
-        if self.options.stats_json:
-            Path(self.options.stats_json).write_text(json.dumps(summary.to_dict(), indent=2))
+                summary = self.summary(time.monotonic() - started)
+                if self.options.stats_json:  # also after an error: the figures up to it
+                    Path(self.options.stats_json).write_text(json.dumps(summary.to_dict(), indent=2))
         return summary
 
     def _serve(self, frame: FramePredictions) -> None:

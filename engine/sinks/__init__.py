@@ -28,18 +28,37 @@ def make_folder(folder: Path, purpose: str) -> None:
         raise OutputFileError(f"{purpose}: the folder {folder} is not writable; choose another output path")
 
 
-def prepare_outputs(paths: dict[str, Path]) -> None:
+def prepare_outputs(paths: dict[str, Path], overwrite: bool = False) -> None:
     """Make each output's folder; a clear error (naming the path and the fix) when a folder is a file or
-    not writable, or when the output exists and is not a file of its format (it is never overwritten)."""
-    import h5py
-
-    for fmt, path in paths.items():
+    not writable, or when the output exists and does not hold predictions posestream wrote (notes, ground
+    truth, labels): it is replaced only with ``overwrite``."""
+    for path in paths.values():
         make_folder(path.parent, str(path))
         if path.is_dir():
             raise OutputFileError(f"{path}: is a folder; give a file name (e.g. {path / 'predictions.h5'})")
-        if fmt == "analysis-h5" and path.exists() and path.stat().st_size and not h5py.is_hdf5(path):
-            raise OutputFileError(f"{path}: exists and is not an HDF5 file, so it is not overwritten; choose "
-                                  "another output path or delete it")  # fmt: skip
+        if path.exists() and path.stat().st_size and not overwrite and not holds_predictions(path):
+            raise OutputFileError(f"{path}: exists and does not hold predictions posestream wrote, so it is not "
+                                  "overwritten; choose another output path, or pass --overwrite")  # fmt: skip
+
+
+def holds_predictions(path: Path) -> bool:
+    """Whether ``path`` is an analysis HDF5 or .slp of predictions posestream wrote (its provenance names the
+    models, or the file it was retracked from), which a new run may replace."""
+    import json
+
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        return False
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            if "provenance" in f:  # analysis HDF5
+                provenance = json.loads(f["provenance"][()] or "{}")
+            else:  # .slp: the labels' metadata
+                provenance = json.loads(f["metadata"].attrs["json"]).get("provenance", {}) if "metadata" in f else {}
+    except (OSError, KeyError, ValueError, TypeError):
+        return False
+    return isinstance(provenance, dict) and ("models" in provenance or "retracked_from" in provenance)
 
 
 def open_sinks(paths: dict[str, Path], skeleton: Skeleton, video_path: str, provenance: dict,

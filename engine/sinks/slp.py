@@ -2,20 +2,35 @@
 
 sleap-io writes a labels file in one go, so this sink keeps every frame's
 arrays until ``close`` (a few hundred bytes per instance); the analysis HDF5
-sink is the streaming one. ``SlpReader`` gives the predictions of any SLEAP
+sink is the streaming one. The room on disk is checked when the writer is made
+and again before saving, and the file is saved under a partial name
+(``OUT.partial.slp``) that replaces ``OUT.slp`` only once complete, so a full
+disk never leaves an unreadable file at the final name. ``SlpReader`` gives the predictions of any SLEAP
 labels file (ours, SLEAP's, sleap-nn's) frame by frame, as FramePredictions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, OutputFileError
+from ..errors import ConfigError
 from ..extras import require
 from ..types import UNTRACKED, FrameBlock, FramePredictions, Skeleton
+from .space import check_room, write_error
+
+
+MIN_BYTES = 1 << 20  # skeleton, videos, tracks and metadata, with room to spare
+INSTANCE_BYTES, NODE_BYTES = 64, 32  # an upper bound of what sleap-io stores per instance and per point
+
+
+def partial_path(path: str) -> str:
+    """OUT.partial.slp for OUT.slp: where a labels file is written until it is complete."""
+    root, ext = os.path.splitext(path)
+    return f"{root}.partial{ext or '.slp'}"
 
 
 class SlpWriter:
@@ -28,6 +43,7 @@ class SlpWriter:
         self.provenance = provenance or {}
         self.track_names = list(track_names)  # name of identity i (an identity model's classes); else track_<i>
         self._blocks: list[FrameBlock] = []
+        check_room(self.path, MIN_BYTES, "the labels file", "nothing was run; make room or write elsewhere")
 
     def write(self, frame: FramePredictions) -> None:
         self.write_block(FrameBlock.from_frames([frame], self.skeleton.n_nodes))
@@ -52,10 +68,23 @@ class SlpWriter:
             labeled.append(sio.LabeledFrame(video=video, frame_idx=frame.frame_idx, instances=instances))
         labels = sio.Labels(labeled_frames=labeled, videos=[video], skeletons=[skeleton], tracks=list(tracks.values()))
         labels.provenance.update(self.provenance)
+        self._save(labels)
+
+    def _save(self, labels) -> None:
+        """Save under the partial name, then replace the final one (after checking the room it needs)."""
+        instances = sum(int(block.counts.sum()) for block in self._blocks)
+        needed = MIN_BYTES + instances * (INSTANCE_BYTES + NODE_BYTES * self.skeleton.n_nodes)
+        outcome = "the predictions were not saved; make room (or write elsewhere) and run again"
+        check_room(self.path, needed, f"{instances} instances", outcome)
+        partial = partial_path(self.path)
         try:
-            sio.save_slp(labels, self.path)
-        except OSError as exc:
-            raise OutputFileError(f"{self.path}: cannot write the labels file ({exc})") from exc
+            self.sio.save_slp(labels, partial)
+            os.replace(partial, self.path)
+        except (OSError, RuntimeError) as exc:  # h5py raises either for a failed write
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(partial)
+            raise write_error(self.path, "the labels file", exc if isinstance(exc, OSError) else OSError(str(exc)),
+                              outcome) from exc  # fmt: skip
 
     def _track_name(self, track_id: int) -> str:
         return self.track_names[track_id] if track_id < len(self.track_names) else f"track_{track_id}"

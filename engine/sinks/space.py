@@ -50,9 +50,7 @@ def reserve(path: str, nbytes: int, what: str, outcome: str) -> None:
         fd = os.open(path, os.O_WRONLY)
         try:
             size = os.fstat(fd).st_size
-            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource else -1
-            if limit not in (-1, resource.RLIM_INFINITY if resource else -1) and size + nbytes > limit:
-                raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+            _check_size_limit(size + nbytes)
             allocated = _allocate(fd, size, nbytes)
         finally:
             os.close(fd)
@@ -60,6 +58,24 @@ def reserve(path: str, nbytes: int, what: str, outcome: str) -> None:
         raise write_error(path, what, exc, outcome) from exc
     if not allocated:
         check_free_space(path, nbytes, what, outcome)
+
+
+def check_room(path: str, nbytes: int, what: str, outcome: str) -> None:
+    """Before writing a new file of about ``nbytes``: within the file size limit and the free space."""
+    try:
+        _check_size_limit(nbytes)
+    except OSError as exc:
+        raise write_error(path, what, exc, outcome) from exc
+    check_free_space(path, nbytes, what, outcome)
+
+
+def _check_size_limit(size: int) -> None:
+    """OSError(EFBIG) when a file of ``size`` bytes would pass the file size limit (``ulimit -f``)."""
+    if resource is None:
+        return
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and size > limit:
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
 
 
 def release(path: str) -> None:

@@ -37,6 +37,7 @@ class FrameSource(abc.ABC):
 
     metadata: VideoMetadata
     live = False
+    converted = ""  # how frames are converted for the model (open_source(channels=...)), in words; "" if not
 
     @abc.abstractmethod
     def __len__(self) -> int:
@@ -83,12 +84,24 @@ def open_source(
     color: Color = "auto",
     threads: int = 0,
     hwaccel: str | None = None,
+    channels: int | None = None,
 ) -> FrameSource:
     """Open a video file (PyAV) or an HDF5 video dataset by file suffix.
 
     dataset/layout apply to HDF5 files; threads and hwaccel ("cuda:N": NVDEC when it can) to video files.
+    channels: what the model takes (1 gray, 3 RGB); a video of the other kind is converted, and the
+    source's ``converted`` says so ("RGB frames converted to gray").
     """
-    path = os.fspath(path)
+    source = _open(os.fspath(path), dataset, layout, color, threads, hwaccel)
+    if channels is None or source.metadata.channels == channels:
+        return source
+    source.close()
+    source = _open(os.fspath(path), dataset, layout, "gray" if channels == 1 else "rgb", threads, hwaccel)
+    source.converted = "RGB frames converted to gray" if channels == 1 else "gray frames converted to RGB"
+    return source
+
+
+def _open(path: str, dataset, layout: str, color: Color, threads: int, hwaccel: str | None) -> FrameSource:
     if path.lower().endswith(HDF5_SUFFIXES):
         from .hdf5_dataset import HDF5DatasetReader
 

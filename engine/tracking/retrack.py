@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, PosestreamError
 from ..progress import progress_bar
-from ..sinks import open_sinks
+from ..sinks import open_sinks, prepare_outputs
+from ..sinks.analysis_h5 import UNTRACKED_SLOT_PREFIX
 from ..sinks.predictions import H5_SUFFIXES, find_video, open_predictions
 from ..sources import open_source
 from ..types import UNTRACKED
@@ -27,7 +28,7 @@ class RetrackSummary:
     frames: int
     instances: int
     identities: int  # identities the tracker started
-    input_tracks: int  # tracks the input file named
+    input_tracks: int  # identities the input file named (not its untracked slots)
     fps: float  # frame rate the track ages were measured with
     seconds: float  # the whole run: reading, tracking, writing
     tracking_seconds: float  # Tracker.update alone
@@ -39,8 +40,9 @@ class RetrackSummary:
 
 
 def retrack(predictions: str | os.PathLike, out: str | os.PathLike, config: TrackerConfig = TrackerConfig(),
-            fps: float | None = None, progress: bool = True) -> RetrackSummary:  # fmt: skip
-    """Track the poses of ``predictions`` into ``out`` (.h5 or .slp). ``fps`` None: the video's frame rate."""
+            fps: float | None = None, progress: bool = True, overwrite: bool = False) -> RetrackSummary:  # fmt: skip
+    """Track the poses of ``predictions`` into ``out`` (.h5 or .slp). ``fps`` None: the video's frame rate.
+    ``overwrite``: replace ``out`` also when it does not hold predictions posestream wrote."""
     out = Path(out)
     if out.suffix.lower() not in (*H5_SUFFIXES, ".slp"):
         raise ConfigError(f"-o {out}: the output must end in .h5 (analysis HDF5) or .slp (SLEAP labels)")
@@ -52,7 +54,7 @@ def retrack(predictions: str | os.PathLike, out: str | os.PathLike, config: Trac
             fps = _video_fps(reader.video_path, predictions)
         tracker = Tracker(config, fps)
         fmt = "slp" if out.suffix.lower() == ".slp" else "analysis-h5"
-        out.parent.mkdir(parents=True, exist_ok=True)
+        prepare_outputs({fmt: out}, overwrite)
         provenance = {"retracked_from": str(Path(predictions).resolve()), "tracking": asdict(config), "fps": fps}
         (sink,) = open_sinks({fmt: out}, reader.skeleton, reader.video_path, provenance, tracked=True)
         frames = instances = 0
@@ -72,7 +74,7 @@ def retrack(predictions: str | os.PathLike, out: str | os.PathLike, config: Trac
         if instances == 0:
             out.unlink(missing_ok=True)
             raise ConfigError(f"{predictions}: holds no poses ({frames} frames, no instance); nothing to track")
-        input_tracks = len(reader.track_names) if reader.tracked else 0
+        input_tracks = sum(not n.startswith(UNTRACKED_SLOT_PREFIX) for n in reader.track_names) if reader.tracked else 0
         return RetrackSummary(frames, instances, tracker.identities, input_tracks, fps,
                               time.perf_counter() - started, tracking_seconds, out)  # fmt: skip
 
@@ -93,7 +95,7 @@ def _video_fps(video_path: str, predictions: str | os.PathLike) -> float:
 def format_summary(summary: RetrackSummary) -> str:
     return "\n".join([
         f"{summary.frames} frames, {summary.instances} instances: {summary.identities} identities "
-        f"(the input named {summary.input_tracks} tracks), at {summary.fps:g} FPS video time",
+        f"(the input named {summary.input_tracks} identities), at {summary.fps:g} FPS video time",
         f"tracking {summary.tracking_ms_per_frame:.3f} ms per frame; {summary.seconds:.1f} s in all",
         f"output: {summary.output}",
     ])  # fmt: skip

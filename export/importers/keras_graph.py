@@ -103,6 +103,9 @@ def _static_size(x: torch.Tensor) -> tuple[int, int]:
     return int(x.shape[-2]), int(x.shape[-1])
 
 
+MAX_WEIGHT = 1e6  # no trained UNet weight comes near this; random bytes read as float32 do, most of them
+
+
 def load_keras_h5(path: str | Path) -> KerasGraph:
     """``best_model.h5`` -> KerasGraph with its weights."""
     path = Path(path)
@@ -110,8 +113,13 @@ def load_keras_h5(path: str | Path) -> KerasGraph:
         with h5py.File(path, "r") as f:
             config = json.loads(f.attrs["model_config"])["config"]
             weights = _weights(f["model_weights"], str(path))
+    except ModelFormatError:
+        raise
     except (OSError, KeyError) as exc:
         raise ModelFormatError(f"{path}: not a Keras model file with a model_config and model_weights ({exc})") from exc
+    except (RuntimeError, ValueError) as exc:  # HDF5 metadata or the config's JSON damaged
+        raise ModelFormatError(f"{path}: the file is damaged ({type(exc).__name__}: {exc}); copy best_model.h5 "
+                               "again from the training folder") from exc  # fmt: skip
     return KerasGraph(config, weights, str(path))
 
 
@@ -126,8 +134,21 @@ def _weights(group: h5py.Group, source: str) -> dict[str, list[np.ndarray]]:
         if missing:
             raise ModelFormatError(f"{source}: layer {name} is missing its weights {missing}; the file is incomplete "
                                    "(copy best_model.h5 again from the training folder)")  # fmt: skip
-        out[name] = [np.asarray(layer[p]) for p in paths]
+        out[name] = [_checked(np.asarray(layer[p]), f"{name}/{p}", source) for p in paths]
     return out
+
+
+def _checked(weights: np.ndarray, name: str, source: str) -> np.ndarray:
+    """A weight array, refused when its values cannot be a trained network's (NaN, inf, or beyond
+    MAX_WEIGHT): damaged bytes read as floats look like that. What this cannot see: damage that leaves
+    plausible values (the file has no checksum); ``dummy_activations.h5`` beside it, where SLEAP wrote one,
+    is the check of the whole network."""
+    if weights.dtype.kind == "f" and weights.size and not (np.abs(weights) <= MAX_WEIGHT).all():
+        bad = int((~(np.abs(weights) <= MAX_WEIGHT)).sum())
+        raise ModelFormatError(f"{source}: weights {name} hold {bad} values that are NaN, infinite or beyond "
+                               f"{MAX_WEIGHT:g}: the file is damaged; copy best_model.h5 again from the training "
+                               "folder")  # fmt: skip
+    return weights
 
 
 def _module(layer: dict, weights: list[np.ndarray], source: str) -> nn.Module | None:
