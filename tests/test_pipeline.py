@@ -232,7 +232,11 @@ def test_rgb_video_and_channel_mismatch(tiny_runs, tmp_path):
     with VideoFileReader(rgb.video) as source:
         frames = list(Pipeline(source, predictor, PipelineConfig(batch_size=4)))
     assert [f.frame_idx for f in frames] == list(range(6)) and all(f.n_nodes == 9 for f in frames)
-    gray_model = export_run(tiny_runs["single_instance"], tmp_path / "gray").path
+    gray_model = export_run(tiny_runs["single_instance"], tmp_path / "gray").path  # 96x96 gray
+    with VideoFileReader(rgb.video) as source, pytest.raises(ConfigError, match="--input-size 64x96"):
+        Pipeline(source, Predictor([gray_model]))
+    rgb = write_synthetic_video(tmp_path / "rgb96.mp4", SynthConfig(frames=6, width=96, height=96, seed=2, rgb=True),
+                                slp=False, progress=False)  # fmt: skip
     with VideoFileReader(rgb.video) as source, pytest.raises(ConfigError, match=r"channels=1\) to convert its colour"):
         Pipeline(source, Predictor([gray_model]))
     result = run_track("-i", rgb.video, "-m", gray_model, "-o", tmp_path / "gray.h5", "--quiet")  # refused, before
