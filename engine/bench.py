@@ -41,6 +41,7 @@ from .errors import ConfigError, VideoDecodeError
 from .frame_ranges import FrameRanges
 from .pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size
 from .predictor import Predictor
+from .threads import load_warning
 from .sinks.analysis_h5 import AnalysisH5Writer
 from .sources import open_source
 from .sources.base import resolve_frames
@@ -80,6 +81,7 @@ class BenchResult:
     stage_us_per_frame: dict[str, float]  # each stage's busy time end-to-end, per frame (postprocess: its workers summed)
     end_to_end_tracked_fps: float | None = None  # with the tracker, over the same chunks (None: not asked)
     tracking_ms_per_frame: float | None = None  # the tracker's own time in the tracked runs
+    load_warning: str = ""  # other work loaded the machine during the run (engine/threads.py), in words
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -149,6 +151,7 @@ def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, fr
     result = BenchResult(predictor.kind, str(video), e2e_frames, batch_size, decode_fps, _fps(model), postprocess_fps,
                          _fps(e2e), peak_rss_mb, _rounds(e2e, model), predictor.threads.describe(), kernels.how_compiled(),
                          {stage: 1e6 * seconds / e2e_frames for stage, seconds in busy.items()})  # fmt: skip
+    result.load_warning = load_warning()
     if tracked:
         result.end_to_end_tracked_fps = _fps(tracked)
         result.tracking_ms_per_frame = 1000 * tracker_seconds / sum(n for n, _ in tracked)
@@ -248,9 +251,9 @@ def _stage_costs(result: BenchResult) -> str:
 def format_result(result: BenchResult) -> str:
     data = result.to_dict()
     shortest = min(r.frames for r in result.rounds)
-    warning = []
+    warning = [f"  warning: {result.load_warning}"] if result.load_warning else []
     if shortest < SHORT_ROUND_BATCHES * result.batch_size:
-        warning = [f"  note: rounds of {shortest} frames are mostly start-up and draining; give more frames "
+        warning += [f"  note: rounds of {shortest} frames are mostly start-up and draining; give more frames "
                    f"(--frames) or fewer --rounds for a steady end-to-end figure"]
     return "\n".join([
         f"{result.model} on {result.video}: {result.frames} frames, batch {result.batch_size}",

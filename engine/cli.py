@@ -161,11 +161,22 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="FFmpeg's decoder threads, 0: FFmpeg chooses (default: the thread budget)")  # fmt: skip
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("posestream")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="posestream", description="High-throughput streaming pose estimation."
     )
+    parser.add_argument("--version", action="version", version=f"posestream {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.commands = sub.choices  # name -> the command's parser
 
     synth = sub.add_parser(
         "synth",
@@ -291,7 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's own parser, with its usage (not the top level's)
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.run(args)
     except (PosestreamError, FileNotFoundError) as exc:

@@ -109,3 +109,17 @@ def budget(frame_shape: tuple[int, ...], networks: int, us_per_frame: float | No
         return ThreadBudget(1, False, decode, f"light network, {us_per_frame:.0f} us a frame: it shares the cores", True)
     why = f"{cores} cores" + ("" if networks == 1 else ", two networks in turn: no spinning")
     return ThreadBudget(cores, networks == 1, decode, why)
+
+
+def load_warning() -> str:
+    """A warning when other work already loads this machine (the 1-minute load average above the core
+    count), since timings then say little about the engine; "" otherwise or where the system cannot tell."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return ""
+    cores = os.cpu_count() or 1
+    if load <= cores:
+        return ""
+    return (f"the machine is loaded (load average {load:.1f} on {cores} cores): figures measured now mean "
+            "little; stop other work for a fair measurement")

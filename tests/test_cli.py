@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,23 @@ def test_track_without_output_writes_beside_the_video_as_sleap_does(tmp_path):
         assert (tmp_path / name).exists() and name in result.stdout
     with h5py.File(tmp_path / "session1.mp4.predictions.h5", "r") as f:
         assert (f["frame_status"][:] == 1).sum() == 6
+
+
+def test_version_and_a_commands_own_usage_on_an_unknown_option():
+    """An unknown option printed the top level's usage, before; --version did not exist."""
+    version = subprocess.run([POSESTREAM, "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("posestream ")
+    unknown = subprocess.run([POSESTREAM, "retrack", "p.h5", "-o", "o.h5", "--video-path", "a=b"], capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+    assert unknown.returncode == 2 and unknown.stderr.startswith("usage: posestream retrack")
+    assert "unrecognized arguments: --video-path a=b" in unknown.stderr
+
+
+def test_the_load_warning_names_the_load(monkeypatch):
+    from posestream.engine.threads import load_warning
+
+    cores = os.cpu_count() or 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 1.5, 0.0, 0.0))
+    assert f"load average {cores + 1.5:.1f} on {cores} cores" in load_warning()
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores - 0.5, 0.0, 0.0))
+    assert load_warning() == ""

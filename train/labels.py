@@ -210,10 +210,12 @@ def resolve_video_paths(filenames: Sequence[str], labels_path: Path, mapping: Se
             candidate = mapped[0] if mapped else name
         path = _find_video(candidate, labels_path)
         if path is None:
-            raise VideoNotFoundError(
+            error = VideoNotFoundError(
                 f"video {name!r} named in {labels_path} was not found (looked at {candidate!r} and beside "
                 f"the labels, {labels_path.parent / Path(candidate).name}). Map it with --video-path OLD=NEW."
             )
+            error.problem = str(error).rsplit(" Map it", 1)[0]  # for commands without --video-path
+            raise error
         resolved.append(path)
     return resolved
 

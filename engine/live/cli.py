@@ -18,6 +18,7 @@ def _logging() -> None:
 
 
 def _live(args: argparse.Namespace) -> int:
+    from ..threads import load_warning
     from .session import LiveOptions, LiveSession
 
     _logging()
@@ -29,6 +30,8 @@ def _live(args: argparse.Namespace) -> int:
         allow_remote=args.allow_remote, curve=args.curve, device=args.device, backend=args.backend, threads=args.threads,
         status=not args.quiet, lossless=args.lossless,
     )  # fmt: skip
+    if warning := load_warning():
+        print(f"live: warning: {warning} (latency and drops)", file=sys.stderr)
     session = LiveSession(args.model, options)
     print(f"live: {len(options.cameras)} camera address(es), model {session.predictor.kind} "
           f"{'x'.join(map(str, session.predictor.input_shape))}" + (f", publishing on {options.publish}" if options.publish else "")

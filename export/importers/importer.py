@@ -297,7 +297,8 @@ def calibration_inputs(folder: Path, options: ImportOptions, metadata: ModelMeta
         labels = load_labels(source)
     except FileNotFoundError as exc:  # the labels name a video that is not here
         other = "labels whose images are here" + ("" if metadata.model_type is ModelType.CENTERED_INSTANCE else ", or a video")
-        raise ConfigError(f"int8 calibration on {source}: {exc} Or give --calibration with {other}.") from exc
+        problem = getattr(exc, "problem", str(exc))  # import has no --video-path: name the fix it has
+        raise ConfigError(f"int8 calibration on {source}: {problem} Give --calibration with {other}.") from exc
     nodes = metadata.skeleton.nodes
     anchor = nodes.index(metadata.anchor_part) if metadata.anchor_part in nodes else None
     return inputs_from_labels(labels, spread(range(len(labels)), options.calibration_frames), metadata, anchor)
