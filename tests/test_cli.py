@@ -91,6 +91,18 @@ def test_train_and_evaluate_commands(tmp_path, synth_gray):
     result = run("evaluate", run_dir, "--frames", "0-9", "--json", report)
     assert result.returncode == 0, result.stderr
     assert "OKS mAP" in result.stdout and 0.0 <= json.loads(report.read_text())["mAP"] <= 1.0
+    assert Path(json.loads((run_dir / "run.json").read_text())["labels"]).is_absolute()  # evaluate from any folder
+    from posestream.engine.synth import SynthConfig, write_synthetic_video
+
+    other = write_synthetic_video(tmp_path / "other" / "v.mp4", SynthConfig(frames=10, width=192, height=160, seed=9),
+                                  progress=False)  # fmt: skip
+    scores = []
+    for extra in ([], ["--video-path", other.video]):  # other labels: their own video (the run's, before)
+        result = run("evaluate", run_dir, "--labels", other.slp, "--frames", "0-9", "--json", tmp_path / "o.json", *extra,
+                     cwd=tmp_path / "other")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        scores.append(json.loads((tmp_path / "o.json").read_text())["mAP"])
+    assert scores[0] == scores[1]
     itself = tmp_path / "itself.json"
     result = run("evaluate", out.analysis_h5, "--labels", out.slp, "--json", itself)
     assert result.returncode == 0 and json.loads(itself.read_text())["mAP"] == 1.0  # ground truth vs itself

@@ -112,8 +112,10 @@ def evaluate_runs(run_dirs: list[str], labels_path: str | None = None, frames: s
     first = runs[0].run
     if not first and not (labels_path and frames):
         raise ConfigError(f"{run_dirs[0]}: its training run is not here; name the ground truth with --labels and --frames")
+    own = labels_path is None or Path(labels_path).resolve() == Path(first["labels"]).resolve()
     labels_path = labels_path or first["labels"]
-    truth = load_labels(labels_path, video_paths or first.get("video_paths", []), frames)
+    # The run's videos go with the run's labels only: other labels name their own (or --video-path does).
+    truth = load_labels(labels_path, video_paths or (first.get("video_paths", []) if own else []), frames)
     if frames is None:
         keep = set(first["val_frames"])
         truth = truth.subset([i for i, f in enumerate(truth.frames) if f.frame_idx in keep])

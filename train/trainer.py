@@ -119,8 +119,8 @@ class Trainer:
             "channels": self.channels,
             "geometry": asdict(self.geometry),
             "heads": [asdict(h) for h in head_specs(self.config, self.skeleton.n_nodes, len(self.skeleton.edges))],
-            "labels": self.config.labels,
-            "video_paths": self.train_labels.video_paths,
+            "labels": str(Path(self.config.labels).resolve()),  # absolute: evaluate works from any folder
+            "video_paths": [str(Path(v).resolve()) for v in self.train_labels.video_paths],
             "train_frames": [f.frame_idx for f in self.train_labels.frames],
             "val_frames": [f.frame_idx for f in self.val_labels.frames],
             "config_hash": self.config.fingerprint(),
