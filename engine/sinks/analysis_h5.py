@@ -28,15 +28,8 @@ Each array dataset carries a ``dims`` attribute naming its axes (as sleap-io
 writes it). Frame ``i`` of the video is column ``i``; frames outside the
 processed range are NaN with status 0.
 
-Track slots, two layouts (no instance is ever dropped):
-- untracked output (``tracked=False``, the default): an instance with a track
-  id goes to slot ``id``; untracked instances fill the free slots of their
-  frame in order (as sleap-io does). Slot ``t`` is named ``track_<t>``.
-- tracked output (``tracked=True``): slot ``t`` holds one identity in every
-  frame; slots are added as identities first appear and named after them
-  (``track_<id>``). Instances the tracker left untracked go to slots named
-  ``untracked_<k>`` (the k-th untracked instance of its frame), so they never
-  mix with an identity.
+Track slots: one per identity (tracked layout) or per instance of a frame in order (untracked
+layout), as ``sinks/slots.py`` assigns them.
 
 Reading, an instance's track id is its slot's index; -1 in an ``untracked_<k>``
 slot, and in every slot of an untracked-layout file (its slots are not
@@ -64,11 +57,11 @@ import h5py
 import numpy as np
 
 from ..errors import DiskFullError, OutputFileError
+from .slots import UNTRACKED_SLOT_PREFIX, TrackSlots
 from .space import check_free_space, release, reserve
 from ..types import LIVE_STAGES, UNTRACKED, FrameBlock, FramePredictions, Skeleton
 
 FRAME_NOT_PROCESSED, FRAME_DONE, FRAME_MISSING, FRAME_DROPPED = 0, 1, 2, 3
-UNTRACKED_SLOT_PREFIX = "untracked_"  # tracked layout: slots of instances the tracker left untracked
 
 # Stored axis order of each array (SLEAP's "matlab" preset).
 DIMS = {
@@ -128,12 +121,8 @@ class AnalysisH5Writer:
         self.flush_seconds = flush_seconds
         self.tracked, self.live = tracked, live
         self._blocks: list[FrameBlock] = []  # written as one block at the next flush
-        self._slot_names: list[str] = []  # name of each track slot, in slot order
-        self._slot_of_track: dict[int, int] = {}  # tracked layout: identity -> slot
-        self._untracked_slots: list[int] = []  # tracked layout: slot of the k-th untracked instance of a frame
-        if track_names:
-            self.tracked = True
-            self._slot_of_track = {i: self._new_slot(name) for i, name in enumerate(track_names)}
+        self.slots = TrackSlots(tracked, track_names)
+        self.tracked = self.slots.tracked
         self._last_frame = -1
         self._n_queued = 0  # frames given since the last flush
         self._last_flush = time.monotonic()
@@ -237,12 +226,12 @@ class AnalysisH5Writer:
     def _block_bytes(self, n_frames: int) -> int:
         """Uncompressed bytes of a block of frames (an upper bound of what it adds to the file)."""
         per_slot = (3 * self.skeleton.n_nodes + 3) * 4  # x, y, score per node; instance and tracking scores
-        return n_frames * (max(len(self._slot_names), 1) * per_slot + 2)
+        return n_frames * (max(len(self.slots.names), 1) * per_slot + 2)
 
     def _write_block(self, block: FrameBlock) -> None:
         first, last = int(block.frame_idx[0]), int(block.frame_idx[-1])
-        slot = self._slots(block)  # (M,) every instance of the block at once: its slot and its column
-        n_tracks = len(self._slot_names)
+        slot = self.slots.assign(block)  # (M,) every instance of the block at once: its slot and its column
+        n_tracks = len(self.slots.names)
         self._grow(n_tracks, last + 1)
 
         n_nodes, width = self.skeleton.n_nodes, last - first + 1
@@ -285,57 +274,13 @@ class AnalysisH5Writer:
         self._file["camera_counter"][first : last + 1] = counters
         self._file["frame_times"][first : last + 1] = times
 
-    def _slots(self, block: FrameBlock) -> np.ndarray:
-        """Track slot of each instance of the block in this file's layout, adding slots as needed.  # (M,)"""
-        ids, frame_of = block.track_ids, block.frame_of_rows()
-        tracked = ids != UNTRACKED
-        _check_unique_ids(block, frame_of, tracked)
-        if not self.tracked:
-            slots = np.arange(len(ids), dtype=np.int64) - block.starts[frame_of]  # the usual case: slots in order
-            for f in np.unique(frame_of[tracked]):  # frames where some instances have a track id
-                rows = block.rows(f)
-                slots[rows] = _fill_free_slots(ids[rows])
-            self._name_slots_up_to(int(slots.max()) + 1 if len(slots) else 0)
-            return slots
-        untracked = ~tracked
-        seen = np.concatenate([[0], np.cumsum(untracked)])
-        k = seen[:-1] - seen[block.starts[frame_of]]  # (M,) among its frame's untracked instances, for those
-        self._add_tracked_slots(ids[tracked], frame_of[tracked], k[untracked], frame_of[untracked])
-        slots = np.empty(len(ids), np.int64)
-        slots[tracked] = [self._slot_of_track[i] for i in ids[tracked].tolist()]
-        slots[untracked] = np.array(self._untracked_slots, np.int64)[k[untracked]] if untracked.any() else []
-        return slots
-
-    def _add_tracked_slots(self, ids: np.ndarray, id_frames: np.ndarray, ks: np.ndarray, k_frames: np.ndarray) -> None:
-        """Tracked layout: slots for the identities ``ids`` and the k-th untracked instances ``ks`` not seen
-        before, added in the order a frame-by-frame writer adds them (by frame; in a frame, new identities by
-        id, then untracked slots by k). ``id_frames``, ``k_frames``: their frames, in increasing order."""
-        new_ids, first = np.unique(ids, return_index=True)
-        events = [(int(id_frames[r]), 0, int(i)) for i, r in zip(new_ids, first) if int(i) not in self._slot_of_track]
-        new_ks, first = np.unique(ks, return_index=True)
-        events += [(int(k_frames[r]), 1, int(k)) for k, r in zip(new_ks, first) if k >= len(self._untracked_slots)]
-        for _, kind, key in sorted(events):
-            if kind == 0:
-                self._slot_of_track[key] = self._new_slot(f"track_{key}")
-            else:
-                self._untracked_slots.append(self._new_slot(f"{UNTRACKED_SLOT_PREFIX}{key}"))
-
-    def _new_slot(self, name: str) -> int:
-        self._slot_names.append(name)
-        return len(self._slot_names) - 1
-
-    def _name_slots_up_to(self, n_slots: int) -> None:
-        """Untracked layout: slots 0..n_slots-1 exist, named track_<slot>."""
-        while len(self._slot_names) < n_slots:
-            self._new_slot(f"track_{len(self._slot_names)}")
-
     def _grow(self, n_tracks: int, n_frames: int) -> None:
         """Resize every array to at least ``n_tracks`` tracks and ``n_frames`` frames."""
         f = self._file
         old_tracks = f["track_names"].shape[0]
         if n_tracks > old_tracks:
             f["track_names"].resize((n_tracks,))
-            f["track_names"][old_tracks:] = _encode(self._slot_names[old_tracks:n_tracks])
+            f["track_names"][old_tracks:] = _encode(self.slots.names[old_tracks:n_tracks])
         for name, dims in DIMS.items():
             ds = f[name]
             shape = list(ds.shape)
@@ -369,28 +314,6 @@ class AnalysisH5Writer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _check_unique_ids(block: FrameBlock, frame_of: np.ndarray, tracked: np.ndarray) -> None:
-    """No two instances of a frame share a track id."""
-    pairs = np.stack([frame_of[tracked], block.track_ids[tracked]], axis=1)
-    unique, counts = np.unique(pairs, axis=0, return_counts=True)
-    if len(unique) != len(pairs):
-        f = int(unique[counts > 1][0, 0])
-        rows = block.rows(f)
-        raise ValueError(f"frame {block.frame_idx[f]}: two instances share a track id {block.track_ids[rows].tolist()}")
-
-
-def _fill_free_slots(track_ids: np.ndarray) -> np.ndarray:
-    """Untracked layout: each instance's track id as its slot, or the lowest free slot if it has none.  # (n,)"""
-    if (track_ids == UNTRACKED).all():  # the usual case: slots in order
-        return np.arange(len(track_ids), dtype=np.int64)
-    slots = track_ids.astype(np.int64).copy()
-    taken = set(slots[slots != UNTRACKED].tolist())
-    free = (s for s in range(len(slots) + len(taken)) if s not in taken)
-    for i in np.flatnonzero(slots == UNTRACKED):
-        slots[i] = next(free)
-    return slots
 
 
 def _encode(strings: Any) -> np.ndarray:

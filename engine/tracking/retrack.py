@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import ConfigError, PosestreamError
 from ..progress import progress_bar
 from ..sinks import open_sinks, prepare_outputs
-from ..sinks.analysis_h5 import UNTRACKED_SLOT_PREFIX
+from ..sinks.slots import UNTRACKED_SLOT_PREFIX
 from ..sinks.predictions import H5_SUFFIXES, find_video, open_predictions
 from ..sources import open_source
 from ..types import UNTRACKED
