@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .errors import ConfigError, PosestreamError
+from .extras import package_version
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -161,20 +162,11 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="FFmpeg's decoder threads, 0: FFmpeg chooses (default: the thread budget)")  # fmt: skip
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("posestream")
-    except PackageNotFoundError:
-        return "(not installed)"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="posestream", description="High-throughput streaming pose estimation."
     )
-    parser.add_argument("--version", action="version", version=f"posestream {_version()}")
+    parser.add_argument("--version", action="version", version=f"posestream {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     parser.commands = sub.choices  # name -> the command's parser
 
@@ -223,10 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arguments(track)
     track.add_argument("-o", "--output", metavar="OUT.h5",
                        help="output path (its stem names every format); default beside the video, as SLEAP does: "
-                       "VIDEO.predictions.h5 (and VIDEO.predictions.slp)")  # fmt: skip
-    track.add_argument("--format", action="append", default=[], metavar="analysis-h5|slp",
-                       help="output formats, comma-separated or repeated (default: slp when -o ends in .slp, else "
-                       "analysis-h5; slp needs posestream[slp])")  # fmt: skip
+                       "VIDEO.predictions.h5 (.slp, .nwb for those formats)")  # fmt: skip
+    track.add_argument("--format", action="append", default=[], metavar="analysis-h5|slp|nwb",
+                       help="output formats, comma-separated or repeated (default: what -o ends in, .slp or .nwb, "
+                       "else analysis-h5; slp needs posestream[slp], nwb posestream[nwb])")  # fmt: skip
     track.add_argument("--peak-threshold", type=float, help="drop points whose peak is lower (default: the model's)")
     track.add_argument("--max-instances", type=int, help="most animals per frame (default: the model's)")
     track.add_argument("--max-missing", type=float, default=0.01, metavar="FRACTION",

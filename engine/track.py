@@ -21,7 +21,8 @@ from .sinks import open_sinks, prepare_outputs
 from .sources import open_source
 from .tracking import Tracker, TrackerConfig
 
-OUTPUT_FORMATS = ("analysis-h5", "slp")
+OUTPUT_FORMATS = ("analysis-h5", "slp", "nwb")
+SUFFIXES = {"analysis-h5": ".h5", "slp": ".slp", "nwb": ".nwb"}  # format -> file suffix
 
 
 @dataclass(frozen=True)
@@ -67,16 +68,17 @@ def default_output(video: str | os.PathLike) -> Path:
 
 
 def formats_for(out: str | os.PathLike | None) -> tuple[str, ...]:
-    """Formats when --format is not given: what -o's suffix names (OUT.slp -> slp, as sleap-track does),
-    else the analysis HDF5."""
-    return ("slp",) if out is not None and Path(out).suffix == ".slp" else ("analysis-h5",)
+    """Formats when --format is not given: what -o's suffix names (OUT.slp -> slp, as sleap-track does;
+    OUT.nwb -> nwb), else the analysis HDF5."""
+    suffix = Path(out).suffix if out is not None else ""
+    return next(((f,) for f, s in SUFFIXES.items() if s == suffix and f != "analysis-h5"), ("analysis-h5",))
 
 
 def output_paths(out: str | os.PathLike, formats: Sequence[str]) -> dict[str, Path]:
-    """OUT.h5 for analysis-h5 and OUT.slp for slp (the same stem)."""
+    """OUT.h5 for analysis-h5, OUT.slp for slp and OUT.nwb for nwb (the same stem)."""
     out = Path(out)
-    stem = out.name[: -len(out.suffix)] if out.suffix in (".h5", ".slp") else out.name  # keeps other dots
-    return {f: out.parent / (stem + (".h5" if f == "analysis-h5" else ".slp")) for f in formats}
+    stem = out.name[: -len(out.suffix)] if out.suffix in SUFFIXES.values() else out.name  # keeps other dots
+    return {f: out.parent / (stem + SUFFIXES[f]) for f in formats}
 
 
 def track(video: str | os.PathLike, model_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
@@ -121,7 +123,8 @@ def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str,
         tracker = Tracker(options.tracking, source.metadata.fps) if options.tracking is not None else None
         pipeline = Pipeline(source, predictor, config, tracker)
         tracked = tracker is not None or bool(predictor.class_names)
-        sinks = open_sinks(paths, predictor.skeleton, str(Path(video).resolve()), provenance, tracked, predictor.class_names)
+        sinks = open_sinks(paths, predictor.skeleton, str(Path(video).resolve()), provenance, tracked, predictor.class_names,
+                           timestamps=source.timestamps)  # fmt: skip
         try:
             return pipeline.run(sinks, progress=options.progress if progress is None else progress, stop=stop)
         except KeyboardInterrupt:

@@ -160,3 +160,14 @@ def test_a_tracker_error_stops_the_pipeline_and_names_the_frame(clip):
     assert caught.value.stage == "track" and caught.value.frame_idx == 30
     assert [f.frame_idx for f in frames] == list(range(28))  # the frames before the failing batch, tracked
     assert all((f.track_ids >= 0).any() for f in frames)
+
+
+def test_retrack_writes_nwb(tracked, tmp_path):
+    """`retrack -o OUT.nwb`: the same identities as the tracked analysis HDF5, one PoseEstimation each."""
+    pytest.importorskip("pynwb")
+    from test_nwb import read_nwb
+
+    summary = retrack(tracked / "tracked.h5", tmp_path / "re.nwb", TRACKING, progress=False)
+    poses = read_nwb(tmp_path / "re.nwb")
+    assert summary.identities == 2 and sorted(k for k in poses if k.startswith("track_")) == ["track_0", "track_1"]
+    assert "retracked_from" in poses["_notes"]

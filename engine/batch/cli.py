@@ -38,7 +38,7 @@ def add_batch_parser(sub) -> None:
     batch.add_argument("-m", "--model", action="append", required=True, metavar="MODEL_DIR",
                        help="exported model directory, or demo (repeat for top-down)")  # fmt: skip
     batch.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="folder for outputs and manifest")
-    batch.add_argument("--format", action="append", default=[], metavar="analysis-h5|slp",
+    batch.add_argument("--format", action="append", default=[], metavar="analysis-h5|slp|nwb",
                        help="output formats, comma-separated or repeated (default analysis-h5)")  # fmt: skip
     batch.add_argument("--engine", default="local", choices=["local", "ray"],
                        help="local (default): pipelines in this process; ray: Ray actors (pip install 'posestream[ray]')")  # fmt: skip

@@ -17,10 +17,17 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..sinks import AnalysisH5Reader, open_sinks
+from ..sources import open_source
 from ..types import UNTRACKED, FramePredictions
 from .split import Part
 
 SAME_POSE_PX = 0.5  # mean node distance under which two instances of one frame are the same detection
+
+
+def _timestamps(video: str) -> np.ndarray:
+    """The video's frame times in seconds (for NWB output).  # (n_frames,)"""
+    with open_source(video) as source:
+        return source.timestamps()
 
 
 def merge_parts(parts: list[tuple[Part, Path]], outputs: dict[str, Path], video: str, tracked: bool,
@@ -29,7 +36,7 @@ def merge_parts(parts: list[tuple[Part, Path]], outputs: dict[str, Path], video:
     first = AnalysisH5Reader(parts[0][1])
     skeleton, provenance = first.skeleton, {**first.provenance, "frames": "all", "parts": [p.frames for p, _ in parts]}
     first.close()
-    sinks = open_sinks(outputs, skeleton, video, provenance, tracked)
+    sinks = open_sinks(outputs, skeleton, video, provenance, tracked, timestamps=lambda: _timestamps(video))
     written, used_ids, tail = 0, set(), collections.deque()
     try:
         for part, path in parts:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import OutputFileError
 from ..types import Skeleton
@@ -54,6 +56,8 @@ def holds_predictions(path: Path) -> bool:
         with h5py.File(path, "r", locking=False) as f:
             if "provenance" in f:  # analysis HDF5
                 provenance = json.loads(f["provenance"][()] or "{}")
+            elif "general/notes" in f:  # NWB: the notes hold the provenance
+                provenance = json.loads(f["general/notes"][()] or "{}")
             else:  # .slp: the labels' metadata
                 provenance = json.loads(f["metadata"].attrs["json"]).get("provenance", {}) if "metadata" in f else {}
     except (OSError, KeyError, ValueError, TypeError):
@@ -62,11 +66,16 @@ def holds_predictions(path: Path) -> bool:
 
 
 def open_sinks(paths: dict[str, Path], skeleton: Skeleton, video_path: str, provenance: dict,
-               tracked: bool, track_names: Sequence[str] = ()) -> list:  # fmt: skip
-    """A writer per output format (``{"analysis-h5": OUT.h5, "slp": OUT.slp}``); ``tracked``: the analysis
-    HDF5 keeps one identity per slot (its tracked layout); ``track_names``: names of identities 0, 1, ...
-    (an identity model's classes)."""
+               tracked: bool, track_names: Sequence[str] = (), timestamps: Callable[[], np.ndarray] | None = None) -> list:  # fmt: skip
+    """A writer per output format (``{"analysis-h5": OUT.h5, "slp": OUT.slp, "nwb": OUT.nwb}``); ``tracked``:
+    one identity per track slot (sinks/slots.py); ``track_names``: names of identities 0, 1, ... (an identity
+    model's classes); ``timestamps``: gives each video frame's time in seconds, for NWB (default: at 30 FPS)."""
     sinks = []
+    if "nwb" in paths:
+        from .nwb import NwbWriter
+
+        times = timestamps() if timestamps is not None else np.arange(0, dtype=np.float64)
+        sinks.append(NwbWriter(paths["nwb"], skeleton, video_path, times, provenance, tracked, track_names))
     if "analysis-h5" in paths:
         sinks.append(AnalysisH5Writer(paths["analysis-h5"], skeleton, video_path=video_path, provenance=provenance,
                                       tracked=tracked, track_names=track_names))  # fmt: skip

@@ -20,17 +20,11 @@ import numpy as np
 from ..errors import ConfigError
 from ..extras import require
 from ..types import UNTRACKED, FrameBlock, FramePredictions, Skeleton
-from .space import check_room, write_error
+from .space import check_room, partial_path, write_error
 
 
 MIN_BYTES = 1 << 20  # skeleton, videos, tracks and metadata, with room to spare
 INSTANCE_BYTES, NODE_BYTES = 64, 32  # an upper bound of what sleap-io stores per instance and per point
-
-
-def partial_path(path: str) -> str:
-    """OUT.partial.slp for OUT.slp: where a labels file is written until it is complete."""
-    root, ext = os.path.splitext(path)
-    return f"{root}.partial{ext or '.slp'}"
 
 
 class SlpWriter:

@@ -1,4 +1,5 @@
-"""Room on disk for an output before it is written, so that a write never fails half-way.
+"""Room on disk for an output before it is written, so that a write never fails half-way, and the partial
+name a file written in one go is saved under until it is complete.
 
 A write that fails in the middle (a full disk, ``ulimit -f``) can leave an HDF5 file that the library can
 neither flush nor close (it crashed the process at exit), and a ``.slp`` that no reader opens. So each
@@ -123,3 +124,9 @@ def write_error(path: str, what: str, exc: OSError, outcome: str) -> OutputFileE
     error = DiskFullError(f"{path}: {reason} while writing {what}; {outcome}")
     error.errno = exc.errno
     return error
+
+
+def partial_path(path: str) -> str:
+    """OUT.partial.EXT for OUT.EXT: where a file written in one go (.slp, .nwb) is saved until complete."""
+    root, ext = os.path.splitext(path)
+    return f"{root}.partial{ext}"

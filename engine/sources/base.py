@@ -43,6 +43,12 @@ class FrameSource(abc.ABC):
     def __len__(self) -> int:
         """Exact number of frames."""
 
+    def timestamps(self) -> np.ndarray:
+        """Each frame's time in seconds from the first: frame / fps (frame numbers when the rate is
+        unknown); video files give their own.  # (n_frames,) float64"""
+        fps = self.metadata.fps
+        return np.arange(len(self), dtype=np.float64) / (fps if fps else 1.0)
+
     @abc.abstractmethod
     def read(self, frame_idx: int) -> np.ndarray:
         """One frame.  # (H, W, C) uint8"""

@@ -212,6 +212,12 @@ class VideoFileReader(FrameSource):
             raise VideoOpenError(f"{self.path}: the video stream holds no frames")
         return np.sort(np.asarray(stamps, dtype=np.int64)), np.sort(np.asarray(keys, dtype=np.int64)), declared
 
+    def timestamps(self) -> np.ndarray:
+        """Each frame's time in seconds from the first, from the stream's own timestamps (frames past the
+        readable ones: at the frame rate).  # (n_frames,) float64"""
+        seconds = (self._pts - self._pts[0]) * float(self._stream.time_base)
+        return _continued(seconds, len(self), self.metadata.fps)
+
     def keyframes(self) -> np.ndarray:
         """Indices of the frames decoding can start at (a read from one decodes nothing before it).  # (K,)"""
         return np.searchsorted(self._pts, self._key_pts).astype(np.int64)
@@ -317,6 +323,14 @@ class VideoFileReader(FrameSource):
     def close(self) -> None:
         self._decoded = None
         self._container.close()
+
+
+def _continued(seconds: np.ndarray, n: int, fps: float) -> np.ndarray:
+    """``seconds`` extended to ``n`` frames at ``fps``.  # (n,)"""
+    if len(seconds) >= n:
+        return seconds[:n]
+    step = 1.0 / fps if fps else 1.0
+    return np.concatenate([seconds, seconds[-1] + step * np.arange(1, n - len(seconds) + 1)])
 
 
 def _check_file(path: str) -> None:

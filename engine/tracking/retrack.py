@@ -12,6 +12,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import ConfigError, PosestreamError
 from ..progress import progress_bar
 from ..sinks import open_sinks, prepare_outputs
@@ -44,8 +46,8 @@ def retrack(predictions: str | os.PathLike, out: str | os.PathLike, config: Trac
     """Track the poses of ``predictions`` into ``out`` (.h5 or .slp). ``fps`` None: the video's frame rate.
     ``overwrite``: replace ``out`` also when it does not hold predictions posestream wrote."""
     out = Path(out)
-    if out.suffix.lower() not in (*H5_SUFFIXES, ".slp"):
-        raise ConfigError(f"-o {out}: the output must end in .h5 (analysis HDF5) or .slp (SLEAP labels)")
+    if out.suffix.lower() not in (*H5_SUFFIXES, ".slp", ".nwb"):
+        raise ConfigError(f"-o {out}: the output must end in .h5 (analysis HDF5), .slp (SLEAP labels) or .nwb (NWB)")
     if out.exists() and out.resolve() == Path(predictions).resolve():
         raise ConfigError(f"-o {out} is the input file; write the tracked poses to another file")
     started = time.perf_counter()
@@ -53,10 +55,11 @@ def retrack(predictions: str | os.PathLike, out: str | os.PathLike, config: Trac
         if fps is None:
             fps = _video_fps(reader.video_path, predictions)
         tracker = Tracker(config, fps)
-        fmt = "slp" if out.suffix.lower() == ".slp" else "analysis-h5"
+        fmt = {".slp": "slp", ".nwb": "nwb"}.get(out.suffix.lower(), "analysis-h5")
         prepare_outputs({fmt: out}, overwrite)
         provenance = {"retracked_from": str(Path(predictions).resolve()), "tracking": asdict(config), "fps": fps}
-        (sink,) = open_sinks({fmt: out}, reader.skeleton, reader.video_path, provenance, tracked=True)
+        (sink,) = open_sinks({fmt: out}, reader.skeleton, reader.video_path, provenance, tracked=True,
+                             timestamps=lambda: np.arange(len(reader)) / fps)  # fmt: skip
         frames = instances = 0
         tracking_seconds = 0.0
         try:
