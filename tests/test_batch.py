@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from posestream.engine.sinks import read_analysis_h5
 from posestream.engine.synth import SynthConfig, write_synthetic_video
 from posestream.engine.track import TrackOptions, track
 from posestream.engine.tracking import TrackerConfig
+from test_pipeline import wait_for_flushed_frames
 
 POSESTREAM = str(Path(sys.executable).with_name("posestream"))
 TRACK = TrackOptions(workers=1, progress=False, tracking=TrackerConfig(max_tracks=2))
@@ -151,10 +151,7 @@ def test_ctrl_c_stops_the_run_and_the_same_command_finishes_it(archive, tmp_path
     command = [POSESTREAM, "batch", str(videos), "-m", "demo", "-o", str(tmp_path / "out"), "--workers", "1",
                "--tracking", "--max-tracks", "2", "--quiet"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "out").glob("long.mp4.predictions.partial.h5")) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.0)
+    wait_for_flushed_frames(tmp_path / "out" / "long.mp4.predictions.partial.h5", process)  # 5 s of 900 frames
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr

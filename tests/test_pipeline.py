@@ -196,23 +196,38 @@ def test_track_writes_frame_ranges_to_h5_and_slp(models, video, tmp_path):
     assert len(labels.labeled_frames) > 0
 
 
+def frames_flushed(path: Path) -> int:
+    """Frames marked done in an analysis HDF5 being written (read as SWMR allows); 0 before its first flush."""
+    try:
+        return int((read_analysis_h5(path).frame_status == 1).sum())
+    except (OSError, ValueError):
+        return 0
+
+
+def wait_for_flushed_frames(path: Path, process: subprocess.Popen, timeout: float = 120.0) -> int:
+    """Wait until the run has flushed frames to ``path`` (a condition, not a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not (done := frames_flushed(path)):
+        assert process.poll() is None, f"the run ended before flushing anything: {process.communicate()}"
+        assert time.monotonic() < deadline, f"no frame flushed to {path} in {timeout} s"
+        time.sleep(0.1)
+    return done
+
+
 def test_ctrl_c_leaves_a_readable_file_of_the_frames_done(models, tmp_path):
-    long = write_synthetic_video(tmp_path / "long.mp4", SynthConfig(frames=1500, width=96, height=96, animals=2, seed=1),
+    long = write_synthetic_video(tmp_path / "long.mp4", SynthConfig(frames=6000, width=96, height=96, animals=2, seed=1),
                                  slp=False, progress=False).video  # fmt: skip
     out = tmp_path / "o.h5"
     process = subprocess.Popen([POSESTREAM, "track", "-i", str(long), "-m", str(models["bottomup"]), "-o", str(out),
                                 "--batch-size", "1", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not out.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)
+    flushed = wait_for_flushed_frames(out, process)  # a first block (1,024 frames or 5 s): thousands still to go
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "interrupted" in stdout
     data = read_analysis_h5(out)
     done = np.flatnonzero(data.frame_status == 1)
-    assert 0 < len(done) < 1500 and done.tolist() == list(range(len(done)))
+    assert flushed <= len(done) < 6000 and done.tolist() == list(range(len(done)))
 
 
 def test_rgb_video_and_channel_mismatch(tiny_runs, tmp_path):
