@@ -23,7 +23,6 @@ does), checks the room it needs, and saves under a partial name (``OUT.partial.n
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os
@@ -36,7 +35,7 @@ import numpy as np
 from ..extras import package_version, require
 from ..types import FrameBlock, FramePredictions, Skeleton
 from .slots import TrackSlots
-from .space import check_room, partial_path, write_error
+from .space import check_room, save_complete
 
 REFERENCE_FRAME = "(x, y) in pixels from the top-left of the frame; the centre of the top-left pixel is (0, 0)"
 MIN_BYTES = 1 << 20  # the file's own structure, with room to spare
@@ -132,16 +131,11 @@ class NwbWriter:
     def _save(self, nwbfile, outcome: str) -> None:
         from pynwb import NWBHDF5IO
 
-        partial = partial_path(self.path)
-        try:
+        def save(partial: str) -> None:
             with NWBHDF5IO(partial, "w") as io:
                 io.write(nwbfile)
-            os.replace(partial, self.path)
-        except (OSError, RuntimeError) as exc:  # h5py raises either for a failed write
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(partial)
-            raise write_error(self.path, "the NWB file", exc if isinstance(exc, OSError) else OSError(str(exc)),
-                              outcome) from exc  # fmt: skip
+
+        save_complete(self.path, save, "the NWB file", outcome)
 
     def __enter__(self) -> NwbWriter:
         return self

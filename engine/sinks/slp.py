@@ -11,7 +11,6 @@ labels file (ours, SLEAP's, sleap-nn's) frame by frame, as FramePredictions.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator, Sequence
 
@@ -20,7 +19,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..extras import require
 from ..types import UNTRACKED, FrameBlock, FramePredictions, Skeleton
-from .space import check_room, partial_path, write_error
+from .space import check_room, save_complete
 
 
 MIN_BYTES = 1 << 20  # skeleton, videos, tracks and metadata, with room to spare
@@ -70,15 +69,7 @@ class SlpWriter:
         needed = MIN_BYTES + instances * (INSTANCE_BYTES + NODE_BYTES * self.skeleton.n_nodes)
         outcome = "the predictions were not saved; make room (or write elsewhere) and run again"
         check_room(self.path, needed, f"{instances} instances", outcome)
-        partial = partial_path(self.path)
-        try:
-            self.sio.save_slp(labels, partial)
-            os.replace(partial, self.path)
-        except (OSError, RuntimeError) as exc:  # h5py raises either for a failed write
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(partial)
-            raise write_error(self.path, "the labels file", exc if isinstance(exc, OSError) else OSError(str(exc)),
-                              outcome) from exc  # fmt: skip
+        save_complete(self.path, lambda partial: self.sio.save_slp(labels, partial), "the labels file", outcome)
 
     def _track_name(self, track_id: int) -> str:
         return self.track_names[track_id] if track_id < len(self.track_names) else f"track_{track_id}"

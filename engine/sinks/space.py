@@ -14,11 +14,13 @@ writer asks here first:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
 import os
 import shutil
+from collections.abc import Callable
 
 try:
     import resource
@@ -130,3 +132,16 @@ def partial_path(path: str) -> str:
     """OUT.partial.EXT for OUT.EXT: where a file written in one go (.slp, .nwb) is saved until complete."""
     root, ext = os.path.splitext(path)
     return f"{root}.partial{ext}"
+
+
+def save_complete(path: str, save: Callable[[str], None], what: str, outcome: str) -> None:
+    """``save(partial_path(path))``, then rename it to ``path``: a failed save leaves no file (and what was
+    at ``path`` before untouched), and raises DiskFullError or OutputFileError naming ``outcome``."""
+    partial = partial_path(path)
+    try:
+        save(partial)
+        os.replace(partial, path)
+    except (OSError, RuntimeError) as exc:  # h5py raises either for a failed write
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(partial)
+        raise write_error(path, what, exc if isinstance(exc, OSError) else OSError(str(exc)), outcome) from exc
