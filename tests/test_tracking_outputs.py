@@ -171,3 +171,18 @@ def test_retrack_writes_nwb(tracked, tmp_path):
     poses = read_nwb(tmp_path / "re.nwb")
     assert summary.identities == 2 and sorted(k for k in poses if k.startswith("track_")) == ["track_0", "track_1"]
     assert "retracked_from" in poses["_notes"]
+
+
+def test_retrack_counts_the_inputs_identities_not_its_slots(tmp_path):
+    """An input of 2 identities and 2 untracked slots was said to name 4 tracks."""
+    from posestream.engine.sinks import AnalysisH5Writer
+    from posestream.engine.types import FramePredictions, Skeleton
+
+    skeleton = Skeleton.from_names(["a", "b"], [("a", "b")])
+    with AnalysisH5Writer(tmp_path / "in.h5", skeleton, tracked=True) as writer:
+        for i in range(5):
+            points = np.array([[[10, 10], [12, 12]], [[50, 50], [52, 52]], [[90, 90], [92, 92]], [[130, 10], [132, 12]]],
+                              np.float32) + i  # fmt: skip
+            writer.write(FramePredictions(i, points, np.ones((4, 2)), np.ones(4), track_ids=[0, 1, -1, -1]))
+    summary = retrack(tmp_path / "in.h5", tmp_path / "out.h5", TRACKING, fps=30.0, progress=False)
+    assert summary.input_tracks == 2
