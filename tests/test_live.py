@@ -141,6 +141,7 @@ def test_drops_under_overload_are_counted_exactly(clip, tmp_path):
         with serving(opts) as (session, result):
             client_in(session)
             sent = camera_sim(str(clip), sim(opts, rate=2000.0, loop=True, duration=1.0))
+            wait_until(lambda: 0 in session.source.ended, what="the camera's end message")  # before the stop
         stats = result["summary"].cameras[0]
         published = {m.counter for m in receive(subscriber, stats["frames_published"])}
     assert stats["frames_sent"] == sent.frames > 0
