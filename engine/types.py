@@ -319,6 +319,14 @@ class FrameBlock:
         return [self.frame(f) for f in range(len(self))]
 
     @classmethod
+    def missing_frames(cls, frame_idx: np.ndarray, n_nodes: int, live: list[LiveInfo] | None = None) -> FrameBlock:
+        """A block of frames without poses, marked missing (dropped, for a live camera's: ``live``)."""
+        n = len(frame_idx)
+        return cls(np.asarray(frame_idx, np.int64), np.zeros(n, np.int64), np.zeros((0, n_nodes, 2), np.float32),
+                   np.zeros((0, n_nodes), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32),
+                   np.zeros(0, np.float32), np.ones(n, bool), live)  # fmt: skip
+
+    @classmethod
     def from_frames(cls, frames: Sequence[FramePredictions], n_nodes: int) -> FrameBlock:
         """The block of ``frames`` (in their order)."""
         def rows(name: str, empty: tuple[int, ...], dtype: type) -> np.ndarray:

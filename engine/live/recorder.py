@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from ..sinks import make_folder
 from ..sinks.analysis_h5 import AnalysisH5Writer
-from ..types import FramePredictions, LiveInfo, Skeleton
+from ..types import FrameBlock, FramePredictions, LiveInfo, Skeleton
 
 
 def camera_path(out: str | os.PathLike, camera: int) -> Path:
@@ -46,11 +48,13 @@ class LiveRecorder:
 
     def write_dropped(self, camera: int, counters: range) -> None:
         """Record frames the camera sent that got no poses (by their counters)."""
+        if not counters:
+            return
         writer = self._writer(camera)
-        for counter in counters:
-            lost = FramePredictions.empty(self._take(camera), self.skeleton.n_nodes, missing=True)
-            lost.live = LiveInfo(camera, counter, 0, 0, 0)
-            writer.write(lost)
+        first = self._next[camera]
+        self._next[camera] += len(counters)
+        live = [LiveInfo(camera, counter, 0, 0, 0) for counter in counters]
+        writer.write_block(FrameBlock.missing_frames(np.arange(first, first + len(counters)), self.skeleton.n_nodes, live))
 
     def _writer(self, camera: int) -> AnalysisH5Writer:
         if camera not in self.writers:
