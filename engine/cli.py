@@ -157,7 +157,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N (needs posestream[gpu])")
     parser.add_argument("--workers", type=int, help="postprocessing threads (default: the thread budget's: 0 for a light network, 1 at batch size 1, else 2)")
     parser.add_argument("--threads", type=int, default=0, metavar="N",
-                        help="the network's CPU threads (default: the thread budget, see README 'Threads')")  # fmt: skip
+                        help="the network's CPU threads (default: the thread budget, README 'Benchmark throughput')")  # fmt: skip
     parser.add_argument("--decode-threads", type=int, metavar="N",
                         help="FFmpeg's decoder threads, 0: FFmpeg chooses (default: the thread budget)")  # fmt: skip
 

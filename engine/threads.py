@@ -12,7 +12,7 @@ that needs them. The budget, from the core count and one measurement of the netw
 | frames < SMALL_FRAME_PIXELS | | | 1 | |
 | larger frames | | | 0 (FFmpeg chooses: frame + slice threads) | |
 
-Why (measured on 2 cores, README "Threads"): a near-null network (62 us a frame) on every core runs
+Why (measured on 2 cores, benchmarks/RESULTS.md): a near-null network (62 us a frame) on every core runs
 end-to-end at 3,900 FPS; on one core, with the decoder on one thread, at 6,900 FPS (the network's two
 threads and FFmpeg's threads took turns with the decoding thread). The demo network (7 ms a frame)
 needs both cores: 142 FPS against 98 on one. FFmpeg's threads double decoding of 1024x1024 frames
@@ -99,7 +99,7 @@ def budget(frame_shape: tuple[int, ...], networks: int, us_per_frame: float | No
     measured on every core (None: not measured, it gets every core). ``model_threads`` > 0 and
     ``decode_threads`` not None are the user's and are kept."""
     if model_threads < 0 or (decode_threads is not None and decode_threads < 0):
-        raise ConfigError(f"--threads and --decode-threads must be >= 0 (0: the thread budget's, README 'Threads'), "
+        raise ConfigError(f"--threads and --decode-threads must be >= 0 (0: the thread budget's, README 'Benchmark throughput'), "
                           f"got {model_threads} and {decode_threads}")  # fmt: skip
     cores = cores or cpu_cores()
     decode = decode_threads_for(frame_shape) if decode_threads is None else decode_threads
