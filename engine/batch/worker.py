@@ -75,7 +75,8 @@ class UnitWorker:
                 for fmt, partial in partials.items():
                     os.replace(partial, finals[fmt])
                 result.outputs = list(finals.values())
-                if part is None and (failed := too_many_missing(summary.frames, len(summary.missing_frames), options)):
+                failed = too_many_missing(summary.frames, result.frames_missing, options)
+                if part is None and failed:  # a part is judged with the others, once merged
                     result.status, result.error = FAILED, failed
         except (PosestreamError, OSError, ValueError, RuntimeError) as exc:
             result.status, result.error = FAILED, f"{type(exc).__name__}: {exc}"

@@ -1,4 +1,4 @@
-"""The camera side: ``CameraPublisher`` sends frames to the engine and never blocks the camera (unless lossless).
+"""The camera side: ``CameraPublisher`` sends frames to the engine; it never blocks the camera, unless lossless.
 
     publisher = CameraPublisher("tcp://127.0.0.1:5555", camera=0)
     for image in my_camera_frames():                 # (H, W) or (H, W, C) uint8, e.g. from pypylon

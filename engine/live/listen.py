@@ -82,7 +82,8 @@ class _Recording:
         while self.recorder is not None and self.waiting:
             message = self.waiting.popleft()
             last = self.last.get(message.camera, -1)
-            dropped = range(last + 1, message.counter) if last >= 0 and not restarted(last, message.counter) else range(0)
+            gap = last >= 0 and not restarted(last, message.counter)  # a restart is no gap
+            dropped = range(last + 1, message.counter) if gap else range(0)
             self.last[message.camera] = message.counter
             self.recorder.write(as_frame(message), dropped)
 

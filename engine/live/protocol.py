@@ -138,7 +138,8 @@ def parse_frame(parts: list, frame_shape: tuple[int, int, int]) -> tuple[FrameHe
         raise ProtocolError("topic", f"topic {bytes(topic)[:32]!r} but the header says camera {header.camera}")
     image = header.image(payload)
     if image.shape != tuple(frame_shape):
-        raise ProtocolError("frame_size", f"camera {header.camera} frame {header.counter}: {frame_mismatch(image.shape, frame_shape)}")
+        problem = frame_mismatch(image.shape, frame_shape)
+        raise ProtocolError("frame_size", f"camera {header.camera} frame {header.counter}: {problem}")
     return header, image
 
 

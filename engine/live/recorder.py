@@ -54,7 +54,8 @@ class LiveRecorder:
         first = self._next[camera]
         self._next[camera] += len(counters)
         live = [LiveInfo(camera, counter, 0, 0, 0) for counter in counters]
-        writer.write_block(FrameBlock.missing_frames(np.arange(first, first + len(counters)), self.skeleton.n_nodes, live))
+        frames = np.arange(first, first + len(counters))
+        writer.write_block(FrameBlock.missing_frames(frames, self.skeleton.n_nodes, live))
 
     def _writer(self, camera: int) -> AnalysisH5Writer:
         if camera not in self.writers:
