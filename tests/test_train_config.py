@@ -60,3 +60,21 @@ def test_bad_files_and_profiles(tmp_path):
         load_config("centroid", bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("centroid", tmp_path / "missing.yaml")
+
+
+def test_bottomup_on_a_skeleton_without_edges_is_a_clear_error(synth_gray, tmp_path):
+    """A raw torch RuntimeError from the PAF head, before."""
+    pytest.importorskip("torch")
+    from posestream.engine.sinks import AnalysisH5Writer, read_analysis_h5
+    from posestream.engine.types import Skeleton
+    from posestream.train.config import load_config
+    from posestream.train.trainer import Trainer
+
+    video, _ = synth_gray
+    data = read_analysis_h5(video.analysis_h5)
+    labels = tmp_path / "no_edges.h5"
+    with AnalysisH5Writer(labels, Skeleton.from_names(list(data.skeleton.nodes)), video_path=str(video.video)) as writer:
+        for i in range(data.n_frames):
+            writer.write(data.frame(i))
+    with pytest.raises(ConfigError, match="no edges.*bottom-up"):
+        Trainer(load_config("bottomup", labels=str(labels)), tmp_path / "run", progress=False)

@@ -87,6 +87,10 @@ class Trainer:
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         labels = load_labels(config.labels, config.video_paths, config.data.frames)
+        if config.model_type == "bottomup" and not labels.skeleton.edges:
+            raise ConfigError(f"{config.labels}: its skeleton has no edges, and a bottom-up model groups nodes along "
+                              "them (part affinity fields); add edges to the skeleton, or train single_instance or "
+                              "the top-down pair")  # fmt: skip
         labels.load_images()
         self.skeleton = labels.skeleton
         self.train_labels, self.val_labels = split_labels(labels, config)
