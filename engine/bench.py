@@ -111,11 +111,14 @@ def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int | Non
     rounds = ROUNDS if rounds is None else rounds
     if rounds < 1:
         raise ConfigError(f"rounds (--rounds) must be at least 1, got {rounds}; the default is {ROUNDS}")
+    loaded = load_warning()  # before the run: its own threads would count in the load average after
     with Predictor(model_dirs, device, threads, backend=backend, decode_threads=decode_threads) as predictor:
         if batch_size is None:
             batch_size = default_batch_size(device, predictor.first.metadata)
         workers = predictor.threads.postprocess_workers(batch_size) if workers is None else workers
-        return _measure(video, predictor, batch_size, frames, workers, rounds, tracking)
+        result = _measure(video, predictor, batch_size, frames, workers, rounds, tracking)
+    result.load_warning = loaded
+    return result
 
 
 def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, frames: str | None, workers: int,
@@ -151,7 +154,6 @@ def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, fr
     result = BenchResult(predictor.kind, str(video), e2e_frames, batch_size, decode_fps, _fps(model), postprocess_fps,
                          _fps(e2e), peak_rss_mb, _rounds(e2e, model), predictor.threads.describe(), kernels.how_compiled(),
                          {stage: 1e6 * seconds / e2e_frames for stage, seconds in busy.items()})  # fmt: skip
-    result.load_warning = load_warning()
     if tracked:
         result.end_to_end_tracked_fps = _fps(tracked)
         result.tracking_ms_per_frame = 1000 * tracker_seconds / sum(n for n, _ in tracked)

@@ -17,7 +17,7 @@ from .interrupts import StopRequests
 from .pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size
 from .backends import BACKENDS
 from .predictor import Predictor
-from .sinks import open_sinks, prepare_outputs
+from .sinks import close_sinks, open_sinks, prepare_outputs
 from .sources import open_source
 from .tracking import Tracker, TrackerConfig
 
@@ -131,8 +131,7 @@ def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str,
             pipeline.summary.interrupted = True
             return pipeline.summary
         finally:
-            for sink in sinks:
-                sink.close()
+            close_sinks(sinks)
 
 
 def format_summary(summary: RunSummary, paths: dict[str, Path]) -> str:

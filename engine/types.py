@@ -189,7 +189,8 @@ class LiveInfo:
     publish_ns: int = 0
     batch: int = 0  # frames in the model batch this frame was part of
     restarted: bool = False
-    session_start: int = -1  # the first counter received since the camera (re)started, as this frame arrived
+    session: int = -1  # the camera's session (1, 2, ...: a restart starts the next); -1: unknown
+    session_start: int = -1  # the first counter received in that session, as this frame arrived
 
     def times(self) -> tuple[int, ...]:
         """Each stage's time (ns), in the order of LIVE_STAGES."""

@@ -249,3 +249,22 @@ def test_two_instances_with_one_track_id_in_a_block_name_the_frame(tmp_path):
     with pytest.raises(ValueError, match=r"frame 1: two instances share a track id \[3, 3\]"):
         with AnalysisH5Writer(tmp_path / "o.h5", SKELETON, tracked=True) as writer:
             writer.write_block(FrameBlock.from_frames(frames, 3))
+
+
+def test_every_sink_is_closed_when_one_fails(tmp_path):
+    """One failing close (an NWB file that cannot be saved) skipped the others: the analysis HDF5 kept its
+    last frames in memory, before."""
+    from posestream.engine.errors import OutputFileError
+    from posestream.engine.sinks import close_sinks
+
+    class Failing:
+        def close(self):
+            raise OutputFileError("cannot save")
+
+    skeleton = Skeleton.from_names(["a", "b", "c"])
+    writer = AnalysisH5Writer(tmp_path / "o.h5", skeleton)
+    for i in range(10):
+        writer.write(FramePredictions(i, np.full((1, 3, 2), float(i), np.float32), np.ones((1, 3)), np.ones(1)))
+    with pytest.raises(OutputFileError, match="cannot save"):
+        close_sinks([Failing(), writer])
+    assert (read_analysis_h5(tmp_path / "o.h5").frame_status == FRAME_DONE).sum() == 10

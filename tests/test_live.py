@@ -350,14 +350,14 @@ def test_an_oversized_message_is_counted_and_the_camera_served_again(tmp_path):
             camera.send(image, counter=1)
             wait_until(lambda: source.arrived[0] == 1, what="the frame after the larger one")
             camera.send(np.zeros((128, 128), np.uint8), counter=2)  # 16 KiB: over the socket's limit
-            wait_until(lambda: source.malformed["too_large"] == 1, what="the dropped connection to be made again")
+            wait_until(lambda: source.malformed["dropped_connection"] == 1, what="the dropped connection to be made again")
         with CameraPublisher(cam, lossless=True) as camera:  # a correct camera, later, at the same address
             assert camera.wait_for_subscriber(30.0)
             camera.send(image, counter=0)
             wait_until(lambda: source.arrived[0] == 2, what="the second camera's frame")
     finally:
         source.close()
-    assert source.malformed == {"frame_size": 1, "too_large": 1}
+    assert source.malformed == {"frame_size": 1, "dropped_connection": 1}
 
 
 def test_a_counter_jump_is_a_restart_and_wild_counters_are_refused(clip, tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..sinks import AnalysisH5Reader, open_sinks
+from ..sinks import AnalysisH5Reader, close_sinks, open_sinks
 from ..sources import open_source
 from ..types import UNTRACKED, FramePredictions
 from .split import Part
@@ -53,8 +53,7 @@ def merge_parts(parts: list[tuple[Part, Path]], outputs: dict[str, Path], video:
                     tail.append(frame)
                     written += 1
     finally:
-        for sink in sinks:
-            sink.close()
+        close_sinks(sinks)
     return written
 
 

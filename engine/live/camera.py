@@ -55,6 +55,7 @@ class CameraPublisher:
             self._socket.setsockopt(zmq.XPUB_NODROP, 1)
             self._socket.sndtimeo = int(timeout * 1000)
         self._counters: dict[int, int] = {}
+        self._timed_out = False  # a lossless send found no room: the engine is gone, close without waiting
         self.subscribers = 0
 
     @property
@@ -94,6 +95,7 @@ class CameraPublisher:
         try:
             self._socket.send_multipart([frame_topic(camera), header.pack(), pixels], copy=False)
         except zmq.Again:
+            self._timed_out = True
             raise CameraTimeout(f"camera {camera} frame {counter}: the engine took no frame for {self.timeout:g} s "
                                 f"(lossless sending waits for it); is it running and serving {self.address}?") from None
         self.subscribers += read_subscriptions(self._socket)
@@ -110,12 +112,13 @@ class CameraPublisher:
         self._socket.sndtimeo = int(wait * 1000)
         self.subscribers += read_subscriptions(self._socket)
         try:
-            if self._counters and self.subscribers > 0:
+            if self._counters and self.subscribers > 0 and not self._timed_out:  # timed out: the engine is gone
                 self._send_ends()
         except zmq.Again:
             log.warning("camera %s: the engine took no message for %g s; it will not know how many frames were "
                         "sent after the last it received", self.address, wait)  # fmt: skip
-        self._socket.close(linger=int(wait * 1000) if self.lossless else 500)  # lossless: every frame goes out
+        lossless_linger = int(wait * 1000) if not self._timed_out else 0  # lossless: every frame goes out
+        self._socket.close(linger=lossless_linger if self.lossless else 500)
         if self._auth is not None:
             self._auth.stop()
 

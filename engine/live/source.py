@@ -42,7 +42,7 @@ import numpy as np
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from ..errors import ConfigError
+from ..errors import ConfigError, PosestreamError
 from ..sources.base import FLUSH, IDLE, FrameSource
 from ..types import LiveInfo, VideoMetadata
 from .protocol import END_PREFIX, FRAME_PREFIX, ProtocolError, parse_end, parse_frame
@@ -53,6 +53,10 @@ log = logging.getLogger("posestream.live")
 MAX_MESSAGE_BYTES = 1 << 29  # 512 MiB: an 8K RGB frame is 100 MB
 MONITORED = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECT_DELAYED
 RECONNECT_AFTER = 0.5  # s: a dropped connection ZeroMQ has not started to make again by then is made here
+
+
+class LiveSourceError(PosestreamError, RuntimeError):
+    """The camera receiver thread failed (a ZeroMQ error); the live run stops with it."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,8 @@ class CameraSource(FrameSource):
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._drain_deadline: float | None = None  # lossless: when a stop's draining ends
+        self._failure: Exception | None = None  # what ended the receiver thread, for the pipeline to raise
+        self._sessions: collections.Counter[int] = collections.Counter()  # camera -> sessions so far
         self._context = zmq.Context.instance()
         self._sockets = [self._connect(address) for address in config.addresses]
         self._monitors = {s.get_monitor_socket(MONITORED): (s, a) for s, a in zip(self._sockets, config.addresses)}
@@ -152,6 +158,8 @@ class CameraSource(FrameSource):
     def _next_batch(self) -> list | None:
         """The oldest waiting frame of each camera (at most max_batch), [] if none came, None once stopped."""
         with self._cond:
+            if self._failure is not None:
+                raise LiveSourceError(f"the camera receiver failed: {self._failure!r}") from self._failure
             if not any(self._waiting.values()):
                 if self._stopping.is_set() and not self._receiver.is_alive():
                     return None
@@ -189,8 +197,10 @@ class CameraSource(FrameSource):
         self._stopping.set()
 
     def close(self) -> None:
+        """Release the sockets; a lossless drain still running (the pipeline stopped on an error) ends now."""
+        self._drain_deadline = time.monotonic()
         self.stop()
-        self._receiver.join(self.config.drain_seconds + 5.0 if self.config.lossless else 5.0)
+        self._receiver.join(5.0)
         for monitor, (socket, _) in self._monitors.items():
             socket.disable_monitor()
             monitor.close(linger=0)
@@ -200,21 +210,27 @@ class CameraSource(FrameSource):
     # -- the receiver thread -----------------------------------------------------
 
     def _receive(self) -> None:
+        """The receiver thread: one message of each ready address in turn (a lossless camera that keeps its
+        socket full never starves the others), the connection watch and the silence check. An error here
+        ends the thread and reaches the pipeline (``_next_batch`` raises it)."""
         poller = zmq.Poller()
         for socket in [*self._sockets, *self._monitors]:
             poller.register(socket, zmq.POLLIN)
         poll_ms = int(self.config.poll_seconds * 1000)
-        while self._receiving():
-            for socket, _ in poller.poll(poll_ms):
-                if socket in self._monitors:
-                    self._watch(socket)
-                    continue
-                while socket.poll(0) and self._receiving():
-                    self._take(socket.recv_multipart(copy=False), time.monotonic_ns())
-            self._check_silence()
-            self._reconnect_dropped()
-        with self._cond:
-            self._cond.notify_all()
+        try:
+            while self._receiving():
+                for socket, _ in poller.poll(poll_ms):
+                    if socket in self._monitors:
+                        self._watch(socket)
+                    elif self._receiving():
+                        self._take(socket.recv_multipart(copy=False), time.monotonic_ns())
+                self._check_silence()
+                self._reconnect_dropped()
+        except Exception as exc:  # noqa: BLE001 - handed to the pipeline's thread, which raises it
+            self._failure = exc
+        finally:
+            with self._cond:
+                self._cond.notify_all()
 
     def _receiving(self) -> bool:
         """Until stopped; lossless, until every camera heard from has sent its end message (or drain_seconds)."""
@@ -237,14 +253,17 @@ class CameraSource(FrameSource):
                 self._dropped.pop(socket, None)
 
     def _reconnect_dropped(self) -> None:
-        """Connect again where ZeroMQ gave up (after a message over max_message_bytes); counted as malformed."""
+        """Connect again where ZeroMQ gave up (after a message over max_message_bytes, or a peer that does not
+        speak ZeroMQ); counted as malformed (``dropped_connection``), once per drop."""
+        for monitor in self._monitors:
+            self._watch(monitor)  # a retry ZeroMQ queued meanwhile: not ours to make
         now = time.monotonic()
-        for monitor, (socket, address) in self._monitors.items():
+        for socket, address in self._monitors.values():
             if now - self._dropped.get(socket, now) > RECONNECT_AFTER:
                 del self._dropped[socket]
-                self._count_malformed(ProtocolError("too_large", f"a message over {self.config.max_message_bytes >> 20} "
-                                      f"MiB (or another ZeroMQ protocol error) dropped the connection to {address}; "
-                                      "connected again"))  # fmt: skip
+                self._count_malformed(ProtocolError("dropped_connection", f"ZeroMQ dropped the connection to {address} "
+                                      f"and did not make it again (a message over {self.config.max_message_bytes >> 20} "
+                                      "MiB, or a peer that does not speak ZeroMQ); connected again"))  # fmt: skip
                 socket.disconnect(address)
                 socket.connect(address)
 
@@ -264,13 +283,15 @@ class CameraSource(FrameSource):
                 log.warning("camera %d: its counter jumped from %d to %d (more than %d frames): counted as a restart",
                             camera, self._last_counter[camera], header.counter, MAX_GAP)  # fmt: skip
             self.session_start[camera] = header.counter  # first frame, or the camera restarted
+            self._sessions[camera] += 1
+            self.ended.pop(camera, None)  # an end message of the session before is not this one's
         self._last_counter[camera] = header.counter
         if camera in self.silent:
             log.warning("camera %d is back after %.1f s (frame %d)", camera,
                         time.monotonic() - self._last_arrival[camera], header.counter)  # fmt: skip
             self.silent.discard(camera)
         info = LiveInfo(camera, header.counter, header.capture_ns, header.send_ns, receive_ns,
-                        session_start=self.session_start[camera])  # fmt: skip
+                        session=self._sessions[camera], session_start=self.session_start[camera])  # fmt: skip
         with self._cond:
             self._last_arrival[camera] = time.monotonic()
             waiting = self._waiting.setdefault(camera, collections.deque())

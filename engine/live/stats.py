@@ -78,6 +78,7 @@ class CameraLedger:
     dropped: int = 0
     published: int = 0
     restarts: int = 0
+    session: int = -1  # the receiver's session number of the last frame counted
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     window: LatencyHistogram = field(default_factory=LatencyHistogram)  # since the last stats message
     window_frames: int = 0
@@ -89,14 +90,14 @@ class CameraLedger:
     def arrived(self, info: LiveInfo) -> range:
         """Count a frame that got poses; returns the counters dropped just before it.
 
-        ``info.session_start``: the first counter the receiver took in this frame's session (since the camera
-        started or restarted; -1 if unknown), so frames dropped from the queue before the first one processed
-        count too; the receiver decides what a restart is, so a session begun after the last frame counted is one.
+        ``info.session`` and ``info.session_start``: the receiver's count of the camera's sessions (it decides
+        what a restart is) and the first counter it took in this one, so frames dropped from the queue before
+        the first one processed count too (-1: unknown; then a counter that goes back or jumps is a restart).
         """
         session_start = info.session_start
         start = info.counter if session_start < 0 or session_start > info.counter else session_start
-        new_session = restarted(self.last, info.counter) if session_start < 0 else (
-            info.counter <= self.last or session_start > self.last)  # fmt: skip
+        new_session = restarted(self.last, info.counter) if info.session < 0 else info.session != self.session
+        self.session = info.session
         if self.first < 0:
             self.first = start
             gap = range(start, info.counter)
@@ -116,9 +117,11 @@ class CameraLedger:
         """The camera says its last frame was ``last_counter``: the frames after the last received are dropped
         (none if that would be a gap of more than MAX_GAP frames: the source refuses such end messages)."""
         valid = self.first >= 0 and last_counter > self.last and not restarted(self.last, last_counter + 1)
-        gap = range(self.last + 1, last_counter + 1) if valid else range(0)
+        if not valid:
+            return range(0)
+        gap = range(self.last + 1, last_counter + 1)
         self.dropped += len(gap)
-        self.last = max(self.last, last_counter)
+        self.last = last_counter
         return gap
 
     def done(self, info: LiveInfo) -> None:

@@ -44,15 +44,16 @@ def prepare_outputs(paths: dict[str, Path], overwrite: bool = False) -> None:
 
 
 def holds_predictions(path: Path) -> bool:
-    """Whether ``path`` is an analysis HDF5 or .slp of predictions posestream wrote (its provenance names the
-    models, or the file it was retracked from), which a new run may replace."""
+    """Whether ``path`` is an analysis HDF5, .slp or NWB file of predictions posestream wrote (its provenance
+    names the models, or the file it was retracked from), which a new run may replace. Anything it cannot
+    read that far (not HDF5, unreadable, damaged, another tool's) is not."""
     import json
 
     import h5py
 
-    if not h5py.is_hdf5(path):
-        return False
     try:
+        if not h5py.is_hdf5(path):
+            return False
         with h5py.File(path, "r", locking=False) as f:
             if "provenance" in f:  # analysis HDF5
                 provenance = json.loads(f["provenance"][()] or "{}")
@@ -60,7 +61,7 @@ def holds_predictions(path: Path) -> bool:
                 provenance = json.loads(f["general/notes"][()] or "{}")
             else:  # .slp: the labels' metadata
                 provenance = json.loads(f["metadata"].attrs["json"]).get("provenance", {}) if "metadata" in f else {}
-    except (OSError, KeyError, ValueError, TypeError):
+    except Exception:  # noqa: BLE001 - a file we cannot read this far is not ours to replace
         return False
     return isinstance(provenance, dict) and ("models" in provenance or "retracked_from" in provenance)
 
@@ -70,18 +71,31 @@ def open_sinks(paths: dict[str, Path], skeleton: Skeleton, video_path: str, prov
     """A writer per output format (``{"analysis-h5": OUT.h5, "slp": OUT.slp, "nwb": OUT.nwb}``); ``tracked``:
     one identity per track slot (sinks/slots.py); ``track_names``: names of identities 0, 1, ... (an identity
     model's classes); ``timestamps``: gives each video frame's time in seconds, for NWB (default: at 30 FPS)."""
-    sinks = []
+    saved_at_close = []  # written in one go by close(): made first, since making them writes nothing
     if "nwb" in paths:
         from .nwb import NwbWriter
 
         times = timestamps() if timestamps is not None else np.arange(0, dtype=np.float64)
-        sinks.append(NwbWriter(paths["nwb"], skeleton, video_path, times, provenance, tracked, track_names))
-    if "analysis-h5" in paths:
-        sinks.append(AnalysisH5Writer(paths["analysis-h5"], skeleton, video_path=video_path, provenance=provenance,
-                                      tracked=tracked, track_names=track_names))  # fmt: skip
+        saved_at_close.append(NwbWriter(paths["nwb"], skeleton, video_path, times, provenance, tracked, track_names))
     if "slp" in paths:
-        sinks.append(SlpWriter(paths["slp"], skeleton, video_path, provenance=provenance, track_names=track_names))
-    return sinks
+        saved_at_close.append(SlpWriter(paths["slp"], skeleton, video_path, provenance=provenance, track_names=track_names))
+    if "analysis-h5" not in paths:
+        return saved_at_close
+    streaming = AnalysisH5Writer(paths["analysis-h5"], skeleton, video_path=video_path, provenance=provenance,
+                                 tracked=tracked, track_names=track_names)  # fmt: skip
+    return [streaming, *saved_at_close]  # closed first: what it streamed is safe whatever the others do
+
+
+def close_sinks(sinks: Sequence) -> None:
+    """Close every sink, even when one fails; then raise the first failure."""
+    failure = None
+    for sink in sinks:
+        try:
+            sink.close()
+        except Exception as exc:  # noqa: BLE001 - the others are still closed; this one is raised after
+            failure = failure or exc
+    if failure is not None:
+        raise failure
 
 
 __all__ = [
@@ -90,6 +104,7 @@ __all__ = [
     "AnalysisH5Writer",
     "SlpReader",
     "SlpWriter",
+    "close_sinks",
     "make_folder",
     "open_sinks",
     "prepare_outputs",

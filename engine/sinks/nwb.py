@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError, OutputFileError
 from ..extras import package_version, require
 from ..types import FrameBlock, FramePredictions, Skeleton
 from .slots import TrackSlots
@@ -58,6 +59,10 @@ class NwbWriter:
         self.provenance = provenance or {}
         self.slots = TrackSlots(tracked, track_names)
         self._blocks: list[tuple[FrameBlock, np.ndarray]] = []  # each block with its instances' slots
+        slashed = [name for name in (*skeleton.nodes, *track_names) if "/" in name]
+        if slashed:
+            raise ConfigError(f"{self.path}: NWB names cannot hold '/', and these node or identity names do: "
+                              f"{slashed}; write the analysis HDF5 or .slp instead")  # fmt: skip
         check_room(self.path, MIN_BYTES, "the NWB file", "nothing was run; make room or write elsewhere")
 
     def write(self, frame: FramePredictions) -> None:
@@ -72,7 +77,11 @@ class NwbWriter:
         points, scores = self._arrays()
         outcome = "the poses were not saved; make room (or write elsewhere) and run again"
         check_room(self.path, MIN_BYTES + points.nbytes + scores.nbytes, f"{points.shape[1]} frames", outcome)
-        self._save(self._nwbfile(points, scores), outcome)
+        try:
+            nwbfile = self._nwbfile(points, scores)
+        except ValueError as exc:  # hdmf refuses a name or a shape
+            raise OutputFileError(f"{self.path}: cannot build the NWB file ({exc}); {outcome}") from exc
+        self._save(nwbfile, outcome)
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Every slot's points and point scores over the frames.  # (S, F, N, 2), (S, F, N)"""
