@@ -26,7 +26,7 @@ venv: $(VENV)/.dev
 DEMO_DIR := demo_output
 # A synthetic video, tracked with the embedded model (poses and identities), scored against the generator's ground truth.
 demo: $(VENV)/.demo
-	$(BIN)/posestream synth $(DEMO_DIR)/sample.mp4 --frames 300 --size 384x384 --animals 2 --seed 0 --no-slp --quiet
+	$(BIN)/posestream synth $(DEMO_DIR)/sample.mp4 --num-frames 300 --size 384x384 --animals 2 --seed 0 --no-slp --quiet
 	$(BIN)/posestream track -i $(DEMO_DIR)/sample.mp4 -m demo -o $(DEMO_DIR)/sample_predictions.h5 --tracking --max-tracks 2
 	$(BIN)/posestream evaluate $(DEMO_DIR)/sample_predictions.h5 --labels $(DEMO_DIR)/sample.analysis.h5
 	@echo "Demo output is in $(abspath $(DEMO_DIR))/: sample.mp4 (video), sample.analysis.h5 (ground truth),"

@@ -4,7 +4,7 @@
 
 - throughput: 12 synthetic videos (384x384, 2 animals, 300 to 2,000 frames, 13,800 in all), tracked
   (``--tracking --max-tracks 2``). Baseline: ``track()`` on each video one after another, in one process
-  (no start-up cost counted against it). Against it, the whole ``posestream batch --workers 2`` command
+  (no start-up cost counted against it). Against it, the whole ``posestream batch --jobs 2`` command
   (start-up, model loading and Ray's start included) with ``--engine local`` and ``--engine ray``. Every
   output is compared array by array with the baseline's.
 - ray-cost: Ray's fixed cost: ``ray.init`` and the workers ready (models loaded), then the scheduling cost
@@ -15,7 +15,7 @@
 - resume: ``posestream batch`` interrupted (SIGINT) halfway, then the same command again: only what was
   left is done (its time against a full run), and the outputs are identical.
 - long: one 20,000-frame video (2 animals, a keyframe at least every 250 frames), tracked, whole
-  (``track``) and with ``batch --split-frames 5000 --workers 2``: poses compared frame by frame, and the
+  (``track``) and with ``batch --split-frames 5000 --jobs 2``: poses compared frame by frame, and the
   identity switches at each cut (the split output's identities against the whole run's, just before and
   just after the cut).
 
@@ -65,7 +65,7 @@ def videos(folder: Path) -> list[Path]:
 BASELINE = """
 import sys, time
 from pathlib import Path
-from posestream.engine.track import TrackOptions, track
+from posestream.engine.commands.track import TrackOptions, track
 from posestream.engine.tracking import TrackerConfig
 options = TrackOptions(progress=False, tracking=TrackerConfig(max_tracks=2))
 root, out = Path(sys.argv[1]), Path(sys.argv[2])
@@ -84,7 +84,7 @@ def baseline(folder: Path) -> float:
 
 
 def batch_command(folder: Path, out: Path, *extra) -> list[str]:
-    return posestream_command("batch", folder, "-m", "demo", "-o", out, "--workers", 2, "--quiet", *TRACKING, *extra)
+    return posestream_command("batch", folder, "-m", "demo", "-o", out, "--jobs", 2, "--quiet", *TRACKING, *extra)
 
 
 def timed_batch(folder: Path, out: Path, *extra) -> float:
@@ -133,7 +133,7 @@ def ray_cost(results: dict) -> None:
         if not path.exists():
             write_synthetic_video(path, SynthConfig(frames=10, width=384, height=384, seed=i), slp=False, progress=False)
     probe = ("import time, ray; from posestream.engine.batch.ray_engine import RayEngine; "
-             "from posestream.engine.track import TrackOptions; t = time.perf_counter(); "
+             "from posestream.engine.commands.track import TrackOptions; t = time.perf_counter(); "
              "ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False); a = time.perf_counter(); "
              "e = RayEngine(['demo'], TrackOptions(workers=1, progress=False), 2); e.start(); b = time.perf_counter(); "
              "print(a - t, b - a); e.close(); ray.shutdown()")  # fmt: skip
@@ -194,7 +194,7 @@ def resume(folder: Path, results: dict) -> None:
 LONG_FRAMES, SPLIT = 20_000, 5000
 LONG_TRACK = """
 import sys, time
-from posestream.engine.track import TrackOptions, track
+from posestream.engine.commands.track import TrackOptions, track
 from posestream.engine.tracking import TrackerConfig
 started = time.perf_counter()
 track(sys.argv[1], ["demo"], sys.argv[2], TrackOptions(progress=False, tracking=TrackerConfig(max_tracks=2)))
@@ -251,7 +251,7 @@ def report(results: dict) -> None:
         for engine in ("local", "ray"):
             r = results[engine]
             ratio = base / r["seconds"]
-            lines.append(f"| `posestream batch --workers 2 --engine {engine}` (whole command) | {r['seconds']:.1f} | "
+            lines.append(f"| `posestream batch --jobs 2 --engine {engine}` (whole command) | {r['seconds']:.1f} | "
                          f"{frames / r['seconds']:.1f} | {ratio:.2f} ({'met' if ratio >= 0.9 else 'NOT met'}) | {'yes' if r['identical'] else 'NO'} |")  # fmt: skip
         lines.append("")
     if "ray_init_s" in results:

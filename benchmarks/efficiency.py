@@ -35,7 +35,7 @@ def null_model() -> tuple[Path, Path]:
     """The 64x64 video of 20,000 frames and the near-null network exported for it."""
     video, model = OUT / "null_64.mp4", OUT / "null_model"
     if not video.exists():
-        run_posestream("synth", video, "--frames", 20000, "--size", "64x64", "--animals", 1, "--seed", 5, "--quiet")
+        run_posestream("synth", video, "--num-frames", 20000, "--size", "64x64", "--animals", 1, "--seed", 5, "--quiet")
     if not (model / "metadata.json").exists():
         run_posestream("train", video.with_suffix(".slp"), "-o", OUT / "null_run", "--profile", "single_instance",
                        "--frames", "0-199", "--max-minutes", 0.2, "--quiet", "--set", "backbone.filters=4",
@@ -119,7 +119,7 @@ def memory_part() -> list[str]:
     flies = SLEAP_DATA / "centered_pair_small.mp4"
     big, centroid = OUT / "pair_1024.mp4", OUT / "centroid_1024"
     if not big.exists():
-        run_posestream("synth", big, "--frames", 7500, "--size", "1024x1024", "--animals", 2, "--seed", 11, "--quiet", "--no-slp")
+        run_posestream("synth", big, "--num-frames", 7500, "--size", "1024x1024", "--animals", 2, "--seed", 11, "--quiet", "--no-slp")
     if not (centroid / "metadata.json").exists():  # the same-size centroid network, taking 1024x1024 frames
         run_posestream("export", SAME_SIZE / "centroid", "-o", centroid, "--input-size", "1024x1024", "--quiet")
     setups = [("bottom-up, fly video 384x384", flies, [SAME_SIZE / "bottomup_fp32"], 300, ["0-1099"]),

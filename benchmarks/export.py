@@ -41,7 +41,7 @@ def export(run: Path, out: Path, precision: str, size: str | None, mode: str = "
 
 def model_fps(model_dir: Path, frames: np.ndarray, batch: int, repeats: int) -> float:
     """Frames per second of the model alone (onnxruntime session on preloaded batches), best of 3."""
-    from posestream.engine.inference import ExportedModel
+    from posestream.engine.model.inference import ExportedModel
 
     model = ExportedModel(model_dir)
     height, width, _ = model.metadata.input_shape
@@ -57,7 +57,7 @@ def model_fps(model_dir: Path, frames: np.ndarray, batch: int, repeats: int) -> 
 
 
 def output_bytes(model_dir: Path, frames: np.ndarray) -> int:
-    from posestream.engine.inference import ExportedModel
+    from posestream.engine.model.inference import ExportedModel
 
     model = ExportedModel(model_dir)
     height, width, _ = model.metadata.input_shape

@@ -15,10 +15,10 @@ model-only, postprocess-only and end-to-end FPS at each batch size:
 | bottom-up | 1024x1280 gray, two animals, 3,000 frames | >= 1,500 FPS end-to-end |
 
 The torch backend on CUDA captures each batch size as a CUDA graph, copies frames in as uint8 through pinned
-buffers on its own stream, double-buffered, while the previous batch's network runs (engine/backends/torch.py),
+buffers on its own stream, double-buffered, while the previous batch's network runs (engine/model/backends/torch.py),
 and the pipeline keeps one batch in flight for it. Where a run is bound (decode, copies, network,
 postprocess) is read from bench's stage-alone figures beside end-to-end. Several videos at once (``posestream
-batch --workers N``, one pipeline and decoder each, one GPU) are the way to feed it more decoding.
+batch --jobs N``, one pipeline and decoder each, one GPU) are the way to feed it more decoding.
 
 The device image has torch, numba, h5py, scipy, onnxruntime and rich but not PyAV: carry its wheel (device
 README), e.g. here ``python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12
@@ -43,7 +43,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "data" / "gpu"
-POSESTREAM = [sys.executable, "-m", "posestream.engine.cli"]
+POSESTREAM = [sys.executable, "-m", "posestream.cli"]
 SETTINGS = {  # name: (profile, size WxH, animals, frames, output modes, goal FPS)
     "single_instance": ("single_instance", "384x384", 1, 20_000, ("maps", "peaks"), 10_000),
     "bottomup": ("bottomup", "1280x1024", 2, 3_000, ("peaks",), 1_500),
@@ -61,7 +61,7 @@ def model_for(name: str, train_minutes: float, max_batch: int) -> dict[str, Path
     profile, size, animals, frames, modes, _ = SETTINGS[name]
     video = OUT / f"{name}.mp4"
     if not video.exists():
-        posestream("synth", video, "--frames", frames, "--size", size, "--animals", animals, "--seed", 3, "--no-slp", "--quiet")
+        posestream("synth", video, "--num-frames", frames, "--size", size, "--animals", animals, "--seed", 3, "--no-slp", "--quiet")
     run = OUT / f"{name}_run"
     if not (run / "best.pt").exists():
         posestream("train", video.with_suffix(".analysis.h5"), "-o", run, "--profile", profile, "--device", "cuda",

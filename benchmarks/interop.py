@@ -122,9 +122,9 @@ def _poses_against_sleap(folder: Path, name: str) -> str:
 
     import numpy as np
     import sleap_io as sio
-    from posestream.engine.inference import ExportedModel
+    from posestream.engine.model.inference import ExportedModel
     from posestream.engine.pipeline import Pipeline, PipelineConfig
-    from posestream.engine.predictor import Predictor
+    from posestream.engine.model.predictor import Predictor
     from posestream.engine.sources import open_source
     from posestream.export.importers.importer import import_model
     from posestream.export.importers.parity import bbox_center, nearest_distances, sleap_crops

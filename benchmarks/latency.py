@@ -60,7 +60,7 @@ class NoopHook:
 def synth_video() -> Path:
     video = OUT / "pair.mp4"
     if not video.exists():
-        run_posestream("synth", video, "--frames", 600, "--size", "384x384", "--animals", 2, "--seed", 31, "--quiet", "--no-slp")
+        run_posestream("synth", video, "--num-frames", 600, "--size", "384x384", "--animals", 2, "--seed", 31, "--quiet", "--no-slp")
     return video
 
 
@@ -69,7 +69,7 @@ def null_model() -> Path:
     model = OUT / "null_model"
     if not (model / "metadata.json").exists():
         video = OUT / "one.mp4"
-        run_posestream("synth", video, "--frames", 20, "--size", "384x384", "--animals", 1, "--seed", 3, "--quiet")
+        run_posestream("synth", video, "--num-frames", 20, "--size", "384x384", "--animals", 1, "--seed", 3, "--quiet")
         run_posestream("train", video.with_suffix(".slp"), "-o", OUT / "null_run", "--profile", "single_instance",
                        "--max-minutes", 0.2, "--quiet", "--set", "backbone.filters=4", "--set", "backbone.max_stride=16",
                        "--set", "data.input_scale=0.25", "--set", "data.val_fraction=0")  # fmt: skip
@@ -83,7 +83,7 @@ def null_model() -> Path:
 def model_call(models: list, video: Path, calls: int = 1000, rate: float | None = None) -> dict:
     """Batch-1 model call and model + postprocess times (ms) on the video's frames: back to back, or one
     call every 1 / ``rate`` s (a model called at a camera's pace runs colder)."""
-    from posestream.engine.predictor import Predictor
+    from posestream.engine.model.predictor import Predictor
     from posestream.engine.sources import open_source
 
     with open_source(video) as source:
@@ -115,7 +115,7 @@ class Collector(threading.Thread):
 
     def __init__(self, address: str):
         super().__init__(daemon=True)
-        from posestream.engine.live import PoseSubscriber
+        from posestream.live import PoseSubscriber
 
         self.subscriber = PoseSubscriber(address, hwm=100_000)
         self.rows: list[tuple] = []
@@ -191,7 +191,7 @@ def live_run(models: list, video: Path, rate: float, cameras: int, frames: int, 
 
 def summarize(rows: np.ndarray, warmup: int, rate: float, cameras: int, sim_out: str, figures: dict,
               peak: float, rss: list) -> dict:  # fmt: skip
-    from posestream.engine.live.protocol import STAGES
+    from posestream.live.protocol import STAGES
 
     rows = rows[rows[:, 1] >= warmup]
     times = {stage: rows[:, 3 + i] for i, stage in enumerate(STAGES)}

@@ -37,7 +37,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     synth = args.out / "synth_384.mp4"
     if not synth.exists():
-        run_posestream("synth", synth, "--frames", 1000, "--size", "384x384", "--animals", 2, "--seed", 3, "--no-slp", "--quiet")
+        run_posestream("synth", synth, "--num-frames", 1000, "--size", "384x384", "--animals", 2, "--seed", 3, "--no-slp", "--quiet")
     m = args.models
     runs = [
         ("top-down (flies)", flies, [m / "centroid_fp32", m / "centered_instance_fp32"]),
@@ -68,7 +68,7 @@ def rss_by_length(out: Path, lengths: list[int]) -> list[tuple[int, float, float
     for n in lengths:
         video = out / f"synth_96_{n}.mp4"
         if not video.exists():
-            run_posestream("synth", video, "--frames", n, "--size", "96x96", "--no-slp", "--quiet")
+            run_posestream("synth", video, "--num-frames", n, "--size", "96x96", "--no-slp", "--quiet")
         command = posestream_command("track", "-i", video, "-m", small, "-o", out / f"track_96_{n}.h5", "--quiet")
         rss_mb, seconds = peak_rss_and_seconds(command)
         rows.append((n, rss_mb, n / seconds))

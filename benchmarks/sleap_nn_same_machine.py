@@ -115,14 +115,14 @@ def demo_int8_maps(out: Path) -> tuple[float, float]:
     import json
     from dataclasses import replace
 
-    from posestream.engine.model_dir import load_model_dir
+    from posestream.engine.model.model_dir import load_model_dir
     from posestream.export.calibration import inputs_from_video
     from posestream.export.onnx import quantize_int8
 
     held, calibration, int8 = out / "held_out.mp4", out / "calibration.mp4", out / "demo_int8"
     for video, seed, frames in ((held, 12, 300), (calibration, 13, 64)):
         if not video.exists():
-            subprocess.run(posestream_command("synth", video, "--frames", frames, "--size", "384x384", "--seed", seed,
+            subprocess.run(posestream_command("synth", video, "--num-frames", frames, "--size", "384x384", "--seed", seed,
                                               "--no-slp", "--quiet"), check=True)  # fmt: skip
     if not (int8 / "metadata.json").exists():
         demo = load_model_dir("demo")

@@ -101,7 +101,7 @@ def perturbed_video(animals: int, frames: int) -> Path:
     video = OUT / f"synth_{animals}.mp4"
     if not video.with_suffix(".detections.slp").exists():
         size = ANIMALS[animals]
-        run_posestream("synth", video, "--frames", frames, "--size", f"{size}x{size}", "--animals", animals,
+        run_posestream("synth", video, "--num-frames", frames, "--size", f"{size}x{size}", "--animals", animals,
                        "--seed", animals, "--quiet", *PERTURB)  # fmt: skip
     return video
 
@@ -142,7 +142,7 @@ def ceiling(detections: Path, truth: Path) -> dict:
     0.1; the others, fragments and phantoms, untracked)."""
     from posestream.engine.sinks import AnalysisH5Writer, read_analysis_h5
     from posestream.engine.sinks.analysis_h5 import AnalysisH5Reader
-    from posestream.train.metrics import oks_matrix
+    from posestream.train.oks import oks_matrix
     from scipy.optimize import linear_sum_assignment
 
     gt = read_analysis_h5(truth)
@@ -200,7 +200,7 @@ def accuracy(args, frames: int) -> list[str]:
 def model(frames: int) -> list[str]:
     video = OUT / "demo_2.mp4"
     if not video.exists():
-        run_posestream("synth", video, "--frames", frames, "--size", "384x384", "--animals", 2, "--seed", 13,
+        run_posestream("synth", video, "--num-frames", frames, "--size", "384x384", "--animals", 2, "--seed", 13,
                        "--no-slp", "--quiet")  # fmt: skip
     out = OUT / "demo_2_tracked.h5"
     run_posestream("track", "-i", video, "-m", "demo", "-o", out, "--tracking", "--max-tracks", 2, "--quiet")
@@ -364,7 +364,7 @@ def cost(args) -> list[str]:
     for n in (1000, 20000):
         video = OUT / f"long_{n}.mp4"
         if not video.exists():
-            run_posestream("synth", video, "--frames", n, "--size", "384x384", "--animals", 2, "--seed", 5,
+            run_posestream("synth", video, "--num-frames", n, "--size", "384x384", "--animals", 2, "--seed", 5,
                            "--no-slp", "--quiet")  # fmt: skip
         command = posestream_command("track", "-i", video, "-m", "demo", "-o", OUT / f"long_{n}.h5", "--tracking",
                                      "--quiet")  # fmt: skip

@@ -3,7 +3,7 @@
 Needs only numpy, numba (to build its kernels, ``kernels/``), PyAV, h5py, pyzmq, onnxruntime and rich; never torch.
 """
 
-from .errors import (
+from posestream.core.errors import (
     ConfigError,
     FrameIndexError,
     MissingExtraError,
@@ -15,11 +15,11 @@ from .errors import (
     VideoNotFoundError,
     VideoOpenError,
 )
-from .frame_ranges import FrameRanges
-from .model_dir import ModelDir, load_model_dir
-from .sinks import AnalysisData, AnalysisH5Writer, read_analysis_h5, recover_analysis_h5
-from .sources import FrameSource, HDF5DatasetReader, VideoFileReader, open_source
-from .types import FrameBlock, FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton, VideoMetadata
+from posestream.engine.frame_ranges import FrameRanges
+from posestream.engine.model.model_dir import ModelDir, load_model_dir
+from posestream.engine.sinks import AnalysisData, AnalysisH5Writer, read_analysis_h5, recover_analysis_h5
+from posestream.engine.sources import FrameSource, HDF5DatasetReader, VideoFileReader, open_source
+from posestream.engine.types import FrameBlock, FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton, VideoMetadata
 
 __version__ = "0.1.0"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .errors import MissingExtraError
+from posestream.core.errors import MissingExtraError
 
 
 def require(module: str, *, extra: str, feature: str, hint: str = "") -> ModuleType:

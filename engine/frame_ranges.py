@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .errors import ConfigError, FrameIndexError
+from posestream.core.errors import ConfigError, FrameIndexError
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ Python raises KeyboardInterrupt wherever the main thread happens to be, also ins
 a ``__del__``, where it is printed and lost (the run would then go on to the end). So while a long run is
 open, the first Ctrl-C or SIGTERM only calls ``request`` (which sets a flag that the run checks after each
 frame); a second Ctrl-C raises KeyboardInterrupt at once. Outside the main thread, signals are left alone.
+
+The one owner of signal handling: ``track``, ``batch`` and ``live`` use ``StopRequests``; commands with nothing
+to finish (``camera-sim``, ``listen``) use ``interrupt_on_signals``.
 """
 
 from __future__ import annotations
@@ -14,10 +17,17 @@ import threading
 from collections.abc import Callable
 
 
-class StopRequests:
-    """While open, the first Ctrl-C or SIGTERM prints ``notice`` and calls ``request``."""
+def interrupt_on_signals() -> None:
+    """SIGINT and SIGTERM raise KeyboardInterrupt, as Ctrl-C does (also when started in the background, where
+    the shell leaves SIGINT ignored)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
 
-    def __init__(self, request: Callable[[], None], notice: str):
+
+class StopRequests:
+    """While open, the first Ctrl-C or SIGTERM prints ``notice`` (unless None) and calls ``request``."""
+
+    def __init__(self, request: Callable[[], None], notice: str | None = None):
         self.request, self.notice = request, notice
         self._previous: dict = {}
         self._requested = False
@@ -26,7 +36,8 @@ class StopRequests:
         if self._requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self._requested = True
-        print(f"\n{self.notice} (Ctrl-C again to quit now)", file=sys.stderr)
+        if self.notice is not None:
+            print(f"\n{self.notice} (Ctrl-C again to quit now)", file=sys.stderr)
         self.request()
 
     def __enter__(self) -> StopRequests:

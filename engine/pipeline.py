@@ -50,16 +50,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kernels
-from .errors import ConfigError, PosestreamError
-from .frame_ranges import FrameRanges
-from .predictor import Predictor, RawBatch
-from .queues import END, StageQueue, Stopped, StopSignal
-from .sources.base import FLUSH, IDLE, FrameSource, resolve_frames
-from .instances import InstanceBatch
-from .tracking import Tracker
-from .types import UNTRACKED, FrameBlock, FramePredictions, ModelMetadata
-from .warmup import warm_up
+from posestream.engine import kernels
+from posestream.core.errors import ConfigError, PosestreamError
+from posestream.engine.frame_ranges import FrameRanges
+from posestream.engine.model.predictor import Predictor, RawBatch
+from posestream.engine.queues import END, StageQueue, Stopped, StopSignal
+from posestream.engine.sources.base import FLUSH, IDLE, FrameSource, resolve_frames
+from posestream.engine.model.instances import InstanceBatch
+from posestream.engine.tracking import Tracker
+from posestream.engine.types import UNTRACKED, FrameBlock, FramePredictions, ModelMetadata
+from posestream.engine.model.warmup import warm_up
 
 
 class PipelineError(PosestreamError, RuntimeError):
@@ -239,7 +239,7 @@ class Pipeline:
         progress: True for a progress bar on stderr, or a function called with the frames of each batch done.
         stop: checked after each batch; once set, the run stops as on Ctrl-C (KeyboardInterrupt).
         """
-        from .progress import progress_bar
+        from posestream.engine.progress import progress_bar
 
         self.summary = RunSummary(model=self.predictor.kind, threads=self.predictor.threads.describe(),
                                   converted=self.source.converted)  # fmt: skip

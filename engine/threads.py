@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError
+from posestream.core.errors import ConfigError
 
 LIGHT_NETWORK_US = 250.0  # a network faster than this a frame, on every core, gets one core
 SMALL_FRAME_PIXELS = 512 * 512  # frames smaller than this decode on one thread

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from posestream.core.errors import ConfigError
 
 # ---------------------------------------------------------------------------
 # Skeleton
@@ -164,39 +164,6 @@ UNTRACKED = -1
 """Track id of an instance that no tracker has assigned."""
 
 
-LIVE_STAGES = ("capture", "send", "receive", "infer_start", "infer_end", "postprocess", "track", "hook", "publish")
-"""The stages a live frame goes through, in order; each has a time (``<stage>_ns``) in LiveInfo."""
-
-
-@dataclass
-class LiveInfo:
-    """Where a live camera frame came from, and when each stage was done with it.
-
-    Times are ``time.monotonic_ns()``; 0 until the stage is done. ``counter`` is the camera's own frame
-    count. ``restarted``: the camera's counter went back just before this frame (it restarted).
-    """
-
-    camera: int
-    counter: int
-    capture_ns: int
-    send_ns: int
-    receive_ns: int
-    infer_start_ns: int = 0
-    infer_end_ns: int = 0
-    postprocess_ns: int = 0
-    track_ns: int = 0
-    hook_ns: int = 0
-    publish_ns: int = 0
-    batch: int = 0  # frames in the model batch this frame was part of
-    restarted: bool = False
-    session: int = -1  # the camera's session (1, 2, ...: a restart starts the next); -1: unknown
-    session_start: int = -1  # the first counter received in that session, as this frame arrived
-
-    def times(self) -> tuple[int, ...]:
-        """Each stage's time (ns), in the order of LIVE_STAGES."""
-        return tuple(getattr(self, f"{stage}_ns") for stage in LIVE_STAGES)
-
-
 @dataclass
 class FramePredictions:
     """Poses found on one frame.
@@ -218,7 +185,7 @@ class FramePredictions:
     track_ids: np.ndarray = None  # type: ignore[assignment]
     tracking_scores: np.ndarray = None  # type: ignore[assignment]
     missing: bool = False
-    live: LiveInfo | None = None
+    live: Any = None
 
     def __post_init__(self) -> None:
         self.points = np.asarray(self.points, dtype=np.float32)
@@ -283,7 +250,7 @@ class FrameBlock:
     track_ids: np.ndarray
     tracking_scores: np.ndarray
     missing: np.ndarray
-    live: list[LiveInfo] | None = None
+    live: list[Any] | None = None
 
     def __post_init__(self) -> None:
         frames, rows = len(self.frame_idx), len(self.points)
@@ -320,7 +287,7 @@ class FrameBlock:
         return [self.frame(f) for f in range(len(self))]
 
     @classmethod
-    def missing_frames(cls, frame_idx: np.ndarray, n_nodes: int, live: list[LiveInfo] | None = None) -> FrameBlock:
+    def missing_frames(cls, frame_idx: np.ndarray, n_nodes: int, live: list[Any] | None = None) -> FrameBlock:
         """A block of frames without poses, marked missing (dropped, for a live camera's: ``live``)."""
         n = len(frame_idx)
         return cls(np.asarray(frame_idx, np.int64), np.zeros(n, np.int64), np.zeros((0, n_nodes, 2), np.float32),
@@ -406,7 +373,7 @@ class ModelMetadata:
       its neighbours, per axis; ours) or "integral" (the centre of mass of the raw map in a 5x5 window, as
       SLEAP and sleap-nn refine). A model with an "offsets" output places peaks by its learned offsets.
     crop_convention: how the engine cuts a centered-instance model's crops: "posestream", or as the tool
-      that trained an imported model does ("sleap_nn", "sleap"; see engine/topdown.py).
+      that trained an imported model does ("sleap_nn", "sleap"; see engine/model/topdown.py).
     class_names: the identities an identity (multi-class) model tells apart, e.g. ("female", "male"):
       a bottom-up one has "class_maps" (one map per class) instead of PAFs, a centered-instance one a
       "class_vectors" output (one score per class per crop); empty for pose-only models.

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from posestream.engine.errors import ConfigError
-from posestream.engine.topdown import crops_around
+from posestream.core.errors import ConfigError
+from posestream.engine.model.topdown import crops_around
 from posestream.engine.types import ModelMetadata, ModelType
 
 

@@ -2,7 +2,7 @@
 
 One run per model directory. Top-down is two directories (centroid and
 centered-instance) that ``posestream track -m A -m B`` runs together; the
-engine cuts the crops between them (see engine/topdown.py).
+engine cuts the crops between them (see engine/model/topdown.py).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from posestream.engine.errors import ConfigError
-from posestream.engine.model_dir import MODEL_FILES, ModelDir, load_model_dir
+from posestream.core.errors import ConfigError
+from posestream.engine.model.model_dir import MODEL_FILES, ModelDir, load_model_dir
 from posestream.engine.progress import progress_bar
 from posestream.engine.types import ModelType, OutputMode
 from posestream.train.predict import RunModel
 
-from .calibration import inputs_from_labels, spread
-from .onnx import export_onnx, quantize_int8
+from posestream.export.calibration import inputs_from_labels, spread
+from posestream.export.onnx import export_onnx, quantize_int8
 
 FORMATS = ("onnx", "tensorrt", "torch")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -76,7 +76,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, options: 
                progress: bool = False) -> ModelDir:  # fmt: skip
     """Export ``run_dir`` into ``out_dir`` (metadata.json + one file per format); returns it loaded."""
     if "tensorrt" in options.formats:  # fail before any work when TensorRT cannot run here
-        from .tensorrt import check_available
+        from posestream.export.tensorrt import check_available
 
         check_available()
     run = RunModel(run_dir, checkpoint=options.checkpoint)
@@ -91,7 +91,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, options: 
             elif step == "torch":
                 _write_torch(run, metadata, options, out_dir / MODEL_FILES["torch"])
             else:
-                from .tensorrt import build_engine
+                from posestream.export.tensorrt import build_engine
 
                 build_engine(out_dir / MODEL_FILES["onnx"], out_dir / MODEL_FILES["tensorrt"], metadata,
                              options.max_batch)  # fmt: skip

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from posestream.engine.model_dir import METADATA_KEY
+from posestream.engine.model.model_dir import METADATA_KEY
 from posestream.engine.types import ModelMetadata
 
-from posestream.engine.postprocess import output_names
+from posestream.engine.model.postprocess import output_names
 
 OPSET = 17
 

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from posestream.engine.errors import ConfigError
+from posestream.core.errors import ConfigError
 from posestream.engine.extras import require
 from posestream.engine.types import ModelMetadata
 

@@ -2,17 +2,25 @@
 
     from posestream.live import CameraPublisher, PoseSubscriber
 
-See ``posestream.engine.live`` and the README's "Live cameras" section.
+Needs numpy and pyzmq only (never PyAV, h5py, onnxruntime, numba, scipy or torch), so it runs on a camera
+host or in rig code as it is. ``protocol`` is the wire protocol (README "Live cameras"), ``security`` where
+sockets may bind and CURVE keys, ``camera`` the camera side, ``subscriber`` the client side, ``processor``
+the closed-loop hook's interface. The engine side is ``posestream.engine.live``.
 """
 
-from posestream.engine.live import (
-    CameraPublisher,
-    Curve,
-    PixelFormat,
-    PoseMessage,
-    PoseSubscriber,
-    Processor,
-    ProtocolError,
-)
+from posestream.live.camera import CameraPublisher, CameraTimeout
+from posestream.live.processor import Processor
+from posestream.live.protocol import PixelFormat, PoseMessage, ProtocolError
+from posestream.live.security import Curve
+from posestream.live.subscriber import PoseSubscriber
 
-__all__ = ["CameraPublisher", "Curve", "PixelFormat", "PoseMessage", "PoseSubscriber", "Processor", "ProtocolError"]
+__all__ = [
+    "CameraPublisher",
+    "CameraTimeout",
+    "Curve",
+    "PixelFormat",
+    "PoseMessage",
+    "PoseSubscriber",
+    "Processor",
+    "ProtocolError",
+]

@@ -4,8 +4,8 @@ PAF samples, grouping), written the obvious way; the tests hold the engine to it
 from __future__ import annotations
 
 import numpy as np
-from posestream.engine.paf_grouping import N_PAF_SAMPLES, GroupingConfig
-from posestream.engine.peaks import NOT_A_PEAK, PeakCandidates
+from posestream.engine.model.paf_grouping import N_PAF_SAMPLES, GroupingConfig
+from posestream.engine.model.peaks import NOT_A_PEAK, PeakCandidates
 
 
 def find_candidates(maps: np.ndarray, k: int, stride: int) -> PeakCandidates:

@@ -254,7 +254,7 @@ def test_two_instances_with_one_track_id_in_a_block_name_the_frame(tmp_path):
 def test_every_sink_is_closed_when_one_fails(tmp_path):
     """One failing close (an NWB file that cannot be saved) skipped the others: the analysis HDF5 kept its
     last frames in memory, before."""
-    from posestream.engine.errors import OutputFileError
+    from posestream.core.errors import OutputFileError
     from posestream.engine.sinks import close_sinks
 
     class Failing:

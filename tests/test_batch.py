@@ -15,11 +15,11 @@ import pytest
 from posestream.engine.batch import BatchOptions, run_batch
 from posestream.engine.batch.inputs import find_videos, parse_shard, shard
 from posestream.engine.batch.manifest import MANIFEST_NAME, Manifest
-from posestream.engine.errors import ConfigError, OutputFileError
-from posestream.engine.model_dir import BUILTIN_MODELS
+from posestream.core.errors import ConfigError, OutputFileError
+from posestream.engine.model.model_dir import BUILTIN_MODELS
 from posestream.engine.sinks import read_analysis_h5
 from posestream.engine.synth import SynthConfig, write_synthetic_video
-from posestream.engine.track import TrackOptions, track
+from posestream.engine.commands.track import TrackOptions, track
 from posestream.engine.tracking import TrackerConfig
 from test_pipeline import wait_for_flushed_frames
 
@@ -137,7 +137,7 @@ def test_bad_output_folder_and_options_are_clear_errors(archive, tmp_path):
         run_batch([str(root / "videos")], ["demo"], tmp_path / "file", options())
     with pytest.raises(ConfigError, match="--engine ray"):
         options(gpus_per_worker=0.5)
-    with pytest.raises(ConfigError, match="--workers"):
+    with pytest.raises(ConfigError, match="--jobs"):
         options(workers=0)
 
 
@@ -148,7 +148,7 @@ def test_ctrl_c_stops_the_run_and_the_same_command_finishes_it(archive, tmp_path
         (videos / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(root / "videos" / name, videos / name)
     make_video(videos / "long.mp4", 900, 9)
-    command = [POSESTREAM, "batch", str(videos), "-m", "demo", "-o", str(tmp_path / "out"), "--workers", "1",
+    command = [POSESTREAM, "batch", str(videos), "-m", "demo", "-o", str(tmp_path / "out"), "--jobs", "1",
                "--tracking", "--max-tracks", "2", "--quiet"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_flushed_frames(tmp_path / "out" / "long.mp4.predictions.partial.h5", process)  # 5 s of 900 frames

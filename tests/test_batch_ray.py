@@ -16,7 +16,7 @@ from posestream.engine.batch.manifest import Manifest
 from posestream.engine.batch.plan import plan_units
 from posestream.engine.batch.ray_engine import RayEngine
 from posestream.engine.sinks import read_analysis_h5
-from posestream.engine.track import TrackOptions, track
+from posestream.engine.commands.track import TrackOptions, track
 
 from test_batch import TRACK, make_video
 

@@ -26,7 +26,7 @@ def test_help_lists_subcommands():
 
 def test_synth_writes_video_and_ground_truth(tmp_path):
     out = tmp_path / "clip.mp4"
-    result = run("synth", out, "--frames", 15, "--size", "128x96", "--animals", 3, "--seed", 4, "--quiet")
+    result = run("synth", out, "--num-frames", 15, "--size", "128x96", "--animals", 3, "--seed", 4, "--quiet")
     assert result.returncode == 0, result.stderr
     assert out.exists() and (tmp_path / "clip.analysis.h5").exists() and (tmp_path / "clip.slp").exists()
     assert str(out) in result.stdout and "clip.analysis.h5" in result.stdout
@@ -37,7 +37,7 @@ def test_synth_writes_video_and_ground_truth(tmp_path):
 def test_output_piped_into_a_reader_that_stops_is_not_an_error(tmp_path):
     """`posestream ... | head -c 1`: the file is written and no traceback is printed."""
     out = tmp_path / "clip.mp4"
-    command = [POSESTREAM, "synth", str(out), "--frames", "4", "--size", "64x64", "--no-slp", "--quiet"]
+    command = [POSESTREAM, "synth", str(out), "--num-frames", "4", "--size", "64x64", "--no-slp", "--quiet"]
     writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     writer.stdout.close()  # the reader is gone before anything is printed
     _, stderr = writer.communicate(timeout=120)
@@ -56,8 +56,8 @@ def test_synth_bad_arguments_are_clear(tmp_path):
 def test_synth_without_sleap_io_names_the_extra(tmp_path):
     code = (
         "import sys; sys.modules['sleap_io'] = None\n"
-        "from posestream.engine.cli import main\n"
-        f"sys.exit(main(['synth', r'{tmp_path / 'y.mp4'}', '--frames', '3', '--quiet']))"
+        "from posestream.cli import main\n"
+        f"sys.exit(main(['synth', r'{tmp_path / 'y.mp4'}', '--num-frames', '3', '--quiet']))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
@@ -66,7 +66,7 @@ def test_synth_without_sleap_io_names_the_extra(tmp_path):
 
 def test_recover_rewrites_an_analysis_file(tmp_path):
     out = tmp_path / "r.mp4"
-    assert run("synth", out, "--frames", 5, "--size", "64x64", "--no-slp", "--quiet").returncode == 0
+    assert run("synth", out, "--num-frames", 5, "--size", "64x64", "--no-slp", "--quiet").returncode == 0
     result = run("recover", tmp_path / "r.analysis.h5")
     assert result.returncode == 0 and "5 processed frames" in result.stdout
     result = run("recover", tmp_path / "missing.h5")
@@ -134,7 +134,7 @@ def test_train_usage_errors(tmp_path, synth_gray):
 
 def test_track_without_output_writes_beside_the_video_as_sleap_does(tmp_path):
     video = tmp_path / "session1.mp4"
-    assert run("synth", video, "--frames", 6, "--no-slp", "--quiet").returncode == 0
+    assert run("synth", video, "--num-frames", 6, "--no-slp", "--quiet").returncode == 0
     result = run("track", "-i", video, "-m", "demo", "--format", "analysis-h5,slp", "--quiet")
     assert result.returncode == 0, result.stderr
     for name in ("session1.mp4.predictions.h5", "session1.mp4.predictions.slp"):

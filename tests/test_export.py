@@ -12,15 +12,15 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 pytest.importorskip("sleap_io")
-from posestream.engine.backends import OnnxRuntimeBackend
-from posestream.engine.errors import ConfigError, ModelFormatError, ModelNotFoundError
-from posestream.engine.inference import ExportedModel
-from posestream.engine.model_dir import load_model_dir
-from posestream.engine.peaks import NOT_A_PEAK, find_candidates
+from posestream.engine.model.backends import OnnxRuntimeBackend
+from posestream.core.errors import ConfigError, ModelFormatError, ModelNotFoundError
+from posestream.engine.model.inference import ExportedModel
+from posestream.engine.model.model_dir import load_model_dir
+from posestream.engine.model.peaks import NOT_A_PEAK, find_candidates
 from posestream.engine.sources import VideoFileReader
 from posestream.engine.types import ModelType
 from posestream.export.exporter import ExportOptions, export_run, parse_size
-from posestream.export.graph import peak_candidates
+from posestream.train.graph import peak_candidates
 from posestream.train.predict import PredictOptions, RunModel, open_model, predict
 
 PROFILES = ["single_instance", "centroid", "centered_instance", "bottomup"]

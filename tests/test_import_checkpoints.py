@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 yaml = pytest.importorskip("yaml")
-from posestream.engine.errors import ModelFormatError  # noqa: E402
+from posestream.core.errors import ModelFormatError  # noqa: E402
 from posestream.export.importers.lightning_ckpt import load_checkpoint  # noqa: E402
 
 DATA_ENV = "POSESTREAM_SLEAP_NN_DATA"

@@ -12,7 +12,7 @@ import h5py
 import pytest
 
 torch = pytest.importorskip("torch")
-from posestream.engine.errors import ModelFormatError  # noqa: E402
+from posestream.core.errors import ModelFormatError  # noqa: E402
 from posestream.export.importers.keras_graph import load_keras_h5  # noqa: E402
 
 DATA_ENV = "POSESTREAM_SLEAP_NN_DATA"

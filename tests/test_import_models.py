@@ -13,9 +13,9 @@ import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("sleap_io")
-from posestream.engine.errors import ConfigError, ModelFormatError  # noqa: E402
+from posestream.core.errors import ConfigError, ModelFormatError  # noqa: E402
 from posestream.engine.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from posestream.engine.predictor import Predictor  # noqa: E402
+from posestream.engine.model.predictor import Predictor  # noqa: E402
 from posestream.engine.sources import open_source  # noqa: E402
 from posestream.export.importers.importer import ImportOptions, import_model  # noqa: E402
 
@@ -132,7 +132,7 @@ def test_imported_sleap_centered_instance_gives_sleaps_poses(sleap_file, tmp_pat
     """SLEAP's centered-instance predictions (made on ground-truth centroids): the imported model on the
     same crops, cut as SLEAP cuts them, gives SLEAP's points (median <= 0.1 px, max <= 1 px)."""
     sio = pytest.importorskip("sleap_io")
-    from posestream.engine.inference import ExportedModel
+    from posestream.engine.model.inference import ExportedModel
     from posestream.export.importers.parity import bbox_center, nearest_distances, sleap_crops
 
     folder = legacy_folder("minimal_instance.UNet.centered_instance")

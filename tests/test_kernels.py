@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 from posestream.engine import kernels
-from posestream.engine.errors import ConfigError
+from posestream.core.errors import ConfigError
 from posestream.engine.synth import SynthConfig, write_synthetic_video
 
 needs_compiler = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
@@ -86,7 +86,7 @@ def test_a_tracking_run_on_the_ahead_of_time_kernels_loads_neither_numba_nor_llv
     code = (
         "import sys\n"
         "from posestream.engine import kernels\n"
-        "from posestream.engine.track import TrackOptions, track\n"
+        "from posestream.engine.commands.track import TrackOptions, track\n"
         "from posestream.engine.tracking import TrackerConfig\n"
         f"track({str(video)!r}, ['demo'], {str(tmp_path / 'out.h5')!r},\n"
         "      TrackOptions(progress=False, tracking=TrackerConfig()))\n"

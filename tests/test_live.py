@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from posestream.engine.errors import ConfigError
-from posestream.engine.live import CameraPublisher, Curve, PoseSubscriber
+from posestream.core.errors import ConfigError
+from posestream.live import CameraPublisher, Curve, PoseSubscriber
 from posestream.engine.live.session import LiveOptions, LiveSession
 from posestream.engine.live.sim import SimOptions, camera_sim
 from posestream.engine.live.source import CameraInput, CameraSource
-from posestream.engine.live.security import write_keys
+from posestream.live.security import write_keys
 from posestream.engine.pipeline import Pipeline, PipelineConfig
-from posestream.engine.predictor import Predictor
+from posestream.engine.model.predictor import Predictor
 from posestream.engine.sinks import AnalysisH5Reader
 from posestream.engine.sinks.analysis_h5 import FRAME_DONE, FRAME_DROPPED
 from posestream.engine.sources import open_source
@@ -363,7 +363,7 @@ def test_an_oversized_message_is_counted_and_the_camera_served_again(tmp_path):
 def test_a_counter_jump_is_a_restart_and_wild_counters_are_refused(clip, tmp_path):
     """Counters come off the wire: a jump from 2 to 10**12 starts a new count (not 10**12 dropped frames to
     record), an end message far past the last frame and a counter of 2**63 or more are malformed."""
-    from posestream.engine.live.protocol import end_parts
+    from posestream.live.protocol import end_parts
 
     opts = options(tmp_path, record=str(tmp_path / "rec.h5"))
     with serving(opts) as (session, result), PoseSubscriber(opts.publish) as subscriber:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from posestream.engine.errors import ConfigError
-from posestream.engine.live.protocol import (
+from posestream.core.errors import ConfigError
+from posestream.live.protocol import (
     STAGES,
     FrameHeader,
     PixelFormat,
@@ -17,9 +17,9 @@ from posestream.engine.live.protocol import (
     parse_pose,
     pose_parts,
 )
-from posestream.engine.live.security import check_address
+from posestream.live.security import check_address
 from posestream.engine.live.stats import CameraLedger, LatencyHistogram
-from posestream.engine.types import LiveInfo
+from posestream.engine.live.info import LiveInfo
 
 SHAPE = (6, 8, 1)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posestream.train.metrics import FrameEval, evaluate, oks_matrix
+from posestream.train.metrics import FrameEval, evaluate
+from posestream.train.oks import oks_matrix
 
 # A 100 x 100 px instance with 5 nodes.
 SQUARE = np.array([[0, 0], [100, 0], [100, 100], [0, 100], [50, 50]], np.float32)
@@ -74,7 +75,7 @@ def _relabelled(source, out, order, names=None):
 
 def test_evaluate_matches_nodes_by_name_and_refuses_other_skeletons(synth_gray, tmp_path):
     """The same labels with their nodes reversed scored mAP 0, and with every node renamed 0.91 silently."""
-    from posestream.engine.errors import ConfigError
+    from posestream.core.errors import ConfigError
     from posestream.engine.sinks import read_analysis_h5
     from posestream.train.evaluate import evaluate_file
 

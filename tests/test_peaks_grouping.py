@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posestream.engine.paf_grouping import GroupingConfig, group_batch, pair_dots
-from posestream.engine.peaks import find_candidates, refine_candidates
+from posestream.engine.model.paf_grouping import GroupingConfig, group_batch, pair_dots
+from posestream.engine.model.peaks import find_candidates, refine_candidates
 
 
 def gaussian_map(points, shape, stride, sigma):
@@ -85,7 +85,7 @@ def test_integral_refinement_is_the_centre_of_mass_of_the_window():
 def test_group_by_class_shares_each_nodes_peaks_among_the_classes():
     """Two classes, two nodes: each node's two peaks go to the classes whose maps are highest there (the best
     total, not greedy), one peak per class; a class that gets no node makes no instance."""
-    from posestream.engine.identity import group_by_class
+    from posestream.engine.model.identity import group_by_class
 
     points = np.array([[[10, 10], [50, 50]], [[12, 12], [np.nan, np.nan]]], np.float32)  # (C=2, K=2, 2)
     scores = np.array([[0.9, 0.8], [0.7, np.nan]], np.float32)

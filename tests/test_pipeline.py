@@ -23,15 +23,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
-from posestream.engine.backends import OnnxRuntimeBackend, Pending
-from posestream.engine.errors import ConfigError, MissingExtraError
+from posestream.engine.model.backends import OnnxRuntimeBackend, Pending
+from posestream.core.errors import ConfigError, MissingExtraError
 from posestream.engine.pipeline import Pipeline, PipelineConfig, PipelineError
-from posestream.engine.predictor import Predictor
+from posestream.engine.model.predictor import Predictor
 from posestream.engine.sinks import read_analysis_h5
 from posestream.engine.sources import VideoFileReader, open_source
 from posestream.engine.threads import budget, cpu_cores
 from posestream.engine.synth import SynthConfig, write_synthetic_video
-from posestream.engine.track import TrackOptions, output_paths, track
+from posestream.engine.commands.track import TrackOptions, output_paths, track
 from posestream.export.exporter import ExportOptions, export_run
 
 POSESTREAM = str(Path(sys.executable).with_name("posestream"))
@@ -163,7 +163,7 @@ def test_batch_counts_a_half_undecodable_video_as_failed_with_its_missing_frames
     """A cut video was recorded "done" with 300 frames and an empty error, before."""
     from posestream.engine.batch import BatchOptions, run_batch
     from posestream.engine.batch.manifest import Manifest
-    from posestream.engine.track import TrackOptions
+    from posestream.engine.commands.track import TrackOptions
     from test_video_file import faststart_copy
 
     full = tmp_path / "full.mp4"
@@ -273,7 +273,7 @@ def test_bench_measures_every_stage(models, video, tmp_path):
 
 
 def test_embedded_demo_model_tracks_a_fresh_synthetic_video(tmp_path):
-    from posestream.engine.model_dir import BUILTIN_MODELS
+    from posestream.engine.model.model_dir import BUILTIN_MODELS
 
     if not (BUILTIN_MODELS["demo"] / "model.onnx").exists():
         pytest.skip("the demo model is not built (python benchmarks/build_demo_model.py)")
@@ -361,9 +361,9 @@ def test_warm_up_loads_the_kernels_a_run_uses_before_the_clock():
     loads them (building them first on a new machine), so no stage's time includes it."""
     code = (
         "from posestream.engine import kernels\n"
-        "from posestream.engine.predictor import Predictor\n"
+        "from posestream.engine.model.predictor import Predictor\n"
         "from posestream.engine.tracking import Tracker\n"
-        "from posestream.engine.warmup import warm_up\n"
+        "from posestream.engine.model.warmup import warm_up\n"
         "assert kernels.how_compiled() == 'not loaded yet'\n"
         "warm_up(Predictor(['demo']), Tracker())\n"
         "print(kernels.how_compiled())\n"
@@ -419,7 +419,7 @@ def test_thread_budget_rules():
 
 
 def test_a_light_network_gets_one_core_and_a_heavy_one_every_core(models, monkeypatch):
-    import posestream.engine.predictor as predictor_module
+    import posestream.engine.model.predictor as predictor_module
 
     monkeypatch.setattr(predictor_module, "network_us_per_frame", lambda run, shape: 10.0)
     with Predictor([models["single_instance"]]) as predictor:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import reference_postprocess as ref
 from posestream.engine import kernels
-from posestream.engine.paf_grouping import GroupingConfig, group_batch, pair_dots
-from posestream.engine.peaks import NOT_A_PEAK, PeakCandidates, find_candidates, refine_candidates
+from posestream.engine.model.paf_grouping import GroupingConfig, group_batch, pair_dots
+from posestream.engine.model.peaks import NOT_A_PEAK, PeakCandidates, find_candidates, refine_candidates
 
 
 @pytest.fixture(autouse=True, params=["ahead of time", "jit"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from posestream.engine.render import PALETTE, RenderOptions, render
+from posestream.engine.commands.render import PALETTE, RenderOptions, render
 from posestream.engine.sinks import read_analysis_h5
 from posestream.engine.synth import SynthConfig, write_synthetic_video
 

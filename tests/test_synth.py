@@ -116,7 +116,7 @@ def test_config_errors(kwargs, message):
 def test_perturbed_detections_follow_the_rates_and_give_nothing_away():
     """Jitter, dropped nodes, missing runs and false instances at the rates asked; untracked, shuffled."""
     from posestream.engine.synth import PerturbConfig, Perturber
-    from posestream.train.metrics import oks_matrix
+    from posestream.train.oks import oks_matrix
 
     config = SynthConfig(frames=2000, width=512, height=512, animals=4, seed=2)
     perturber = Perturber(PerturbConfig(2.0, 0.05, 0.02, 0.01, seed=2), 512, 512, 4)

@@ -1,10 +1,10 @@
-"""Top-down crops around anchors, in each tool's convention (engine/topdown.py)."""
+"""Top-down crops around anchors, in each tool's convention (engine/model/topdown.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from posestream.engine.topdown import crops_around
+from posestream.engine.model.topdown import crops_around
 
 
 def ramp(height: int = 40, width: int = 50) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from posestream.engine.errors import ConfigError
+from posestream.core.errors import ConfigError
 from posestream.engine.synth import PerturbConfig, Perturber, PoseSimulator, SynthConfig
 from posestream.engine.tracking import Tracker, TrackerConfig
 from posestream.engine.tracking.matching import greedy, hungarian, match
@@ -127,7 +127,7 @@ def test_deterministic_and_bounded_state():
 
 def test_perturbed_ground_truth_keeps_identities():
     """Three synthetic animals, 600 frames, jittered with dropped nodes, missing and false instances."""
-    from posestream.train.metrics import oks_matrix
+    from posestream.train.oks import oks_matrix
 
     config = SynthConfig(frames=600, width=640, height=640, animals=3, seed=4)
     perturber = Perturber(PerturbConfig(2.0, 0.05, 0.02, 0.01, seed=4), 640, 640, 3)

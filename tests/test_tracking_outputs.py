@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from posestream.engine.sinks import AnalysisH5Writer, read_analysis_h5
 from posestream.engine.synth import SYNTH_SKELETON, SynthConfig, write_synthetic_video
-from posestream.engine.track import TrackOptions, track
+from posestream.engine.commands.track import TrackOptions, track
 from posestream.engine.tracking import TrackerConfig
 from posestream.engine.tracking.retrack import retrack
 from posestream.engine.types import FramePredictions
@@ -142,7 +142,7 @@ def test_retrack_of_a_file_without_poses_or_frame_rate_names_the_file(tmp_path):
 
 def test_a_tracker_error_stops_the_pipeline_and_names_the_frame(clip):
     from posestream.engine.pipeline import Pipeline, PipelineConfig, PipelineError
-    from posestream.engine.predictor import Predictor
+    from posestream.engine.model.predictor import Predictor
     from posestream.engine.sources import open_source
     from posestream.engine.tracking import Tracker
 

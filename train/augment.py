@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import AugmentConfig
+from posestream.train.config import AugmentConfig
 
 
 def translation(dx: float, dy: float) -> np.ndarray:

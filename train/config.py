@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from posestream.engine.errors import ConfigError
+from posestream.core.errors import ConfigError
 from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.types import ModelType
 

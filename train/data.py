@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from posestream.engine.errors import ConfigError
+from posestream.core.errors import ConfigError
 from posestream.engine.types import ModelType
 
-from .augment import adjust_intensity, linear, random_geometry, transform_points, translation, warp_image
-from .config import TrainConfig
-from .labels import LabelSet
-from .targets import confidence_maps, instance_anchors, part_affinity_fields
+from posestream.train.augment import adjust_intensity, linear, random_geometry, transform_points, translation, warp_image
+from posestream.train.config import TrainConfig
+from posestream.train.labels import LabelSet
+from posestream.train.targets import confidence_maps, instance_anchors, part_affinity_fields
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,15 @@ import os
 from pathlib import Path
 
 import numpy as np
-from posestream.engine.errors import ConfigError, MissingExtraError
+from posestream.core.errors import ConfigError, MissingExtraError
 from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.sinks.predictions import open_predictions
 from posestream.engine.types import FramePredictions, Skeleton
 
-from .labels import LabelSet, labels_from_analysis_h5, load_labels
-from .metrics import OKS_STDDEV, FrameEval, Report, evaluate
-from .tracking_metrics import TrackedFrame, tracking_metrics
+from posestream.train.labels import LabelSet, labels_from_analysis_h5, load_labels
+from posestream.train.metrics import FrameEval, Report, evaluate
+from posestream.train.oks import OKS_STDDEV
+from posestream.train.tracking_metrics import TrackedFrame, tracking_metrics
 
 Predictions = dict[int, FramePredictions]  # frame index -> its predicted instances
 
@@ -106,7 +107,7 @@ def evaluate_runs(run_dirs: list[str], labels_path: str | None = None, frames: s
     Defaults: the first run's labels (an exported model's source run), and its validation frames
     when ``frames`` is None.
     """
-    from .predict import PredictOptions, open_model, predict
+    from posestream.train.predict import PredictOptions, open_model, predict
 
     runs = [open_model(d, device) for d in run_dirs]
     first = runs[0].run

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from posestream.engine.errors import ConfigError, VideoNotFoundError
+from posestream.core.errors import ConfigError, VideoNotFoundError
 from posestream.engine.extras import require
 from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.sinks.slp import skeleton_from_sio

@@ -17,14 +17,12 @@ pairs taken greedily by OKS, best first, while OKS > 0.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .tracking_metrics import TrackingReport
+from posestream.train.oks import OKS_STDDEV, oks_matrix
+from posestream.train.tracking_metrics import TrackingReport
 
-OKS_STDDEV = 0.025
 OKS_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
 PCK_THRESHOLDS = (1, 2, 3, 4, 5, 7, 10)  # pixels
 
@@ -61,22 +59,6 @@ class Report:
         if self.tracking is not None:
             data.update(self.tracking.to_dict())
         return data
-
-
-def oks_matrix(truth: np.ndarray, predicted: np.ndarray, stddev: float = OKS_STDDEV) -> np.ndarray:
-    """OKS of every (ground truth, prediction) pair.  truth (G, N, 2), predicted (P, N, 2) -> (G, P)"""
-    if len(truth) == 0 or len(predicted) == 0:
-        return np.zeros((len(truth), len(predicted)))
-    visible = np.isfinite(truth).all(axis=-1)  # (G, N)
-    with np.errstate(invalid="ignore"):
-        lo = np.nanmin(np.where(visible[..., None], truth, np.nan), axis=1)
-        hi = np.nanmax(np.where(visible[..., None], truth, np.nan), axis=1)
-    area = np.nan_to_num(np.prod(hi - lo, axis=-1), nan=0.0)  # (G,)
-    area = np.maximum(area, 1.0)
-    d2 = ((truth[:, None] - predicted[None]) ** 2).sum(axis=-1)  # (G, P, N)
-    similarity = np.exp(-d2 / (2 * area[:, None, None] * (2 * stddev) ** 2))
-    similarity = np.where(visible[:, None] & np.isfinite(similarity), similarity, 0.0)
-    return similarity.sum(axis=-1) / np.maximum(visible.sum(axis=-1), 1)[:, None]
 
 
 def _coco_matches(oks: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:

@@ -16,7 +16,7 @@ from posestream.engine.types import ModelType
 from torch import nn
 from torch.nn import functional as F
 
-from .config import BackboneConfig, TrainConfig
+from posestream.train.config import BackboneConfig, TrainConfig
 
 
 @dataclass(frozen=True)

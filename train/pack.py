@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from posestream.engine.errors import ConfigError
+from posestream.core.errors import ConfigError
 from posestream.engine.extras import require
 from posestream.engine.progress import progress_bar
 
-from .labels import resolve_video_paths
+from posestream.train.labels import resolve_video_paths
 
 EMBED_CHOICES = ("user", "user+suggestions", "all")  # sleap-io's names: labelled frames, + suggested, every frame
 

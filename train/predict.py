@@ -4,7 +4,7 @@ Supported combinations: a single-instance run; a bottom-up run; a
 centered-instance run alone (crops around the ground-truth anchors, as SLEAP
 evaluates it); a centroid run with a centered-instance run (top-down).
 
-Frames go through the exported graph's torch module (``export.graph.ExportGraph``,
+Frames go through the exported graph's torch module (``train.graph.ExportGraph``,
 ``maps`` mode) and the engine's own postprocessing and crop steps, so a run
 evaluated here and its exported model run by the engine differ only in the
 runtime that executes the network.
@@ -19,16 +19,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from posestream.engine.errors import ConfigError
-from posestream.engine.instances import InstanceBatch, Instances
-from posestream.engine.postprocess import OutputDecoder
+from posestream.core.errors import ConfigError
+from posestream.engine.model.instances import InstanceBatch, Instances
+from posestream.engine.model.postprocess import OutputDecoder
 from posestream.engine.progress import progress_bar
-from posestream.engine.topdown import crops_around, instances_from_crops
+from posestream.engine.model.topdown import crops_around, instances_from_crops
 from posestream.engine.types import FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton
 
-from .labels import LabelSet
-from .targets import instance_anchors
-from .trainer import load_run
+from posestream.train.labels import LabelSet
+from posestream.train.targets import instance_anchors
+from posestream.train.trainer import load_run
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class RunModel:
     def graph(self, metadata: ModelMetadata, network: torch.nn.Module | None = None, half: bool = False) -> torch.nn.Module:
         """The exported graph's torch module for ``metadata`` around ``network`` (default: the run's own;
         ``half`` converts it in place)."""
-        from posestream.export.graph import ExportGraph
+        from posestream.train.graph import ExportGraph
 
         height, width, _ = metadata.input_shape
         network_shape = (height, width) if self.type is ModelType.CENTERED_INSTANCE else self.network_shape_for(height, width)
@@ -121,7 +121,7 @@ class ExportedRun:
     so ``posestream evaluate MODEL_DIR`` scores exactly what the engine will produce."""
 
     def __init__(self, model_dir: str | os.PathLike, device: str = "cpu"):
-        from posestream.engine.inference import ExportedModel
+        from posestream.engine.model.inference import ExportedModel
 
         self.model = ExportedModel(model_dir, device)
         meta = self.model.metadata

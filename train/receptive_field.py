@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import BackboneConfig, TrainConfig
-from .labels import LabelSet
+from posestream.train.config import BackboneConfig, TrainConfig
+from posestream.train.labels import LabelSet
 
 RF_COLOUR = "#ffb000"
 ANIMAL_COLOUR = "#00c8ff"

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from posestream.engine.extras import require
 
-from .metrics import OKS_STDDEV, oks_matrix
+from posestream.train.oks import OKS_STDDEV, oks_matrix
 
 MATCH_THRESHOLD = 0.5
 

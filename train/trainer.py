@@ -21,15 +21,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from posestream.engine.errors import ConfigError
+from posestream.core.errors import ConfigError
 from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.progress import progress_bar
 from torch.nn import functional as F
 
-from .config import TrainConfig
-from .data import InputGeometry, PoseDataset
-from .labels import LabelSet, load_labels
-from .models import PoseNet, build_model, head_specs
+from posestream.train.config import TrainConfig
+from posestream.train.data import InputGeometry, PoseDataset
+from posestream.train.labels import LabelSet, load_labels
+from posestream.train.models import PoseNet, build_model, head_specs
 
 LOG_FIELDS = ["epoch", "train_loss", "val_loss", "learning_rate", "seconds"]
 
@@ -302,7 +302,7 @@ def plot_loss_curve(run_dir: Path) -> Path | None:
 
 def load_run(run_dir: str | os.PathLike, device: str = "cpu", checkpoint: str = "best.pt") -> tuple[PoseNet, dict, TrainConfig]:
     """A trained model in eval mode, its run.json and its config."""
-    from .config import load_config
+    from posestream.train.config import load_config
 
     run_dir = Path(run_dir)
     for name in ("config.yaml", "run.json", checkpoint):

@@ -8,6 +8,6 @@ done, what runs and why), ``worker`` (one unit through the pipeline, outputs ren
 ``local`` and ``ray_engine`` (where units run), ``runner`` (the run), ``progress`` (bar, table, Ctrl-C).
 """
 
-from .runner import BatchOptions, BatchSummary, run_batch
+from posestream.engine.batch.runner import BatchOptions, BatchSummary, run_batch
 
 __all__ = ["BatchOptions", "BatchSummary", "run_batch"]

@@ -15,7 +15,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError, VideoNotFoundError
+from posestream.core.errors import ConfigError, VideoNotFoundError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".webm", ".h264", ".h265", ".ts")
 LIST_SUFFIXES = (".txt", ".list", ".lst")

@@ -7,9 +7,9 @@ import queue
 import threading
 from collections.abc import Iterator
 
-from ..track import TrackOptions
-from .plan import Unit
-from .worker import UnitResult, UnitWorker
+from posestream.engine.commands.track import TrackOptions
+from posestream.engine.batch.plan import Unit
+from posestream.engine.batch.worker import UnitResult, UnitWorker
 
 HEARTBEAT_S = 0.5  # how often ``results`` yields None while units run (the driver refreshes its progress)
 

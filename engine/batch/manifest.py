@@ -17,8 +17,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import OutputFileError
-from ..model_dir import load_model_dir
+from posestream.core.errors import OutputFileError
+from posestream.engine.model.model_dir import load_model_dir
 
 MANIFEST_NAME = "manifest.jsonl"
 DONE, FAILED, INTERRUPTED = "done", "failed", "interrupted"

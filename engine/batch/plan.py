@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import PosestreamError
-from ..sinks.analysis_h5 import FRAME_NOT_PROCESSED, AnalysisH5Reader
-from ..track import output_paths
-from .inputs import VideoInput
-from .manifest import DONE, Manifest, UnitRecord, video_fingerprint
-from .split import Part, make_parts, overlap_frames, split_ranges
+from posestream.core.errors import PosestreamError
+from posestream.engine.sinks.analysis_h5 import FRAME_NOT_PROCESSED, AnalysisH5Reader
+from posestream.engine.commands.track import output_paths
+from posestream.engine.batch.inputs import VideoInput
+from posestream.engine.batch.manifest import DONE, Manifest, UnitRecord, video_fingerprint
+from posestream.engine.batch.split import Part, make_parts, overlap_frames, split_ranges
 
 OUTPUT_SUFFIX = ".predictions"
 PARTIAL_SUFFIX = ".partial"
@@ -70,7 +70,7 @@ def plan_units(videos: list[VideoInput], out_dir: Path, formats: tuple[str, ...]
 def _continued(unit: Unit, tracking: bool) -> Unit:
     """A video interrupted before: its frames flushed so far become part 0 and the rest part 1 (then
     merged), so the run goes on from its last flushed frame. Unchanged when nothing was flushed."""
-    from ..sources.video_file import VideoFileReader
+    from posestream.engine.sources.video_file import VideoFileReader
 
     first = unit.part_file(0)
     partial = Path(unit.partials.get("analysis-h5", ""))
@@ -105,7 +105,7 @@ def _flushed_prefix(path: Path) -> int:
 
 def _with_parts(unit: Unit, every: int, tracking: bool) -> Unit:
     """The unit cut into parts, those with complete files not to run again (one piece: unchanged)."""
-    from ..sources.video_file import VideoFileReader
+    from posestream.engine.sources.video_file import VideoFileReader
 
     try:
         with VideoFileReader(unit.video) as reader:

@@ -8,7 +8,7 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .manifest import DONE, FAILED
+from posestream.engine.batch.manifest import DONE, FAILED
 
 
 class BatchProgress:

@@ -20,11 +20,11 @@ import os
 import threading
 from collections.abc import Iterator
 
-from ..errors import ConfigError, ModelLoadError
-from ..extras import require
-from ..track import TrackOptions
-from .plan import Unit
-from .worker import UnitResult, UnitWorker
+from posestream.core.errors import ConfigError, ModelLoadError
+from posestream.engine.extras import require
+from posestream.engine.commands.track import TrackOptions
+from posestream.engine.batch.plan import Unit
+from posestream.engine.batch.worker import UnitResult, UnitWorker
 
 MAX_RESTARTS = 3  # times Ray restarts a dead worker
 MAX_TASK_RETRIES = 2  # times a unit whose worker died is run again

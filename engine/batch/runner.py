@@ -7,12 +7,12 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError, OutputFileError, PosestreamError
-from ..track import TrackOptions, too_many_missing
-from .inputs import find_videos, parse_shard, shard
-from .manifest import DONE, FAILED, INTERRUPTED, Manifest, UnitRecord, models_hash, options_hash, video_fingerprint
-from .plan import Unit, plan_units
-from .worker import UnitResult, is_disk_full
+from posestream.core.errors import ConfigError, OutputFileError, PosestreamError
+from posestream.engine.commands.track import TrackOptions, too_many_missing
+from posestream.engine.batch.inputs import find_videos, parse_shard, shard
+from posestream.engine.batch.manifest import DONE, FAILED, INTERRUPTED, Manifest, UnitRecord, models_hash, options_hash, video_fingerprint
+from posestream.engine.batch.plan import Unit, plan_units
+from posestream.engine.batch.worker import UnitResult, is_disk_full
 
 ENGINES = ("local", "ray")
 
@@ -21,8 +21,8 @@ ENGINES = ("local", "ray")
 class BatchOptions:
     track: TrackOptions = TrackOptions()  # formats, tracking, device, backend, thresholds of every unit
     engine: str = "local"
-    workers: int = 2  # pipelines at once (local) or actors (ray)
-    address: str | None = None  # a Ray cluster (default: RAY_ADDRESS, else a local Ray)
+    workers: int = 2  # pipelines at once (local) or actors (ray): --jobs
+    address: str | None = None  # --ray-address: a Ray cluster (default: RAY_ADDRESS, else a local Ray)
     gpus_per_worker: float | None = None  # ray: GPUs per actor (a fraction shares one)
     shard: str | None = None  # "I/N": the I-th of N shares of the inputs
     split_frames: int | None = None  # videos longer than this run in parts of at least this many frames
@@ -32,9 +32,9 @@ class BatchOptions:
         if self.engine not in ENGINES:
             raise ConfigError(f"--engine must be one of {ENGINES}, got {self.engine!r}")
         if self.workers < 1:
-            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+            raise ConfigError(f"--jobs must be >= 1, got {self.workers}")
         if self.engine == "local" and (self.address or self.gpus_per_worker):
-            raise ConfigError("--address and --gpus-per-worker are Ray's: add --engine ray")
+            raise ConfigError("--ray-address and --gpus-per-worker are Ray's: add --engine ray")
         parse_shard(self.shard)
         if self.split_frames is not None and self.split_frames < 1:
             raise ConfigError(f"--split-frames must be >= 1 frames, got {self.split_frames}")
@@ -93,7 +93,7 @@ def run_batch(inputs: list[str], model_dirs: list[str], out_dir: str | os.PathLi
 
 def _output_dir(out_dir: str | os.PathLike) -> Path:
     """OUT_DIR, made if needed; a clear error when it is a file or cannot be written."""
-    from ..sinks import make_folder
+    from posestream.engine.sinks import make_folder
 
     out = Path(out_dir).absolute()
     if out.exists() and not out.is_dir():
@@ -113,10 +113,10 @@ def _engine(model_dirs: list[str], options: BatchOptions):
     per_worker = max(1, cores // options.workers)
     track = options.track
     if options.engine == "ray":
-        from .ray_engine import RayEngine
+        from posestream.engine.batch.ray_engine import RayEngine
 
         return RayEngine(model_dirs, track, options.workers, options.address, options.gpus_per_worker, per_worker)
-    from .local import LocalEngine
+    from posestream.engine.batch.local import LocalEngine
 
     return LocalEngine(model_dirs, track, options.workers, threads=per_worker, decode_threads=per_worker)
 
@@ -125,8 +125,8 @@ def _run_units(engine, todo: list[Unit], manifest: Manifest, models: list[str], 
                summary: BatchSummary, options: BatchOptions) -> None:  # fmt: skip
     """Run the units, recording each as it ends; Ctrl-C stops the units in progress (their partial outputs
     stay)."""
-    from ..interrupts import StopRequests
-    from .progress import BatchProgress
+    from posestream.engine.interrupts import StopRequests
+    from posestream.engine.batch.progress import BatchProgress
 
     units = UnitParts(todo, options.track)
 
@@ -192,7 +192,7 @@ class UnitParts:
         return self._merge(self.units[result.unit], self._done[result.unit])
 
     def _merge(self, unit: Unit, parts: list[UnitResult]) -> UnitResult:
-        from .stitch import merge_parts, remove_parts
+        from posestream.engine.batch.stitch import merge_parts, remove_parts
 
         files = [(part, unit.part_file(part.index)) for part in unit.parts]
         result = UnitResult(unit.name, DONE, wall_s=sum(r.wall_s for r in parts), worker="driver (merge)",

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..sinks import AnalysisH5Reader, close_sinks, open_sinks
-from ..sources import open_source
-from ..types import UNTRACKED, FramePredictions
-from .split import Part
+from posestream.engine.sinks import AnalysisH5Reader, close_sinks, open_sinks
+from posestream.engine.sources import open_source
+from posestream.engine.types import UNTRACKED, FramePredictions
+from posestream.engine.batch.split import Part
 
 SAME_POSE_PX = 0.5  # mean node distance under which two instances of one frame are the same detection
 

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import PosestreamError
-from ..track import TrackOptions, load_predictor, too_many_missing, track_video
-from .manifest import DONE, FAILED, INTERRUPTED
-from .plan import Unit
+from posestream.core.errors import PosestreamError
+from posestream.engine.commands.track import TrackOptions, load_predictor, too_many_missing, track_video
+from posestream.engine.batch.manifest import DONE, FAILED, INTERRUPTED
+from posestream.engine.batch.plan import Unit
 
 
 @dataclass

@@ -36,8 +36,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from ..errors import ConfigError, PosestreamError
-from .signatures import SIGNATURES, checked
+from posestream.core.errors import ConfigError, PosestreamError
+from posestream.engine.kernels.signatures import SIGNATURES, checked
 
 try:
     import fcntl  # the build lock (POSIX); without it, the kernels run on numba's JIT
@@ -105,7 +105,7 @@ def import_kernel_modules() -> dict:
     """Import the modules that define kernels (numba with them) and return every kernel's Python function by name."""
     for name in KERNEL_MODULES:
         importlib.import_module(f"{__name__}.{name}")
-    from .jit import REGISTRY
+    from posestream.engine.kernels.jit import REGISTRY
 
     return REGISTRY
 
@@ -114,7 +114,7 @@ def import_kernel_modules() -> dict:
 def jit_kernels() -> SimpleNamespace:
     """Every kernel compiled by numba in this process (from numba's cache after the first time)."""
     import_kernel_modules()
-    from .jit import compiled
+    from posestream.engine.kernels.jit import compiled
 
     return SimpleNamespace(**compiled())
 

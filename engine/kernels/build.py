@@ -28,8 +28,8 @@ def build(out_dir: Path) -> None:
 
     numba.pycc.compiler.Flags = GilReleasingFlags  # pycc has no option for it, and makes its Flags by this name
 
-    from . import MODULE_NAME, import_kernel_modules
-    from .signatures import SIGNATURES
+    from posestream.engine.kernels import MODULE_NAME, import_kernel_modules
+    from posestream.engine.kernels.signatures import SIGNATURES
 
     registry = import_kernel_modules()
     cc = CC(MODULE_NAME)

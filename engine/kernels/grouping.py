@@ -1,11 +1,11 @@
-"""Loops of bottom-up grouping (``posestream.engine.paf_grouping`` calls them and says what they compute): the part
+"""Loops of bottom-up grouping (``posestream.engine.model.paf_grouping`` calls them and says what they compute): the part
 affinity field sampled along candidate pairs, and the assembly of instances from scored connections."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .jit import helper, kernel
+from posestream.engine.kernels.jit import helper, kernel
 
 
 @helper
@@ -123,7 +123,7 @@ def _write_instances(members, totals, n_groups, points, point_scores, n_edges, m
 @kernel
 def pair_dots(points, present, pafs, edges, paf_stride, t, dots):  # pragma: no cover - compiled
     """In place: dots (B, E, K, K, S), the field along every candidate pair of every edge (see
-    ``posestream.engine.paf_grouping.pair_dots``)."""
+    ``posestream.engine.model.paf_grouping.pair_dots``)."""
     batch, n_edges, k, _, n_samples = dots.shape
     height, width = pafs.shape[2], pafs.shape[3]
     tiny = np.float32(1e-6)
@@ -149,7 +149,7 @@ def pair_dots(points, present, pafs, edges, paf_stride, t, dots):  # pragma: no 
 @kernel
 def group(points, point_scores, cells, dots, edges, min_sample, min_fraction, max_length, min_nodes,
           out_points, out_scores, out_instance_scores, counts):  # fmt: skip  # pragma: no cover - compiled
-    """In place: each frame's instances, best first (see ``posestream.engine.paf_grouping.group_batch``)."""
+    """In place: each frame's instances, best first (see ``posestream.engine.model.paf_grouping.group_batch``)."""
     batch, n_nodes, k = point_scores.shape
     n_edges = edges.shape[0]
     n_groups_max = n_edges * k + 1  # each connection opens at most one instance

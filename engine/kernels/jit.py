@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numba
 
-from .signatures import SIGNATURES
+from posestream.engine.kernels.signatures import SIGNATURES
 
 REGISTRY: dict[str, Callable] = {}
 """Every kernel's Python function by name (filled when the kernel modules are imported)."""

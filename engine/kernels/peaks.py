@@ -1,11 +1,11 @@
-"""Loops of peak finding (``posestream.engine.peaks`` calls them): the top-K local maxima of each map, and their
+"""Loops of peak finding (``posestream.engine.model.peaks`` calls them): the top-K local maxima of each map, and their
 subpixel refinement."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .jit import inline_helper, kernel
+from posestream.engine.kernels.jit import inline_helper, kernel
 
 
 @inline_helper

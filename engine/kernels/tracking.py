@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import helper, kernel
+from posestream.engine.kernels.jit import helper, kernel
 
 
 @helper

@@ -1,15 +1,11 @@
-"""Real time: ZeroMQ camera feeds in, live poses and identities out, on the one pipeline.
+"""Real time, the engine side: ZeroMQ camera feeds in, live poses and identities out, on the one pipeline.
 
-Camera side and client side (the client library, re-exported as ``posestream.live``):
-``CameraPublisher``, ``PoseSubscriber``. Engine side: ``LiveSession`` (``posestream live``),
-``camera_sim`` (``posestream camera-sim``), ``listen`` (``posestream listen``). The wire protocol is in
-``protocol`` and in the README.
+``LiveSession`` (``posestream live``): ``source`` (the cameras as a frame source), ``trackers`` (one per
+camera), ``hooks`` (the closed-loop processor), ``publisher`` and ``recorder`` (sinks), ``stats``; ``sim``
+(``posestream camera-sim``) and ``listen`` (``posestream listen``). The client side (camera publisher, pose
+subscriber, wire protocol) is ``posestream.live``.
 """
 
-from .camera import CameraPublisher
-from .hooks import Processor
-from .protocol import PixelFormat, PoseMessage, ProtocolError
-from .security import Curve
-from .subscriber import PoseSubscriber
+from posestream.engine.live.hooks import Processor
 
-__all__ = ["CameraPublisher", "Curve", "PixelFormat", "PoseMessage", "PoseSubscriber", "Processor", "ProtocolError"]
+__all__ = ["Processor"]

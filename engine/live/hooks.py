@@ -23,17 +23,11 @@ import importlib
 import logging
 import time
 import traceback
-from typing import Protocol
-
-from ..errors import ConfigError
-from ..types import FramePredictions, LiveInfo
+from posestream.core.errors import ConfigError
+from posestream.live.processor import Processor
 
 log = logging.getLogger("posestream.live")
 WARN_EVERY_SECONDS = 10.0
-
-
-class Processor(Protocol):
-    def process(self, frame: FramePredictions, meta: LiveInfo) -> None: ...
 
 
 def load_processor(spec: str) -> Processor:

@@ -14,11 +14,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..types import FramePredictions, LiveInfo, Skeleton
-from .protocol import PoseMessage, STAGES
-from .recorder import LiveRecorder, check_recording_path
-from .stats import restarted
-from .subscriber import PoseSubscriber
+from posestream.engine.live.info import LiveInfo
+from posestream.engine.types import FramePredictions, Skeleton
+from posestream.live.protocol import PoseMessage, STAGES
+from posestream.engine.live.recorder import LiveRecorder, check_recording_path
+from posestream.engine.live.stats import restarted
+from posestream.live.subscriber import PoseSubscriber
 
 WAIT_FRAMES = 10_000
 

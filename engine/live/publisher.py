@@ -13,9 +13,9 @@ import time
 
 import zmq
 
-from ..types import FramePredictions
-from .protocol import POSE_PREFIX, PoseHeader, pose_parts, stats_parts
-from .security import Curve, bound_socket, read_subscriptions
+from posestream.engine.types import FramePredictions
+from posestream.live.protocol import POSE_PREFIX, PoseHeader, pose_parts, stats_parts
+from posestream.live.security import Curve, bound_socket, read_subscriptions
 
 LINGER_MS = 1000  # at close, how long messages still queued for connected clients may take to go out
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sinks import make_folder
-from ..sinks.analysis_h5 import AnalysisH5Writer
-from ..types import FrameBlock, FramePredictions, LiveInfo, Skeleton
+from posestream.engine.sinks import make_folder
+from posestream.engine.sinks.analysis_h5 import AnalysisH5Writer
+from posestream.engine.live.info import LiveInfo
+from posestream.engine.types import FrameBlock, FramePredictions, Skeleton
 
 
 def camera_path(out: str | os.PathLike, camera: int) -> Path:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
 import threading
 import time
@@ -22,19 +21,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..pipeline import Pipeline, PipelineConfig
-from ..predictor import Predictor
-from ..tracking import TrackerConfig
-from ..types import FramePredictions
-from ..warmup import warm_up
-from .hooks import HookRunner, Processor, load_processor
-from .publisher import PosePublisher
-from .recorder import LiveRecorder
-from .security import Curve
-from .source import CameraInput, CameraSource
-from .stats import StatsBoard, camera_stats
-from .trackers import CameraTrackers
+from posestream.core.errors import ConfigError
+from posestream.engine.interrupts import StopRequests
+from posestream.engine.pipeline import Pipeline, PipelineConfig
+from posestream.engine.model.predictor import Predictor
+from posestream.engine.tracking import TrackerConfig
+from posestream.engine.types import FramePredictions
+from posestream.engine.model.warmup import warm_up
+from posestream.engine.live.hooks import HookRunner, Processor, load_processor
+from posestream.engine.live.publisher import PosePublisher
+from posestream.engine.live.recorder import LiveRecorder
+from posestream.live.security import Curve
+from posestream.engine.live.source import CameraInput, CameraSource
+from posestream.engine.live.stats import StatsBoard, camera_stats
+from posestream.engine.live.trackers import CameraTrackers
 
 log = logging.getLogger("posestream.live")
 SWITCH_INTERVAL = 0.0005  # s: a stage that wakes gets the interpreter within this (Python's default: 5 ms)
@@ -58,7 +58,9 @@ class LiveOptions:
     curve: str | None = None  # key directory (posestream keys)
     device: str = "cpu"
     backend: str = "auto"
-    threads: int = 0  # the model's CPU threads; 0: onnxruntime's default (every core)
+    threads: int = 0  # the model's CPU threads; 0: the thread budget's (engine/threads.py)
+    peak_threshold: float | None = None  # None: the model's
+    max_instances: int | None = None  # None: the model's
     status: bool = True  # a status line on stderr once a second
     lossless: bool = False  # queues block instead of dropping (replays and tests; engine/live/source.py)
 
@@ -104,7 +106,8 @@ class LiveSession:
         """The model, the hook, the outputs, then (warm) the cameras and the pipeline."""
         options, tracked = self.options, self.options.tracking is not None
         curve = Curve(options.curve) if options.curve else None
-        self.predictor = Predictor(model_dirs, options.device, threads=options.threads, backend=options.backend)
+        self.predictor = Predictor(model_dirs, options.device, threads=options.threads, backend=options.backend,
+                                   peak_threshold=options.peak_threshold, max_instances=options.max_instances)
         processor = processor or (load_processor(options.processor) if options.processor else None)
         self.hook = HookRunner(processor, options.hook_slow_ms) if processor else None
         if options.publish:
@@ -127,7 +130,7 @@ class LiveSession:
     def warm_up(self) -> None:
         """Run the model(s) once per batch size on blank frames, so no camera frame pays a first call's cost
         (onnxruntime plans each new batch shape on its first run), and compile or load every kernel the
-        decoders and trackers use (engine/warmup.py), all before any camera frame can wait for it."""
+        decoders and trackers use (engine/model/warmup.py), all before any camera frame can wait for it."""
         blank = np.zeros((self.options.max_batch, *self.predictor.input_shape), np.uint8)
         for n in range(1, self.options.max_batch + 1):
             self.predictor.postprocess(self.predictor.infer(blank[:n]))
@@ -144,7 +147,7 @@ class LiveSession:
         sys.setswitchinterval(SWITCH_INTERVAL)
         reporter = threading.Thread(target=self._report, name="live stats", daemon=True)
         timer = threading.Timer(self.options.duration, self.stop) if self.options.duration else None
-        with _SignalsStop(self.stop):
+        with StopRequests(self.stop):
             reporter.start()
             if timer:
                 timer.start()
@@ -234,28 +237,3 @@ def status_line(stats: dict[int, dict], malformed) -> str:
              for c, s in sorted(stats.items())]  # fmt: skip
     bad = sum(malformed.values())
     return " | ".join(parts) + (f" | {bad} malformed" if bad else "")
-
-
-class _SignalsStop:
-    """SIGINT and SIGTERM call ``stop`` (a clean stop: waiting frames finished, files closed); a second
-    SIGINT interrupts at once."""
-
-    def __init__(self, stop) -> None:
-        self._stop, self._previous = stop, {}
-
-    def _handler(self, signum, frame) -> None:
-        if signum == signal.SIGINT and self._stopping:
-            raise KeyboardInterrupt
-        self._stopping = True
-        self._stop()
-
-    def __enter__(self) -> None:
-        self._stopping = False
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handler)
-
-    def __exit__(self, *exc_info) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)

@@ -17,11 +17,11 @@ from collections.abc import Iterator
 import time
 from dataclasses import dataclass
 
-from ..errors import ConfigError
-from ..sources import open_source
-from ..sources.base import resolve_frames
-from .camera import CameraPublisher
-from .security import Curve
+from posestream.core.errors import ConfigError
+from posestream.engine.sources import open_source
+from posestream.engine.sources.base import resolve_frames
+from posestream.live.camera import CameraPublisher
+from posestream.live.security import Curve
 
 PIXEL_FORMATS = {1: "mono8", 3: "rgb8"}
 DECODE_AHEAD = 64  # frames decoded ahead of the schedule (streaming)

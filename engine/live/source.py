@@ -42,12 +42,13 @@ import numpy as np
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from ..errors import ConfigError, PosestreamError
-from ..sources.base import FLUSH, IDLE, FrameSource
-from ..types import LiveInfo, VideoMetadata
-from .protocol import END_PREFIX, FRAME_PREFIX, ProtocolError, parse_end, parse_frame
-from .stats import MAX_GAP, restarted
-from .security import Curve, check_address, connected_socket
+from posestream.core.errors import ConfigError, PosestreamError
+from posestream.engine.sources.base import FLUSH, IDLE, FrameSource
+from posestream.engine.live.info import LiveInfo
+from posestream.engine.types import VideoMetadata
+from posestream.live.protocol import END_PREFIX, FRAME_PREFIX, ProtocolError, parse_end, parse_frame
+from posestream.engine.live.stats import MAX_GAP, restarted
+from posestream.live.security import Curve, check_address, connected_socket
 
 log = logging.getLogger("posestream.live")
 MAX_MESSAGE_BYTES = 1 << 29  # 512 MiB: an 8K RGB frame is 100 MB

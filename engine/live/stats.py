@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..types import LiveInfo
+from posestream.engine.live.info import LiveInfo
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 MAX_GAP = 100_000  # frames: a longer gap in a camera's counter is a restart (55 minutes at 30 Hz)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..tracking import Tracker, TrackerConfig
-from ..types import FrameBlock, FramePredictions
+from posestream.engine.tracking import Tracker, TrackerConfig
+from posestream.engine.types import FrameBlock, FramePredictions
 
 SMOOTHING = 0.05  # weight of each new frame interval in a camera's frame-rate estimate
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import OutputFileError
-from ..types import Skeleton
-from .analysis_h5 import AnalysisData, AnalysisH5Reader, AnalysisH5Writer, read_analysis_h5, recover_analysis_h5
-from .slp import SlpReader, SlpWriter
+from posestream.core.errors import OutputFileError
+from posestream.engine.types import Skeleton
+from posestream.engine.sinks.analysis_h5 import AnalysisData, AnalysisH5Reader, AnalysisH5Writer, read_analysis_h5, recover_analysis_h5
+from posestream.engine.sinks.slp import SlpReader, SlpWriter
 
 
 def make_folder(folder: Path, purpose: str) -> None:
@@ -73,7 +73,7 @@ def open_sinks(paths: dict[str, Path], skeleton: Skeleton, video_path: str, prov
     model's classes); ``timestamps``: gives each video frame's time in seconds, for NWB (default: at 30 FPS)."""
     saved_at_close = []  # written in one go by close(): made first, since making them writes nothing
     if "nwb" in paths:
-        from .nwb import NwbWriter
+        from posestream.engine.sinks.nwb import NwbWriter
 
         times = timestamps() if timestamps is not None else np.arange(0, dtype=np.float64)
         saved_at_close.append(NwbWriter(paths["nwb"], skeleton, video_path, times, provenance, tracked, track_names))

@@ -56,10 +56,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..errors import DiskFullError, OutputFileError
-from .slots import UNTRACKED_SLOT_PREFIX, TrackSlots
-from .space import check_free_space, release, reserve
-from ..types import LIVE_STAGES, UNTRACKED, FrameBlock, FramePredictions, Skeleton
+from posestream.core.errors import DiskFullError, OutputFileError
+from posestream.engine.sinks.slots import UNTRACKED_SLOT_PREFIX, TrackSlots
+from posestream.engine.sinks.space import check_free_space, release, reserve
+from posestream.live.protocol import LIVE_STAGES
+from posestream.engine.types import UNTRACKED, FrameBlock, FramePredictions, Skeleton
 
 FRAME_NOT_PROCESSED, FRAME_DONE, FRAME_MISSING, FRAME_DROPPED = 0, 1, 2, 3
 

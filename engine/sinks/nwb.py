@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, OutputFileError
-from ..extras import package_version, require
-from ..types import FrameBlock, FramePredictions, Skeleton
-from .slots import TrackSlots
-from .space import check_room, save_complete
+from posestream.core.errors import ConfigError, OutputFileError
+from posestream.engine.extras import package_version, require
+from posestream.engine.types import FrameBlock, FramePredictions, Skeleton
+from posestream.engine.sinks.slots import TrackSlots
+from posestream.engine.sinks.space import check_room, save_complete
 
 REFERENCE_FRAME = "(x, y) in pixels from the top-left of the frame; the centre of the top-left pixel is (0, 0)"
 MIN_BYTES = 1 << 20  # the file's own structure, with room to spare

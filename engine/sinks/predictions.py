@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import ConfigError
-from .analysis_h5 import AnalysisH5Reader
-from .slp import SlpReader
+from posestream.core.errors import ConfigError
+from posestream.engine.sinks.analysis_h5 import AnalysisH5Reader
+from posestream.engine.sinks.slp import SlpReader
 
 H5_SUFFIXES = (".h5", ".hdf5")
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..types import UNTRACKED, FrameBlock
+from posestream.engine.types import UNTRACKED, FrameBlock
 
 UNTRACKED_SLOT_PREFIX = "untracked_"  # tracked layout: slots of instances the tracker left untracked
 

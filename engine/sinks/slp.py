@@ -16,10 +16,10 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..extras import require
-from ..types import UNTRACKED, FrameBlock, FramePredictions, Skeleton
-from .space import check_room, save_complete
+from posestream.core.errors import ConfigError
+from posestream.engine.extras import require
+from posestream.engine.types import UNTRACKED, FrameBlock, FramePredictions, Skeleton
+from posestream.engine.sinks.space import check_room, save_complete
 
 
 MIN_BYTES = 1 << 20  # skeleton, videos, tracks and metadata, with room to spare

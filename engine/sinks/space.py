@@ -27,7 +27,7 @@ try:
 except ImportError:  # Windows: no file size limit to check
     resource = None
 
-from ..errors import DiskFullError, OutputFileError
+from posestream.core.errors import DiskFullError, OutputFileError
 
 CANNOT_ALLOCATE = (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)  # the filesystem cannot allocate ahead
 FALLOC_FL_KEEP_SIZE = 1

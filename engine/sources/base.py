@@ -1,16 +1,15 @@
-"""What every frame source offers the pipeline, and the factory that picks one."""
+"""What every frame source offers the pipeline."""
 
 from __future__ import annotations
 
 import abc
-import os
 from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
 
-from ..frame_ranges import FrameRanges
-from ..types import VideoMetadata
+from posestream.engine.frame_ranges import FrameRanges
+from posestream.engine.types import VideoMetadata
 
 Color = Literal["auto", "gray", "rgb"]
 MissingPolicy = Literal["raise", "yield"]
@@ -80,38 +79,3 @@ def resolve_frames(frames: FrameRanges | str | None, n_frames: int, source: str)
     if isinstance(frames, str):
         frames = FrameRanges.parse(frames)
     return (FrameRanges.all() if frames is None else frames).resolve(n_frames, source)
-
-
-def open_source(
-    path: str | os.PathLike,
-    *,
-    dataset: str | None = None,
-    layout: str = "channels_last",
-    color: Color = "auto",
-    threads: int = 0,
-    hwaccel: str | None = None,
-    channels: int | None = None,
-) -> FrameSource:
-    """Open a video file (PyAV) or an HDF5 video dataset by file suffix.
-
-    dataset/layout apply to HDF5 files; threads and hwaccel ("cuda:N": NVDEC when it can) to video files.
-    channels: what the model takes (1 gray, 3 RGB); a video of the other kind is converted, and the
-    source's ``converted`` says so ("RGB frames converted to gray").
-    """
-    source = _open(os.fspath(path), dataset, layout, color, threads, hwaccel)
-    if channels is None or source.metadata.channels == channels:
-        return source
-    source.close()
-    source = _open(os.fspath(path), dataset, layout, "gray" if channels == 1 else "rgb", threads, hwaccel)
-    source.converted = "RGB frames converted to gray" if channels == 1 else "gray frames converted to RGB"
-    return source
-
-
-def _open(path: str, dataset, layout: str, color: Color, threads: int, hwaccel: str | None) -> FrameSource:
-    if path.lower().endswith(HDF5_SUFFIXES):
-        from .hdf5_dataset import HDF5DatasetReader
-
-        return HDF5DatasetReader(path, dataset=dataset, layout=layout, color=color)
-    from .video_file import VideoFileReader
-
-    return VideoFileReader(path, color=color, threads=threads, hwaccel=hwaccel)

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import h5py
 import numpy as np
 
-from ..errors import FrameIndexError, VideoDecodeError, VideoNotFoundError, VideoOpenError
-from ..frame_ranges import FrameRanges
-from ..types import VideoMetadata
-from .base import Color, FrameSource, MissingPolicy, resolve_frames
+from posestream.core.errors import FrameIndexError, VideoDecodeError, VideoNotFoundError, VideoOpenError
+from posestream.engine.frame_ranges import FrameRanges
+from posestream.engine.types import VideoMetadata
+from posestream.engine.sources.base import Color, FrameSource, MissingPolicy, resolve_frames
 
 LAYOUTS = ("channels_last", "channels_first")
 _RGB_TO_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601

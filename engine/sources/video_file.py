@@ -27,10 +27,10 @@ import av
 import numpy as np
 from av.codec.hwaccel import HWAccel
 
-from ..errors import FrameIndexError, VideoDecodeError, VideoNotFoundError, VideoOpenError
-from ..frame_ranges import FrameRanges
-from ..types import VideoMetadata
-from .base import Color, FrameSource, MissingPolicy, resolve_frames
+from posestream.core.errors import FrameIndexError, VideoDecodeError, VideoNotFoundError, VideoOpenError
+from posestream.engine.frame_ranges import FrameRanges
+from posestream.engine.types import VideoMetadata
+from posestream.engine.sources.base import Color, FrameSource, MissingPolicy, resolve_frames
 
 log = logging.getLogger("posestream")
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..types import Skeleton
+from posestream.core.errors import ConfigError
+from posestream.engine.types import Skeleton
 
 SYNTH_SKELETON = Skeleton.from_names(
     ["nose", "head", "left_ear", "right_ear", "neck", "spine", "tail_base", "tail_mid", "tail_tip"],

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..types import FramePredictions
+from posestream.core.errors import ConfigError
+from posestream.engine.types import FramePredictions
 
 GAP_FRAMES = (1, 5)  # missing-instance runs last this many frames (uniform, inclusive)
 

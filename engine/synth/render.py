@@ -9,9 +9,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..drawing import capsule_box, capsule_coverage
+from posestream.engine.drawing import capsule_box, capsule_coverage
 
-from .motion import SYNTH_SKELETON
+from posestream.engine.synth.motion import SYNTH_SKELETON
 
 # Body parts as capsules between two nodes: (node a, node b, radius at a, radius at b, colour key),
 # radii in body lengths. Discs (a == b) mark the ears and the nose. Drawn in this order.

@@ -17,15 +17,15 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..errors import OutputFileError
-from ..extras import require
-from ..progress import progress_bar
-from ..sinks.analysis_h5 import AnalysisH5Writer
-from ..sinks.slp import SlpWriter
-from ..types import FramePredictions
-from .motion import SYNTH_SKELETON, PoseSimulator, SynthConfig
-from .perturb import PerturbConfig, Perturber
-from .render import FrameRenderer
+from posestream.core.errors import OutputFileError
+from posestream.engine.extras import require
+from posestream.engine.progress import progress_bar
+from posestream.engine.sinks.analysis_h5 import AnalysisH5Writer
+from posestream.engine.sinks.slp import SlpWriter
+from posestream.engine.types import FramePredictions
+from posestream.engine.synth.motion import SYNTH_SKELETON, PoseSimulator, SynthConfig
+from posestream.engine.synth.perturb import PerturbConfig, Perturber
+from posestream.engine.synth.render import FrameRenderer
 
 
 @dataclass(frozen=True)

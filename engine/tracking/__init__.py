@@ -4,7 +4,7 @@ The pipeline runs it as a stage between the ordered results and the sinks (``Pip
 ``posestream retrack`` runs it over a predictions file; the live mode runs it per camera.
 """
 
-from .config import MATCHERS, SIMILARITIES, TrackerConfig
-from .tracker import Tracker
+from posestream.engine.tracking.config import MATCHERS, SIMILARITIES, TrackerConfig
+from posestream.engine.tracking.tracker import Tracker
 
 __all__ = ["MATCHERS", "SIMILARITIES", "Tracker", "TrackerConfig"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from posestream.core.errors import ConfigError
 
 SIMILARITIES = ("oks", "centroid", "iou")
 MATCHERS = ("hungarian", "greedy")

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, PosestreamError
-from ..progress import progress_bar
-from ..sinks import open_sinks, prepare_outputs
-from ..sinks.slots import UNTRACKED_SLOT_PREFIX
-from ..sinks.predictions import H5_SUFFIXES, find_video, open_predictions
-from ..sources import open_source
-from ..types import UNTRACKED
-from .config import TrackerConfig
-from .tracker import Tracker
+from posestream.core.errors import ConfigError, PosestreamError
+from posestream.engine.progress import progress_bar
+from posestream.engine.sinks import open_sinks, prepare_outputs
+from posestream.engine.sinks.slots import UNTRACKED_SLOT_PREFIX
+from posestream.engine.sinks.predictions import H5_SUFFIXES, find_video, open_predictions
+from posestream.engine.sources import open_source
+from posestream.engine.types import UNTRACKED
+from posestream.engine.tracking.config import TrackerConfig
+from posestream.engine.tracking.tracker import Tracker
 
 
 @dataclass

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels
+from posestream.engine import kernels
 
 
 def similarity_matrix(kind: str, detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels
+from posestream.engine import kernels
 
 
 def observe(templates: np.ndarray, rows: np.ndarray, points: np.ndarray, min_scale: float

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..types import UNTRACKED, FrameBlock, FramePredictions
-from .config import TrackerConfig
-from .matching import match
-from .motion import ConstantVelocityKalman, SmoothedVelocity
-from . import templates
-from .similarity import centroids, scale_of, similarity_matrix
+from posestream.core.errors import ConfigError
+from posestream.engine.types import UNTRACKED, FrameBlock, FramePredictions
+from posestream.engine.tracking.config import TrackerConfig
+from posestream.engine.tracking.matching import match
+from posestream.engine.tracking.motion import ConstantVelocityKalman, SmoothedVelocity
+from posestream.engine.tracking import templates
+from posestream.engine.tracking.similarity import centroids, scale_of, similarity_matrix
 
 NEVER = -1.0  # similarity of pairs that may not match (below any gate)
 LOST_FRAMES = 1.5  # a track not seen for this many frame intervals is lost

@@ -3,7 +3,7 @@
     import_model("models/240101_bu.multi_instance", "models/bu", ImportOptions())
 
 The network (``keras_graph`` / ``sleap_nn_graph``) goes into the same exported graph as our own runs
-(uint8 frames in, maps or peak candidates out, ``export.graph.ExportGraph``) with metadata.json, so
+(uint8 frames in, maps or peak candidates out, ``train.graph.ExportGraph``) with metadata.json, so
 ``track``, ``live``, ``batch`` and ``bench`` run it unchanged.
 
 Read from the folder's config: the model type, the skeleton (the confidence-map channels are the head's
@@ -14,7 +14,7 @@ was trained on (SLEAP 1.x: the Keras input, unscaled; sleap-nn: ``max_height`` x
 Covered: SLEAP's UNet in all four pose model types, with SLEAP's learned offset refinement where the model
 has it (maps mode; in peaks mode the engine refines peaks its own way), and both identity (multi-class)
 model types: their class maps or class vectors stay in the export ("class_maps", "class_vectors",
-``ModelMetadata.class_names``) and the engine names every animal by its class (engine/identity.py). Not
+``ModelMetadata.class_names``) and the engine names every animal by its class (engine/model/identity.py). Not
 yet: SLEAP's exact resizing of scaled inputs (the graph resizes with its own bilinear sampling).
 """
 
@@ -27,9 +27,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from posestream.engine.errors import ConfigError, ModelFormatError
+from posestream.core.errors import ConfigError, ModelFormatError
 from posestream.export.exporter import checked_precision
-from posestream.engine.model_dir import MODEL_FILES, ModelDir, load_model_dir
+from posestream.engine.model.model_dir import MODEL_FILES, ModelDir, load_model_dir
 from posestream.engine.types import ModelMetadata, ModelType, OutputMode, Skeleton
 from torch import nn
 
@@ -151,7 +151,7 @@ def _find(names: list[str], marker: str, source: str) -> str:
 def _sleap(folder: Path) -> ForeignModel:
     from sleap_io.io.skeleton import SkeletonDecoder
 
-    from .keras_graph import load_keras_h5
+    from posestream.export.importers.keras_graph import load_keras_h5
 
     config = json.loads((folder / "training_config.json").read_text())
     kind, head = _one_head(config["model"]["heads"], str(folder))
@@ -176,7 +176,7 @@ def _sleap(folder: Path) -> ForeignModel:
 
 
 def _sleap_nn(folder: Path) -> ForeignModel:
-    from .sleap_nn_graph import load_sleap_nn
+    from posestream.export.importers.sleap_nn_graph import load_sleap_nn
 
     graph, config = load_sleap_nn(folder)
     kind, head = _one_head(config["model_config"]["head_configs"], str(folder))
@@ -212,13 +212,13 @@ def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
     it loaded."""
     import numpy as np
 
-    from posestream.engine.postprocess import output_names
+    from posestream.engine.model.postprocess import output_names
 
-    from ..exporter import empty_model_dir
-    from ..graph import ExportGraph
+    from posestream.export.exporter import empty_model_dir
+    from posestream.train.graph import ExportGraph
 
     if "tensorrt" in options.formats:  # fail before any work when TensorRT cannot run here
-        from ..tensorrt import check_available
+        from posestream.export.tensorrt import check_available
 
         check_available()
     model = read_model(folder)
@@ -259,8 +259,8 @@ def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
 
 def write_model_files(graph: nn.Module, metadata: ModelMetadata, options: ImportOptions, folder: Path, out: Path) -> None:
     """model.onnx (quantized for int8), model.pt2 and model.plan as ``options.formats`` ask."""
-    from ..exporter import save_torch_program
-    from ..onnx import export_onnx, quantize_int8
+    from posestream.export.exporter import save_torch_program
+    from posestream.export.onnx import export_onnx, quantize_int8
 
     onnx_path = out / MODEL_FILES["onnx"]
     if options.precision == "int8":
@@ -272,7 +272,7 @@ def write_model_files(graph: nn.Module, metadata: ModelMetadata, options: Import
     if "torch" in options.formats:
         save_torch_program(graph, metadata, out / MODEL_FILES["torch"], options.max_batch)
     if "tensorrt" in options.formats:
-        from ..tensorrt import build_engine
+        from posestream.export.tensorrt import build_engine
 
         build_engine(onnx_path, out / MODEL_FILES["tensorrt"], metadata, options.max_batch)
 
@@ -285,7 +285,7 @@ def calibration_inputs(folder: Path, options: ImportOptions, metadata: ModelMeta
     from the folder's own training labels."""
     from posestream.train.labels import load_labels
 
-    from ..calibration import inputs_from_labels, inputs_from_video, is_labels_file, spread
+    from posestream.export.calibration import inputs_from_labels, inputs_from_video, is_labels_file, spread
 
     source = options.calibration or next((str(folder / n) for n in TRAINING_LABELS if (folder / n).exists()), None)
     if source is None:

@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
-from posestream.engine.errors import ModelFormatError
+from posestream.core.errors import ModelFormatError
 from torch import nn
 
 SUPPORTED = ("InputLayer", "Conv2D", "Conv2DTranspose", "MaxPooling2D", "UpSampling2D", "Concatenate", "Activation",

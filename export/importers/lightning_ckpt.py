@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.serialization as serialization
-from posestream.engine.errors import ModelFormatError
+from posestream.core.errors import ModelFormatError
 
 CONFIG_GLOBALS = ("omegaconf.*", "sleap_nn.config.*", "typing.*", "collections.defaultdict", "_operator.getitem",
                   "builtins.int", "builtins.float", "builtins.str", "builtins.bool", "builtins.dict", "builtins.list",

@@ -18,7 +18,7 @@ def bbox_center(points: np.ndarray) -> np.ndarray:
 def sleap_crops(image: np.ndarray, centers: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
     """SLEAP's crops (M, size, size, C) of one frame around ``centers`` and the offsets (M, 2) that move
     their points back (``engine.topdown``'s "sleap" convention)."""
-    from posestream.engine.topdown import crops_around
+    from posestream.engine.model.topdown import crops_around
 
     crops, offsets, _ = crops_around(image[None], [np.asarray(centers, np.float64)], (size, size), "sleap")
     return crops, offsets
@@ -41,7 +41,7 @@ def tensorflow_differences(folder) -> dict[str, float]:
     import h5py
     import torch
 
-    from .keras_graph import load_keras_h5
+    from posestream.export.importers.keras_graph import load_keras_h5
 
     folder = Path(folder)
     graph = load_keras_h5(folder / "best_model.h5").eval()

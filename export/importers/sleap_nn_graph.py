@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from posestream.engine.errors import ModelFormatError
+from posestream.core.errors import ModelFormatError
 
-from .keras_graph import KerasGraph
-from .lightning_ckpt import load_checkpoint
+from posestream.export.importers.keras_graph import KerasGraph
+from posestream.export.importers.lightning_ckpt import load_checkpoint
 
 HEAD_TYPES = ("single_instance", "centroid", "centered_instance", "bottomup", "multi_class_bottomup",
               "multi_class_topdown")  # fmt: skip

@@ -1,0 +1,1 @@
+"""What every package of posestream shares and the light client may import: the errors (numpy-free, stdlib only)."""
