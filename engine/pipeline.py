@@ -53,6 +53,7 @@ import numpy as np
 from posestream.engine import kernels
 from posestream.core.errors import ConfigError, PosestreamError
 from posestream.engine.frame_ranges import FrameRanges
+from posestream.engine.sinks.base import Sink
 from posestream.engine.model.predictor import Predictor, RawBatch
 from posestream.engine.queues import END, StageQueue, Stopped, StopSignal
 from posestream.engine.sources.base import FLUSH, IDLE, FrameSource, resolve_frames
@@ -232,7 +233,7 @@ class Pipeline:
         if stop.error is not None and stop.stage != "caller":
             raise self._stage_error(stop)
 
-    def run(self, sinks: Sequence = (), progress: bool | Callable[[int], None] = False,
+    def run(self, sinks: Sequence[Sink] = (), progress: bool | Callable[[int], None] = False,
             stop: threading.Event | None = None) -> RunSummary:  # fmt: skip
         """Write each batch's frames to every sink (``write_block(FrameBlock)``) and return the run's summary.
 

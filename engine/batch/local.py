@@ -9,9 +9,8 @@ from collections.abc import Iterator
 
 from posestream.engine.commands.track import TrackOptions
 from posestream.engine.batch.plan import Unit
-from posestream.engine.batch.worker import UnitResult, UnitWorker
+from posestream.engine.batch.worker import HEARTBEAT_S, UnitResult, UnitWorker
 
-HEARTBEAT_S = 0.5  # how often ``results`` yields None while units run (the driver refreshes its progress)
 
 
 class LocalEngine:

@@ -24,12 +24,11 @@ from posestream.core.errors import ConfigError, ModelLoadError
 from posestream.engine.extras import require
 from posestream.engine.commands.track import TrackOptions
 from posestream.engine.batch.plan import Unit
-from posestream.engine.batch.worker import UnitResult, UnitWorker
+from posestream.engine.batch.worker import HEARTBEAT_S, UnitResult, UnitWorker
 
 MAX_RESTARTS = 3  # times Ray restarts a dead worker
 MAX_TASK_RETRIES = 2  # times a unit whose worker died is run again
 ACTOR_START_S = 120.0  # how long the workers may take to be placed and load their models
-HEARTBEAT_S = 0.5
 
 log = logging.getLogger("posestream.batch")
 STOP_WAIT_S = 30.0  # after Ctrl-C: how long the driver waits for the units in progress to stop

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from posestream.engine.tracking.matching import best_assignment
 from posestream.engine.sinks import AnalysisH5Reader, close_sinks, open_sinks
 from posestream.engine.sources import open_source
 from posestream.engine.types import UNTRACKED, FramePredictions
@@ -88,7 +88,7 @@ def same_instances(a: FramePredictions, b: FramePredictions) -> list[tuple[int, 
     per_node = np.linalg.norm(a.points[:, None] - b.points[None], axis=-1)  # (Na, Nb, nodes), NaN: a node missing
     found = (~np.isnan(per_node)).sum(axis=-1)
     distance = np.where(found > 0, np.nansum(per_node, axis=-1) / np.maximum(found, 1), np.inf)  # (Na, Nb)
-    rows, cols = linear_sum_assignment(np.minimum(distance, 1e9))
+    rows, cols = best_assignment(-np.minimum(distance, 1e9))  # the least total distance
     return [(int(i), int(j)) for i, j in zip(rows, cols) if distance[i, j] < SAME_POSE_PX]
 
 
@@ -99,7 +99,7 @@ def _assign(votes: collections.Counter) -> dict[int, int]:
     mine = sorted({a for a, _ in votes})
     theirs = sorted({b for _, b in votes})
     matrix = np.array([[votes.get((a, b), 0) for b in theirs] for a in mine], float)
-    rows, cols = linear_sum_assignment(-matrix)
+    rows, cols = best_assignment(matrix)
     return {mine[i]: theirs[j] for i, j in zip(rows, cols) if matrix[i, j] > 0}
 
 

@@ -21,6 +21,9 @@ from posestream.engine.commands.track import TrackOptions, load_predictor, too_m
 from posestream.engine.batch.manifest import DONE, FAILED, INTERRUPTED
 from posestream.engine.batch.plan import Unit
 
+HEARTBEAT_S = 0.5
+"""How often an engine's ``results`` yields None while units run (the driver refreshes its progress)."""
+
 
 @dataclass
 class UnitResult:

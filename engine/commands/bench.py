@@ -39,13 +39,14 @@ import numpy as np
 from posestream.engine import kernels
 from posestream.core.errors import ConfigError, VideoDecodeError
 from posestream.engine.frame_ranges import FrameRanges
-from posestream.engine.pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size
+from posestream.engine.pipeline import PipelineConfig, RunSummary, default_batch_size
 from posestream.engine.model.predictor import Predictor
 from posestream.engine.threads import load_warning
 from posestream.engine.sinks.analysis_h5 import AnalysisH5Writer
 from posestream.engine.sources import open_source
 from posestream.engine.sources.base import resolve_frames
-from posestream.engine.tracking import Tracker, TrackerConfig
+from posestream.engine.commands.track import assemble, open_video
+from posestream.engine.tracking import TrackerConfig
 
 PRELOAD_FRAMES = 128  # frames held in memory for the model-only and postprocess-only runs (fewer if the video is shorter)
 STORED_OUTPUTS = 8  # batches of model outputs kept for the postprocess-only run
@@ -116,15 +117,15 @@ def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int | Non
         if batch_size is None:
             batch_size = default_batch_size(device, predictor.first.metadata)
         workers = predictor.threads.postprocess_workers(batch_size) if workers is None else workers
-        result = _measure(video, predictor, batch_size, frames, workers, rounds, tracking)
+        result = _measure(video, predictor, batch_size, frames, workers, rounds, tracking, device)
     result.load_warning = loaded
     return result
 
 
 def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, frames: str | None, workers: int,
-             rounds: int, tracking: TrackerConfig | None) -> BenchResult:  # fmt: skip
+             rounds: int, tracking: TrackerConfig | None, device: str) -> BenchResult:  # fmt: skip
     """Decode-only, then end-to-end chunks alternating with model-only slices, then postprocess-only."""
-    with open_source(video, threads=predictor.threads.decode, channels=predictor.input_shape[2]) as source:
+    with open_video(video, predictor, device) as source:
         selection = resolve_frames(frames, source.metadata.n_frames, source.metadata.path)
         decode_fps = _decode_only(source, selection)
         warm_up = _preload(source, min(batch_size, len(selection)), selection)
@@ -140,7 +141,8 @@ def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, fr
         for k, chunk in enumerate(_split(selection, rounds)):
             order = [None] if tracking is None else [None, tracking][:: 1 if k % 2 == 0 else -1]
             for config in order:
-                summary = _end_to_end(video, predictor, chunk, batch_size, workers, Path(tmp) / f"round{k}.h5", config)
+                out = Path(tmp) / f"round{k}.h5"
+                summary = _end_to_end(video, predictor, chunk, batch_size, workers, out, config, device)
                 (e2e if config is None else tracked).append((summary.frames, summary.wall_seconds))
                 tracker_seconds += summary.stage_seconds.get("track", 0.0)
                 for stage, seconds in summary.stage_seconds.items() if config is None else ():
@@ -181,13 +183,12 @@ def _split(selection: FrameRanges, parts: int) -> list[FrameRanges]:
 
 
 def _end_to_end(video, predictor: Predictor, chunk: FrameRanges, batch_size: int, workers: int, out: Path,
-                tracking: TrackerConfig | None = None) -> RunSummary:  # fmt: skip
+                tracking: TrackerConfig | None, device: str) -> RunSummary:  # fmt: skip
     """The pipeline on ``chunk`` (with a new tracker when ``tracking`` is given), writing an analysis HDF5
     file to ``out``."""
-    with open_source(video, threads=predictor.threads.decode, channels=predictor.input_shape[2]) as source:
-        tracker = Tracker(tracking, source.metadata.fps) if tracking is not None else None
-        pipeline = Pipeline(source, predictor, PipelineConfig(batch_size, chunk, postprocess_workers=workers), tracker)
-        with AnalysisH5Writer(out, predictor.skeleton, tracked=tracker is not None) as sink:
+    with open_video(video, predictor, device) as source:
+        pipeline = assemble(source, predictor, PipelineConfig(batch_size, chunk, postprocess_workers=workers), tracking)
+        with AnalysisH5Writer(out, predictor.skeleton, tracked=tracking is not None) as sink:
             return pipeline.run([sink])
 
 

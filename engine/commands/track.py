@@ -18,7 +18,7 @@ from posestream.engine.pipeline import Pipeline, PipelineConfig, RunSummary, def
 from posestream.engine.model.backends import BACKENDS
 from posestream.engine.model.predictor import Predictor
 from posestream.engine.sinks import close_sinks, open_sinks, prepare_outputs
-from posestream.engine.sources import open_source
+from posestream.engine.sources import FrameSource, open_source
 from posestream.engine.tracking import Tracker, TrackerConfig
 
 OUTPUT_FORMATS = ("analysis-h5", "slp", "nwb")
@@ -118,13 +118,11 @@ def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str,
     provenance = {"models": [str(m.model_dir.path.resolve()) for m in predictor.models], "frames": options.frames or "all"}
     if options.tracking is not None:
         provenance["tracking"] = asdict(options.tracking)
-    hwaccel = options.device if options.device.startswith("cuda") else None  # NVDEC where the codec allows
-    with open_source(video, threads=predictor.threads.decode, hwaccel=hwaccel, channels=predictor.input_shape[2]) as source:
-        tracker = Tracker(options.tracking, source.metadata.fps) if options.tracking is not None else None
-        pipeline = Pipeline(source, predictor, config, tracker)
-        tracked = tracker is not None or bool(predictor.class_names)
+    with open_video(video, predictor, options.device) as source:
+        tracked = options.tracking is not None or bool(predictor.class_names)
         sinks = open_sinks(paths, predictor.skeleton, str(Path(video).resolve()), provenance, tracked, predictor.class_names,
                            timestamps=source.timestamps)  # fmt: skip
+        pipeline = assemble(source, predictor, config, options.tracking)
         try:
             return pipeline.run(sinks, progress=options.progress if progress is None else progress, stop=stop)
         except KeyboardInterrupt:
@@ -132,6 +130,21 @@ def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str,
             return pipeline.summary
         finally:
             close_sinks(sinks)
+
+
+def open_video(video: str | os.PathLike, predictor: Predictor, device: str = "cpu") -> FrameSource:
+    """``video`` decoded as ``predictor`` takes it: its thread budget's decoder threads, the model's colour,
+    and NVDEC on CUDA where the codec allows."""
+    hwaccel = device if device.startswith("cuda") else None
+    return open_source(video, threads=predictor.threads.decode, hwaccel=hwaccel, channels=predictor.input_shape[2])
+
+
+def assemble(source: FrameSource, predictor: Predictor, config: PipelineConfig,
+             tracking: TrackerConfig | None) -> Pipeline:  # fmt: skip
+    """The one assembly of a file run (track, batch's units, bench's rounds): the pipeline, with a new
+    tracker at the video's frame rate when ``tracking`` is given."""
+    tracker = Tracker(tracking, source.metadata.fps) if tracking is not None else None
+    return Pipeline(source, predictor, config, tracker)
 
 
 def format_summary(summary: RunSummary, paths: dict[str, Path]) -> str:

@@ -131,11 +131,9 @@ class LiveSession:
         """Run the model(s) once per batch size on blank frames, so no camera frame pays a first call's cost
         (onnxruntime plans each new batch shape on its first run), and compile or load every kernel the
         decoders and trackers use (engine/model/warmup.py), all before any camera frame can wait for it."""
-        blank = np.zeros((self.options.max_batch, *self.predictor.input_shape), np.uint8)
-        for n in range(1, self.options.max_batch + 1):
-            self.predictor.postprocess(self.predictor.infer(blank[:n]))
         tracking = self.options.tracking
-        warm_up(self.predictor, CameraTrackers(tracking) if tracking is not None else None)
+        batch_sizes = tuple(range(1, self.options.max_batch + 1))
+        warm_up(self.predictor, CameraTrackers(tracking) if tracking is not None else None, batch_sizes)
 
     def stop(self) -> None:
         """Stop taking frames; ``run`` returns once those waiting are done (any thread, or a signal handler)."""

@@ -11,6 +11,7 @@ import numpy as np
 from posestream.core.errors import OutputFileError
 from posestream.engine.types import Skeleton
 from posestream.engine.sinks.analysis_h5 import AnalysisData, AnalysisH5Reader, AnalysisH5Writer, read_analysis_h5, recover_analysis_h5
+from posestream.engine.sinks.base import Sink
 from posestream.engine.sinks.slp import SlpReader, SlpWriter
 
 
@@ -67,7 +68,7 @@ def holds_predictions(path: Path) -> bool:
 
 
 def open_sinks(paths: dict[str, Path], skeleton: Skeleton, video_path: str, provenance: dict,
-               tracked: bool, track_names: Sequence[str] = (), timestamps: Callable[[], np.ndarray] | None = None) -> list:  # fmt: skip
+               tracked: bool, track_names: Sequence[str] = (), timestamps: Callable[[], np.ndarray] | None = None) -> list[Sink]:  # fmt: skip
     """A writer per output format (``{"analysis-h5": OUT.h5, "slp": OUT.slp, "nwb": OUT.nwb}``); ``tracked``:
     one identity per track slot (sinks/slots.py); ``track_names``: names of identities 0, 1, ... (an identity
     model's classes); ``timestamps``: gives each video frame's time in seconds, for NWB (default: at 30 FPS)."""
@@ -86,7 +87,7 @@ def open_sinks(paths: dict[str, Path], skeleton: Skeleton, video_path: str, prov
     return [streaming, *saved_at_close]  # closed first: what it streamed is safe whatever the others do
 
 
-def close_sinks(sinks: Sequence) -> None:
+def close_sinks(sinks: Sequence[Sink]) -> None:
     """Close every sink, even when one fails; then raise the first failure."""
     failure = None
     for sink in sinks:
@@ -102,6 +103,7 @@ __all__ = [
     "AnalysisData",
     "AnalysisH5Reader",
     "AnalysisH5Writer",
+    "Sink",
     "SlpReader",
     "SlpWriter",
     "close_sinks",

@@ -51,7 +51,6 @@ class Tracker:
             raise ConfigError(f"the tracker needs the frame rate to turn frames into seconds; got fps={fps}")
         self.config, self.fps = config, float(fps)
         self.reset()
-        _load_kernels()
 
     def reset(self) -> None:
         """Forget every track (identities start again at 0)."""
@@ -257,11 +256,3 @@ class Tracker:
             self._ids, self._poses, self._scales, self._seen = (
                 self._ids[keep], self._poses[keep], self._scales[keep], self._seen[keep])  # fmt: skip
             self._motion.keep(keep)
-
-
-def _load_kernels() -> None:
-    """Load the compiled kernels (engine/kernels) and call each once per process, before any frame is timed."""
-    one = np.zeros((1, 1, 2))
-    for kind in ("oks", "centroid", "iou"):
-        similarity_matrix(kind, one, one, np.ones(1))
-    templates.observe(one.copy(), np.zeros(1, np.int64), one, 1.0)
