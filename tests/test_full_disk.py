@@ -15,7 +15,7 @@ import pytest
 from posestream.engine.batch import BatchOptions, run_batch
 from posestream.core.errors import DiskFullError
 from posestream.engine.sinks import AnalysisH5Writer, read_analysis_h5
-from posestream.engine.sinks.analysis_h5 import RESERVE_BYTES
+from posestream.engine.sinks.analysis_h5.writer import RESERVE_BYTES
 from posestream.engine.commands.track import TrackOptions
 from posestream.engine.types import FramePredictions, Skeleton
 
@@ -126,7 +126,7 @@ LIMITED_WRITER = textwrap.dedent(
     """
     import resource, sys
     import numpy as np
-    import posestream.engine.sinks.analysis_h5 as analysis_h5
+    import posestream.engine.sinks.analysis_h5.writer as analysis_h5
     from posestream.core.errors import DiskFullError
     from posestream.engine.types import FramePredictions, Skeleton
     analysis_h5.RESERVE_BYTES = 16 << 10  # a small margin, so that the limit is met after a few blocks

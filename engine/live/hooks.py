@@ -24,6 +24,7 @@ import logging
 import time
 import traceback
 from posestream.core.errors import ConfigError
+from posestream.engine.types import FramePredictions
 from posestream.live.processor import Processor
 
 log = logging.getLogger("posestream.live")

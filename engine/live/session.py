@@ -19,7 +19,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from posestream.core.errors import ConfigError
 from posestream.engine.interrupts import StopRequests
