@@ -31,6 +31,7 @@ class LiveInfo:
     restarted: bool = False
     session: int = -1  # the camera's session (1, 2, ...: a restart starts the next); -1: unknown
     session_start: int = -1  # the first counter received in that session, as this frame arrived
+    dropped_before: range = range(0)  # the camera's counters dropped just before this frame (its ledger says)
 
     def times(self) -> tuple[int, ...]:
         """Each stage's time (ns), in the order of LIVE_STAGES."""

@@ -13,7 +13,7 @@ import time
 
 import zmq
 
-from posestream.engine.types import FramePredictions
+from posestream.engine.types import FrameBlock, FramePredictions
 from posestream.live.protocol import POSE_PREFIX, PoseHeader, pose_parts, stats_parts
 from posestream.live.security import Curve, bound_socket, read_subscriptions
 
@@ -40,6 +40,11 @@ class PosePublisher:
                 if self._socket.poll(20, zmq.POLLIN):
                     self.subscriptions += read_subscriptions(self._socket, POSE_PREFIX)
         return self.subscriptions > 0
+
+    def write_block(self, block: FrameBlock) -> None:
+        """The sink's side (sinks/base.py): each frame's poses, in order."""
+        for frame in block.frames():
+            self.publish(frame)
 
     def publish(self, frame: FramePredictions) -> None:
         """Send one live frame's poses; stamps ``frame.live.publish_ns`` (the time the header carries)."""

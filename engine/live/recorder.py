@@ -40,6 +40,11 @@ class LiveRecorder:
         self._next: dict[int, int] = {}  # camera -> index of its next frame in its file
         check_recording_path(self.out)
 
+    def write_block(self, block: FrameBlock) -> None:
+        """The sink's side (sinks/base.py): each frame, after the frames dropped just before it."""
+        for frame in block.frames():
+            self.write(frame, frame.live.dropped_before)
+
     def write(self, frame: FramePredictions, dropped: range) -> None:
         """Record the frames dropped just before ``frame`` (their camera counters), then the frame."""
         camera = frame.live.camera

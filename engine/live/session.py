@@ -25,7 +25,7 @@ from posestream.engine.interrupts import StopRequests
 from posestream.engine.pipeline import Pipeline, PipelineConfig
 from posestream.engine.model.predictor import Predictor
 from posestream.engine.tracking import TrackerConfig
-from posestream.engine.types import FramePredictions
+from posestream.engine.types import FrameBlock, FramePredictions
 from posestream.engine.model.warmup import warm_up
 from posestream.engine.live.hooks import HookRunner, Processor, load_processor
 from posestream.engine.live.publisher import PosePublisher
@@ -118,6 +118,7 @@ class LiveSession:
                               silent_after=options.silent_after, allow_remote=options.allow_remote, curve=curve,
                               lossless=options.lossless)  # fmt: skip
         self.source = CameraSource(cameras, self.predictor.input_shape)
+        self.serving = Serving(self.board, self.hook, self.publisher, self._extra)
         config = PipelineConfig(batch_size=options.max_batch, postprocess_workers=0, queue_batches=1, latency_first=True)
         self.pipeline = Pipeline(self.source, self.predictor, config, CameraTrackers(options.tracking) if tracked else None)
 
@@ -149,8 +150,7 @@ class LiveSession:
             if timer:
                 timer.start()
             try:
-                for frame in self.pipeline:
-                    self._serve(frame)
+                self.pipeline.run([self.serving, *(s for s in (self.recorder,) if s is not None)])
                 self._count_ends()
             finally:
                 self._done.set()
@@ -162,29 +162,6 @@ class LiveSession:
                 if self.options.stats_json:  # also after an error: the figures up to it
                     Path(self.options.stats_json).write_text(json.dumps(summary.to_dict(), indent=2))
         return summary
-
-    def _serve(self, frame: FramePredictions) -> None:
-        """One frame out of the pipeline: count it, the hook, publish, record."""
-        info = frame.live
-        if not info.track_ns:  # no tracker: the frame reached this thread now
-            info.track_ns = time.monotonic_ns()
-        ledger = self.board.ledger(info.camera)
-        if self.publisher is not None and not ledger.received:  # a new camera: clients learn the skeleton first
-            self.publisher.publish_stats(info.camera, {"camera": info.camera, **self._extra()})
-        dropped = ledger.arrived(info)
-        if info.restarted:
-            log.warning("camera %d restarted (its counter went back, or jumped, to %d); counting starts again", info.camera, info.counter)
-        if self.hook is not None:
-            self.hook.run(frame)
-        info.hook_ns = time.monotonic_ns()
-        if self.publisher is not None:
-            self.publisher.publish(frame)
-            ledger.published += 1
-        else:
-            info.publish_ns = time.monotonic_ns()
-        ledger.done(info)
-        if self.recorder is not None:
-            self.recorder.write(frame, dropped)
 
     def _count_ends(self) -> None:
         """Frames a camera sent after the last one received (its end message says how many) are dropped."""
@@ -234,3 +211,46 @@ def status_line(stats: dict[int, dict], malformed) -> str:
              for c, s in sorted(stats.items())]  # fmt: skip
     bad = sum(malformed.values())
     return " | ".join(parts) + (f" | {bad} malformed" if bad else "")
+
+
+class Serving:
+    """The live run's first sink: each frame counted by its camera's ledger (with the frames dropped before
+    it), the closed-loop hook called, the frames published (the publisher is a sink), then each one's latency
+    counted. The recorder, a sink of its own, comes after: a file write is never in the latency."""
+
+    def __init__(self, board: StatsBoard, hook: HookRunner | None, publisher: PosePublisher | None, extra):
+        self.board, self.hook, self.publisher, self.extra = board, hook, publisher, extra
+
+    def write_block(self, block: FrameBlock) -> None:
+        frames = list(block.frames())
+        for frame in frames:
+            self._arrive(frame)
+        if self.publisher is not None:
+            self.publisher.write_block(block)
+        for frame in frames:
+            info = frame.live
+            ledger = self.board.ledger(info.camera)
+            if self.publisher is not None:
+                ledger.published += 1
+            else:
+                info.publish_ns = time.monotonic_ns()
+            ledger.done(info)
+
+    def _arrive(self, frame: FramePredictions) -> None:
+        """Count the frame, and call the hook; a new camera's skeleton goes to the clients first."""
+        info = frame.live
+        if not info.track_ns:  # no tracker: the frame reached this thread now
+            info.track_ns = time.monotonic_ns()
+        ledger = self.board.ledger(info.camera)
+        if self.publisher is not None and not ledger.received:
+            self.publisher.publish_stats(info.camera, {"camera": info.camera, **self.extra()})
+        info.dropped_before = ledger.arrived(info)
+        if info.restarted:
+            log.warning("camera %d restarted (its counter went back, or jumped, to %d); counting starts again",
+                        info.camera, info.counter)  # fmt: skip
+        if self.hook is not None:
+            self.hook.run(frame)
+        info.hook_ns = time.monotonic_ns()
+
+    def close(self) -> None:
+        """The hook and publisher are the session's to close."""
