@@ -21,7 +21,7 @@ from posestream.engine.sinks import AnalysisData, AnalysisH5Writer, read_analysi
 from posestream.engine.sources import FrameSource, HDF5DatasetReader, VideoFileReader, open_source
 from posestream.engine.types import FrameBlock, FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton, VideoMetadata
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AnalysisData",
