@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: venv demo test docker docker-cpu docker-gpu docker-tensorrt bench-decode bench-accuracy bench-export bench-pipeline bench-same-size clean
+.PHONY: venv demo test lint docker docker-cpu docker-gpu docker-tensorrt bench-decode bench-accuracy bench-export bench-pipeline bench-same-size clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ demo: $(VENV)/.demo
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest
+
+# Style (ruff: lint, and the format at 110 columns) and the layering (the module graph is acyclic).
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python tools/import_graph.py
 
 # Images (docker/): cpu (slim Python), gpu (CUDA cuDNN runtime, onnxruntime-gpu, NVDEC), tensorrt.
 docker: docker-cpu docker-gpu docker-tensorrt

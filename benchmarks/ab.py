@@ -43,9 +43,28 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         demo = Path(tmp) / "demo.mp4"
-        subprocess.run([args.after, "synth", str(demo), "--num-frames", "300", "--size", "384x384", "--animals", "2",
-                        "--seed", "0", "--no-slp", "--quiet"], check=True)  # fmt: skip
-        videos = {"demo video (synthetic, 300 frames)": demo, "fly video (1,100 frames)": DATA / "centered_pair_small.mp4"}
+        subprocess.run(
+            [
+                args.after,
+                "synth",
+                str(demo),
+                "--num-frames",
+                "300",
+                "--size",
+                "384x384",
+                "--animals",
+                "2",
+                "--seed",
+                "0",
+                "--no-slp",
+                "--quiet",
+            ],
+            check=True,
+        )
+        videos = {
+            "demo video (synthetic, 300 frames)": demo,
+            "fly video (1,100 frames)": DATA / "centered_pair_small.mp4",
+        }
         fps = {(name, side): [] for name in videos for side in ("before", "after")}
         for k in range(args.repeats):
             for name, video in videos.items():
@@ -55,16 +74,23 @@ def main() -> None:
                 for side in ("before", "after")[:: 1 if k % 2 == 0 else -1]:
                     fps[name, side].append(bench(getattr(args, side), video, Path(tmp) / "bench.json"))
                     print(f"round {k}: {name}, {side}: {fps[name, side][-1]:.1f} FPS", flush=True)
-    rows = ["| video | before, FPS (median) | after, FPS (median) | after / before | runs each |", "|---|---|---|---|---|"]
+    rows = [
+        "| video | before, FPS (median) | after, FPS (median) | after / before | runs each |",
+        "|---|---|---|---|---|",
+    ]
     for name in videos:
         before, after = fps[name, "before"], fps[name, "after"]
         if before and after:
             b, a = statistics.median(before), statistics.median(after)
             rows.append(f"| {name} | {b:.1f} | {a:.1f} | {a / b:.3f} | {len(before)} |")
     print("\n".join(rows))
-    note = (f"### {args.label}: end-to-end speed before and after\n\n`posestream bench -m demo --rounds 2`, end to "
-            f"end, the two checkouts alternated run by run (`python benchmarks/ab.py --before OLD/posestream --label "
-            f"\"{args.label}\"`), 2 cores.")
+    note = (
+        f"### {args.label}: end-to-end speed before and after\n\n`posestream bench -m demo --rounds 2`, "
+        "end to "
+        "end, the two checkouts alternated run by run (`python benchmarks/ab.py --before OLD/posestream "
+        "--label "
+        f'"{args.label}"`), 2 cores.'
+    )
     write_section(args.label, [note, "", *rows])
 
 

@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 import av
+from results import RESULTS, write_section
+
 from posestream.engine import VideoFileReader
 from posestream.engine.synth import SynthConfig, write_synthetic_video
-
-from results import RESULTS, write_section
 
 HERE = Path(__file__).resolve().parent
 
@@ -68,36 +68,52 @@ def measure(path: Path, repeats: int) -> list[dict]:
             for _ in range(repeats):  # interleaved so drift hits both alike
                 bare.append(bare_pyav_fps(path, color, threads))
                 ours.append(reader_fps(path, color, threads))
-            rows.append(dict(video=path.name, color=color, threads="auto" if threads == 0 else "1",
-                             bare=max(bare), ours=max(ours)))  # fmt: skip
+            rows.append(
+                dict(
+                    video=path.name,
+                    color=color,
+                    threads="auto" if threads == 0 else "1",
+                    bare=max(bare),
+                    ours=max(ours),
+                )
+            )
             r = rows[-1]
-            print(f"{r['video']:32s} {color:4s} threads={r['threads']:4s} bare {r['bare']:7.1f} fps  "
-                  f"ours {r['ours']:7.1f} fps  ratio {r['ours'] / r['bare']:.3f}", flush=True)  # fmt: skip
+            print(
+                f"{r['video']:32s} {color:4s} threads={r['threads']:4s} bare {r['bare']:7.1f} fps  "
+                f"ours {r['ours']:7.1f} fps  ratio {r['ours'] / r['bare']:.3f}",
+                flush=True,
+            )
     return rows
 
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| video | output | decoder threads | bare PyAV loop (frames/s) | posestream reader (frames/s) | ours / bare |",
+        "| video | output | decoder threads | bare PyAV loop (frames/s) | posestream reader (frames/s) | "
+        "ours / bare |",
         "|---|---|---|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['video']} | {r['color']} | {r['threads']} | {r['bare']:.1f} | {r['ours']:.1f} | "
-                     f"{r['ours'] / r['bare']:.3f} |")  # fmt: skip
+        lines.append(
+            f"| {r['video']} | {r['color']} | {r['threads']} | {r['bare']:.1f} | {r['ours']:.1f} | "
+            f"{r['ours'] / r['bare']:.3f} |"
+        )
     return "\n".join(lines)
 
 
 def write_results(rows: list[dict], repeats: int) -> None:
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, PyAV {av.__version__}"
-    write_section("decode", [
-        "## Decode",
-        "",
-        f"`python benchmarks/decode.py` (best of {repeats}, interleaved; {machine}). The reader's time "
-        "includes opening the file and its index pass. Gray output: our reader expands the luma plane "
-        "with a lookup table; the bare loop converts with `to_ndarray(format='gray')`.",
-        "",
-        table(rows),
-    ])  # fmt: skip
+    write_section(
+        "decode",
+        [
+            "## Decode",
+            "",
+            f"`python benchmarks/decode.py` (best of {repeats}, interleaved; {machine}). The reader's time "
+            "includes opening the file and its index pass. Gray output: our reader expands the luma plane "
+            "with a lookup table; the bare loop converts with `to_ndarray(format='gray')`.",
+            "",
+            table(rows),
+        ],
+    )
 
 
 def main() -> None:

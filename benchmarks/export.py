@@ -34,7 +34,17 @@ MODELS = {  # run name -> (video, input size)
 
 def export(run: Path, out: Path, precision: str, size: str | None, mode: str = "maps") -> Path:
     if not (out / "metadata.json").exists():
-        args = ["export", str(run), "-o", str(out), "--precision", precision, "--output-mode", mode, "--quiet"]
+        args = [
+            "export",
+            str(run),
+            "-o",
+            str(out),
+            "--precision",
+            precision,
+            "--output-mode",
+            mode,
+            "--quiet",
+        ]
         run_posestream(*args, *(["--input-size", size] if size else []))
     return out
 
@@ -67,8 +77,18 @@ def output_bytes(model_dir: Path, frames: np.ndarray) -> int:
 
 def evaluate(model_dirs: list[Path], labels: Path, video: Path, out: Path) -> dict:
     if not out.exists():
-        run_posestream("evaluate", *map(str, model_dirs), "--labels", str(labels), "--frames", "880-1099",
-                   "--video-path", str(video), "--json", str(out))  # fmt: skip
+        run_posestream(
+            "evaluate",
+            *map(str, model_dirs),
+            "--labels",
+            str(labels),
+            "--frames",
+            "880-1099",
+            "--video-path",
+            str(video),
+            "--json",
+            str(out),
+        )
     return json.loads(out.read_text())
 
 
@@ -90,23 +110,36 @@ def main() -> None:
     labels, fly_video = data / "centered_pair_predictions.slp", data / "centered_pair_small.mp4"
     missing = [name for name in MODELS if not (args.runs / name / "best.pt").exists()]
     if missing or not fly_video.exists():
-        sys.exit(f"need the runs of benchmarks/accuracy.py in {args.runs} (missing: {missing}) and the SLEAP data")
+        sys.exit(
+            f"need the runs of benchmarks/accuracy.py in {args.runs} (missing: {missing}) and the SLEAP data"
+        )
     frames = {name: read_frames(data / name, args.batch) for name in {v for v, _ in MODELS.values()}}
     crops = frames["centered_pair_small.mp4"]  # centred crops are cut from these frames by their size
     rows, accuracy, sizes = [], {}, []
     for precision in ("fp32", "fp16", "int8"):
-        dirs = {name: export(args.runs / name, args.out / f"{name}_{precision}", precision, size)
-                for name, (_, size) in MODELS.items()}  # fmt: skip
+        dirs = {
+            name: export(args.runs / name, args.out / f"{name}_{precision}", precision, size)
+            for name, (_, size) in MODELS.items()
+        }
         for name, (video, _) in MODELS.items():
-            fps = model_fps(dirs[name], crops if name == "centered_instance" else frames[video], args.batch, args.repeats)
+            fps = model_fps(
+                dirs[name], crops if name == "centered_instance" else frames[video], args.batch, args.repeats
+            )
             rows.append((name, precision, fps))
-        accuracy[("top-down", precision)] = evaluate([dirs["centroid"], dirs["centered_instance"]], labels, fly_video,
-                                                     args.out / f"topdown_{precision}.json")  # fmt: skip
-        accuracy[("bottom-up", precision)] = evaluate([dirs["bottomup"]], labels, fly_video,
-                                                      args.out / f"bottomup_{precision}.json")  # fmt: skip
+        accuracy[("top-down", precision)] = evaluate(
+            [dirs["centroid"], dirs["centered_instance"]],
+            labels,
+            fly_video,
+            args.out / f"topdown_{precision}.json",
+        )
+        accuracy[("bottom-up", precision)] = evaluate(
+            [dirs["bottomup"]], labels, fly_video, args.out / f"bottomup_{precision}.json"
+        )
     for name, (video, size) in MODELS.items():
         peaks = export(args.runs / name, args.out / f"{name}_peaks", "fp32", size, mode="peaks")
-        maps_bytes = output_bytes(args.out / f"{name}_fp32", frames[video] if name != "centered_instance" else crops)
+        maps_bytes = output_bytes(
+            args.out / f"{name}_fp32", frames[video] if name != "centered_instance" else crops
+        )
         peaks_bytes = output_bytes(peaks, frames[video] if name != "centered_instance" else crops)
         sizes.append((name, maps_bytes, peaks_bytes))
     write_table(rows, accuracy, sizes, args.batch)
@@ -119,19 +152,34 @@ def write_table(rows, accuracy, sizes, batch: int) -> None:
     acc = ["| model | precision | OKS mAP | change vs fp32 | error p50 (px) |", "|---|---|---:|---:|---:|"]
     for (model, precision), m in accuracy.items():
         base = accuracy[(model, "fp32")]["mAP"]
-        acc.append(f"| {model} | {precision} | {m['mAP']:.3f} | {m['mAP'] - base:+.3f} | {m['error_percentiles']['p50']:.2f} |")
+        acc.append(
+            f"| {model} | {precision} | {m['mAP']:.3f} | {m['mAP'] - base:+.3f} | "
+            f"{m['error_percentiles']['p50']:.2f} |"
+        )
     out = ["| model | maps mode (bytes/frame) | peaks mode (bytes/frame) | ratio |", "|---|---:|---:|---:|"]
     out += [f"| {name} | {m:,} | {p:,} | {m / p:.0f}x |" for name, m, p in sizes]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, onnxruntime CPU"
-    write_section("export", [
-        "## Export (onnxruntime on CPU)", "",
-        f"`python benchmarks/export.py` ({machine}; batch {batch}, real frames; models from "
-        "benchmarks/accuracy.py). Model-only: the session alone on preloaded uint8 batches, preprocessing "
-        "in the graph included.", "", *speed, "",
-        "Accuracy of the exported models through the engine's decoder (`posestream evaluate MODEL_DIR`, fly "
-        "frames 880-1099):", "", *acc, "",
-        "Bytes each model hands back per frame (centered-instance: per crop), by output mode:", "", *out,
-    ])  # fmt: skip
+    write_section(
+        "export",
+        [
+            "## Export (onnxruntime on CPU)",
+            "",
+            f"`python benchmarks/export.py` ({machine}; batch {batch}, real frames; models from "
+            "benchmarks/accuracy.py). Model-only: the session alone on preloaded uint8 batches, "
+            "preprocessing in the graph included.",
+            "",
+            *speed,
+            "",
+            "Accuracy of the exported models through the engine's decoder (`posestream evaluate MODEL_DIR`, "
+            "fly frames 880-1099):",
+            "",
+            *acc,
+            "",
+            "Bytes each model hands back per frame (centered-instance: per crop), by output mode:",
+            "",
+            *out,
+        ],
+    )
     print("\n".join(speed + [""] + acc + [""] + out))
 
 

@@ -1,4 +1,5 @@
-"""The GPU path, measured on a lent device in one prepared run (issue: efficiency); under 10 minutes on one H200.
+"""The GPU path, measured on a lent device in one prepared run (issue: efficiency); under 10 minutes on one
+H200.
 
     python benchmarks/gpu.py [--train-minutes 0.5] [--batches 64,256]
 
@@ -15,7 +16,8 @@ model-only, postprocess-only and end-to-end FPS at each batch size:
 | bottom-up | 1024x1280 gray, two animals, 3,000 frames | >= 1,500 FPS end-to-end |
 
 The torch backend on CUDA captures each batch size as a CUDA graph, copies frames in as uint8 through pinned
-buffers on its own stream, double-buffered, while the previous batch's network runs (engine/model/backends/torch.py),
+buffers on its own stream, double-buffered, while the previous batch's network runs
+(engine/model/backends/torch.py),
 and the pipeline keeps one batch in flight for it. Where a run is bound (decode, copies, network,
 postprocess) is read from bench's stage-alone figures beside end-to-end. Several videos at once (``posestream
 batch --jobs N``, one pipeline and decoder each, one GPU) are the way to feed it more decoding.
@@ -25,10 +27,13 @@ README), e.g. here ``python3 -m pip download --no-deps --only-binary=:all: --pyt
 --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl av==14.4.0``
 and there, with ``.whl`` carried:
 
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-    python3 -m pip install -q --no-deps --no-build-isolation -e . && PYTHONUNBUFFERED=1 python3 benchmarks/gpu.py
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export
+    PYTHONPATH=/tmp/site
+    python3 -m pip install -q --no-deps --no-build-isolation -e . && PYTHONUNBUFFERED=1 python3
+    benchmarks/gpu.py
 
-Writes benchmarks/data/gpu/gpu.json and prints the table; copy it into RESULTS.md ("GPU path"). Without CUDA it
+Writes benchmarks/data/gpu/gpu.json and prints the table; copy it into RESULTS.md ("GPU path"). Without CUDA
+it
 says so and stops (it is never part of CI).
 """
 
@@ -61,29 +66,87 @@ def model_for(name: str, train_minutes: float, max_batch: int) -> dict[str, Path
     profile, size, animals, frames, modes, _ = SETTINGS[name]
     video = OUT / f"{name}.mp4"
     if not video.exists():
-        posestream("synth", video, "--num-frames", frames, "--size", size, "--animals", animals, "--seed", 3, "--no-slp", "--quiet")
+        posestream(
+            "synth",
+            video,
+            "--num-frames",
+            frames,
+            "--size",
+            size,
+            "--animals",
+            animals,
+            "--seed",
+            3,
+            "--no-slp",
+            "--quiet",
+        )
     run = OUT / f"{name}_run"
     if not (run / "best.pt").exists():
-        posestream("train", video.with_suffix(".analysis.h5"), "-o", run, "--profile", profile, "--device", "cuda",
-                   "--frames", "0-999", "--max-minutes", train_minutes, "--quiet")  # fmt: skip
+        posestream(
+            "train",
+            video.with_suffix(".analysis.h5"),
+            "-o",
+            run,
+            "--profile",
+            profile,
+            "--device",
+            "cuda",
+            "--frames",
+            "0-999",
+            "--max-minutes",
+            train_minutes,
+            "--quiet",
+        )
     models = {}
     for mode in modes:
         models[mode] = OUT / f"{name}_{mode}"
         if not (models[mode] / "metadata.json").exists():
-            posestream("export", run, "-o", models[mode], "--format", "torch", "--precision", "fp16",
-                       "--output-mode", mode, "--max-batch", max_batch, "--quiet")  # fmt: skip
+            posestream(
+                "export",
+                run,
+                "-o",
+                models[mode],
+                "--format",
+                "torch",
+                "--precision",
+                "fp16",
+                "--output-mode",
+                mode,
+                "--max-batch",
+                max_batch,
+                "--quiet",
+            )
     return {"video": video, **models}
 
 
 def bench(video: Path, model: Path, batch: int, label: str) -> dict:
     out = OUT / f"{label}.json"
-    posestream("bench", "-i", video, "-m", model, "--device", "cuda", "--backend", "torch", "--batch-size", batch,
-               "--rounds", 2, "--json", out)  # fmt: skip
+    posestream(
+        "bench",
+        "-i",
+        video,
+        "-m",
+        model,
+        "--device",
+        "cuda",
+        "--backend",
+        "torch",
+        "--batch-size",
+        batch,
+        "--rounds",
+        2,
+        "--json",
+        out,
+    )
     return json.loads(out.read_text())
 
 
 def bound_by(result: dict) -> str:
-    stages = {"decode": result["decode_fps"], "network": result["model_fps"], "postprocess": result["postprocess_fps"]}
+    stages = {
+        "decode": result["decode_fps"],
+        "network": result["model_fps"],
+        "postprocess": result["postprocess_fps"],
+    }
     return min(stages, key=stages.get)
 
 
@@ -110,12 +173,17 @@ def main() -> int:
             for batch in batches:
                 label = f"{name}_{mode}_b{batch}"
                 r = results[label] = bench(setup["video"], setup[mode], batch, label)
-                rows.append(f"| {name} {size} | {mode} | {batch} | {r['decode_fps']:.0f} | {r['model_fps']:.0f} | "
-                            f"{r['postprocess_fps']:.0f} | {r['end_to_end_fps']:.0f} | {bound_by(r)} | "
-                            f">= {goal}: {'met' if r['end_to_end_fps'] >= goal else 'NOT met'} |")  # fmt: skip
+                rows.append(
+                    f"| {name} {size} | {mode} | {batch} | {r['decode_fps']:.0f} | {r['model_fps']:.0f} | "
+                    f"{r['postprocess_fps']:.0f} | {r['end_to_end_fps']:.0f} | {bound_by(r)} | "
+                    f">= {goal}: {'met' if r['end_to_end_fps'] >= goal else 'NOT met'} |"
+                )
                 print(rows[-1], flush=True)
     (OUT / "gpu.json").write_text(json.dumps(results, indent=2))
-    print("\n| setting | outputs | batch | decode FPS | network FPS | postprocess FPS | end-to-end FPS | bound by | goal |")
+    print(
+        "\n| setting | outputs | batch | decode FPS | network FPS | postprocess FPS | end-to-end FPS | "
+        "bound by | goal |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---|---|")
     print("\n".join(rows))
     return 0

@@ -1,6 +1,7 @@
 """Live latency: camera-sim -> posestream live -> a subscriber, each in its own process, on one host.
 
-    python benchmarks/latency.py [--frames 5000] [--warmup 150] [--only demo,topdown,null,soak] [--soak-minutes 10]
+    python benchmarks/latency.py [--frames 5000] [--warmup 150] [--only demo,topdown,null,soak]
+    [--soak-minutes 10]
 
 Per model (the embedded demo model on a synthetic 384x384 video; a top-down fly model of
 benchmarks/same_size.py on centered_pair_small.mp4; a null model, a tiny single-instance network):
@@ -31,20 +32,25 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from results import posestream_command, run_posestream, write_section
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "data" / "latency"
 SLEAP_DATA = Path(os.environ.get("POSESTREAM_SLEAP_DATA", HERE.parent.parent / "shared" / "data" / "sleap"))
-FLY_MODELS = [HERE / "data" / "same_size" / "centroid_fp32", HERE / "data" / "same_size" / "centered_instance_fp32"]
+FLY_MODELS = [
+    HERE / "data" / "same_size" / "centroid_fp32",
+    HERE / "data" / "same_size" / "centered_instance_fp32",
+]
 EXTRA: list = []  # more posestream live options (experiments)
 THREADS = [0]  # the model's CPU threads (0: every core), for the model calls and posestream live
 BREAKDOWN = {  # name -> (from stage, to stage) in the pose header
-    "transport + queue": ("capture", "infer_start"), "infer": ("infer_start", "infer_end"),
-    "postprocess": ("infer_end", "postprocess"), "tracking": ("postprocess", "track"), "hook": ("track", "hook"),
+    "transport + queue": ("capture", "infer_start"),
+    "infer": ("infer_start", "infer_end"),
+    "postprocess": ("infer_end", "postprocess"),
+    "tracking": ("postprocess", "track"),
+    "hook": ("track", "hook"),
     "publish": ("hook", "publish"),
-}  # fmt: skip
+}
 
 
 class NoopHook:
@@ -60,7 +66,20 @@ class NoopHook:
 def synth_video() -> Path:
     video = OUT / "pair.mp4"
     if not video.exists():
-        run_posestream("synth", video, "--num-frames", 600, "--size", "384x384", "--animals", 2, "--seed", 31, "--quiet", "--no-slp")
+        run_posestream(
+            "synth",
+            video,
+            "--num-frames",
+            600,
+            "--size",
+            "384x384",
+            "--animals",
+            2,
+            "--seed",
+            31,
+            "--quiet",
+            "--no-slp",
+        )
     return video
 
 
@@ -69,10 +88,28 @@ def null_model() -> Path:
     model = OUT / "null_model"
     if not (model / "metadata.json").exists():
         video = OUT / "one.mp4"
-        run_posestream("synth", video, "--num-frames", 20, "--size", "384x384", "--animals", 1, "--seed", 3, "--quiet")
-        run_posestream("train", video.with_suffix(".slp"), "-o", OUT / "null_run", "--profile", "single_instance",
-                       "--max-minutes", 0.2, "--quiet", "--set", "backbone.filters=4", "--set", "backbone.max_stride=16",
-                       "--set", "data.input_scale=0.25", "--set", "data.val_fraction=0")  # fmt: skip
+        run_posestream(
+            "synth", video, "--num-frames", 20, "--size", "384x384", "--animals", 1, "--seed", 3, "--quiet"
+        )
+        run_posestream(
+            "train",
+            video.with_suffix(".slp"),
+            "-o",
+            OUT / "null_run",
+            "--profile",
+            "single_instance",
+            "--max-minutes",
+            0.2,
+            "--quiet",
+            "--set",
+            "backbone.filters=4",
+            "--set",
+            "backbone.max_stride=16",
+            "--set",
+            "data.input_scale=0.25",
+            "--set",
+            "data.val_fraction=0",
+        )
         run_posestream("export", OUT / "null_run", "-o", model, "--input-size", "384x384", "--quiet")
     return model
 
@@ -103,8 +140,14 @@ def model_call(models: list, video: Path, calls: int = 1000, rate: float | None 
                 infer.append((middle - started) * 1000)
                 full.append((done - started) * 1000)
     infer, full = np.array(infer), np.array(full)
-    return {"infer_p50": np.percentile(infer, 50), "infer_p99": np.percentile(infer, 99), "infer_mean": infer.mean(),
-            "full_p50": np.percentile(full, 50), "full_p99": np.percentile(full, 99), "capacity_hz": 1000 / infer.mean()}  # fmt: skip
+    return {
+        "infer_p50": np.percentile(infer, 50),
+        "infer_p99": np.percentile(infer, 99),
+        "infer_mean": infer.mean(),
+        "full_p50": np.percentile(full, 50),
+        "full_p99": np.percentile(full, 99),
+        "capacity_hz": 1000 / infer.mean(),
+    }
 
 
 # -- one live run -------------------------------------------------------------------------------------------
@@ -143,22 +186,65 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return int(re.search(rf"{field}:\s+(\d+)", text).group(1)) / 1024
 
 
-def live_run(models: list, video: Path, rate: float, cameras: int, frames: int, warmup: int,
-             minutes: float | None = None, name: str = "run") -> dict:  # fmt: skip
+def live_run(
+    models: list,
+    video: Path,
+    rate: float,
+    cameras: int,
+    frames: int,
+    warmup: int,
+    minutes: float | None = None,
+    name: str = "run",
+) -> dict:
     """One setting: figures of the frames after ``warmup`` (or of ``minutes`` of serving)."""
     cam, pub = f"ipc://{OUT / (name + '.cam')}", f"ipc://{OUT / (name + '.pub')}"
     stats = OUT / f"{name}.stats.json"
     env = {**os.environ, "PYTHONPATH": str(HERE)}
-    live = subprocess.Popen(posestream_command("live", *[a for m in models for a in ("-m", m)], "--camera", cam,
-                                               "--publish", pub, "--quiet", "--stats-json", stats, "--tracking",
-                                               "--max-tracks", 2, "--processor", "latency:NoopHook", "--threads",
-                                               THREADS[0], *EXTRA),
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    live = subprocess.Popen(
+        posestream_command(
+            "live",
+            *[a for m in models for a in ("-m", m)],
+            "--camera",
+            cam,
+            "--publish",
+            pub,
+            "--quiet",
+            "--stats-json",
+            stats,
+            "--tracking",
+            "--max-tracks",
+            2,
+            "--processor",
+            "latency:NoopHook",
+            "--threads",
+            THREADS[0],
+            *EXTRA,
+        ),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     collector = Collector(pub)
     collector.start()
     time.sleep(1.0)
-    sim = subprocess.Popen(posestream_command("camera-sim", video, "--address", cam, "--rate", rate, "--cameras",
-                                              cameras, "--loop", "--wait", 120), stdout=subprocess.PIPE, text=True)  # fmt: skip
+    sim = subprocess.Popen(
+        posestream_command(
+            "camera-sim",
+            video,
+            "--address",
+            cam,
+            "--rate",
+            rate,
+            "--cameras",
+            cameras,
+            "--loop",
+            "--wait",
+            120,
+        ),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     rss: list[tuple[float, float]] = []
     started = None
     try:
@@ -189,8 +275,16 @@ def live_run(models: list, video: Path, rate: float, cameras: int, frames: int, 
     return summarize(np.array(collector.rows, np.int64), warmup, rate, cameras, sim_out, figures, peak, rss)
 
 
-def summarize(rows: np.ndarray, warmup: int, rate: float, cameras: int, sim_out: str, figures: dict,
-              peak: float, rss: list) -> dict:  # fmt: skip
+def summarize(
+    rows: np.ndarray,
+    warmup: int,
+    rate: float,
+    cameras: int,
+    sim_out: str,
+    figures: dict,
+    peak: float,
+    rss: list,
+) -> dict:
     from posestream.live.protocol import STAGES
 
     rows = rows[rows[:, 1] >= warmup]
@@ -202,36 +296,54 @@ def summarize(rows: np.ndarray, warmup: int, rate: float, cameras: int, sim_out:
     cams = figures["cameras"]
     span = (times["publish"].max() - times["publish"].min()) / 1e9
     return {
-        "frames": len(rows), "offered_hz": rate, "achieved_hz": achieved, "cameras": cameras,
+        "frames": len(rows),
+        "offered_hz": rate,
+        "achieved_hz": achieved,
+        "cameras": cameras,
         "processed_hz": len(rows) / cameras / span if span else 0.0,
-        "latency": {q: float(np.percentile(latency, v)) for q, v in (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9))}
+        "latency": {
+            q: float(np.percentile(latency, v))
+            for q, v in (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9))
+        }
         | {"max": float(latency.max())},
-        "breakdown": {name: (float(np.percentile((times[b] - times[a]) / 1e6, 50)),
-                             float(np.percentile((times[b] - times[a]) / 1e6, 99))) for name, (a, b) in BREAKDOWN.items()},
+        "breakdown": {
+            name: (
+                float(np.percentile((times[b] - times[a]) / 1e6, 50)),
+                float(np.percentile((times[b] - times[a]) / 1e6, 99)),
+            )
+            for name, (a, b) in BREAKDOWN.items()
+        },
         "overhead": {q: float(np.percentile(overhead, v)) for q, v in (("p50", 50), ("p99", 99))},
         "batch_mean": float(rows[:, 2].mean()),
-        "sent": sent * cameras, "engine_sent": sum(c["frames_sent"] for c in cams.values()),
+        "sent": sent * cameras,
+        "engine_sent": sum(c["frames_sent"] for c in cams.values()),
         "received": sum(c["frames_received"] for c in cams.values()),
         "dropped": sum(c["frames_dropped"] for c in cams.values()),
         "dropped_in_queue": sum(c["dropped_in_queue"] for c in cams.values()),
-        "peak_rss_mb": peak, "rss": rss,
-    }  # fmt: skip
+        "peak_rss_mb": peak,
+        "rss": rss,
+    }
 
 
 # -- tables -------------------------------------------------------------------------------------------------
 
 
 def model_rows(label: str, call: dict) -> list[str]:
-    return [f"| {label} | {call['infer_p50']:.2f} | {call['infer_p99']:.2f} | {call['at30_p99']:.2f} | "
-            f"{call['full_p50']:.2f} | {call['full_p99']:.2f} | {call['capacity_hz']:.0f} |"]  # fmt: skip
+    return [
+        f"| {label} | {call['infer_p50']:.2f} | {call['infer_p99']:.2f} | {call['at30_p99']:.2f} | "
+        f"{call['full_p50']:.2f} | {call['full_p99']:.2f} | {call['capacity_hz']:.0f} |"
+    ]
 
 
 def setting_row(label: str, setting: str, r: dict, bar: str) -> str:
     lat = r["latency"]
     exact = "yes" if r["received"] + r["dropped"] == r["engine_sent"] == r["sent"] else "NO"
-    return (f"| {label} | {setting} | {r['offered_hz']:.0f} / {r['achieved_hz']:.1f} / {r['processed_hz']:.1f} | "
-            f"{lat['p50']:.2f} | {lat['p90']:.2f} | {lat['p99']:.2f} | {lat['p999']:.2f} | {lat['max']:.1f} | "
-            f"{r['dropped']} of {r['engine_sent']} ({exact}) | {r['batch_mean']:.2f} | {r['peak_rss_mb']:.0f} | {bar} |")
+    return (
+        f"| {label} | {setting} | {r['offered_hz']:.0f} / {r['achieved_hz']:.1f} / {r['processed_hz']:.1f} | "
+        f"{lat['p50']:.2f} | {lat['p90']:.2f} | {lat['p99']:.2f} | {lat['p999']:.2f} | {lat['max']:.1f} | "
+        f"{r['dropped']} of {r['engine_sent']} ({exact}) | {r['batch_mean']:.2f} | "
+        f"{r['peak_rss_mb']:.0f} | {bar} |"
+    )
 
 
 def breakdown_row(label: str, setting: str, r: dict) -> str:
@@ -243,14 +355,29 @@ def model_section(label: str, models: list, video: Path, args) -> tuple[list[str
     """The settings of one model: result rows, breakdown rows, and the model-call row."""
     call = model_call(models, video)
     call["at30_p99"] = model_call(models, video, 300, rate=30.0)["infer_p99"]
-    print(f"{label}: model call p50 {call['infer_p50']:.2f} p99 {call['infer_p99']:.2f} ms, capacity {call['capacity_hz']:.0f} Hz",
-          flush=True)  # fmt: skip
+    print(
+        f"{label}: model call p50 {call['infer_p50']:.2f} p99 {call['infer_p99']:.2f} ms, capacity "
+        f"{call['capacity_hz']:.0f} Hz",
+        flush=True,
+    )
     budget = call["infer_p99"] + 2.0
-    settings = [("30 Hz", 30.0, 1), ("70% capacity", 0.7 * call["capacity_hz"], 1),
-                ("2x capacity", 2.0 * call["capacity_hz"], 1), ("2 cameras x 30 Hz", 30.0, 2)]  # fmt: skip
+    settings = [
+        ("30 Hz", 30.0, 1),
+        ("70% capacity", 0.7 * call["capacity_hz"], 1),
+        ("2x capacity", 2.0 * call["capacity_hz"], 1),
+        ("2 cameras x 30 Hz", 30.0, 2),
+    ]
     rows, breakdown = [], []
     for setting, rate, cameras in settings:
-        r = live_run(models, video, rate, cameras, args.frames, args.warmup, name=f"{label}_{setting}".replace(" ", "_").replace("%", "pc"))
+        r = live_run(
+            models,
+            video,
+            rate,
+            cameras,
+            args.frames,
+            args.warmup,
+            name=f"{label}_{setting}".replace(" ", "_").replace("%", "pc"),
+        )
         if setting == "2x capacity":
             bar_ms = 3 * call["infer_p99"]
             ok = r["latency"]["p99"] <= bar_ms and r["received"] + r["dropped"] == r["engine_sent"]
@@ -261,52 +388,87 @@ def model_section(label: str, models: list, video: Path, args) -> tuple[list[str
             ok = r["latency"]["p99"] <= budget and r["dropped"] == 0
             bar = f"p99 <= {budget:.1f}, 0 drops: {'met' if ok else 'NOT met'}"
         if models == [str(OUT / "null_model")]:
-            bar += f"; overhead p99 {r['overhead']['p99']:.2f} <= 1 ms: {'met' if r['overhead']['p99'] <= 1.0 else 'NOT met'}"
+            bar += (
+                f"; overhead p99 {r['overhead']['p99']:.2f} <= 1 ms: "
+                f"{'met' if r['overhead']['p99'] <= 1.0 else 'NOT met'}"
+            )
         print(setting_row(label, setting, r, bar), flush=True)
         rows.append(setting_row(label, setting, r, bar))
         breakdown.append(breakdown_row(label, setting, r))
-        (OUT / f"{label}_{setting}.json".replace(" ", "_").replace("%", "pc")).write_text(json.dumps(r, indent=1))
+        (OUT / f"{label}_{setting}.json".replace(" ", "_").replace("%", "pc")).write_text(
+            json.dumps(r, indent=1)
+        )
     return rows, breakdown, model_rows(label, call)
 
 
-RESULT_HEADER = ["| model | setting | offered / sent / processed Hz | p50 | p90 | p99 | p99.9 | max | drops of sent (exact) | mean batch | peak RSS MB | bar |",
-                 "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|"]  # fmt: skip
-BREAKDOWN_HEADER = ["| model | setting | " + " | ".join(BREAKDOWN) + " | all but the model call |",
-                    "|---|---|" + "---|" * (len(BREAKDOWN) + 1)]
-CALL_HEADER = ["| model | model call p50 | model call p99 | p99 called at 30 Hz | + postprocess p50 | + postprocess p99 | capacity Hz (1 / mean call) |",
-               "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+RESULT_HEADER = [
+    "| model | setting | offered / sent / processed Hz | p50 | p90 | p99 | p99.9 | max | drops of sent "
+    "(exact) | mean batch | peak RSS MB | bar |",
+    "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|",
+]
+BREAKDOWN_HEADER = [
+    "| model | setting | " + " | ".join(BREAKDOWN) + " | all but the model call |",
+    "|---|---|" + "---|" * (len(BREAKDOWN) + 1),
+]
+CALL_HEADER = [
+    "| model | model call p50 | model call p99 | p99 called at 30 Hz | + postprocess p50 | + postprocess "
+    "p99 | capacity Hz (1 / mean call) |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+]
 
 
 def models_part(args) -> None:
-    parts = {"demo": ("demo (bottom-up, 9 nodes)", ["demo"], synth_video),
-             "topdown": ("top-down fly (24 nodes)", [str(m) for m in FLY_MODELS], lambda: SLEAP_DATA / "centered_pair_small.mp4"),
-             "null": ("null model", None, synth_video)}  # fmt: skip
+    parts = {
+        "demo": ("demo (bottom-up, 9 nodes)", ["demo"], synth_video),
+        "topdown": (
+            "top-down fly (24 nodes)",
+            [str(m) for m in FLY_MODELS],
+            lambda: SLEAP_DATA / "centered_pair_small.mp4",
+        ),
+        "null": ("null model", None, synth_video),
+    }
     rows, breakdown, calls = [], [], []
     for key in [k for k in args.only.split(",") if k in parts]:
         label, models, video = parts[key]
         models = models or [str(null_model())]
         if key == "topdown" and not all((m / "metadata.json").exists() for m in FLY_MODELS):
-            print(f"skipping the top-down model: {FLY_MODELS} not found (python benchmarks/same_size.py trains them)")
+            print(
+                f"skipping the top-down model: {FLY_MODELS} not found (python benchmarks/same_size.py "
+                "trains them)"
+            )
             continue
         r, b, c = model_section(label, models, video(), args)
         rows += r
         breakdown += b
         calls += c
     suffix = f"-threads{THREADS[0]}" if THREADS[0] else ""
-    write_section("latency-runs" + suffix, [
-        f"### Camera to published pose (ms){f', the model on {THREADS[0]} thread(s)' if THREADS[0] else ''}", "",
-        f"{args.frames} frames per camera per setting after {args.warmup} frames of warm-up; `posestream live --tracking "
-        "--max-tracks 2 --processor (no-op)`, camera-sim and the subscriber each in their own process. Bars: at 30 Hz "
-        "and 70% of capacity, p99 <= the model call's batch-1 p99 + 2 ms with no drop; at 2x capacity, p99 <= 3x the "
-        "model call's p99 and received + dropped = sent.", "",
-        *RESULT_HEADER, *rows, "",
-        "Where the time goes, p50 / p99 ms per stage (transport + queue: capture to the model's start; postprocess "
-        "runs in the model's thread; tracking includes the hand-over to the last thread):", "",
-        *BREAKDOWN_HEADER, *breakdown, "",
-        "Model call only, batch 1 (the figure DeepLabCut-Live and SLEAP report; with postprocessing it is "
-        "DeepLabCut-Live's `get_pose`):", "",
-        *CALL_HEADER, *calls,
-    ])  # fmt: skip
+    write_section(
+        "latency-runs" + suffix,
+        [
+            "### Camera to published pose "
+            f"(ms){f', the model on {THREADS[0]} thread(s)' if THREADS[0] else ''}",
+            "",
+            f"{args.frames} frames per camera per setting after {args.warmup} frames of warm-up; `posestream "
+            "live --tracking --max-tracks 2 --processor (no-op)`, camera-sim and the subscriber each in "
+            "their own process. Bars: at 30 Hz and 70% of capacity, p99 <= the model call's batch-1 p99 + 2 "
+            "ms with no drop; at 2x capacity, p99 <= 3x the model call's p99 and received + dropped = sent.",
+            "",
+            *RESULT_HEADER,
+            *rows,
+            "",
+            "Where the time goes, p50 / p99 ms per stage (transport + queue: capture to the model's start; "
+            "postprocess runs in the model's thread; tracking includes the hand-over to the last thread):",
+            "",
+            *BREAKDOWN_HEADER,
+            *breakdown,
+            "",
+            "Model call only, batch 1 (the figure DeepLabCut-Live and SLEAP report; with postprocessing it "
+            "is DeepLabCut-Live's `get_pose`):",
+            "",
+            *CALL_HEADER,
+            *calls,
+        ],
+    )
 
 
 def soak_part(args) -> None:
@@ -314,17 +476,26 @@ def soak_part(args) -> None:
     call = model_call(["demo"], video, 300)
     r = live_run(["demo"], video, 2 * call["capacity_hz"], 1, 0, 0, minutes=args.soak_minutes, name="soak")
     rss = r["rss"]
-    first = np.median([m for t, m in rss if 50 <= t <= 70]) if any(50 <= t <= 70 for t, _ in rss) else rss[0][1]
+    first = (
+        np.median([m for t, m in rss if 50 <= t <= 70]) if any(50 <= t <= 70 for t, _ in rss) else rss[0][1]
+    )
     last = np.median([m for _, m in rss[-6:]])
     samples = " ".join(f"{m:.0f}" for t, m in rss[:: max(1, len(rss) // 12)])
-    write_section("latency-soak", [
-        "### Memory under overload", "",
-        f"The demo model at 2x capacity ({2 * call['capacity_hz']:.0f} Hz offered) for {args.soak_minutes:g} minutes: "
-        f"{r['received']} frames served, {r['dropped']} dropped of {r['engine_sent']} sent (received + dropped = sent: "
-        f"{'yes' if r['received'] + r['dropped'] == r['engine_sent'] else 'NO'}); p99 {r['latency']['p99']:.1f} ms.", "",
-        f"RSS of the live process (MB, sampled through the run): {samples}. Minute 1: {first:.0f} MB, the end: "
-        f"{last:.0f} MB, ratio {last / first:.3f} (bar: flat, <= 1.05).",
-    ])  # fmt: skip
+    write_section(
+        "latency-soak",
+        [
+            "### Memory under overload",
+            "",
+            f"The demo model at 2x capacity ({2 * call['capacity_hz']:.0f} Hz offered) for "
+            f"{args.soak_minutes:g} minutes: {r['received']} frames served, {r['dropped']} dropped of "
+            f"{r['engine_sent']} sent (received + dropped = sent: "
+            f"{'yes' if r['received'] + r['dropped'] == r['engine_sent'] else 'NO'}); p99 "
+            f"{r['latency']['p99']:.1f} ms.",
+            "",
+            f"RSS of the live process (MB, sampled through the run): {samples}. Minute 1: {first:.0f} MB, "
+            f"the end: {last:.0f} MB, ratio {last / first:.3f} (bar: flat, <= 1.05).",
+        ],
+    )
 
 
 def main() -> None:
@@ -337,11 +508,16 @@ def main() -> None:
     args = parser.parse_args()
     THREADS[0] = args.threads
     OUT.mkdir(parents=True, exist_ok=True)
-    write_section("latency", [
-        "## Live latency", "",
-        f"`python benchmarks/latency.py` ({platform.machine()}, {os.cpu_count()} cores; camera, engine and client "
-        "on this host). Each subsection is rewritten by its part (`--only demo,topdown,null,soak`).",
-    ])  # fmt: skip
+    write_section(
+        "latency",
+        [
+            "## Live latency",
+            "",
+            f"`python benchmarks/latency.py` ({platform.machine()}, {os.cpu_count()} cores; camera, engine "
+            "and client on this host). Each subsection is rewritten by its part (`--only "
+            "demo,topdown,null,soak`).",
+        ],
+    )
     if any(k in args.only for k in ("demo", "topdown", "null")):
         models_part(args)
     if "soak" in args.only:

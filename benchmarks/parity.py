@@ -54,10 +54,25 @@ def record_live(posestream: str, video: Path, work: Path) -> Path:
     """Replays the video losslessly into `live -o`, stopped by Ctrl-C once the camera has sent everything."""
     camera = f"ipc://{work}/cam"
     live = subprocess.Popen(
-        [posestream, "live", "-m", "demo", "--camera", camera, "-o", str(work / "live.h5"), "--lossless",
-         "--tracking", "--max-tracks", "2", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            posestream,
+            "live",
+            "-m",
+            "demo",
+            "--camera",
+            camera,
+            "-o",
+            str(work / "live.h5"),
+            "--lossless",
+            "--tracking",
+            "--max-tracks",
+            "2",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         run(posestream, "camera-sim", video, "--address", camera, "--rate", 60, "--wait", 60, "--lossless")
         live.send_signal(signal.SIGINT)
@@ -72,26 +87,71 @@ def record_live(posestream: str, video: Path, work: Path) -> Path:
 def outputs(posestream: str, work: Path) -> dict[str, Path]:
     """Writes the demo video and every command's output on it."""
     video = work / "demo.mp4"
-    run(posestream, "synth", video, "--frames", 120, "--size", "384x384", "--animals", 2, "--seed", 0,
-        "--no-slp", "--quiet")  # fmt: skip
+    run(
+        posestream,
+        "synth",
+        video,
+        "--frames",
+        120,
+        "--size",
+        "384x384",
+        "--animals",
+        2,
+        "--seed",
+        0,
+        "--no-slp",
+        "--quiet",
+    )
     track = work / "track.h5"
-    run(posestream, "track", "-i", video, "-m", "demo", "-o", track, "--tracking", "--max-tracks", 2, "--quiet")
+    run(
+        posestream,
+        "track",
+        "-i",
+        video,
+        "-m",
+        "demo",
+        "-o",
+        track,
+        "--tracking",
+        "--max-tracks",
+        2,
+        "--quiet",
+    )
     archive = work / "archive"
     archive.mkdir()
     shutil.copy(video, archive / "demo.mp4")
-    run(posestream, "batch", "-m", "demo", "-o", work / "batch", "--workers", 1, "--tracking", "--max-tracks", 2,
-        "--quiet", archive)  # fmt: skip
+    run(
+        posestream,
+        "batch",
+        "-m",
+        "demo",
+        "-o",
+        work / "batch",
+        "--workers",
+        1,
+        "--tracking",
+        "--max-tracks",
+        2,
+        "--quiet",
+        archive,
+    )
     retrack = work / "retrack.h5"
     run(posestream, "retrack", track, "-o", retrack, "--max-tracks", 2, "--quiet")
-    return {"track": track, "batch": next((work / "batch").rglob("*.h5")), "retrack": retrack,
-            "live": record_live(posestream, video, work)}  # fmt: skip
+    return {
+        "track": track,
+        "batch": next((work / "batch").rglob("*.h5")),
+        "retrack": retrack,
+        "live": record_live(posestream, video, work),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posestream", default=str(Path(sys.executable).parent / "posestream"))
     parser.add_argument("--out", type=Path, required=True, help="where the fingerprints are written (JSON)")
-    parser.add_argument("--compare", type=Path, help="fingerprints of another checkout: report every difference")
+    parser.add_argument(
+        "--compare", type=Path, help="fingerprints of another checkout: report every difference"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         prints = {name: fingerprints(path) for name, path in outputs(args.posestream, Path(tmp)).items()}
@@ -99,8 +159,12 @@ def main() -> None:
     print(f"{sum(map(len, prints.values()))} arrays in {len(prints)} outputs -> {args.out}")
     if args.compare:
         before = json.loads(args.compare.read_text())
-        differ = [f"{cmd}/{name}" for cmd in before for name in set(before[cmd]) | set(prints.get(cmd, {}))
-                  if before[cmd].get(name) != prints.get(cmd, {}).get(name)]  # fmt: skip
+        differ = [
+            f"{cmd}/{name}"
+            for cmd in before
+            for name in set(before[cmd]) | set(prints.get(cmd, {}))
+            if before[cmd].get(name) != prints.get(cmd, {}).get(name)
+        ]
         print("identical" if not differ else "DIFFERENT: " + ", ".join(sorted(differ)))
         sys.exit(1 if differ else 0)
 

@@ -26,13 +26,19 @@ def write_section(name: str, lines: list[str]) -> None:
     RESULTS.write_text(text)
 
 
-_PROBE = ("import resource, subprocess, sys, time; t = time.perf_counter(); subprocess.run(sys.argv[1:], check=True); "
-          "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.perf_counter() - t)")  # fmt: skip
+_PROBE = (
+    "import resource, subprocess, sys, time; t = time.perf_counter(); subprocess.run(sys.argv[1:], "
+    "check=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.perf_counter() - "
+    "t)"
+)
 
 
 def peak_rss_and_seconds(command: list[str]) -> tuple[float, float]:
-    """Run ``command`` in a child of a fresh interpreter: its peak RSS (MB) and wall seconds (start included)."""
-    done = subprocess.run([sys.executable, "-c", _PROBE, *command], check=True, capture_output=True, text=True)
+    """Run ``command`` in a child of a fresh interpreter: its peak RSS (MB) and wall seconds (start
+    included)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *command], check=True, capture_output=True, text=True
+    )
     rss_mb, seconds = map(float, done.stdout.split()[-2:])
     return rss_mb, seconds
 
@@ -51,5 +57,7 @@ def run_posestream(*args) -> None:
 
 def bench_json(video: Path, models: list, batch: int, out: Path) -> dict:
     """``posestream bench`` of ``video`` with one pose model (its model dirs): the figures of its --json."""
-    run_posestream("bench", "-i", video, *[a for m in models for a in ("-m", m)], "--batch-size", batch, "--json", out)
+    run_posestream(
+        "bench", "-i", video, *[a for m in models for a in ("-m", m)], "--batch-size", batch, "--json", out
+    )
     return json.loads(Path(out).read_text())

@@ -26,17 +26,36 @@ from pathlib import Path
 from results import bench_json, peak_rss_and_seconds, posestream_command, run_posestream, write_section
 
 HERE = Path(__file__).resolve().parent
-SLEAP_NN_SHAPE = ["backbone.filters=16", "backbone.filters_rate=1.5", "backbone.max_stride=8", "head.output_stride=2"]
+SLEAP_NN_SHAPE = [
+    "backbone.filters=16",
+    "backbone.filters_rate=1.5",
+    "backbone.max_stride=8",
+    "head.output_stride=2",
+]
 RUNS = {  # run name -> (profile, extra settings, labels: the fly video's or sleap-nn's 2-node test labels)
     "bottomup": ("bottomup", [], "flies"),
-    "bottomup_2node": ("bottomup", ["head.sigma=1.5", "head.paf_output_stride=4", "data.val_fraction=0",
-                                    "optim.max_epochs=100000", "optim.early_stopping_patience=100000",
-                                    "optim.plateau_patience=100000"], "minimal"),  # one labelled frame: an epoch is a step
+    "bottomup_2node": (
+        "bottomup",
+        [
+            "head.sigma=1.5",
+            "head.paf_output_stride=4",
+            "data.val_fraction=0",
+            "optim.max_epochs=100000",
+            "optim.early_stopping_patience=100000",
+            "optim.plateau_patience=100000",
+        ],
+        "minimal",
+    ),  # one labelled frame: an epoch is a step
     "centroid": ("centroid", ["head.anchor_part=thorax"], "flies"),
     "centered_instance": ("centered_instance", ["head.anchor_part=thorax"], "flies"),
 }
-PIPELINES = {"bottom-up": ["bottomup"], "bottom-up, 2 nodes": ["bottomup_2node"], "top-down": ["centroid", "centered_instance"]}
-SLEAP_NN = {  # FPS: torch batch 4, ONNX export; peak RSS range for both (the issue's figures, 2-node bottom-up)
+PIPELINES = {
+    "bottom-up": ["bottomup"],
+    "bottom-up, 2 nodes": ["bottomup_2node"],
+    "top-down": ["centroid", "centered_instance"],
+}
+# FPS: torch batch 4, ONNX export; peak RSS range for both (the issue's figures, 2-node bottom-up)
+SLEAP_NN = {
     "bottom-up, 2 nodes": (16.8, 41.5),
     "top-down": (14.1, 21.3),
 }
@@ -49,11 +68,18 @@ def train(name: str, data: Path, out: Path, minutes: float) -> Path:
         profile, extra, labels = RUNS[name]
         sets = [a for s in SLEAP_NN_SHAPE + extra for a in ("--set", s)]
         if labels == "flies":
-            source = [data / "centered_pair_predictions.slp", "--frames", "0-879",
-                      "--video-path", data / "centered_pair_small.mp4"]  # fmt: skip
+            source = [
+                data / "centered_pair_predictions.slp",
+                "--frames",
+                "0-879",
+                "--video-path",
+                data / "centered_pair_small.mp4",
+            ]
         else:
             source = [data / "minimal_instance.pkg.slp"]
-        run_posestream("train", *source, "-o", run, "--profile", profile, "--max-minutes", minutes, "--quiet", *sets)
+        run_posestream(
+            "train", *source, "-o", run, "--profile", profile, "--max-minutes", minutes, "--quiet", *sets
+        )
     return run
 
 
@@ -67,6 +93,7 @@ def export(run: Path, out: Path, precision: str) -> Path:
 def gflops(run: Path) -> float:
     """Convolution GFLOPs of one forward pass of the run's network on one input (frame or crop)."""
     import torch
+
     from posestream.train.predict import RunModel
 
     model = RunModel(run)
@@ -75,7 +102,16 @@ def gflops(run: Path) -> float:
     def count(module, _inputs, output):
         nonlocal total
         kh, kw = module.kernel_size
-        total += 2 * module.in_channels * module.out_channels * kh * kw * output.shape[-2] * output.shape[-1] / module.groups
+        total += (
+            2
+            * module.in_channels
+            * module.out_channels
+            * kh
+            * kw
+            * output.shape[-2]
+            * output.shape[-1]
+            / module.groups
+        )
 
     network = model.network
     hooks = [m.register_forward_hook(count) for m in network.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -90,14 +126,25 @@ def gflops(run: Path) -> float:
 
 def track_rss(video: Path, models: list[Path], out: Path, batch: int) -> float:
     """Peak RSS (MB) of a ``posestream track`` process over the whole video."""
-    command = posestream_command("track", "-i", video, *[a for m in models for a in ("-m", m)], "-o", out,
-                                 "--batch-size", batch, "--quiet")  # fmt: skip
+    command = posestream_command(
+        "track",
+        "-i",
+        video,
+        *[a for m in models for a in ("-m", m)],
+        "-o",
+        out,
+        "--batch-size",
+        batch,
+        "--quiet",
+    )
     return peak_rss_and_seconds(command)[0]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=10.0, help="training minutes per network (default 10)")
+    parser.add_argument(
+        "--minutes", type=float, default=10.0, help="training minutes per network (default 10)"
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--out", type=Path, default=HERE / "data" / "same_size")
     args = parser.parse_args()
@@ -126,7 +173,8 @@ def write_table(rows, flops: dict[str, float], args) -> None:
     """Raw FPS, and FPS relative to onnxruntime running the same fp32 network alone in the same process:
     the machine-independent figure (sleap-nn's ONNX path: 41.5 FPS over onnxruntime's ~42 alone)."""
     lines = [
-        "| pipeline | engine | model-only FPS | end-to-end FPS | end-to-end / fp32 model-only | peak RSS (MB) |",
+        "| pipeline | engine | model-only FPS | end-to-end FPS | end-to-end / fp32 model-only | peak RSS "
+        "(MB) |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for pipeline in PIPELINES:
@@ -134,28 +182,42 @@ def write_table(rows, flops: dict[str, float], args) -> None:
             torch_fps, onnx_fps = SLEAP_NN[pipeline]
             alone = "~42" if pipeline.startswith("bottom-up") else "n/a"
             ratio = f"{onnx_fps / 42:.2f}" if pipeline.startswith("bottom-up") else "n/a"
-            lines.append(f"| {pipeline} | sleap-nn 0.3.5, torch (batch 4) | | {torch_fps:.1f} | | {SLEAP_NN_RSS} |")
-            lines.append(f"| {pipeline} | sleap-nn 0.3.5, ONNX | {alone} | {onnx_fps:.1f} | {ratio} | {SLEAP_NN_RSS} |")
-        fp32 = next(r["model_fps"] for name, precision, r, _ in rows if name == pipeline and precision == "fp32")
+            lines.append(
+                f"| {pipeline} | sleap-nn 0.3.5, torch (batch 4) | | {torch_fps:.1f} | | {SLEAP_NN_RSS} |"
+            )
+            lines.append(
+                f"| {pipeline} | sleap-nn 0.3.5, ONNX | {alone} | {onnx_fps:.1f} | {ratio} | {SLEAP_NN_RSS} |"
+            )
+        fp32 = next(
+            r["model_fps"] for name, precision, r, _ in rows if name == pipeline and precision == "fp32"
+        )
         for name, precision, r, rss in rows:
             if name == pipeline:
-                lines.append(f"| {pipeline} | posestream, onnxruntime {precision} (batch {r['batch_size']}) | "
-                             f"{r['model_fps']:.1f} | {r['end_to_end_fps']:.1f} | "
-                             f"{r['end_to_end_fps'] / fp32:.2f} | {rss:.0f} |")  # fmt: skip
+                lines.append(
+                    f"| {pipeline} | posestream, onnxruntime {precision} (batch {r['batch_size']}) | "
+                    f"{r['model_fps']:.1f} | {r['end_to_end_fps']:.1f} | "
+                    f"{r['end_to_end_fps'] / fp32:.2f} | {rss:.0f} |"
+                )
     sizes = ", ".join(f"{name} {g:.2f}" for name, g in flops.items())
     machine = f"{platform.machine()}, {os.cpu_count()} cores, onnxruntime CPU"
-    write_section("same-size", [
-        "## Same-size networks: posestream against sleap-nn", "",
-        f"`python benchmarks/same_size.py --minutes {args.minutes:g}` ({machine}). Our networks have sleap-nn's "
-        "test-model shape (UNet filters 16, rate 1.5, max stride 8, output stride 2), trained here for "
-        f"{args.minutes:g} minutes each, on the fly video, or for the 2-node bottom-up on sleap-nn's own test "
-        f"labels (its bottom-up test model's skeleton); conv GFLOPs per input: {sizes} (sleap-nn's bottom-up: "
-        "3.9 per 384x384 frame). All 1100 frames of centered_pair_small.mp4. sleap-nn's rows are the issue's "
-        "figures from another machine of this kind; the ratio column (end-to-end over onnxruntime running the "
-        "fp32 network alone, measured in the same run) is the comparison that does not depend on the machine. "
-        "Peak RSS: ours is the `posestream track` process (no torch loaded); sleap-nn's, its inference process.",
-        "", *lines,
-    ])  # fmt: skip
+    write_section(
+        "same-size",
+        [
+            "## Same-size networks: posestream against sleap-nn",
+            "",
+            f"`python benchmarks/same_size.py --minutes {args.minutes:g}` ({machine}). Our networks have "
+            "sleap-nn's test-model shape (UNet filters 16, rate 1.5, max stride 8, output stride 2), "
+            f"trained here for {args.minutes:g} minutes each, on the fly video, or for the 2-node bottom-up "
+            "on sleap-nn's own test labels (its bottom-up test model's skeleton); conv GFLOPs per input: "
+            f"{sizes} (sleap-nn's bottom-up: 3.9 per 384x384 frame). All 1100 frames of "
+            "centered_pair_small.mp4. sleap-nn's rows are the issue's figures from another machine of this "
+            "kind; the ratio column (end-to-end over onnxruntime running the fp32 network alone, measured "
+            "in the same run) is the comparison that does not depend on the machine. Peak RSS: ours is the "
+            "`posestream track` process (no torch loaded); sleap-nn's, its inference process.",
+            "",
+            *lines,
+        ],
+    )
     print("\n".join(lines))
 
 

@@ -13,7 +13,8 @@ trackers on the same detections, on SLEAP's real fly predictions, and its cost.
    Peers, each in its own virtual env (their runners are written beside the data):
        python3 -m venv sleap_nn_venv && sleap_nn_venv/bin/pip install "sleap-nn==0.3.5" torch==2.13.0
        python3 -m venv sleap_venv && sleap_venv/bin/pip install --no-deps sleap==1.4.1 && \\
-           sleap_venv/bin/pip install tensorflow-cpu==2.15.1 "numpy<2" ... (SLEAP 1.4.1 pins TensorFlow 2.7-2.8,
+           sleap_venv/bin/pip install tensorflow-cpu==2.15.1 "numpy<2" ... (SLEAP 1.4.1 pins TensorFlow
+           2.7-2.8,
            which has no Python 3.11 wheel; 2.15 runs its tracker with the import shims in SLEAP_RUNNER)
    sleap-nn 0.3.5's default tracker (`sleap-nn track`: OKS, Hungarian, a 5-frame window), SLEAP 1.4.1's
    `simple` and `flow` trackers (instance similarity, greedy, 5-frame window; flow shifts the last poses
@@ -51,7 +52,7 @@ ANIMALS = {2: 752, 4: 1064, 8: 1504}  # animals -> frame side: every animal is ~
 PERTURB = ["--jitter", 2, "--drop-nodes", 0.05, "--drop-instances", 0.02, "--false-instances", 0.01]
 IDF1_BAR, MODEL_IDF1_BAR = 0.98, 0.95
 
-SLEAP_NN_RUNNER = '''import json, sys, time, types
+SLEAP_NN_RUNNER = """import json, sys, time, types
 sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
 import sleap_io as sio
 from loguru import logger
@@ -63,14 +64,15 @@ for lf in labels.labeled_frames:
     for inst in lf.instances:
         inst.track = None
 labels.tracks = []
-config = TrackerConfig(max_tracks=max_tracks, candidates_method="local_queues" if max_tracks else "fixed_window")
+method = "local_queues" if max_tracks else "fixed_window"
+config = TrackerConfig(max_tracks=max_tracks, candidates_method=method)
 started = time.perf_counter()
 tracked = apply_tracking(labels, config)
 seconds = time.perf_counter() - started
 tracked.save(target)
 print(json.dumps({"seconds": seconds, "frames": len(tracked.labeled_frames)}))
-'''
-SLEAP_RUNNER = '''import json, os, sys, time
+"""
+SLEAP_RUNNER = """import json, os, sys, time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen"); os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras, keras.utils
@@ -82,14 +84,15 @@ source, target, name = sys.argv[1:4]
 max_tracks = int(sys.argv[4]) if len(sys.argv) > 4 else None
 labels = sleap.load_file(source)
 frames = sorted(labels.labeled_frames, key=lambda lf: lf.frame_idx)
-tracker = Tracker.make_tracker_by_name(tracker=name, max_tracking=max_tracks is not None, max_tracks=max_tracks)
+limited = max_tracks is not None
+tracker = Tracker.make_tracker_by_name(tracker=name, max_tracking=limited, max_tracks=max_tracks)
 started = time.perf_counter()
 frames = run_tracker(frames=frames, tracker=tracker)
 tracker.final_pass(frames)
 seconds = time.perf_counter() - started
 sleap.Labels(labeled_frames=frames).save(target)
 print(json.dumps({"seconds": seconds, "frames": len(frames)}))
-'''
+"""
 
 
 def data_dir() -> Path:
@@ -101,8 +104,20 @@ def perturbed_video(animals: int, frames: int) -> Path:
     video = OUT / f"synth_{animals}.mp4"
     if not video.with_suffix(".detections.slp").exists():
         size = ANIMALS[animals]
-        run_posestream("synth", video, "--num-frames", frames, "--size", f"{size}x{size}", "--animals", animals,
-                       "--seed", animals, "--quiet", *PERTURB)  # fmt: skip
+        run_posestream(
+            "synth",
+            video,
+            "--num-frames",
+            frames,
+            "--size",
+            f"{size}x{size}",
+            "--animals",
+            animals,
+            "--seed",
+            animals,
+            "--quiet",
+            *PERTURB,
+        )
     return video
 
 
@@ -131,7 +146,9 @@ def peer(python: str, runner: str, args: list, out: Path) -> float:
         script = OUT / f"{runner}.py"
         script.write_text({"sleap_nn_runner": SLEAP_NN_RUNNER, "sleap_runner": SLEAP_RUNNER}[runner])
         print("$", python, script, *args, flush=True)
-        done = subprocess.run([python, str(script), *map(str, args)], check=True, capture_output=True, text=True)
+        done = subprocess.run(
+            [python, str(script), *map(str, args)], check=True, capture_output=True, text=True
+        )
         timing.write_text(done.stdout.strip().splitlines()[-1])
     result = json.loads(timing.read_text())
     return 1000 * result["seconds"] / result["frames"]
@@ -140,14 +157,18 @@ def peer(python: str, runner: str, args: list, out: Path) -> float:
 def ceiling(detections: Path, truth: Path) -> dict:
     """Metrics of the detections given their true identities (one-to-one, most similar first by OKS, at OKS >=
     0.1; the others, fragments and phantoms, untracked)."""
+    from scipy.optimize import linear_sum_assignment
+
     from posestream.engine.sinks import AnalysisH5Writer, read_analysis_h5
     from posestream.engine.sinks.analysis_h5 import AnalysisH5Reader
     from posestream.train.oks import oks_matrix
-    from scipy.optimize import linear_sum_assignment
 
     gt = read_analysis_h5(truth)
     out = detections.with_name(detections.name.replace(".detections.h5", ".ceiling.h5"))
-    with AnalysisH5Reader(detections) as reader, AnalysisH5Writer(out, reader.skeleton, tracked=True) as writer:
+    with (
+        AnalysisH5Reader(detections) as reader,
+        AnalysisH5Writer(out, reader.skeleton, tracked=True) as writer,
+    ):
         for frame in reader.iter_frames():
             oks = oks_matrix(gt.tracks[frame.frame_idx], frame.points)  # (G, P)
             animal, found = linear_sum_assignment(oks, maximize=True)
@@ -162,12 +183,16 @@ def accuracy(args, frames: int) -> list[str]:
     rows = []
     for animals in ANIMALS:
         video = perturbed_video(animals, frames)
-        truth, det_h5, det_slp = (video.with_suffix(s) for s in (".analysis.h5", ".detections.h5", ".detections.slp"))
+        truth, det_h5, det_slp = (
+            video.with_suffix(s) for s in (".analysis.h5", ".detections.h5", ".detections.slp")
+        )
         results = [("ceiling (true identities)", ceiling(det_h5, truth), None)]
         summary, ms = ours(det_h5, OUT / f"ours_{animals}.h5")
         results.append(("**posestream** (default)", evaluate(OUT / f"ours_{animals}.h5", truth), ms))
         summary, ms = ours(det_h5, OUT / f"ours_{animals}_max.h5", "max_tracks", animals)
-        results.append((f"posestream --max-tracks {animals}", evaluate(OUT / f"ours_{animals}_max.h5", truth), ms))
+        results.append(
+            (f"posestream --max-tracks {animals}", evaluate(OUT / f"ours_{animals}_max.h5", truth), ms)
+        )
         if args.sleap_nn_python:
             target = OUT / f"sleap_nn_{animals}.slp"
             ms = peer(args.sleap_nn_python, "sleap_nn_runner", [det_slp, target], target)
@@ -182,38 +207,58 @@ def accuracy(args, frames: int) -> list[str]:
                 results.append((f"SLEAP 1.4.1 {name}", evaluate(target, truth), ms))
         for name, m, ms in results:
             timing = "" if ms is None else f"{ms:.3f}"
-            rows.append(f"| {animals} | {name} | {m['idf1']:.4f} | {m['id_switches']} | {m['mota']:.4f} | "
-                        f"{m['hota']:.4f} | {m['predicted_identities']} | {timing} |")  # fmt: skip
+            rows.append(
+                f"| {animals} | {name} | {m['idf1']:.4f} | {m['id_switches']} | {m['mota']:.4f} | "
+                f"{m['hota']:.4f} | {m['predicted_identities']} | {timing} |"
+            )
         ours_idf1 = results[1][1]["idf1"]
         print(f"{animals} animals: IDF1 {ours_idf1:.4f} (bar {IDF1_BAR})", flush=True)
     return [
-        "### Identity accuracy on perturbed ground truth, against the peers on the same detections", "",
-        f"{frames} frames per video; detections: 2 px jitter, 5% dropped nodes, 2% missing instances (runs of 1-5 "
-        "frames), 1% false instances (fragments and phantoms). Metrics by TrackEval, matched at OKS >= 0.5 "
-        f"(`posestream evaluate`). Bar: IDF1 >= {IDF1_BAR} at every animal count, and fewer identity switches and "
-        "higher IDF1 than the best peer. Time: the tracking call per frame (mean).", "",
+        "### Identity accuracy on perturbed ground truth, against the peers on the same detections",
+        "",
+        f"{frames} frames per video; detections: 2 px jitter, 5% dropped nodes, 2% missing instances (runs "
+        "of 1-5 frames), 1% false instances (fragments and phantoms). Metrics by TrackEval, matched at OKS "
+        f">= 0.5 (`posestream evaluate`). Bar: IDF1 >= {IDF1_BAR} at every animal count, and fewer identity "
+        "switches and higher IDF1 than the best peer. Time: the tracking call per frame (mean).",
+        "",
         "| animals | tracker | IDF1 | ID switches | MOTA | HOTA | identities | ms / frame |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|", *rows,
-    ]  # fmt: skip
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        *rows,
+    ]
 
 
 def model(frames: int) -> list[str]:
     video = OUT / "demo_2.mp4"
     if not video.exists():
-        run_posestream("synth", video, "--num-frames", frames, "--size", "384x384", "--animals", 2, "--seed", 13,
-                       "--no-slp", "--quiet")  # fmt: skip
+        run_posestream(
+            "synth",
+            video,
+            "--num-frames",
+            frames,
+            "--size",
+            "384x384",
+            "--animals",
+            2,
+            "--seed",
+            13,
+            "--no-slp",
+            "--quiet",
+        )
     out = OUT / "demo_2_tracked.h5"
     run_posestream("track", "-i", video, "-m", "demo", "-o", out, "--tracking", "--max-tracks", 2, "--quiet")
     m = evaluate(out, video.with_suffix(".analysis.h5"))
     print(f"demo model: IDF1 {m['idf1']:.4f} (bar {MODEL_IDF1_BAR})", flush=True)
     return [
-        "### On model output", "",
+        "### On model output",
+        "",
         f"The embedded demo model on a fresh synthetic video (2 animals, {frames} frames, 384x384, seed 13), "
-        f"`posestream track -m demo --tracking --max-tracks 2`. Bar: IDF1 >= {MODEL_IDF1_BAR}.", "",
-        "| IDF1 | ID switches | MOTA | HOTA | OKS mAP | identities |", "|---:|---:|---:|---:|---:|---:|",
+        f"`posestream track -m demo --tracking --max-tracks 2`. Bar: IDF1 >= {MODEL_IDF1_BAR}.",
+        "",
+        "| IDF1 | ID switches | MOTA | HOTA | OKS mAP | identities |",
+        "|---:|---:|---:|---:|---:|---:|",
         f"| {m['idf1']:.4f} | {m['id_switches']} | {m['mota']:.4f} | {m['hota']:.4f} | {m['mAP']:.3f} | "
         f"{m['predicted_identities']} |",
-    ]  # fmt: skip
+    ]
 
 
 def identity_paths(path: Path) -> dict[str, dict[int, np.ndarray]]:
@@ -248,29 +293,44 @@ def flies(args) -> list[str]:
     ours_out = OUT / "flies_ours.slp"
     started = time.perf_counter()
     summary, ms = ours(source, ours_out, "max_tracks", 2)
-    rows = [f"| posestream --max-tracks 2 | {summary.identities} | {len(swap_suspects(ours_out))} | {ms:.3f} |"]
+    rows = [
+        f"| posestream --max-tracks 2 | {summary.identities} | {len(swap_suspects(ours_out))} | {ms:.3f} |"
+    ]
     agree = ""
     if args.sleap_nn_python:
         theirs = OUT / "flies_sleap_nn.slp"
         ms_nn = peer(args.sleap_nn_python, "sleap_nn_runner", [source, theirs, 2], theirs)
-        rows.append(f"| sleap-nn 0.3.5 --max_tracks 2 | {len(identity_paths(theirs))} | {len(swap_suspects(theirs))} | "
-                    f"{ms_nn:.3f} |")  # fmt: skip
+        rows.append(
+            f"| sleap-nn 0.3.5 --max_tracks 2 | {len(identity_paths(theirs))} | "
+            f"{len(swap_suspects(theirs))} | "
+            f"{ms_nn:.3f} |"
+        )
         flips = correspondence_flips(ours_out, theirs)
-        agree = (f"Ours and sleap-nn's identities {'agree on every frame' if not flips else 'differ from frames ' + str(flips)}"
-                 " (the correspondence of the two identities never flips).")  # fmt: skip
+        agree = (
+            "Ours and sleap-nn's identities "
+            f"{'agree on every frame' if not flips else 'differ from frames ' + str(flips)}"
+            " (the correspondence of the two identities never flips)."
+        )
     shown = picture(source, ours_out, HERE / "tracking_flies.png")
     print(f"flies: {summary.identities} identities in {time.perf_counter() - started:.1f} s", flush=True)
     return [
-        "### Real data: SLEAP's fly predictions", "",
-        "`posestream retrack centered_pair_predictions.slp -o flies.slp --max-tracks 2`: SLEAP's own predictions of "
-        "the 1100-frame fly video (2 flies; 2-5 instances per frame; SLEAP split them into 27 tracks). "
-        "Suspect frames: both identities present in a frame and the one before, and each closer to where the "
-        "other was (a swap by motion).", "",
-        "| tracker | identities | suspect frames | ms / frame |", "|---|---:|---:|---:|", *rows, "", agree, "",
-        f"![flies](tracking_flies.png) Frames {', '.join(map(str, shown))} (bottom), where SLEAP's own tracks broke, "
-        "under the frame 5 earlier (top): our two identities (orange, blue) and the instances left untracked "
-        "(white). A swap would show as the colours changing flies between the two rows.",
-    ]  # fmt: skip
+        "### Real data: SLEAP's fly predictions",
+        "",
+        "`posestream retrack centered_pair_predictions.slp -o flies.slp --max-tracks 2`: SLEAP's own "
+        "predictions of the 1100-frame fly video (2 flies; 2-5 instances per frame; SLEAP split them into 27 "
+        "tracks). Suspect frames: both identities present in a frame and the one before, and each closer to "
+        "where the other was (a swap by motion).",
+        "",
+        "| tracker | identities | suspect frames | ms / frame |",
+        "|---|---:|---:|---:|",
+        *rows,
+        "",
+        agree,
+        "",
+        f"![flies](tracking_flies.png) Frames {', '.join(map(str, shown))} (bottom), where SLEAP's own "
+        "tracks broke, under the frame 5 earlier (top): our two identities (orange, blue) and the instances "
+        "left untracked (white). A swap would show as the colours changing flies between the two rows.",
+    ]
 
 
 def correspondence_flips(a: Path, b: Path) -> list[int]:
@@ -298,6 +358,7 @@ def picture(source: Path, tracked: Path, png: Path, events: int = 4, before: int
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import sleap_io as sio
+
     from posestream.engine.sinks.predictions import find_video
     from posestream.engine.sources import open_source
 
@@ -306,7 +367,9 @@ def picture(source: Path, tracked: Path, png: Path, events: int = 4, before: int
     for lf in original.labeled_frames:
         for inst in lf.instances:
             if inst.track is not None:
-                first_frame[inst.track.name] = min(first_frame.get(inst.track.name, lf.frame_idx), lf.frame_idx)
+                first_frame[inst.track.name] = min(
+                    first_frame.get(inst.track.name, lf.frame_idx), lf.frame_idx
+                )
     starts = sorted(set(first_frame.values()) - {0})
     shown = [starts[i] for i in np.linspace(0, len(starts) - 1, events).round().astype(int)]
     by_frame = {lf.frame_idx: lf for lf in sio.load_slp(str(tracked), open_videos=False).labeled_frames}
@@ -337,47 +400,74 @@ def cost(args) -> list[str]:
 
     lines = ["### Cost", ""]
     per_frame = []
-    for label, frames, fps in (("2 flies, 24 nodes (SLEAP's fly predictions)", fly_frames(), 15.0),
-                               ("20 animals, 24 nodes (synthetic, perturbed)", crowd_frames(), 30.0)):  # fmt: skip
+    for label, frames, fps in (
+        ("2 flies, 24 nodes (SLEAP's fly predictions)", fly_frames(), 15.0),
+        ("20 animals, 24 nodes (synthetic, perturbed)", crowd_frames(), 30.0),
+    ):
         tracker, times = Tracker(TrackerConfig(), fps), []
         for frame in frames:
             started = time.perf_counter()
             tracker.update(frame)
             times.append(time.perf_counter() - started)
-        per_frame.append(f"| {label} | {1000 * np.median(times):.3f} | {1000 * np.percentile(times, 99):.3f} |")
-    lines += ["Tracker time per frame, one thread (`Tracker.update`; bars: 0.2 ms for 2 animals, 1 ms for 20):", "",
-              "| input | median ms | p99 ms |", "|---|---:|---:|", *per_frame, ""]  # fmt: skip
+        per_frame.append(
+            f"| {label} | {1000 * np.median(times):.3f} | {1000 * np.percentile(times, 99):.3f} |"
+        )
+    lines += [
+        "Tracker time per frame, one thread (`Tracker.update`; bars: 0.2 ms for 2 animals, 1 ms for 20):",
+        "",
+        "| input | median ms | p99 ms |",
+        "|---|---:|---:|",
+        *per_frame,
+        "",
+    ]
     model_dir = fly_model()
     video = data_dir() / "centered_pair_small.mp4"
     run_posestream("bench", "-i", video, "-m", model_dir, "--tracking", "--json", OUT / "bench_flies.json")
     result = json.loads((OUT / "bench_flies.json").read_text())
     lines += [
-        "`posestream bench -i centered_pair_small.mp4 -m FLY_BOTTOMUP --tracking` (24-node bottom-up network of "
-        "benchmarks/same_size.py; each of 6 rounds runs its chunk untracked and tracked, alternating which goes "
-        "first). Bar: tracked >= 0.97 x untracked.", "",
+        "`posestream bench -i centered_pair_small.mp4 -m FLY_BOTTOMUP --tracking` (24-node bottom-up network "
+        "of benchmarks/same_size.py; each of 6 rounds runs its chunk untracked and tracked, alternating "
+        "which goes first). Bar: tracked >= 0.97 x untracked.",
+        "",
         "| untracked FPS | tracked FPS | tracked / untracked | tracker ms / frame (in the pipeline) |",
         "|---:|---:|---:|---:|",
         f"| {result['end_to_end_fps']:.1f} | {result['end_to_end_tracked_fps']:.1f} | "
-        f"{result['tracked_over_untracked']:.3f} | {result['tracking_ms_per_frame']:.3f} |", "",
-    ]  # fmt: skip
+        f"{result['tracked_over_untracked']:.3f} | {result['tracking_ms_per_frame']:.3f} |",
+        "",
+    ]
     rss = []
     for n in (1000, 20000):
         video = OUT / f"long_{n}.mp4"
         if not video.exists():
-            run_posestream("synth", video, "--num-frames", n, "--size", "384x384", "--animals", 2, "--seed", 5,
-                           "--no-slp", "--quiet")  # fmt: skip
-        command = posestream_command("track", "-i", video, "-m", "demo", "-o", OUT / f"long_{n}.h5", "--tracking",
-                                     "--quiet")  # fmt: skip
+            run_posestream(
+                "synth",
+                video,
+                "--num-frames",
+                n,
+                "--size",
+                "384x384",
+                "--animals",
+                2,
+                "--seed",
+                5,
+                "--no-slp",
+                "--quiet",
+            )
+        command = posestream_command(
+            "track", "-i", video, "-m", "demo", "-o", OUT / f"long_{n}.h5", "--tracking", "--quiet"
+        )
         mb, seconds = peak_rss_and_seconds(command)
         rss.append((n, mb, seconds))
         print(f"{n} frames tracked: peak RSS {mb:.0f} MB", flush=True)
     lines += [
-        "Peak RSS of `posestream track -m demo --tracking` (no --max-tracks: identities keep being started) by "
-        "video length (384x384, 2 animals). Bar: 20,000 frames within 5% of 1,000.", "",
-        "| frames | peak RSS (MB) | FPS (process start included) |", "|---:|---:|---:|",
+        "Peak RSS of `posestream track -m demo --tracking` (no --max-tracks: identities keep being started) "
+        "by video length (384x384, 2 animals). Bar: 20,000 frames within 5% of 1,000.",
+        "",
+        "| frames | peak RSS (MB) | FPS (process start included) |",
+        "|---:|---:|---:|",
         *[f"| {n} | {mb:.0f} | {n / s:.1f} |" for n, mb, s in rss],
         f"\n20,000 / 1,000: {rss[1][1] / rss[0][1]:.3f}",
-    ]  # fmt: skip
+    ]
     return lines
 
 
@@ -420,20 +510,30 @@ def fly_model() -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sleap-nn-python", help="python of a venv with sleap-nn==0.3.5 (skipped if not given)")
+    parser.add_argument(
+        "--sleap-nn-python", help="python of a venv with sleap-nn==0.3.5 (skipped if not given)"
+    )
     parser.add_argument("--sleap-python", help="python of a venv with SLEAP 1.4.1 (skipped if not given)")
     parser.add_argument("--only", default="accuracy,model,flies,cost")
     parser.add_argument("--frames", type=int, default=3000)
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    parts = {"accuracy": lambda: accuracy(args, args.frames), "model": lambda: model(args.frames),
-             "flies": lambda: flies(args), "cost": lambda: cost(args)}  # fmt: skip
-    write_section("tracking", [
-        "## Identity tracking", "",
-        f"`python benchmarks/tracking.py --sleap-nn-python ... --sleap-python ...` ({platform.machine()}, "
-        f"{os.cpu_count()} cores). The subsections below are each rewritten by their part of the script "
-        "(`--only accuracy,model,flies,cost`).",
-    ])  # fmt: skip
+    parts = {
+        "accuracy": lambda: accuracy(args, args.frames),
+        "model": lambda: model(args.frames),
+        "flies": lambda: flies(args),
+        "cost": lambda: cost(args),
+    }
+    write_section(
+        "tracking",
+        [
+            "## Identity tracking",
+            "",
+            "`python benchmarks/tracking.py --sleap-nn-python ... --sleap-python ...` "
+            f"({platform.machine()}, {os.cpu_count()} cores). The subsections below are each rewritten by "
+            "their part of the script (`--only accuracy,model,flies,cost`).",
+        ],
+    )
     for name in args.only.split(","):
         write_section(f"tracking-{name}", parts[name]())
 

@@ -23,7 +23,9 @@ FAMILIES = (video, track, train, export, live, batch)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="posestream", description="High-throughput streaming pose estimation.")
+    parser = argparse.ArgumentParser(
+        prog="posestream", description="High-throughput streaming pose estimation."
+    )
     parser.add_argument("--version", action="version", version=f"posestream {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     parser.commands = sub.choices  # name -> the command's parser

@@ -21,17 +21,31 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     opt.add_model(batch)
     opt.OUTPUT.add(batch, required=True, metavar="OUT_DIR")
     opt.FORMAT.add(batch, metavar="analysis-h5|slp|nwb")
-    batch.add_argument("--engine", default="local", choices=["local", "ray"],
-                       help="local (default): pipelines in this process; ray: Ray actors (pip install "
-                       "'posestream[ray]')")  # fmt: skip
-    batch.add_argument("--jobs", type=int, default=2, help="pipelines (local) or actors (ray) at once (default 2)")
+    batch.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="local (default): pipelines in this process; ray: Ray actors (pip install 'posestream[ray]')",
+    )
+    batch.add_argument(
+        "--jobs", type=int, default=2, help="pipelines (local) or actors (ray) at once (default 2)"
+    )
     batch.add_argument("--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
-    batch.add_argument("--gpus-per-worker", type=float, metavar="F", help="Ray: GPUs per actor (0.5: two per GPU)")
-    batch.add_argument("--shard", metavar="I/N",
-                       help="only the I-th of N shares of the inputs (I from 0), e.g. for SLURM arrays")  # fmt: skip
-    batch.add_argument("--split-frames", type=int, metavar="F",
-                       help="run videos longer than F frames in keyframe-aligned parts of at least F frames, in "
-                       "parallel, merged into one output (identities stitched across the cuts)")  # fmt: skip
+    batch.add_argument(
+        "--gpus-per-worker", type=float, metavar="F", help="Ray: GPUs per actor (0.5: two per GPU)"
+    )
+    batch.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="only the I-th of N shares of the inputs (I from 0), e.g. for SLURM arrays",
+    )
+    batch.add_argument(
+        "--split-frames",
+        type=int,
+        metavar="F",
+        help="run videos longer than F frames in keyframe-aligned parts of at least F frames, in "
+        "parallel, merged into one output (identities stitched across the cuts)",
+    )
     opt.BATCH_SIZE.add(batch)
     opt.add_thresholds(batch)
     opt.MAX_MISSING.add(batch)
@@ -46,12 +60,27 @@ def run_batch(args: argparse.Namespace) -> int:
     from posestream.engine.commands.track import TrackOptions
 
     track = TrackOptions(
-        batch_size=args.batch_size, backend=args.backend, device=args.device, peak_threshold=args.peak_threshold,
-        max_instances=args.max_instances, formats=opt.formats(args) or ("analysis-h5",), workers=1,
-        progress=False, tracking=opt.tracker_config(args), max_missing=args.max_missing,
-    )  # fmt: skip
-    options = BatchOptions(track, args.engine, args.jobs, args.ray_address, args.gpus_per_worker, args.shard,
-                           args.split_frames, progress=not args.quiet)  # fmt: skip
+        batch_size=args.batch_size,
+        backend=args.backend,
+        device=args.device,
+        peak_threshold=args.peak_threshold,
+        max_instances=args.max_instances,
+        formats=opt.formats(args) or ("analysis-h5",),
+        workers=1,
+        progress=False,
+        tracking=opt.tracker_config(args),
+        max_missing=args.max_missing,
+    )
+    options = BatchOptions(
+        track,
+        args.engine,
+        args.jobs,
+        args.ray_address,
+        args.gpus_per_worker,
+        args.shard,
+        args.split_frames,
+        progress=not args.quiet,
+    )
     summary = run_batch(args.inputs, args.model, args.output, options)
     print(format_summary(summary))
     return summary.exit_code

@@ -1,4 +1,5 @@
-"""``export`` and ``import``: model directories the engine runs, from our training runs or SLEAP's and sleap-nn's.
+"""``export`` and ``import``: model directories the engine runs, from our training runs or SLEAP's and
+sleap-nn's.
 
 torch and onnx are imported when a command runs."""
 
@@ -45,16 +46,22 @@ def run_export(args: argparse.Namespace) -> int:
     from posestream.export.exporter import FORMATS, ExportOptions, export_run, parse_size
 
     options = ExportOptions(
-        formats=FORMATS if opt.formats(args) == ("all",) else opt.formats(args) or ("onnx",), precision=args.precision,
-        output_mode=args.output_mode, max_batch=args.max_batch,
-        input_size=parse_size(args.input_size) if args.input_size else None, max_peaks=args.max_peaks,
-        calibration_frames=args.calibration_frames, checkpoint=args.checkpoint,
-    )  # fmt: skip
+        formats=FORMATS if opt.formats(args) == ("all",) else opt.formats(args) or ("onnx",),
+        precision=args.precision,
+        output_mode=args.output_mode,
+        max_batch=args.max_batch,
+        input_size=parse_size(args.input_size) if args.input_size else None,
+        max_peaks=args.max_peaks,
+        calibration_frames=args.calibration_frames,
+        checkpoint=args.checkpoint,
+    )
     model = export_run(args.run_dir, args.output, options, progress=not args.quiet)
     meta = model.metadata
     files = ", ".join(p.name for p in sorted(model.path.iterdir()))
-    print(f"{model.path}: {meta.model_type.value} model, input {meta.input_shape} uint8 (NHWC), "
-          f"{meta.precision}, {meta.output_mode.value} mode (K={meta.max_peaks}); files: {files}")  # fmt: skip
+    print(
+        f"{model.path}: {meta.model_type.value} model, input {meta.input_shape} uint8 (NHWC), "
+        f"{meta.precision}, {meta.output_mode.value} mode (K={meta.max_peaks}); files: {files}"
+    )
     return 0
 
 
@@ -62,11 +69,11 @@ def _add_import_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "import",
         help="bring a model trained by SLEAP 1.x or sleap-nn into a model directory the engine runs",
-        description="Read a SLEAP 1.x model folder (training_config.json + best_model.h5, no TensorFlow needed) or a "
-        "sleap-nn one (training_config.yaml + best.ckpt) and write MODEL_DIR as `posestream export` does: the "
-        "same network in the same graph (uint8 frames in), metadata.json. Top-down: import the centroid and the "
-        "centered-instance folders into two directories. --format: onnx (default), torch, tensorrt (needs "
-        "posestream[gpu] and a GPU).",
+        description="Read a SLEAP 1.x model folder (training_config.json + best_model.h5, no TensorFlow "
+        "needed) or a sleap-nn one (training_config.yaml + best.ckpt) and write MODEL_DIR as `posestream "
+        "export` does: the same network in the same graph (uint8 frames in), metadata.json. Top-down: import "
+        "the centroid and the centered-instance folders into two directories. --format: onnx (default), "
+        "torch, tensorrt (needs posestream[gpu] and a GPU).",
     )
     parser.add_argument("model_dir", metavar="SLEAP_MODEL_DIR")
     opt.OUTPUT.add(parser, required=True, metavar="MODEL_DIR")
@@ -77,9 +84,12 @@ def _add_import_parser(sub: argparse._SubParsersAction) -> None:
     opt.MAX_INSTANCES.add(parser, default=10)
     opt.MAX_PEAKS.add(parser)
     opt.PRECISION.add(parser)
-    parser.add_argument("--calibration", metavar="VIDEO|LABELS.slp",
-                        help="int8: frames to calibrate on (a video of the model's frame size, or labels: crops "
-                        "around the animals for centered-instance); default: the folder's own training labels")  # fmt: skip
+    parser.add_argument(
+        "--calibration",
+        metavar="VIDEO|LABELS.slp",
+        help="int8: frames to calibrate on (a video of the model's frame size, or labels: crops "
+        "around the animals for centered-instance); default: the folder's own training labels",
+    )
     opt.CALIBRATION_FRAMES.add(parser)
     parser.set_defaults(run=run_import)
 
@@ -89,18 +99,28 @@ def run_import(args: argparse.Namespace) -> int:
     from posestream.export.exporter import parse_size
     from posestream.export.importers.importer import ImportOptions, import_model
 
-    options = ImportOptions(formats=opt.formats(args) or ("onnx",), output_mode=args.output_mode,
-                            input_size=parse_size(args.input_size) if args.input_size else None,
-                            max_instances=args.max_instances, max_peaks=args.max_peaks, precision=args.precision,
-                            calibration=args.calibration, calibration_frames=args.calibration_frames,
-                            max_batch=args.max_batch)  # fmt: skip
+    options = ImportOptions(
+        formats=opt.formats(args) or ("onnx",),
+        output_mode=args.output_mode,
+        input_size=parse_size(args.input_size) if args.input_size else None,
+        max_instances=args.max_instances,
+        max_peaks=args.max_peaks,
+        precision=args.precision,
+        calibration=args.calibration,
+        calibration_frames=args.calibration_frames,
+        max_batch=args.max_batch,
+    )
     model = import_model(args.model_dir, args.output, options)
     meta = model.metadata
     files = ", ".join(p.name for p in sorted(model.path.iterdir()))
-    print(f"{model.path}: {meta.model_type.value} model from {args.model_dir}, input {meta.input_shape} uint8 (NHWC), "
-          f"nodes {list(meta.skeleton.nodes)}; files: {files}")  # fmt: skip
+    print(
+        f"{model.path}: {meta.model_type.value} model from {args.model_dir}, input {meta.input_shape} uint8 "
+        f"(NHWC), nodes {list(meta.skeleton.nodes)}; files: {files}"
+    )
     if (Path(args.model_dir) / "best_model.h5").exists():
-        print("checked: every layer's weights against its config (counts and sizes) and for damaged values (NaN, "
-              "infinite, beyond 1e6); not checked: damage that leaves plausible values (a Keras file has no "
-              "checksum), and the optimizer state, which inference does not read")  # fmt: skip
+        print(
+            "checked: every layer's weights against its config (counts and sizes) and for damaged values "
+            "(NaN, infinite, beyond 1e6); not checked: damage that leaves plausible values (a Keras file has "
+            "no checksum), and the optimizer state, which inference does not read"
+        )
     return 0

@@ -14,26 +14,47 @@ LOOPBACK_NOTE = "addresses: tcp://127.0.0.1:PORT or ipc://PATH (another host nee
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     live = sub.add_parser(
-        "live", help="poses and identities from live ZeroMQ cameras, published as they are made",
-        description="Serve live cameras (posestream.live.CameraPublisher, or camera-sim) with one model: frames "
-        "of every camera batched together, the oldest dropped when behind, a tracker per camera, a closed-loop "
-        f"hook, poses published and recorded (-o OUT.h5: OUT.cam<id>.h5 per camera). {LOOPBACK_NOTE}.",
-    )  # fmt: skip
+        "live",
+        help="poses and identities from live ZeroMQ cameras, published as they are made",
+        description="Serve live cameras (posestream.live.CameraPublisher, or camera-sim) with one model: "
+        "frames of every camera batched together, the oldest dropped when behind, a tracker per camera, a "
+        "closed-loop hook, poses published and recorded (-o OUT.h5: OUT.cam<id>.h5 per camera). "
+        f"{LOOPBACK_NOTE}.",
+    )
     opt.add_model(live)
-    live.add_argument("--camera", action="append", required=True, metavar="ADDR", help="a camera's address (repeat)")
+    live.add_argument(
+        "--camera", action="append", required=True, metavar="ADDR", help="a camera's address (repeat)"
+    )
     live.add_argument("--publish", metavar="ADDR", help="publish poses and statistics here (PUB, bound)")
     opt.OUTPUT.add(live, metavar="OUT.h5")
-    live.add_argument("--processor", metavar="module:Class", help="closed-loop hook: process(frame, meta) per frame")
+    live.add_argument(
+        "--processor", metavar="module:Class", help="closed-loop hook: process(frame, meta) per frame"
+    )
     opt.MAX_BATCH.add(live, default=4)
     opt.DURATION.add(live)
     live.add_argument("--stats-json", metavar="FILE", help="write the final figures per camera here")
-    live.add_argument("--queue", type=int, default=4,
-                      help="frames of each camera waiting for the model before the oldest drops (default 4)")  # fmt: skip
-    live.add_argument("--gather-ms", type=float, default=1.0,
-                      help="with several cameras, how long a batch waits for the others' frames (default 1)")  # fmt: skip
-    live.add_argument("--silent-after", type=float, default=2.0, metavar="SECONDS",
-                      help="report a camera with no frame for this long (default 2)")  # fmt: skip
-    live.add_argument("--hook-slow-ms", type=float, default=5.0, help="warn when the processor takes longer (default 5)")
+    live.add_argument(
+        "--queue",
+        type=int,
+        default=4,
+        help="frames of each camera waiting for the model before the oldest drops (default 4)",
+    )
+    live.add_argument(
+        "--gather-ms",
+        type=float,
+        default=1.0,
+        help="with several cameras, how long a batch waits for the others' frames (default 1)",
+    )
+    live.add_argument(
+        "--silent-after",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="report a camera with no frame for this long (default 2)",
+    )
+    live.add_argument(
+        "--hook-slow-ms", type=float, default=5.0, help="warn when the processor takes longer (default 5)"
+    )
     opt.THREADS.add(live)
     opt.add_thresholds(live)
     opt.LOSSLESS.add(live)
@@ -43,31 +64,46 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     live.set_defaults(run=run_live)
 
     sim = sub.add_parser(
-        "camera-sim", help="replay a video as live cameras (for tests, demos and latency benchmarks)",
-        description="Send a video's frames as K cameras on an absolute schedule (a late frame never delays the "
-        f"next), waiting first for an engine to subscribe. {LOOPBACK_NOTE}.",
-    )  # fmt: skip
+        "camera-sim",
+        help="replay a video as live cameras (for tests, demos and latency benchmarks)",
+        description="Send a video's frames as K cameras on an absolute schedule (a late frame never delays "
+        f"the next), waiting first for an engine to subscribe. {LOOPBACK_NOTE}.",
+    )
     sim.add_argument("video", metavar="VIDEO")
     sim.add_argument("--address", required=True, metavar="ADDR", help="address to bind (XPUB)")
-    sim.add_argument("--rate", type=float, default=30.0, metavar="HZ", help="frames per second per camera (default 30)")
-    sim.add_argument("--cameras", type=int, default=1, metavar="K", help="cameras 0..K-1 sending the same frames")
+    sim.add_argument(
+        "--rate", type=float, default=30.0, metavar="HZ", help="frames per second per camera (default 30)"
+    )
+    sim.add_argument(
+        "--cameras", type=int, default=1, metavar="K", help="cameras 0..K-1 sending the same frames"
+    )
     sim.add_argument("--loop", action="store_true", help="start the video again at its end")
     opt.FRAMES.add(sim)
     opt.DURATION.add(sim)
-    sim.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
-                     help="wait this long for an engine to subscribe before sending (default 10)")  # fmt: skip
+    sim.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="wait this long for an engine to subscribe before sending (default 10)",
+    )
     opt.LOSSLESS.add(sim)
     opt.add_security(sim)
     sim.set_defaults(run=run_camera_sim)
 
-    listen = sub.add_parser("listen", help="print or record an engine's live poses",
-                            description="Subscribe to posestream live --publish ADDR; -o OUT.h5 records to "
-                            f"OUT.cam<id>.h5 per camera. {LOOPBACK_NOTE}.")  # fmt: skip
+    listen = sub.add_parser(
+        "listen",
+        help="print or record an engine's live poses",
+        description="Subscribe to posestream live --publish ADDR; -o OUT.h5 records to "
+        f"OUT.cam<id>.h5 per camera. {LOOPBACK_NOTE}.",
+    )
     listen.add_argument("address", metavar="ADDR")
     opt.OUTPUT.add(listen, metavar="OUT.h5")
     opt.NUM_FRAMES.add(listen)
     opt.DURATION.add(listen)
-    listen.add_argument("--idle-timeout", type=float, metavar="SECONDS", help="stop after this long without a frame")
+    listen.add_argument(
+        "--idle-timeout", type=float, metavar="SECONDS", help="stop after this long without a frame"
+    )
     opt.QUIET.add(listen)
     opt.add_security(listen)
     listen.set_defaults(run=run_listen)
@@ -87,27 +123,47 @@ def run_live(args: argparse.Namespace) -> int:
 
     _logging()
     options = LiveOptions(
-        cameras=tuple(args.camera), publish=args.publish, record=args.output, tracking=opt.tracker_config(args),
-        processor=args.processor, max_batch=args.max_batch, duration=args.duration, queue_frames=args.queue,
-        gather_ms=args.gather_ms, silent_after=args.silent_after, hook_slow_ms=args.hook_slow_ms,
-        stats_json=args.stats_json, allow_remote=args.allow_remote, curve=args.curve, device=args.device,
-        backend=args.backend, threads=args.threads, peak_threshold=args.peak_threshold,
-        max_instances=args.max_instances, status=not args.quiet, lossless=args.lossless,
-    )  # fmt: skip
+        cameras=tuple(args.camera),
+        publish=args.publish,
+        record=args.output,
+        tracking=opt.tracker_config(args),
+        processor=args.processor,
+        max_batch=args.max_batch,
+        duration=args.duration,
+        queue_frames=args.queue,
+        gather_ms=args.gather_ms,
+        silent_after=args.silent_after,
+        hook_slow_ms=args.hook_slow_ms,
+        stats_json=args.stats_json,
+        allow_remote=args.allow_remote,
+        curve=args.curve,
+        device=args.device,
+        backend=args.backend,
+        threads=args.threads,
+        peak_threshold=args.peak_threshold,
+        max_instances=args.max_instances,
+        status=not args.quiet,
+        lossless=args.lossless,
+    )
     if warning := load_warning():
         print(f"live: warning: {warning} (latency and drops)", file=sys.stderr)
     session = LiveSession(args.model, options)
     publishing = f", publishing on {options.publish}" if options.publish else ""
-    print(f"live: {len(options.cameras)} camera address(es), model {session.predictor.kind} "
-          f"{'x'.join(map(str, session.predictor.input_shape))}{publishing}; Ctrl-C stops", file=sys.stderr)  # fmt: skip
+    print(
+        f"live: {len(options.cameras)} camera address(es), model {session.predictor.kind} "
+        f"{'x'.join(map(str, session.predictor.input_shape))}{publishing}; Ctrl-C stops",
+        file=sys.stderr,
+    )
     summary = session.run()
     print(file=sys.stderr)
     for camera, stats in summary.cameras.items():
         latency = stats["latency_ms"]
-        print(f"camera {camera}: sent {stats['frames_sent']}, received {stats['frames_received']}, dropped "
-              f"{stats['frames_dropped']} ({stats['dropped_in_queue']} by the engine's queue), published "
-              f"{stats['frames_published']}; latency ms p50 {latency['p50']} p99 {latency['p99']} "
-              f"max {latency['max']}")  # fmt: skip
+        print(
+            f"camera {camera}: sent {stats['frames_sent']}, received {stats['frames_received']}, dropped "
+            f"{stats['frames_dropped']} ({stats['dropped_in_queue']} by the engine's queue), published "
+            f"{stats['frames_published']}; latency ms p50 {latency['p50']} p99 {latency['p99']} "
+            f"max {latency['max']}"
+        )
     if summary.malformed:
         print(f"malformed messages refused: {json.dumps(summary.malformed)}")
     if summary.hook_errors:
@@ -123,14 +179,29 @@ def run_camera_sim(args: argparse.Namespace) -> int:
     from posestream.engine.interrupts import interrupt_on_signals
     from posestream.engine.live.sim import SimOptions, camera_sim
 
-    options = SimOptions(args.address, args.rate, args.cameras, args.loop, args.frames, args.duration, args.wait,
-                         args.allow_remote, args.curve, args.lossless)  # fmt: skip
+    options = SimOptions(
+        args.address,
+        args.rate,
+        args.cameras,
+        args.loop,
+        args.frames,
+        args.duration,
+        args.wait,
+        args.allow_remote,
+        args.curve,
+        args.lossless,
+    )
     interrupt_on_signals()
     summary = camera_sim(args.video, options)
     if not summary.subscribed:
-        print(f"camera-sim: no engine subscribed within {args.wait} s; frames were sent to nobody", file=sys.stderr)
-    print(f"camera-sim: {summary.frames} frames x {summary.cameras} camera(s) in {summary.seconds:.2f} s: "
-          f"{summary.rate:.2f} Hz achieved of {args.rate:g} Hz asked; {summary.late} frames sent > 1 ms late")
+        print(
+            f"camera-sim: no engine subscribed within {args.wait} s; frames were sent to nobody",
+            file=sys.stderr,
+        )
+    print(
+        f"camera-sim: {summary.frames} frames x {summary.cameras} camera(s) in {summary.seconds:.2f} s: "
+        f"{summary.rate:.2f} Hz achieved of {args.rate:g} Hz asked; {summary.late} frames sent > 1 ms late"
+    )
     return 0
 
 
@@ -141,10 +212,20 @@ def run_listen(args: argparse.Namespace) -> int:
 
     interrupt_on_signals()
     curve = Curve(args.curve) if args.curve else None
-    summary = listen(args.address, args.output, frames=args.num_frames, duration=args.duration,
-                     idle_timeout=args.idle_timeout, quiet=args.quiet, allow_remote=args.allow_remote, curve=curve)  # fmt: skip
+    summary = listen(
+        args.address,
+        args.output,
+        frames=args.num_frames,
+        duration=args.duration,
+        idle_timeout=args.idle_timeout,
+        quiet=args.quiet,
+        allow_remote=args.allow_remote,
+        curve=curve,
+    )
     cameras = ", ".join(f"camera {c}: {n}" for c, n in sorted(summary.cameras.items()))
-    print(f"listen: {summary.frames} frames in {summary.seconds:.1f} s ({cameras or 'none'})", file=sys.stderr)
+    print(
+        f"listen: {summary.frames} frames in {summary.seconds:.1f} s ({cameras or 'none'})", file=sys.stderr
+    )
     for path in summary.recordings:
         print(f"recording: {path}", file=sys.stderr)
     return 0
@@ -154,6 +235,8 @@ def run_keys(args: argparse.Namespace) -> int:
     from posestream.live.security import write_keys
 
     directory = write_keys(args.directory)
-    print(f"keys written to {directory}: copy the directory to the camera, engine and client hosts "
-          "(the server secret key only where sockets bind) and pass --allow-remote --curve DIR")
+    print(
+        f"keys written to {directory}: copy the directory to the camera, engine and client hosts "
+        "(the server secret key only where sockets bind) and pass --allow-remote --curve DIR"
+    )
     return 0

@@ -1,4 +1,5 @@
-"""``track``, ``bench``, ``retrack`` and ``recover``: a video through exported models, and its outputs after."""
+"""``track``, ``bench``, ``retrack`` and ``recover``: a video through exported models, and its outputs
+after."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "track",
         help="predict poses on a video with exported models and write SLEAP output files",
         description="Run a video through exported models (posestream export): one model directory for "
-        "single-instance or bottom-up, two (centroid + centered-instance, any order) for top-down, a centroid "
-        "alone for one point per animal. -o names every format by its stem (default beside the video, as "
-        "SLEAP does: VIDEO.predictions.h5); --format: analysis-h5, slp (posestream[slp]) or nwb "
+        "single-instance or bottom-up, two (centroid + centered-instance, any order) for top-down, a "
+        "centroid alone for one point per animal. -o names every format by its stem (default beside the "
+        "video, as SLEAP does: VIDEO.predictions.h5); --format: analysis-h5, slp (posestream[slp]) or nwb "
         "(posestream[nwb]), by default what -o ends in (.slp, .nwb), else analysis-h5.",
     )
     _add_run_arguments(track)
@@ -36,7 +37,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "rounds alternating with the model alone, so both are measured under the same machine state.",
     )
     _add_run_arguments(bench)
-    bench.add_argument("--rounds", type=int, help="end-to-end chunks, each followed by 5 s of model-only (default 6)")
+    bench.add_argument(
+        "--rounds", type=int, help="end-to-end chunks, each followed by 5 s of model-only (default 6)"
+    )
     opt.JSON.add(bench)
     opt.add_tracking(bench)
     bench.set_defaults(run=run_bench)
@@ -69,7 +72,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The video, models and run settings that ``track`` and ``bench`` share."""
-    parser.add_argument("-i", "--input", required=True, metavar="VIDEO", help="video file (or HDF5 video dataset)")
+    parser.add_argument(
+        "-i", "--input", required=True, metavar="VIDEO", help="video file (or HDF5 video dataset)"
+    )
     opt.add_model(parser)
     opt.FRAMES.add(parser)
     opt.BATCH_SIZE.add(parser)
@@ -87,12 +92,21 @@ def run_track(args: argparse.Namespace) -> int:
     )
 
     options = TrackOptions(
-        frames=args.frames, batch_size=args.batch_size, backend=args.backend, device=args.device,
-        peak_threshold=args.peak_threshold, max_instances=args.max_instances,
-        formats=opt.formats(args) or formats_for(args.output), workers=args.workers, progress=not args.quiet,
-        tracking=opt.tracker_config(args), threads=args.threads, decode_threads=args.decode_threads,
-        overwrite=args.overwrite, max_missing=args.max_missing,
-    )  # fmt: skip
+        frames=args.frames,
+        batch_size=args.batch_size,
+        backend=args.backend,
+        device=args.device,
+        peak_threshold=args.peak_threshold,
+        max_instances=args.max_instances,
+        formats=opt.formats(args) or formats_for(args.output),
+        workers=args.workers,
+        progress=not args.quiet,
+        tracking=opt.tracker_config(args),
+        threads=args.threads,
+        decode_threads=args.decode_threads,
+        overwrite=args.overwrite,
+        max_missing=args.max_missing,
+    )
     summary, paths = track(args.input, args.model, args.output or default_output(args.input), options)
     print(format_summary(summary, paths))
     if summary.interrupted:
@@ -106,8 +120,19 @@ def run_track(args: argparse.Namespace) -> int:
 def run_bench(args: argparse.Namespace) -> int:
     from posestream.engine.commands.bench import bench, format_result
 
-    result = bench(args.input, args.model, args.batch_size, args.frames, args.workers, args.device, args.backend,
-                   args.rounds, opt.tracker_config(args), args.threads, args.decode_threads)  # fmt: skip
+    result = bench(
+        args.input,
+        args.model,
+        args.batch_size,
+        args.frames,
+        args.workers,
+        args.device,
+        args.backend,
+        args.rounds,
+        opt.tracker_config(args),
+        args.threads,
+        args.decode_threads,
+    )
     print(format_result(result))
     if args.json:
         with open(args.json, "w") as f:
@@ -122,8 +147,14 @@ def run_retrack(args: argparse.Namespace) -> int:
 
     if args.fps is not None and not args.fps > 0:
         raise ConfigError(f"--fps must be > 0, got {args.fps}")
-    summary = retrack(args.predictions, args.output, opt.tracker_config(args, flag_required=False), args.fps,
-                      progress=not args.quiet, overwrite=args.overwrite)  # fmt: skip
+    summary = retrack(
+        args.predictions,
+        args.output,
+        opt.tracker_config(args, flag_required=False),
+        args.fps,
+        progress=not args.quiet,
+        overwrite=args.overwrite,
+    )
     print(format_summary(summary))
     return 0
 

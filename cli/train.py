@@ -28,12 +28,16 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "train",
         help="train a pose model from SLEAP labels",
-        description="Train a single-instance, centroid, centered-instance or bottom-up model. "
-        "Settings come from --profile, then --config, then --set KEY=VALUE overrides. --frames: train only on "
-        "labelled frames in this range.",
+        description="Train a single-instance, centroid, centered-instance or bottom-up model. Settings come "
+        "from --profile, then --config, then --set KEY=VALUE overrides. --frames: train only on labelled "
+        "frames in this range.",
     )
-    parser.add_argument("labels", nargs="?", metavar="LABELS.slp",
-                        help="SLEAP labels (.slp or .pkg.slp), or ground truth in an analysis HDF5 (posestream synth)")
+    parser.add_argument(
+        "labels",
+        nargs="?",
+        metavar="LABELS.slp",
+        help="SLEAP labels (.slp or .pkg.slp), or ground truth in an analysis HDF5 (posestream synth)",
+    )
     opt.OUTPUT.add(parser, metavar="RUN_DIR")
     opt.add_settings(parser)
     opt.FRAMES.add(parser)
@@ -43,11 +47,18 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-minutes", type=float, help="wall-clock budget; stops cleanly when spent")
     opt.DEVICE.add(parser, default=None)
     opt.SEED.add(parser)
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint "
-                        "(--set optim.learning_rate=X continues at a new rate)")
-    parser.add_argument("--init-weights", metavar="RUN_DIR",
-                        help="start a new run from RUN_DIR's trained weights (fine-tuning on new labels); "
-                        "the network settings must match, e.g. --config RUN_DIR/config.yaml")  # fmt: skip
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its last checkpoint "
+        "(--set optim.learning_rate=X continues at a new rate)",
+    )
+    parser.add_argument(
+        "--init-weights",
+        metavar="RUN_DIR",
+        help="start a new run from RUN_DIR's trained weights (fine-tuning on new labels); "
+        "the network settings must match, e.g. --config RUN_DIR/config.yaml",
+    )
     opt.QUIET.add(parser)
     parser.set_defaults(run=run_train)
 
@@ -55,43 +66,62 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     _require_train_extra("train")
     from posestream.core.errors import ConfigError
-
     from posestream.train.config import load_config
     from posestream.train.trainer import Trainer
 
     cli_fields = {
-        "optim.max_epochs": args.max_epochs, "optim.max_minutes": args.max_minutes,
-        "device": args.device, "seed": args.seed,
-    }  # fmt: skip
+        "optim.max_epochs": args.max_epochs,
+        "optim.max_minutes": args.max_minutes,
+        "device": args.device,
+        "seed": args.seed,
+    }
     if args.resume and args.init_weights:
-        raise ConfigError("--resume continues a run with its own weights; --init-weights starts a new one: pick one")
+        raise ConfigError(
+            "--resume continues a run with its own weights; --init-weights starts a new one: pick one"
+        )
     if args.resume:
         run_dir = Path(args.resume)
         config = load_config(config_file=run_dir / "config.yaml", overrides=args.set, **cli_fields)
     else:
         if not (args.labels and args.output and (args.profile or args.config)):
-            raise ConfigError("posestream train needs LABELS.slp, -o RUN_DIR and --profile or --config "
-                              "(or --resume RUN_DIR)")
+            raise ConfigError(
+                "posestream train needs LABELS.slp, -o RUN_DIR and --profile or --config "
+                "(or --resume RUN_DIR)"
+            )
         run_dir = Path(args.output)
         if args.init_weights and Path(args.init_weights).resolve() == run_dir.resolve():
-            raise ConfigError(f"--init-weights {args.init_weights} is the output run; continue it with --resume")
+            raise ConfigError(
+                f"--init-weights {args.init_weights} is the output run; continue it with --resume"
+            )
         if (run_dir / "last.pt").exists():
-            raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another -o")
+            raise ConfigError(
+                f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another -o"
+            )
         config = load_config(
-            args.profile, args.config, args.set, labels=str(args.labels), video_paths=args.video_path or None,
-            **{"data.frames": args.frames, "data.val_frames": args.val_frames}, **cli_fields,
-        )  # fmt: skip
+            args.profile,
+            args.config,
+            args.set,
+            labels=str(args.labels),
+            video_paths=args.video_path or None,
+            **{"data.frames": args.frames, "data.val_frames": args.val_frames},
+            **cli_fields,
+        )
     trainer = Trainer(config, run_dir, progress=not args.quiet)
     if args.init_weights:
         trainer.init_weights(args.init_weights)
     if args.resume:
         new_rate = any(s.split("=", 1)[0].strip() == "optim.learning_rate" for s in args.set)
         trainer.resume(config.optim.learning_rate if new_rate else None)
-    print(f"training {config.model_type} on {len(trainer.train_labels)} frames "
-          f"({len(trainer.val_labels)} for validation), input {trainer.geometry.input_shape}, device {trainer.device}")  # fmt: skip
+    print(
+        f"training {config.model_type} on {len(trainer.train_labels)} frames "
+        f"({len(trainer.val_labels)} for validation), input {trainer.geometry.input_shape}, device "
+        f"{trainer.device}"
+    )
     result = trainer.run()
-    print(f"{result.run_dir}: {result.epochs} epochs, best validation loss {result.best_val_loss:.4g}, "
-          f"stopped by {result.stopped_because}")  # fmt: skip
+    print(
+        f"{result.run_dir}: {result.epochs} epochs, best validation loss {result.best_val_loss:.4g}, "
+        f"stopped by {result.stopped_because}"
+    )
     return 0
 
 
@@ -100,7 +130,6 @@ def _evaluate_files(args: argparse.Namespace) -> int:
     import json
 
     from posestream.core.errors import ConfigError
-
     from posestream.train.evaluate import evaluate_file, print_comparison, write_json
 
     if not args.labels:
@@ -108,7 +137,10 @@ def _evaluate_files(args: argparse.Namespace) -> int:
     if not args.labels.endswith((".h5", ".hdf5")) or any(p.endswith(".slp") for p in args.inputs):
         require("sleap_io", extra="train", feature="posestream evaluate")
     names = column_names(args.inputs)
-    reports = {name: evaluate_file(path, args.labels, args.frames, args.video_path) for name, path in zip(names, args.inputs)}
+    reports = {
+        name: evaluate_file(path, args.labels, args.frames, args.video_path)
+        for name, path in zip(names, args.inputs)
+    }
     print_comparison(reports, f"against {args.labels}")
     if args.json:
         extra = {"inputs": args.inputs, "frames": args.frames, "labels": args.labels}
@@ -137,8 +169,12 @@ def _add_pack_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("labels", metavar="LABELS.slp")
     opt.OUTPUT.add(parser, required=True, metavar="LABELS.pkg.slp")
-    parser.add_argument("--embed", default="user", metavar="user|user+suggestions|all",
-                        help="frames to embed: user-labelled (default), plus suggestions, or every labelled frame")  # fmt: skip
+    parser.add_argument(
+        "--embed",
+        default="user",
+        metavar="user|user+suggestions|all",
+        help="frames to embed: user-labelled (default), plus suggestions, or every labelled frame",
+    )
     opt.VIDEO_PATH.add(parser)
     opt.QUIET.add(parser)
     parser.set_defaults(run=run_pack)
@@ -148,8 +184,10 @@ def run_pack(args: argparse.Namespace) -> int:
     from posestream.train.pack import pack_labels
 
     done = pack_labels(args.labels, args.output, args.video_path, args.embed, progress=not args.quiet)
-    print(f"{done.path}: {done.embedded_frames} frames embedded from {done.videos} video(s), "
-          f"{done.size_bytes / 1e6:.1f} MB")  # fmt: skip
+    print(
+        f"{done.path}: {done.embedded_frames} frames embedded from {done.videos} video(s), "
+        f"{done.size_bytes / 1e6:.1f} MB"
+    )
     return 0
 
 
@@ -164,7 +202,9 @@ def _add_preview_rf_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("labels", metavar="LABELS.slp")
     opt.OUTPUT.add(parser, required=True, metavar="RF.png")
     opt.add_settings(parser)
-    parser.add_argument("--frame", type=int, metavar="I", help="the I-th labelled frame (default: the one with most points)")
+    parser.add_argument(
+        "--frame", type=int, metavar="I", help="the I-th labelled frame (default: the one with most points)"
+    )
     opt.VIDEO_PATH.add(parser)
     parser.set_defaults(run=run_preview_rf)
 
@@ -182,10 +222,14 @@ def run_preview_rf(args: argparse.Namespace) -> int:
     config = load_config(args.profile, args.config, args.set)
     labels = load_labels(args.labels, args.video_path)
     if args.frame is not None and not 0 <= args.frame < len(labels):
-        raise ConfigError(f"--frame {args.frame}: {args.labels} has {len(labels)} labelled frames (0-{len(labels) - 1})")
+        raise ConfigError(
+            f"--frame {args.frame}: {args.labels} has {len(labels)} labelled frames (0-{len(labels) - 1})"
+        )
     report = draw_receptive_field(config, labels, args.output, args.frame)
-    print(f"{args.output}: receptive field {report.field_px:.0f} px in the frame ({report.input_field_px} px at input "
-          f"scale {config.data.input_scale}); {report.advice}")  # fmt: skip
+    print(
+        f"{args.output}: receptive field {report.field_px:.0f} px in the frame ({report.input_field_px} px "
+        f"at input scale {config.data.input_scale}); {report.advice}"
+    )
     return 0
 
 
@@ -199,11 +243,18 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         "anchors, or centroid + centered-instance as top-down) and score that (--frames: by default the "
         "runs' validation frames).",
     )
-    parser.add_argument("inputs", nargs="+", metavar="PREDICTIONS|RUN_DIR",
-                        help="predictions files, compared on the same labels, or trained runs")  # fmt: skip
-    parser.add_argument("--labels", metavar="GT.slp|GT.analysis.h5",
-                        help="ground truth: SLEAP labels, or an analysis HDF5 such as posestream synth writes "
-                        "(default for runs: the labels they trained on)")  # fmt: skip
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="PREDICTIONS|RUN_DIR",
+        help="predictions files, compared on the same labels, or trained runs",
+    )
+    parser.add_argument(
+        "--labels",
+        metavar="GT.slp|GT.analysis.h5",
+        help="ground truth: SLEAP labels, or an analysis HDF5 such as posestream synth writes "
+        "(default for runs: the labels they trained on)",
+    )
     opt.FRAMES.add(parser)
     opt.VIDEO_PATH.add(parser)
     opt.JSON.add(parser)
@@ -214,13 +265,14 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from posestream.core.errors import ConfigError
-
     from posestream.train.evaluate import evaluate_runs, print_report, write_json
 
     are_runs = [Path(p).is_dir() for p in args.inputs]
     if all(are_runs):
         _require_train_extra("evaluate RUN_DIR")
-        report = evaluate_runs(args.inputs, args.labels, args.frames, args.video_path, args.device, args.peak_threshold)
+        report = evaluate_runs(
+            args.inputs, args.labels, args.frames, args.video_path, args.device, args.peak_threshold
+        )
     elif not any(are_runs):
         return _evaluate_files(args)
     else:

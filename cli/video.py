@@ -1,4 +1,5 @@
-"""``synth`` and ``render``: videos made (synthetic, with known poses) and drawn on (poses over their video)."""
+"""``synth`` and ``render``: videos made (synthetic, with known poses) and drawn on (poses over their
+video)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 640x480 (WIDTHxHEIGHT), got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"size must look like 640x480 (WIDTHxHEIGHT), got {text!r}"
+        ) from None
     return width, height
 
 
@@ -25,7 +28,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     synth.add_argument("out", metavar="OUT.mp4", help="video to write")
     opt.NUM_FRAMES.add(synth, default=300)
-    synth.add_argument("--size", type=_size, default=(384, 384), metavar="WxH", help="frame size (default 384x384)")
+    synth.add_argument(
+        "--size", type=_size, default=(384, 384), metavar="WxH", help="frame size (default 384x384)"
+    )
     synth.add_argument("--animals", type=int, default=2, help="number of animals (default 2)")
     opt.SEED.add(synth, default=0)
     synth.add_argument("--rgb", action="store_true", help="colour video (default gray)")
@@ -33,29 +38,47 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--no-slp", action="store_true", help="skip the .slp labels (faster for long videos)")
     opt.QUIET.add(synth)
     noise = synth.add_argument_group(
-        "detections", "also write the ground truth perturbed into untracked detections (OUT.detections.h5/.slp), "
-        "the input a tracker gets")  # fmt: skip
-    noise.add_argument("--jitter", type=float, default=0.0, metavar="PX", help="node noise, pixels (std per coordinate)")
+        "detections",
+        "also write the ground truth perturbed into untracked detections (OUT.detections.h5/.slp), "
+        "the input a tracker gets",
+    )
+    noise.add_argument(
+        "--jitter", type=float, default=0.0, metavar="PX", help="node noise, pixels (std per coordinate)"
+    )
     noise.add_argument("--drop-nodes", type=float, default=0.0, metavar="F", help="fraction of nodes missing")
-    noise.add_argument("--drop-instances", type=float, default=0.0, metavar="F",
-                       help="fraction of instances missing (in runs of 1-5 frames)")  # fmt: skip
-    noise.add_argument("--false-instances", type=float, default=0.0, metavar="F",
-                       help="false instances per true one (fragments of animals and phantoms)")  # fmt: skip
+    noise.add_argument(
+        "--drop-instances",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="fraction of instances missing (in runs of 1-5 frames)",
+    )
+    noise.add_argument(
+        "--false-instances",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="false instances per true one (fragments of animals and phantoms)",
+    )
     synth.set_defaults(run=run_synth)
 
     render = sub.add_parser(
         "render",
         help="draw poses on their video (a colour per identity, optional trails) into an overlay video",
-        description="Draw the poses of PREDICTIONS (our analysis .h5, or any .slp: SLEAP's, sleap-nn's, ours) on "
-        "VIDEO: each instance's skeleton in its track's colour (untracked: white), and with --trails N each "
-        "track's path over its last N frames.",
+        description="Draw the poses of PREDICTIONS (our analysis .h5, or any .slp: SLEAP's, sleap-nn's, "
+        "ours) on VIDEO: each instance's skeleton in its track's colour (untracked: white), and with "
+        "--trails N each track's path over its last N frames.",
     )
     render.add_argument("video", metavar="VIDEO")
     render.add_argument("predictions", metavar="PREDICTIONS.{h5,slp}")
     opt.OUTPUT.add(render, required=True, metavar="OVERLAY.mp4")
     opt.FRAMES.add(render)
-    render.add_argument("--trails", type=int, default=0, metavar="N", help="trail of each track's last N frames")
-    render.add_argument("--line-width", type=float, default=0.0, metavar="PX", help="default: from the frame size")
+    render.add_argument(
+        "--trails", type=int, default=0, metavar="N", help="trail of each track's last N frames"
+    )
+    render.add_argument(
+        "--line-width", type=float, default=0.0, metavar="PX", help="default: from the frame size"
+    )
     opt.QUIET.add(render)
     render.set_defaults(run=run_render)
 
@@ -65,13 +88,24 @@ def run_synth(args: argparse.Namespace) -> int:
 
     width, height = args.size
     config = SynthConfig(
-        frames=args.num_frames, width=width, height=height, animals=args.animals,
-        seed=args.seed, rgb=args.rgb, fps=args.fps,
-    )  # fmt: skip
-    perturb = PerturbConfig(args.jitter, args.drop_nodes, args.drop_instances, args.false_instances, args.seed)
-    out = write_synthetic_video(args.out, config, slp=not args.no_slp, progress=not args.quiet, perturb=perturb)
-    print(f"video:        {out.video}  ({config.frames} frames, {width}x{height}, "
-          f"{'RGB' if config.rgb else 'gray'}, {config.animals} animals, seed {config.seed})")  # fmt: skip
+        frames=args.num_frames,
+        width=width,
+        height=height,
+        animals=args.animals,
+        seed=args.seed,
+        rgb=args.rgb,
+        fps=args.fps,
+    )
+    perturb = PerturbConfig(
+        args.jitter, args.drop_nodes, args.drop_instances, args.false_instances, args.seed
+    )
+    out = write_synthetic_video(
+        args.out, config, slp=not args.no_slp, progress=not args.quiet, perturb=perturb
+    )
+    print(
+        f"video:        {out.video}  ({config.frames} frames, {width}x{height}, "
+        f"{'RGB' if config.rgb else 'gray'}, {config.animals} animals, seed {config.seed})"
+    )
     print(f"ground truth: {out.analysis_h5}")
     if out.slp is not None:
         print(f"labels:       {out.slp}")
@@ -84,7 +118,9 @@ def run_synth(args: argparse.Namespace) -> int:
 def run_render(args: argparse.Namespace) -> int:
     from posestream.engine.commands.render import RenderOptions, render
 
-    options = RenderOptions(frames=args.frames, trails=args.trails, line_width=args.line_width, progress=not args.quiet)
+    options = RenderOptions(
+        frames=args.frames, trails=args.trails, line_width=args.line_width, progress=not args.quiet
+    )
     frames = render(args.video, args.predictions, args.output, options)
     print(f"{frames} frames drawn: {args.output}")
     return 0

@@ -1,1 +1,2 @@
-"""What every package of posestream shares and the light client may import: the errors (numpy-free, stdlib only)."""
+"""What every package of posestream shares and the light client may import: the errors (numpy-free, stdlib
+only)."""

@@ -58,7 +58,8 @@ class OutputFileError(PosestreamError, OSError):
 
 
 class DiskFullError(OutputFileError):
-    """The output's filesystem is (nearly) full; nothing was written past the frames the file already holds."""
+    """The output's filesystem is (nearly) full; nothing was written past the frames the file already
+    holds."""
 
     def __init__(self, message: str):
         super().__init__(message)

@@ -63,7 +63,9 @@ class FrameRanges:
     def resolve(self, n_frames: int, source: str = "video") -> FrameRanges:
         """Close open ends at ``n_frames``; error if a range starts past the end."""
         if n_frames == 0:
-            raise FrameIndexError(f"{source} has no frames: nothing to run (is it the right file or dataset?)")
+            raise FrameIndexError(
+                f"{source} has no frames: nothing to run (is it the right file or dataset?)"
+            )
         closed = []
         for start, stop in self.spans:
             stop = n_frames if stop is None else stop

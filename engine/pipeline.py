@@ -1,6 +1,7 @@
 """The streaming pipeline: decode -> batch -> infer -> postprocess -> ordered results -> tracker.
 
-    pipeline = Pipeline(source, predictor, PipelineConfig(batch_size=8), tracker=Tracker(fps=source.metadata.fps))
+    pipeline = Pipeline(source, predictor, PipelineConfig(batch_size=8),
+    tracker=Tracker(fps=source.metadata.fps))
     for frame in pipeline:            # FramePredictions in frame order, missing frames included
         ...
     summary = pipeline.run([AnalysisH5Writer(...)])   # or: write every batch's FrameBlock to sinks
@@ -50,17 +51,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from posestream.engine import kernels
 from posestream.core.errors import ConfigError, PosestreamError
+from posestream.engine import kernels
 from posestream.engine.frame_ranges import FrameRanges
-from posestream.engine.sinks.base import Sink
-from posestream.engine.model.predictor import Predictor, RawBatch
-from posestream.engine.queues import END, StageQueue, Stopped, StopSignal
-from posestream.engine.sources.base import FLUSH, IDLE, FrameSource, resolve_frames
 from posestream.engine.model.instances import InstanceBatch
+from posestream.engine.model.predictor import Predictor, RawBatch
+from posestream.engine.model.warmup import warm_up
+from posestream.engine.queues import END, StageQueue, Stopped, StopSignal
+from posestream.engine.sinks.base import Sink
+from posestream.engine.sources.base import FLUSH, IDLE, FrameSource, resolve_frames
 from posestream.engine.tracking import Tracker
 from posestream.engine.types import UNTRACKED, FrameBlock, FramePredictions, ModelMetadata
-from posestream.engine.model.warmup import warm_up
 
 
 class PipelineError(PosestreamError, RuntimeError):
@@ -75,7 +76,8 @@ CPU_BATCH_PIXELS = 4 * 192 * 192  # network-input pixels per batch on CPU
 
 
 def default_batch_size(device: str, metadata: ModelMetadata) -> int:
-    """Frames per batch when the user gives none, for a model whose (first) network takes ``metadata``'s input.
+    """Frames per batch when the user gives none, for a model whose (first) network takes ``metadata``'s
+    input.
 
     On a GPU 16 (it needs large batches to be busy). On CPU onnxruntime parallelises inside each frame,
     so batches help only small networks (fewer calls) while activations grow with the batch (about 80
@@ -120,7 +122,9 @@ class Batch:
     seq: int
     indices: list[int]
     slots: list[int]
-    frames: np.ndarray | None  # (batch_size, H, W, C) pool buffer, rows [0, n_decoded) valid; None once returned
+    frames: (
+        np.ndarray | None
+    )  # (batch_size, H, W, C) pool buffer, rows [0, n_decoded) valid; None once returned
     n_decoded: int
     infos: list = field(default_factory=list)  # live sources: each frame's LiveInfo (else None)
     infer_ns: tuple[int, int] = (0, 0)  # when the model started and finished the batch (monotonic ns)
@@ -136,7 +140,9 @@ class RunSummary:
     interrupted: bool = False
     model: str = ""  # the predictor's kind: single_instance, bottomup or top-down
     identities: int | None = None  # identities the tracker started (None: no tracker)
-    warmup_seconds: float = 0.0  # compiling (first run after an install) or loading the kernels, before the clock
+    warmup_seconds: float = (
+        0.0  # compiling (first run after an install) or loading the kernels, before the clock
+    )
     peak_rss_mb: float = 0.0  # the process's peak resident memory when the run ended
     threads: str = ""  # the predictor's thread budget (engine/threads.py), in words
     kernels: str = ""  # how the compiled kernels were built (engine/kernels), in words
@@ -156,17 +162,31 @@ class Pipeline:
     iterations: give a new one, or ``reset()`` it, to track another video).
     """
 
-    def __init__(self, source: FrameSource, predictor: Predictor, config: PipelineConfig = PipelineConfig(),
-                 tracker: Tracker | None = None):  # fmt: skip
+    def __init__(
+        self,
+        source: FrameSource,
+        predictor: Predictor,
+        config: PipelineConfig = PipelineConfig(),
+        tracker: Tracker | None = None,
+    ):
         shape = (source.metadata.height, source.metadata.width, source.metadata.channels)
         if shape != tuple(predictor.input_shape):
-            fix = (f"re-export it with --input-size {shape[0]}x{shape[1]}" if shape[:2] != tuple(predictor.input_shape[:2])
-                   else f"open the video with open_source(..., channels={predictor.input_shape[2]}) to convert its colour")  # fmt: skip
-            raise ConfigError(f"{source.metadata.path}: frames are (height, width, channels) {shape}, the model takes "
-                              f"{tuple(predictor.input_shape)}; {fix}")  # fmt: skip
+            fix = (
+                f"re-export it with --input-size {shape[0]}x{shape[1]}"
+                if shape[:2] != tuple(predictor.input_shape[:2])
+                else f"open the video with open_source(..., channels={predictor.input_shape[2]}) to convert "
+                "its colour"
+            )
+            raise ConfigError(
+                f"{source.metadata.path}: frames are (height, width, channels) {shape}, the model takes "
+                f"{tuple(predictor.input_shape)}; {fix}"
+            )
         self.source, self.predictor, self.config, self.tracker = source, predictor, config, tracker
-        self.selection = None if source.live else resolve_frames(config.frames, source.metadata.n_frames,
-                                                                 source.metadata.path)  # fmt: skip
+        self.selection = (
+            None
+            if source.live
+            else resolve_frames(config.frames, source.metadata.n_frames, source.metadata.path)
+        )
         self.summary = RunSummary(converted=source.converted)
         self._busy: dict[str, float] = {}
         self.warmup_seconds = 0.0
@@ -198,19 +218,31 @@ class Pipeline:
         results = _Reorder(depth * 2, stop)
         self.warmup_seconds = warm_up(self.predictor, self.tracker)  # never counted as a stage's work
         if cfg.latency_first:  # the infer stage takes each batch from the source when it is free for one
-            threads = [threading.Thread(target=self._guard, daemon=True,
-                                        args=("infer", stop, self._infer, self._batches(stop, free), raw, results, free))]  # fmt: skip
+            threads = [
+                threading.Thread(
+                    target=self._guard,
+                    daemon=True,
+                    args=("infer", stop, self._infer, self._batches(stop, free), raw, results, free),
+                )
+            ]
         else:
             batches = StageQueue("decoded batches", depth, stop)  # block: nothing is dropped from files
             threads = [
-                threading.Thread(target=self._guard, args=("decode", stop, self._decode, free, batches), daemon=True),
-                threading.Thread(target=self._guard, daemon=True,
-                                 args=("infer", stop, self._infer, iter(batches.get, END), raw, results, free)),
-            ]  # fmt: skip
+                threading.Thread(
+                    target=self._guard, args=("decode", stop, self._decode, free, batches), daemon=True
+                ),
+                threading.Thread(
+                    target=self._guard,
+                    daemon=True,
+                    args=("infer", stop, self._infer, iter(batches.get, END), raw, results, free),
+                ),
+            ]
         threads += [
-            threading.Thread(target=self._guard, args=("postprocess", stop, self._postprocess, raw, results), daemon=True)
+            threading.Thread(
+                target=self._guard, args=("postprocess", stop, self._postprocess, raw, results), daemon=True
+            )
             for _ in range(cfg.postprocess_workers)
-        ]  # fmt: skip
+        ]
         started = time.perf_counter()
         for thread in threads:
             thread.start()
@@ -233,8 +265,12 @@ class Pipeline:
         if stop.error is not None and stop.stage != "caller":
             raise self._stage_error(stop)
 
-    def run(self, sinks: Sequence[Sink] = (), progress: bool | Callable[[int], None] = False,
-            stop: threading.Event | None = None) -> RunSummary:  # fmt: skip
+    def run(
+        self,
+        sinks: Sequence[Sink] = (),
+        progress: bool | Callable[[int], None] = False,
+        stop: threading.Event | None = None,
+    ) -> RunSummary:
         """Write each batch's frames to every sink (``write_block(FrameBlock)``) and return the run's summary.
 
         progress: True for a progress bar on stderr, or a function called with the frames of each batch done.
@@ -242,8 +278,11 @@ class Pipeline:
         """
         from posestream.engine.progress import progress_bar
 
-        self.summary = RunSummary(model=self.predictor.kind, threads=self.predictor.threads.describe(),
-                                  converted=self.source.converted)  # fmt: skip
+        self.summary = RunSummary(
+            model=self.predictor.kind,
+            threads=self.predictor.threads.describe(),
+            converted=self.source.converted,
+        )
         blocks = self.blocks()
         bar = progress_bar(len(self), "track", enabled=progress is True)
         try:
@@ -324,8 +363,9 @@ class Pipeline:
         if batch is not None and batch.indices:
             yield batch
 
-    def _infer(self, stop: StopSignal, batches: Iterator[Batch], raw: StageQueue, results: _Reorder,
-               free: StageQueue) -> None:  # fmt: skip
+    def _infer(
+        self, stop: StopSignal, batches: Iterator[Batch], raw: StageQueue, results: _Reorder, free: StageQueue
+    ) -> None:
         """Each batch through the network(s). A backend that overlaps (CUDA) gets the next batch before this
         one's outputs are collected, so its copy in runs while this one's network does."""
         in_flight = 1 if self.predictor.overlaps and not self.config.latency_first else 0
@@ -389,8 +429,9 @@ class Pipeline:
             self.tracker.update_block(block)
         except Exception as exc:
             frame = getattr(exc, "frame_idx", int(block.frame_idx[0]))
-            raise PipelineError(f"track stage failed at frame {frame}: {type(exc).__name__}: {exc}", "track",
-                                frame) from exc  # fmt: skip
+            raise PipelineError(
+                f"track stage failed at frame {frame}: {type(exc).__name__}: {exc}", "track", frame
+            ) from exc
         if block.live is not None:
             done = time.monotonic_ns()
             for info in block.live:
@@ -409,14 +450,18 @@ class Pipeline:
             thread.join(max(0.0, deadline - time.monotonic()))
         stuck = [t.name for t in threads if t.is_alive()]
         if stuck:
-            raise PipelineError(f"pipeline threads did not stop within {self.config.stop_timeout} s", "join", None)
+            raise PipelineError(
+                f"pipeline threads did not stop within {self.config.stop_timeout} s", "join", None
+            )
 
     def _stage_error(self, stop: StopSignal) -> PipelineError:
         error = stop.error
         frame = error.frame_idx if isinstance(error, _AtFrame) else getattr(error, "frame_idx", None)
         cause = error.__cause__ if isinstance(error, _AtFrame) else error
         where = f" at frame {frame}" if frame is not None else ""
-        exc = PipelineError(f"{stop.stage} stage failed{where}: {type(cause).__name__}: {cause}", stop.stage or "", frame)
+        exc = PipelineError(
+            f"{stop.stage} stage failed{where}: {type(cause).__name__}: {cause}", stop.stage or "", frame
+        )
         exc.__cause__ = cause
         return exc
 
@@ -431,10 +476,24 @@ def _frame_block(batch: Batch, found: InstanceBatch | None, n_nodes: int) -> Fra
         found = InstanceBatch.empty(0, n_nodes)
     counts[decoded] = found.counts[slots[decoded]]  # decoded frames keep their order in the batch
     rows = found.instances
-    track_ids = rows.identities if rows.identities is not None else np.full(len(rows.points), UNTRACKED, np.int32)
-    scores = rows.identity_scores if rows.identity_scores is not None else np.full(len(rows.points), np.nan, np.float32)
-    return FrameBlock(np.array(batch.indices, np.int64), counts, rows.points, rows.point_scores, rows.instance_scores,
-                      track_ids, scores, ~decoded)  # fmt: skip
+    track_ids = (
+        rows.identities if rows.identities is not None else np.full(len(rows.points), UNTRACKED, np.int32)
+    )
+    scores = (
+        rows.identity_scores
+        if rows.identity_scores is not None
+        else np.full(len(rows.points), np.nan, np.float32)
+    )
+    return FrameBlock(
+        np.array(batch.indices, np.int64),
+        counts,
+        rows.points,
+        rows.point_scores,
+        rows.instance_scores,
+        track_ids,
+        scores,
+        ~decoded,
+    )
 
 
 def _stamp_live(block: FrameBlock, batch: Batch) -> None:

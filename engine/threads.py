@@ -64,11 +64,15 @@ class ThreadBudget:
 
     def __post_init__(self) -> None:
         if self.model < 1 or self.decode < 0:
-            raise ValueError(f"thread budget needs model >= 1 and decode >= 0 threads, got {self.model}, {self.decode}")
+            raise ValueError(
+                f"thread budget needs model >= 1 and decode >= 0 threads, got {self.model}, {self.decode}"
+            )
 
     def describe(self) -> str:
         decode = "FFmpeg's choice" if self.decode == 0 else str(self.decode)
-        return f"network {self.model} thread(s){' spinning' if self.spin else ''}, decoder {decode} ({self.why})"
+        return (
+            f"network {self.model} thread(s){' spinning' if self.spin else ''}, decoder {decode} ({self.why})"
+        )
 
 
 def decode_threads_for(frame_shape: tuple[int, ...]) -> int:
@@ -81,6 +85,7 @@ def network_us_per_frame(run: Callable[[np.ndarray], object], frame_shape: tuple
     is then timed on MEASURE_BATCH frames (its per-call cost spread as in a batch). A heavy network is only
     ever called on one frame: onnxruntime keeps the memory of the largest batch it has run (80 MB a frame
     for a 384x384 UNet)."""
+
     def timed(frames: np.ndarray) -> float:
         run(frames)  # untimed: the first call of a shape allocates
         started = time.perf_counter()
@@ -93,20 +98,30 @@ def network_us_per_frame(run: Callable[[np.ndarray], object], frame_shape: tuple
     return timed(np.zeros((MEASURE_BATCH, *frame_shape), np.uint8))
 
 
-def budget(frame_shape: tuple[int, ...], networks: int, us_per_frame: float | None, model_threads: int = 0,
-           decode_threads: int | None = None, cores: int | None = None) -> ThreadBudget:  # fmt: skip
+def budget(
+    frame_shape: tuple[int, ...],
+    networks: int,
+    us_per_frame: float | None,
+    model_threads: int = 0,
+    decode_threads: int | None = None,
+    cores: int | None = None,
+) -> ThreadBudget:
     """The budget for ``networks`` networks taking frames of ``frame_shape``; ``us_per_frame``: the network
     measured on every core (None: not measured, it gets every core). ``model_threads`` > 0 and
     ``decode_threads`` not None are the user's and are kept."""
     if model_threads < 0 or (decode_threads is not None and decode_threads < 0):
-        raise ConfigError(f"--threads and --decode-threads must be >= 0 (0: the thread budget's, README 'Benchmark throughput'), "
-                          f"got {model_threads} and {decode_threads}")  # fmt: skip
+        raise ConfigError(
+            "--threads and --decode-threads must be >= 0 (0: the thread budget's, README 'Benchmark "
+            f"throughput'), got {model_threads} and {decode_threads}"
+        )
     cores = cores or cpu_cores()
     decode = decode_threads_for(frame_shape) if decode_threads is None else decode_threads
     if model_threads > 0:
         return ThreadBudget(model_threads, networks == 1 and model_threads > 1, decode, "threads given")
     if networks == 1 and us_per_frame is not None and us_per_frame < LIGHT_NETWORK_US:
-        return ThreadBudget(1, False, decode, f"light network, {us_per_frame:.0f} us a frame: it shares the cores", True)
+        return ThreadBudget(
+            1, False, decode, f"light network, {us_per_frame:.0f} us a frame: it shares the cores", True
+        )
     why = f"{cores} cores" + ("" if networks == 1 else ", two networks in turn: no spinning")
     return ThreadBudget(cores, networks == 1, decode, why)
 
@@ -121,5 +136,7 @@ def load_warning() -> str:
     cores = os.cpu_count() or 1
     if load <= cores:
         return ""
-    return (f"the machine is loaded (load average {load:.1f} on {cores} cores): figures measured now mean "
-            "little; stop other work for a fair measurement")
+    return (
+        f"the machine is loaded (load average {load:.1f} on {cores} cores): figures measured now mean "
+        "little; stop other work for a fair measurement"
+    )

@@ -14,9 +14,9 @@ stages later.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -45,9 +45,7 @@ class Skeleton:
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", tuple(str(n) for n in self.nodes))
         object.__setattr__(self, "edges", tuple((int(a), int(b)) for a, b in self.edges))
-        object.__setattr__(
-            self, "symmetries", tuple((int(a), int(b)) for a, b in self.symmetries)
-        )
+        object.__setattr__(self, "symmetries", tuple((int(a), int(b)) for a, b in self.symmetries))
         if not self.nodes:
             raise ConfigError("Skeleton needs at least one node.")
         if len(set(self.nodes)) != len(self.nodes):
@@ -195,8 +193,12 @@ class FramePredictions:
                 f"got {self.points.shape}"
             )
         n_instances, n_nodes = self.points.shape[:2]
-        self.point_scores = _as_shape(self.point_scores, (n_instances, n_nodes), "point_scores", self.frame_idx)
-        self.instance_scores = _as_shape(self.instance_scores, (n_instances,), "instance_scores", self.frame_idx)
+        self.point_scores = _as_shape(
+            self.point_scores, (n_instances, n_nodes), "point_scores", self.frame_idx
+        )
+        self.instance_scores = _as_shape(
+            self.instance_scores, (n_instances,), "instance_scores", self.frame_idx
+        )
         if self.track_ids is None:
             self.track_ids = np.full(n_instances, UNTRACKED, dtype=np.int32)
         self.track_ids = _as_shape(self.track_ids, (n_instances,), "track_ids", self.frame_idx, np.int32)
@@ -234,7 +236,8 @@ class FrameBlock:
     the tracker to the sinks, one object per batch instead of one per frame.
 
     frame_idx: (F,) int64 frame indices, increasing.
-    counts: (F,) int64 instances on each frame; frame f's instances are rows ``starts[f]:starts[f] + counts[f]``
+    counts: (F,) int64 instances on each frame; frame f's instances are rows ``starts[f]:starts[f] +
+    counts[f]``
       of the arrays below (M = counts.sum() rows).
     points: (M, n_nodes, 2) float32; point_scores: (M, n_nodes) float32; instance_scores: (M,) float32;
     track_ids: (M,) int32 (``UNTRACKED`` where none); tracking_scores: (M,) float32.
@@ -255,9 +258,14 @@ class FrameBlock:
     def __post_init__(self) -> None:
         frames, rows = len(self.frame_idx), len(self.points)
         if len(self.counts) != frames or len(self.missing) != frames or int(self.counts.sum()) != rows:
-            raise ValueError(f"frame block: {frames} frames, {len(self.counts)} counts summing to "
-                             f"{int(self.counts.sum())}, {len(self.missing)} missing flags and {rows} instances")  # fmt: skip
-        if any(len(a) != rows for a in (self.point_scores, self.instance_scores, self.track_ids, self.tracking_scores)):
+            raise ValueError(
+                f"frame block: {frames} frames, {len(self.counts)} counts summing to "
+                f"{int(self.counts.sum())}, {len(self.missing)} missing flags and {rows} instances"
+            )
+        if any(
+            len(a) != rows
+            for a in (self.point_scores, self.instance_scores, self.track_ids, self.tracking_scores)
+        ):
             raise ValueError(f"frame block: every instance array needs {rows} rows")
         self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)  # (F,)
 
@@ -279,9 +287,16 @@ class FrameBlock:
     def frame(self, f: int) -> FramePredictions:
         """Frame f of the block; its arrays are views of the block's."""
         rows = self.rows(f)
-        return FramePredictions(int(self.frame_idx[f]), self.points[rows], self.point_scores[rows],
-                                self.instance_scores[rows], self.track_ids[rows], self.tracking_scores[rows],
-                                bool(self.missing[f]), self.live[f] if self.live is not None else None)  # fmt: skip
+        return FramePredictions(
+            int(self.frame_idx[f]),
+            self.points[rows],
+            self.point_scores[rows],
+            self.instance_scores[rows],
+            self.track_ids[rows],
+            self.tracking_scores[rows],
+            bool(self.missing[f]),
+            self.live[f] if self.live is not None else None,
+        )
 
     def frames(self) -> list[FramePredictions]:
         return [self.frame(f) for f in range(len(self))]
@@ -290,31 +305,54 @@ class FrameBlock:
     def missing_frames(cls, frame_idx: np.ndarray, n_nodes: int, live: list[Any] | None = None) -> FrameBlock:
         """A block of frames without poses, marked missing (dropped, for a live camera's: ``live``)."""
         n = len(frame_idx)
-        return cls(np.asarray(frame_idx, np.int64), np.zeros(n, np.int64), np.zeros((0, n_nodes, 2), np.float32),
-                   np.zeros((0, n_nodes), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32),
-                   np.zeros(0, np.float32), np.ones(n, bool), live)  # fmt: skip
+        return cls(
+            np.asarray(frame_idx, np.int64),
+            np.zeros(n, np.int64),
+            np.zeros((0, n_nodes, 2), np.float32),
+            np.zeros((0, n_nodes), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.float32),
+            np.ones(n, bool),
+            live,
+        )
 
     @classmethod
     def from_frames(cls, frames: Sequence[FramePredictions], n_nodes: int) -> FrameBlock:
         """The block of ``frames`` (in their order)."""
+
         def rows(name: str, empty: tuple[int, ...], dtype: type) -> np.ndarray:
             parts = [getattr(f, name) for f in frames]
             return np.concatenate(parts) if parts else np.zeros(empty, dtype)
 
         live = [f.live for f in frames]
-        return cls(np.array([f.frame_idx for f in frames], np.int64), np.array([f.n_instances for f in frames], np.int64),
-                   rows("points", (0, n_nodes, 2), np.float32), rows("point_scores", (0, n_nodes), np.float32),
-                   rows("instance_scores", (0,), np.float32), rows("track_ids", (0,), np.int32),
-                   rows("tracking_scores", (0,), np.float32), np.array([f.missing for f in frames], bool),
-                   live if any(info is not None for info in live) else None)  # fmt: skip
+        return cls(
+            np.array([f.frame_idx for f in frames], np.int64),
+            np.array([f.n_instances for f in frames], np.int64),
+            rows("points", (0, n_nodes, 2), np.float32),
+            rows("point_scores", (0, n_nodes), np.float32),
+            rows("instance_scores", (0,), np.float32),
+            rows("track_ids", (0,), np.int32),
+            rows("tracking_scores", (0,), np.float32),
+            np.array([f.missing for f in frames], bool),
+            live if any(info is not None for info in live) else None,
+        )
 
     @classmethod
     def concat(cls, blocks: Sequence[FrameBlock]) -> FrameBlock:
         """One block of ``blocks``' frames, in order (at least one block)."""
         if len(blocks) == 1:
             return blocks[0]
-        fields = ("frame_idx", "counts", "points", "point_scores", "instance_scores", "track_ids", "tracking_scores",
-                  "missing")  # fmt: skip
+        fields = (
+            "frame_idx",
+            "counts",
+            "points",
+            "point_scores",
+            "instance_scores",
+            "track_ids",
+            "tracking_scores",
+            "missing",
+        )
         joined = {name: np.concatenate([getattr(b, name) for b in blocks]) for name in fields}
         live = None
         if any(b.live is not None for b in blocks):
@@ -424,26 +462,39 @@ class ModelMetadata:
         if self.model_type is ModelType.CENTERED_INSTANCE and self.crop_size is None:
             raise ConfigError("a centered_instance model needs crop_size (height, width)")
         if self.max_peaks < 1 or self.max_instances < 1:
-            raise ConfigError(f"max_peaks and max_instances must be >= 1, got {self.max_peaks}, {self.max_instances}")
+            raise ConfigError(
+                f"max_peaks and max_instances must be >= 1, got {self.max_peaks}, {self.max_instances}"
+            )
         object.__setattr__(self, "output_shapes", {k: tuple(v) for k, v in self.output_shapes.items()})
         if self.crop_convention not in ("posestream", "sleap_nn", "sleap"):
-            raise ConfigError(f"crop_convention must be posestream, sleap_nn or sleap, got {self.crop_convention!r}")
+            raise ConfigError(
+                f"crop_convention must be posestream, sleap_nn or sleap, got {self.crop_convention!r}"
+            )
         if self.refinement not in REFINEMENTS:
             raise ConfigError(f"refinement must be one of {REFINEMENTS}, got {self.refinement!r}")
         object.__setattr__(self, "class_names", tuple(self.class_names))
         if self.class_names:
             self._check_identity_outputs()
         if set(self.output_shapes) != set(self.output_strides):
-            raise ConfigError(f"output_shapes {sorted(self.output_shapes)} and output_strides "
-                              f"{sorted(self.output_strides)} must name the same outputs")  # fmt: skip
+            raise ConfigError(
+                f"output_shapes {sorted(self.output_shapes)} and output_strides "
+                f"{sorted(self.output_strides)} must name the same outputs"
+            )
 
     def _check_identity_outputs(self) -> None:
         if self.model_type not in (ModelType.BOTTOMUP, ModelType.CENTERED_INSTANCE):
-            raise ConfigError(f"class_names: identity models are bottom-up or centered-instance, not {self.model_type.value}")
+            raise ConfigError(
+                "class_names: identity models are bottom-up or centered-instance, not "
+                f"{self.model_type.value}"
+            )
         if self.output_mode is not OutputMode.MAPS:
-            raise ConfigError("identity (multi-class) models run in maps output mode only; export with --output-mode maps")
+            raise ConfigError(
+                "identity (multi-class) models run in maps output mode only; export with --output-mode maps"
+            )
         if self.model_type is ModelType.BOTTOMUP and "class_maps" not in self.output_strides:
-            raise ConfigError("a bottom-up identity model needs a class_maps output (output_strides['class_maps'])")
+            raise ConfigError(
+                "a bottom-up identity model needs a class_maps output (output_strides['class_maps'])"
+            )
 
     @property
     def identities(self) -> bool:

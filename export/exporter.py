@@ -10,21 +10,21 @@ from __future__ import annotations
 import copy
 import os
 import re
-import warnings
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
 from posestream.core.errors import ConfigError
 from posestream.engine.model.model_dir import MODEL_FILES, ModelDir, load_model_dir
 from posestream.engine.progress import progress_bar
 from posestream.engine.types import ModelType, OutputMode
-from posestream.train.predict import RunModel
-
 from posestream.export.calibration import inputs_from_labels, spread
 from posestream.export.onnx import export_onnx, quantize_int8
+from posestream.train.predict import RunModel
 
 FORMATS = ("onnx", "tensorrt", "torch")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -72,8 +72,12 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, int(match.group(2) or height)
 
 
-def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, options: ExportOptions = ExportOptions(),
-               progress: bool = False) -> ModelDir:  # fmt: skip
+def export_run(
+    run_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: ExportOptions = ExportOptions(),
+    progress: bool = False,
+) -> ModelDir:
     """Export ``run_dir`` into ``out_dir`` (metadata.json + one file per format); returns it loaded."""
     if "tensorrt" in options.formats:  # fail before any work when TensorRT cannot run here
         from posestream.export.tensorrt import check_available
@@ -93,8 +97,12 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, options: 
             else:
                 from posestream.export.tensorrt import build_engine
 
-                build_engine(out_dir / MODEL_FILES["onnx"], out_dir / MODEL_FILES["tensorrt"], metadata,
-                             options.max_batch)  # fmt: skip
+                build_engine(
+                    out_dir / MODEL_FILES["onnx"],
+                    out_dir / MODEL_FILES["tensorrt"],
+                    metadata,
+                    options.max_batch,
+                )
             advance(1, status=step)
     (out_dir / "metadata.json").write_text(metadata.to_json())
     return load_model_dir(out_dir)
@@ -108,12 +116,15 @@ def input_shape(run: RunModel, size: tuple[int, int] | None) -> tuple[int, int, 
         height, width = size or (run.crop_size, run.crop_size)
         if height % stride or width % stride:
             raise ConfigError(
-                f"--input-size {height}x{width}: a centered-instance crop must be a multiple of the network's "
-                f"max stride ({stride}) on both sides, e.g. {-(-height // stride) * stride}x{-(-width // stride) * stride}"
+                f"--input-size {height}x{width}: a centered-instance crop must be a multiple of the "
+                f"network's max stride ({stride}) on both sides, e.g. "
+                f"{-(-height // stride) * stride}x{-(-width // stride) * stride}"
             )
         return height, width, channels
     if size is None and run.frame_shape is None:
-        raise ConfigError(f"{run.run_dir}: run.json does not record the frame size; give --input-size HEIGHTxWIDTH")
+        raise ConfigError(
+            f"{run.run_dir}: run.json does not record the frame size; give --input-size HEIGHTxWIDTH"
+        )
     height, width = size or run.frame_shape
     return height, width, channels
 
@@ -130,7 +141,8 @@ def _write_onnx(run: RunModel, metadata, options: ExportOptions, path: Path) -> 
 
 
 def _write_torch(run: RunModel, metadata, options: ExportOptions, path: Path) -> None:
-    """A ``torch.export`` program of the same graph (fp16 network on CUDA hosts: the engine's torch backend casts)."""
+    """A ``torch.export`` program of the same graph (fp16 network on CUDA hosts: the engine's torch backend
+    casts)."""
     graph = run.graph(metadata, network=copy.deepcopy(run.network), half=options.precision == "fp16")
     save_torch_program(graph, metadata, path, options.max_batch)
 

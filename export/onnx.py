@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from posestream.engine.model.model_dir import METADATA_KEY
-from posestream.engine.types import ModelMetadata
 
+from posestream.engine.model.model_dir import METADATA_KEY
 from posestream.engine.model.postprocess import output_names
+from posestream.engine.types import ModelMetadata
 
 OPSET = 17
 
@@ -36,8 +36,16 @@ def export_onnx(graph: torch.nn.Module, metadata: ModelMetadata, path: str | os.
     dynamic = {"frames": {0: "batch"}, **{name: {0: "batch"} for name in names}}
     with warnings.catch_warnings():  # the tracer warns about every shape it turns into a constant
         warnings.simplefilter("ignore")
-        torch.onnx.export(graph, (example,), str(path), input_names=["frames"], output_names=names,
-                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)  # fmt: skip
+        torch.onnx.export(
+            graph,
+            (example,),
+            str(path),
+            input_names=["frames"],
+            output_names=names,
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
+        )
     embed_metadata(path, metadata)
     onnx.checker.check_model(str(path))
     return path
@@ -55,7 +63,9 @@ def embed_metadata(path: Path, metadata: ModelMetadata) -> None:
     onnx.save(model, str(path))
 
 
-def quantize_int8(fp32_path: Path, int8_path: Path, calibration_frames: np.ndarray, metadata: ModelMetadata) -> Path:
+def quantize_int8(
+    fp32_path: Path, int8_path: Path, calibration_frames: np.ndarray, metadata: ModelMetadata
+) -> Path:
     """Static QDQ quantization of the network, calibrated on uint8 frames (N, H, W, C).
 
     Quantized: every op between the first convolution and the output heads, so that ReLUs, pooling and
@@ -74,7 +84,9 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration_frames: np.ndarr
 
     class Frames(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter([{"frames": calibration_frames[i : i + 1]} for i in range(len(calibration_frames))])
+            self.batches = iter(
+                [{"frames": calibration_frames[i : i + 1]} for i in range(len(calibration_frames))]
+            )
 
         def get_next(self):
             return next(self.batches, None)
@@ -83,9 +95,17 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration_frames: np.ndarr
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         first, heads, inside = network_nodes(onnx.load(str(prepared)).graph)
-        quantize_static(str(prepared), str(int8_path), Frames(), quant_format=QuantFormat.QDQ,
-                        nodes_to_quantize=sorted(inside - first - heads), nodes_to_exclude=sorted(first | heads),
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
+        quantize_static(
+            str(prepared),
+            str(int8_path),
+            Frames(),
+            quant_format=QuantFormat.QDQ,
+            nodes_to_quantize=sorted(inside - first - heads),
+            nodes_to_exclude=sorted(first | heads),
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
     embed_metadata(int8_path, metadata)
     return int8_path
 

@@ -42,8 +42,13 @@ def gpu_name(device_id: int = 0) -> str:
     except ImportError:
         pass
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", f"--id={device_id}"],
-                             capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", f"--id={device_id}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         raise ConfigError(f"TensorRT export needs an NVIDIA GPU, and none was found ({exc})") from exc
     return out.stdout.strip()

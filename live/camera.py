@@ -1,4 +1,5 @@
-"""The camera side: ``CameraPublisher`` sends frames to the engine; it never blocks the camera, unless lossless.
+"""The camera side: ``CameraPublisher`` sends frames to the engine; it never blocks the camera, unless
+lossless.
 
     publisher = CameraPublisher("tcp://127.0.0.1:5555", camera=0)
     for image in my_camera_frames():                 # (H, W) or (H, W, C) uint8, e.g. from pypylon
@@ -32,7 +33,12 @@ from posestream.live.protocol import CHANNELS, FrameHeader, PixelFormat, end_par
 from posestream.live.security import Curve, bound_socket, read_subscriptions
 
 DEFAULT_HWM = 4  # frames queued per subscriber before the newest are dropped
-END_DELAYS = (0.0, 0.02, 0.1, 0.3)  # seconds before each sending of the end messages (the engine keeps the last)
+END_DELAYS = (
+    0.0,
+    0.02,
+    0.1,
+    0.3,
+)  # seconds before each sending of the end messages (the engine keeps the last)
 
 log = logging.getLogger("posestream.live")
 
@@ -44,12 +50,27 @@ class CameraTimeout(PosestreamError, TimeoutError):
 class CameraPublisher:
     """Publishes one camera's frames (or several cameras', with ``camera=`` per send) on one address."""
 
-    def __init__(self, address: str, camera: int = 0, *, hwm: int = DEFAULT_HWM, allow_remote: bool = False,
-                 curve: Curve | None = None, context: zmq.Context | None = None, lossless: bool = False,
-                 timeout: float = 10.0):  # fmt: skip
+    def __init__(
+        self,
+        address: str,
+        camera: int = 0,
+        *,
+        hwm: int = DEFAULT_HWM,
+        allow_remote: bool = False,
+        curve: Curve | None = None,
+        context: zmq.Context | None = None,
+        lossless: bool = False,
+        timeout: float = 10.0,
+    ):
         self.camera, self.address, self.lossless, self.timeout = camera, address, lossless, timeout
-        self._socket, self._auth = bound_socket(context or zmq.Context.instance(), zmq.XPUB, address, hwm=hwm,
-                                                allow_remote=allow_remote, curve=curve)  # fmt: skip
+        self._socket, self._auth = bound_socket(
+            context or zmq.Context.instance(),
+            zmq.XPUB,
+            address,
+            hwm=hwm,
+            allow_remote=allow_remote,
+            curve=curve,
+        )
         self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # hear every engine's subscription, not only the first
         if lossless:
             self._socket.setsockopt(zmq.XPUB_NODROP, 1)
@@ -71,8 +92,14 @@ class CameraPublisher:
                 self.subscribers += read_subscriptions(self._socket)
         return self.subscribers > 0
 
-    def send(self, image: np.ndarray, pixel_format: str | PixelFormat = "mono8", capture_ns: int | None = None,
-             camera: int | None = None, counter: int | None = None) -> int:  # fmt: skip
+    def send(
+        self,
+        image: np.ndarray,
+        pixel_format: str | PixelFormat = "mono8",
+        capture_ns: int | None = None,
+        camera: int | None = None,
+        counter: int | None = None,
+    ) -> int:
         """Send one frame; returns its counter. Never blocks (a full queue drops the frame); lossless, waits
         for room up to ``timeout`` s, then raises ``CameraTimeout``.
 
@@ -81,23 +108,39 @@ class CameraPublisher:
         than the last frame this publisher sent for the camera).
         """
         camera = self.camera if camera is None else camera
-        fmt = PixelFormat[pixel_format.upper()] if isinstance(pixel_format, str) else PixelFormat(pixel_format)
+        fmt = (
+            PixelFormat[pixel_format.upper()] if isinstance(pixel_format, str) else PixelFormat(pixel_format)
+        )
         pixels = np.ascontiguousarray(image, np.uint8)
         height, width = pixels.shape[:2]
         channels = pixels.shape[2] if pixels.ndim == 3 else 1
         if channels != CHANNELS[fmt]:
-            raise ValueError(f"a {fmt.name.lower()} frame has {CHANNELS[fmt]} channels; this image has {channels}")
+            raise ValueError(
+                f"a {fmt.name.lower()} frame has {CHANNELS[fmt]} channels; this image has {channels}"
+            )
         counter = self._counters.get(camera, -1) + 1 if counter is None else counter
         self._counters[camera] = counter
         now = time.monotonic_ns()
-        header = FrameHeader(camera, counter, now if capture_ns is None else capture_ns, now, height, width,
-                             channels, fmt, 0, pixels.nbytes)  # fmt: skip
+        header = FrameHeader(
+            camera,
+            counter,
+            now if capture_ns is None else capture_ns,
+            now,
+            height,
+            width,
+            channels,
+            fmt,
+            0,
+            pixels.nbytes,
+        )
         try:
             self._socket.send_multipart([frame_topic(camera), header.pack(), pixels], copy=False)
         except zmq.Again:
             self._timed_out = True
-            raise CameraTimeout(f"camera {camera} frame {counter}: the engine took no frame for {self.timeout:g} s "
-                                f"(lossless sending waits for it); is it running and serving {self.address}?") from None
+            raise CameraTimeout(
+                f"camera {camera} frame {counter}: the engine took no frame for {self.timeout:g} s "
+                f"(lossless sending waits for it); is it running and serving {self.address}?"
+            ) from None
         self.subscribers += read_subscriptions(self._socket)
         return counter
 
@@ -112,11 +155,17 @@ class CameraPublisher:
         self._socket.sndtimeo = int(wait * 1000)
         self.subscribers += read_subscriptions(self._socket)
         try:
-            if self._counters and self.subscribers > 0 and not self._timed_out:  # timed out: the engine is gone
+            if (
+                self._counters and self.subscribers > 0 and not self._timed_out
+            ):  # timed out: the engine is gone
                 self._send_ends()
         except zmq.Again:
-            log.warning("camera %s: the engine took no message for %g s; it will not know how many frames were "
-                        "sent after the last it received", self.address, wait)  # fmt: skip
+            log.warning(
+                "camera %s: the engine took no message for %g s; it will not know how many frames were "
+                "sent after the last it received",
+                self.address,
+                wait,
+            )
         lossless_linger = int(wait * 1000) if not self._timed_out else 0  # lossless: every frame goes out
         self._socket.close(linger=lossless_linger if self.lossless else 500)
         if self._auth is not None:

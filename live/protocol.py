@@ -1,6 +1,7 @@
 """The live wire protocol, version 1: camera frames in, poses out, as ZeroMQ multipart messages.
 
-    camera ──[frame.<camera> | FrameHeader | pixels]──> engine ──[pose.<camera> | PoseHeader | arrays...]──> clients
+    camera ──[frame.<camera> | FrameHeader | pixels]──> engine ──[pose.<camera> | PoseHeader | arrays...]──>
+    clients
            [end.<camera> | EndHeader]  (when it stops)          └──[stats.<camera> | JSON]  (once a second)
 
 Every integer and float is little-endian. Times are nanoseconds of ``time.monotonic_ns()`` (camera and
@@ -25,12 +26,23 @@ END_MAGIC = b"PSEN"
 POSE_MAGIC = b"PSPO"
 FRAME_PREFIX, END_PREFIX, POSE_PREFIX, STATS_PREFIX = b"frame.", b"end.", b"pose.", b"stats."
 
-LIVE_STAGES = ("capture", "send", "receive", "infer_start", "infer_end", "postprocess", "track", "hook", "publish")
+LIVE_STAGES = (
+    "capture",
+    "send",
+    "receive",
+    "infer_start",
+    "infer_end",
+    "postprocess",
+    "track",
+    "hook",
+    "publish",
+)
 """The stages a live frame goes through, in order; a pose message carries each one's time."""
 
 
 class ProtocolError(PosestreamError, ValueError):
-    """A message that does not follow the protocol. ``reason``: a short key (``bad_magic``, ``version``...)."""
+    """A message that does not follow the protocol. ``reason``: a short key (``bad_magic``,
+    ``version``...)."""
 
     def __init__(self, reason: str, message: str):
         self.reason = reason
@@ -85,42 +97,74 @@ class FrameHeader:
     SIZE = 64
 
     def pack(self) -> bytes:
-        fields = (FRAME_MAGIC, VERSION, self.camera, self.counter, self.capture_ns, self.send_ns, self.height,
-                  self.width, self.channels, self.dtype, int(self.pixel_format), self.payload_bytes)  # fmt: skip
+        fields = (
+            FRAME_MAGIC,
+            VERSION,
+            self.camera,
+            self.counter,
+            self.capture_ns,
+            self.send_ns,
+            self.height,
+            self.width,
+            self.channels,
+            self.dtype,
+            int(self.pixel_format),
+            self.payload_bytes,
+        )
         return self.STRUCT.pack(*fields).ljust(self.SIZE, b"\0")
 
     @classmethod
     def unpack(cls, data: bytes | memoryview) -> FrameHeader:
         """Parse and check a header: magic, version, codes, and sizes that agree with each other."""
         if memoryview(data).nbytes != cls.SIZE:
-            raise ProtocolError("header_size", f"frame header is {memoryview(data).nbytes} bytes, expected {cls.SIZE}")
+            raise ProtocolError(
+                "header_size", f"frame header is {memoryview(data).nbytes} bytes, expected {cls.SIZE}"
+            )
         magic, version, camera, counter, capture, send, height, width, channels, dtype, fmt, payload = (
-            cls.STRUCT.unpack_from(data))  # fmt: skip
+            cls.STRUCT.unpack_from(data)
+        )
         if magic != FRAME_MAGIC:
-            raise ProtocolError("bad_magic", f"bad magic {bytes(magic)!r} in a frame header (expected {FRAME_MAGIC!r})")
+            raise ProtocolError(
+                "bad_magic", f"bad magic {bytes(magic)!r} in a frame header (expected {FRAME_MAGIC!r})"
+            )
         if version != VERSION:
-            raise ProtocolError("version", f"frame header version {version}; this engine speaks version {VERSION}")
+            raise ProtocolError(
+                "version", f"frame header version {version}; this engine speaks version {VERSION}"
+            )
         if dtype not in DTYPES:
-            raise ProtocolError("dtype", f"unknown pixel dtype code {dtype} (version {VERSION} knows {sorted(DTYPES)})")
+            raise ProtocolError(
+                "dtype", f"unknown pixel dtype code {dtype} (version {VERSION} knows {sorted(DTYPES)})"
+            )
         try:
             pixel_format = PixelFormat(fmt)
         except ValueError:
-            raise ProtocolError("pixel_format", f"unknown pixel format code {fmt} (mono8=0, rgb8=1, bgr8=2)") from None
+            raise ProtocolError(
+                "pixel_format", f"unknown pixel format code {fmt} (mono8=0, rgb8=1, bgr8=2)"
+            ) from None
         if channels != CHANNELS[pixel_format]:
-            raise ProtocolError("channels", f"{pixel_format.name.lower()} frames have {CHANNELS[pixel_format]} "
-                                f"channels, the header says {channels}")  # fmt: skip
+            raise ProtocolError(
+                "channels",
+                f"{pixel_format.name.lower()} frames have {CHANNELS[pixel_format]} "
+                f"channels, the header says {channels}",
+            )
         check_counter(counter, "frame header")
         expected = height * width * channels * DTYPES[dtype].itemsize
         if payload != expected or not expected:
-            raise ProtocolError("payload_size", f"header payload length {payload} does not match its frame size "
-                                f"{width}x{height}x{channels} ({expected} bytes)")  # fmt: skip
+            raise ProtocolError(
+                "payload_size",
+                f"header payload length {payload} does not match its frame size "
+                f"{width}x{height}x{channels} ({expected} bytes)",
+            )
         return cls(camera, counter, capture, send, height, width, channels, pixel_format, dtype, payload)
 
     def image(self, payload: bytes | memoryview) -> np.ndarray:
         """The pixels over ``payload`` (no copy), RGB order for colour.  # (H, W, C) uint8"""
         if memoryview(payload).nbytes != self.payload_bytes:
-            raise ProtocolError("payload_size", f"camera {self.camera} frame {self.counter}: {memoryview(payload).nbytes} "
-                                f"payload bytes, the header says {self.payload_bytes}")  # fmt: skip
+            raise ProtocolError(
+                "payload_size",
+                f"camera {self.camera} frame {self.counter}: {memoryview(payload).nbytes} "
+                f"payload bytes, the header says {self.payload_bytes}",
+            )
         image = np.frombuffer(payload, DTYPES[self.dtype]).reshape(self.height, self.width, self.channels)
         return image[..., ::-1] if self.pixel_format is PixelFormat.BGR8 else image
 
@@ -137,7 +181,9 @@ def parse_frame(parts: list, frame_shape: tuple[int, int, int]) -> tuple[FrameHe
         raise ProtocolError("topic", f"topic {bytes(topic)[:32]!r} is not frame.<camera>")
     header = FrameHeader.unpack(header_bytes)
     if bytes(topic) != frame_topic(header.camera):
-        raise ProtocolError("topic", f"topic {bytes(topic)[:32]!r} but the header says camera {header.camera}")
+        raise ProtocolError(
+            "topic", f"topic {bytes(topic)[:32]!r} but the header says camera {header.camera}"
+        )
     image = header.image(payload)
     if image.shape != tuple(frame_shape):
         problem = frame_mismatch(image.shape, frame_shape)
@@ -149,8 +195,10 @@ def frame_mismatch(shape: tuple[int, int, int], model_shape: tuple[int, int, int
     """What differs between a camera's (H, W, C) frames and the model's, and what to do about it."""
     (height, width, channels), (model_height, model_width, model_channels) = shape, model_shape
     if (height, width) != (model_height, model_width):
-        return (f"{width}x{height} frames, the model takes {model_width}x{model_height}: send frames of that size, "
-                f"or re-export the model with --input-size {height}x{width}")  # fmt: skip
+        return (
+            f"{width}x{height} frames, the model takes {model_width}x{model_height}: send frames of that "
+            f"size, or re-export the model with --input-size {height}x{width}"
+        )
     names = {1: "gray (mono8)", 3: "colour (rgb8 or bgr8)"}
     return f"{names[channels]} frames, the model takes {names[model_channels]} frames: send those"
 
@@ -217,18 +265,33 @@ class PoseHeader:
     RESTARTED = 1
 
     def pack(self) -> bytes:
-        return self.STRUCT.pack(POSE_MAGIC, VERSION, self.camera, self.counter, self.n_instances, self.n_nodes,
-                                self.batch, self.flags, *self.times)  # fmt: skip
+        return self.STRUCT.pack(
+            POSE_MAGIC,
+            VERSION,
+            self.camera,
+            self.counter,
+            self.n_instances,
+            self.n_nodes,
+            self.batch,
+            self.flags,
+            *self.times,
+        )
 
     @classmethod
     def unpack(cls, data: bytes | memoryview) -> PoseHeader:
         if memoryview(data).nbytes != cls.SIZE:
-            raise ProtocolError("header_size", f"pose header is {memoryview(data).nbytes} bytes, expected {cls.SIZE}")
+            raise ProtocolError(
+                "header_size", f"pose header is {memoryview(data).nbytes} bytes, expected {cls.SIZE}"
+            )
         magic, version, camera, counter, n, nodes, batch, flags, *times = cls.STRUCT.unpack(data)
         if magic != POSE_MAGIC:
-            raise ProtocolError("bad_magic", f"bad magic {magic!r} in a pose header (expected {POSE_MAGIC!r})")
+            raise ProtocolError(
+                "bad_magic", f"bad magic {magic!r} in a pose header (expected {POSE_MAGIC!r})"
+            )
         if version != VERSION:
-            raise ProtocolError("version", f"pose header version {version}; this client speaks version {VERSION}")
+            raise ProtocolError(
+                "version", f"pose header version {version}; this client speaks version {VERSION}"
+            )
         return cls(camera, counter, n, nodes, batch, flags, tuple(times))
 
     def time(self, stage: str) -> int:
@@ -263,7 +326,12 @@ class PoseMessage:
         return (self.header.time("publish") - self.header.time("capture")) / 1e6
 
 
-_POSE_ARRAYS = (("points", "<f4", 2), ("point_scores", "<f4", 1), ("instance_scores", "<f4", 0), ("track_ids", "<i4", 0))
+_POSE_ARRAYS = (
+    ("points", "<f4", 2),
+    ("point_scores", "<f4", 1),
+    ("instance_scores", "<f4", 0),
+    ("track_ids", "<i4", 0),
+)
 
 
 def pose_parts(header: PoseHeader, points, point_scores, instance_scores, track_ids) -> list:
@@ -286,8 +354,11 @@ def parse_pose(parts: list) -> PoseMessage:
         data = _buffer(part)
         size = int(np.prod(shapes[name])) * 4
         if data.nbytes != size:
-            raise ProtocolError("payload_size", f"pose {name} of camera {header.camera} frame {header.counter} "
-                                f"is {data.nbytes} bytes, expected {size}")  # fmt: skip
+            raise ProtocolError(
+                "payload_size",
+                f"pose {name} of camera {header.camera} frame {header.counter} "
+                f"is {data.nbytes} bytes, expected {size}",
+            )
         arrays[name] = np.frombuffer(data, dtype).reshape(shapes[name])
     return PoseMessage(header, **arrays)
 

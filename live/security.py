@@ -6,7 +6,8 @@ Sockets use loopback (``tcp://127.0.0.1:PORT``, ``tcp://localhost:PORT``, ``tcp:
 engine and the clients (``posestream keys DIR`` writes it):
 
     DIR/server.key, DIR/server.key_secret   the binding side's key pair (cameras, the engine's publisher)
-    DIR/client.key, DIR/client.key_secret   the connecting side's key pair (the engine's camera input, clients)
+    DIR/client.key, DIR/client.key_secret   the connecting side's key pair (the engine's camera input,
+    clients)
     DIR/authorized/*.key                    client public keys a binding side accepts
 
 A binding socket is the CURVE server: it accepts only clients whose public key is in ``authorized/``. A
@@ -41,13 +42,22 @@ def check_address(address: str, allow_remote: bool = False) -> str:
     if not rest.rpartition(":")[2].isdigit() and not rest.endswith(":*"):
         raise ConfigError(f"address {address!r} has no port: use tcp://127.0.0.1:5555")
     if host not in LOOPBACK_HOSTS and host.strip("[]") not in LOOPBACK_HOSTS and not allow_remote:
-        raise ConfigError(f"address {address!r} is not on this host (loopback); a camera or client on another "
-                          "machine needs --allow-remote, and should use --curve KEY_DIR (see posestream keys)")  # fmt: skip
+        raise ConfigError(
+            f"address {address!r} is not on this host (loopback); a camera or client on another "
+            "machine needs --allow-remote, and should use --curve KEY_DIR (see posestream keys)"
+        )
     return address
 
 
-def bound_socket(context: zmq.Context, kind: int, address: str, *, hwm: int, allow_remote: bool = False,
-                 curve: Curve | None = None) -> tuple[zmq.Socket, ThreadAuthenticator | None]:  # fmt: skip
+def bound_socket(
+    context: zmq.Context,
+    kind: int,
+    address: str,
+    *,
+    hwm: int,
+    allow_remote: bool = False,
+    curve: Curve | None = None,
+) -> tuple[zmq.Socket, ThreadAuthenticator | None]:
     """A sending socket bound to a checked address (a CURVE server with its authenticator when ``curve``
     is given), and that authenticator (``stop()`` it after closing the socket). A taken or invalid address
     is a ConfigError that says what to do."""
@@ -63,12 +73,22 @@ def bound_socket(context: zmq.Context, kind: int, address: str, *, hwm: int, all
         socket.close(linger=0)
         if auth is not None:
             auth.stop()
-        raise ConfigError(f"cannot bind {address}: {exc} (another process may hold it: choose another port)") from exc
+        raise ConfigError(
+            f"cannot bind {address}: {exc} (another process may hold it: choose another port)"
+        ) from exc
     return socket, auth
 
 
-def connected_socket(context: zmq.Context, address: str, topics: list[bytes], *, hwm: int,
-                     allow_remote: bool = False, curve: Curve | None = None, max_message: int = -1) -> zmq.Socket:  # fmt: skip
+def connected_socket(
+    context: zmq.Context,
+    address: str,
+    topics: list[bytes],
+    *,
+    hwm: int,
+    allow_remote: bool = False,
+    curve: Curve | None = None,
+    max_message: int = -1,
+) -> zmq.Socket:
     """A SUB socket connected to a checked address, subscribed to ``topics`` (a CURVE client when ``curve``
     is given); ``max_message``: bytes ZeroMQ accepts in one message part (-1: any)."""
     check_address(address, allow_remote)
@@ -117,7 +137,9 @@ class Curve:
         object.__setattr__(self, "directory", Path(self.directory))
         for name in ("server.key", "client.key_secret"):
             if not (self.directory / name).is_file():
-                raise ConfigError(f"{self.directory / name} is missing: make a key directory with posestream keys DIR")
+                raise ConfigError(
+                    f"{self.directory / name} is missing: make a key directory with posestream keys DIR"
+                )
 
     def server(self, socket: zmq.Socket) -> None:
         """Make a binding socket a CURVE server (needs server.key_secret and an authenticator running)."""
@@ -131,7 +153,11 @@ class Curve:
         """Make a connecting socket a CURVE client of the server whose public key is in the directory."""
         public, private = zmq.auth.load_certificate(self.directory / "client.key_secret")
         server_public, _ = zmq.auth.load_certificate(self.directory / "server.key")
-        socket.curve_secretkey, socket.curve_publickey, socket.curve_serverkey = private, public, server_public
+        socket.curve_secretkey, socket.curve_publickey, socket.curve_serverkey = (
+            private,
+            public,
+            server_public,
+        )
 
     def authenticator(self, context: zmq.Context) -> ThreadAuthenticator:
         """Started ZAP handler that lets in only the clients in ``authorized/``; ``stop()`` it when done."""

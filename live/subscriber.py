@@ -17,22 +17,48 @@ import time
 
 import zmq
 
-from posestream.live.protocol import POSE_PREFIX, STATS_PREFIX, PoseMessage, ProtocolError, parse_pose, parse_stats, pose_topic, stats_topic
+from posestream.live.protocol import (
+    POSE_PREFIX,
+    STATS_PREFIX,
+    PoseMessage,
+    ProtocolError,
+    parse_pose,
+    parse_stats,
+    pose_topic,
+    stats_topic,
+)
 from posestream.live.security import Curve, connected_socket
 
 
 class PoseSubscriber:
     """Live poses from an engine; ``recv`` returns them in the order the engine published them."""
 
-    def __init__(self, address: str, cameras: list[int] | None = None, *, allow_remote: bool = False,
-                 curve: Curve | None = None, context: zmq.Context | None = None, hwm: int = 1000):  # fmt: skip
+    def __init__(
+        self,
+        address: str,
+        cameras: list[int] | None = None,
+        *,
+        allow_remote: bool = False,
+        curve: Curve | None = None,
+        context: zmq.Context | None = None,
+        hwm: int = 1000,
+    ):
         self.address = address
         self.cameras = None if cameras is None else set(cameras)
         # Topics are prefixes: pose.1 also lets pose.12 through, which recv filters out.
-        topics = [POSE_PREFIX, STATS_PREFIX] if cameras is None else [
-            t for c in cameras for t in (pose_topic(c), stats_topic(c))]  # fmt: skip
-        self._socket = connected_socket(context or zmq.Context.instance(), address, topics, hwm=hwm,
-                                        allow_remote=allow_remote, curve=curve)  # fmt: skip
+        topics = (
+            [POSE_PREFIX, STATS_PREFIX]
+            if cameras is None
+            else [t for c in cameras for t in (pose_topic(c), stats_topic(c))]
+        )
+        self._socket = connected_socket(
+            context or zmq.Context.instance(),
+            address,
+            topics,
+            hwm=hwm,
+            allow_remote=allow_remote,
+            curve=curve,
+        )
         self.stats: dict[int, dict] = {}
         self.malformed = 0
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from posestream.engine.synth import SynthConfig, write_synthetic_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,20 +35,29 @@ def sleap_file():
 def synth_gray(tmp_path_factory):
     """A short gray synthetic video with two animals, with .slp and analysis ground truth."""
     config = SynthConfig(frames=90, width=192, height=160, animals=2, seed=7)
-    return write_synthetic_video(tmp_path_factory.mktemp("synth") / "gray.mp4", config, progress=False), config
+    return write_synthetic_video(
+        tmp_path_factory.mktemp("synth") / "gray.mp4", config, progress=False
+    ), config
 
 
 @pytest.fixture(scope="session")
 def synth_rgb(tmp_path_factory):
     """A short RGB synthetic video with one animal (no .slp)."""
     config = SynthConfig(frames=40, width=128, height=96, animals=1, seed=3, rgb=True)
-    return write_synthetic_video(tmp_path_factory.mktemp("synth") / "rgb.mp4", config, slp=False, progress=False), config
+    return write_synthetic_video(
+        tmp_path_factory.mktemp("synth") / "rgb.mp4", config, slp=False, progress=False
+    ), config
 
 
 TINY_RUN = [
-    "backbone.filters=8", "backbone.max_stride=16", "backbone.filters_rate=1.5", "data.val_fraction=0",
-    "optim.max_epochs=40", "optim.learning_rate=0.005", "augment.rotation=0",
-]  # fmt: skip
+    "backbone.filters=8",
+    "backbone.max_stride=16",
+    "backbone.filters_rate=1.5",
+    "data.val_fraction=0",
+    "optim.max_epochs=40",
+    "optim.learning_rate=0.005",
+    "augment.rotation=0",
+]
 PROFILES = ["single_instance", "centroid", "centered_instance", "bottomup"]
 
 
@@ -61,8 +71,9 @@ def tiny_runs(tmp_path_factory):
     from posestream.train.trainer import Trainer
 
     folder = tmp_path_factory.mktemp("tiny_runs")
-    video = write_synthetic_video(folder / "two.mp4", SynthConfig(frames=8, width=96, height=96, animals=2, seed=5),
-                                  progress=False)  # fmt: skip
+    video = write_synthetic_video(
+        folder / "two.mp4", SynthConfig(frames=8, width=96, height=96, animals=2, seed=5), progress=False
+    )
     torch.set_num_threads(2)
     runs = {}
     for profile in PROFILES:

@@ -4,6 +4,7 @@ PAF samples, grouping), written the obvious way; the tests hold the engine to it
 from __future__ import annotations
 
 import numpy as np
+
 from posestream.engine.model.paf_grouping import N_PAF_SAMPLES, GroupingConfig
 from posestream.engine.model.peaks import NOT_A_PEAK, PeakCandidates
 
@@ -14,7 +15,9 @@ def find_candidates(maps: np.ndarray, k: int, stride: int) -> PeakCandidates:
     maps = np.asarray(maps, np.float32)
     padded = np.pad(maps, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
     shifted = [padded[:, :, di : di + height, dj : dj + width] for di in range(3) for dj in range(3)]
-    ranked = np.where(maps >= np.max(shifted, axis=0), maps, np.float32(NOT_A_PEAK)).reshape(batch, channels, -1)
+    ranked = np.where(maps >= np.max(shifted, axis=0), maps, np.float32(NOT_A_PEAK)).reshape(
+        batch, channels, -1
+    )
     k = min(k, height * width)
     best = np.argpartition(-ranked, k - 1, axis=2)[..., :k]  # (B, C, K), unordered
     order = np.argsort(-np.take_along_axis(ranked, best, axis=2), axis=2, kind="stable")
@@ -24,7 +27,9 @@ def find_candidates(maps: np.ndarray, k: int, stride: int) -> PeakCandidates:
     b = np.arange(batch)[:, None, None, None, None]
     c = np.arange(channels)[None, :, None, None, None]
     offsets = np.arange(3)
-    patches = zero_padded[b, c, rows[..., None, None] + offsets[:, None], cols[..., None, None] + offsets[None, :]]
+    patches = zero_padded[
+        b, c, rows[..., None, None] + offsets[:, None], cols[..., None, None] + offsets[None, :]
+    ]
     values = np.take_along_axis(ranked, flat, axis=2)
     return PeakCandidates(values, rows, cols, patches, (height, width), stride)
 
@@ -41,13 +46,20 @@ def refine_candidates(candidates: PeakCandidates, threshold: float) -> tuple[np.
     j, i = candidates.cols, candidates.rows
     dx = np.where(np.isfinite(dx) & (j > 0) & (j < width - 1), np.clip(dx, -0.5, 0.5), 0.0)
     dy = np.where(np.isfinite(dy) & (i > 0) & (i < height - 1), np.clip(dy, -0.5, 0.5), 0.0)
-    points = np.stack([(j + dx) * candidates.stride, (i + dy) * candidates.stride], axis=-1).astype(np.float32)
+    points = np.stack([(j + dx) * candidates.stride, (i + dy) * candidates.stride], axis=-1).astype(
+        np.float32
+    )
     points[~(candidates.values > threshold)] = np.nan
     return points, candidates.values.astype(np.float32)
 
 
-def pair_dots(candidates: PeakCandidates, pafs: np.ndarray, edges: np.ndarray, paf_stride: int,
-              n_samples: int = N_PAF_SAMPLES) -> np.ndarray:  # fmt: skip
+def pair_dots(
+    candidates: PeakCandidates,
+    pafs: np.ndarray,
+    edges: np.ndarray,
+    paf_stride: int,
+    n_samples: int = N_PAF_SAMPLES,
+) -> np.ndarray:
     """PAF samples along every candidate pair of every edge.
 
     pafs: (B, 2 * E, Hp, Wp), x and y of edge e in channels 2e and 2e + 1; edges: (E, 2).
@@ -131,7 +143,9 @@ def group_instances(points, point_scores, cells, dots, edges, cfg: GroupingConfi
             members[ia][a], members[ia][b] = pa, pb
             owner[(a, pa)] = owner[(b, pb)] = ia
             totals[ia] += score
-    kept = [i for i in range(len(members)) if np.isfinite(totals[i]) and len(members[i]) >= cfg.min_instance_nodes]
+    kept = [
+        i for i in range(len(members)) if np.isfinite(totals[i]) and len(members[i]) >= cfg.min_instance_nodes
+    ]
     kept = sorted(kept, key=lambda i: -totals[i])[: cfg.max_instances]
     found = np.full((len(kept), n_nodes, 2), np.nan, np.float32)
     scores = np.full((len(kept), n_nodes), np.nan, np.float32)

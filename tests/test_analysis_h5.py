@@ -11,6 +11,7 @@ import time
 import h5py
 import numpy as np
 import pytest
+
 from posestream.engine import (
     AnalysisH5Writer,
     FramePredictions,
@@ -21,7 +22,9 @@ from posestream.engine import (
 )
 from posestream.engine.sinks.analysis_h5 import FRAME_DONE, FRAME_MISSING, FRAME_NOT_PROCESSED
 
-SKELETON = Skeleton.from_names(["a", "b", "c"], edges=[("a", "b"), ("b", "c")], symmetries=[("a", "c")], name="s")
+SKELETON = Skeleton.from_names(
+    ["a", "b", "c"], edges=[("a", "b"), ("b", "c")], symmetries=[("a", "c")], name="s"
+)
 
 
 def random_frame(rng, frame_idx, n_instances, track_ids=None):
@@ -52,7 +55,10 @@ def test_round_trip_with_tracks_gaps_and_missing_frames(tmp_path):
     assert data.track_names == ["track_0", "track_1", "track_2"]
     assert data.skeleton == SKELETON
     assert data.video_path == "v.mp4"
-    assert data.frame_status.tolist() == [FRAME_DONE] * 5 + [FRAME_MISSING] + [FRAME_NOT_PROCESSED] * 3 + [FRAME_DONE] * 3
+    assert (
+        data.frame_status.tolist()
+        == [FRAME_DONE] * 5 + [FRAME_MISSING] + [FRAME_NOT_PROCESSED] * 3 + [FRAME_DONE] * 3
+    )
     for frame in frames:
         got = data.frame(frame.frame_idx)
         order = np.argsort(frame.track_ids)
@@ -162,7 +168,9 @@ WRITER_SCRIPT = textwrap.dedent(
 
 def test_file_survives_a_killed_writer(tmp_path):
     path = tmp_path / "killed.h5"
-    proc = subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(path)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER_SCRIPT, str(path)], stdout=subprocess.PIPE, text=True
+    )
     try:
         flushed = 0
         deadline = time.monotonic() + 60
@@ -226,11 +234,20 @@ def test_blocks_write_the_same_file_as_frames_one_at_a_time(tmp_path, tracked, i
             writer.write_block(FrameBlock.from_frames(frames[start : start + size], 3))
             start += size
     with h5py.File(tmp_path / "frames.h5") as a, h5py.File(tmp_path / "blocks.h5") as b:
-        for name in ("tracks", "point_scores", "instance_scores", "tracking_scores", "track_occupancy", "frame_status",
-                     "track_names"):  # fmt: skip
+        for name in (
+            "tracks",
+            "point_scores",
+            "instance_scores",
+            "tracking_scores",
+            "track_occupancy",
+            "frame_status",
+            "track_names",
+        ):
             assert a[name].shape == b[name].shape and a[name][()].tobytes() == b[name][()].tobytes(), name
         names = [n.decode() for n in b["track_names"][()]]
-    if tracked:  # slots as identities and untracked ranks first appear: in a frame, new ids by id, then by rank
+    if (
+        tracked
+    ):  # slots as identities and untracked ranks first appear: in a frame, new ids by id, then by rank
         want, ranks = [], 0
         for frame in frames:
             ids = frame.track_ids
@@ -264,7 +281,9 @@ def test_every_sink_is_closed_when_one_fails(tmp_path):
     skeleton = Skeleton.from_names(["a", "b", "c"])
     writer = AnalysisH5Writer(tmp_path / "o.h5", skeleton)
     for i in range(10):
-        writer.write(FramePredictions(i, np.full((1, 3, 2), float(i), np.float32), np.ones((1, 3)), np.ones(1)))
+        writer.write(
+            FramePredictions(i, np.full((1, 3, 2), float(i), np.float32), np.ones((1, 3)), np.ones(1))
+        )
     with pytest.raises(OutputFileError, match="cannot save"):
         close_sinks([Failing(), writer])
     assert (read_analysis_h5(tmp_path / "o.h5").frame_status == FRAME_DONE).sum() == 10

@@ -12,16 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_pipeline import wait_for_flushed_frames
+
+from posestream.core.errors import ConfigError, OutputFileError
 from posestream.engine.batch import BatchOptions, run_batch
 from posestream.engine.batch.inputs import find_videos, parse_shard, shard
 from posestream.engine.batch.manifest import MANIFEST_NAME, Manifest
-from posestream.core.errors import ConfigError, OutputFileError
+from posestream.engine.commands.track import TrackOptions, track
 from posestream.engine.model.model_dir import BUILTIN_MODELS
 from posestream.engine.sinks import read_analysis_h5
 from posestream.engine.synth import SynthConfig, write_synthetic_video
-from posestream.engine.commands.track import TrackOptions, track
 from posestream.engine.tracking import TrackerConfig
-from test_pipeline import wait_for_flushed_frames
 
 POSESTREAM = str(Path(sys.executable).with_name("posestream"))
 TRACK = TrackOptions(workers=1, progress=False, tracking=TrackerConfig(max_tracks=2))
@@ -70,7 +71,11 @@ def test_outputs_mirror_the_inputs_equal_track_and_a_corrupt_video_fails_alone(a
     records = Manifest(tmp_path / "out").records
     assert sorted(records) == sorted([*VIDEOS, "a/broken.mp4"])
     done = records["a/sub/v2.mp4"]
-    assert (done.status, done.frames, done.video) == ("done", 30, str(root / "videos" / "a" / "sub" / "v2.mp4"))
+    assert (done.status, done.frames, done.video) == (
+        "done",
+        30,
+        str(root / "videos" / "a" / "sub" / "v2.mp4"),
+    )
     assert done.size == (root / "videos/a/sub/v2.mp4").stat().st_size and done.mtime_ns > 0 and done.fps > 0
     assert len(done.models) == 1 and len(done.models[0]) == 16 and done.options
     assert done.outputs == [str(tmp_path / "out" / "a/sub/v2.mp4.predictions.h5")] and done.wall_s > 0
@@ -96,7 +101,9 @@ def test_a_second_run_checks_and_skips_done_videos_and_redoes_what_changed(archi
     (model / "README").write_text("re-exported")  # the model directory changed
     models_changed = run_batch([str(videos)], [str(model)], out, options())
     assert set(models_changed.reasons.values()) == {"models changed"} and len(models_changed.ran) == 3
-    tracking_off = run_batch([str(videos)], [str(model)], out, options(track=TrackOptions(workers=1, progress=False)))
+    tracking_off = run_batch(
+        [str(videos)], [str(model)], out, options(track=TrackOptions(workers=1, progress=False))
+    )
     assert set(tracking_off.reasons.values()) == {"options changed"}
     for name in VIDEOS:
         assert read_analysis_h5(out / (name + ".predictions.h5")).tracked is False
@@ -105,8 +112,10 @@ def test_a_second_run_checks_and_skips_done_videos_and_redoes_what_changed(archi
 def test_list_files_and_missing_videos(archive, tmp_path):
     root, _ = archive
     listing = tmp_path / "todo.txt"
-    listing.write_text(f"# my videos\n{root / 'videos/a/v1.mp4'}\n\n{root / 'videos/b/v1.mp4'}\n"
-                       f"{root / 'videos/a/gone.mp4'}\n")  # fmt: skip
+    listing.write_text(
+        f"# my videos\n{root / 'videos/a/v1.mp4'}\n\n{root / 'videos/b/v1.mp4'}\n"
+        f"{root / 'videos/a/gone.mp4'}\n"
+    )
     summary = run_batch([str(listing)], ["demo"], tmp_path / "out", options())
     assert sorted(r.unit for r in summary.ran if r.status == "done") == ["a/v1.mp4", "b/v1.mp4"]
     assert [r.unit for r in summary.failed] == ["a/gone.mp4"] and "gone.mp4" in summary.failed[0].error
@@ -148,10 +157,25 @@ def test_ctrl_c_stops_the_run_and_the_same_command_finishes_it(archive, tmp_path
         (videos / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(root / "videos" / name, videos / name)
     make_video(videos / "long.mp4", 900, 9)
-    command = [POSESTREAM, "batch", str(videos), "-m", "demo", "-o", str(tmp_path / "out"), "--jobs", "1",
-               "--tracking", "--max-tracks", "2", "--quiet"]  # fmt: skip
+    command = [
+        POSESTREAM,
+        "batch",
+        str(videos),
+        "-m",
+        "demo",
+        "-o",
+        str(tmp_path / "out"),
+        "--jobs",
+        "1",
+        "--tracking",
+        "--max-tracks",
+        "2",
+        "--quiet",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_flushed_frames(tmp_path / "out" / "long.mp4.predictions.partial.h5", process)  # 5 s of 900 frames
+    wait_for_flushed_frames(
+        tmp_path / "out" / "long.mp4.predictions.partial.h5", process
+    )  # 5 s of 900 frames
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
@@ -168,7 +192,9 @@ def test_ctrl_c_stops_the_run_and_the_same_command_finishes_it(archive, tmp_path
     assert all(r["status"] == "done" for r in second)
     assert "continued from frame" in finish.stdout  # the long video went on from its last flushed frame
     _, reference_long = track(videos / "long.mp4", ["demo"], tmp_path / "long_reference.h5", TRACK)
-    assert_same_output(tmp_path / "out" / "long.mp4.predictions.h5", read_analysis_h5(reference_long["analysis-h5"]))
+    assert_same_output(
+        tmp_path / "out" / "long.mp4.predictions.h5", read_analysis_h5(reference_long["analysis-h5"])
+    )
     for name in VIDEOS:
         assert_same_output(tmp_path / "out" / (name + ".predictions.h5"), reference[name])
 
@@ -179,8 +205,13 @@ def long_video(tmp_path_factory):
     from posestream.engine.synth import SynthConfig, write_synthetic_video
 
     root = tmp_path_factory.mktemp("long")
-    video = write_synthetic_video(root / "in" / "long.mp4", SynthConfig(frames=240, width=384, height=384, seed=11),
-                                  slp=False, progress=False, keyint=30).video  # fmt: skip
+    video = write_synthetic_video(
+        root / "in" / "long.mp4",
+        SynthConfig(frames=240, width=384, height=384, seed=11),
+        slp=False,
+        progress=False,
+        keyint=30,
+    ).video
     _, paths = track(video, ["demo"], root / "reference.h5", TRACK)
     return video, read_analysis_h5(paths["analysis-h5"])
 
@@ -202,11 +233,18 @@ def test_a_part_done_before_is_not_run_again(long_video, tmp_path):
 
     video, reference = long_video
     out = tmp_path / "out"
-    plan = lambda: plan_units(find_videos([str(video.parent)]), out, ("analysis-h5",), Manifest(out), [], "", 60, True)  # noqa: E731
+
+    def plan():
+        return plan_units(
+            find_videos([str(video.parent)]), out, ("analysis-h5",), Manifest(out), [], "", 60, True
+        )
+
     (unit,), _ = plan()
     assert len(unit.parts) >= 3 and unit.todo == tuple(range(len(unit.parts)))
     engine = LocalEngine(["demo"], TRACK, workers=1, threads=1, decode_threads=1)
-    assert [r.status for r in engine.results([(unit, 1)]) if r is not None] == ["done"]  # part 1 only, then stopped
+    assert [r.status for r in engine.results([(unit, 1)]) if r is not None] == [
+        "done"
+    ]  # part 1 only, then stopped
     (unit,), _ = plan()
     assert 1 not in unit.todo and 0 in unit.todo
     summary = run_batch([str(video.parent)], ["demo"], out, options(split_frames=60))

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_batch import TRACK, make_video
+
 from posestream.engine.batch import BatchOptions, run_batch
 from posestream.engine.batch.inputs import find_videos
 from posestream.engine.batch.manifest import Manifest
 from posestream.engine.batch.plan import plan_units
 from posestream.engine.batch.ray_engine import RayEngine
-from posestream.engine.sinks import read_analysis_h5
 from posestream.engine.commands.track import TrackOptions, track
-
-from test_batch import TRACK, make_video
+from posestream.engine.sinks import read_analysis_h5
 
 ray = pytest.importorskip("ray")
 
@@ -35,8 +35,10 @@ def local_ray():
 def videos(tmp_path_factory):
     root = tmp_path_factory.mktemp("ray_videos")
     paths = [make_video(root / "in" / f"v{i}.mp4", frames, i) for i, frames in enumerate((30, 20, 200))]
-    reference = {p.name: read_analysis_h5(track(p, ["demo"], root / "ref" / (p.name + ".h5"), TRACK)[1]["analysis-h5"])
-                 for p in paths}  # fmt: skip
+    reference = {
+        p.name: read_analysis_h5(track(p, ["demo"], root / "ref" / (p.name + ".h5"), TRACK)[1]["analysis-h5"])
+        for p in paths
+    }
     return root / "in", reference
 
 
@@ -81,7 +83,11 @@ def test_a_worker_killed_mid_unit_is_restarted_and_its_unit_redone(local_ray, vi
     finally:
         engine.close()
     assert killed.is_set(), "the worker was not killed mid-unit"
-    assert sorted(r.unit for r in results) == ["v0.mp4", "v1.mp4", "v2.mp4"]  # each once: none lost or doubled
+    assert sorted(r.unit for r in results) == [
+        "v0.mp4",
+        "v1.mp4",
+        "v2.mp4",
+    ]  # each once: none lost or doubled
     assert all(r.status == "done" for r in results)
     for name, ref in reference.items():
         assert_same(out / (name + ".predictions.h5"), ref)

@@ -15,7 +15,9 @@ POSESTREAM = str(Path(sys.executable).with_name("posestream"))
 
 
 def run(*args, **kwargs):
-    return subprocess.run([POSESTREAM, *map(str, args)], capture_output=True, text=True, timeout=120, **kwargs)
+    return subprocess.run(
+        [POSESTREAM, *map(str, args)], capture_output=True, text=True, timeout=120, **kwargs
+    )
 
 
 def test_help_lists_subcommands():
@@ -77,13 +79,26 @@ def test_train_and_evaluate_commands(tmp_path, synth_gray):
     out, _ = synth_gray
     run_dir = tmp_path / "run"
     tiny = ["--set", "backbone.filters=4", "--set", "backbone.max_stride=8", "--set", "data.input_scale=0.5"]
-    result = run("train", out.slp, "-o", run_dir, "--profile", "bottomup", "--max-epochs", 1, "--quiet", *tiny)
+    result = run(
+        "train", out.slp, "-o", run_dir, "--profile", "bottomup", "--max-epochs", 1, "--quiet", *tiny
+    )
     assert result.returncode == 0, result.stderr
     assert "stopped by max_epochs" in result.stdout and (run_dir / "best.pt").exists()
     again = run("train", out.slp, "-o", run_dir, "--profile", "bottomup")
     assert again.returncode == 2 and f"--resume {run_dir}" in again.stderr
-    tuned = run("train", out.slp, "-o", tmp_path / "tuned", "--config", run_dir / "config.yaml",
-                "--init-weights", run_dir, "--max-epochs", 1, "--quiet")  # fmt: skip
+    tuned = run(
+        "train",
+        out.slp,
+        "-o",
+        tmp_path / "tuned",
+        "--config",
+        run_dir / "config.yaml",
+        "--init-weights",
+        run_dir,
+        "--max-epochs",
+        1,
+        "--quiet",
+    )
     assert tuned.returncode == 0 and (tmp_path / "tuned" / "best.pt").exists(), tuned.stderr
     both = run("train", "--resume", run_dir, "--init-weights", run_dir)
     assert both.returncode == 2 and "pick one" in both.stderr
@@ -91,15 +106,28 @@ def test_train_and_evaluate_commands(tmp_path, synth_gray):
     result = run("evaluate", run_dir, "--frames", "0-9", "--json", report)
     assert result.returncode == 0, result.stderr
     assert "OKS mAP" in result.stdout and 0.0 <= json.loads(report.read_text())["mAP"] <= 1.0
-    assert Path(json.loads((run_dir / "run.json").read_text())["labels"]).is_absolute()  # evaluate from any folder
+    assert Path(
+        json.loads((run_dir / "run.json").read_text())["labels"]
+    ).is_absolute()  # evaluate from any folder
     from posestream.engine.synth import SynthConfig, write_synthetic_video
 
-    other = write_synthetic_video(tmp_path / "other" / "v.mp4", SynthConfig(frames=10, width=192, height=160, seed=9),
-                                  progress=False)  # fmt: skip
+    other = write_synthetic_video(
+        tmp_path / "other" / "v.mp4", SynthConfig(frames=10, width=192, height=160, seed=9), progress=False
+    )
     scores = []
     for extra in ([], ["--video-path", other.video]):  # other labels: their own video (the run's, before)
-        result = run("evaluate", run_dir, "--labels", other.slp, "--frames", "0-9", "--json", tmp_path / "o.json", *extra,
-                     cwd=tmp_path / "other")  # fmt: skip
+        result = run(
+            "evaluate",
+            run_dir,
+            "--labels",
+            other.slp,
+            "--frames",
+            "0-9",
+            "--json",
+            tmp_path / "o.json",
+            *extra,
+            cwd=tmp_path / "other",
+        )
         assert result.returncode == 0, result.stderr
         scores.append(json.loads((tmp_path / "o.json").read_text())["mAP"])
     assert scores[0] == scores[1]
@@ -108,14 +136,20 @@ def test_train_and_evaluate_commands(tmp_path, synth_gray):
     assert result.returncode == 0 and json.loads(itself.read_text())["mAP"] == 1.0  # ground truth vs itself
 
     model_dir = tmp_path / "model"
-    result = run("export", run_dir, "-o", model_dir, "--output-mode", "peaks", "--format", "onnx,torch", "--quiet")
+    result = run(
+        "export", run_dir, "-o", model_dir, "--output-mode", "peaks", "--format", "onnx,torch", "--quiet"
+    )
     assert result.returncode == 0, result.stderr
-    assert "bottomup model, input (160, 192, 1) uint8" in result.stdout and "peaks mode (K=16)" in result.stdout
+    assert (
+        "bottomup model, input (160, 192, 1) uint8" in result.stdout and "peaks mode (K=16)" in result.stdout
+    )
     assert {p.name for p in model_dir.iterdir()} == {"metadata.json", "model.onnx", "model.pt2"}
     exported = tmp_path / "e.json"
     result = run("evaluate", model_dir, "--frames", "0-9", "--json", exported)
     assert result.returncode == 0, result.stderr
-    assert json.loads(exported.read_text())["mAP"] == pytest.approx(json.loads(report.read_text())["mAP"], abs=1e-6)
+    assert json.loads(exported.read_text())["mAP"] == pytest.approx(
+        json.loads(report.read_text())["mAP"], abs=1e-6
+    )
     result = run("export", run_dir, "-o", tmp_path / "bad", "--format", "onnx,coreml")
     assert result.returncode == 2 and "--format must be among" in result.stderr
     result = run("export", tmp_path / "nowhere", "-o", tmp_path / "bad")
@@ -147,8 +181,12 @@ def test_version_and_a_commands_own_usage_on_an_unknown_option():
     """An unknown option printed the top level's usage, before; --version did not exist."""
     version = subprocess.run([POSESTREAM, "--version"], capture_output=True, text=True, timeout=60)
     assert version.returncode == 0 and version.stdout.startswith("posestream ")
-    unknown = subprocess.run([POSESTREAM, "retrack", "p.h5", "-o", "o.h5", "--video-path", "a=b"], capture_output=True,
-                             text=True, timeout=60)  # fmt: skip
+    unknown = subprocess.run(
+        [POSESTREAM, "retrack", "p.h5", "-o", "o.h5", "--video-path", "a=b"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert unknown.returncode == 2 and unknown.stderr.startswith("usage: posestream retrack")
     assert "unrecognized arguments: --video-path a=b" in unknown.stderr
 

@@ -31,7 +31,9 @@ def instructions(path: Path) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_dockerfile_passes_hadolint(name):
-    result = subprocess.run([hadolint(), "--no-color", str(DOCKERFILES[name])], capture_output=True, text=True)
+    result = subprocess.run(
+        [hadolint(), "--no-color", str(DOCKERFILES[name])], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -39,13 +41,17 @@ def test_dockerfile_passes_hadolint(name):
 def test_dockerfile_structure(name):
     steps = instructions(DOCKERFILES[name])
     bases = [args for op, args in steps if op == "FROM"]
-    assert bases and all(re.search(r":\d[\w.\-]*$", base.split()[0]) and "latest" not in base for base in bases)
+    assert bases and all(
+        re.search(r":\d[\w.\-]*$", base.split()[0]) and "latest" not in base for base in bases
+    )
     users = [args for op, args in steps if op == "USER"]
     assert users and users[-1] not in ("root", "0")  # the last user, who runs posestream, is not root
     assert any(op == "HEALTHCHECK" and "healthcheck.py" in args for op, args in steps)
     assert any(op == "ENTRYPOINT" and "posestream" in args for op, args in steps)
     installs = " ".join(args for op, args in steps if op == "RUN" and "pip install" in args)
-    assert "-c docker/constraints.txt" in installs and "ray" in installs  # pinned versions; Ray in every image
+    assert (
+        "-c docker/constraints.txt" in installs and "ray" in installs
+    )  # pinned versions; Ray in every image
     if name != "cpu":
         env = " ".join(args for op, args in steps if op == "ENV")
         assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility,video" in env  # video: NVDEC decoding
@@ -53,7 +59,11 @@ def test_dockerfile_structure(name):
 
 
 def test_constraints_pin_every_package():
-    lines = [l for l in (REPO / "docker" / "constraints.txt").read_text().splitlines() if l and not l.startswith("#")]
+    lines = [
+        line
+        for line in (REPO / "docker" / "constraints.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     assert lines and all(re.fullmatch(r"[\w\-]+==[\w.]+", line) for line in lines)
     pinned = {line.split("==")[0] for line in lines}
     assert {"numpy", "onnxruntime", "av", "h5py", "pyzmq", "ray", "onnxruntime-gpu"} <= pinned
@@ -68,7 +78,10 @@ def test_kuberay_job_runs_posestream_batch_on_ray():
     yaml = pytest.importorskip("yaml")
     job = yaml.safe_load((REPO / "docker" / "kuberay-rayjob.yaml").read_text())
     assert job["kind"] == "RayJob" and job["apiVersion"].startswith("ray.io/")
-    assert job["spec"]["entrypoint"].startswith("posestream batch") and "--engine ray" in job["spec"]["entrypoint"]
+    assert (
+        job["spec"]["entrypoint"].startswith("posestream batch")
+        and "--engine ray" in job["spec"]["entrypoint"]
+    )
     workers = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]
     assert workers["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert workers["securityContext"]["runAsNonRoot"] is True
@@ -83,6 +96,15 @@ def test_health_check_reports_a_live_engine_that_is_not_serving(tmp_path):
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        assert subprocess.run([sys.executable, script], env={"POSESTREAM_HEALTH_ADDR": f"127.0.0.1:{port}"}).returncode == 0
-    assert subprocess.run([sys.executable, script], env={"POSESTREAM_HEALTH_ADDR": f"127.0.0.1:{port}"},
-                          capture_output=True).returncode == 1  # fmt: skip
+        assert (
+            subprocess.run(
+                [sys.executable, script], env={"POSESTREAM_HEALTH_ADDR": f"127.0.0.1:{port}"}
+            ).returncode
+            == 0
+        )
+    assert (
+        subprocess.run(
+            [sys.executable, script], env={"POSESTREAM_HEALTH_ADDR": f"127.0.0.1:{port}"}, capture_output=True
+        ).returncode
+        == 1
+    )

@@ -12,8 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 pytest.importorskip("sleap_io")
-from posestream.engine.model.backends import OnnxRuntimeBackend
 from posestream.core.errors import ConfigError, ModelFormatError, ModelNotFoundError
+from posestream.engine.model.backends import OnnxRuntimeBackend
 from posestream.engine.model.inference import ExportedModel
 from posestream.engine.model.model_dir import load_model_dir
 from posestream.engine.model.peaks import NOT_A_PEAK, find_candidates
@@ -67,7 +67,9 @@ def assert_same_outputs(got: dict, want: list, edges, tolerance: float = FP32_TO
     assert ours_by_cell.keys() == theirs_by_cell.keys()
     for key, (k, patch) in ours_by_cell.items():
         np.testing.assert_allclose(patch, got["peak_patches"][key[0], key[1], k], atol=tolerance)
-        np.testing.assert_allclose(patch, theirs["peak_patches"][key[0], key[1], theirs_by_cell[key][0]], atol=tolerance)
+        np.testing.assert_allclose(
+            patch, theirs["peak_patches"][key[0], key[1], theirs_by_cell[key][0]], atol=tolerance
+        )
     if "paf_dots" not in got:
         return
     for (b, c, cell), (k, _) in ours_by_cell.items():
@@ -77,7 +79,9 @@ def assert_same_outputs(got: dict, want: list, edges, tolerance: float = FP32_TO
             for (b2, c2, cell2), (k2, _) in ours_by_cell.items():
                 if b2 == b and c2 == dst:
                     mine = got["paf_dots"][b, e, k, k2]
-                    other = theirs["paf_dots"][b, e, theirs_by_cell[(b, c, cell)][0], theirs_by_cell[(b2, c2, cell2)][0]]
+                    other = theirs["paf_dots"][
+                        b, e, theirs_by_cell[(b, c, cell)][0], theirs_by_cell[(b2, c2, cell2)][0]
+                    ]
                     np.testing.assert_allclose(mine, other, atol=tolerance)
 
 
@@ -107,7 +111,9 @@ def test_onnxruntime_matches_torch_on_synthetic_frames(runs, frames, tmp_path, p
     model_dir = export_run(runs[profile], tmp_path / "m", ExportOptions(output_mode=mode))
     batch = model_input(model_dir, frames)
     edges = model_dir.metadata.skeleton.edges
-    assert_same_outputs(OnnxRuntimeBackend(model_dir).run(batch), torch_outputs(runs[profile], model_dir, batch), edges)
+    assert_same_outputs(
+        OnnxRuntimeBackend(model_dir).run(batch), torch_outputs(runs[profile], model_dir, batch), edges
+    )
 
 
 @pytest.mark.parametrize("profile", ["single_instance", "bottomup", "centroid"])
@@ -115,17 +121,25 @@ def test_onnxruntime_matches_torch_on_real_frames(runs, sleap_file, tmp_path, pr
     video = sleap_file("centered_pair_small.mp4")
     with VideoFileReader(video) as reader:
         real = np.stack([image for _, image in reader.iter_frames("0-3")])  # (4, 384, 384, 1)
-    model_dir = export_run(runs[profile], tmp_path / "m", ExportOptions(input_size=(384, 384), output_mode="peaks"))
+    model_dir = export_run(
+        runs[profile], tmp_path / "m", ExportOptions(input_size=(384, 384), output_mode="peaks")
+    )
     edges = model_dir.metadata.skeleton.edges
-    assert_same_outputs(OnnxRuntimeBackend(model_dir).run(real), torch_outputs(runs[profile], model_dir, real), edges)
+    assert_same_outputs(
+        OnnxRuntimeBackend(model_dir).run(real), torch_outputs(runs[profile], model_dir, real), edges
+    )
 
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_maps_and_peaks_models_give_the_same_poses(runs, frames, tmp_path, profile):
-    maps = ExportedModel(export_run(runs[profile], tmp_path / "maps", ExportOptions(output_mode="maps")).path,
-                         peak_threshold=0.05)  # fmt: skip
-    peaks = ExportedModel(export_run(runs[profile], tmp_path / "peaks", ExportOptions(output_mode="peaks")).path,
-                          peak_threshold=0.05)  # fmt: skip
+    maps = ExportedModel(
+        export_run(runs[profile], tmp_path / "maps", ExportOptions(output_mode="maps")).path,
+        peak_threshold=0.05,
+    )
+    peaks = ExportedModel(
+        export_run(runs[profile], tmp_path / "peaks", ExportOptions(output_mode="peaks")).path,
+        peak_threshold=0.05,
+    )
     batch = model_input(maps.model_dir, frames)
     found_any = False
     for a, b in zip(maps.predict(batch), peaks.predict(batch)):
@@ -147,9 +161,16 @@ def test_torch_and_numpy_candidates_agree_on_plateaus_and_borders():
     cells = np.stack(np.divmod(flat.numpy(), 10), axis=-1)
     for b in range(2):  # equal values may come in another order: compare as sets of (value, cell, patch)
         for c in range(3):
-            theirs = sorted(zip(values[b, c].tolist(), map(tuple, cells[b, c]), patches[b, c].reshape(6, 9).tolist()))
-            mine = sorted(zip(ours.values[b, c].tolist(), zip(ours.rows[b, c], ours.cols[b, c]),
-                              ours.patches[b, c].reshape(6, 9).tolist()))  # fmt: skip
+            theirs = sorted(
+                zip(values[b, c].tolist(), map(tuple, cells[b, c]), patches[b, c].reshape(6, 9).tolist())
+            )
+            mine = sorted(
+                zip(
+                    ours.values[b, c].tolist(),
+                    zip(ours.rows[b, c], ours.cols[b, c]),
+                    ours.patches[b, c].reshape(6, 9).tolist(),
+                )
+            )
             assert [(v, tuple(map(int, cell)), p) for v, cell, p in theirs] == [
                 (v, tuple(map(int, cell)), p) for v, cell, p in mine
             ]
@@ -158,7 +179,9 @@ def test_torch_and_numpy_candidates_agree_on_plateaus_and_borders():
 @pytest.mark.parametrize("precision, tolerance", [("fp16", FP16_TOLERANCE), ("int8", INT8_TOLERANCE)])
 def test_reduced_precision_stays_close_to_fp32(runs, frames, tmp_path, precision, tolerance):
     fp32 = export_run(runs["bottomup"], tmp_path / "fp32")
-    low = export_run(runs["bottomup"], tmp_path / precision, ExportOptions(precision=precision, calibration_frames=8))
+    low = export_run(
+        runs["bottomup"], tmp_path / precision, ExportOptions(precision=precision, calibration_frames=8)
+    )
     assert low.metadata.precision == precision
     want, got = OnnxRuntimeBackend(fp32).run(frames), OnnxRuntimeBackend(low).run(frames)
     for name in want:
@@ -172,7 +195,9 @@ def test_reduced_precision_stays_close_to_fp32(runs, frames, tmp_path, precision
 
 
 def test_torch_program_matches_onnx(runs, frames, tmp_path):
-    model_dir = export_run(runs["centroid"], tmp_path / "m", ExportOptions(formats=("onnx", "torch"), output_mode="peaks"))
+    model_dir = export_run(
+        runs["centroid"], tmp_path / "m", ExportOptions(formats=("onnx", "torch"), output_mode="peaks")
+    )
     program = torch.export.load(str(model_dir.file("torch"))).module()
     with torch.inference_mode():
         got = program(torch.from_numpy(frames[:3]))
@@ -184,9 +209,13 @@ def test_torch_program_matches_onnx(runs, frames, tmp_path):
 
 
 def test_metadata_is_written_embedded_and_checked(runs, frames, tmp_path):
-    model_dir = export_run(runs["centered_instance"], tmp_path / "m", ExportOptions(output_mode="peaks", max_peaks=2))
+    model_dir = export_run(
+        runs["centered_instance"], tmp_path / "m", ExportOptions(output_mode="peaks", max_peaks=2)
+    )
     meta = model_dir.metadata
-    assert meta.model_type is ModelType.CENTERED_INSTANCE and meta.max_peaks == 2 and meta.anchor_part == "neck"
+    assert (
+        meta.model_type is ModelType.CENTERED_INSTANCE and meta.max_peaks == 2 and meta.anchor_part == "neck"
+    )
     assert meta.input_shape[:2] == meta.crop_size and meta.input_layout == "NHWC"
     assert meta.source_run == str(runs["centered_instance"].resolve()) and meta.config_hash
     OnnxRuntimeBackend(model_dir)  # embedded metadata == metadata.json
@@ -239,11 +268,15 @@ def test_evaluating_exported_models_equals_evaluating_runs(runs, synth, tmp_path
     from posestream.train.labels import load_labels
 
     labels = load_labels(synth.slp)
-    exported = [export_run(runs[p], tmp_path / p, ExportOptions(output_mode="peaks")).path
-                for p in ("centroid", "centered_instance")]  # fmt: skip
+    exported = [
+        export_run(runs[p], tmp_path / p, ExportOptions(output_mode="peaks")).path
+        for p in ("centroid", "centered_instance")
+    ]
     options = PredictOptions(peak_threshold=0.05)
     indices = list(range(len(labels)))
-    via_torch = predict([RunModel(runs["centroid"]), RunModel(runs["centered_instance"])], labels, indices, options)
+    via_torch = predict(
+        [RunModel(runs["centroid"]), RunModel(runs["centered_instance"])], labels, indices, options
+    )
     via_engine = predict([open_model(p) for p in exported], labels, indices, options)
     assert via_torch.keys() == via_engine.keys()
     for k in via_torch:
@@ -254,7 +287,13 @@ def test_tensorrt_engine_matches_onnxruntime(runs, frames, tmp_path):
     trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install 'posestream[gpu]')")
     if not torch.cuda.is_available():
         pytest.skip("TensorRT needs an NVIDIA GPU")
-    model_dir = export_run(runs["centroid"], tmp_path / "m", ExportOptions(formats=("onnx", "tensorrt"), max_batch=8))
+    model_dir = export_run(
+        runs["centroid"], tmp_path / "m", ExportOptions(formats=("onnx", "tensorrt"), max_batch=8)
+    )
     assert model_dir.file("tensorrt").stat().st_size > 0 and trt.__version__
-    again = export_run(runs["centroid"], tmp_path / "m2", ExportOptions(formats=("onnx", "tensorrt"), max_batch=8))
-    assert again.file("tensorrt").read_bytes() == model_dir.file("tensorrt").read_bytes()  # from the engine cache
+    again = export_run(
+        runs["centroid"], tmp_path / "m2", ExportOptions(formats=("onnx", "tensorrt"), max_batch=8)
+    )
+    assert (
+        again.file("tensorrt").read_bytes() == model_dir.file("tensorrt").read_bytes()
+    )  # from the engine cache

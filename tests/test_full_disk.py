@@ -5,18 +5,19 @@ batch the unit fails, no more units start, and the same command finishes once th
 from __future__ import annotations
 
 import contextlib
-import textwrap
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
-from posestream.engine.batch import BatchOptions, run_batch
+
 from posestream.core.errors import DiskFullError
+from posestream.engine.batch import BatchOptions, run_batch
+from posestream.engine.commands.track import TrackOptions
 from posestream.engine.sinks import AnalysisH5Writer, read_analysis_h5
 from posestream.engine.sinks.analysis_h5.writer import RESERVE_BYTES
-from posestream.engine.commands.track import TrackOptions
 from posestream.engine.types import FramePredictions, Skeleton
 
 POSESTREAM = str(Path(sys.executable).with_name("posestream"))
@@ -26,7 +27,9 @@ POSESTREAM = str(Path(sys.executable).with_name("posestream"))
 def small_disk(folder: Path, size: str):
     """A tmpfs of ``size`` mounted at ``folder`` (skips the test when this machine does not allow it)."""
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
     try:
@@ -55,16 +58,25 @@ def frame(idx: int) -> FramePredictions:
 def test_track_onto_a_full_disk_is_a_clear_error(tmp_path):
     """As a new user tries it: `posestream track` onto a 64 KB filesystem (a segmentation fault before)."""
     with small_disk(tmp_path / "disk", "64k") as disk:
-        result = subprocess.run([POSESTREAM, "track", "-i", "nowhere.mp4", "-m", "demo", "-o", str(disk / "o.h5")],
-                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        result = subprocess.run(
+            [POSESTREAM, "track", "-i", "nowhere.mp4", "-m", "demo", "-o", str(disk / "o.h5")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         video_missing = result
         assert video_missing.returncode == 2  # the video is checked first
         from posestream.engine.synth import SynthConfig, write_synthetic_video
 
-        video = write_synthetic_video(tmp_path / "v.mp4", SynthConfig(frames=10, width=384, height=384), slp=False,
-                                      progress=False).video  # fmt: skip
-        result = subprocess.run([POSESTREAM, "track", "-i", str(video), "-m", "demo", "-o", str(disk / "o.h5"), "--quiet"],
-                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        video = write_synthetic_video(
+            tmp_path / "v.mp4", SynthConfig(frames=10, width=384, height=384), slp=False, progress=False
+        ).video
+        result = subprocess.run(
+            [POSESTREAM, "track", "-i", str(video), "-m", "demo", "-o", str(disk / "o.h5"), "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 2, result.stderr
         assert f"{disk / 'o.h5'}: the disk is full" in result.stderr and "Traceback" not in result.stderr
 
@@ -94,7 +106,11 @@ def test_batch_stops_starting_units_on_a_full_disk_and_finishes_after(tmp_path):
         filler = fill(disk, RESERVE_BYTES // 2)
         summary = run_batch([str(tmp_path / "in")], ["demo"], disk / "out", options)
         assert summary.disk_full and summary.exit_code == 1
-        assert len(summary.ran) == 1 and summary.ran[0].status == "failed" and "disk is full" in summary.ran[0].error
+        assert (
+            len(summary.ran) == 1
+            and summary.ran[0].status == "failed"
+            and "disk is full" in summary.ran[0].error
+        )
         assert summary.not_started == 2  # nothing more went to the full disk
         filler.unlink()
         again = run_batch([str(tmp_path / "in")], ["demo"], disk / "out", options)
@@ -105,20 +121,28 @@ def test_batch_stops_starting_units_on_a_full_disk_and_finishes_after(tmp_path):
 def test_bad_output_paths_are_clear_errors(tmp_path):
     from posestream.engine.synth import SynthConfig, write_synthetic_video
 
-    video = write_synthetic_video(tmp_path / "v.mp4", SynthConfig(frames=4, width=384, height=384), slp=False,
-                                  progress=False).video  # fmt: skip
+    video = write_synthetic_video(
+        tmp_path / "v.mp4", SynthConfig(frames=4, width=384, height=384), slp=False, progress=False
+    ).video
     (tmp_path / "afile").write_text("x")
     (tmp_path / "notes.h5").write_text("my notes, not predictions")
     (tmp_path / "folder.h5").mkdir()
     cases = {
         tmp_path / "afile" / "sub" / "o.h5": "afile is a file, not a folder",
-        tmp_path / "notes.h5": "exists and does not hold predictions posestream wrote, so it is not overwritten",
+        tmp_path
+        / "notes.h5": "exists and does not hold predictions posestream wrote, so it is not overwritten",
         tmp_path / "folder.h5": "is a folder; give a file name",
     }
     for out, message in cases.items():
-        result = subprocess.run([POSESTREAM, "track", "-i", str(video), "-m", "demo", "-o", str(out), "--quiet"],
-                                capture_output=True, text=True, timeout=120)  # fmt: skip
-        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+        result = subprocess.run(
+            [POSESTREAM, "track", "-i", str(video), "-m", "demo", "-o", str(out), "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, (
+            result.stderr
+        )
     assert (tmp_path / "notes.h5").read_text() == "my notes, not predictions"
 
 
@@ -148,8 +172,12 @@ def test_a_file_size_limit_mid_run_leaves_a_closed_file_of_exactly_the_frames_wr
     and the file opens without ``recover``, with every frame it marks done really written (a segfault and
     a file that marked an unwritten block done, before)."""
     path = tmp_path / "limited.h5"
-    result = subprocess.run([sys.executable, "-c", LIMITED_WRITER, str(path), str(200 << 10)], capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", LIMITED_WRITER, str(path), str(200 << 10)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and not result.stderr, result.stderr
     written, message = result.stdout.splitlines()
     assert "the file size limit is reached (ulimit -f)" in message
@@ -170,15 +198,22 @@ def test_track_under_a_file_size_limit_is_one_line_and_exit_2(tmp_path):
 
     from posestream.engine.synth import SynthConfig, write_synthetic_video
 
-    video = write_synthetic_video(tmp_path / "v.mp4", SynthConfig(frames=10, width=384, height=384), slp=False,
-                                  progress=False).video  # fmt: skip
+    video = write_synthetic_video(
+        tmp_path / "v.mp4", SynthConfig(frames=10, width=384, height=384), slp=False, progress=False
+    ).video
     out = tmp_path / "o.h5"
-    result = subprocess.run([POSESTREAM, "track", "-i", str(video), "-m", "demo", "-o", str(out), "--quiet"],
-                            capture_output=True, text=True, timeout=120,
-                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY)))  # fmt: skip
+    result = subprocess.run(
+        [POSESTREAM, "track", "-i", str(video), "-m", "demo", "-o", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY)),
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "the file size limit is reached" in result.stderr
-    assert read_analysis_h5(out).n_frames == 0  # closed and readable, nothing marked done that was not written
+    assert (
+        read_analysis_h5(out).n_frames == 0
+    )  # closed and readable, nothing marked done that was not written
 
 
 def test_slp_output_on_a_full_disk_never_leaves_a_file_at_the_final_name(tmp_path):
@@ -209,19 +244,32 @@ def test_outputs_replace_only_predictions_posestream_wrote(tmp_path):
     pytest.importorskip("sleap_io")
     from posestream.engine.synth import SynthConfig, write_synthetic_video
 
-    synth = write_synthetic_video(tmp_path / "v.mp4", SynthConfig(frames=3, width=384, height=384), progress=False)
+    synth = write_synthetic_video(
+        tmp_path / "v.mp4", SynthConfig(frames=3, width=384, height=384), progress=False
+    )
     (tmp_path / "notes.slp").write_text("my notes")
     truth = synth.slp.read_bytes()
 
     def track(out, *extra):
-        return subprocess.run([POSESTREAM, "track", "-i", str(synth.video), "-m", "demo", "-o", str(out), "--quiet",
-                               *extra], capture_output=True, text=True, timeout=120)  # fmt: skip
+        return subprocess.run(
+            [POSESTREAM, "track", "-i", str(synth.video), "-m", "demo", "-o", str(out), "--quiet", *extra],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     for out in (tmp_path / "notes.slp", synth.slp, synth.analysis_h5):
         result = track(out)
-        assert result.returncode == 2 and "not overwritten" in result.stderr and "--overwrite" in result.stderr
+        assert (
+            result.returncode == 2 and "not overwritten" in result.stderr and "--overwrite" in result.stderr
+        )
     assert (tmp_path / "notes.slp").read_text() == "my notes" and synth.slp.read_bytes() == truth
-    for out in (tmp_path / "p.slp", tmp_path / "p.slp", tmp_path / "p.h5", tmp_path / "p.h5"):  # again: its own
+    for out in (
+        tmp_path / "p.slp",
+        tmp_path / "p.slp",
+        tmp_path / "p.h5",
+        tmp_path / "p.h5",
+    ):  # again: its own
         assert track(out).returncode == 0
     assert track(tmp_path / "notes.slp", "--overwrite").returncode == 0
     assert b"my notes" not in (tmp_path / "notes.slp").read_bytes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+
 from posestream.engine import (
     FrameRanges,
     HDF5DatasetReader,

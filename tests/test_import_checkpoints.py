@@ -15,15 +15,25 @@ from posestream.core.errors import ModelFormatError  # noqa: E402
 from posestream.export.importers.lightning_ckpt import load_checkpoint  # noqa: E402
 
 DATA_ENV = "POSESTREAM_SLEAP_NN_DATA"
-CKPTS = ["bottomup", "centroid", "centered_instance", "single_instance", "multiclass_bottomup",
-         "multiclass_centered_instance"]  # fmt: skip
+CKPTS = [
+    "bottomup",
+    "centroid",
+    "centered_instance",
+    "single_instance",
+    "multiclass_bottomup",
+    "multiclass_centered_instance",
+]
 
 
 def ckpt_folder(kind: str) -> Path:
-    root = Path(os.environ.get(DATA_ENV, Path(__file__).resolve().parents[2] / "shared" / "data" / "sleap-nn"))
+    root = Path(
+        os.environ.get(DATA_ENV, Path(__file__).resolve().parents[2] / "shared" / "data" / "sleap-nn")
+    )
     folder = root / "model_ckpts" / f"minimal_instance_{kind}"
     if not (folder / "best.ckpt").exists():
-        pytest.skip(f"{folder.name} not found in {folder.parent} (set {DATA_ENV} to the sleap-nn fixtures folder)")
+        pytest.skip(
+            f"{folder.name} not found in {folder.parent} (set {DATA_ENV} to the sleap-nn fixtures folder)"
+        )
     return folder
 
 
@@ -62,7 +72,8 @@ def test_sleap_nn_network_places_every_tensor(kind):
 
 
 def test_sleap_nn_bottomup_finds_the_labelled_animals(sleap_file):
-    """The imported bottom-up checkpoint's confidence-map peaks on its own training frame lie on the labels."""
+    """The imported bottom-up checkpoint's confidence-map peaks on its own training frame lie on the
+    labels."""
     sio = pytest.importorskip("sleap_io")
     from scipy.ndimage import maximum_filter
 
@@ -73,9 +84,13 @@ def test_sleap_nn_bottomup_finds_the_labelled_animals(sleap_file):
     frame = labels.labeled_frames[0]
     image = np.asarray(frame.image, np.float32)[..., 0] / 255  # (384, 384)
     with torch.no_grad():
-        maps = graph(torch.from_numpy(image)[None, None])["MultiInstanceConfmapsHead"][0].numpy()  # (2, 192, 192)
+        maps = graph(torch.from_numpy(image)[None, None])["MultiInstanceConfmapsHead"][
+            0
+        ].numpy()  # (2, 192, 192)
     for node in range(2):
-        peaks = np.argwhere((maps[node] == maximum_filter(maps[node], 3)) & (maps[node] > 0.2))[:, ::-1] * 2.0  # (x, y)
+        peaks = (
+            np.argwhere((maps[node] == maximum_filter(maps[node], 3)) & (maps[node] > 0.2))[:, ::-1] * 2.0
+        )  # (x, y)
         for instance in frame.instances:
             truth = instance.numpy()[node]
             assert np.min(np.linalg.norm(peaks - truth, axis=1)) < 3.0, (node, truth, peaks)

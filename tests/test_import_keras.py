@@ -16,13 +16,20 @@ from posestream.core.errors import ModelFormatError  # noqa: E402
 from posestream.export.importers.keras_graph import load_keras_h5  # noqa: E402
 
 DATA_ENV = "POSESTREAM_SLEAP_NN_DATA"
-LEGACY = ["minimal_instance.UNet.centroid", "minimal_instance.UNet.bottomup", "minimal_instance.UNet.centered_instance",
-          "minimal_robot.UNet.single_instance", "min_tracks_2node.UNet.bottomup_multiclass",
-          "min_tracks_2node.UNet.topdown_multiclass"]  # fmt: skip
+LEGACY = [
+    "minimal_instance.UNet.centroid",
+    "minimal_instance.UNet.bottomup",
+    "minimal_instance.UNet.centered_instance",
+    "minimal_robot.UNet.single_instance",
+    "min_tracks_2node.UNet.bottomup_multiclass",
+    "min_tracks_2node.UNet.topdown_multiclass",
+]
 
 
 def legacy_folder(name: str) -> Path:
-    root = Path(os.environ.get(DATA_ENV, Path(__file__).resolve().parents[2] / "shared" / "data" / "sleap-nn"))
+    root = Path(
+        os.environ.get(DATA_ENV, Path(__file__).resolve().parents[2] / "shared" / "data" / "sleap-nn")
+    )
     folder = root / "legacy_models" / name
     if not (folder / "best_model.h5").exists():
         pytest.skip(f"{name} not found in {folder.parent} (set {DATA_ENV} to the sleap-nn fixtures folder)")
@@ -68,12 +75,16 @@ def test_unsupported_files_say_what_and_why(tmp_path):
         (lambda f: set_config(f, batchnorm), r"layer types \['BatchNormalization'\] are not supported"),
         (lambda f: set_config(f, wrong_filters), "stack0_enc0_conv0's weights have another output size"),
         (lambda f: set_config(f, strided), "stack0_enc0_conv0 .* is not supported"),
-        (lambda f: f["model_weights/stack0_enc1_conv0/stack0_enc1_conv0"].__delitem__("kernel:0"),
-         r"layer stack0_enc1_conv0 is missing its weights"),
-    ]  # fmt: skip
+        (
+            lambda f: f["model_weights/stack0_enc1_conv0/stack0_enc1_conv0"].__delitem__("kernel:0"),
+            r"layer stack0_enc1_conv0 is missing its weights",
+        ),
+    ]
     for i, (edit, message) in enumerate(cases):
         with pytest.raises(ModelFormatError, match=message):
-            load_keras_h5(edited(folder, tmp_path / str(i), edit) if (tmp_path / str(i)).mkdir() is None else None)
+            load_keras_h5(
+                edited(folder, tmp_path / str(i), edit) if (tmp_path / str(i)).mkdir() is None else None
+            )
     (tmp_path / "not.h5").write_bytes(b"nope")
     with pytest.raises(ModelFormatError, match="not a Keras model file"):
         load_keras_h5(tmp_path / "not.h5")
@@ -86,7 +97,11 @@ def test_damaged_bytes_are_caught_where_inference_would_read_them(tmp_path):
     with h5py.File(folder / "best_model.h5", "r") as f:
         weights = f["model_weights/stack0_dec0_s8_to_s4_trans_conv/stack0_dec0_s8_to_s4_trans_conv/kernel:0"]
         optimizer = f["optimizer_weights/Adam/stack0_dec0_s8_to_s4_trans_conv/kernel/m:0"]
-        offsets = {"weights": weights.id.get_offset(), "optimizer": optimizer.id.get_offset(), "structure": 96}
+        offsets = {
+            "weights": weights.id.get_offset(),
+            "optimizer": optimizer.id.get_offset(),
+            "structure": 96,
+        }
 
     def damaged(where: str) -> Path:
         path = tmp_path / where / "best_model.h5"

@@ -1,5 +1,7 @@
-"""The compiled kernels (posestream.engine.kernels): built ahead of time once per machine, or by numba's JIT, with
-the same results; a run that loads the ahead-of-time module never loads numba; a failed build falls back to the
+"""The compiled kernels (posestream.engine.kernels): built ahead of time once per machine, or by numba's JIT,
+with
+the same results; a run that loads the ahead-of-time module never loads numba; a failed build falls back to
+the
 JIT with a warning that says where the reason is."""
 
 from __future__ import annotations
@@ -11,17 +13,27 @@ import sys
 
 import numpy as np
 import pytest
-from posestream.engine import kernels
+
 from posestream.core.errors import ConfigError
+from posestream.engine import kernels
 from posestream.engine.synth import SynthConfig, write_synthetic_video
 
-needs_compiler = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
-                                    reason="the ahead-of-time build needs a C compiler (cc)")  # fmt: skip
+needs_compiler = pytest.mark.skipif(
+    shutil.which("cc") is None and shutil.which("gcc") is None,
+    reason="the ahead-of-time build needs a C compiler (cc)",
+)
 
 
-def _python(code: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})  # fmt: skip
+def _python(
+    code: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _random_inputs(seed: int) -> dict[str, tuple]:
@@ -42,18 +54,48 @@ def _random_inputs(seed: int) -> dict[str, tuple]:
     scores = rng.random((2, 4, k), dtype=np.float32)
     return {
         "candidates": (maps, np.float32(0.2), values, flat, np.zeros((2, 4, k, 3, 3), np.float32)),
-        "refine": (patches, maps, rng.random((2, 4, k), dtype=np.float32), rows, cols, 24, 20, 2.0, 0.3, 2,
-                   np.zeros((2, 4, k, 2), np.float32)),
-        "pair_dots": (points, present, pafs, edges, np.float32(4.0), np.linspace(0, 1, 10, dtype=np.float32),
-                      np.zeros((2, 3, k, k, 10), np.float32)),
-        "group": (points, scores, points.copy(), dots, edges, np.float32(0.05), 0.5, 30.0, 2,
-                  np.full((2, 6, 4, 2), np.nan, np.float32), np.zeros((2, 6, 4), np.float32),
-                  np.zeros((2, 6), np.float32), np.zeros(2, np.int64)),
+        "refine": (
+            patches,
+            maps,
+            rng.random((2, 4, k), dtype=np.float32),
+            rows,
+            cols,
+            24,
+            20,
+            2.0,
+            0.3,
+            2,
+            np.zeros((2, 4, k, 2), np.float32),
+        ),
+        "pair_dots": (
+            points,
+            present,
+            pafs,
+            edges,
+            np.float32(4.0),
+            np.linspace(0, 1, 10, dtype=np.float32),
+            np.zeros((2, 3, k, k, 10), np.float32),
+        ),
+        "group": (
+            points,
+            scores,
+            points.copy(),
+            dots,
+            edges,
+            np.float32(0.05),
+            0.5,
+            30.0,
+            2,
+            np.full((2, 6, 4, 2), np.nan, np.float32),
+            np.zeros((2, 6, 4), np.float32),
+            np.zeros((2, 6), np.float32),
+            np.zeros(2, np.int64),
+        ),
         "oks": (detections, predicted, np.array([5.0, 9.0])),
         "centroid": (detections, predicted, np.array([5.0, 9.0])),
         "iou": (detections, predicted, np.array([5.0, 9.0])),
         "observe": (predicted.copy(), np.array([1, 0]), detections[:2].copy(), 4.0),
-    }  # fmt: skip
+    }
 
 
 def _results(compiled, seed: int) -> dict[str, list[np.ndarray]]:
@@ -81,8 +123,9 @@ def test_ahead_of_time_and_jit_kernels_give_the_same_results(seed):
 
 @needs_compiler
 def test_a_tracking_run_on_the_ahead_of_time_kernels_loads_neither_numba_nor_llvm(tmp_path):
-    video = write_synthetic_video(tmp_path / 'pair.mp4', SynthConfig(frames=30, width=384, height=384, animals=2),
-                                  progress=False).video  # the demo model's frame size
+    video = write_synthetic_video(
+        tmp_path / "pair.mp4", SynthConfig(frames=30, width=384, height=384, animals=2), progress=False
+    ).video  # the demo model's frame size
     code = (
         "import sys\n"
         "from posestream.engine import kernels\n"
@@ -102,11 +145,16 @@ def test_a_tracking_run_on_the_ahead_of_time_kernels_loads_neither_numba_nor_llv
 
 @needs_compiler
 def test_processes_that_start_at_once_build_the_module_once(tmp_path):
-    """Two processes with an empty cache: one builds (under a lock), the other waits and imports the same file."""
+    """Two processes with an empty cache: one builds (under a lock), the other waits and imports the same
+    file."""
     code = "from posestream.engine import kernels\nkernels.load()\nprint(kernels.how_compiled())\n"
     env = {**os.environ, "POSESTREAM_CACHE_DIR": str(tmp_path)}
-    started = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=env) for _ in range(2)]  # fmt: skip
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=600) for p in started]
     assert all(p.returncode == 0 for p in started), outputs
     assert outputs[0][0] == outputs[1][0] and outputs[0][0].startswith("ahead of time"), outputs
@@ -139,8 +187,10 @@ def test_an_unknown_kernels_mode_is_a_config_error_that_names_the_choices(monkey
 @needs_compiler
 @pytest.mark.parametrize("way", ["ahead of time", "jit"])
 def test_both_compilations_refuse_arrays_their_signature_does_not_name(way):
-    """A float64 map, a Fortran-order pose array or a read-only output is a caller's bug: a TypeError that names the
-    argument, never a second compilation (JIT) or a crash (the ahead-of-time module only compares item sizes)."""
+    """A float64 map, a Fortran-order pose array or a read-only output is a caller's bug: a TypeError that
+    names the
+    argument, never a second compilation (JIT) or a crash (the ahead-of-time module only compares item
+    sizes)."""
     compiled = kernels.jit_kernels() if way == "jit" else kernels.ahead_of_time_kernels()[0]
     inputs = _random_inputs(0)
     wrong = {

@@ -28,8 +28,10 @@ def _options() -> dict[str, list[tuple[str, argparse.Action]]]:
 def test_every_option_in_several_commands_has_one_help_and_one_type():
     differ = {}
     for flag, uses in _options().items():
-        kinds = {(action.help, action.type, type(action).__name__, action.choices and tuple(action.choices))
-                 for _, action in uses}  # fmt: skip
+        kinds = {
+            (action.help, action.type, type(action).__name__, action.choices and tuple(action.choices))
+            for _, action in uses
+        }
         if len(kinds) > 1:
             differ[flag] = sorted(command for command, _ in uses)
     assert not differ, f"options declared more than once, with differing help or type: {differ}"
@@ -49,11 +51,15 @@ def test_old_spellings_still_work_with_a_note(tmp_path, capsys):
 
 
 def test_the_live_client_imports_neither_video_nor_model_libraries():
-    code = f"import posestream.live, sys; print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
+    code = (
+        f"import posestream.live, sys; print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
 
 def test_the_import_graph_is_acyclic():
-    result = subprocess.run([sys.executable, ROOT / "tools" / "import_graph.py"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, ROOT / "tools" / "import_graph.py"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout

@@ -18,19 +18,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from posestream.core.errors import ConfigError
-from posestream.live import CameraPublisher, Curve, PoseSubscriber
 from posestream.engine.live.session import LiveOptions, LiveSession
 from posestream.engine.live.sim import SimOptions, camera_sim
 from posestream.engine.live.source import CameraInput, CameraSource
-from posestream.live.security import write_keys
-from posestream.engine.pipeline import Pipeline, PipelineConfig
 from posestream.engine.model.predictor import Predictor
+from posestream.engine.pipeline import Pipeline, PipelineConfig
 from posestream.engine.sinks import AnalysisH5Reader
 from posestream.engine.sinks.analysis_h5 import FRAME_DONE, FRAME_DROPPED
 from posestream.engine.sources import open_source
 from posestream.engine.synth import SynthConfig, write_synthetic_video
 from posestream.engine.tracking import Tracker, TrackerConfig
+from posestream.live import CameraPublisher, Curve, PoseSubscriber
+from posestream.live.security import write_keys
 
 POSESTREAM = str(Path(sys.executable).with_name("posestream"))
 TRACKING = TrackerConfig(max_tracks=2)
@@ -41,7 +42,9 @@ FRAMES = 60
 def clip(tmp_path_factory):
     """60 frames of two animals at the demo model's size (384x384 gray), 30 fps."""
     config = SynthConfig(frames=FRAMES, width=384, height=384, animals=2, seed=4)
-    return write_synthetic_video(tmp_path_factory.mktemp("live") / "pair.mp4", config, slp=False, progress=False).video
+    return write_synthetic_video(
+        tmp_path_factory.mktemp("live") / "pair.mp4", config, slp=False, progress=False
+    ).video
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +77,16 @@ def assert_same_identities(recorded, reference) -> None:
     """A frame read back from a recording has the reference's instances under the same track ids."""
     assert sorted(recorded.track_ids.tolist()) == sorted(reference.track_ids.tolist())
     for track in set(reference.track_ids.tolist()) - {-1}:
-        np.testing.assert_allclose(recorded.points[recorded.track_ids == track],
-                                   reference.points[reference.track_ids == track], atol=0.01)  # fmt: skip
+        np.testing.assert_allclose(
+            recorded.points[recorded.track_ids == track],
+            reference.points[reference.track_ids == track],
+            atol=0.01,
+        )
 
 
 def receive(subscriber: PoseSubscriber, count: int, timeout: float = 60.0) -> list:
-    """The next ``count`` pose messages (each waited for up to ``timeout`` s), then checks that no more came."""
+    """The next ``count`` pose messages (each waited for up to ``timeout`` s), then checks that no more
+    came."""
     messages = []
     while len(messages) < count and (message := subscriber.recv(timeout=timeout)) is not None:
         messages.append(message)
@@ -101,8 +108,13 @@ def client_in(session: LiveSession) -> None:
 
 
 def options(tmp_path: Path, **overrides) -> LiveOptions:
-    base = dict(cameras=(address(tmp_path, "cam"),), publish=address(tmp_path, "poses"), status=False,
-                queue_frames=64, lossless=True)  # fmt: skip
+    base = dict(
+        cameras=(address(tmp_path, "cam"),),
+        publish=address(tmp_path, "poses"),
+        status=False,
+        queue_frames=64,
+        lossless=True,
+    )
     return LiveOptions(**{**base, **overrides})
 
 
@@ -121,10 +133,18 @@ def test_round_trip_gives_the_offline_poses_and_identities(clip, offline, tmp_pa
     for message, reference in zip(messages, offline):
         np.testing.assert_allclose(message.points, reference.points, atol=0.01)
         np.testing.assert_array_equal(message.track_ids, reference.track_ids)
-        assert message.header.time("capture") < message.header.time("infer_start") < message.header.time("publish")
+        assert (
+            message.header.time("capture")
+            < message.header.time("infer_start")
+            < message.header.time("publish")
+        )
     stats = result["summary"].cameras[0]
-    assert (stats["frames_sent"], stats["frames_received"], stats["frames_dropped"], stats["frames_published"]) == (
-        FRAMES, FRAMES, 0, FRAMES)  # fmt: skip
+    assert (
+        stats["frames_sent"],
+        stats["frames_received"],
+        stats["frames_dropped"],
+        stats["frames_published"],
+    ) == (FRAMES, FRAMES, 0, FRAMES)
     with AnalysisH5Reader(tmp_path / "rec.cam0.h5") as recording:
         frames = list(recording.iter_frames())
         counters = recording._file["camera_counter"][:]
@@ -170,7 +190,9 @@ def test_two_cameras_stay_apart(clip, offline, tmp_path):
         np.testing.assert_array_equal(second.track_ids, reference.track_ids)
         np.testing.assert_allclose(second.points, reference.points, atol=0.01)
     summary = result["summary"]
-    assert sorted(summary.cameras) == [0, 1] and all(s["frames_received"] == 30 for s in summary.cameras.values())
+    assert sorted(summary.cameras) == [0, 1] and all(
+        s["frames_received"] == 30 for s in summary.cameras.values()
+    )
     assert sorted(p.name for p in summary.recordings) == ["rec.cam0.h5", "rec.cam1.h5"]
     for path in summary.recordings:
         with AnalysisH5Reader(path) as recording:
@@ -215,8 +237,17 @@ def test_a_silent_camera_is_reported_and_a_restarted_one_counted_anew(clip, tmp_
     assert [m.counter for m in messages] == [0, 1, 2, 0, 1, 2, 3]
     assert messages[3].header.flags & messages[3].header.RESTARTED
     stats = result["summary"].cameras[0]
-    assert (stats["frames_sent"], stats["frames_received"], stats["frames_dropped"], stats["restarts"]) == (7, 7, 0, 1)
-    assert "camera 0 is silent" in caplog.text and "camera 0 is back" in caplog.text and "restarted" in caplog.text
+    assert (stats["frames_sent"], stats["frames_received"], stats["frames_dropped"], stats["restarts"]) == (
+        7,
+        7,
+        0,
+        1,
+    )
+    assert (
+        "camera 0 is silent" in caplog.text
+        and "camera 0 is back" in caplog.text
+        and "restarted" in caplog.text
+    )
 
 
 class Seen:
@@ -254,11 +285,17 @@ def test_the_hook_sees_every_published_frame_in_order_and_a_failure_is_reported(
 def test_processor_specs_are_checked(tmp_path, monkeypatch):
     from posestream.engine.live.hooks import load_processor
 
-    (tmp_path / "rig.py").write_text("class Laser:\n    def process(self, frame, meta):\n        pass\nclass Bad:\n    pass\n")
+    (tmp_path / "rig.py").write_text(
+        "class Laser:\n    def process(self, frame, meta):\n        pass\nclass Bad:\n    pass\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     assert load_processor("rig:Laser").__class__.__name__ == "Laser"
-    for spec, message in (("rig", "module:Class"), ("rig:Nope", "cannot load"), ("nowhere:X", "cannot load"),
-                          ("rig:Bad", "no process")):  # fmt: skip
+    for spec, message in (
+        ("rig", "module:Class"),
+        ("rig:Nope", "cannot load"),
+        ("nowhere:X", "cannot load"),
+        ("rig:Bad", "no process"),
+    ):
         with pytest.raises(ConfigError, match=message):
             load_processor(spec)
 
@@ -283,7 +320,9 @@ def test_curve_keys_let_in_only_the_right_peer(tmp_path):
 
 
 def run(*args, **kwargs):
-    return subprocess.run([POSESTREAM, *map(str, args)], capture_output=True, text=True, timeout=120, **kwargs)
+    return subprocess.run(
+        [POSESTREAM, *map(str, args)], capture_output=True, text=True, timeout=120, **kwargs
+    )
 
 
 def test_a_remote_bind_without_the_flag_is_refused(tmp_path):
@@ -295,13 +334,33 @@ def test_a_remote_bind_without_the_flag_is_refused(tmp_path):
 
 def test_sigint_stops_cleanly_and_leaves_a_readable_recording(clip, tmp_path):
     cam, out, stats = address(tmp_path, "cam"), tmp_path / "rec.h5", tmp_path / "stats.json"
-    live = subprocess.Popen([POSESTREAM, "live", "-m", "demo", "--camera", cam, "-o", out, "--stats-json", stats,
-                             "--queue", "64", "--lossless", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    live = subprocess.Popen(
+        [
+            POSESTREAM,
+            "live",
+            "-m",
+            "demo",
+            "--camera",
+            cam,
+            "-o",
+            out,
+            "--stats-json",
+            stats,
+            "--queue",
+            "64",
+            "--lossless",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         sent = run("camera-sim", clip, "--address", cam, "--rate", 60, "--wait", 60, "--lossless")
         assert "60 frames" in sent.stdout
-        live.send_signal(signal.SIGINT)  # lossless: the engine still serves every frame up to the camera's end
+        live.send_signal(
+            signal.SIGINT
+        )  # lossless: the engine still serves every frame up to the camera's end
         stdout, stderr = live.communicate(timeout=30)
     finally:
         live.kill()
@@ -312,7 +371,13 @@ def test_sigint_stops_cleanly_and_leaves_a_readable_recording(clip, tmp_path):
     import json
 
     figures = json.loads(stats.read_text())["cameras"]["0"]
-    assert set(figures) >= {"frames_sent", "frames_received", "frames_dropped", "frames_published", "latency_ms"}
+    assert set(figures) >= {
+        "frames_sent",
+        "frames_received",
+        "frames_dropped",
+        "frames_published",
+        "latency_ms",
+    }
     assert set(figures["latency_ms"]) == {"p50", "p90", "p99", "p999", "max"}
 
 
@@ -322,8 +387,14 @@ def test_listen_records_what_the_engine_publishes(clip, offline, tmp_path):
     opts = options(tmp_path, tracking=TRACKING)
     out = {}
     with serving(opts) as (session, result):
-        listener = threading.Thread(target=lambda: out.update(summary=listen(
-            opts.publish, str(tmp_path / "heard.h5"), frames=30, idle_timeout=60.0, quiet=True)), daemon=True)  # fmt: skip
+        listener = threading.Thread(
+            target=lambda: out.update(
+                summary=listen(
+                    opts.publish, str(tmp_path / "heard.h5"), frames=30, idle_timeout=60.0, quiet=True
+                )
+            ),
+            daemon=True,
+        )
         listener.start()
         client_in(session)
         camera_sim(str(clip), sim(opts, rate=60.0, frames="0-29"))
@@ -350,7 +421,10 @@ def test_an_oversized_message_is_counted_and_the_camera_served_again(tmp_path):
             camera.send(image, counter=1)
             wait_until(lambda: source.arrived[0] == 1, what="the frame after the larger one")
             camera.send(np.zeros((128, 128), np.uint8), counter=2)  # 16 KiB: over the socket's limit
-            wait_until(lambda: source.malformed["dropped_connection"] == 1, what="the dropped connection to be made again")
+            wait_until(
+                lambda: source.malformed["dropped_connection"] == 1,
+                what="the dropped connection to be made again",
+            )
         with CameraPublisher(cam, lossless=True) as camera:  # a correct camera, later, at the same address
             assert camera.wait_for_subscriber(30.0)
             camera.send(image, counter=0)
@@ -379,18 +453,26 @@ def test_a_counter_jump_is_a_restart_and_wild_counters_are_refused(clip, tmp_pat
             messages = receive(subscriber, 5)
     assert [m.counter for m in messages] == [0, 1, 2, 10**12, 10**12 + 1]
     stats = result["summary"].cameras[0]
-    assert (stats["frames_sent"], stats["frames_received"], stats["frames_dropped"], stats["restarts"]) == (5, 5, 0, 1)
+    assert (stats["frames_sent"], stats["frames_received"], stats["frames_dropped"], stats["restarts"]) == (
+        5,
+        5,
+        0,
+        1,
+    )
     assert result["summary"].malformed == {"end_counter": 1, "counter": 1}
     with AnalysisH5Reader(tmp_path / "rec.cam0.h5") as recording:
         assert recording._file["camera_counter"][:].tolist() == [0, 1, 2, 10**12, 10**12 + 1]
 
 
 def test_a_recording_path_under_a_file_is_refused_at_start(tmp_path):
-    """`live -o` and `listen -o` under a file gave a FileExistsError traceback (live only at its first frame)."""
+    """`live -o` and `listen -o` under a file gave a FileExistsError traceback (live only at its first
+    frame)."""
     (tmp_path / "afile").write_text("x")
     out = tmp_path / "afile" / "rec.h5"
-    for command in (["live", "-m", "demo", "--camera", address(tmp_path, "cam"), "-o", out, "--quiet"],
-                    ["listen", address(tmp_path, "poses"), "-o", out, "--quiet"]):  # fmt: skip
+    for command in (
+        ["live", "-m", "demo", "--camera", address(tmp_path, "cam"), "-o", out, "--quiet"],
+        ["listen", address(tmp_path, "poses"), "-o", out, "--quiet"],
+    ):
         result = run(*command)
         assert result.returncode == 2 and "afile is a file, not a folder" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr

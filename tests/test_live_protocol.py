@@ -1,11 +1,15 @@
-"""The live wire protocol: headers and messages round trip, and every malformed kind is refused with its reason;
+"""The live wire protocol: headers and messages round trip, and every malformed kind is refused with its
+reason;
 addresses off the host need the flag; the latency histogram's percentiles."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from posestream.core.errors import ConfigError
+from posestream.engine.live.info import LiveInfo
+from posestream.engine.live.stats import CameraLedger, LatencyHistogram
 from posestream.live.protocol import (
     STAGES,
     FrameHeader,
@@ -18,8 +22,6 @@ from posestream.live.protocol import (
     pose_parts,
 )
 from posestream.live.security import check_address
-from posestream.engine.live.stats import CameraLedger, LatencyHistogram
-from posestream.engine.live.info import LiveInfo
 
 SHAPE = (6, 8, 1)
 
@@ -87,7 +89,9 @@ def test_pose_message_round_trips():
     assert message.header.time("publish") == len(STAGES) - 1
 
 
-@pytest.mark.parametrize("address", ["tcp://127.0.0.1:5555", "tcp://localhost:5555", "tcp://[::1]:5555", "ipc:///tmp/x"])
+@pytest.mark.parametrize(
+    "address", ["tcp://127.0.0.1:5555", "tcp://localhost:5555", "tcp://[::1]:5555", "ipc:///tmp/x"]
+)
 def test_loopback_addresses_need_no_flag(address):
     assert check_address(address) == address
 

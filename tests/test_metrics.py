@@ -83,7 +83,8 @@ def test_evaluate_matches_nodes_by_name_and_refuses_other_skeletons(synth_gray, 
     n_nodes = read_analysis_h5(video.analysis_h5).skeleton.n_nodes
     reversed_labels = _relabelled(video.analysis_h5, tmp_path / "reversed.h5", list(range(n_nodes))[::-1])
     assert evaluate_file(str(video.analysis_h5), str(reversed_labels)).mAP == pytest.approx(1.0)
-    renamed = _relabelled(video.analysis_h5, tmp_path / "renamed.h5", list(range(n_nodes)),
-                          [f"part{i}" for i in range(n_nodes)])  # fmt: skip
+    renamed = _relabelled(
+        video.analysis_h5, tmp_path / "renamed.h5", list(range(n_nodes)), [f"part{i}" for i in range(n_nodes)]
+    )
     with pytest.raises(ConfigError, match="skeleton differs from the labels'.*no predicted part0"):
         evaluate_file(str(video.analysis_h5), str(renamed))

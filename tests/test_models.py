@@ -14,8 +14,15 @@ TINY = ["backbone.filters=4", "backbone.max_stride=8"]
 @pytest.mark.parametrize("profile", ["single_instance", "centroid", "centered_instance", "bottomup"])
 @pytest.mark.parametrize("up_interpolate", [True, False])
 def test_output_shapes(profile, up_interpolate):
-    config = load_config(profile, overrides=[*TINY, f"backbone.up_interpolate={str(up_interpolate).lower()}",
-                                             "head.output_stride=2", "head.paf_output_stride=4"])  # fmt: skip
+    config = load_config(
+        profile,
+        overrides=[
+            *TINY,
+            f"backbone.up_interpolate={str(up_interpolate).lower()}",
+            "head.output_stride=2",
+            "head.paf_output_stride=4",
+        ],
+    )
     model = build_model(config, in_channels=3, n_nodes=5, n_edges=4).eval()
     outputs = model(torch.rand(2, 3, 64, 48))
     channels = 1 if profile == "centroid" else 5

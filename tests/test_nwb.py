@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from posestream.engine.sinks import read_analysis_h5
 from posestream.engine.sources import open_source
 
@@ -21,7 +22,8 @@ SLEAP_NN_ENV = "POSESTREAM_SLEAP_NN_DATA"
 
 
 def read_nwb(path: Path) -> dict:
-    """Every PoseEstimation of the file: name -> (points (F, N, 2), confidence (F, N), timestamps (F,), nodes)."""
+    """Every PoseEstimation of the file: name -> (points (F, N, 2), confidence (F, N), timestamps (F,),
+    nodes)."""
     out = {}
     with pynwb.NWBHDF5IO(str(path), "r") as io:
         nwb = io.read()
@@ -30,8 +32,12 @@ def read_nwb(path: Path) -> dict:
             if isinstance(interface, ndx_pose.PoseEstimation):
                 nodes = list(interface.skeleton.nodes[:])
                 series = [interface.pose_estimation_series[node] for node in nodes]
-                out[name] = (np.stack([s.data[:] for s in series], axis=1), np.stack([s.confidence[:] for s in series], axis=1),
-                             np.asarray(series[0].timestamps[:]), nodes)  # fmt: skip
+                out[name] = (
+                    np.stack([s.data[:] for s in series], axis=1),
+                    np.stack([s.confidence[:] for s in series], axis=1),
+                    np.asarray(series[0].timestamps[:]),
+                    nodes,
+                )
         out["_notes"] = json.loads(nwb.notes)
     return out
 
@@ -54,16 +60,42 @@ def assert_same_as_analysis(nwb_path: Path, h5_path: Path, video: Path) -> dict:
 def test_track_writes_nwb_with_the_points_of_the_analysis_h5(tmp_path):
     from posestream.engine.synth import SynthConfig, write_synthetic_video
 
-    video = write_synthetic_video(tmp_path / "pair.mp4", SynthConfig(frames=40, width=384, height=384, animals=2, seed=3),
-                                  slp=False, progress=False).video  # fmt: skip
-    result = subprocess.run([POSESTREAM, "track", "-i", str(video), "-m", "demo", "-o", str(tmp_path / "out.h5"), "--format",
-                             "analysis-h5,nwb", "--tracking", "--max-tracks", "2", "--quiet"], capture_output=True,
-                            text=True, timeout=300)  # fmt: skip
+    video = write_synthetic_video(
+        tmp_path / "pair.mp4",
+        SynthConfig(frames=40, width=384, height=384, animals=2, seed=3),
+        slp=False,
+        progress=False,
+    ).video
+    result = subprocess.run(
+        [
+            POSESTREAM,
+            "track",
+            "-i",
+            str(video),
+            "-m",
+            "demo",
+            "-o",
+            str(tmp_path / "out.h5"),
+            "--format",
+            "analysis-h5,nwb",
+            "--tracking",
+            "--max-tracks",
+            "2",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     poses = assert_same_as_analysis(tmp_path / "out.nwb", tmp_path / "out.h5", video)
     assert sorted(k for k in poses if not k.startswith("_")) == ["track_0", "track_1"]  # one per identity
-    again = subprocess.run([POSESTREAM, "track", "-i", str(video), "-m", "demo", "-o", str(tmp_path / "out.nwb"),
-                            "--quiet"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    again = subprocess.run(
+        [POSESTREAM, "track", "-i", str(video), "-m", "demo", "-o", str(tmp_path / "out.nwb"), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert again.returncode == 0, again.stderr  # its own output: replaced without --overwrite
 
 
@@ -71,19 +103,41 @@ def test_a_fly_run_with_tracking_writes_nwb(tmp_path, sleap_file):
     """Bar 3: the 1,100-frame fly video, a SLEAP model of the flies (imported), tracked: pynwb reads the file,
     the points equal the analysis HDF5's and there is one PoseEstimation per identity."""
     video = sleap_file("centered_pair_small.mp4")
-    root = Path(os.environ.get(SLEAP_NN_ENV, Path(__file__).resolve().parents[2] / "shared" / "data" / "sleap-nn"))
+    root = Path(
+        os.environ.get(SLEAP_NN_ENV, Path(__file__).resolve().parents[2] / "shared" / "data" / "sleap-nn")
+    )
     keras = root / "legacy_models" / "minimal_instance.UNet.bottomup"
     if not (keras / "best_model.h5").exists():
         pytest.skip(f"{keras.name} not found in {keras.parent} (set {SLEAP_NN_ENV})")
     pytest.importorskip("torch")
     model = tmp_path / "model"
-    imported = subprocess.run([POSESTREAM, "import", str(keras), "-o", str(model)], capture_output=True, text=True,
-                              timeout=600)  # fmt: skip
+    imported = subprocess.run(
+        [POSESTREAM, "import", str(keras), "-o", str(model)], capture_output=True, text=True, timeout=600
+    )
     assert imported.returncode == 0, imported.stderr
-    result = subprocess.run([POSESTREAM, "track", "-i", str(video), "-m", str(model), "-o", str(tmp_path / "flies.h5"),
-                             "--format", "analysis-h5,nwb", "--tracking", "--max-tracks", "2", "--max-instances", "2",
-                             "--quiet"],
-                            capture_output=True, text=True, timeout=900)  # fmt: skip
+    result = subprocess.run(
+        [
+            POSESTREAM,
+            "track",
+            "-i",
+            str(video),
+            "-m",
+            str(model),
+            "-o",
+            str(tmp_path / "flies.h5"),
+            "--format",
+            "analysis-h5,nwb",
+            "--tracking",
+            "--max-tracks",
+            "2",
+            "--max-instances",
+            "2",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr
     poses = assert_same_as_analysis(tmp_path / "flies.nwb", tmp_path / "flies.h5", video)
     identities = sorted(k for k in poses if k.startswith("track_"))  # untracked_<k>: instances left untracked

@@ -9,7 +9,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_every_subpackage_is_listed_in_pyproject():
-    """pyproject lists packages by name: a new folder left out works in an editable install and is missing from a
+    """pyproject lists packages by name: a new folder left out works in an editable install and is missing
+    from a
     wheel (posestream.engine.kernels was, once)."""
     tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(tool["packages"])
@@ -20,4 +21,6 @@ def test_every_subpackage_is_listed_in_pyproject():
             if "__pycache__" not in relative.parts:
                 found.add(".".join([name, *relative.parts]))
     assert found, "no packages found under package-dir"
-    assert found - listed == set(), f"add these to [tool.setuptools] packages in pyproject.toml: {sorted(found - listed)}"
+    assert found - listed == set(), (
+        f"add these to [tool.setuptools] packages in pyproject.toml: {sorted(found - listed)}"
+    )

@@ -57,14 +57,21 @@ def test_grouping_recovers_two_animals(shuffle_seed):
     pafs = paf_for(animals, edges, (32, 32), 2)
     rng = np.random.default_rng(shuffle_seed)
     heights = rng.uniform(0.5, 1.0, size=(2, 3))  # which animal's peak ranks first varies per node
-    maps = np.stack([
-        np.max([h * gaussian_map([p], (32, 32), 2, 2.0) for h, p in zip(heights[:, n], animals[:, n])], axis=0)
-        for n in range(3)
-    ])[None]  # (1, 3, 32, 32)  # fmt: skip
+    maps = np.stack(
+        [
+            np.max(
+                [h * gaussian_map([p], (32, 32), 2, 2.0) for h, p in zip(heights[:, n], animals[:, n])],
+                axis=0,
+            )
+            for n in range(3)
+        ]
+    )[None]  # (1, 3, 32, 32)
     candidates = find_candidates(maps, 4, stride=2)
     points, scores = refine_candidates(candidates, threshold=0.2)
     dots = pair_dots(candidates, pafs[None], edges, 2)
-    found, _, instance_scores, counts = group_batch(points, scores, candidates.cell_points(), dots, edges, GroupingConfig())
+    found, _, instance_scores, counts = group_batch(
+        points, scores, candidates.cell_points(), dots, edges, GroupingConfig()
+    )
     assert counts.tolist() == [2] and (instance_scores[0, :2] > 0).all()
     found = sorted(found[0, :2].tolist(), key=lambda p: p[0][1])
     np.testing.assert_allclose(found, animals, atol=0.3)
@@ -77,7 +84,9 @@ def test_integral_refinement_is_the_centre_of_mass_of_the_window():
     maps[0, 0, 10, 10], maps[0, 0, 10, 11], maps[0, 0, 12, 10], maps[0, 0, 10, 13] = 1.0, 0.5, 0.25, 0.9
     candidates = find_candidates(maps, 1, stride=2)
     points, _ = refine_candidates(candidates, threshold=0.2, maps=maps)
-    np.testing.assert_allclose(points[0, 0, 0], ((10 + 0.5 / 1.75) * 2, (10 + 2 * 0.25 / 1.75) * 2), rtol=1e-6)
+    np.testing.assert_allclose(
+        points[0, 0, 0], ((10 + 0.5 / 1.75) * 2, (10 + 2 * 0.25 / 1.75) * 2), rtol=1e-6
+    )
     parabola, _ = refine_candidates(candidates, threshold=0.2)
     assert not np.allclose(parabola[0, 0, 0], points[0, 0, 0])
 
@@ -89,13 +98,22 @@ def test_group_by_class_shares_each_nodes_peaks_among_the_classes():
 
     points = np.array([[[10, 10], [50, 50]], [[12, 12], [np.nan, np.nan]]], np.float32)  # (C=2, K=2, 2)
     scores = np.array([[0.9, 0.8], [0.7, np.nan]], np.float32)
-    classes = np.array([[[0.6, 0.9], [0.2, 0.0]],  # class 0 at node 0's peaks, node 1's peaks
-                        [[0.5, 0.1], [0.8, 0.0]]], np.float32)  # (n_classes=2, C, K)  # fmt: skip
+    classes = np.array(
+        [
+            [[0.6, 0.9], [0.2, 0.0]],  # class 0 at node 0's peaks, node 1's peaks
+            [[0.5, 0.1], [0.8, 0.0]],
+        ],
+        np.float32,
+    )  # (n_classes=2, C, K)
     found = group_by_class(points, scores, classes)
     assert found.identities.tolist() == [0, 1]
-    np.testing.assert_array_equal(found.points[0, 0], [50, 50])  # class 0 takes peak 1 of node 0 (0.9 + 0.5 > 0.6 + 0.1)
+    np.testing.assert_array_equal(
+        found.points[0, 0], [50, 50]
+    )  # class 0 takes peak 1 of node 0 (0.9 + 0.5 > 0.6 + 0.1)
     np.testing.assert_array_equal(found.points[1, 0], [10, 10])
     assert np.isnan(found.points[0, 1]).all() and (found.points[1, 1] == [12, 12]).all()
     np.testing.assert_allclose(found.identity_scores, [0.9, (0.5 + 0.8) / 2])
-    alone = group_by_class(points[:1, :1], scores[:1, :1], classes[:, :1, :1])  # one node, one peak: one class gets it
+    alone = group_by_class(
+        points[:1, :1], scores[:1, :1], classes[:, :1, :1]
+    )  # one node, one peak: one class gets it
     assert alone.identities.tolist() == [0] and (alone.points[0, 0] == [10, 10]).all()

@@ -9,8 +9,8 @@ import contextlib
 import importlib.util
 import json
 import os
-import shutil
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,20 +23,24 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
-from posestream.engine.model.backends import OnnxRuntimeBackend, Pending
 from posestream.core.errors import ConfigError, MissingExtraError
-from posestream.engine.pipeline import Pipeline, PipelineConfig, PipelineError
+from posestream.engine.commands.track import TrackOptions, output_paths, track
+from posestream.engine.model.backends import OnnxRuntimeBackend, Pending
 from posestream.engine.model.predictor import Predictor
+from posestream.engine.pipeline import Pipeline, PipelineConfig, PipelineError
 from posestream.engine.sinks import read_analysis_h5
 from posestream.engine.sources import VideoFileReader, open_source
-from posestream.engine.threads import budget, cpu_cores
 from posestream.engine.synth import SynthConfig, write_synthetic_video
-from posestream.engine.commands.track import TrackOptions, output_paths, track
+from posestream.engine.threads import budget, cpu_cores
 from posestream.export.exporter import ExportOptions, export_run
 
 POSESTREAM = str(Path(sys.executable).with_name("posestream"))
-KINDS = {"single_instance": ["single_instance"], "bottomup": ["bottomup"], "top-down": ["centroid", "centered_instance"],
-         "centroid": ["centroid"]}  # fmt: skip
+KINDS = {
+    "single_instance": ["single_instance"],
+    "bottomup": ["bottomup"],
+    "top-down": ["centroid", "centered_instance"],
+    "centroid": ["centroid"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +48,17 @@ def models(tiny_runs, tmp_path_factory):
     """Exported tiny models: maps mode, except the centered-instance one (peaks mode)."""
     root = tmp_path_factory.mktemp("models")
     modes = {"single_instance": "maps", "bottomup": "maps", "centroid": "maps", "centered_instance": "peaks"}
-    return {p: export_run(tiny_runs[p], root / p, ExportOptions(output_mode=m)).path for p, m in modes.items()}
+    return {
+        p: export_run(tiny_runs[p], root / p, ExportOptions(output_mode=m)).path for p, m in modes.items()
+    }
 
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory):
     config = SynthConfig(frames=40, width=96, height=96, animals=2, seed=11)
-    return write_synthetic_video(tmp_path_factory.mktemp("video") / "clip.mp4", config, slp=False, progress=False).video
+    return write_synthetic_video(
+        tmp_path_factory.mktemp("video") / "clip.mp4", config, slp=False, progress=False
+    ).video
 
 
 def predictor_for(models, kind, cls=Predictor):
@@ -155,16 +163,19 @@ def test_lost_frames_are_recorded_as_missing(models, video, tmp_path):
     assert len(missing) > 0 and missing[-1] == 39 and (data.frame_status[: missing[0]] == 1).all()
     assert f"{len(missing)} frames failed to decode" in result.stdout
     assert result.returncode == 3 and f"{len(missing)} of 40 frames" in result.stderr  # exited 0, before
-    allowed = run_track("-i", cut, "-m", models["bottomup"], "-o", tmp_path / "out.h5", "--quiet", "--max-missing", 0.6)
+    allowed = run_track(
+        "-i", cut, "-m", models["bottomup"], "-o", tmp_path / "out.h5", "--quiet", "--max-missing", 0.6
+    )
     assert allowed.returncode == 0, allowed.stderr
 
 
 def test_batch_counts_a_half_undecodable_video_as_failed_with_its_missing_frames(models, video, tmp_path):
     """A cut video was recorded "done" with 300 frames and an empty error, before."""
+    from test_video_file import faststart_copy
+
     from posestream.engine.batch import BatchOptions, run_batch
     from posestream.engine.batch.manifest import Manifest
     from posestream.engine.commands.track import TrackOptions
-    from test_video_file import faststart_copy
 
     full = tmp_path / "full.mp4"
     faststart_copy(video, full)
@@ -178,14 +189,32 @@ def test_batch_counts_a_half_undecodable_video_as_failed_with_its_missing_frames
 
 
 def run_track(*args, **kwargs):
-    return subprocess.run([POSESTREAM, "track", *map(str, args)], capture_output=True, text=True, timeout=120, **kwargs)
+    return subprocess.run(
+        [POSESTREAM, "track", *map(str, args)], capture_output=True, text=True, timeout=120, **kwargs
+    )
 
 
 def test_track_writes_frame_ranges_to_h5_and_slp(models, video, tmp_path):
     sio = pytest.importorskip("sleap_io")
-    result = run_track("-i", video, "-m", models["centered_instance"], "-m", models["centroid"], "-o", tmp_path / "o.h5",
-                       "--format", "analysis-h5,slp", "--frames", "5-9,30-", "--batch-size", 4, "--quiet",
-                       "--peak-threshold", 0.05)  # fmt: skip
+    result = run_track(
+        "-i",
+        video,
+        "-m",
+        models["centered_instance"],
+        "-m",
+        models["centroid"],
+        "-o",
+        tmp_path / "o.h5",
+        "--format",
+        "analysis-h5,slp",
+        "--frames",
+        "5-9,30-",
+        "--batch-size",
+        4,
+        "--quiet",
+        "--peak-threshold",
+        0.05,
+    )
     assert result.returncode == 0, result.stderr
     assert "top-down: 15 frames" in result.stdout and "stage busy time: decode" in result.stdout
     data = read_analysis_h5(tmp_path / "o.h5")
@@ -197,7 +226,8 @@ def test_track_writes_frame_ranges_to_h5_and_slp(models, video, tmp_path):
 
 
 def frames_flushed(path: Path) -> int:
-    """Frames marked done in an analysis HDF5 being written (read as SWMR allows); 0 before its first flush."""
+    """Frames marked done in an analysis HDF5 being written (read as SWMR allows); 0 before its first
+    flush."""
     try:
         return int((read_analysis_h5(path).frame_status == 1).sum())
     except (OSError, ValueError):
@@ -215,12 +245,34 @@ def wait_for_flushed_frames(path: Path, process: subprocess.Popen, timeout: floa
 
 
 def test_ctrl_c_leaves_a_readable_file_of_the_frames_done(models, tmp_path):
-    long = write_synthetic_video(tmp_path / "long.mp4", SynthConfig(frames=6000, width=96, height=96, animals=2, seed=1),
-                                 slp=False, progress=False).video  # fmt: skip
+    long = write_synthetic_video(
+        tmp_path / "long.mp4",
+        SynthConfig(frames=6000, width=96, height=96, animals=2, seed=1),
+        slp=False,
+        progress=False,
+    ).video
     out = tmp_path / "o.h5"
-    process = subprocess.Popen([POSESTREAM, "track", "-i", str(long), "-m", str(models["bottomup"]), "-o", str(out),
-                                "--batch-size", "1", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    flushed = wait_for_flushed_frames(out, process)  # a first block (1,024 frames or 5 s): thousands still to go
+    process = subprocess.Popen(
+        [
+            POSESTREAM,
+            "track",
+            "-i",
+            str(long),
+            "-m",
+            str(models["bottomup"]),
+            "-o",
+            str(out),
+            "--batch-size",
+            "1",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    flushed = wait_for_flushed_frames(
+        out, process
+    )  # a first block (1,024 frames or 5 s): thousands still to go
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
@@ -236,10 +288,16 @@ def test_rgb_video_and_channel_mismatch(tiny_runs, tmp_path):
     from posestream.train.config import load_config
     from posestream.train.trainer import Trainer
 
-    rgb = write_synthetic_video(tmp_path / "rgb.mp4", SynthConfig(frames=6, width=96, height=64, animals=1, seed=2, rgb=True),
-                                progress=False)  # fmt: skip
-    config = load_config("single_instance", overrides=["backbone.filters=4", "optim.max_epochs=1", "data.val_fraction=0"],
-                         labels=str(rgb.slp))  # fmt: skip
+    rgb = write_synthetic_video(
+        tmp_path / "rgb.mp4",
+        SynthConfig(frames=6, width=96, height=64, animals=1, seed=2, rgb=True),
+        progress=False,
+    )
+    config = load_config(
+        "single_instance",
+        overrides=["backbone.filters=4", "optim.max_epochs=1", "data.val_fraction=0"],
+        labels=str(rgb.slp),
+    )
     Trainer(config, tmp_path / "run", progress=False).run()
     model = export_run(tmp_path / "run", tmp_path / "model").path
     predictor = Predictor([model], peak_threshold=0.0)
@@ -250,25 +308,54 @@ def test_rgb_video_and_channel_mismatch(tiny_runs, tmp_path):
     gray_model = export_run(tiny_runs["single_instance"], tmp_path / "gray").path  # 96x96 gray
     with VideoFileReader(rgb.video) as source, pytest.raises(ConfigError, match="--input-size 64x96"):
         Pipeline(source, Predictor([gray_model]))
-    rgb = write_synthetic_video(tmp_path / "rgb96.mp4", SynthConfig(frames=6, width=96, height=96, seed=2, rgb=True),
-                                slp=False, progress=False)  # fmt: skip
-    with VideoFileReader(rgb.video) as source, pytest.raises(ConfigError, match=r"channels=1\) to convert its colour"):
+    rgb = write_synthetic_video(
+        tmp_path / "rgb96.mp4",
+        SynthConfig(frames=6, width=96, height=96, seed=2, rgb=True),
+        slp=False,
+        progress=False,
+    )
+    with (
+        VideoFileReader(rgb.video) as source,
+        pytest.raises(ConfigError, match=r"channels=1\) to convert its colour"),
+    ):
         Pipeline(source, Predictor([gray_model]))
-    result = run_track("-i", rgb.video, "-m", gray_model, "-o", tmp_path / "gray.h5", "--quiet")  # refused, before
+    result = run_track(
+        "-i", rgb.video, "-m", gray_model, "-o", tmp_path / "gray.h5", "--quiet"
+    )  # refused, before
     assert result.returncode == 0 and "colour: RGB frames converted to gray" in result.stdout, result.stderr
     assert read_analysis_h5(tmp_path / "gray.h5").n_frames == 6
 
 
 def test_bench_measures_every_stage(models, video, tmp_path):
     out = tmp_path / "bench.json"
-    result = subprocess.run([POSESTREAM, "bench", "-i", str(video), "-m", str(models["bottomup"]), "--batch-size", "4",
-                             "--rounds", "2", "--json", str(out)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [
+            POSESTREAM,
+            "bench",
+            "-i",
+            str(video),
+            "-m",
+            str(models["bottomup"]),
+            "--batch-size",
+            "4",
+            "--rounds",
+            "2",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     for key in ("decode_fps", "model_fps", "postprocess_fps", "end_to_end_fps", "peak_rss_mb"):
         assert data[key] > 0, key
     assert data["frames"] == 40 and "end-to-end" in result.stdout
-    assert [r["frames"] for r in data["rounds"]] == [20, 20]  # the video in two chunks, each with its own ratio
+    assert [r["frames"] for r in data["rounds"]] == [
+        20,
+        20,
+    ]  # the video in two chunks, each with its own ratio
     assert all(r["end_to_end_over_model"] > 0 for r in data["rounds"])
 
 
@@ -278,13 +365,29 @@ def test_embedded_demo_model_tracks_a_fresh_synthetic_video(tmp_path):
     if not (BUILTIN_MODELS["demo"] / "model.onnx").exists():
         pytest.skip("the demo model is not built (python benchmarks/build_demo_model.py)")
     assert (BUILTIN_MODELS["demo"] / "model.onnx").stat().st_size < 5e6
-    clip = write_synthetic_video(tmp_path / "fresh.mp4", SynthConfig(frames=40, width=384, height=384, animals=2, seed=21),
-                                 slp=False, progress=False)  # fmt: skip
+    clip = write_synthetic_video(
+        tmp_path / "fresh.mp4",
+        SynthConfig(frames=40, width=384, height=384, animals=2, seed=21),
+        slp=False,
+        progress=False,
+    )
     result = run_track("-i", clip.video, "-m", "demo", "-o", tmp_path / "p.h5", "--quiet")
     assert result.returncode == 0, result.stderr
     report = tmp_path / "r.json"
-    evaluated = subprocess.run([POSESTREAM, "evaluate", str(tmp_path / "p.h5"), "--labels", str(clip.analysis_h5),
-                                "--json", str(report)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    evaluated = subprocess.run(
+        [
+            POSESTREAM,
+            "evaluate",
+            str(tmp_path / "p.h5"),
+            "--labels",
+            str(clip.analysis_h5),
+            "--json",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     # The shipped model scores 0.972 on this clip and 0.86-0.93 on 300-frame videos of seeds 7-11;
     # the issue's bar for the demo model is 0.8.
@@ -296,7 +399,9 @@ def test_torch_backend_gives_the_onnxruntime_poses(tiny_runs, video, tmp_path):
     results = {}
     for backend in ("onnxruntime", "torch"):
         predictor = Predictor([model], peak_threshold=0.05, backend=backend)
-        assert type(predictor.first.backend).__name__.lower().startswith(backend.replace("onnxruntime", "onnx"))
+        assert (
+            type(predictor.first.backend).__name__.lower().startswith(backend.replace("onnxruntime", "onnx"))
+        )
         with VideoFileReader(video) as source:
             results[backend] = list(Pipeline(source, predictor, PipelineConfig(batch_size=5)))
     for a, b in zip(results["onnxruntime"], results["torch"]):
@@ -320,7 +425,9 @@ def test_gpu_backends_give_the_cpu_poses(tiny_runs, video, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("needs an NVIDIA GPU with a CUDA build of torch")
     formats = ("onnx", "torch") + (("tensorrt",) if importlib.util.find_spec("tensorrt") else ())
-    model = export_run(tiny_runs["bottomup"], tmp_path / "m", ExportOptions(formats=formats, precision="fp32")).path
+    model = export_run(
+        tiny_runs["bottomup"], tmp_path / "m", ExportOptions(formats=formats, precision="fp32")
+    ).path
     results = {}
     for backend, device in [("onnxruntime", "cpu"), *[(f, "cuda") for f in formats if f != "onnx"]]:
         predictor = Predictor([model], device=device, peak_threshold=0.05, backend=backend)
@@ -357,7 +464,8 @@ def test_a_batch_size_of_zero_is_an_error_not_the_default(models, video, tmp_pat
 
 
 def test_warm_up_loads_the_kernels_a_run_uses_before_the_clock():
-    """In a fresh process, the kernels are not loaded on import; warming the demo model (bottom-up) and a tracker
+    """In a fresh process, the kernels are not loaded on import; warming the demo model (bottom-up) and a
+    tracker
     loads them (building them first on a new machine), so no stage's time includes it."""
     code = (
         "from posestream.engine import kernels\n"
@@ -374,8 +482,10 @@ def test_warm_up_loads_the_kernels_a_run_uses_before_the_clock():
 
 
 def _threads_during_run(models, video, threads: int, decode_threads: int) -> collections.Counter:
-    """The threads, by name (/proc), that a pipeline with this budget starts: the most seen at once while it runs,
+    """The threads, by name (/proc), that a pipeline with this budget starts: the most seen at once while it
+    runs,
     of those not there before (by thread id: other tests' threads may end, or start, meanwhile)."""
+
     def threads_now() -> dict[str, str]:
         found = {}
         for task in os.listdir("/proc/self/task"):
@@ -385,10 +495,14 @@ def _threads_during_run(models, video, threads: int, decode_threads: int) -> col
 
     before = set(threads_now())
     seen = []
-    with Predictor([models["single_instance"]], threads=threads, decode_threads=decode_threads) as predictor, \
-            open_source(video, threads=predictor.threads.decode) as source:  # fmt: skip
+    with (
+        Predictor([models["single_instance"]], threads=threads, decode_threads=decode_threads) as predictor,
+        open_source(video, threads=predictor.threads.decode) as source,
+    ):
+
         def sample(_frames: int) -> None:
             seen.append(collections.Counter(name for tid, name in threads_now().items() if tid not in before))
+
         Pipeline(source, predictor, PipelineConfig(4, postprocess_workers=0)).run([], progress=sample)
     return max(seen, key=lambda c: sum(c.values()))
 
@@ -461,7 +575,9 @@ def test_a_batch_in_flight_gives_the_same_frames_in_order(models, video, workers
 def test_torch_on_cuda_double_buffers_and_gives_what_run_gives(tiny_runs, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("needs an NVIDIA GPU with a CUDA build of torch")
-    model = export_run(tiny_runs["single_instance"], tmp_path / "m", ExportOptions(formats=("torch",), output_mode="peaks")).path
+    model = export_run(
+        tiny_runs["single_instance"], tmp_path / "m", ExportOptions(formats=("torch",), output_mode="peaks")
+    ).path
     with Predictor([model], device="cuda", backend="torch") as predictor:
         backend = predictor.first.backend
         assert predictor.overlaps
@@ -481,9 +597,13 @@ def test_memory_and_thread_settings_do_not_change_poses(models, video):
     """Batch size, postprocessing workers and the network's threads change memory and speed, not poses."""
     results = []
     for batch, workers, threads in ((1, 1, 1), (4, 0, 2), (8, 2, 1)):
-        with Predictor([models["bottomup"]], threads=threads, peak_threshold=0.05) as predictor, \
-                VideoFileReader(video) as source:  # fmt: skip
-            results.append(list(Pipeline(source, predictor, PipelineConfig(batch, postprocess_workers=workers))))
+        with (
+            Predictor([models["bottomup"]], threads=threads, peak_threshold=0.05) as predictor,
+            VideoFileReader(video) as source,
+        ):
+            results.append(
+                list(Pipeline(source, predictor, PipelineConfig(batch, postprocess_workers=workers)))
+            )
     assert sum(f.n_instances for f in results[0]) > 0
     for other in results[1:]:
         assert [f.frame_idx for f in other] == [f.frame_idx for f in results[0]]

@@ -1,4 +1,5 @@
-"""The engine's postprocessing kernels, compiled ahead of time and by numba's JIT, against the pure-numpy reference
+"""The engine's postprocessing kernels, compiled ahead of time and by numba's JIT, against the pure-numpy
+reference
 (tests/reference_postprocess.py)."""
 
 from __future__ import annotations
@@ -6,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import reference_postprocess as ref
+
 from posestream.engine import kernels
 from posestream.engine.model.paf_grouping import GroupingConfig, group_batch, pair_dots
 from posestream.engine.model.peaks import NOT_A_PEAK, PeakCandidates, find_candidates, refine_candidates
@@ -13,7 +15,8 @@ from posestream.engine.model.peaks import NOT_A_PEAK, PeakCandidates, find_candi
 
 @pytest.fixture(autouse=True, params=["ahead of time", "jit"])
 def compiled(request, monkeypatch):
-    """Every test here runs on both compilations of the kernels (the process's choice is swapped for the test)."""
+    """Every test here runs on both compilations of the kernels (the process's choice is swapped for the
+    test)."""
     if request.param == "jit":
         monkeypatch.setattr(kernels, "_loaded", kernels.jit_kernels())
     else:
@@ -34,13 +37,16 @@ def random_maps(seed: int, shape=(2, 3, 20, 17)) -> np.ndarray:
 
 
 def real_peaks(candidates: PeakCandidates) -> dict:
-    """(sample, channel, row, col) -> (value, patch) of candidates above NOT_A_PEAK and not tied with the K-th."""
+    """(sample, channel, row, col) -> (value, patch) of candidates above NOT_A_PEAK and not tied with the
+    K-th."""
     out = {}
     for b, c in np.ndindex(candidates.values.shape[:2]):
         last = candidates.values[b, c, -1]
         for k in np.flatnonzero((candidates.values[b, c] > NOT_A_PEAK) & (candidates.values[b, c] > last)):
             out[(b, c, int(candidates.rows[b, c, k]), int(candidates.cols[b, c, k]))] = (
-                float(candidates.values[b, c, k]), candidates.patches[b, c, k].tolist())
+                float(candidates.values[b, c, k]),
+                candidates.patches[b, c, k].tolist(),
+            )
     return out
 
 
@@ -73,12 +79,15 @@ def test_pair_dots_equal_the_reference():
     candidates = ref.find_candidates(maps, 6, 2)
     pafs = rng.uniform(-1, 1, (2, 6, 12, 12)).astype(np.float32)
     edges = np.array([[0, 1], [1, 2], [3, 1]])
-    np.testing.assert_allclose(pair_dots(candidates, pafs, edges, 4), ref.pair_dots(candidates, pafs, edges, 4), atol=1e-5)
+    np.testing.assert_allclose(
+        pair_dots(candidates, pafs, edges, 4), ref.pair_dots(candidates, pafs, edges, 4), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("threshold", [0.2, 0.6])
 def test_a_floor_at_the_threshold_keeps_every_point_and_dot_grouping_reads(threshold):
-    """The decoder passes the peak threshold as floor to skip background cells; what survives refinement must not change."""
+    """The decoder passes the peak threshold as floor to skip background cells; what survives refinement must
+    not change."""
     rng = np.random.default_rng(3)
     maps = random_maps(2, (2, 4, 24, 24))
     pafs = rng.uniform(-1, 1, (2, 6, 12, 12)).astype(np.float32)

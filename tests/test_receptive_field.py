@@ -41,12 +41,25 @@ def measured_fields(backbone: BackboneConfig, output_stride: int) -> list[int]:
     return [int(np.ptp(np.flatnonzero(reached[:, k])) + 1) for k in range(4)]
 
 
-@pytest.mark.parametrize("max_stride,convs,middle,interpolate,stride", [
-    (8, 2, True, True, 2), (16, 2, True, True, 4), (8, 1, False, True, 1), (8, 2, True, False, 2), (4, 3, True, False, 4),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "max_stride,convs,middle,interpolate,stride",
+    [
+        (8, 2, True, True, 2),
+        (16, 2, True, True, 4),
+        (8, 1, False, True, 1),
+        (8, 2, True, False, 2),
+        (4, 3, True, False, 4),
+    ],
+)
 def test_receptive_field_is_the_networks(max_stride, convs, middle, interpolate, stride):
-    backbone = BackboneConfig(filters=1, filters_rate=1.0, max_stride=max_stride, convs_per_block=convs,
-                              middle_block=middle, up_interpolate=interpolate)  # fmt: skip
+    backbone = BackboneConfig(
+        filters=1,
+        filters_rate=1.0,
+        max_stride=max_stride,
+        convs_per_block=convs,
+        middle_block=middle,
+        up_interpolate=interpolate,
+    )
     # bilinear upsampling reaches one more coarse pixel on the left or the right, by position: the field
     # varies by a few pixels with the output location, and the computed one is its average
     assert receptive_field(backbone, stride) == np.mean(measured_fields(backbone, stride))
@@ -54,10 +67,28 @@ def test_receptive_field_is_the_networks(max_stride, convs, middle, interpolate,
 
 def test_preview_rf_writes_a_png(tmp_path, synth_gray):
     out, _ = synth_gray
-    result = subprocess.run([POSESTREAM, "preview-rf", str(out.slp), "--profile", "bottomup", "--set", "data.input_scale=0.5",
-                             "-o", str(tmp_path / "rf.png")], capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [
+            POSESTREAM,
+            "preview-rf",
+            str(out.slp),
+            "--profile",
+            "bottomup",
+            "--set",
+            "data.input_scale=0.5",
+            "-o",
+            str(tmp_path / "rf.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "receptive field" in result.stdout and "at input scale 0.5" in result.stdout
     assert (tmp_path / "rf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    result = subprocess.run([POSESTREAM, "preview-rf", str(out.slp), "-o", str(tmp_path / "x.png")], capture_output=True, text=True)
+    result = subprocess.run(
+        [POSESTREAM, "preview-rf", str(out.slp), "-o", str(tmp_path / "x.png")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "--profile or --config" in result.stderr

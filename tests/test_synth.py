@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from posestream.engine import ConfigError, VideoFileReader, read_analysis_h5
 from posestream.engine.synth import SYNTH_SKELETON, PoseSimulator, SynthConfig, write_synthetic_video
 
@@ -15,7 +16,9 @@ def test_same_seed_same_video(tmp_path):
     with VideoFileReader(a.video) as ra, VideoFileReader(b.video) as rb:
         for (_, fa), (_, fb) in zip(ra.iter_frames(), rb.iter_frames()):
             np.testing.assert_array_equal(fa, fb)
-    np.testing.assert_array_equal(read_analysis_h5(a.analysis_h5).tracks, read_analysis_h5(b.analysis_h5).tracks)
+    np.testing.assert_array_equal(
+        read_analysis_h5(a.analysis_h5).tracks, read_analysis_h5(b.analysis_h5).tracks
+    )
     other = SynthConfig(frames=12, width=96, height=96, animals=2, seed=12)
     assert not np.allclose(next(iter(PoseSimulator(config))), next(iter(PoseSimulator(other))))
 
@@ -93,7 +96,9 @@ def test_bodies_touch_but_never_overlap(animals, seed):
         for j in range(i + 1, animals):
             a, b = poses[:, i][:, body], poses[:, j][:, body]  # (frames, 5, 2)
             gap = np.linalg.norm(a[:, :, None] - b[:, None], axis=-1).min(axis=(1, 2))
-            assert gap.min() > 0.25 * config.body_length, f"animals {i} and {j} overlap in frame {gap.argmin()}"
+            assert gap.min() > 0.25 * config.body_length, (
+                f"animals {i} and {j} overlap in frame {gap.argmin()}"
+            )
             assert gap.min() < 0.4 * config.body_length, f"animals {i} and {j} never come into contact"
 
 
@@ -106,7 +111,12 @@ def _segments_cross(p1, p2, q1, q2) -> bool:
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [(dict(width=101), "even"), (dict(height=32), "at least 64"), (dict(frames=0), "frames"), (dict(animals=0), "animals")],
+    [
+        (dict(width=101), "even"),
+        (dict(height=32), "at least 64"),
+        (dict(frames=0), "frames"),
+        (dict(animals=0), "animals"),
+    ],
 )
 def test_config_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message):

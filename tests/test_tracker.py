@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from posestream.core.errors import ConfigError
 from posestream.engine.synth import PerturbConfig, Perturber, PoseSimulator, SynthConfig
 from posestream.engine.tracking import Tracker, TrackerConfig
@@ -11,12 +12,18 @@ from posestream.engine.tracking.matching import greedy, hungarian, match
 from posestream.engine.types import FramePredictions
 
 FPS = 30.0
-BODY = np.array([[0, 0], [10, 0], [20, 0], [30, 0], [40, 0], [20, 6], [20, -6]], float)  # (7, 2) a 40 px animal
+BODY = np.array(
+    [[0, 0], [10, 0], [20, 0], [30, 0], [40, 0], [20, 6], [20, -6]], float
+)  # (7, 2) a 40 px animal
 
 
 def frame(idx: int, centers, scores=None, rng=None, jitter: float = 0.0) -> FramePredictions:
     """Animals of BODY shape at ``centers`` (k, 2), in that order."""
-    points = np.stack([BODY - BODY.mean(axis=0) + c for c in np.reshape(centers, (-1, 2))]) if len(centers) else np.zeros((0, len(BODY), 2))
+    points = (
+        np.stack([BODY - BODY.mean(axis=0) + c for c in np.reshape(centers, (-1, 2))])
+        if len(centers)
+        else np.zeros((0, len(BODY), 2))
+    )
     if jitter:
         points = points + rng.normal(0, jitter, points.shape)
     n = len(points)
@@ -29,9 +36,16 @@ def track(frames, **config) -> list[list[int]]:
     return [tracker.update(f).track_ids.tolist() for f in frames]
 
 
-@pytest.mark.parametrize("config", [
-    {}, {"kalman": True}, {"match": "greedy"}, {"similarity": "centroid"}, {"similarity": "iou"},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"kalman": True},
+        {"match": "greedy"},
+        {"similarity": "centroid"},
+        {"similarity": "iou"},
+    ],
+)
 def test_two_animals_crossing_keep_their_identities(config):
     """Two animals walk past each other, side by side (15 px apart at the closest), in shuffled order."""
     rng = np.random.default_rng(0)
@@ -65,7 +79,9 @@ def test_max_age_is_in_seconds_of_video_time():
     """The same absence in seconds gives the same answer at 15 and at 500 frames per second."""
     for fps in (15.0, 500.0):
         n = int(0.5 * fps)  # 0.5 s away
-        frames = [frame(0, [[100.0, 100.0]])] + [frame(i, []) for i in range(1, n)] + [frame(n, [[100.0, 100.0]])]
+        frames = (
+            [frame(0, [[100.0, 100.0]])] + [frame(i, []) for i in range(1, n)] + [frame(n, [[100.0, 100.0]])]
+        )
         tracker = Tracker(TrackerConfig(max_age=1.0), fps=fps)
         ids = [tracker.update(f).track_ids.tolist() for f in frames]
         assert ids[-1] == ids[0] == [0], fps
@@ -83,10 +99,15 @@ def test_max_tracks_reuses_identities(kalman):
     ids = track(frames, max_tracks=2, max_age=0.5, kalman=kalman)  # 15 frames
     assert {t for row in ids for t in row} == {0, 1, -1}
     assert all(len(set(row)) == len(row) for row in ids)
-    for start in (40, 80):  # the newcomer: untracked while the identity it takes is lost for less than max_age
+    for start in (
+        40,
+        80,
+    ):  # the newcomer: untracked while the identity it takes is lost for less than max_age
         newcomer = [row[1] for row in ids[start : start + 40]]
         assert newcomer[:15] == [-1] * 15 and set(newcomer[16:]) == {ids[start - 1][0]}
-        assert all(row[0] == ids[start - 1][1] for row in ids[start : start + 40])  # the one that stayed keeps its own
+        assert all(
+            row[0] == ids[start - 1][1] for row in ids[start : start + 40]
+        )  # the one that stayed keeps its own
     free = track(frames, max_age=0.5)
     assert len({t for row in free for t in row}) > 2  # without the limit, new animals get new identities
 
@@ -98,8 +119,12 @@ def test_the_gate_refuses_a_jump_across_the_arena():
 
 
 def test_low_score_instances_never_start_tracks_but_continue_them():
-    frames = [frame(0, [[100.0, 100.0], [300.0, 100.0]], scores=[0.9, 0.2])]  # the second: low score, no track
-    frames += [frame(1, [[101.0, 100.0], [301.0, 100.0]], scores=[0.2, 0.2])]  # the first continues at low score
+    frames = [
+        frame(0, [[100.0, 100.0], [300.0, 100.0]], scores=[0.9, 0.2])
+    ]  # the second: low score, no track
+    frames += [
+        frame(1, [[101.0, 100.0], [301.0, 100.0]], scores=[0.2, 0.2])
+    ]  # the first continues at low score
     tracker = Tracker(TrackerConfig(high_score=0.5), fps=FPS)
     first, second = (tracker.update(f) for f in frames)
     assert first.track_ids.tolist() == [0, -1] and np.isnan(first.tracking_scores[1])
@@ -111,7 +136,9 @@ def test_low_score_instances_never_start_tracks_but_continue_them():
 def test_deterministic_and_bounded_state():
     """Phantoms all over the arena start tracks that are forgotten after max_age: the state stays small."""
     rng = np.random.default_rng(3)
-    frames = [frame(i, np.vstack([[[100.0 + i % 50, 100.0]], rng.uniform(0, 2000, (2, 2))])) for i in range(600)]
+    frames = [
+        frame(i, np.vstack([[[100.0 + i % 50, 100.0]], rng.uniform(0, 2000, (2, 2))])) for i in range(600)
+    ]
     tracker = Tracker(TrackerConfig(max_age=0.5), fps=FPS)
     held = []
     for f in frames:

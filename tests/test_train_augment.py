@@ -40,8 +40,9 @@ def test_flip_swaps_symmetric_nodes_so_left_stays_left(tmp_path):
     from posestream.train.labels import load_labels
     from posestream.train.targets import grid
 
-    out = write_synthetic_video(tmp_path / "one.mp4", SynthConfig(frames=4, width=128, height=128, animals=1),
-                                progress=False)  # fmt: skip
+    out = write_synthetic_video(
+        tmp_path / "one.mp4", SynthConfig(frames=4, width=128, height=128, animals=1), progress=False
+    )
     labels = load_labels(out.slp)
     config = load_config("single_instance", overrides=["augment.flip=true", "data.input_scale=1.0"])
     dataset = PoseDataset(labels, config, InputGeometry.for_config(config, labels), augment=True)

@@ -73,7 +73,9 @@ def test_bottomup_on_a_skeleton_without_edges_is_a_clear_error(synth_gray, tmp_p
     video, _ = synth_gray
     data = read_analysis_h5(video.analysis_h5)
     labels = tmp_path / "no_edges.h5"
-    with AnalysisH5Writer(labels, Skeleton.from_names(list(data.skeleton.nodes)), video_path=str(video.video)) as writer:
+    with AnalysisH5Writer(
+        labels, Skeleton.from_names(list(data.skeleton.nodes)), video_path=str(video.video)
+    ) as writer:
         for i in range(data.n_frames):
             writer.write(data.frame(i))
     with pytest.raises(ConfigError, match="no edges.*bottom-up"):

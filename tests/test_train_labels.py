@@ -59,10 +59,25 @@ def test_package_with_embedded_images(sleap_file):
 
 
 def test_symmetry_inference():
-    names = ["nose", "left_eye", "right_eye", "wingL", "wingR", "forelegL1", "forelegR1", "leg", "reg", "Lhead", "Rhead"]
+    names = [
+        "nose",
+        "left_eye",
+        "right_eye",
+        "wingL",
+        "wingR",
+        "forelegL1",
+        "forelegR1",
+        "leg",
+        "reg",
+        "Lhead",
+        "Rhead",
+    ]
     assert infer_symmetries(names) == [
-        ("left_eye", "right_eye"), ("wingL", "wingR"), ("forelegL1", "forelegR1"), ("Lhead", "Rhead"),
-    ]  # fmt: skip
+        ("left_eye", "right_eye"),
+        ("wingL", "wingR"),
+        ("forelegL1", "forelegR1"),
+        ("Lhead", "Rhead"),
+    ]
 
 
 def test_missing_labels_file(tmp_path):
@@ -86,18 +101,51 @@ def test_pack_embeds_the_labelled_images_and_the_trainer_reads_them(tmp_path, sy
         np.testing.assert_array_equal(packed.frames[i].points, original.frames[i].points)
         difference = np.abs(packed.image(i).astype(int) - original.image(i).astype(int))
         assert difference.max() <= 1 and packed.image(i).std() > 0
-    run = subprocess.run([POSESTREAM, "train", str(moved / "gray.pkg.slp"), "-o", str(tmp_path / "run"), "--profile",
-                          "bottomup", "--max-epochs", "1", "--quiet", "--set", "backbone.filters=4", "--set",
-                          "backbone.max_stride=8", "--set", "data.input_scale=0.5"], capture_output=True, text=True, timeout=600)  # fmt: skip
+    run = subprocess.run(
+        [
+            POSESTREAM,
+            "train",
+            str(moved / "gray.pkg.slp"),
+            "-o",
+            str(tmp_path / "run"),
+            "--profile",
+            "bottomup",
+            "--max-epochs",
+            "1",
+            "--quiet",
+            "--set",
+            "backbone.filters=4",
+            "--set",
+            "backbone.max_stride=8",
+            "--set",
+            "data.input_scale=0.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0 and (tmp_path / "run" / "best.pt").exists(), run.stderr
 
 
 def test_pack_errors_name_the_fix(tmp_path, synth_gray):
     out, _ = synth_gray
-    result = subprocess.run([POSESTREAM, "pack", str(out.slp), "-o", str(tmp_path / "x.slp")], capture_output=True, text=True)
+    result = subprocess.run(
+        [POSESTREAM, "pack", str(out.slp), "-o", str(tmp_path / "x.slp")], capture_output=True, text=True
+    )
     assert result.returncode == 2 and "NAME.pkg.slp" in result.stderr
-    result = subprocess.run([POSESTREAM, "pack", str(out.slp), "-o", str(tmp_path / "x.pkg.slp"), "--video-path",
-                             str(tmp_path / "gone.mp4")], capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [
+            POSESTREAM,
+            "pack",
+            str(out.slp),
+            "-o",
+            str(tmp_path / "x.pkg.slp"),
+            "--video-path",
+            str(tmp_path / "gone.mp4"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "gone.mp4" in result.stderr and not (tmp_path / "x.pkg.slp").exists()
 
 

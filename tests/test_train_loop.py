@@ -17,12 +17,24 @@ from posestream.train.predict import PredictOptions, RunModel, predict
 from posestream.train.trainer import Trainer, load_run
 
 TINY = [
-    "backbone.filters=8", "backbone.max_stride=16", "backbone.filters_rate=1.5",
-    "head.output_stride=2", "head.sigma=2.5", "data.input_scale=1.0", "data.val_fraction=0",
-    "augment.rotation=0", "augment.scale_min=1", "augment.scale_max=1", "augment.translate=0",
-    "augment.brightness=0", "augment.contrast=0", "augment.noise=0",
-    "optim.learning_rate=0.005", "optim.early_stopping_patience=1000", "optim.plateau_patience=1000",
-]  # fmt: skip
+    "backbone.filters=8",
+    "backbone.max_stride=16",
+    "backbone.filters_rate=1.5",
+    "head.output_stride=2",
+    "head.sigma=2.5",
+    "data.input_scale=1.0",
+    "data.val_fraction=0",
+    "augment.rotation=0",
+    "augment.scale_min=1",
+    "augment.scale_max=1",
+    "augment.translate=0",
+    "augment.brightness=0",
+    "augment.contrast=0",
+    "augment.noise=0",
+    "optim.learning_rate=0.005",
+    "optim.early_stopping_patience=1000",
+    "optim.plateau_patience=1000",
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +48,9 @@ def one_animal(tmp_path_factory):
 def overfit_run(one_animal, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "single"
     torch.set_num_threads(2)
-    config = load_config("single_instance", overrides=TINY, labels=str(one_animal.slp), **{"optim.max_epochs": 400})
+    config = load_config(
+        "single_instance", overrides=TINY, labels=str(one_animal.slp), **{"optim.max_epochs": 400}
+    )
     trainer = Trainer(config, run_dir, progress=False)
     result = trainer.run()
     return run_dir, result, trainer
@@ -49,7 +63,9 @@ def test_loss_falls_and_peaks_land_within_2px(overfit_run, one_animal):
     assert result.epochs == 400 and len(losses) == 400
     assert losses[-1] < losses[0] / 5
     labels = load_labels(one_animal.slp)
-    predictions = predict([RunModel(run_dir)], labels, list(range(len(labels))), PredictOptions(peak_threshold=0.1))
+    predictions = predict(
+        [RunModel(run_dir)], labels, list(range(len(labels))), PredictOptions(peak_threshold=0.1)
+    )
     for frame in labels.frames:
         found = predictions[frame.frame_idx].points[0]
         error = np.linalg.norm(found - frame.points[0], axis=-1)
@@ -84,12 +100,17 @@ def test_resume_continues_from_the_last_epoch(one_animal, tmp_path):
     with (tmp_path / "bu" / "training_log.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
-    assert float(rows[1]["learning_rate"]) == config.optim.learning_rate and float(rows[3]["learning_rate"]) == 1e-4
+    assert (
+        float(rows[1]["learning_rate"]) == config.optim.learning_rate
+        and float(rows[3]["learning_rate"]) == 1e-4
+    )
 
 
 def test_a_new_run_starts_from_another_runs_weights(overfit_run, one_animal, tmp_path):
     run_dir, _, _ = overfit_run
-    config = load_config(config_file=run_dir / "config.yaml", labels=str(one_animal.slp), **{"optim.max_epochs": 1})
+    config = load_config(
+        config_file=run_dir / "config.yaml", labels=str(one_animal.slp), **{"optim.max_epochs": 1}
+    )
     tuned = Trainer(config, tmp_path / "tuned", progress=False)
     tuned.init_weights(run_dir)
     source = torch.load(run_dir / "best.pt", weights_only=True)["model"]
@@ -103,7 +124,9 @@ def test_weights_of_another_network_shape_are_a_clear_error(overfit_run, one_ani
     from posestream.engine import ConfigError
 
     run_dir, _, _ = overfit_run
-    config = load_config(config_file=run_dir / "config.yaml", overrides=["backbone.filters=4"], labels=str(one_animal.slp))
+    config = load_config(
+        config_file=run_dir / "config.yaml", overrides=["backbone.filters=4"], labels=str(one_animal.slp)
+    )
     with pytest.raises(ConfigError, match=r"layer .* there but .* here; train with the network settings of"):
         Trainer(config, tmp_path / "other", progress=False).init_weights(run_dir)
     with pytest.raises(FileNotFoundError, match="no weights to start from"):

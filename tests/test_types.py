@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from posestream.engine import ConfigError, FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton
 from posestream.engine.types import MODEL_METADATA_VERSION
 
 
 def test_skeleton_by_names_and_flip():
-    sk = Skeleton.from_names(["nose", "l", "r"], edges=[("nose", "l"), ("nose", "r")], symmetries=[("l", "r")])
+    sk = Skeleton.from_names(
+        ["nose", "l", "r"], edges=[("nose", "l"), ("nose", "r")], symmetries=[("l", "r")]
+    )
     assert sk.edges == ((0, 1), (0, 2))
     assert sk.edge_names == [("nose", "l"), ("nose", "r")]
     assert sk.flip_permutation().tolist() == [0, 2, 1]
@@ -85,8 +88,12 @@ def test_model_metadata_rejects_bad_values(overrides, message):
 
 
 def test_model_metadata_refuses_unknown_versions():
-    text = metadata().to_json().replace(
-        f'"format_version": {MODEL_METADATA_VERSION}', f'"format_version": {MODEL_METADATA_VERSION + 1}'
+    text = (
+        metadata()
+        .to_json()
+        .replace(
+            f'"format_version": {MODEL_METADATA_VERSION}', f'"format_version": {MODEL_METADATA_VERSION + 1}'
+        )
     )
     with pytest.raises(ConfigError, match="format_version 2 is not supported"):
         ModelMetadata.from_json(text, source="m/metadata.json")
@@ -100,12 +107,24 @@ def test_a_frame_block_gives_back_its_frames_and_joins_with_others():
     from posestream.engine.types import FrameBlock
 
     rng = np.random.default_rng(4)
-    frames = [FramePredictions(i, rng.uniform(0, 9, (n, 3, 2)), rng.uniform(size=(n, 3)), rng.uniform(size=n),
-                               track_ids=np.arange(n), tracking_scores=np.ones(n))
-              for i, n in enumerate([2, 0, 3, 1])]  # fmt: skip
+    frames = [
+        FramePredictions(
+            i,
+            rng.uniform(0, 9, (n, 3, 2)),
+            rng.uniform(size=(n, 3)),
+            rng.uniform(size=n),
+            track_ids=np.arange(n),
+            tracking_scores=np.ones(n),
+        )
+        for i, n in enumerate([2, 0, 3, 1])
+    ]
     frames.insert(2, FramePredictions.empty(9, 3, missing=True))
     block = FrameBlock.from_frames(frames, 3)
-    assert len(block) == 5 and block.counts.tolist() == [2, 0, 0, 3, 1] and block.missing.tolist() == [0, 0, 1, 0, 0]
+    assert (
+        len(block) == 5
+        and block.counts.tolist() == [2, 0, 0, 3, 1]
+        and block.missing.tolist() == [0, 0, 1, 0, 0]
+    )
     assert block.frame_of_rows().tolist() == [0, 0, 3, 3, 3, 4]
     joined = FrameBlock.concat([FrameBlock.from_frames(frames[:2], 3), FrameBlock.from_frames(frames[2:], 3)])
     for got in (block.frames(), joined.frames()):
@@ -122,5 +141,13 @@ def test_a_frame_block_whose_counts_do_not_match_its_rows_is_refused():
     from posestream.engine.types import FrameBlock
 
     with pytest.raises(ValueError, match="counts summing to 3"):
-        FrameBlock(np.arange(2), np.array([1, 2]), np.zeros((2, 3, 2), np.float32), np.zeros((2, 3), np.float32),
-                   np.zeros(2, np.float32), np.zeros(2, np.int32), np.zeros(2, np.float32), np.zeros(2, bool))
+        FrameBlock(
+            np.arange(2),
+            np.array([1, 2]),
+            np.zeros((2, 3, 2), np.float32),
+            np.zeros((2, 3), np.float32),
+            np.zeros(2, np.float32),
+            np.zeros(2, np.int32),
+            np.zeros(2, np.float32),
+            np.zeros(2, bool),
+        )

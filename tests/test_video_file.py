@@ -7,6 +7,7 @@ import zlib
 import av
 import numpy as np
 import pytest
+
 from posestream.engine import (
     FrameIndexError,
     FrameRanges,
@@ -206,12 +207,17 @@ def test_gpu_decoding_falls_back_to_the_cpu_with_a_note(synth_gray, caplog):
     """On a machine without a usable CUDA device (as here and in CI) NVDEC is not available: the reader
     says so in one line and decodes the same frames on the CPU."""
     out, _ = synth_gray
-    with caplog.at_level("WARNING", logger="posestream"), VideoFileReader(out.video, hwaccel="cuda:0") as gpu, \
-            VideoFileReader(out.video) as cpu:  # fmt: skip
+    with (
+        caplog.at_level("WARNING", logger="posestream"),
+        VideoFileReader(out.video, hwaccel="cuda:0") as gpu,
+        VideoFileReader(out.video) as cpu,
+    ):
         if gpu.hwaccel is not None:
             pytest.skip("this machine decodes on a GPU")
         assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
-        assert "GPU decoding on cuda:0 is not available" in caplog.text and "decoding on the CPU" in caplog.text
+        assert (
+            "GPU decoding on cuda:0 is not available" in caplog.text and "decoding on the CPU" in caplog.text
+        )
         for (i, a), (j, b) in zip(gpu.iter_frames(), cpu.iter_frames()):
             assert i == j and np.array_equal(a, b)
         assert len(gpu) == len(cpu)

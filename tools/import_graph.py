@@ -41,7 +41,9 @@ def imported(module: str, path: Path, known: dict[str, Path]) -> Iterator[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             # `from package import module` depends on the module; `from module import name` on the module
             names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
         else:
@@ -54,7 +56,8 @@ def imported(module: str, path: Path, known: dict[str, Path]) -> Iterator[str]:
 
 
 def graph(collapse: int | None = None) -> dict[str, set[str]]:
-    """Module -> the modules it imports; with ``collapse``, modules below that depth (``posestream.engine.sinks.
+    """Module -> the modules it imports; with ``collapse``, modules below that depth
+    (``posestream.engine.sinks.
     slp`` at depth 3) merge into their subpackage, so that a circle between subpackages shows."""
     known = modules()
 
@@ -111,7 +114,11 @@ def main() -> int:
         for circle in circles(graph(collapse)):
             failed = True
             print(f"import circle between {label}: " + " <-> ".join(circle))
-    print("import graph: circles found" if failed else "import graph: acyclic (modules, subpackages and packages)")
+    print(
+        "import graph: circles found"
+        if failed
+        else "import graph: acyclic (modules, subpackages and packages)"
+    )
     return 1 if failed else 0
 
 

@@ -49,8 +49,9 @@ def sampling_grid(matrix: np.ndarray, in_shape: tuple[int, int], out_shape: tupl
     height, width = in_shape
     out_h, out_w = out_shape
     inverse = torch.as_tensor(np.linalg.inv(matrix), dtype=torch.float32)
-    ys, xs = torch.meshgrid(torch.arange(out_h, dtype=torch.float32), torch.arange(out_w, dtype=torch.float32),
-                            indexing="ij")  # fmt: skip
+    ys, xs = torch.meshgrid(
+        torch.arange(out_h, dtype=torch.float32), torch.arange(out_w, dtype=torch.float32), indexing="ij"
+    )
     src_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
     src_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
     return torch.stack([2 * src_x / max(width - 1, 1) - 1, 2 * src_y / max(height - 1, 1) - 1], dim=-1)[None]

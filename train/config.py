@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from posestream.core.errors import ConfigError
 from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.types import ModelType
@@ -41,8 +42,12 @@ class BackboneConfig:
     def validate(self) -> None:
         _check(self.filters >= 1, "backbone.filters", "must be >= 1", self.filters)
         _check(self.filters_rate >= 1.0, "backbone.filters_rate", "must be >= 1", self.filters_rate)
-        _check(_power_of_two(self.max_stride) and self.max_stride >= 2, "backbone.max_stride",
-               "must be a power of 2 and >= 2", self.max_stride)  # fmt: skip
+        _check(
+            _power_of_two(self.max_stride) and self.max_stride >= 2,
+            "backbone.max_stride",
+            "must be a power of 2 and >= 2",
+            self.max_stride,
+        )
         _check(self.convs_per_block >= 1, "backbone.convs_per_block", "must be >= 1", self.convs_per_block)
 
 
@@ -60,13 +65,21 @@ class HeadConfig:
     def validate(self, max_stride: int) -> None:
         for key in ("output_stride", "paf_output_stride"):
             value = getattr(self, key)
-            _check(_power_of_two(value) and value <= max_stride, f"head.{key}",
-                   f"must be a power of 2 and <= backbone.max_stride ({max_stride})", value)  # fmt: skip
+            _check(
+                _power_of_two(value) and value <= max_stride,
+                f"head.{key}",
+                f"must be a power of 2 and <= backbone.max_stride ({max_stride})",
+                value,
+            )
         _check(self.sigma > 0, "head.sigma", "must be > 0", self.sigma)
         _check(self.paf_width > 0, "head.paf_width", "must be > 0", self.paf_width)
         if self.crop_size is not None:
-            _check(self.crop_size % max_stride == 0 and self.crop_size > 0, "head.crop_size",
-                   f"must be a positive multiple of backbone.max_stride ({max_stride})", self.crop_size)  # fmt: skip
+            _check(
+                self.crop_size % max_stride == 0 and self.crop_size > 0,
+                "head.crop_size",
+                f"must be a positive multiple of backbone.max_stride ({max_stride})",
+                self.crop_size,
+            )
 
 
 @dataclass
@@ -84,8 +97,12 @@ class AugmentConfig:
 
     def validate(self) -> None:
         _check(0 <= self.rotation <= 180, "augment.rotation", "must be in [0, 180] degrees", self.rotation)
-        _check(0 < self.scale_min <= self.scale_max, "augment.scale_min",
-               "must be > 0 and <= augment.scale_max", self.scale_min)  # fmt: skip
+        _check(
+            0 < self.scale_min <= self.scale_max,
+            "augment.scale_min",
+            "must be > 0 and <= augment.scale_max",
+            self.scale_min,
+        )
         for key in ("translate", "brightness", "noise"):
             _check(getattr(self, key) >= 0, f"augment.{key}", "must be >= 0", getattr(self, key))
         _check(0 <= self.contrast < 1, "augment.contrast", "must be in [0, 1)", self.contrast)
@@ -107,7 +124,12 @@ class DataConfig:
         _check(0 <= self.val_fraction < 1, "data.val_fraction", "must be in [0, 1)", self.val_fraction)
         _check(0 < self.input_scale <= 4, "data.input_scale", "must be in (0, 4]", self.input_scale)
         _check(self.batch_size >= 1, "data.batch_size", "must be >= 1", self.batch_size)
-        _check(self.symmetries in ("auto", "none"), "data.symmetries", "must be 'auto' or 'none'", self.symmetries)
+        _check(
+            self.symmetries in ("auto", "none"),
+            "data.symmetries",
+            "must be 'auto' or 'none'",
+            self.symmetries,
+        )
         _check(self.max_instances >= 1, "data.max_instances", "must be >= 1", self.max_instances)
         for key in ("frames", "val_frames"):
             text = getattr(self, key)
@@ -138,13 +160,27 @@ class OptimConfig:
     ohkm_weight: float = 1.0
 
     def validate(self) -> None:
-        _check(self.optimizer in ("adam", "adamw"), "optim.optimizer", "must be 'adam' or 'adamw'", self.optimizer)
+        _check(
+            self.optimizer in ("adam", "adamw"),
+            "optim.optimizer",
+            "must be 'adam' or 'adamw'",
+            self.optimizer,
+        )
         _check(self.learning_rate > 0, "optim.learning_rate", "must be > 0", self.learning_rate)
         _check(0 < self.plateau_factor < 1, "optim.plateau_factor", "must be in (0, 1)", self.plateau_factor)
         _check(self.max_epochs >= 1, "optim.max_epochs", "must be >= 1", self.max_epochs)
-        _check(self.max_minutes is None or self.max_minutes > 0, "optim.max_minutes", "must be > 0", self.max_minutes)
-        _check(self.steps_per_epoch is None or self.steps_per_epoch >= 1, "optim.steps_per_epoch",
-               "must be >= 1", self.steps_per_epoch)  # fmt: skip
+        _check(
+            self.max_minutes is None or self.max_minutes > 0,
+            "optim.max_minutes",
+            "must be > 0",
+            self.max_minutes,
+        )
+        _check(
+            self.steps_per_epoch is None or self.steps_per_epoch >= 1,
+            "optim.steps_per_epoch",
+            "must be >= 1",
+            self.steps_per_epoch,
+        )
         _check(0 < self.ohkm_fraction <= 1, "optim.ohkm_fraction", "must be in (0, 1]", self.ohkm_fraction)
 
 
@@ -173,7 +209,9 @@ class TrainConfig:
         self.data.validate()
         self.optim.validate()
         if self.model_type == ModelType.CENTERED_INSTANCE.value and self.data.input_scale != 1.0:
-            raise ConfigError("data.input_scale: centered_instance models crop at full resolution; set it to 1.0")
+            raise ConfigError(
+                "data.input_scale: centered_instance models crop at full resolution; set it to 1.0"
+            )
 
     @property
     def type(self) -> ModelType:

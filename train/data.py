@@ -16,10 +16,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from posestream.core.errors import ConfigError
 from posestream.engine.types import ModelType
-
-from posestream.train.augment import adjust_intensity, linear, random_geometry, transform_points, translation, warp_image
+from posestream.train.augment import (
+    adjust_intensity,
+    linear,
+    random_geometry,
+    transform_points,
+    translation,
+    warp_image,
+)
 from posestream.train.config import TrainConfig
 from posestream.train.labels import LabelSet
 from posestream.train.targets import confidence_maps, instance_anchors, part_affinity_fields
@@ -41,7 +48,9 @@ class InputGeometry:
         nodes = labels.skeleton.nodes
         anchor_part = config.head.anchor_part
         if anchor_part is not None and anchor_part not in nodes:
-            raise ConfigError(f"config key 'head.anchor_part': {anchor_part!r} is not a node; nodes: {list(nodes)}")
+            raise ConfigError(
+                f"config key 'head.anchor_part': {anchor_part!r} is not a node; nodes: {list(nodes)}"
+            )
         anchor = nodes.index(anchor_part) if anchor_part is not None else None
         stride = config.backbone.max_stride
         height = max(labels.image(i).shape[0] for i in _first_per_video(labels))
@@ -79,7 +88,9 @@ def _first_per_video(labels: LabelSet) -> list[int]:
 class PoseDataset(torch.utils.data.Dataset):
     """Network inputs (C, H, W) float in [0, 1] and the targets of ``config.model_type``."""
 
-    def __init__(self, labels: LabelSet, config: TrainConfig, geometry: InputGeometry, augment: bool, seed: int = 0):
+    def __init__(
+        self, labels: LabelSet, config: TrainConfig, geometry: InputGeometry, augment: bool, seed: int = 0
+    ):
         self.labels, self.config, self.geometry = labels, config, geometry
         self.augment, self.seed, self.epoch = augment, seed, 0
         self.type = config.type
@@ -116,8 +127,11 @@ class PoseDataset(torch.utils.data.Dataset):
             points = points[instance : instance + 1]
         return (tensor / 255.0, *self._targets(points))
 
-    def _geometry(self, shape: tuple[int, ...], points: np.ndarray, instance: int, rng) -> tuple[np.ndarray, bool]:
-        """Input-pixel -> network-pixel matrix: scale (or centre on the anchor), then augment about the centre."""
+    def _geometry(
+        self, shape: tuple[int, ...], points: np.ndarray, instance: int, rng
+    ) -> tuple[np.ndarray, bool]:
+        """Input-pixel -> network-pixel matrix: scale (or centre on the anchor), then augment about the
+        centre."""
         out_h, out_w = self.geometry.input_shape
         centre_out = ((out_w - 1) / 2, (out_h - 1) / 2)
         if instance >= 0:

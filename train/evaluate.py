@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+
 from posestream.core.errors import ConfigError, MissingExtraError
 from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.sinks.predictions import open_predictions
 from posestream.engine.types import FramePredictions, Skeleton
-
 from posestream.train.labels import LabelSet, labels_from_analysis_h5, load_labels
 from posestream.train.metrics import FrameEval, Report, evaluate
 from posestream.train.oks import OKS_STDDEV
@@ -33,12 +33,23 @@ def node_order(predicted: Skeleton, labels: Skeleton, path) -> np.ndarray:
     """Index of each of the labels' nodes among the predictions' nodes, by name; a ConfigError naming the
     nodes when the two skeletons do not have the same ones (a model of another skeleton)."""
     index = {name: i for i, name in enumerate(predicted.nodes)}
-    missing, extra = [n for n in labels.nodes if n not in index], sorted(set(predicted.nodes) - set(labels.nodes))
+    missing, extra = (
+        [n for n in labels.nodes if n not in index],
+        sorted(set(predicted.nodes) - set(labels.nodes)),
+    )
     if missing or extra:
-        raise ConfigError(f"{path}: the predictions' skeleton differs from the labels': "
-                          + "; ".join(part for part in (f"no predicted {', '.join(missing)}" if missing else "",
-                                                         f"not labelled: {', '.join(extra)}" if extra else "") if part)
-                          + " (nodes are matched by name; predict with a model of the labels' skeleton)")  # fmt: skip
+        raise ConfigError(
+            f"{path}: the predictions' skeleton differs from the labels': "
+            + "; ".join(
+                part
+                for part in (
+                    f"no predicted {', '.join(missing)}" if missing else "",
+                    f"not labelled: {', '.join(extra)}" if extra else "",
+                )
+                if part
+            )
+            + " (nodes are matched by name; predict with a model of the labels' skeleton)"
+        )
     return np.array([index[name] for name in labels.nodes], np.intp)
 
 
@@ -46,10 +57,14 @@ def _reorder(frame: FramePredictions, order: np.ndarray) -> FramePredictions:
     """``frame`` with its nodes in ``order``."""
     if np.array_equal(order, np.arange(len(order))):
         return frame
-    return dataclasses.replace(frame, points=frame.points[:, order], point_scores=frame.point_scores[:, order])
+    return dataclasses.replace(
+        frame, points=frame.points[:, order], point_scores=frame.point_scores[:, order]
+    )
 
 
-def frames_to_evaluate(truth: LabelSet, predictions: Predictions, frames: FrameRanges | None) -> list[FrameEval]:
+def frames_to_evaluate(
+    truth: LabelSet, predictions: Predictions, frames: FrameRanges | None
+) -> list[FrameEval]:
     """Pairs of ground truth and predictions on the labelled frames (in ``frames`` when given)."""
     n_nodes = truth.skeleton.n_nodes
     out = []
@@ -75,12 +90,19 @@ def tracked_frames(truth: LabelSet, predictions: Predictions) -> list[TrackedFra
     for labelled in sorted(truth.frames, key=lambda f: (f.video, f.frame_idx)):
         found = predictions.get(labelled.frame_idx) or FramePredictions.empty(labelled.frame_idx, n_nodes)
         known = labelled.track_ids >= 0
-        out.append(TrackedFrame(labelled.points[known], labelled.track_ids[known], found.points, found.track_ids))
+        out.append(
+            TrackedFrame(labelled.points[known], labelled.track_ids[known], found.points, found.track_ids)
+        )
     return out
 
 
-def evaluate_file(predictions_path: str, labels_path: str, frames: str | None = None,
-                  video_paths: list[str] = (), stddev: float = OKS_STDDEV) -> Report:  # fmt: skip
+def evaluate_file(
+    predictions_path: str,
+    labels_path: str,
+    frames: str | None = None,
+    video_paths: list[str] = (),
+    stddev: float = OKS_STDDEV,
+) -> Report:
     """Metrics of a predictions file against labels (.slp, or an analysis HDF5 file of ground truth); with
     tracking metrics when both sides have identities."""
     if Path(labels_path).suffix in (".h5", ".hdf5"):
@@ -98,9 +120,16 @@ def evaluate_file(predictions_path: str, labels_path: str, frames: str | None = 
     return report
 
 
-def evaluate_runs(run_dirs: list[str], labels_path: str | None = None, frames: str | None = None,
-                  video_paths: list[str] = (), device: str = "cpu", peak_threshold: float = 0.2,
-                  stddev: float = OKS_STDDEV, progress: bool = True) -> Report:  # fmt: skip
+def evaluate_runs(
+    run_dirs: list[str],
+    labels_path: str | None = None,
+    frames: str | None = None,
+    video_paths: list[str] = (),
+    device: str = "cpu",
+    peak_threshold: float = 0.2,
+    stddev: float = OKS_STDDEV,
+    progress: bool = True,
+) -> Report:
     """Predict with trained runs (torch) or exported models (the engine's onnxruntime backend) on
     labelled frames and score the predictions.
 
@@ -112,7 +141,9 @@ def evaluate_runs(run_dirs: list[str], labels_path: str | None = None, frames: s
     runs = [open_model(d, device) for d in run_dirs]
     first = runs[0].run
     if not first and not (labels_path and frames):
-        raise ConfigError(f"{run_dirs[0]}: its training run is not here; name the ground truth with --labels and --frames")
+        raise ConfigError(
+            f"{run_dirs[0]}: its training run is not here; name the ground truth with --labels and --frames"
+        )
     own = labels_path is None or Path(labels_path).resolve() == Path(first["labels"]).resolve()
     labels_path = labels_path or first["labels"]
     # The run's videos go with the run's labels only: other labels name their own (or --video-path does).
@@ -121,7 +152,9 @@ def evaluate_runs(run_dirs: list[str], labels_path: str | None = None, frames: s
         keep = set(first["val_frames"])
         truth = truth.subset([i for i, f in enumerate(truth.frames) if f.frame_idx in keep])
         if not len(truth):
-            raise ConfigError(f"{run_dirs[0]} has no validation frames; name the frames to evaluate with --frames")
+            raise ConfigError(
+                f"{run_dirs[0]} has no validation frames; name the frames to evaluate with --frames"
+            )
     truth.load_images()
     options = PredictOptions(peak_threshold=peak_threshold)
     predictions = predict(runs, truth, list(range(len(truth))), options, progress=progress)
@@ -132,7 +165,10 @@ def report_rows(report: Report) -> list[tuple[str, str]]:
     """The report as (metric, value) rows of text, in the order tables show them."""
     rows = [
         ("frames", f"{report.n_frames}"),
-        ("instances (truth / predicted / matched)", f"{report.n_truth} / {report.n_predicted} / {report.matched_instances}"),
+        (
+            "instances (truth / predicted / matched)",
+            f"{report.n_truth} / {report.n_predicted} / {report.matched_instances}",
+        ),
         ("OKS mAP", f"{report.mAP:.3f}"),
         ("OKS mAR", f"{report.mAR:.3f}"),
         ("AP@0.50 / AP@0.75", f"{report.ap_by_threshold['0.50']:.3f} / {report.ap_by_threshold['0.75']:.3f}"),
@@ -165,7 +201,9 @@ def print_comparison(reports: dict[str, Report], title: str) -> None:
     for name in reports:
         table.add_column(name, justify="right")
     columns = [dict(report_rows(r)) for r in reports.values()]
-    metrics = list(dict.fromkeys(m for c in columns for m in c))  # tracking rows only where some report has them
+    metrics = list(
+        dict.fromkeys(m for c in columns for m in c)
+    )  # tracking rows only where some report has them
     for metric in metrics:
         table.add_row(metric, *(c.get(metric, "-") for c in columns))
     Console().print(table)

@@ -25,10 +25,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from posestream.engine.model.peaks import NOT_A_PEAK
-from posestream.engine.types import ModelMetadata, ModelType, OutputMode
 from torch import nn
 
+from posestream.engine.model.peaks import NOT_A_PEAK
+from posestream.engine.types import ModelMetadata, ModelType, OutputMode
 from posestream.train.augment import linear, sampling_grid
 
 
@@ -39,8 +39,9 @@ class ExportGraph(nn.Module):
     ``output_names(metadata)``.
     """
 
-    def __init__(self, network: nn.Module, metadata: ModelMetadata, network_shape: tuple[int, int],
-                 half: bool = False):  # fmt: skip
+    def __init__(
+        self, network: nn.Module, metadata: ModelMetadata, network_shape: tuple[int, int], half: bool = False
+    ):
         super().__init__()
         self.network = network.half() if half else network
         self.half = half
@@ -75,10 +76,11 @@ class ExportGraph(nn.Module):
         dots = self.pair_dots(flat, confmaps.shape[3], strides["confmaps"], outputs[1], strides["pafs"])
         return values, flat, patches, dots
 
-    def pair_dots(self, flat: torch.Tensor, width: int, stride: int, pafs: torch.Tensor,
-                  paf_stride: int) -> torch.Tensor:  # fmt: skip
+    def pair_dots(
+        self, flat: torch.Tensor, width: int, stride: int, pafs: torch.Tensor, paf_stride: int
+    ) -> torch.Tensor:
         """PAF samples (N, E, K, K, S) along candidate pairs, as ``engine.paf_grouping.pair_dots``."""
-        n, k = flat.shape[0], flat.shape[2]
+        n = flat.shape[0]
         rows = torch.div(flat, width, rounding_mode="floor")
         cols = flat - rows * width
         points = torch.stack([cols * stride, rows * stride], dim=-1).to(torch.float32)  # (N, C, K, 2)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from posestream.core.errors import ConfigError, VideoNotFoundError
 from posestream.engine.extras import require
 from posestream.engine.frame_ranges import FrameRanges
@@ -83,8 +84,14 @@ class LabelSet:
 
     def subset(self, indices: Sequence[int]) -> LabelSet:
         """A LabelSet of some of these frames, sharing the image cache."""
-        return LabelSet(self.skeleton, [self.frames[i] for i in indices], self.labels_path,
-                        self.video_paths, self._images, self._sio_videos)  # fmt: skip
+        return LabelSet(
+            self.skeleton,
+            [self.frames[i] for i in indices],
+            self.labels_path,
+            self.video_paths,
+            self._images,
+            self._sio_videos,
+        )
 
     def in_ranges(self, ranges: FrameRanges) -> list[int]:
         """Indices of labelled frames whose frame index lies in ``ranges``."""
@@ -95,14 +102,21 @@ class LabelSet:
         return self.image(0).shape[2]
 
 
-def load_labels(path: str | os.PathLike, video_paths: Sequence[str] = (), frames: str | None = None,
-                need_images: bool = True) -> LabelSet:  # fmt: skip
+def load_labels(
+    path: str | os.PathLike,
+    video_paths: Sequence[str] = (),
+    frames: str | None = None,
+    need_images: bool = True,
+) -> LabelSet:
     """Load labels; ``frames`` ("0-879") keeps only labelled frames in that range. With ``need_images``
     False (scoring predictions needs only the points) videos that are not here are no error."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such labels file")
-    if path.suffix in (".h5", ".hdf5"):  # ground truth in an analysis HDF5 (posestream synth's OUT.analysis.h5)
+    if path.suffix in (
+        ".h5",
+        ".hdf5",
+    ):  # ground truth in an analysis HDF5 (posestream synth's OUT.analysis.h5)
         labels = labels_from_analysis_h5(path, frames)
         if need_images:
             labels.video_paths = resolve_video_paths(labels.video_paths, path, video_paths)
@@ -113,7 +127,9 @@ def load_labels(path: str | os.PathLike, video_paths: Sequence[str] = (), frames
     except Exception as exc:  # sleap-io raises many types for a bad file
         raise ConfigError(f"{path}: cannot read SLEAP labels ({type(exc).__name__}: {exc})") from exc
     if len(labels.skeletons) != 1:
-        raise ConfigError(f"{path}: labels with {len(labels.skeletons)} skeletons are not supported; need exactly one")
+        raise ConfigError(
+            f"{path}: labels with {len(labels.skeletons)} skeletons are not supported; need exactly one"
+        )
     skeleton = skeleton_from_sleap(labels.skeletons[0])
     filenames = [v.filename for v in labels.videos]
     try:
@@ -128,8 +144,11 @@ def load_labels(path: str | os.PathLike, video_paths: Sequence[str] = (), frames
     for lf in labels.labeled_frames:
         if keep is not None and lf.frame_idx not in keep:
             continue
-        instances = [inst for inst in lf.user_instances or lf.predicted_instances
-                     if np.isfinite(inst.numpy()[:, :2]).all(axis=1).any()]  # fmt: skip
+        instances = [
+            inst
+            for inst in lf.user_instances or lf.predicted_instances
+            if np.isfinite(inst.numpy()[:, :2]).all(axis=1).any()
+        ]
         if instances:
             video = labels.videos.index(lf.video)
             points = np.stack([inst.numpy()[:, :2] for inst in instances]).astype(np.float32)
@@ -138,7 +157,10 @@ def load_labels(path: str | os.PathLike, video_paths: Sequence[str] = (), frames
     if not items:
         raise ConfigError(f"{path}: no labelled instances" + (f" in frames {frames}" if frames else ""))
     items.sort(key=lambda f: (f.video, f.frame_idx))
-    sio_videos = [_open_embedded(v) if need_images and _is_embedded(p) else None for v, p in zip(labels.videos, resolved)]
+    sio_videos = [
+        _open_embedded(v) if need_images and _is_embedded(p) else None
+        for v, p in zip(labels.videos, resolved)
+    ]
     return LabelSet(skeleton, items, str(path), resolved, _sio_videos=sio_videos)
 
 
@@ -165,7 +187,9 @@ def skeleton_from_sleap(sk) -> Skeleton:
     skeleton = skeleton_from_sio(sk)
     if skeleton.symmetries:
         return skeleton
-    return Skeleton.from_names(skeleton.nodes, skeleton.edge_names, infer_symmetries(skeleton.nodes), name=skeleton.name)
+    return Skeleton.from_names(
+        skeleton.nodes, skeleton.edge_names, infer_symmetries(skeleton.nodes), name=skeleton.name
+    )
 
 
 def infer_symmetries(nodes: Sequence[str]) -> list[tuple[str, str]]:

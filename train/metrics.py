@@ -114,7 +114,11 @@ def evaluate(frames: list[FrameEval], stddev: float = OKS_STDDEV) -> Report:
     all_scores = np.concatenate([f.scores for f in frames]) if frames else np.zeros(0)
     aps, recalls = {}, []
     for t in OKS_THRESHOLDS:
-        hits = np.concatenate([_coco_matches(o, f.scores, t) for o, f in zip(oks, frames)]) if frames else np.zeros(0, bool)
+        hits = (
+            np.concatenate([_coco_matches(o, f.scores, t) for o, f in zip(oks, frames)])
+            if frames
+            else np.zeros(0, bool)
+        )
         ap, recall = _average_precision(all_scores, hits, n_truth)
         aps[f"{t:.2f}"] = ap
         recalls.append(recall)
@@ -127,13 +131,24 @@ def evaluate(frames: list[FrameEval], stddev: float = OKS_STDDEV) -> Report:
             matched += 1
     dist = np.concatenate(distances) if distances else np.zeros(0)
     found = dist[np.isfinite(dist)]
-    pck = {f"{t}px": float(np.mean(np.nan_to_num(dist, nan=np.inf) <= t)) if len(dist) else float("nan") for t in PCK_THRESHOLDS}
-    percentiles = {f"p{q}": float(np.percentile(found, q)) if len(found) else float("nan") for q in (50, 90, 95)}
+    pck = {
+        f"{t}px": float(np.mean(np.nan_to_num(dist, nan=np.inf) <= t)) if len(dist) else float("nan")
+        for t in PCK_THRESHOLDS
+    }
+    percentiles = {
+        f"p{q}": float(np.percentile(found, q)) if len(found) else float("nan") for q in (50, 90, 95)
+    }
     return Report(
-        n_frames=len(frames), n_truth=n_truth, n_predicted=n_predicted,
+        n_frames=len(frames),
+        n_truth=n_truth,
+        n_predicted=n_predicted,
         mAP=float(np.nanmean(list(aps.values()))) if n_truth else float("nan"),
         mAR=float(np.nanmean(recalls)) if n_truth else float("nan"),
-        ap_by_threshold=aps, pck=pck, error_percentiles=percentiles,
+        ap_by_threshold=aps,
+        pck=pck,
+        error_percentiles=percentiles,
         mean_error=float(found.mean()) if len(found) else float("nan"),
-        missed_instances=n_truth - matched, false_instances=n_predicted - matched, matched_instances=matched,
-    )  # fmt: skip
+        missed_instances=n_truth - matched,
+        false_instances=n_predicted - matched,
+        matched_instances=matched,
+    )

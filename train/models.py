@@ -12,10 +12,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-from posestream.engine.types import ModelType
 from torch import nn
 from torch.nn import functional as F
 
+from posestream.engine.types import ModelType
 from posestream.train.config import BackboneConfig, TrainConfig
 
 
@@ -43,7 +43,11 @@ def _conv_block(in_channels: int, out_channels: int, n_convs: int, batch_norm: b
     """``n_convs`` 3x3 convolutions, each followed by batch norm (optional) and ReLU."""
     layers: list[nn.Module] = []
     for i in range(n_convs):
-        layers.append(nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1, bias=not batch_norm))
+        layers.append(
+            nn.Conv2d(
+                in_channels if i == 0 else out_channels, out_channels, 3, padding=1, bias=not batch_norm
+            )
+        )
         if batch_norm:
             layers.append(nn.BatchNorm2d(out_channels))
         layers.append(nn.ReLU(inplace=True))
@@ -68,7 +72,11 @@ class UNet(nn.Module):
         for i in range(n_down):
             self.down.append(_conv_block(channels, width[i], cfg.convs_per_block, cfg.batch_norm))
             channels = width[i]
-        self.middle = _conv_block(channels, width[n_down], cfg.convs_per_block, cfg.batch_norm) if cfg.middle_block else nn.Identity()
+        self.middle = (
+            _conv_block(channels, width[n_down], cfg.convs_per_block, cfg.batch_norm)
+            if cfg.middle_block
+            else nn.Identity()
+        )
         channels = width[n_down] if cfg.middle_block else channels
         self.up_interpolate = cfg.up_interpolate
         self.upsample = nn.ModuleList()
@@ -79,7 +87,9 @@ class UNet(nn.Module):
                 self.upsample.append(nn.Identity())
             else:
                 self.upsample.append(nn.ConvTranspose2d(channels, channels, 2, stride=2))
-            self.up.append(_conv_block(channels + width[level], width[level], cfg.convs_per_block, cfg.batch_norm))
+            self.up.append(
+                _conv_block(channels + width[level], width[level], cfg.convs_per_block, cfg.batch_norm)
+            )
             channels = width[level]
         self.max_stride = cfg.max_stride
         self.out_channels = {cfg.max_stride: width[n_down] if cfg.middle_block else width[n_down - 1]}
@@ -97,7 +107,11 @@ class UNet(nn.Module):
         features = {self.max_stride: x}
         stride = self.max_stride
         for upsample, block in zip(self.upsample, self.up):
-            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False) if self.up_interpolate else upsample(x)
+            x = (
+                F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+                if self.up_interpolate
+                else upsample(x)
+            )
             x = block(torch.cat([x, skips.pop()], dim=1))
             stride //= 2
             features[stride] = x

@@ -9,17 +9,20 @@ renamed only when complete, and check what was embedded.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from posestream.core.errors import ConfigError
 from posestream.engine.extras import require
 from posestream.engine.progress import progress_bar
-
 from posestream.train.labels import resolve_video_paths
 
-EMBED_CHOICES = ("user", "user+suggestions", "all")  # sleap-io's names: labelled frames, + suggested, every frame
+EMBED_CHOICES = (
+    "user",
+    "user+suggestions",
+    "all",
+)  # sleap-io's names: labelled frames, + suggested, every frame
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,13 @@ class PackSummary:
     size_bytes: int
 
 
-def pack_labels(labels_path: str | os.PathLike, output: str | os.PathLike, video_paths: Sequence[str] = (),
-                embed: str = "user", progress: bool = True) -> PackSummary:  # fmt: skip
+def pack_labels(
+    labels_path: str | os.PathLike,
+    output: str | os.PathLike,
+    video_paths: Sequence[str] = (),
+    embed: str = "user",
+    progress: bool = True,
+) -> PackSummary:
     """Write ``output`` (.pkg.slp): the labels of ``labels_path`` with the frames ``embed`` names inside."""
     sio = require("sleap_io", extra="slp", feature="posestream pack")
     labels_path, output = Path(labels_path), Path(output)
@@ -42,9 +50,11 @@ def pack_labels(labels_path: str | os.PathLike, output: str | os.PathLike, video
         raise ConfigError(f"{labels_path}: cannot read SLEAP labels ({type(exc).__name__}: {exc})") from exc
     wanted = frames_to_embed(labels, embed)
     if not wanted:
-        raise ConfigError(f"{labels_path}: no frames to embed with --embed {embed} (it has "
-                          f"{len(labels.user_labeled_frames)} user-labelled frames and {len(labels.suggestions)} "
-                          "suggestions); try --embed all")  # fmt: skip
+        raise ConfigError(
+            f"{labels_path}: no frames to embed with --embed {embed} (it has "
+            f"{len(labels.user_labeled_frames)} user-labelled frames and {len(labels.suggestions)} "
+            "suggestions); try --embed all"
+        )
     to_open = [v for v in labels.videos if not _is_package(v)]
     if to_open:
         found = resolve_video_paths([v.filename for v in to_open], labels_path, video_paths)
@@ -62,7 +72,9 @@ def pack_labels(labels_path: str | os.PathLike, output: str | os.PathLike, video
         sio.save_slp(labels, str(partial), embed=embed, verbose=False, progress_callback=on_progress)
     embedded = count_embedded_frames(partial)
     if embedded < len(wanted):
-        raise ConfigError(f"{partial}: {embedded} frames were embedded, {len(wanted)} expected; left for inspection")
+        raise ConfigError(
+            f"{partial}: {embedded} frames were embedded, {len(wanted)} expected; left for inspection"
+        )
     partial.replace(output)
     return PackSummary(output, embedded, len(labels.videos), output.stat().st_size)
 
@@ -83,8 +95,11 @@ def frames_to_embed(labels, embed: str) -> set[tuple[int, int]]:
     """(video index, frame index) of every frame ``embed`` names."""
     frames = set()
     if embed in ("user", "all"):
-        frames |= {(labels.videos.index(lf.video), lf.frame_idx) for lf in labels.labeled_frames
-                   if embed == "all" or lf.has_user_instances}  # fmt: skip
+        frames |= {
+            (labels.videos.index(lf.video), lf.frame_idx)
+            for lf in labels.labeled_frames
+            if embed == "all" or lf.has_user_instances
+        }
     if embed in ("user+suggestions", "all"):
         frames |= {(labels.videos.index(s.video), s.frame_idx) for s in labels.suggestions}
     if embed == "user+suggestions":
@@ -97,7 +112,11 @@ def count_embedded_frames(path: Path) -> int:
     import h5py
 
     with h5py.File(path, "r") as f:
-        return sum(len(f[name]["frame_numbers"]) for name in f if name.startswith("video") and "frame_numbers" in f[name])
+        return sum(
+            len(f[name]["frame_numbers"])
+            for name in f
+            if name.startswith("video") and "frame_numbers" in f[name]
+        )
 
 
 def _is_package(video) -> bool:

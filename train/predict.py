@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from posestream.core.errors import ConfigError
 from posestream.engine.model.instances import InstanceBatch, Instances
 from posestream.engine.model.postprocess import OutputDecoder
-from posestream.engine.progress import progress_bar
 from posestream.engine.model.topdown import crops_around, instances_from_crops
+from posestream.engine.progress import progress_bar
 from posestream.engine.types import FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton
-
 from posestream.train.labels import LabelSet
 from posestream.train.targets import instance_anchors
 from posestream.train.trainer import load_run
@@ -46,8 +46,10 @@ class RunModel:
         self.device = torch.device(device)
         self.network, self.run, self.config = load_run(run_dir, device, checkpoint)
         if self.run.get("model_type") not in [t.value for t in ModelType]:
-            raise ConfigError(f"{self.run_dir / 'run.json'}: unknown model_type {self.run.get('model_type')!r}; "
-                              f"expected one of {[t.value for t in ModelType]}")  # fmt: skip
+            raise ConfigError(
+                f"{self.run_dir / 'run.json'}: unknown model_type {self.run.get('model_type')!r}; "
+                f"expected one of {[t.value for t in ModelType]}"
+            )
         self.type = ModelType(self.run["model_type"])
         self.skeleton = Skeleton.from_dict(self.run["skeleton"])
         geometry = self.run["geometry"]
@@ -64,8 +66,13 @@ class RunModel:
         n = self.config.data.max_instances
         return {ModelType.CENTROID: n, ModelType.BOTTOMUP: 2 * n}.get(self.type, 1)
 
-    def metadata(self, input_shape: tuple[int, int, int], output_mode: OutputMode = OutputMode.MAPS,
-                 max_peaks: int | None = None, precision: str = "fp32") -> ModelMetadata:  # fmt: skip
+    def metadata(
+        self,
+        input_shape: tuple[int, int, int],
+        output_mode: OutputMode = OutputMode.MAPS,
+        max_peaks: int | None = None,
+        precision: str = "fp32",
+    ) -> ModelMetadata:
         """The exported model's description for frames (or crops) of ``input_shape`` (H, W, C)."""
         height, width, _ = input_shape
         if self.type is ModelType.CENTERED_INSTANCE:
@@ -74,28 +81,44 @@ class RunModel:
             network_shape = self.network_shape_for(height, width)
         anchor = self.skeleton.nodes[self.anchor] if self.anchor is not None else None
         return ModelMetadata(
-            model_type=self.type, skeleton=self.skeleton, input_shape=input_shape, input_layout="NHWC",
-            input_scale=self.input_scale, output_strides=dict(self.heads),
-            output_shapes={name: (network_shape[0] // s, network_shape[1] // s) for name, s in self.heads.items()},
+            model_type=self.type,
+            skeleton=self.skeleton,
+            input_shape=input_shape,
+            input_layout="NHWC",
+            input_scale=self.input_scale,
+            output_strides=dict(self.heads),
+            output_shapes={
+                name: (network_shape[0] // s, network_shape[1] // s) for name, s in self.heads.items()
+            },
             sigma=self.config.head.sigma,
             crop_size=(height, width) if self.type is ModelType.CENTERED_INSTANCE else None,
-            anchor_part=anchor, output_mode=output_mode, max_peaks=max_peaks or self.default_max_peaks(),
-            max_instances=self.config.data.max_instances, precision=precision,
-            source_run=str(self.run_dir.resolve()), config_hash=self.run.get("config_hash", ""),
-        )  # fmt: skip
+            anchor_part=anchor,
+            output_mode=output_mode,
+            max_peaks=max_peaks or self.default_max_peaks(),
+            max_instances=self.config.data.max_instances,
+            precision=precision,
+            source_run=str(self.run_dir.resolve()),
+            config_hash=self.run.get("config_hash", ""),
+        )
 
     def network_shape_for(self, height: int, width: int) -> tuple[int, int]:
         """Network input (h, w) for frames (height, width): scaled, rounded up to the max stride."""
         stride = self.config.backbone.max_stride
         return tuple(int(np.ceil(v * self.input_scale / stride) * stride) for v in (height, width))  # type: ignore[return-value]
 
-    def graph(self, metadata: ModelMetadata, network: torch.nn.Module | None = None, half: bool = False) -> torch.nn.Module:
+    def graph(
+        self, metadata: ModelMetadata, network: torch.nn.Module | None = None, half: bool = False
+    ) -> torch.nn.Module:
         """The exported graph's torch module for ``metadata`` around ``network`` (default: the run's own;
         ``half`` converts it in place)."""
         from posestream.train.graph import ExportGraph
 
         height, width, _ = metadata.input_shape
-        network_shape = (height, width) if self.type is ModelType.CENTERED_INSTANCE else self.network_shape_for(height, width)
+        network_shape = (
+            (height, width)
+            if self.type is ModelType.CENTERED_INSTANCE
+            else self.network_shape_for(height, width)
+        )
         network = self.network if network is None else network
         return ExportGraph(network, metadata, network_shape, half=half).to(self.device).eval()
 
@@ -145,9 +168,12 @@ def open_model(path: str | os.PathLike, device: str = "cpu") -> RunModel | Expor
 
 
 def predict(
-    runs: list[RunModel | ExportedRun], labels: LabelSet, indices: list[int], options: PredictOptions = PredictOptions(),
+    runs: list[RunModel | ExportedRun],
+    labels: LabelSet,
+    indices: list[int],
+    options: PredictOptions = PredictOptions(),
     progress: bool = False,
-) -> dict[int, FramePredictions]:  # fmt: skip
+) -> dict[int, FramePredictions]:
     """Predictions for labelled frames ``indices`` of ``labels``, keyed by frame index."""
     types = sorted(r.type.value for r in runs)
     by_type = {r.type: r for r in runs}
@@ -157,11 +183,15 @@ def predict(
         def fn(chunk):
             return run.instances(_frames(labels, chunk), options)
     elif types == ["centered_instance"]:
+
         def fn(chunk):
             return _centered_on_truth(by_type[ModelType.CENTERED_INSTANCE], labels, chunk, options)
     elif types == ["centered_instance", "centroid"]:
+
         def fn(chunk):
-            return _top_down(by_type[ModelType.CENTROID], by_type[ModelType.CENTERED_INSTANCE], labels, chunk, options)
+            return _top_down(
+                by_type[ModelType.CENTROID], by_type[ModelType.CENTERED_INSTANCE], labels, chunk, options
+            )
     else:
         raise ConfigError(
             f"cannot predict with runs of types {types}: give one single_instance, bottomup or "
@@ -172,7 +202,9 @@ def predict(
         for chunk in _chunks(labels, indices, options.batch_size):
             for i, found in zip(chunk, fn(chunk)):
                 frame_idx = labels.frames[i].frame_idx
-                results[frame_idx] = FramePredictions(frame_idx, found.points, found.point_scores, found.instance_scores)
+                results[frame_idx] = FramePredictions(
+                    frame_idx, found.points, found.point_scores, found.instance_scores
+                )
             advance(len(chunk))
     return results
 
@@ -198,7 +230,9 @@ def _crop_instances(run: RunModel, frames: np.ndarray, anchors: list[np.ndarray]
     found: list[Instances] = []
     for start in range(0, len(crops), options.batch_size):
         found.extend(run.instances(crops[start : start + options.batch_size], options))
-    return instances_from_crops(InstanceBatch.of(found, run.skeleton.n_nodes), origins, frame_of, len(frames)).split()
+    return instances_from_crops(
+        InstanceBatch.of(found, run.skeleton.n_nodes), origins, frame_of, len(frames)
+    ).split()
 
 
 def _centered_on_truth(run: RunModel, labels: LabelSet, chunk: list[int], options) -> list[Instances]:
@@ -209,7 +243,9 @@ def _centered_on_truth(run: RunModel, labels: LabelSet, chunk: list[int], option
     return _crop_instances(run, _frames(labels, chunk), anchors, options)
 
 
-def _top_down(centroid: RunModel, centered: RunModel, labels: LabelSet, chunk: list[int], options) -> list[Instances]:
+def _top_down(
+    centroid: RunModel, centered: RunModel, labels: LabelSet, chunk: list[int], options
+) -> list[Instances]:
     frames = _frames(labels, chunk)
     anchors = [found.points[:, 0] for found in centroid.instances(frames, options)]
     return _crop_instances(centered, frames, anchors, options)

@@ -59,25 +59,38 @@ class FieldReport:
     def advice(self) -> str:
         ratio = self.field_px / max(self.animal_px, 1e-9)
         if ratio < 0.8:
-            return (f"the receptive field ({self.field_px:.0f} px) is smaller than an animal ({self.animal_px:.0f} px): "
-                    "raise backbone.max_stride or lower data.input_scale")  # fmt: skip
+            return (
+                f"the receptive field ({self.field_px:.0f} px) is smaller than an animal "
+                f"({self.animal_px:.0f} px): "
+                "raise backbone.max_stride or lower data.input_scale"
+            )
         if ratio > 4:
-            return (f"the receptive field ({self.field_px:.0f} px) is over 4x an animal ({self.animal_px:.0f} px): a "
-                    "smaller backbone.max_stride trains faster with the same view")  # fmt: skip
-        return (f"the receptive field ({self.field_px:.0f} px) covers an animal ({self.animal_px:.0f} px, "
-                f"{ratio:.1f}x): good")  # fmt: skip
+            return (
+                f"the receptive field ({self.field_px:.0f} px) is over 4x an animal "
+                f"({self.animal_px:.0f} px): a "
+                "smaller backbone.max_stride trains faster with the same view"
+            )
+        return (
+            f"the receptive field ({self.field_px:.0f} px) covers an animal ({self.animal_px:.0f} px, "
+            f"{ratio:.1f}x): good"
+        )
 
 
 def field_report(config: TrainConfig, labels: LabelSet, frame: int) -> FieldReport:
     """The receptive field of ``config``'s confidence maps, and the labelled animals' typical size."""
     input_field = receptive_field(config.backbone, config.head.output_stride)
     sides = [side for f in labels.frames for side in _instance_sides(f.points)]
-    return FieldReport(input_field / config.data.input_scale, input_field, float(np.median(sides)) if sides else 0.0,
-                       labels.frames[frame].frame_idx)  # fmt: skip
+    return FieldReport(
+        input_field / config.data.input_scale,
+        input_field,
+        float(np.median(sides)) if sides else 0.0,
+        labels.frames[frame].frame_idx,
+    )
 
 
-def draw_receptive_field(config: TrainConfig, labels: LabelSet, output: str | os.PathLike,
-                         frame: int | None = None) -> FieldReport:  # fmt: skip
+def draw_receptive_field(
+    config: TrainConfig, labels: LabelSet, output: str | os.PathLike, frame: int | None = None
+) -> FieldReport:
     """Write ``output`` (PNG): labelled frame ``frame`` (default: the one with most labelled points) with
     every animal's box, the receptive field drawn as a square on its most complete animal, and the
     numbers in the title."""
@@ -103,14 +116,22 @@ def draw_receptive_field(config: TrainConfig, labels: LabelSet, output: str | os
             ax.plot(*seen.T, "o", ms=3, color=ANIMAL_COLOUR)
     fullest = points[np.argmax(np.isfinite(points).all(axis=-1).sum(axis=1))]
     centre = (np.nanmin(fullest, axis=0) + np.nanmax(fullest, axis=0)) / 2
-    ax.add_patch(patches.Rectangle(centre - report.field_px / 2, report.field_px, report.field_px, fill=False,
-                                   ec=RF_COLOUR, lw=2))  # fmt: skip
+    ax.add_patch(
+        patches.Rectangle(
+            centre - report.field_px / 2, report.field_px, report.field_px, fill=False, ec=RF_COLOUR, lw=2
+        )
+    )
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
     ax.set_axis_off()
-    ax.set_title(f"{config.model_type}, max stride {config.backbone.max_stride}, input scale {config.data.input_scale}: "
-                 f"receptive field {report.field_px:.0f} px (orange)\nanimals (blue, median {report.animal_px:.0f} px); "
-                 f"frame {report.frame_idx}", fontsize=9)  # fmt: skip
+    ax.set_title(
+        f"{config.model_type}, max stride {config.backbone.max_stride}, input scale "
+        f"{config.data.input_scale}: "
+        f"receptive field {report.field_px:.0f} px (orange)\nanimals (blue, median "
+        f"{report.animal_px:.0f} px); "
+        f"frame {report.frame_idx}",
+        fontsize=9,
+    )
     fig.tight_layout()
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=100)

@@ -58,7 +58,12 @@ def part_affinity_fields(
     ux, uy = unit[..., 0, None, None], unit[..., 1, None, None]
     along = rel_x * ux + rel_y * uy  # (n_instances, n_edges, H, W)
     across = np.abs(rel_x * uy - rel_y * ux)
-    inside = (along >= 0) & (along <= np.nan_to_num(length)[..., None]) & (across <= width) & valid[..., None, None]
+    inside = (
+        (along >= 0)
+        & (along <= np.nan_to_num(length)[..., None])
+        & (across <= width)
+        & valid[..., None, None]
+    )
     count = inside.sum(axis=0)  # (n_edges, H, W)
     fields = np.stack([(inside * ux).sum(axis=0), (inside * uy).sum(axis=0)], axis=1)  # (n_edges, 2, H, W)
     fields = fields / np.maximum(count, 1)[:, None]

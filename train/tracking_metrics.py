@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from posestream.engine.extras import require
 
+from posestream.engine.extras import require
 from posestream.train.oks import OKS_STDDEV, oks_matrix
 
 MATCH_THRESHOLD = 0.5
@@ -53,8 +53,9 @@ class TrackingReport:
         return asdict(self)
 
 
-def tracking_metrics(frames: list[TrackedFrame], stddev: float = OKS_STDDEV,
-                     threshold: float = MATCH_THRESHOLD) -> TrackingReport:  # fmt: skip
+def tracking_metrics(
+    frames: list[TrackedFrame], stddev: float = OKS_STDDEV, threshold: float = MATCH_THRESHOLD
+) -> TrackingReport:
     """CLEAR, IDF1 and HOTA over a sequence of frames (in time order)."""
     metrics = require("trackeval.metrics", extra="eval", feature="tracking metrics (posestream evaluate)")
     data = _trackeval_sequence(frames, stddev)
@@ -63,12 +64,21 @@ def tracking_metrics(frames: list[TrackedFrame], stddev: float = OKS_STDDEV,
     identity = metrics.Identity(config).eval_sequence(data)
     hota = metrics.HOTA().eval_sequence(data)
     return TrackingReport(
-        frames=len(frames), true_identities=data["num_gt_ids"], predicted_identities=data["num_tracker_ids"],
-        id_switches=int(clear["IDSW"]), idf1=float(identity["IDF1"]), mota=float(clear["MOTA"]),
-        motp=float(clear["MOTP"]), hota=float(np.mean(hota["HOTA"])), fragmentations=int(clear["Frag"]),
-        mostly_tracked=int(clear["MT"]), matched=int(clear["CLR_TP"]), missed=int(clear["CLR_FN"]),
-        false_positives=int(clear["CLR_FP"]), oks_threshold=threshold,
-    )  # fmt: skip
+        frames=len(frames),
+        true_identities=data["num_gt_ids"],
+        predicted_identities=data["num_tracker_ids"],
+        id_switches=int(clear["IDSW"]),
+        idf1=float(identity["IDF1"]),
+        mota=float(clear["MOTA"]),
+        motp=float(clear["MOTP"]),
+        hota=float(np.mean(hota["HOTA"])),
+        fragmentations=int(clear["Frag"]),
+        mostly_tracked=int(clear["MT"]),
+        matched=int(clear["CLR_TP"]),
+        missed=int(clear["CLR_FN"]),
+        false_positives=int(clear["CLR_FP"]),
+        oks_threshold=threshold,
+    )
 
 
 def _trackeval_sequence(frames: list[TrackedFrame], stddev: float) -> dict:
@@ -78,12 +88,23 @@ def _trackeval_sequence(frames: list[TrackedFrame], stddev: float) -> dict:
     gt_ids, tracker_ids, similarity = [], [], []
     for frame in frames:
         keep = frame.predicted_ids >= 0
-        gt_ids.append(np.array([true_index.setdefault(int(i), len(true_index)) for i in frame.truth_ids], int))
-        tracker_ids.append(np.array([predicted_index.setdefault(int(i), len(predicted_index))
-                                     for i in frame.predicted_ids[keep]], int))  # fmt: skip
+        gt_ids.append(
+            np.array([true_index.setdefault(int(i), len(true_index)) for i in frame.truth_ids], int)
+        )
+        tracker_ids.append(
+            np.array(
+                [predicted_index.setdefault(int(i), len(predicted_index)) for i in frame.predicted_ids[keep]],
+                int,
+            )
+        )
         similarity.append(oks_matrix(frame.truth, frame.predicted[keep], stddev))
     return {
-        "num_timesteps": len(frames), "num_gt_ids": len(true_index), "num_tracker_ids": len(predicted_index),
-        "num_gt_dets": sum(len(i) for i in gt_ids), "num_tracker_dets": sum(len(i) for i in tracker_ids),
-        "gt_ids": gt_ids, "tracker_ids": tracker_ids, "similarity_scores": similarity,
-    }  # fmt: skip
+        "num_timesteps": len(frames),
+        "num_gt_ids": len(true_index),
+        "num_tracker_ids": len(predicted_index),
+        "num_gt_dets": sum(len(i) for i in gt_ids),
+        "num_tracker_dets": sum(len(i) for i in tracker_ids),
+        "gt_ids": gt_ids,
+        "tracker_ids": tracker_ids,
+        "similarity_scores": similarity,
+    }

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from posestream.core.errors import ConfigError
 from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.progress import progress_bar
-from torch.nn import functional as F
-
 from posestream.train.config import TrainConfig
 from posestream.train.data import InputGeometry, PoseDataset
 from posestream.train.labels import LabelSet, load_labels
@@ -47,7 +46,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"config key 'device' is {name!r} but this torch has no CUDA device; use 'cpu' or 'auto'")
+        raise ConfigError(
+            f"config key 'device' is {name!r} but this torch has no CUDA device; use 'cpu' or 'auto'"
+        )
     return device
 
 
@@ -62,11 +63,15 @@ def split_labels(labels: LabelSet, config: TrainConfig) -> tuple[LabelSet, Label
         n_val = int(round(n * config.data.val_fraction)) if n > 1 else 0
         val, train = sorted(order[:n_val].tolist()), sorted(order[n_val:].tolist())
     if not train:
-        raise ConfigError("no labelled frames left for training after the validation split; lower data.val_fraction")
+        raise ConfigError(
+            "no labelled frames left for training after the validation split; lower data.val_fraction"
+        )
     return labels.subset(train), labels.subset(val)
 
 
-def map_loss(predictions: tuple[torch.Tensor, ...], targets: tuple[torch.Tensor, ...], config: TrainConfig) -> torch.Tensor:
+def map_loss(
+    predictions: tuple[torch.Tensor, ...], targets: tuple[torch.Tensor, ...], config: TrainConfig
+) -> torch.Tensor:
     """Mean squared error of every head, plus online hard keypoint mining when enabled."""
     total = predictions[0].new_zeros(())
     for pred, target in zip(predictions, targets):
@@ -88,21 +93,28 @@ class Trainer:
         torch.manual_seed(config.seed)
         labels = load_labels(config.labels, config.video_paths, config.data.frames)
         if config.model_type == "bottomup" and not labels.skeleton.edges:
-            raise ConfigError(f"{config.labels}: its skeleton has no edges, and a bottom-up model groups nodes along "
-                              "them (part affinity fields); add edges to the skeleton, or train single_instance or "
-                              "the top-down pair")  # fmt: skip
+            raise ConfigError(
+                f"{config.labels}: its skeleton has no edges, and a bottom-up model groups nodes along "
+                "them (part affinity fields); add edges to the skeleton, or train single_instance or "
+                "the top-down pair"
+            )
         labels.load_images()
         self.skeleton = labels.skeleton
         self.train_labels, self.val_labels = split_labels(labels, config)
         self.geometry = InputGeometry.for_config(config, self.train_labels)
         config.head.crop_size = self.geometry.crop_size or config.head.crop_size
         self.channels = labels.channels
-        self.model = build_model(config, self.channels, self.skeleton.n_nodes, len(self.skeleton.edges)).to(self.device)
+        self.model = build_model(config, self.channels, self.skeleton.n_nodes, len(self.skeleton.edges)).to(
+            self.device
+        )
         self.optimizer = self._optimizer()
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", factor=config.optim.plateau_factor,
-            patience=config.optim.plateau_patience, min_lr=config.optim.min_learning_rate,
-        )  # fmt: skip
+            self.optimizer,
+            mode="min",
+            factor=config.optim.plateau_factor,
+            patience=config.optim.plateau_patience,
+            min_lr=config.optim.min_learning_rate,
+        )
         self.use_amp = config.mixed_precision and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.epoch, self.best_val, self.stale_epochs = 0, math.inf, 0
@@ -122,7 +134,9 @@ class Trainer:
             "skeleton": self.skeleton.to_dict(),
             "channels": self.channels,
             "geometry": asdict(self.geometry),
-            "heads": [asdict(h) for h in head_specs(self.config, self.skeleton.n_nodes, len(self.skeleton.edges))],
+            "heads": [
+                asdict(h) for h in head_specs(self.config, self.skeleton.n_nodes, len(self.skeleton.edges))
+            ],
             "labels": str(Path(self.config.labels).resolve()),  # absolute: evaluate works from any folder
             "video_paths": [str(Path(v).resolve()) for v in self.train_labels.video_paths],
             "train_frames": [f.frame_idx for f in self.train_labels.frames],
@@ -156,7 +170,11 @@ class Trainer:
         if learning_rate is not None:
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate
-        self.epoch, self.best_val, self.stale_epochs = int(state["epoch"]), float(state["best_val"]), int(state["stale_epochs"])
+        self.epoch, self.best_val, self.stale_epochs = (
+            int(state["epoch"]),
+            float(state["best_val"]),
+            int(state["stale_epochs"]),
+        )
 
     def init_weights(self, source_run: str | os.PathLike) -> None:
         """Start from the weights of another run (its best.pt): fine-tuning on new labels.
@@ -174,12 +192,15 @@ class Trainer:
                 got = tuple(own[name].shape) if name in own else "no such layer"
                 raise ConfigError(
                     f"{path}: layer {name} is {tuple(tensor.shape)} there but {got} here; train with the "
-                    f"network settings of {source_run / 'config.yaml'} (e.g. --config {source_run / 'config.yaml'})"
+                    f"network settings of {source_run / 'config.yaml'} (e.g. --config "
+                    f"{source_run / 'config.yaml'})"
                 )
         missing = sorted(set(own) - set(weights))
         if missing:
-            raise ConfigError(f"{path}: has no weights for {missing[0]} (and {len(missing) - 1} more); "
-                              f"train with the network settings of {source_run / 'config.yaml'}")  # fmt: skip
+            raise ConfigError(
+                f"{path}: has no weights for {missing[0]} (and {len(missing) - 1} more); "
+                f"train with the network settings of {source_run / 'config.yaml'}"
+            )
         self.model.load_state_dict(weights)
 
     # -- training -----------------------------------------------------------
@@ -187,7 +208,9 @@ class Trainer:
     def run(self) -> TrainResult:
         optim = self.config.optim
         self.write_run_files()
-        train_set = PoseDataset(self.train_labels, self.config, self.geometry, augment=True, seed=self.config.seed)
+        train_set = PoseDataset(
+            self.train_labels, self.config, self.geometry, augment=True, seed=self.config.seed
+        )
         val_set = PoseDataset(self.val_labels, self.config, self.geometry, augment=False)
         deadline = time.monotonic() + optim.max_minutes * 60 if optim.max_minutes else math.inf
         reason = "max_epochs"
@@ -201,7 +224,9 @@ class Trainer:
             self.epoch += 1
             self.scheduler.step(val_loss)
             improved = val_loss < self.best_val
-            self.best_val, self.stale_epochs = (val_loss, 0) if improved else (self.best_val, self.stale_epochs + 1)
+            self.best_val, self.stale_epochs = (
+                (val_loss, 0) if improved else (self.best_val, self.stale_epochs + 1)
+            )
             self.save_checkpoint(best=improved)
             self._log(train_loss, val_loss, time.monotonic() - started)
             if not finished:
@@ -217,8 +242,13 @@ class Trainer:
         """One epoch; returns (mean loss or None if no step ran, whether it ran to the end)."""
         dataset.epoch = self.epoch
         generator = torch.Generator().manual_seed(self.config.seed * 100_003 + self.epoch)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=self.config.data.batch_size, shuffle=True,
-                                             generator=generator, drop_last=len(dataset) > self.config.data.batch_size)  # fmt: skip
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=self.config.data.batch_size,
+            shuffle=True,
+            generator=generator,
+            drop_last=len(dataset) > self.config.data.batch_size,
+        )
         steps = min(len(loader), self.config.optim.steps_per_epoch or len(loader))
         self.model.train()
         losses = []
@@ -266,7 +296,9 @@ class Trainer:
             if new:
                 writer.writerow(LOG_FIELDS)
             lr = self.optimizer.param_groups[0]["lr"]
-            writer.writerow([self.epoch, f"{train_loss:.6g}", f"{val_loss:.6g}", f"{lr:.3g}", f"{seconds:.1f}"])
+            writer.writerow(
+                [self.epoch, f"{train_loss:.6g}", f"{val_loss:.6g}", f"{lr:.3g}", f"{seconds:.1f}"]
+            )
 
 
 def _atomic_save(state: dict, path: Path) -> None:
@@ -300,7 +332,9 @@ def plot_loss_curve(run_dir: Path) -> Path | None:
     return out
 
 
-def load_run(run_dir: str | os.PathLike, device: str = "cpu", checkpoint: str = "best.pt") -> tuple[PoseNet, dict, TrainConfig]:
+def load_run(
+    run_dir: str | os.PathLike, device: str = "cpu", checkpoint: str = "best.pt"
+) -> tuple[PoseNet, dict, TrainConfig]:
     """A trained model in eval mode, its run.json and its config."""
     from posestream.train.config import load_config
 
@@ -316,5 +350,7 @@ def load_run(run_dir: str | os.PathLike, device: str = "cpu", checkpoint: str = 
         state = torch.load(run_dir / checkpoint, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
     except Exception as exc:  # a truncated file, other weights
-        raise ConfigError(f"{run_dir / checkpoint}: cannot load the weights ({type(exc).__name__}: {exc})") from exc
+        raise ConfigError(
+            f"{run_dir / checkpoint}: cannot load the weights ({type(exc).__name__}: {exc})"
+        ) from exc
     return model.to(device).eval(), run, config

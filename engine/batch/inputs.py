@@ -28,7 +28,8 @@ class VideoInput:
 
 
 def find_videos(inputs: list[str | os.PathLike]) -> list[VideoInput]:
-    """Every video named by ``inputs`` (files, folders searched recursively, list files), once each, sorted."""
+    """Every video named by ``inputs`` (files, folders searched recursively, list files), once each,
+    sorted."""
     if not inputs:
         raise ConfigError("no input: give video files, folders or a text file listing videos")
     found: dict[Path, None] = {}
@@ -36,7 +37,9 @@ def find_videos(inputs: list[str | os.PathLike]) -> list[VideoInput]:
         for path in _expand(Path(item)):
             found[path.resolve()] = None
     if not found:
-        raise ConfigError(f"no video found in {[str(i) for i in inputs]} (video suffixes: {', '.join(VIDEO_SUFFIXES)})")
+        raise ConfigError(
+            f"no video found in {[str(i) for i in inputs]} (video suffixes: {', '.join(VIDEO_SUFFIXES)})"
+        )
     paths = sorted(found)
     root = Path(os.path.commonpath([p.parent for p in paths]))
     return [VideoInput(p, p.relative_to(root).as_posix()) for p in paths]
@@ -74,7 +77,9 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     except ValueError:
         raise ConfigError(f"--shard must look like I/N (e.g. 0/10), got {text!r}") from None
     if count < 1 or not 0 <= index < count:
-        raise ConfigError(f"--shard {text}: I must be in 0..N-1 (e.g. --shard $SLURM_ARRAY_TASK_ID/{max(count, 1)})")
+        raise ConfigError(
+            f"--shard {text}: I must be in 0..N-1 (e.g. --shard $SLURM_ARRAY_TASK_ID/{max(count, 1)})"
+        )
     return index, count
 
 

@@ -7,20 +7,23 @@ import queue
 import threading
 from collections.abc import Iterator
 
-from posestream.engine.commands.track import TrackOptions
 from posestream.engine.batch.plan import Unit
 from posestream.engine.batch.worker import HEARTBEAT_S, UnitResult, UnitWorker
-
+from posestream.engine.commands.track import TrackOptions
 
 
 class LocalEngine:
     """Runs units on worker threads; ``results`` yields each UnitResult as it comes (None: still running)."""
 
-    def __init__(self, model_dirs: list[str], options: TrackOptions, workers: int, threads: int, decode_threads: int):
+    def __init__(
+        self, model_dirs: list[str], options: TrackOptions, workers: int, threads: int, decode_threads: int
+    ):
         self.model_dirs, self.options, self.workers = model_dirs, options, workers
         self.threads, self.decode_threads = threads, decode_threads
         self._todo: queue.SimpleQueue[tuple[Unit, int | None]] = queue.SimpleQueue()
-        self._done: queue.SimpleQueue = queue.SimpleQueue()  # UnitResult, an exception, or None when a thread ends
+        self._done: queue.SimpleQueue = (
+            queue.SimpleQueue()
+        )  # UnitResult, an exception, or None when a thread ends
         self._stop = threading.Event()  # stop the units running now
         self._drain = threading.Event()  # hand out no more units
         self._workers: list[UnitWorker] = []
@@ -29,7 +32,10 @@ class LocalEngine:
         """Run each (unit, part) (part None: the whole video)."""
         for item in items:
             self._todo.put(item)
-        threads = [threading.Thread(target=self._work, name=f"batch worker {i}", daemon=True) for i in range(self.workers)]
+        threads = [
+            threading.Thread(target=self._work, name=f"batch worker {i}", daemon=True)
+            for i in range(self.workers)
+        ]
         for thread in threads:
             thread.start()
         running = len(threads)

@@ -73,7 +73,9 @@ class Manifest:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as exc:
-            raise OutputFileError(f"{self.path}: cannot record unit {record.unit} ({exc.strerror or exc})") from exc
+            raise OutputFileError(
+                f"{self.path}: cannot record unit {record.unit} ({exc.strerror or exc})"
+            ) from exc
         self.records[record.unit] = record
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from posestream.core.errors import PosestreamError
-from posestream.engine.sinks.analysis_h5 import FRAME_NOT_PROCESSED, AnalysisH5Reader
-from posestream.engine.commands.track import output_paths
 from posestream.engine.batch.inputs import VideoInput
 from posestream.engine.batch.manifest import DONE, Manifest, UnitRecord, video_fingerprint
 from posestream.engine.batch.split import Part, make_parts, overlap_frames, split_ranges
+from posestream.engine.commands.track import output_paths
+from posestream.engine.sinks.analysis_h5 import FRAME_NOT_PROCESSED, AnalysisH5Reader
 
 OUTPUT_SUFFIX = ".predictions"
 PARTIAL_SUFFIX = ".partial"
@@ -35,12 +35,16 @@ class Unit:
 
     def part_file(self, index: int, partial: bool = False) -> Path:
         """Part ``index``'s analysis HDF5 (…predictions.part003.h5; …part003.partial.h5 while it runs)."""
-        final = Path(self.outputs.get("analysis-h5") or Path(next(iter(self.outputs.values()))).with_suffix(".h5"))
+        final = Path(
+            self.outputs.get("analysis-h5") or Path(next(iter(self.outputs.values()))).with_suffix(".h5")
+        )
         stem = final.name[: -len(".h5")]
         return final.with_name(f"{stem}.part{index:03d}{PARTIAL_SUFFIX if partial else ''}.h5")
 
 
-def unit_paths(out_dir: Path, relative: str, formats: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+def unit_paths(
+    out_dir: Path, relative: str, formats: tuple[str, ...]
+) -> tuple[dict[str, str], dict[str, str]]:
     """OUT_DIR/<relative>.predictions.{h5,slp} and their partial names (…predictions.partial.{h5,slp})."""
     base = out_dir / (relative + OUTPUT_SUFFIX)
     final = output_paths(base.with_name(base.name + ".h5"), formats)
@@ -48,9 +52,16 @@ def unit_paths(out_dir: Path, relative: str, formats: tuple[str, ...]) -> tuple[
     return {f: str(p) for f, p in final.items()}, {f: str(p) for f, p in partial.items()}
 
 
-def plan_units(videos: list[VideoInput], out_dir: Path, formats: tuple[str, ...], manifest: Manifest,
-               models: list[str], options: str, split_frames: int | None = None,
-               tracking: bool = False) -> tuple[list[Unit], list[UnitRecord]]:  # fmt: skip
+def plan_units(
+    videos: list[VideoInput],
+    out_dir: Path,
+    formats: tuple[str, ...],
+    manifest: Manifest,
+    models: list[str],
+    options: str,
+    split_frames: int | None = None,
+    tracking: bool = False,
+) -> tuple[list[Unit], list[UnitRecord]]:
     """(units to run, records of the units already done); with ``split_frames``, videos longer than that
     are cut into parts (each at least ``split_frames`` long, starting at a keyframe)."""
     todo, done = [], []
@@ -87,7 +98,9 @@ def _continued(unit: Unit, tracking: bool) -> Unit:
         os.replace(partial, first)
     reason = f"{unit.reason}, continued from frame {min(flushed, n_frames)}"
     if flushed >= n_frames:
-        return Unit(unit.name, unit.video, unit.outputs, unit.partials, reason, (Part(0, 0, n_frames, 0),), ())
+        return Unit(
+            unit.name, unit.video, unit.outputs, unit.partials, reason, (Part(0, 0, n_frames, 0),), ()
+        )
     parts = make_parts([(0, flushed), (flushed, n_frames)], overlap_frames(fps) if tracking else 0)
     return Unit(unit.name, unit.video, unit.outputs, unit.partials, reason, parts, (1,))
 
@@ -132,8 +145,9 @@ def part_complete(path: Path, part: Part) -> bool:
     return len(status) >= part.stop and not np.any(status[part.warm : part.stop] == FRAME_NOT_PROCESSED)
 
 
-def redo_reason(record: UnitRecord | None, video: VideoInput, outputs: dict[str, str], models: list[str],
-                options: str) -> str | None:  # fmt: skip
+def redo_reason(
+    record: UnitRecord | None, video: VideoInput, outputs: dict[str, str], models: list[str], options: str
+) -> str | None:
     """Why a unit must run (None: it is done and its outputs check out)."""
     if record is None:
         return "new"

@@ -6,7 +6,14 @@ import sys
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from posestream.engine.batch.manifest import DONE, FAILED
 
@@ -17,10 +24,18 @@ class BatchProgress:
     def __init__(self, total: int, enabled: bool = True):
         self.enabled, self.started = enabled, time.monotonic()
         self._progress = Progress(
-            TextColumn("batch"), BarColumn(), MofNCompleteColumn(), TextColumn("videos"),
-            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            TextColumn("{task.fields[status]}"), console=Console(file=sys.stderr), disable=not enabled,
-        )  # fmt: skip
+            TextColumn("batch"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("videos"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=Console(file=sys.stderr),
+            disable=not enabled,
+        )
         self._task = self._progress.add_task("batch", total=total, rate="", status="")
 
     def __enter__(self) -> BatchProgress:
@@ -46,23 +61,33 @@ def format_summary(summary) -> str:
     lines = []
     if summary.ran:
         width = max(len(r.unit) for r in summary.ran)
-        lines.append(f"{'video':<{width}}  {'status':<11}  {'frames':>8}  {'missing':>8}  {'FPS':>8}  {'seconds':>8}  "
-                     "why it ran")  # fmt: skip
+        lines.append(
+            f"{'video':<{width}}  {'status':<11}  {'frames':>8}  {'missing':>8}  {'FPS':>8}  {'seconds':>8}  "
+            "why it ran"
+        )
         for r in summary.ran:
-            lines.append(f"{r.unit:<{width}}  {r.status:<11}  {r.frames:>8}  {r.frames_missing:>8}  {r.fps:>8.1f}  "
-                         f"{r.wall_s:>8.1f}  {summary.reasons.get(r.unit, '')}")  # fmt: skip
+            lines.append(
+                f"{r.unit:<{width}}  {r.status:<11}  {r.frames:>8}  {r.frames_missing:>8}  {r.fps:>8.1f}  "
+                f"{r.wall_s:>8.1f}  {summary.reasons.get(r.unit, '')}"
+            )
     done = sum(r.status == DONE for r in summary.ran)
     frames = sum(r.frames for r in summary.ran if r.status == DONE)
-    lines.append(f"{done} videos done now ({frames} frames in {summary.wall_s:.1f} s), {len(summary.skipped)} done "
-                 f"before (outputs checked), {len(summary.failed)} failed, {summary.not_started} not started")  # fmt: skip
+    lines.append(
+        f"{done} videos done now ({frames} frames in {summary.wall_s:.1f} s), {len(summary.skipped)} done "
+        f"before (outputs checked), {len(summary.failed)} failed, {summary.not_started} not started"
+    )
     for r in summary.failed:
         lines.append(f"failed: {r.unit}: {r.error}")
     if missing := [r for r in summary.ran if r.frames_missing and r.status == DONE]:
-        lines.append(f"frames that failed to decode (marked missing in the outputs): "
-                     + ", ".join(f"{r.unit} {r.frames_missing} of {r.frames}" for r in missing))  # fmt: skip
+        lines.append(
+            "frames that failed to decode (marked missing in the outputs): "
+            + ", ".join(f"{r.unit} {r.frames_missing} of {r.frames}" for r in missing)
+        )
     if summary.disk_full:
-        lines.append("the output disk is full: no more videos were started; free space, then run the same command "
-                     "again to finish")  # fmt: skip
+        lines.append(
+            "the output disk is full: no more videos were started; free space, then run the same command "
+            "again to finish"
+        )
     elif summary.interrupted or summary.unfinished:
         lines.append("run the same command again to finish (done videos are skipped)")
     lines.append(f"outputs and manifest: {summary.out_dir}")

@@ -21,10 +21,10 @@ import threading
 from collections.abc import Iterator
 
 from posestream.core.errors import ConfigError, ModelLoadError
-from posestream.engine.extras import require
-from posestream.engine.commands.track import TrackOptions
 from posestream.engine.batch.plan import Unit
 from posestream.engine.batch.worker import HEARTBEAT_S, UnitResult, UnitWorker
+from posestream.engine.commands.track import TrackOptions
+from posestream.engine.extras import require
 
 MAX_RESTARTS = 3  # times Ray restarts a dead worker
 MAX_TASK_RETRIES = 2  # times a unit whose worker died is run again
@@ -57,11 +57,20 @@ class _Worker:
 class RayEngine:
     """Runs units on Ray actors; ``results`` yields each UnitResult as it comes (None: still running)."""
 
-    def __init__(self, model_dirs: list[str], options: TrackOptions, workers: int, address: str | None = None,
-                 gpus_per_worker: float | None = None, cpus_per_worker: int = 1):  # fmt: skip
+    def __init__(
+        self,
+        model_dirs: list[str],
+        options: TrackOptions,
+        workers: int,
+        address: str | None = None,
+        gpus_per_worker: float | None = None,
+        cpus_per_worker: int = 1,
+    ):
         self.ray = require("ray", extra="ray", feature="--engine ray")
         if gpus_per_worker is not None and not 0 < gpus_per_worker:
-            raise ConfigError(f"--gpus-per-worker must be > 0 (e.g. 0.5 puts two workers on a GPU), got {gpus_per_worker}")
+            raise ConfigError(
+                f"--gpus-per-worker must be > 0 (e.g. 0.5 puts two workers on a GPU), got {gpus_per_worker}"
+            )
         self.model_dirs, self.options, self.workers = model_dirs, options, workers
         self.gpus_per_worker, self.cpus_per_worker = gpus_per_worker, cpus_per_worker
         self.address = address or os.environ.get("RAY_ADDRESS")
@@ -74,15 +83,26 @@ class RayEngine:
         """Join (or start) Ray and create the actors; their models load as they start."""
         ray = self.ray
         if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                     **({} if self.address else {"num_cpus": os.cpu_count()}))  # fmt: skip
+            ray.init(
+                address=self.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                **({} if self.address else {"num_cpus": os.cpu_count()}),
+            )
             self._started_ray = True
-        resources = ({"num_gpus": self.gpus_per_worker, "num_cpus": 0} if self.gpus_per_worker
-                     else {"num_cpus": self.cpus_per_worker})  # fmt: skip
+        resources = (
+            {"num_gpus": self.gpus_per_worker, "num_cpus": 0}
+            if self.gpus_per_worker
+            else {"num_cpus": self.cpus_per_worker}
+        )
         actor = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)(_Worker)
         threads = 0 if self.gpus_per_worker else self.cpus_per_worker
-        actors = [actor.options(max_concurrency=2, **resources).remote(self.model_dirs, self.options, threads, threads)
-                  for _ in range(self.workers)]  # fmt: skip
+        actors = [
+            actor.options(max_concurrency=2, **resources).remote(
+                self.model_dirs, self.options, threads, threads
+            )
+            for _ in range(self.workers)
+        ]
         self.actors = self._started(actors, resources)
 
     def _started(self, actors: list, resources: dict) -> list:
@@ -104,11 +124,19 @@ class RayEngine:
             ray.kill(actor)
         asked = ", ".join(f"{k}={v}" for k, v in resources.items())
         if not started:
-            raise ConfigError(f"no batch worker could start within {ACTOR_START_S:.0f} s: each asks {asked}, and Ray "
-                              f"has {ray.available_resources()} free; use fewer --workers or a smaller --gpus-per-worker")  # fmt: skip
+            raise ConfigError(
+                f"no batch worker could start within {ACTOR_START_S:.0f} s: each asks {asked}, and Ray "
+                f"has {ray.available_resources()} free; use fewer --workers or a smaller --gpus-per-worker"
+            )
         if len(started) < len(actors):
-            log.warning("%d of %d workers could not be placed within %.0f s (each asks %s); running on %d",
-                        len(actors) - len(started), len(actors), ACTOR_START_S, asked, len(started))  # fmt: skip
+            log.warning(
+                "%d of %d workers could not be placed within %.0f s (each asks %s); running on %d",
+                len(actors) - len(started),
+                len(actors),
+                ACTOR_START_S,
+                asked,
+                len(started),
+            )
         return started
 
     def results(self, items: list[tuple[Unit, int | None]]) -> Iterator[UnitResult | None]:
@@ -140,7 +168,9 @@ class RayEngine:
         try:
             return self.ray.get(ref)
         except self.ray.exceptions.RayActorError as exc:
-            return UnitResult(unit.name, "failed", error=f"its worker died {MAX_TASK_RETRIES + 1} times: {exc}", part=part)
+            return UnitResult(
+                unit.name, "failed", error=f"its worker died {MAX_TASK_RETRIES + 1} times: {exc}", part=part
+            )
 
     def _poll_frames(self) -> None:
         refs = [actor.frames_done.remote() for actor in self.actors]

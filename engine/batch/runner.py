@@ -8,11 +8,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from posestream.core.errors import ConfigError, OutputFileError, PosestreamError
-from posestream.engine.commands.track import TrackOptions, too_many_missing
 from posestream.engine.batch.inputs import find_videos, parse_shard, shard
-from posestream.engine.batch.manifest import DONE, FAILED, INTERRUPTED, Manifest, UnitRecord, models_hash, options_hash, video_fingerprint
+from posestream.engine.batch.manifest import (
+    DONE,
+    FAILED,
+    INTERRUPTED,
+    Manifest,
+    UnitRecord,
+    models_hash,
+    options_hash,
+    video_fingerprint,
+)
 from posestream.engine.batch.plan import Unit, plan_units
 from posestream.engine.batch.worker import UnitResult, is_disk_full
+from posestream.engine.commands.track import TrackOptions, too_many_missing
 
 ENGINES = ("local", "ray")
 
@@ -65,8 +74,12 @@ class BatchSummary:
         return 130 if self.interrupted else 1 if self.unfinished else 0
 
 
-def run_batch(inputs: list[str], model_dirs: list[str], out_dir: str | os.PathLike,
-              options: BatchOptions = BatchOptions()) -> BatchSummary:  # fmt: skip
+def run_batch(
+    inputs: list[str],
+    model_dirs: list[str],
+    out_dir: str | os.PathLike,
+    options: BatchOptions = BatchOptions(),
+) -> BatchSummary:
     """Run every unit of ``inputs`` not already done in ``out_dir``; see the module docstring."""
     import time
 
@@ -78,8 +91,16 @@ def run_batch(inputs: list[str], model_dirs: list[str], out_dir: str | os.PathLi
     manifest = Manifest(out)
     models = models_hash(model_dirs)
     settings = options_hash(_output_settings(options.track))
-    todo, done = plan_units(videos, out, options.track.formats, manifest, models, settings, options.split_frames,
-                            options.track.tracking is not None)  # fmt: skip
+    todo, done = plan_units(
+        videos,
+        out,
+        options.track.formats,
+        manifest,
+        models,
+        settings,
+        options.split_frames,
+        options.track.tracking is not None,
+    )
     summary = BatchSummary(out, skipped=done, reasons={u.name: u.reason for u in todo})
     if todo:
         engine = _engine(model_dirs, options)
@@ -97,15 +118,21 @@ def _output_dir(out_dir: str | os.PathLike) -> Path:
 
     out = Path(out_dir).absolute()
     if out.exists() and not out.is_dir():
-        raise OutputFileError(f"{out}: is a file, not a folder; give -o a folder for the outputs and manifest")
+        raise OutputFileError(
+            f"{out}: is a file, not a folder; give -o a folder for the outputs and manifest"
+        )
     make_folder(out, f"output folder {out}")
     return out
 
 
 def _output_settings(track: TrackOptions) -> dict:
     """What changes a unit's output (a change redoes the units done with the old settings)."""
-    return {"formats": sorted(track.formats), "tracking": asdict(track.tracking) if track.tracking else None,
-            "peak_threshold": track.peak_threshold, "max_instances": track.max_instances}  # fmt: skip
+    return {
+        "formats": sorted(track.formats),
+        "tracking": asdict(track.tracking) if track.tracking else None,
+        "peak_threshold": track.peak_threshold,
+        "max_instances": track.max_instances,
+    }
 
 
 def _engine(model_dirs: list[str], options: BatchOptions):
@@ -115,18 +142,27 @@ def _engine(model_dirs: list[str], options: BatchOptions):
     if options.engine == "ray":
         from posestream.engine.batch.ray_engine import RayEngine
 
-        return RayEngine(model_dirs, track, options.workers, options.address, options.gpus_per_worker, per_worker)
+        return RayEngine(
+            model_dirs, track, options.workers, options.address, options.gpus_per_worker, per_worker
+        )
     from posestream.engine.batch.local import LocalEngine
 
     return LocalEngine(model_dirs, track, options.workers, threads=per_worker, decode_threads=per_worker)
 
 
-def _run_units(engine, todo: list[Unit], manifest: Manifest, models: list[str], settings: str,
-               summary: BatchSummary, options: BatchOptions) -> None:  # fmt: skip
+def _run_units(
+    engine,
+    todo: list[Unit],
+    manifest: Manifest,
+    models: list[str],
+    settings: str,
+    summary: BatchSummary,
+    options: BatchOptions,
+) -> None:
     """Run the units, recording each as it ends; Ctrl-C stops the units in progress (their partial outputs
     stay)."""
-    from posestream.engine.interrupts import StopRequests
     from posestream.engine.batch.progress import BatchProgress
+    from posestream.engine.interrupts import StopRequests
 
     units = UnitParts(todo, options.track)
 
@@ -195,12 +231,22 @@ class UnitParts:
         from posestream.engine.batch.stitch import merge_parts, remove_parts
 
         files = [(part, unit.part_file(part.index)) for part in unit.parts]
-        result = UnitResult(unit.name, DONE, wall_s=sum(r.wall_s for r in parts), worker="driver (merge)",
-                            frames_missing=sum(r.frames_missing for r in parts))  # fmt: skip
+        result = UnitResult(
+            unit.name,
+            DONE,
+            wall_s=sum(r.wall_s for r in parts),
+            worker="driver (merge)",
+            frames_missing=sum(r.frames_missing for r in parts),
+        )
         tracked = self.tracking is not None
         try:
-            result.frames = merge_parts(files, {f: Path(p) for f, p in unit.partials.items()}, unit.video, tracked,
-                                        self.tracking.max_tracks if tracked else None)  # fmt: skip
+            result.frames = merge_parts(
+                files,
+                {f: Path(p) for f, p in unit.partials.items()},
+                unit.video,
+                tracked,
+                self.tracking.max_tracks if tracked else None,
+            )
             for fmt, partial in unit.partials.items():
                 os.replace(partial, unit.outputs[fmt])
         except (OSError, PosestreamError, ValueError) as exc:
@@ -216,9 +262,22 @@ class UnitParts:
 
 def _record(result: UnitResult, unit: Unit, models: list[str], settings: str) -> UnitRecord:
     size, mtime = video_fingerprint(Path(unit.video))
-    return UnitRecord(unit.name, unit.video, size, mtime, models, settings, result.frames, result.frames_missing,
-                      result.status, round(result.wall_s, 3), round(result.fps, 2), result.error, result.outputs,
-                      worker=result.worker)  # fmt: skip
+    return UnitRecord(
+        unit.name,
+        unit.video,
+        size,
+        mtime,
+        models,
+        settings,
+        result.frames,
+        result.frames_missing,
+        result.status,
+        round(result.wall_s, 3),
+        round(result.fps, 2),
+        result.error,
+        result.outputs,
+        worker=result.worker,
+    )
 
 
 __all__ = ["BatchOptions", "BatchSummary", "run_batch", "INTERRUPTED"]

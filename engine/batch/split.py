@@ -46,4 +46,7 @@ def overlap_frames(fps: float) -> int:
 
 def make_parts(ranges: list[tuple[int, int]], overlap: int) -> tuple[Part, ...]:
     """One part per range; each after the first runs ``overlap`` frames before its start (0: no tracking)."""
-    return tuple(Part(i, start, stop, max(0, start - overlap) if i else start) for i, (start, stop) in enumerate(ranges))
+    return tuple(
+        Part(i, start, stop, max(0, start - overlap) if i else start)
+        for i, (start, stop) in enumerate(ranges)
+    )

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from posestream.engine.tracking.matching import best_assignment
+from posestream.engine.batch.split import Part
 from posestream.engine.sinks import AnalysisH5Reader, close_sinks, open_sinks
 from posestream.engine.sources import open_source
+from posestream.engine.tracking.matching import best_assignment
 from posestream.engine.types import UNTRACKED, FramePredictions
-from posestream.engine.batch.split import Part
 
 SAME_POSE_PX = 0.5  # mean node distance under which two instances of one frame are the same detection
 
@@ -30,11 +30,20 @@ def _timestamps(video: str) -> np.ndarray:
         return source.timestamps()
 
 
-def merge_parts(parts: list[tuple[Part, Path]], outputs: dict[str, Path], video: str, tracked: bool,
-                max_tracks: int | None) -> int:  # fmt: skip
-    """Write the parts' frames ``[start, stop)`` in order into ``outputs`` (format -> path); returns frames."""
+def merge_parts(
+    parts: list[tuple[Part, Path]],
+    outputs: dict[str, Path],
+    video: str,
+    tracked: bool,
+    max_tracks: int | None,
+) -> int:
+    """Write the parts' frames ``[start, stop)`` in order into ``outputs`` (format -> path); returns
+    frames."""
     first = AnalysisH5Reader(parts[0][1])
-    skeleton, provenance = first.skeleton, {**first.provenance, "frames": "all", "parts": [p.frames for p, _ in parts]}
+    skeleton, provenance = (
+        first.skeleton,
+        {**first.provenance, "frames": "all", "parts": [p.frames for p, _ in parts]},
+    )
     first.close()
     sinks = open_sinks(outputs, skeleton, video, provenance, tracked, timestamps=lambda: _timestamps(video))
     written, used_ids, tail = 0, set(), collections.deque()
@@ -43,7 +52,9 @@ def merge_parts(parts: list[tuple[Part, Path]], outputs: dict[str, Path], video:
             with AnalysisH5Reader(path) as reader:
                 frames = reader.iter_frames()
                 overlap = [next(frames) for _ in range(part.start - part.warm)]
-                mapping = identity_mapping(tail, overlap, used_ids, max_tracks) if tracked and part.index else {}
+                mapping = (
+                    identity_mapping(tail, overlap, used_ids, max_tracks) if tracked and part.index else {}
+                )
                 tail = collections.deque(maxlen=max(1, part.stop - part.start))
                 for frame in frames:
                     frame = _relabelled(frame, mapping)
@@ -57,8 +68,9 @@ def merge_parts(parts: list[tuple[Part, Path]], outputs: dict[str, Path], video:
     return written
 
 
-def identity_mapping(before: collections.deque, overlap: list[FramePredictions], used: set[int],
-                     max_tracks: int | None) -> dict[int, int]:  # fmt: skip
+def identity_mapping(
+    before: collections.deque, overlap: list[FramePredictions], used: set[int], max_tracks: int | None
+) -> dict[int, int]:
     """Part k's identity -> the merged identity (see the module docstring)."""
     previous = {f.frame_idx: f for f in before}
     votes: collections.Counter[tuple[int, int]] = collections.Counter()
@@ -85,7 +97,9 @@ def same_instances(a: FramePredictions, b: FramePredictions) -> list[tuple[int, 
     """Pairs (i, j): instance i of ``a`` and j of ``b`` are the same detection (their poses agree)."""
     if not a.n_instances or not b.n_instances:
         return []
-    per_node = np.linalg.norm(a.points[:, None] - b.points[None], axis=-1)  # (Na, Nb, nodes), NaN: a node missing
+    per_node = np.linalg.norm(
+        a.points[:, None] - b.points[None], axis=-1
+    )  # (Na, Nb, nodes), NaN: a node missing
     found = (~np.isnan(per_node)).sum(axis=-1)
     distance = np.where(found > 0, np.nansum(per_node, axis=-1) / np.maximum(found, 1), np.inf)  # (Na, Nb)
     rows, cols = best_assignment(-np.minimum(distance, 1e9))  # the least total distance
@@ -105,8 +119,9 @@ def _assign(votes: collections.Counter) -> dict[int, int]:
 
 def _relabelled(frame: FramePredictions, mapping: dict[int, int]) -> FramePredictions:
     if mapping:
-        frame.track_ids = np.array([mapping.get(int(t), int(t)) if t != UNTRACKED else UNTRACKED
-                                    for t in frame.track_ids], np.int32)  # fmt: skip
+        frame.track_ids = np.array(
+            [mapping.get(int(t), int(t)) if t != UNTRACKED else UNTRACKED for t in frame.track_ids], np.int32
+        )
     return frame
 
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from posestream.core.errors import PosestreamError
-from posestream.engine.commands.track import TrackOptions, load_predictor, too_many_missing, track_video
 from posestream.engine.batch.manifest import DONE, FAILED, INTERRUPTED
 from posestream.engine.batch.plan import Unit
+from posestream.engine.commands.track import TrackOptions, load_predictor, too_many_missing, track_video
 
 HEARTBEAT_S = 0.5
 """How often an engine's ``results`` yields None while units run (the driver refreshes its progress)."""
@@ -48,7 +48,13 @@ class UnitResult:
 class UnitWorker:
     """The models of a run, loaded once; ``run(unit)`` for each unit given to this worker."""
 
-    def __init__(self, model_dirs: list[str], options: TrackOptions, threads: int = 0, decode_threads: int | None = None):
+    def __init__(
+        self,
+        model_dirs: list[str],
+        options: TrackOptions,
+        threads: int = 0,
+        decode_threads: int | None = None,
+    ):
         self.options = replace(options, progress=False, threads=threads, decode_threads=decode_threads)
         self.predictor = load_predictor(model_dirs, self.options)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
@@ -69,8 +75,14 @@ class UnitWorker:
         try:
             for partial in partials.values():
                 Path(partial).unlink(missing_ok=True)  # a dead attempt's leftovers: start clean
-            summary = track_video(self.predictor, unit.video, {f: Path(p) for f, p in partials.items()}, options,
-                                  progress=advance, stop=stop)  # fmt: skip
+            summary = track_video(
+                self.predictor,
+                unit.video,
+                {f: Path(p) for f, p in partials.items()},
+                options,
+                progress=advance,
+                stop=stop,
+            )
             result.frames_missing = len(summary.missing_frames)
             if summary.interrupted:
                 result.status = INTERRUPTED

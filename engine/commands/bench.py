@@ -36,19 +36,21 @@ from pathlib import Path
 
 import numpy as np
 
-from posestream.engine import kernels
 from posestream.core.errors import ConfigError, VideoDecodeError
+from posestream.engine import kernels
+from posestream.engine.commands.track import assemble, open_video
 from posestream.engine.frame_ranges import FrameRanges
-from posestream.engine.pipeline import PipelineConfig, RunSummary, default_batch_size
 from posestream.engine.model.predictor import Predictor
-from posestream.engine.threads import load_warning
+from posestream.engine.pipeline import PipelineConfig, RunSummary, default_batch_size
 from posestream.engine.sinks.analysis_h5 import AnalysisH5Writer
 from posestream.engine.sources import open_source
 from posestream.engine.sources.base import resolve_frames
-from posestream.engine.commands.track import assemble, open_video
+from posestream.engine.threads import load_warning
 from posestream.engine.tracking import TrackerConfig
 
-PRELOAD_FRAMES = 128  # frames held in memory for the model-only and postprocess-only runs (fewer if the video is shorter)
+PRELOAD_FRAMES = (
+    128  # frames held in memory for the model-only and postprocess-only runs (fewer if the video is shorter)
+)
 STORED_OUTPUTS = 8  # batches of model outputs kept for the postprocess-only run
 ROUNDS = 6  # end-to-end chunks, each followed by a model-only slice
 MODEL_SLICE_SECONDS = 5.0  # at least this long per model-only slice
@@ -79,7 +81,9 @@ class BenchResult:
     rounds: list[BenchRound]
     threads: str  # the thread budget the run had (engine/threads.py)
     kernels: str  # how the compiled kernels were built (engine/kernels)
-    stage_us_per_frame: dict[str, float]  # each stage's busy time end-to-end, per frame (postprocess: its workers summed)
+    stage_us_per_frame: dict[
+        str, float
+    ]  # each stage's busy time end-to-end, per frame (postprocess: its workers summed)
     end_to_end_tracked_fps: float | None = None  # with the tracker, over the same chunks (None: not asked)
     tracking_ms_per_frame: float | None = None  # the tracker's own time in the tracked runs
     load_warning: str = ""  # other work loaded the machine during the run (engine/threads.py), in words
@@ -98,14 +102,26 @@ class BenchResult:
     def over_bound_by_round(self) -> float:
         """The median over rounds of each chunk's end-to-end over the shared-CPU bound with the model-only
         figure measured around that chunk: the machine's drift between the two measurements cancels."""
-        ratios = [r.end_to_end_fps * (1 / self.decode_fps + 1 / self.postprocess_fps) + r.end_to_end_over_model
-                  for r in self.rounds]  # e2e_k / bound_k, with 1 / model_k = over_model_k / e2e_k
+        ratios = [
+            r.end_to_end_fps * (1 / self.decode_fps + 1 / self.postprocess_fps) + r.end_to_end_over_model
+            for r in self.rounds
+        ]  # e2e_k / bound_k, with 1 / model_k = over_model_k / e2e_k
         return float(np.median(ratios))
 
 
-def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int | None = None, frames: str | None = None,
-          workers: int | None = None, device: str = "cpu", backend: str = "auto", rounds: int | None = None,
-          tracking: TrackerConfig | None = None, threads: int = 0, decode_threads: int | None = None) -> BenchResult:  # fmt: skip
+def bench(
+    video: str | os.PathLike,
+    model_dirs: list[str],
+    batch_size: int | None = None,
+    frames: str | None = None,
+    workers: int | None = None,
+    device: str = "cpu",
+    backend: str = "auto",
+    rounds: int | None = None,
+    tracking: TrackerConfig | None = None,
+    threads: int = 0,
+    decode_threads: int | None = None,
+) -> BenchResult:
     """Measure one video with one pose model; see the module docstring. ``batch_size`` None:
     ``default_batch_size``; ``rounds`` None: ``ROUNDS``; ``tracking``: also end-to-end with it; ``threads``,
     ``decode_threads``: replace the thread budget's (engine/threads.py)."""
@@ -122,14 +138,24 @@ def bench(video: str | os.PathLike, model_dirs: list[str], batch_size: int | Non
     return result
 
 
-def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, frames: str | None, workers: int,
-             rounds: int, tracking: TrackerConfig | None, device: str) -> BenchResult:  # fmt: skip
+def _measure(
+    video: str | os.PathLike,
+    predictor: Predictor,
+    batch_size: int,
+    frames: str | None,
+    workers: int,
+    rounds: int,
+    tracking: TrackerConfig | None,
+    device: str,
+) -> BenchResult:
     """Decode-only, then end-to-end chunks alternating with model-only slices, then postprocess-only."""
     with open_video(video, predictor, device) as source:
         selection = resolve_frames(frames, source.metadata.n_frames, source.metadata.path)
         decode_fps = _decode_only(source, selection)
         warm_up = _preload(source, min(batch_size, len(selection)), selection)
-    predictor.postprocess(predictor.infer(warm_up))  # first-run allocations and the kernels' first calls, outside the timing
+    predictor.postprocess(
+        predictor.infer(warm_up)
+    )  # first-run allocations and the kernels' first calls, outside the timing
     e2e: list[tuple[int, float]] = []  # (frames, seconds) per chunk
     tracked: list[tuple[int, float]] = []  # (frames, seconds) per chunk, with the tracker
     tracker_seconds = 0.0
@@ -153,9 +179,21 @@ def _measure(video: str | os.PathLike, predictor: Predictor, batch_size: int, fr
             model.append(_model_only(predictor, batches, MODEL_SLICE_SECONDS))
     postprocess_fps = _postprocess_only(predictor, batches, workers)
     e2e_frames = sum(n for n, _ in e2e)
-    result = BenchResult(predictor.kind, str(video), e2e_frames, batch_size, decode_fps, _fps(model), postprocess_fps,
-                         _fps(e2e), peak_rss_mb, _rounds(e2e, model), predictor.threads.describe(), kernels.how_compiled(),
-                         {stage: 1e6 * seconds / e2e_frames for stage, seconds in busy.items()})  # fmt: skip
+    result = BenchResult(
+        predictor.kind,
+        str(video),
+        e2e_frames,
+        batch_size,
+        decode_fps,
+        _fps(model),
+        postprocess_fps,
+        _fps(e2e),
+        peak_rss_mb,
+        _rounds(e2e, model),
+        predictor.threads.describe(),
+        kernels.how_compiled(),
+        {stage: 1e6 * seconds / e2e_frames for stage, seconds in busy.items()},
+    )
     if tracked:
         result.end_to_end_tracked_fps = _fps(tracked)
         result.tracking_ms_per_frame = 1000 * tracker_seconds / sum(n for n, _ in tracked)
@@ -167,7 +205,8 @@ def _fps(runs: list[tuple[int, float]]) -> float:
 
 
 def _rounds(e2e: list[tuple[int, float]], model: list[tuple[int, float]]) -> list[BenchRound]:
-    """Round k: chunk k against the model-only slices k-1 and k (the slices around it; only k for the first)."""
+    """Round k: chunk k against the model-only slices k-1 and k (the slices around it; only k for the
+    first)."""
     rounds = []
     for k, (n, seconds) in enumerate(e2e):
         around = [_fps([m]) for m in model[max(k - 1, 0) : k + 1]]
@@ -177,23 +216,35 @@ def _rounds(e2e: list[tuple[int, float]], model: list[tuple[int, float]]) -> lis
 
 
 def _split(selection: FrameRanges, parts: int) -> list[FrameRanges]:
-    """``parts`` consecutive chunks of the selection, as equal in frame count as can be (fewer if it is short)."""
+    """``parts`` consecutive chunks of the selection, as equal in frame count as can be (fewer if it is
+    short)."""
     bounds = np.linspace(0, len(selection), min(parts, len(selection)) + 1).round().astype(int)
     return [selection.part(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def _end_to_end(video, predictor: Predictor, chunk: FrameRanges, batch_size: int, workers: int, out: Path,
-                tracking: TrackerConfig | None, device: str) -> RunSummary:  # fmt: skip
+def _end_to_end(
+    video,
+    predictor: Predictor,
+    chunk: FrameRanges,
+    batch_size: int,
+    workers: int,
+    out: Path,
+    tracking: TrackerConfig | None,
+    device: str,
+) -> RunSummary:
     """The pipeline on ``chunk`` (with a new tracker when ``tracking`` is given), writing an analysis HDF5
     file to ``out``."""
     with open_video(video, predictor, device) as source:
-        pipeline = assemble(source, predictor, PipelineConfig(batch_size, chunk, postprocess_workers=workers), tracking)
+        pipeline = assemble(
+            source, predictor, PipelineConfig(batch_size, chunk, postprocess_workers=workers), tracking
+        )
         with AnalysisH5Writer(out, predictor.skeleton, tracked=tracking is not None) as sink:
             return pipeline.run([sink])
 
 
 def _preloaded_batches(video, selection: FrameRanges, batch_size: int, channels: int) -> list[np.ndarray]:
-    """The selection's first ``PRELOAD_FRAMES`` decodable frames in batches.  # [(batch_size, H, W, C), ...]"""
+    """The selection's first ``PRELOAD_FRAMES`` decodable frames in batches.  # [(batch_size, H, W, C),
+    ...]"""
     with open_source(video, channels=channels) as source:
         frames = _preload(source, min(PRELOAD_FRAMES, len(selection)), selection)
     return [frames[i : i + batch_size] for i in range(0, len(frames), batch_size)]
@@ -205,7 +256,9 @@ def _preload(source, count: int, selection: FrameRanges) -> np.ndarray:
     images = [image for _, image in source.iter_frames(first, missing="yield") if image is not None]
     if not images:
         path = str(source.metadata.path)
-        raise VideoDecodeError(f"{path}: none of frames {first} decodes; choose other frames with --frames", path)
+        raise VideoDecodeError(
+            f"{path}: none of frames {first} decodes; choose other frames with --frames", path
+        )
     return np.stack(images)
 
 
@@ -230,7 +283,9 @@ def _model_only(predictor: Predictor, batches: list[np.ndarray], min_seconds: fl
     return count, time.perf_counter() - started
 
 
-def _postprocess_only(predictor: Predictor, batches: list[np.ndarray], workers: int, rounds: int = 4) -> float:
+def _postprocess_only(
+    predictor: Predictor, batches: list[np.ndarray], workers: int, rounds: int = 4
+) -> float:
     """Postprocessing FPS of ``workers`` threads over the model outputs of the first few batches (after
     a warm-up pass)."""
     outputs = [predictor.infer(batch) for batch in batches[:STORED_OUTPUTS]]
@@ -247,8 +302,10 @@ def _stage_costs(result: BenchResult) -> str:
     """Each stage's busy time per frame in the pipeline, beside its time alone: the difference is that stage's
     glue (copies, hand-overs, Python per batch) and its share of the cores with the others."""
     alone = {"decode": result.decode_fps, "infer": result.model_fps, "postprocess": result.postprocess_fps}
-    return ", ".join(f"{stage} {us:.1f}" + (f" ({1e6 / alone[stage]:.1f})" if stage in alone else "")
-                     for stage, us in result.stage_us_per_frame.items())  # fmt: skip
+    return ", ".join(
+        f"{stage} {us:.1f}" + (f" ({1e6 / alone[stage]:.1f})" if stage in alone else "")
+        for stage, us in result.stage_us_per_frame.items()
+    )
 
 
 def format_result(result: BenchResult) -> str:
@@ -256,25 +313,36 @@ def format_result(result: BenchResult) -> str:
     shortest = min(r.frames for r in result.rounds)
     warning = [f"  warning: {result.load_warning}"] if result.load_warning else []
     if shortest < SHORT_ROUND_BATCHES * result.batch_size:
-        warning += [f"  note: rounds of {shortest} frames are mostly start-up and draining; give more frames "
-                   f"(--frames) or fewer --rounds for a steady end-to-end figure"]
-    return "\n".join([
-        f"{result.model} on {result.video}: {result.frames} frames, batch {result.batch_size}",
-        f"  decode-only       {result.decode_fps:8.1f} FPS",
-        f"  model-only        {result.model_fps:8.1f} FPS",
-        f"  postprocess-only  {result.postprocess_fps:8.1f} FPS",
-        f"  end-to-end        {result.end_to_end_fps:8.1f} FPS  "
-        f"({data['end_to_end_over_slowest_stage']:.2f} x the slowest stage, "
-        f"{data['end_to_end_over_shared_cpu_bound']:.2f} x the shared-CPU bound of "
-        f"{data['shared_cpu_bound_fps']:.1f} FPS; {data['end_to_end_over_shared_cpu_bound_by_round']:.2f} by round)",
-        *([f"  with tracking     {result.end_to_end_tracked_fps:8.1f} FPS  "
-           f"({data['tracked_over_untracked']:.3f} x untracked; the tracker {result.tracking_ms_per_frame:.3f} ms/frame)"]
-          if result.end_to_end_tracked_fps is not None else []),
-        f"  peak RSS          {result.peak_rss_mb:8.1f} MB",
-        f"  threads           {result.threads}",
-        f"  kernels           {result.kernels}",
-        "  each stage end-to-end, us a frame (alone): " + _stage_costs(result),
-        "  rounds (end-to-end / model-only around it): "
-        + ", ".join(f"{r.end_to_end_over_model:.2f}" for r in result.rounds),
-        *warning,
-    ])  # fmt: skip
+        warning += [
+            f"  note: rounds of {shortest} frames are mostly start-up and draining; give more frames "
+            f"(--frames) or fewer --rounds for a steady end-to-end figure"
+        ]
+    return "\n".join(
+        [
+            f"{result.model} on {result.video}: {result.frames} frames, batch {result.batch_size}",
+            f"  decode-only       {result.decode_fps:8.1f} FPS",
+            f"  model-only        {result.model_fps:8.1f} FPS",
+            f"  postprocess-only  {result.postprocess_fps:8.1f} FPS",
+            f"  end-to-end        {result.end_to_end_fps:8.1f} FPS  "
+            f"({data['end_to_end_over_slowest_stage']:.2f} x the slowest stage, "
+            f"{data['end_to_end_over_shared_cpu_bound']:.2f} x the shared-CPU bound of "
+            f"{data['shared_cpu_bound_fps']:.1f} FPS; "
+            f"{data['end_to_end_over_shared_cpu_bound_by_round']:.2f} by round)",
+            *(
+                [
+                    f"  with tracking     {result.end_to_end_tracked_fps:8.1f} FPS  "
+                    f"({data['tracked_over_untracked']:.3f} x untracked; the tracker "
+                    f"{result.tracking_ms_per_frame:.3f} ms/frame)"
+                ]
+                if result.end_to_end_tracked_fps is not None
+                else []
+            ),
+            f"  peak RSS          {result.peak_rss_mb:8.1f} MB",
+            f"  threads           {result.threads}",
+            f"  kernels           {result.kernels}",
+            "  each stage end-to-end, us a frame (alone): " + _stage_costs(result),
+            "  rounds (end-to-end / model-only around it): "
+            + ", ".join(f"{r.end_to_end_over_model:.2f}" for r in result.rounds),
+            *warning,
+        ]
+    )

@@ -20,8 +20,8 @@ import av
 import numba
 import numpy as np
 
-from posestream.engine.drawing import capsule_box, capsule_coverage
 from posestream.core.errors import ConfigError, OutputFileError
+from posestream.engine.drawing import capsule_box, capsule_coverage
 from posestream.engine.progress import progress_bar
 from posestream.engine.sinks.predictions import open_predictions
 from posestream.engine.sources import open_source
@@ -29,8 +29,21 @@ from posestream.engine.sources.base import resolve_frames
 from posestream.engine.types import UNTRACKED, FramePredictions
 
 # Colours of identities 0, 1, 2, ... (then around again), RGB; untracked instances are white.
-PALETTE = np.array([(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-                    (227, 119, 194), (188, 189, 34), (23, 190, 207), (127, 127, 127)], np.float32)  # fmt: skip
+PALETTE = np.array(
+    [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (188, 189, 34),
+        (23, 190, 207),
+        (127, 127, 127),
+    ],
+    np.float32,
+)
 UNTRACKED_COLOR = np.array((255, 255, 255), np.float32)
 
 
@@ -49,8 +62,12 @@ class RenderOptions:
             raise ConfigError(f"--line-width must be >= 0 pixels, got {self.line_width}")
 
 
-def render(video: str | os.PathLike, predictions: str | os.PathLike, out: str | os.PathLike,
-           options: RenderOptions = RenderOptions()) -> int:  # fmt: skip
+def render(
+    video: str | os.PathLike,
+    predictions: str | os.PathLike,
+    out: str | os.PathLike,
+    options: RenderOptions = RenderOptions(),
+) -> int:
     """Draw ``predictions`` on ``video`` into ``out`` (.mp4); returns the frames written."""
     out = Path(out)
     if out.suffix.lower() not in (".mp4", ".mkv", ".mov", ".avi"):
@@ -61,8 +78,10 @@ def render(video: str | os.PathLike, predictions: str | os.PathLike, out: str | 
         edges = np.array(reader.skeleton.edges, np.int64).reshape(-1, 2)
         width = options.line_width or max(1.5, source.metadata.width / 300)
         trails = _Trails(options.trails)
-        with _Encoder(out, source.metadata, options.crf) as encoder, \
-                progress_bar(len(selection), "render", enabled=options.progress) as advance:  # fmt: skip
+        with (
+            _Encoder(out, source.metadata, options.crf) as encoder,
+            progress_bar(len(selection), "render", enabled=options.progress) as advance,
+        ):
             written = 0
             for frame_idx, image in source.iter_frames(selection):
                 canvas = np.array(image, np.uint8, copy=True)
@@ -104,27 +123,44 @@ def track_color(track: int) -> np.ndarray:
     return UNTRACKED_COLOR if track == UNTRACKED else PALETTE[track % len(PALETTE)]
 
 
-def draw_frame(canvas: np.ndarray, frame: FramePredictions, edges: np.ndarray, width: float,
-               trails: dict[int, np.ndarray]) -> None:  # fmt: skip
+def draw_frame(
+    canvas: np.ndarray,
+    frame: FramePredictions,
+    edges: np.ndarray,
+    width: float,
+    trails: dict[int, np.ndarray],
+) -> None:
     """Trails, then each instance's edges and nodes, onto canvas (H, W, 3) uint8."""
     for track, path in trails.items():
         color = track_color(track)
         for i in range(1, len(path)):
             fade = i / len(path)
-            draw_segment(canvas, path[i - 1, 0], path[i - 1, 1], path[i, 0], path[i, 1], width * 0.6, color, 0.8 * fade)
+            draw_segment(
+                canvas, path[i - 1, 0], path[i - 1, 1], path[i, 0], path[i, 1], width * 0.6, color, 0.8 * fade
+            )
     for k in range(frame.n_instances):
         points, color = frame.points[k], track_color(int(frame.track_ids[k]))
         for a, b in edges:
             if not (np.isnan(points[a]).any() or np.isnan(points[b]).any()):
-                draw_segment(canvas, points[a, 0], points[a, 1], points[b, 0], points[b, 1], width, color, 1.0)
+                draw_segment(
+                    canvas, points[a, 0], points[a, 1], points[b, 0], points[b, 1], width, color, 1.0
+                )
         for x, y in points:
             if not (np.isnan(x) or np.isnan(y)):
                 draw_segment(canvas, x, y, x, y, width * 1.8, color, 1.0)  # a disc
 
 
 @numba.njit(cache=True, nogil=True)
-def draw_segment(canvas: np.ndarray, x0: float, y0: float, x1: float, y1: float, radius: float,
-                 color: np.ndarray, opacity: float) -> None:  # fmt: skip
+def draw_segment(
+    canvas: np.ndarray,
+    x0: float,
+    y0: float,
+    x1: float,
+    y1: float,
+    radius: float,
+    color: np.ndarray,
+    opacity: float,
+) -> None:
     """An anti-aliased round-capped segment of ``radius`` (a disc when the ends meet), blended at
     ``opacity`` onto canvas (H, W, 3) uint8."""
     height, width = canvas.shape[0], canvas.shape[1]
@@ -149,7 +185,10 @@ class _Encoder:
             raise OutputFileError(f"{path}: cannot create the overlay video ({exc})") from exc
         rate = Fraction(metadata.fps or 30.0).limit_denominator(1001)
         self._stream = self._container.add_stream("libx264", rate=rate)
-        self._stream.width, self._stream.height = metadata.width + metadata.width % 2, metadata.height + metadata.height % 2
+        self._stream.width, self._stream.height = (
+            metadata.width + metadata.width % 2,
+            metadata.height + metadata.height % 2,
+        )
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = {"crf": str(crf), "preset": "veryfast"}
         self._pad = (metadata.height % 2, metadata.width % 2)

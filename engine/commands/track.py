@@ -14,9 +14,9 @@ from pathlib import Path
 
 from posestream.core.errors import ConfigError
 from posestream.engine.interrupts import StopRequests
-from posestream.engine.pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size
 from posestream.engine.model.backends import BACKENDS
 from posestream.engine.model.predictor import Predictor
+from posestream.engine.pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size
 from posestream.engine.sinks import close_sinks, open_sinks, prepare_outputs
 from posestream.engine.sources import FrameSource, open_source
 from posestream.engine.tracking import Tracker, TrackerConfig
@@ -34,13 +34,17 @@ class TrackOptions:
     peak_threshold: float | None = None
     max_instances: int | None = None
     formats: tuple[str, ...] = ("analysis-h5",)
-    workers: int | None = None  # postprocessing threads; None: the thread budget's (ThreadBudget.postprocess_workers)
+    workers: int | None = (
+        None  # postprocessing threads; None: the thread budget's (ThreadBudget.postprocess_workers)
+    )
     progress: bool = True
     tracking: TrackerConfig | None = None  # None: no identities (instances fill the track slots in order)
     threads: int = 0  # the network's CPU threads; 0: the thread budget's (engine/threads.py)
     decode_threads: int | None = None  # FFmpeg's decoder threads (0: FFmpeg chooses); None: the budget's
     overwrite: bool = False  # replace outputs that exist and do not hold predictions posestream wrote
-    max_missing: float = 0.01  # fraction of the frames that may fail to decode before the run counts as failed
+    max_missing: float = (
+        0.01  # fraction of the frames that may fail to decode before the run counts as failed
+    )
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in OUTPUT_FORMATS]
@@ -49,7 +53,9 @@ class TrackOptions:
         if self.backend not in BACKENDS:
             raise ConfigError(f"--backend must be one of {BACKENDS}, got {self.backend!r}")
         if not 0 <= self.max_missing <= 1:
-            raise ConfigError(f"--max-missing is a fraction of the frames, from 0 to 1; got {self.max_missing}")
+            raise ConfigError(
+                f"--max-missing is a fraction of the frames, from 0 to 1; got {self.max_missing}"
+            )
 
 
 def too_many_missing(frames: int, missing: int, options: TrackOptions) -> str:
@@ -57,8 +63,11 @@ def too_many_missing(frames: int, missing: int, options: TrackOptions) -> str:
     than ``max_missing`` of them), or ""."""
     if not frames or missing / frames <= options.max_missing:
         return ""
-    return (f"{missing} of {frames} frames ({missing / frames:.0%}) failed to decode, more than --max-missing "
-            f"{options.max_missing:g}; the outputs hold the frames decoded (the video may be cut short or damaged)")
+    return (
+        f"{missing} of {frames} frames ({missing / frames:.0%}) failed to decode, more than --max-missing "
+        f"{options.max_missing:g}; the outputs hold the frames decoded (the video may be cut short or "
+        "damaged)"
+    )
 
 
 def default_output(video: str | os.PathLike) -> Path:
@@ -81,8 +90,12 @@ def output_paths(out: str | os.PathLike, formats: Sequence[str]) -> dict[str, Pa
     return {f: out.parent / (stem + SUFFIXES[f]) for f in formats}
 
 
-def track(video: str | os.PathLike, model_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
-          options: TrackOptions = TrackOptions()) -> tuple[RunSummary, dict[str, Path]]:  # fmt: skip
+def track(
+    video: str | os.PathLike,
+    model_dirs: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    options: TrackOptions = TrackOptions(),
+) -> tuple[RunSummary, dict[str, Path]]:
     """Predict every selected frame of ``video`` and write the outputs; returns the summary and the paths."""
     paths = output_paths(out, options.formats)
     stop = threading.Event()
@@ -93,13 +106,25 @@ def track(video: str | os.PathLike, model_dirs: Sequence[str | os.PathLike], out
 
 def load_predictor(model_dirs: Sequence[str | os.PathLike], options: TrackOptions) -> Predictor:
     """The models of a track run, loaded once, with the options' threads (or the thread budget's)."""
-    return Predictor(model_dirs, options.device, threads=options.threads, peak_threshold=options.peak_threshold,
-                     max_instances=options.max_instances, backend=options.backend,
-                     decode_threads=options.decode_threads)  # fmt: skip
+    return Predictor(
+        model_dirs,
+        options.device,
+        threads=options.threads,
+        peak_threshold=options.peak_threshold,
+        max_instances=options.max_instances,
+        backend=options.backend,
+        decode_threads=options.decode_threads,
+    )
 
 
-def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str, Path], options: TrackOptions,
-                progress: bool | Callable[[int], None] | None = None, stop: threading.Event | None = None) -> RunSummary:  # fmt: skip
+def track_video(
+    predictor: Predictor,
+    video: str | os.PathLike,
+    paths: dict[str, Path],
+    options: TrackOptions,
+    progress: bool | Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> RunSummary:
     """One video through a loaded predictor into ``paths`` (format -> file).
 
     progress: None for ``options.progress``'s bar, or a function called with each frame count done (a run
@@ -107,21 +132,35 @@ def track_video(predictor: Predictor, video: str | os.PathLike, paths: dict[str,
     the summary says ``interrupted``.
     """
     if options.tracking is not None and predictor.class_names:
-        raise ConfigError(f"--tracking: this identity model gives every animal its class itself "
-                          f"({', '.join(predictor.class_names)}); run it without --tracking")  # fmt: skip
+        raise ConfigError(
+            f"--tracking: this identity model gives every animal its class itself "
+            f"({', '.join(predictor.class_names)}); run it without --tracking"
+        )
     prepare_outputs(paths, options.overwrite)
     batch_size = options.batch_size
     if batch_size is None:
         batch_size = default_batch_size(options.device, predictor.first.metadata)
-    workers = predictor.threads.postprocess_workers(batch_size) if options.workers is None else options.workers
+    workers = (
+        predictor.threads.postprocess_workers(batch_size) if options.workers is None else options.workers
+    )
     config = PipelineConfig(batch_size=batch_size, frames=options.frames, postprocess_workers=workers)
-    provenance = {"models": [str(m.model_dir.path.resolve()) for m in predictor.models], "frames": options.frames or "all"}
+    provenance = {
+        "models": [str(m.model_dir.path.resolve()) for m in predictor.models],
+        "frames": options.frames or "all",
+    }
     if options.tracking is not None:
         provenance["tracking"] = asdict(options.tracking)
     with open_video(video, predictor, options.device) as source:
         tracked = options.tracking is not None or bool(predictor.class_names)
-        sinks = open_sinks(paths, predictor.skeleton, str(Path(video).resolve()), provenance, tracked, predictor.class_names,
-                           timestamps=source.timestamps)  # fmt: skip
+        sinks = open_sinks(
+            paths,
+            predictor.skeleton,
+            str(Path(video).resolve()),
+            provenance,
+            tracked,
+            predictor.class_names,
+            timestamps=source.timestamps,
+        )
         pipeline = assemble(source, predictor, config, options.tracking)
         try:
             return pipeline.run(sinks, progress=options.progress if progress is None else progress, stop=stop)
@@ -136,11 +175,14 @@ def open_video(video: str | os.PathLike, predictor: Predictor, device: str = "cp
     """``video`` decoded as ``predictor`` takes it: its thread budget's decoder threads, the model's colour,
     and NVDEC on CUDA where the codec allows."""
     hwaccel = device if device.startswith("cuda") else None
-    return open_source(video, threads=predictor.threads.decode, hwaccel=hwaccel, channels=predictor.input_shape[2])
+    return open_source(
+        video, threads=predictor.threads.decode, hwaccel=hwaccel, channels=predictor.input_shape[2]
+    )
 
 
-def assemble(source: FrameSource, predictor: Predictor, config: PipelineConfig,
-             tracking: TrackerConfig | None) -> Pipeline:  # fmt: skip
+def assemble(
+    source: FrameSource, predictor: Predictor, config: PipelineConfig, tracking: TrackerConfig | None
+) -> Pipeline:
     """The one assembly of a file run (track, batch's units, bench's rounds): the pipeline, with a new
     tracker at the video's frame rate when ``tracking`` is given."""
     tracker = Tracker(tracking, source.metadata.fps) if tracking is not None else None
@@ -159,14 +201,18 @@ def format_summary(summary: RunSummary, paths: dict[str, Path]) -> str:
     if summary.identities is not None:
         lines.append(f"tracking: {summary.identities} identities")
     if summary.warmup_seconds > 1.0:
-        lines.append(f"loaded the engine's kernels in {summary.warmup_seconds:.1f} s before the run (built on the first "
-                     "run on a machine, kept for the next runs; not counted above)")  # fmt: skip
+        lines.append(
+            f"loaded the engine's kernels in {summary.warmup_seconds:.1f} s before the run (built on the "
+            "first run on a machine, kept for the next runs; not counted above)"
+        )
     if summary.converted:
         lines.append(f"colour: {summary.converted} (the model was trained on those)")
     if summary.interrupted:
         lines.append("interrupted: the output holds every frame done before the stop")
     if summary.missing_frames:
-        shown = ", ".join(map(str, summary.missing_frames[:10])) + (" ..." if len(summary.missing_frames) > 10 else "")
+        shown = ", ".join(map(str, summary.missing_frames[:10])) + (
+            " ..." if len(summary.missing_frames) > 10 else ""
+        )
         lines.append(f"{len(summary.missing_frames)} frames failed to decode and are marked missing: {shown}")
     lines += [f"output: {path}" for path in paths.values()]
     return "\n".join(lines)

@@ -1,18 +1,24 @@
-"""The engine's compiled loops: peak finding (``peaks.py``), PAF grouping (``grouping.py``) and identity tracking
+"""The engine's compiled loops: peak finding (``peaks.py``), PAF grouping (``grouping.py``) and identity
+tracking
 (``tracking.py``).
 
-They are written once, in numba's subset of Python, each kernel with its one signature (``signatures.py``, which
+They are written once, in numba's subset of Python, each kernel with its one signature (``signatures.py``,
+which
 also checks calls), and compiled one of two ways:
 
-- **ahead of time** (the default): the first process on a machine that needs them builds one extension module with
-  numba's ``pycc``, in a child process (about 15 s, once). Every later process imports that module and never loads
+- **ahead of time** (the default): the first process on a machine that needs them builds one extension module
+  with
+  numba's ``pycc``, in a child process (about 15 s, once). Every later process imports that module and never
+  loads
   numba or LLVM, which saves about 125 MB of memory per process. The module is kept under
-  ``~/.cache/posestream/kernels`` (``POSESTREAM_CACHE_DIR`` moves it), keyed by the kernels' source, the numba,
+  ``~/.cache/posestream/kernels`` (``POSESTREAM_CACHE_DIR`` moves it), keyed by the kernels' source, the
+  numba,
   numpy and Python versions and the CPU, so a change to any of them builds it again.
 - **by numba's JIT**, in the process: compiled when first loaded, then loaded from numba's cache. This is the
   fallback when the ahead-of-time build fails (it needs a C compiler), with a warning that says why.
 
-``POSESTREAM_KERNELS`` chooses: ``auto`` (the default: ahead of time, else the JIT), ``aot`` (ahead of time or an
+``POSESTREAM_KERNELS`` chooses: ``auto`` (the default: ahead of time, else the JIT), ``aot`` (ahead of time or
+an
 error), ``jit``.
 """
 
@@ -47,7 +53,8 @@ except ImportError:  # pragma: no cover - Windows
 MODULE_NAME = "posestream_kernels"
 """The extension module's name (its init function is named after it, so it cannot change per build)."""
 KERNEL_MODULES = ("peaks", "grouping", "tracking")
-"""The modules that define kernels (``@kernel``); every ``.py`` file of this package is part of a build's key."""
+"""The modules that define kernels (``@kernel``); every ``.py`` file of this package is part of a build's
+key."""
 BUILD_TIMEOUT_S = 600.0
 """How long a build may take before it is stopped (another process waits a minute longer for it)."""
 MODES = ("auto", "aot", "jit")
@@ -63,8 +70,10 @@ class KernelBuildError(PosestreamError, RuntimeError):
 
 
 def load() -> SimpleNamespace:
-    """The kernels by name (``signatures.SIGNATURES``: ``candidates``, ``refine``, ``pair_dots``, ``group``, ``oks``,
-    ``centroid``, ``iou``, ``observe``), compiled ahead of time or by numba's JIT as ``POSESTREAM_KERNELS`` says;
+    """The kernels by name (``signatures.SIGNATURES``: ``candidates``, ``refine``, ``pair_dots``, ``group``,
+    ``oks``,
+    ``centroid``, ``iou``, ``observe``), compiled ahead of time or by numba's JIT as ``POSESTREAM_KERNELS``
+    says;
     loaded once per process. Each refuses, with TypeError, arrays its signature does not name."""
     global _loaded, _how
     if _loaded is None:
@@ -83,8 +92,10 @@ def mode() -> str:
     """``POSESTREAM_KERNELS``, checked."""
     chosen = os.environ.get("POSESTREAM_KERNELS", "auto").strip().lower() or "auto"
     if chosen not in MODES:
-        raise ConfigError(f"POSESTREAM_KERNELS={chosen!r}: use one of {', '.join(MODES)} (auto: compiled ahead of "
-                          "time, else by numba's JIT)")  # fmt: skip
+        raise ConfigError(
+            f"POSESTREAM_KERNELS={chosen!r}: use one of {', '.join(MODES)} (auto: compiled ahead of "
+            "time, else by numba's JIT)"
+        )
     return chosen
 
 
@@ -102,7 +113,8 @@ def _load(chosen: str) -> tuple[SimpleNamespace, str]:
 
 
 def import_kernel_modules() -> dict:
-    """Import the modules that define kernels (numba with them) and return every kernel's Python function by name."""
+    """Import the modules that define kernels (numba with them) and return every kernel's Python function by
+    name."""
     for name in KERNEL_MODULES:
         importlib.import_module(f"{__name__}.{name}")
     from posestream.engine.kernels.jit import REGISTRY
@@ -121,7 +133,8 @@ def jit_kernels() -> SimpleNamespace:
 
 @functools.cache
 def ahead_of_time_kernels() -> tuple[SimpleNamespace, Path]:
-    """Every kernel of the ahead-of-time module for this machine, each checking its arguments, and the module's
+    """Every kernel of the ahead-of-time module for this machine, each checking its arguments, and the
+    module's
     path; the module is built first if there is none (one build at a time across processes)."""
     if fcntl is None:
         raise KernelBuildError("the ahead-of-time build needs a POSIX system (its lock uses fcntl)")
@@ -132,12 +145,15 @@ def ahead_of_time_kernels() -> tuple[SimpleNamespace, Path]:
         home.mkdir(parents=True, exist_ok=True)
         lock = open(home / f"{key}.lock", "a")  # noqa: SIM115 (held open by _build_lock)
     except OSError as exc:  # a read-only or full cache folder
-        raise KernelBuildError(f"cannot write the kernel cache in {home} ({exc}); set POSESTREAM_CACHE_DIR to a "
-                               "writable folder") from exc  # fmt: skip
+        raise KernelBuildError(
+            f"cannot write the kernel cache in {home} ({exc}); set POSESTREAM_CACHE_DIR to a writable folder"
+        ) from exc
     with lock, _build_lock(lock):
         failed = home / f"{key}.failed"
         if failed.exists():
-            raise KernelBuildError(f"it failed before on this machine ({failed} says why; delete it to try again)")
+            raise KernelBuildError(
+                f"it failed before on this machine ({failed} says why; delete it to try again)"
+            )
         if not _module_file(target):
             _build(target, failed)
     path = _module_file(target)
@@ -151,26 +167,45 @@ def ahead_of_time_kernels() -> tuple[SimpleNamespace, Path]:
 
 
 def cache_dir() -> Path:
-    """Where built modules are kept: ``POSESTREAM_CACHE_DIR``/kernels, else ``$XDG_CACHE_HOME`` (or ``~/.cache``)
+    """Where built modules are kept: ``POSESTREAM_CACHE_DIR``/kernels, else ``$XDG_CACHE_HOME`` (or
+    ``~/.cache``)
     /posestream/kernels."""
     if os.environ.get("POSESTREAM_CACHE_DIR"):
         return Path(os.environ["POSESTREAM_CACHE_DIR"]).expanduser() / "kernels"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "posestream" / "kernels"
+    return (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+        / "posestream"
+        / "kernels"
+    )
 
 
 def build_key() -> str:
-    """What a built module depends on: the kernels' source, numba, numpy, the Python ABI, and the CPU (the module
+    """What a built module depends on: the kernels' source, numba, numpy, the Python ABI, and the CPU (the
+    module
     is compiled for this CPU's instruction set)."""
     digest = hashlib.sha256()
     for source in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(source.name.encode() + source.read_bytes())
-    for part in (importlib.metadata.version("numba"), importlib.metadata.version("numpy"),
-                 sys.implementation.cache_tag, platform.machine(), _cpu_flags()):  # fmt: skip
+    for part in (
+        importlib.metadata.version("numba"),
+        importlib.metadata.version("numpy"),
+        sys.implementation.cache_tag,
+        platform.machine(),
+        _cpu_flags(),
+    ):
         digest.update(part.encode())
     return f"{sys.implementation.cache_tag}-{digest.hexdigest()[:16]}"
 
 
-CPU_FIELDS = ("model name", "flags", "CPU implementer", "CPU architecture", "CPU variant", "CPU part", "Features")
+CPU_FIELDS = (
+    "model name",
+    "flags",
+    "CPU implementer",
+    "CPU architecture",
+    "CPU variant",
+    "CPU part",
+    "Features",
+)
 """The lines of /proc/cpuinfo that name a CPU and its instruction sets (x86: the first two; ARM: the rest)."""
 
 
@@ -189,8 +224,10 @@ def _module_file(target: Path) -> Path | None:
 
 
 def _build(target: Path, failed: Path) -> None:
-    """Build the module into ``target`` in a child process (numba and LLVM stay out of this one). When the build
-    itself fails, record why in ``failed`` so that later runs do not try again; a build stopped by a timeout or a
+    """Build the module into ``target`` in a child process (numba and LLVM stay out of this one). When the
+    build
+    itself fails, record why in ``failed`` so that later runs do not try again; a build stopped by a timeout
+    or a
     signal (e.g. out of memory) is not recorded, and the next run tries again."""
     staging = target.with_name(target.name + f".building-{os.getpid()}")
     _say("compiling the engine's kernels for this machine, once (about 15 s) ...")
@@ -203,16 +240,22 @@ def _build(target: Path, failed: Path) -> None:
         output = (result.stdout + result.stderr).strip()
         if result.returncode > 0 or (result.returncode == 0 and _module_file(staging) is None):
             failed.write_text(f"{' '.join(command)}\n\n{output}\n")
-            raise KernelBuildError(f"the ahead-of-time build failed ({_reason(output)}); it needs a C compiler "
-                                   f"(cc); the whole output is in {failed}")  # fmt: skip
+            raise KernelBuildError(
+                f"the ahead-of-time build failed ({_reason(output)}); it needs a C compiler "
+                f"(cc); the whole output is in {failed}"
+            )
         if result.returncode < 0:
-            raise KernelBuildError(f"the ahead-of-time build was stopped by signal {-result.returncode} "
-                                   f"({_reason(output)}); the next run tries again")  # fmt: skip
+            raise KernelBuildError(
+                f"the ahead-of-time build was stopped by signal {-result.returncode} "
+                f"({_reason(output)}); the next run tries again"
+            )
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
     except subprocess.TimeoutExpired:
-        raise KernelBuildError(f"the ahead-of-time build took more than {BUILD_TIMEOUT_S:.0f} s and was stopped; "
-                               "the next run tries again") from None  # fmt: skip
+        raise KernelBuildError(
+            f"the ahead-of-time build took more than {BUILD_TIMEOUT_S:.0f} s and was stopped; "
+            "the next run tries again"
+        ) from None
     except OSError as exc:  # the child could not start, or the cache folder filled up
         raise KernelBuildError(f"the ahead-of-time build could not run or be kept ({exc})") from exc
     finally:
@@ -234,7 +277,8 @@ def _reason(output: str) -> str:
 
 @contextlib.contextmanager
 def _build_lock(handle):
-    """One build per key at a time across processes (a lock on the open file ``handle``); waits for a build under
+    """One build per key at a time across processes (a lock on the open file ``handle``); waits for a build
+    under
     way at most a minute longer than a build may take."""
     deadline = time.monotonic() + BUILD_TIMEOUT_S + 60.0
     while True:
@@ -243,8 +287,10 @@ def _build_lock(handle):
             break
         except BlockingIOError:
             if time.monotonic() > deadline:
-                raise KernelBuildError(f"another process has held {handle.name} for {BUILD_TIMEOUT_S + 60:.0f} s; "
-                                       "is a build stuck?") from None  # fmt: skip
+                raise KernelBuildError(
+                    f"another process has held {handle.name} for {BUILD_TIMEOUT_S + 60:.0f} s; "
+                    "is a build stuck?"
+                ) from None
             time.sleep(0.1)
     try:
         yield

@@ -1,8 +1,10 @@
 """Build the ahead-of-time kernel module: ``python -m posestream.engine.kernels.build OUT_DIR``.
 
-``posestream.engine.kernels`` runs this in a child process the first time a machine needs the kernels. It compiles
+``posestream.engine.kernels`` runs this in a child process the first time a machine needs the kernels. It
+compiles
 every kernel on its signature (``signatures.SIGNATURES``) with numba's ``pycc`` into one extension module, for
-this machine's CPU, with the GIL released while a kernel runs (as ``nogil=True`` does for the JIT). Needs numba and
+this machine's CPU, with the GIL released while a kernel runs (as ``nogil=True`` does for the JIT). Needs
+numba and
 a C compiler.
 """
 
@@ -26,7 +28,9 @@ def build(out_dir: Path) -> None:
             super().__init__(*args, **kwargs)
             self.release_gil = True
 
-    numba.pycc.compiler.Flags = GilReleasingFlags  # pycc has no option for it, and makes its Flags by this name
+    numba.pycc.compiler.Flags = (
+        GilReleasingFlags  # pycc has no option for it, and makes its Flags by this name
+    )
 
     from posestream.engine.kernels import MODULE_NAME, import_kernel_modules
     from posestream.engine.kernels.signatures import SIGNATURES

@@ -1,4 +1,5 @@
-"""Loops of bottom-up grouping (``posestream.engine.model.paf_grouping`` calls them and says what they compute): the part
+"""Loops of bottom-up grouping (``posestream.engine.model.paf_grouping`` calls them and says what they
+compute): the part
 affinity field sampled along candidate pairs, and the assembly of instances from scored connections."""
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from posestream.engine.kernels.jit import helper, kernel
 
 
 @helper
-def _edge_scores(points, cells, dots, a, z, min_sample, min_fraction, max_length):  # pragma: no cover - compiled
+def _edge_scores(
+    points, cells, dots, a, z, min_sample, min_fraction, max_length
+):  # pragma: no cover - compiled
     """Connection scores (K, K) of edge (a, z): the samples' mean, minus a penalty for segments longer
     than ``max_length``; -inf where a candidate is absent or too few samples agree with the field."""
     k, n_samples = dots.shape[0], dots.shape[2]
@@ -93,8 +96,20 @@ def _connect(members, owner, totals, n_groups, a, z, pa, pz, score):  # pragma: 
 
 
 @helper
-def _write_instances(members, totals, n_groups, points, point_scores, n_edges, min_nodes,
-                     out_points, out_scores, out_instance_scores, counts, b):  # fmt: skip  # pragma: no cover
+def _write_instances(
+    members,
+    totals,
+    n_groups,
+    points,
+    point_scores,
+    n_edges,
+    min_nodes,
+    out_points,
+    out_scores,
+    out_instance_scores,
+    counts,
+    b,
+):  # pragma: no cover
     """Copy the best instances (by total, ties by creation order) with at least ``min_nodes`` nodes."""
     n_nodes = members.shape[1]
     keys = np.full(n_groups, np.inf)
@@ -147,9 +162,23 @@ def pair_dots(points, present, pafs, edges, paf_stride, t, dots):  # pragma: no 
 
 
 @kernel
-def group(points, point_scores, cells, dots, edges, min_sample, min_fraction, max_length, min_nodes,
-          out_points, out_scores, out_instance_scores, counts):  # fmt: skip  # pragma: no cover - compiled
-    """In place: each frame's instances, best first (see ``posestream.engine.model.paf_grouping.group_batch``)."""
+def group(
+    points,
+    point_scores,
+    cells,
+    dots,
+    edges,
+    min_sample,
+    min_fraction,
+    max_length,
+    min_nodes,
+    out_points,
+    out_scores,
+    out_instance_scores,
+    counts,
+):  # pragma: no cover - compiled
+    """In place: each frame's instances, best first (see
+    ``posestream.engine.model.paf_grouping.group_batch``)."""
     batch, n_nodes, k = point_scores.shape
     n_edges = edges.shape[0]
     n_groups_max = n_edges * k + 1  # each connection opens at most one instance
@@ -163,5 +192,17 @@ def group(points, point_scores, cells, dots, edges, min_sample, min_fraction, ma
             scores = _edge_scores(points[b], cells[b], dots[b, e], a, z, min_sample, min_fraction, max_length)
             for pa, pz, score in _greedy_matches(scores):
                 n_groups = _connect(members, owner, totals, n_groups, a, z, pa, pz, score)
-        _write_instances(members, totals, n_groups, points[b], point_scores[b], n_edges, min_nodes,
-                         out_points[b], out_scores[b], out_instance_scores[b], counts, b)  # fmt: skip
+        _write_instances(
+            members,
+            totals,
+            n_groups,
+            points[b],
+            point_scores[b],
+            n_edges,
+            min_nodes,
+            out_points[b],
+            out_scores[b],
+            out_instance_scores[b],
+            counts,
+            b,
+        )

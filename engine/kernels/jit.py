@@ -1,8 +1,11 @@
 """The ``kernel`` decorator, and the kernels compiled by numba's JIT.
 
-A kernel is a plain Python function in numba's subset, compiled on its one signature (``signatures.SIGNATURES``)
-either ahead of time (``build.py``) or here. ``compiled`` compiles each on that signature only (from numba's cache
-after the first time), so the JIT refuses other types as the checked ahead-of-time module does. Kernels release
+A kernel is a plain Python function in numba's subset, compiled on its one signature
+(``signatures.SIGNATURES``)
+either ahead of time (``build.py``) or here. ``compiled`` compiles each on that signature only (from numba's
+cache
+after the first time), so the JIT refuses other types as the checked ahead-of-time module does. Kernels
+release
 the GIL (postprocessing threads run them in parallel with decoding and inference). Helpers come before the
 kernels that call them.
 """
@@ -34,7 +37,10 @@ def compiled() -> dict[str, Callable]:
     missing = set(SIGNATURES) - set(REGISTRY)
     if missing:
         raise KeyError(f"signatures without a kernel: {sorted(missing)} (import the kernel modules first)")
-    return {name: numba.njit(SIGNATURES[name], cache=True, nogil=True)(function) for name, function in REGISTRY.items()}
+    return {
+        name: numba.njit(SIGNATURES[name], cache=True, nogil=True)(function)
+        for name, function in REGISTRY.items()
+    }
 
 
 helper = numba.njit(cache=True, nogil=True)

@@ -1,4 +1,5 @@
-"""Loops of peak finding (``posestream.engine.model.peaks`` calls them): the top-K local maxima of each map, and their
+"""Loops of peak finding (``posestream.engine.model.peaks`` calls them): the top-K local maxima of each map,
+and their
 subpixel refinement."""
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ def _offset(before, centre, after):  # pragma: no cover - compiled
     return min(max(offset, -0.5), 0.5)
 
 
-
 @kernel
 def candidates(maps, floor, values, flat, patches):  # pragma: no cover - compiled
     """maps (B, C, H, W) -> in place: values (B, C, K) best first, flat cell index (B, C, K), and the 3x3
@@ -94,8 +94,11 @@ def candidates(maps, floor, values, flat, patches):  # pragma: no cover - compil
 
 
 @kernel
-def refine(patches, maps, values, rows, cols, height, width, stride, threshold, half, points):  # pragma: no cover
-    """Subpixel points (B, C, K, 2), in place. half = 0: parabola through the 3x3 patch; half > 0: centre of mass
+def refine(
+    patches, maps, values, rows, cols, height, width, stride, threshold, half, points
+):  # pragma: no cover
+    """Subpixel points (B, C, K, 2), in place. half = 0: parabola through the 3x3 patch; half > 0: centre of
+    mass
     of maps in a (2 half + 1) window."""
     batch, channels, k = values.shape
     for b in range(batch):

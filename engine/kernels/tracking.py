@@ -1,4 +1,5 @@
-"""Loops of identity tracking: the similarity of detections to tracks (``posestream.engine.tracking.similarity``
+"""Loops of identity tracking: the similarity of detections to tracks
+(``posestream.engine.tracking.similarity``
 says what each measure is) and the update of pose templates (``posestream.engine.tracking.templates``)."""
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def centroid(detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -
 
 @kernel
 def iou(detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -> np.ndarray:
-    """Box IoU over the nodes both poses have, boxes padded by the width.  (M, N, 2), (T, N, 2), (T,) -> (M, T)"""
+    """Box IoU over the nodes both poses have, boxes padded by the width.  (M, N, 2), (T, N, 2), (T,) -> (M,
+    T)"""
     n_det, n_tracks, n_nodes = detections.shape[0], predicted.shape[0], detections.shape[1]
     out = np.zeros((n_det, n_tracks))
     for m in range(n_det):
@@ -76,7 +78,9 @@ def iou(detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -> np.
             a[2:] += width[t]
             b[:2] -= width[t]
             b[2:] += width[t]
-            overlap = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0) * max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
+            overlap = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0) * max(
+                min(a[3], b[3]) - max(a[1], b[1]), 0.0
+            )
             union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - overlap
             out[m, t] = overlap / union
     return out
@@ -95,8 +99,13 @@ def observe(templates: np.ndarray, rows: np.ndarray, points: np.ndarray, min_sca
     for k in range(k_rows):
         old, new = templates[rows[k]], points[k]
         for axis in range(2):
-            shared = np.array([new[n, axis] - old[n, axis] for n in range(n_nodes)
-                               if np.isfinite(new[n, axis]) and np.isfinite(old[n, axis])])  # fmt: skip
+            shared = np.array(
+                [
+                    new[n, axis] - old[n, axis]
+                    for n in range(n_nodes)
+                    if np.isfinite(new[n, axis]) and np.isfinite(old[n, axis])
+                ]
+            )
             shift[k, axis] = np.median(shared) if shared.size else _mean(new[:, axis]) - _mean(old[:, axis])
         if not np.isfinite(shift[k, 0]) or not np.isfinite(shift[k, 1]):
             shift[k] = 0.0
@@ -109,5 +118,7 @@ def observe(templates: np.ndarray, rows: np.ndarray, points: np.ndarray, min_sca
                 old[n] += shift[k]
             if np.isfinite(old[n, 0]):
                 lo, hi = np.minimum(lo, old[n]), np.maximum(hi, old[n])
-        scale[k] = max(np.sqrt((hi[0] - lo[0]) * (hi[1] - lo[1])), min_scale) if np.isfinite(lo[0]) else min_scale
+        scale[k] = (
+            max(np.sqrt((hi[0] - lo[0]) * (hi[1] - lo[1])), min_scale) if np.isfinite(lo[0]) else min_scale
+        )
     return shift, scale, seen

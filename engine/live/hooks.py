@@ -23,6 +23,7 @@ import importlib
 import logging
 import time
 import traceback
+
 from posestream.core.errors import ConfigError
 from posestream.engine.types import FramePredictions
 from posestream.live.processor import Processor
@@ -39,8 +40,10 @@ def load_processor(spec: str) -> Processor:
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"--processor {spec!r}: cannot load it ({type(exc).__name__}: {exc}); the module must "
-                          "be importable (on PYTHONPATH or installed)") from exc  # fmt: skip
+        raise ConfigError(
+            f"--processor {spec!r}: cannot load it ({type(exc).__name__}: {exc}); the module must "
+            "be importable (on PYTHONPATH or installed)"
+        ) from exc
     processor = cls()
     if not callable(getattr(processor, "process", None)):
         raise ConfigError(f"--processor {spec!r}: {class_name} has no process(frame, meta) method")
@@ -70,12 +73,19 @@ class HookRunner:
 
     def _failed(self, frame: FramePredictions, exc: Exception) -> None:
         self.errors += 1
-        where = f"camera {frame.live.camera} frame {frame.live.counter}" if frame.live else f"frame {frame.frame_idx}"
+        where = (
+            f"camera {frame.live.camera} frame {frame.live.counter}"
+            if frame.live
+            else f"frame {frame.frame_idx}"
+        )
         key = f"{type(exc).__name__}: {exc}"
         if key not in self._seen_errors:
             self._seen_errors.add(key)
-            log.error("processor failed at %s (the frame is still published):\n%s", where,
-                      "".join(traceback.format_exception(exc)).rstrip())  # fmt: skip
+            log.error(
+                "processor failed at %s (the frame is still published):\n%s",
+                where,
+                "".join(traceback.format_exception(exc)).rstrip(),
+            )
         elif self.errors % 100 == 0:
             log.error("processor has failed %d times (last at %s: %s)", self.errors, where, key)
 
@@ -84,9 +94,14 @@ class HookRunner:
         self._slow_since_warning += 1
         now = time.monotonic()
         if now - self._last_warning >= WARN_EVERY_SECONDS:
-            log.warning("processor took %.1f ms on frame %s (over %.1f ms; %d slow calls since the last warning); "
-                        "its time adds to the latency", ms, frame.live.counter if frame.live else frame.frame_idx,
-                        self.slow_ms, self._slow_since_warning)  # fmt: skip
+            log.warning(
+                "processor took %.1f ms on frame %s (over %.1f ms; %d slow calls since the last warning); "
+                "its time adds to the latency",
+                ms,
+                frame.live.counter if frame.live else frame.frame_idx,
+                self.slow_ms,
+                self._slow_since_warning,
+            )
             self._last_warning, self._slow_since_warning = now, 0
 
     def close(self) -> None:

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from posestream.engine.live.info import LiveInfo
-from posestream.engine.types import FramePredictions, Skeleton
-from posestream.live.protocol import PoseMessage, STAGES
 from posestream.engine.live.recorder import LiveRecorder, check_recording_path
 from posestream.engine.live.stats import restarted
+from posestream.engine.types import FramePredictions, Skeleton
+from posestream.live.protocol import STAGES, PoseMessage
 from posestream.live.subscriber import PoseSubscriber
 
 WAIT_FRAMES = 10_000
@@ -33,10 +33,19 @@ class ListenSummary:
     stats: dict[int, dict] = field(default_factory=dict)  # the last statistics of each camera
 
 
-def listen(address: str, out: str | None = None, *, frames: int | None = None, duration: float | None = None,
-           idle_timeout: float | None = None, quiet: bool = False, stop: threading.Event | None = None,
-           **subscriber_options) -> ListenSummary:  # fmt: skip
-    """Receive poses until ``frames`` came, ``duration`` passed, none came for ``idle_timeout`` s, or ``stop``."""
+def listen(
+    address: str,
+    out: str | None = None,
+    *,
+    frames: int | None = None,
+    duration: float | None = None,
+    idle_timeout: float | None = None,
+    quiet: bool = False,
+    stop: threading.Event | None = None,
+    **subscriber_options,
+) -> ListenSummary:
+    """Receive poses until ``frames`` came, ``duration`` passed, none came for ``idle_timeout`` s, or
+    ``stop``."""
     stop = stop or threading.Event()
     summary = ListenSummary()
     recording = _Recording(out) if out is not None else None
@@ -98,8 +107,11 @@ class _Recording:
     def close(self) -> list[Path]:
         if self.recorder is None:
             if self.waiting:
-                print(f"listen: no statistics message named the skeleton; {len(self.waiting)} frames not recorded",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"listen: no statistics message named the skeleton; {len(self.waiting)} frames not "
+                    "recorded",
+                    file=sys.stderr,
+                )
             return []
         self.recorder.close()
         return self.recorder.paths
@@ -109,13 +121,26 @@ def as_frame(message: PoseMessage) -> FramePredictions:
     """A pose message as FramePredictions, with its camera and stage times."""
     header = message.header
     times = {f"{stage}_ns": t for stage, t in zip(STAGES, header.times)}
-    info = LiveInfo(header.camera, header.counter, **times, batch=header.batch,
-                    restarted=bool(header.flags & header.RESTARTED))  # fmt: skip
-    return FramePredictions(header.counter, message.points, message.point_scores, message.instance_scores,
-                            message.track_ids, live=info)  # fmt: skip
+    info = LiveInfo(
+        header.camera,
+        header.counter,
+        **times,
+        batch=header.batch,
+        restarted=bool(header.flags & header.RESTARTED),
+    )
+    return FramePredictions(
+        header.counter,
+        message.points,
+        message.point_scores,
+        message.instance_scores,
+        message.track_ids,
+        live=info,
+    )
 
 
 def format_message(message: PoseMessage) -> str:
     ids = ",".join(map(str, message.track_ids.tolist()))
-    return (f"cam {message.camera} frame {message.counter}: {message.header.n_instances} instances"
-            f" tracks [{ids}] latency {message.latency_ms:.2f} ms")
+    return (
+        f"cam {message.camera} frame {message.counter}: {message.header.n_instances} instances"
+        f" tracks [{ids}] latency {message.latency_ms:.2f} ms"
+    )

@@ -23,11 +23,24 @@ LINGER_MS = 1000  # at close, how long messages still queued for connected clien
 class PosePublisher:
     """Publishes poses (``publish``) and statistics (``publish_stats``) on one address."""
 
-    def __init__(self, address: str, *, hwm: int = 1000, allow_remote: bool = False, curve: Curve | None = None,
-                 context: zmq.Context | None = None):  # fmt: skip
+    def __init__(
+        self,
+        address: str,
+        *,
+        hwm: int = 1000,
+        allow_remote: bool = False,
+        curve: Curve | None = None,
+        context: zmq.Context | None = None,
+    ):
         self.address = address
-        self._socket, self._auth = bound_socket(context or zmq.Context.instance(), zmq.XPUB, address, hwm=hwm,
-                                                allow_remote=allow_remote, curve=curve)  # fmt: skip
+        self._socket, self._auth = bound_socket(
+            context or zmq.Context.instance(),
+            zmq.XPUB,
+            address,
+            hwm=hwm,
+            allow_remote=allow_remote,
+            curve=curve,
+        )
         self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # every client's subscription, not only the first
         self._lock = threading.Lock()
         self.subscriptions = 0  # to poses: one per client (of all cameras or of one)
@@ -50,8 +63,15 @@ class PosePublisher:
         """Send one live frame's poses; stamps ``frame.live.publish_ns`` (the time the header carries)."""
         info = frame.live
         info.publish_ns = time.monotonic_ns()
-        header = PoseHeader(info.camera, info.counter, frame.n_instances, frame.n_nodes, info.batch,
-                            PoseHeader.RESTARTED if info.restarted else 0, info.times())  # fmt: skip
+        header = PoseHeader(
+            info.camera,
+            info.counter,
+            frame.n_instances,
+            frame.n_nodes,
+            info.batch,
+            PoseHeader.RESTARTED if info.restarted else 0,
+            info.times(),
+        )
         parts = pose_parts(header, frame.points, frame.point_scores, frame.instance_scores, frame.track_ids)
         with self._lock:
             self._socket.send_multipart(parts, flags=zmq.NOBLOCK)

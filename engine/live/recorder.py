@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from posestream.engine.live.info import LiveInfo
 from posestream.engine.sinks import make_folder
 from posestream.engine.sinks.analysis_h5 import AnalysisH5Writer
-from posestream.engine.live.info import LiveInfo
 from posestream.engine.types import FrameBlock, FramePredictions, Skeleton
 
 
@@ -49,8 +49,17 @@ class LiveRecorder:
         """Record the frames dropped just before ``frame`` (their camera counters), then the frame."""
         camera = frame.live.camera
         self.write_dropped(camera, dropped)
-        self._writer(camera).write(FramePredictions(self._take(camera), frame.points, frame.point_scores, frame.instance_scores,
-                                      frame.track_ids, frame.tracking_scores, live=frame.live))  # fmt: skip
+        self._writer(camera).write(
+            FramePredictions(
+                self._take(camera),
+                frame.points,
+                frame.point_scores,
+                frame.instance_scores,
+                frame.track_ids,
+                frame.tracking_scores,
+                live=frame.live,
+            )
+        )
 
     def write_dropped(self, camera: int, counters: range) -> None:
         """Record frames the camera sent that got no poses (by their counters)."""
@@ -66,8 +75,14 @@ class LiveRecorder:
     def _writer(self, camera: int) -> AnalysisH5Writer:
         if camera not in self.writers:
             path = camera_path(self.out, camera)
-            self.writers[camera] = AnalysisH5Writer(path, self.skeleton, video_path=f"camera {camera}",
-                                                    provenance=self.provenance, tracked=self.tracked, live=True)  # fmt: skip
+            self.writers[camera] = AnalysisH5Writer(
+                path,
+                self.skeleton,
+                video_path=f"camera {camera}",
+                provenance=self.provenance,
+                tracked=self.tracked,
+                live=True,
+            )
             self._next[camera] = 0
         return self.writers[camera]
 

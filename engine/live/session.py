@@ -1,7 +1,8 @@
 """``posestream live``: cameras in, poses and identities out, on the one pipeline with a latency-first policy.
 
     cameras ─ZeroMQ─> receiver ─> waiting queue ─> [pipeline: batch what waits ─> infer ─> postprocess
-    (drop-oldest) ─> tracker per camera] ─> hook ─> publish ─> record        stats + status line: once a second
+    (drop-oldest) ─> tracker per camera] ─> hook ─> publish ─> record        stats + status line: once a
+    second
 
 - One predictor serves every camera; a batch is whatever frames are waiting, up to ``max_batch``.
 - Each camera has its own tracker (its own identities) and its own recording.
@@ -19,21 +20,20 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-
 from posestream.core.errors import ConfigError
 from posestream.engine.interrupts import StopRequests
-from posestream.engine.pipeline import Pipeline, PipelineConfig
-from posestream.engine.model.predictor import Predictor
-from posestream.engine.tracking import TrackerConfig
-from posestream.engine.types import FrameBlock, FramePredictions
-from posestream.engine.model.warmup import warm_up
 from posestream.engine.live.hooks import HookRunner, Processor, load_processor
 from posestream.engine.live.publisher import PosePublisher
 from posestream.engine.live.recorder import LiveRecorder
-from posestream.live.security import Curve
 from posestream.engine.live.source import CameraInput, CameraSource
 from posestream.engine.live.stats import StatsBoard, camera_stats
 from posestream.engine.live.trackers import CameraTrackers
+from posestream.engine.model.predictor import Predictor
+from posestream.engine.model.warmup import warm_up
+from posestream.engine.pipeline import Pipeline, PipelineConfig
+from posestream.engine.tracking import TrackerConfig
+from posestream.engine.types import FrameBlock, FramePredictions
+from posestream.live.security import Curve
 
 log = logging.getLogger("posestream.live")
 SWITCH_INTERVAL = 0.0005  # s: a stage that wakes gets the interpreter within this (Python's default: 5 ms)
@@ -87,7 +87,8 @@ class LiveSummary:
 
 
 class LiveSession:
-    """A live run; ``run()`` serves until stopped. Build it, then run it (from the main thread for signals)."""
+    """A live run; ``run()`` serves until stopped. Build it, then run it (from the main thread for
+    signals)."""
 
     def __init__(self, model_dirs, options: LiveOptions, processor: Processor | None = None):
         self.options = options
@@ -105,8 +106,14 @@ class LiveSession:
         """The model, the hook, the outputs, then (warm) the cameras and the pipeline."""
         options, tracked = self.options, self.options.tracking is not None
         curve = Curve(options.curve) if options.curve else None
-        self.predictor = Predictor(model_dirs, options.device, threads=options.threads, backend=options.backend,
-                                   peak_threshold=options.peak_threshold, max_instances=options.max_instances)
+        self.predictor = Predictor(
+            model_dirs,
+            options.device,
+            threads=options.threads,
+            backend=options.backend,
+            peak_threshold=options.peak_threshold,
+            max_instances=options.max_instances,
+        )
         processor = processor or (load_processor(options.processor) if options.processor else None)
         self.hook = HookRunner(processor, options.hook_slow_ms) if processor else None
         if options.publish:
@@ -114,18 +121,34 @@ class LiveSession:
         if options.record:
             self.recorder = LiveRecorder(options.record, self.predictor.skeleton, tracked, self._provenance())
         self.warm_up()  # before subscribing to the cameras
-        cameras = CameraInput(options.cameras, options.queue_frames, options.max_batch, options.gather_ms,
-                              silent_after=options.silent_after, allow_remote=options.allow_remote, curve=curve,
-                              lossless=options.lossless)  # fmt: skip
+        cameras = CameraInput(
+            options.cameras,
+            options.queue_frames,
+            options.max_batch,
+            options.gather_ms,
+            silent_after=options.silent_after,
+            allow_remote=options.allow_remote,
+            curve=curve,
+            lossless=options.lossless,
+        )
         self.source = CameraSource(cameras, self.predictor.input_shape)
         self.serving = Serving(self.board, self.hook, self.publisher, self._extra)
-        config = PipelineConfig(batch_size=options.max_batch, postprocess_workers=0, queue_batches=1, latency_first=True)
-        self.pipeline = Pipeline(self.source, self.predictor, config, CameraTrackers(options.tracking) if tracked else None)
+        config = PipelineConfig(
+            batch_size=options.max_batch, postprocess_workers=0, queue_batches=1, latency_first=True
+        )
+        self.pipeline = Pipeline(
+            self.source, self.predictor, config, CameraTrackers(options.tracking) if tracked else None
+        )
 
     def _provenance(self) -> dict:
-        options = {k: v for k, v in asdict(self.options).items() if k in ("cameras", "max_batch", "processor")}
-        return {"models": [str(m.model_dir.path.resolve()) for m in self.predictor.models], "live": options,
-                "tracking": asdict(self.options.tracking) if self.options.tracking else None}  # fmt: skip
+        options = {
+            k: v for k, v in asdict(self.options).items() if k in ("cameras", "max_batch", "processor")
+        }
+        return {
+            "models": [str(m.model_dir.path.resolve()) for m in self.predictor.models],
+            "live": options,
+            "tracking": asdict(self.options.tracking) if self.options.tracking else None,
+        }
 
     def warm_up(self) -> None:
         """Run the model(s) once per batch size on blank frames, so no camera frame pays a first call's cost
@@ -136,7 +159,8 @@ class LiveSession:
         warm_up(self.predictor, CameraTrackers(tracking) if tracking is not None else None, batch_sizes)
 
     def stop(self) -> None:
-        """Stop taking frames; ``run`` returns once those waiting are done (any thread, or a signal handler)."""
+        """Stop taking frames; ``run`` returns once those waiting are done (any thread, or a signal
+        handler)."""
         self.source.stop()
 
     def run(self) -> LiveSummary:
@@ -186,14 +210,25 @@ class LiveSession:
 
     def _extra(self) -> dict:
         """What every statistics message also carries."""
-        return {"hook_errors": self.hook.errors if self.hook else 0, "malformed": sum(self.source.malformed.values()),
-                "skeleton": self.predictor.skeleton.to_dict(), "tracked": self.options.tracking is not None}
+        return {
+            "hook_errors": self.hook.errors if self.hook else 0,
+            "malformed": sum(self.source.malformed.values()),
+            "skeleton": self.predictor.skeleton.to_dict(),
+            "tracked": self.options.tracking is not None,
+        }
 
     def summary(self, seconds: float) -> LiveSummary:
-        cameras = {camera: camera_stats(ledger, self.source.evicted.get(camera, 0), camera in self.source.silent)
-                   for camera, ledger in sorted(self.board.cameras.items())}  # fmt: skip
-        return LiveSummary(cameras, dict(self.source.malformed), self.hook.errors if self.hook else 0, seconds,
-                           self.recorder.paths if self.recorder else [])  # fmt: skip
+        cameras = {
+            camera: camera_stats(ledger, self.source.evicted.get(camera, 0), camera in self.source.silent)
+            for camera, ledger in sorted(self.board.cameras.items())
+        }
+        return LiveSummary(
+            cameras,
+            dict(self.source.malformed),
+            self.hook.errors if self.hook else 0,
+            seconds,
+            self.recorder.paths if self.recorder else [],
+        )
 
     def close(self) -> None:
         """Release sockets, files and the model (after ``run``, or instead of it); once."""
@@ -206,9 +241,12 @@ class LiveSession:
 
 
 def status_line(stats: dict[int, dict], malformed) -> str:
-    parts = [f"cam {c}: {s['rate_hz']:5.1f} Hz, dropped {s['frames_dropped']}, p50 {s['window_latency_ms']['p50']:.1f} "
-             f"p99 {s['window_latency_ms']['p99']:.1f} ms" + (" SILENT" if s["silent"] else "")
-             for c, s in sorted(stats.items())]  # fmt: skip
+    parts = [
+        f"cam {c}: {s['rate_hz']:5.1f} Hz, dropped {s['frames_dropped']}, p50 "
+        f"{s['window_latency_ms']['p50']:.1f} "
+        f"p99 {s['window_latency_ms']['p99']:.1f} ms" + (" SILENT" if s["silent"] else "")
+        for c, s in sorted(stats.items())
+    ]
     bad = sum(malformed.values())
     return " | ".join(parts) + (f" | {bad} malformed" if bad else "")
 
@@ -246,8 +284,11 @@ class Serving:
             self.publisher.publish_stats(info.camera, {"camera": info.camera, **self.extra()})
         info.dropped_before = ledger.arrived(info)
         if info.restarted:
-            log.warning("camera %d restarted (its counter went back, or jumped, to %d); counting starts again",
-                        info.camera, info.counter)  # fmt: skip
+            log.warning(
+                "camera %d restarted (its counter went back, or jumped, to %d); counting starts again",
+                info.camera,
+                info.counter,
+            )
         if self.hook is not None:
             self.hook.run(frame)
         info.hook_ns = time.monotonic_ns()

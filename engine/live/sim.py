@@ -13,8 +13,8 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from collections.abc import Iterator
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from posestream.core.errors import ConfigError
@@ -69,11 +69,15 @@ def camera_sim(video: str, options: SimOptions, stop: threading.Event | None = N
     with open_source(video) as source:
         fmt = PIXEL_FORMATS[source.metadata.channels]
         selection = resolve_frames(options.frames, source.metadata.n_frames, source.metadata.path)
-        preload = len(selection) * source.metadata.width * source.metadata.height * source.metadata.channels <= PRELOAD_BYTES
+        preload = (
+            len(selection) * source.metadata.width * source.metadata.height * source.metadata.channels
+            <= PRELOAD_BYTES
+        )
         frames = _preloaded(source, selection, options.loop) if preload else None
         curve = Curve(options.curve) if options.curve else None
-        with CameraPublisher(options.address, allow_remote=options.allow_remote, curve=curve,
-                             lossless=options.lossless) as publisher:  # fmt: skip
+        with CameraPublisher(
+            options.address, allow_remote=options.allow_remote, curve=curve, lossless=options.lossless
+        ) as publisher:
             subscribed = publisher.wait_for_subscriber(options.wait)
             try:
                 frames = frames or _streamed(source, selection, options.loop, stop)
@@ -125,8 +129,14 @@ def _put(frames: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
-def _send(publisher: CameraPublisher, frames: Iterator, fmt: str, options: SimOptions,
-          stop: threading.Event, subscribed: bool) -> SimSummary:  # fmt: skip
+def _send(
+    publisher: CameraPublisher,
+    frames: Iterator,
+    fmt: str,
+    options: SimOptions,
+    stop: threading.Event,
+    subscribed: bool,
+) -> SimSummary:
     period_ns = int(1e9 / options.rate)
     start = time.monotonic_ns() + 50_000_000  # 50 ms to decode the first frames
     end = start + int(options.duration * 1e9) if options.duration else None

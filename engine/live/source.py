@@ -18,7 +18,8 @@ and puts the frame in the waiting queue, so ZeroMQ's own queues never fill and t
   arrival order, at most ``max_batch``): its oldest, which absorbs a burst without a drop; but when the
   camera's frames have been waiting more than ``overload_ms`` at every batch for ``overload_window``
   seconds (a standing queue, as CoDel tells it from a burst: the model cannot keep up), its newest, and
-  the older ones are dropped, so latency stays near one model call. With several cameras live, it first waits up
+  the older ones are dropped, so latency stays near one model call. With several cameras live, it first waits
+  up
   to ``gather_ms`` for the cameras that have nothing waiting yet, so frames captured together (a
   triggered rig) go through the model together.
 - Malformed messages are counted by reason (``malformed``) and logged (the first of each reason in full);
@@ -43,11 +44,11 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from posestream.core.errors import ConfigError, PosestreamError
-from posestream.engine.sources.base import FLUSH, IDLE, FrameSource
 from posestream.engine.live.info import LiveInfo
+from posestream.engine.live.stats import MAX_GAP, restarted
+from posestream.engine.sources.base import FLUSH, IDLE, FrameSource
 from posestream.engine.types import VideoMetadata
 from posestream.live.protocol import END_PREFIX, FRAME_PREFIX, ProtocolError, parse_end, parse_frame
-from posestream.engine.live.stats import MAX_GAP, restarted
 from posestream.live.security import Curve, check_address, connected_socket
 
 log = logging.getLogger("posestream.live")
@@ -86,8 +87,10 @@ class CameraInput:
         for address in self.addresses:
             check_address(address, self.allow_remote)
         if self.queue_frames < 1 or self.hwm < 1 or self.max_batch < 1:
-            raise ConfigError(f"--queue, --max-batch and the high-water mark must be >= 1, got {self.queue_frames}, "
-                              f"{self.max_batch}, {self.hwm}")  # fmt: skip
+            raise ConfigError(
+                f"--queue, --max-batch and the high-water mark must be >= 1, got {self.queue_frames}, "
+                f"{self.max_batch}, {self.hwm}"
+            )
         if self.gather_ms < 0:
             raise ConfigError(f"--gather-ms must be >= 0, got {self.gather_ms}")
         if not self.silent_after > 0:
@@ -95,17 +98,24 @@ class CameraInput:
 
 
 class CameraSource(FrameSource):
-    """Frames of every camera, a batch at a time, until ``stop()``: ``(seq, image, LiveInfo)`` ... ``FLUSH``."""
+    """Frames of every camera, a batch at a time, until ``stop()``: ``(seq, image, LiveInfo)`` ...
+    ``FLUSH``."""
 
     live = True
 
     def __init__(self, config: CameraInput, frame_shape: tuple[int, int, int]):
         self.config, self.frame_shape = config, tuple(frame_shape)
         height, width, channels = self.frame_shape
-        self.metadata = VideoMetadata("cameras " + ", ".join(config.addresses), width, height, channels, 0.0, 0)
+        self.metadata = VideoMetadata(
+            "cameras " + ", ".join(config.addresses), width, height, channels, 0.0, 0
+        )
         self.malformed: collections.Counter[str] = collections.Counter()
-        self.evicted: collections.Counter[int] = collections.Counter()  # per camera: dropped from the waiting queue
-        self.arrived: collections.Counter[int] = collections.Counter()  # per camera: frames taken off the socket
+        self.evicted: collections.Counter[int] = (
+            collections.Counter()
+        )  # per camera: dropped from the waiting queue
+        self.arrived: collections.Counter[int] = (
+            collections.Counter()
+        )  # per camera: frames taken off the socket
         self.silent: set[int] = set()
         self.ended: dict[int, int] = {}  # camera -> the last counter it says it sent (its end message)
         self.session_start: dict[int, int] = {}  # camera -> first counter received since it (re)started
@@ -121,7 +131,9 @@ class CameraSource(FrameSource):
         self._sessions: collections.Counter[int] = collections.Counter()  # camera -> sessions so far
         self._context = zmq.Context.instance()
         self._sockets = [self._connect(address) for address in config.addresses]
-        self._monitors = {s.get_monitor_socket(MONITORED): (s, a) for s, a in zip(self._sockets, config.addresses)}
+        self._monitors = {
+            s.get_monitor_socket(MONITORED): (s, a) for s, a in zip(self._sockets, config.addresses)
+        }
         self._dropped: dict[zmq.Socket, float] = {}  # socket -> when ZeroMQ dropped its connection
         self._receiver = threading.Thread(target=self._receive, name="camera receiver", daemon=True)
         self._receiver.start()
@@ -129,9 +141,15 @@ class CameraSource(FrameSource):
 
     def _connect(self, address: str) -> zmq.Socket:
         """A SUB socket on one camera address."""
-        return connected_socket(self._context, address, [FRAME_PREFIX, END_PREFIX], hwm=self.config.hwm,
-                                allow_remote=self.config.allow_remote, curve=self.config.curve,
-                                max_message=self.config.max_message_bytes)  # fmt: skip
+        return connected_socket(
+            self._context,
+            address,
+            [FRAME_PREFIX, END_PREFIX],
+            hwm=self.config.hwm,
+            allow_remote=self.config.allow_remote,
+            curve=self.config.curve,
+            max_message=self.config.max_message_bytes,
+        )
 
     # -- the pipeline's side ---------------------------------------------------
 
@@ -177,7 +195,9 @@ class CameraSource(FrameSource):
         """The camera's oldest waiting frame, or under overload its newest (the older ones dropped)."""
         waiting = self._waiting[camera]
         now = time.monotonic_ns()
-        monitor = self._overload.setdefault(camera, StandingQueue(self.config.overload_ms, self.config.overload_window))
+        monitor = self._overload.setdefault(
+            camera, StandingQueue(self.config.overload_ms, self.config.overload_window)
+        )
         if monitor.overloaded((now - waiting[0][2].receive_ns) / 1e6, now / 1e9) and not self.config.lossless:
             while len(waiting) > 1:
                 waiting.popleft()
@@ -194,7 +214,8 @@ class CameraSource(FrameSource):
             self._cond.wait(left)
 
     def stop(self) -> None:
-        """Stop taking frames; the pipeline finishes those waiting (safe from any thread or a signal handler)."""
+        """Stop taking frames; the pipeline finishes those waiting (safe from any thread or a signal
+        handler)."""
         self._stopping.set()
 
     def close(self) -> None:
@@ -234,7 +255,8 @@ class CameraSource(FrameSource):
                 self._cond.notify_all()
 
     def _receiving(self) -> bool:
-        """Until stopped; lossless, until every camera heard from has sent its end message (or drain_seconds)."""
+        """Until stopped; lossless, until every camera heard from has sent its end message (or
+        drain_seconds)."""
         if not self._stopping.is_set():
             return True
         if not self.config.lossless:
@@ -262,9 +284,14 @@ class CameraSource(FrameSource):
         for socket, address in self._monitors.values():
             if now - self._dropped.get(socket, now) > RECONNECT_AFTER:
                 del self._dropped[socket]
-                self._count_malformed(ProtocolError("dropped_connection", f"ZeroMQ dropped the connection to {address} "
-                                      f"and did not make it again (a message over {self.config.max_message_bytes >> 20} "
-                                      "MiB, or a peer that does not speak ZeroMQ); connected again"))  # fmt: skip
+                self._count_malformed(
+                    ProtocolError(
+                        "dropped_connection",
+                        f"ZeroMQ dropped the connection to {address} "
+                        f"and did not make it again (a message over {self.config.max_message_bytes >> 20} "
+                        "MiB, or a peer that does not speak ZeroMQ); connected again",
+                    )
+                )
                 socket.disconnect(address)
                 socket.connect(address)
 
@@ -281,18 +308,34 @@ class CameraSource(FrameSource):
         self.arrived[camera] += 1
         if camera not in self.session_start or restarted(self._last_counter[camera], header.counter):
             if camera in self.session_start and header.counter > self._last_counter[camera]:
-                log.warning("camera %d: its counter jumped from %d to %d (more than %d frames): counted as a restart",
-                            camera, self._last_counter[camera], header.counter, MAX_GAP)  # fmt: skip
+                log.warning(
+                    "camera %d: its counter jumped from %d to %d (more than %d frames): counted as a restart",
+                    camera,
+                    self._last_counter[camera],
+                    header.counter,
+                    MAX_GAP,
+                )
             self.session_start[camera] = header.counter  # first frame, or the camera restarted
             self._sessions[camera] += 1
             self.ended.pop(camera, None)  # an end message of the session before is not this one's
         self._last_counter[camera] = header.counter
         if camera in self.silent:
-            log.warning("camera %d is back after %.1f s (frame %d)", camera,
-                        time.monotonic() - self._last_arrival[camera], header.counter)  # fmt: skip
+            log.warning(
+                "camera %d is back after %.1f s (frame %d)",
+                camera,
+                time.monotonic() - self._last_arrival[camera],
+                header.counter,
+            )
             self.silent.discard(camera)
-        info = LiveInfo(camera, header.counter, header.capture_ns, header.send_ns, receive_ns,
-                        session=self._sessions[camera], session_start=self.session_start[camera])  # fmt: skip
+        info = LiveInfo(
+            camera,
+            header.counter,
+            header.capture_ns,
+            header.send_ns,
+            receive_ns,
+            session=self._sessions[camera],
+            session_start=self.session_start[camera],
+        )
         with self._cond:
             self._last_arrival[camera] = time.monotonic()
             waiting = self._waiting.setdefault(camera, collections.deque())
@@ -308,8 +351,11 @@ class CameraSource(FrameSource):
     def _take_end(self, camera: int, last: int) -> None:
         """A camera's end message: kept unless its last counter is more than MAX_GAP past the last frame."""
         if camera in self._last_counter and restarted(self._last_counter[camera], last + 1):
-            raise ProtocolError("end_counter", f"camera {camera}'s end message says its last frame was {last}, "
-                                f"but the last one received was {self._last_counter[camera]}")  # fmt: skip
+            raise ProtocolError(
+                "end_counter",
+                f"camera {camera}'s end message says its last frame was {last}, "
+                f"but the last one received was {self._last_counter[camera]}",
+            )
         self.ended[camera] = last
 
     def _count_malformed(self, exc: ProtocolError) -> None:
@@ -334,7 +380,8 @@ class StandingQueue:
         self.start, self.shortest, self.state = 0.0, float("inf"), False
 
     def overloaded(self, wait_ms: float, now: float) -> bool:
-        """Note the wait of the frame about to be taken (ms) at ``now`` (s); whether the camera is overloaded."""
+        """Note the wait of the frame about to be taken (ms) at ``now`` (s); whether the camera is
+        overloaded."""
         self.shortest = min(self.shortest, wait_ms)
         if now - self.start >= self.window:
             self.state = self.shortest > self.target_ms

@@ -146,7 +146,9 @@ class StatsBoard:
                 self.cameras[camera] = CameraLedger(camera)
         return self.cameras[camera]
 
-    def snapshot(self, evicted: dict[int, int], silent: set[int], extra: dict | None = None) -> dict[int, dict]:
+    def snapshot(
+        self, evicted: dict[int, int], silent: set[int], extra: dict | None = None
+    ) -> dict[int, dict]:
         """Each camera's figures now (the ``stats.<camera>`` message); starts a new rate window."""
         now = time.monotonic()
         seconds, self._window_start = max(now - self._window_start, 1e-9), now

@@ -9,7 +9,8 @@ SMOOTHING = 0.05  # weight of each new frame interval in a camera's frame-rate e
 
 
 class CameraTrackers:
-    """``update(frame)`` as one Tracker does, routed by ``frame.live.camera`` (the pipeline's tracker stage)."""
+    """``update(frame)`` as one Tracker does, routed by ``frame.live.camera`` (the pipeline's tracker
+    stage)."""
 
     def __init__(self, config: TrackerConfig):
         self.config = config
@@ -39,7 +40,8 @@ class CameraTrackers:
         return tracker.update(frame, time=seconds)
 
     def _estimate_fps(self, tracker: Tracker, camera: int, counter: int, capture_ns: int) -> None:
-        """The camera's frame rate from its counters and capture times (the tracker's 'lost' is 1.5 frames)."""
+        """The camera's frame rate from its counters and capture times (the tracker's 'lost' is 1.5
+        frames)."""
         last = self._last.get(camera)
         self._last[camera] = (counter, capture_ns)
         if last is None or counter <= last[0] or capture_ns <= last[1]:
@@ -52,4 +54,3 @@ class CameraTrackers:
     @property
     def identities(self) -> int:
         return sum(t.identities for t in self.trackers.values())
-

@@ -51,7 +51,9 @@ def group_by_class(points: np.ndarray, scores: np.ndarray, classes: np.ndarray) 
     return instances.with_identities(np.flatnonzero(present), np.nanmean(probabilities[present], axis=1))
 
 
-def identities_of_crops(class_vectors: np.ndarray, frame_of: np.ndarray, has_instance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def identities_of_crops(
+    class_vectors: np.ndarray, frame_of: np.ndarray, has_instance: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Class of each crop, matched per frame so that no two crops of a frame share one; -1 where a crop
     has no instance or is left over (more animals than classes).  class_vectors (M, n_classes),
     frame_of (M,), has_instance (M,) -> identities (M,) int32 and their scores (M,) float32 (NaN: none)."""

@@ -28,14 +28,26 @@ class Instances:
     def concat(cls, parts: list[Instances], n_nodes: int) -> Instances:
         """All instances of ``parts`` in one (none if ``parts`` is empty)."""
         if not parts:
-            return cls(np.zeros((0, n_nodes, 2), np.float32), np.zeros((0, n_nodes), np.float32), np.zeros(0, np.float32))
-        poses = [np.concatenate([getattr(p, name) for p in parts]) for name in ("points", "point_scores", "instance_scores")]
+            return cls(
+                np.zeros((0, n_nodes, 2), np.float32),
+                np.zeros((0, n_nodes), np.float32),
+                np.zeros(0, np.float32),
+            )
+        poses = [
+            np.concatenate([getattr(p, name) for p in parts])
+            for name in ("points", "point_scores", "instance_scores")
+        ]
         if all(p.identities is None for p in parts):
             return cls(*poses)
-        identities = np.concatenate([np.full(len(p.points), -1, np.int32) if p.identities is None else p.identities
-                                     for p in parts])  # fmt: skip
-        scores = np.concatenate([np.full(len(p.points), np.nan, np.float32) if p.identity_scores is None
-                                 else p.identity_scores for p in parts])  # fmt: skip
+        identities = np.concatenate(
+            [np.full(len(p.points), -1, np.int32) if p.identities is None else p.identities for p in parts]
+        )
+        scores = np.concatenate(
+            [
+                np.full(len(p.points), np.nan, np.float32) if p.identity_scores is None else p.identity_scores
+                for p in parts
+            ]
+        )
         return cls(*poses, identities, scores)
 
     def moved(self, offset: np.ndarray) -> Instances:
@@ -44,8 +56,9 @@ class Instances:
         return replace(self, points=self.points + offset.astype(np.float32))
 
     def with_identities(self, identities: np.ndarray, scores: np.ndarray) -> Instances:
-        return replace(self, identities=identities.astype(np.int32), identity_scores=scores.astype(np.float32))
-
+        return replace(
+            self, identities=identities.astype(np.int32), identity_scores=scores.astype(np.float32)
+        )
 
 
 @dataclass(frozen=True)
@@ -70,7 +83,14 @@ class InstanceBatch:
         """One ``Instances`` per sample (views of the batch's arrays)."""
         bounds = np.cumsum(self.counts)[:-1]
         found = self.instances
-        arrays = [np.split(a, bounds) if a is not None else [None] * len(self.counts)
-                  for a in (found.points, found.point_scores, found.instance_scores, found.identities,
-                            found.identity_scores)]  # fmt: skip
+        arrays = [
+            np.split(a, bounds) if a is not None else [None] * len(self.counts)
+            for a in (
+                found.points,
+                found.point_scores,
+                found.instance_scores,
+                found.identities,
+                found.identity_scores,
+            )
+        ]
         return [Instances(*sample) for sample in zip(*arrays)]

@@ -55,7 +55,9 @@ def load_model_dir(path: str | os.PathLike) -> ModelDir:
         raise ModelNotFoundError(f"{path}: no such model directory; {EXPORT_HINT}")
     meta_path = path / "metadata.json"
     if not meta_path.exists():
-        raise ModelFormatError(f"{path}: no metadata.json, so the engine cannot tell how to run it; {EXPORT_HINT}")
+        raise ModelFormatError(
+            f"{path}: no metadata.json, so the engine cannot tell how to run it; {EXPORT_HINT}"
+        )
     try:
         metadata = ModelMetadata.from_json(meta_path.read_text(), source=str(meta_path))
     except ConfigError as exc:

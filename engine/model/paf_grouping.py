@@ -39,8 +39,14 @@ class GroupingConfig:
     max_instances: int = 16
 
 
-def pair_dots(candidates: PeakCandidates, pafs: np.ndarray, edges: np.ndarray, paf_stride: int,
-              n_samples: int = N_PAF_SAMPLES, floor: float = -np.inf) -> np.ndarray:  # fmt: skip
+def pair_dots(
+    candidates: PeakCandidates,
+    pafs: np.ndarray,
+    edges: np.ndarray,
+    paf_stride: int,
+    n_samples: int = N_PAF_SAMPLES,
+    floor: float = -np.inf,
+) -> np.ndarray:
     """PAF samples along every candidate pair of every edge.
 
     pafs: (B, 2 * E, Hp, Wp), x and y of edge e in channels 2e and 2e + 1; edges: (E, 2).
@@ -53,14 +59,26 @@ def pair_dots(candidates: PeakCandidates, pafs: np.ndarray, edges: np.ndarray, p
     batch, _, k, _ = points.shape
     dots = np.empty((batch, len(edges), k, k, n_samples), np.float32)
     t = np.linspace(0.0, 1.0, n_samples, dtype=np.float32)
-    kernels.load().pair_dots(points, np.ascontiguousarray(candidates.values > floor),
-                             np.ascontiguousarray(pafs, dtype=np.float32), np.ascontiguousarray(edges, np.int64),
-                             np.float32(paf_stride), t, dots)  # fmt: skip
+    kernels.load().pair_dots(
+        points,
+        np.ascontiguousarray(candidates.values > floor),
+        np.ascontiguousarray(pafs, dtype=np.float32),
+        np.ascontiguousarray(edges, np.int64),
+        np.float32(paf_stride),
+        t,
+        dots,
+    )
     return dots
 
 
-def group_batch(points: np.ndarray, point_scores: np.ndarray, cells: np.ndarray, dots: np.ndarray,
-                edges: np.ndarray, cfg: GroupingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def group_batch(
+    points: np.ndarray,
+    point_scores: np.ndarray,
+    cells: np.ndarray,
+    dots: np.ndarray,
+    edges: np.ndarray,
+    cfg: GroupingConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Assemble the instances of every frame of a batch from its peak candidates.
 
     points: (B, C, K, 2) refined candidates, NaN where absent; point_scores: (B, C, K);
@@ -75,11 +93,18 @@ def group_batch(points: np.ndarray, point_scores: np.ndarray, cells: np.ndarray,
     out_instance_scores = np.zeros((batch, cfg.max_instances), np.float32)
     counts = np.zeros(batch, np.int64)
     kernels.load().group(
-        np.ascontiguousarray(points, np.float32), np.ascontiguousarray(point_scores, np.float32),
-        np.ascontiguousarray(cells, np.float32), np.ascontiguousarray(dots, np.float32),
-        np.ascontiguousarray(np.reshape(edges, (-1, 2)), np.int64), np.float32(cfg.min_sample_score),
-        float(cfg.min_agreeing_fraction), float(cfg.max_edge_length), cfg.min_instance_nodes,
-        out_points, out_scores, out_instance_scores, counts,
-    )  # fmt: skip
+        np.ascontiguousarray(points, np.float32),
+        np.ascontiguousarray(point_scores, np.float32),
+        np.ascontiguousarray(cells, np.float32),
+        np.ascontiguousarray(dots, np.float32),
+        np.ascontiguousarray(np.reshape(edges, (-1, 2)), np.int64),
+        np.float32(cfg.min_sample_score),
+        float(cfg.min_agreeing_fraction),
+        float(cfg.max_edge_length),
+        cfg.min_instance_nodes,
+        out_points,
+        out_scores,
+        out_instance_scores,
+        counts,
+    )
     return out_points, out_scores, out_instance_scores, counts
-

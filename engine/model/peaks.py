@@ -46,12 +46,24 @@ class PeakCandidates:
     stride: int
 
     @classmethod
-    def from_flat(cls, values: np.ndarray, flat_index: np.ndarray, patches: np.ndarray,
-                  map_shape: tuple[int, int], stride: int) -> PeakCandidates:  # fmt: skip
+    def from_flat(
+        cls,
+        values: np.ndarray,
+        flat_index: np.ndarray,
+        patches: np.ndarray,
+        map_shape: tuple[int, int],
+        stride: int,
+    ) -> PeakCandidates:
         """From a ``peaks`` graph's outputs: flat cell index (B, C, K) = row * width + col."""
         rows, cols = np.divmod(np.asarray(flat_index, np.int64), map_shape[1])
-        return cls(np.asarray(values, np.float32), rows, cols, np.asarray(patches, np.float32),
-                   tuple(map_shape), stride)  # fmt: skip
+        return cls(
+            np.asarray(values, np.float32),
+            rows,
+            cols,
+            np.asarray(patches, np.float32),
+            tuple(map_shape),
+            stride,
+        )
 
     def cell_points(self) -> np.ndarray:
         """(B, C, K, 2) unrefined candidate positions in input pixels (x, y)."""
@@ -76,8 +88,9 @@ def find_candidates(maps: np.ndarray, k: int, stride: int, floor: float = -np.in
     return PeakCandidates(values, rows, cols, patches, (height, width), stride)
 
 
-def refine_candidates(candidates: PeakCandidates, threshold: float, maps: np.ndarray | None = None
-                      ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def refine_candidates(
+    candidates: PeakCandidates, threshold: float, maps: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Subpixel points (B, C, K, 2) in input pixels, NaN where the value is not above
     ``threshold``, and scores (B, C, K).
 
@@ -87,12 +100,20 @@ def refine_candidates(candidates: PeakCandidates, threshold: float, maps: np.nda
     """
     points = np.empty((*candidates.values.shape, 2), np.float32)
     height, width = candidates.map_shape
-    window = np.zeros((1, 1, 1, 1), np.float32) if maps is None else np.ascontiguousarray(maps, dtype=np.float32)
-    kernels.load().refine(np.ascontiguousarray(candidates.patches, np.float32), window,
-                          np.ascontiguousarray(candidates.values, np.float32),
-                          np.ascontiguousarray(candidates.rows, np.int64),
-                          np.ascontiguousarray(candidates.cols, np.int64),
-                          height, width, float(candidates.stride), float(threshold),
-                          0 if maps is None else INTEGRAL_WINDOW // 2, points)  # fmt: skip
+    window = (
+        np.zeros((1, 1, 1, 1), np.float32) if maps is None else np.ascontiguousarray(maps, dtype=np.float32)
+    )
+    kernels.load().refine(
+        np.ascontiguousarray(candidates.patches, np.float32),
+        window,
+        np.ascontiguousarray(candidates.values, np.float32),
+        np.ascontiguousarray(candidates.rows, np.int64),
+        np.ascontiguousarray(candidates.cols, np.int64),
+        height,
+        width,
+        float(candidates.stride),
+        float(threshold),
+        0 if maps is None else INTEGRAL_WINDOW // 2,
+        points,
+    )
     return points, candidates.values.astype(np.float32)
-

@@ -40,13 +40,12 @@ def output_names(metadata: ModelMetadata) -> list[str]:
     return ["peak_values", "peak_indices", "peak_patches"] + (["paf_dots"] if bottomup else [])
 
 
-
-
 class OutputDecoder:
     """Turns one model's batch outputs into per-sample ``Instances`` in frame (or crop) pixels."""
 
-    def __init__(self, metadata: ModelMetadata, peak_threshold: float | None = None,
-                 max_instances: int | None = None):  # fmt: skip
+    def __init__(
+        self, metadata: ModelMetadata, peak_threshold: float | None = None, max_instances: int | None = None
+    ):
         self.metadata = metadata
         self.threshold = metadata.peak_threshold if peak_threshold is None else float(peak_threshold)
         if not 0.0 <= self.threshold <= 1.0:
@@ -61,14 +60,25 @@ class OutputDecoder:
         """Peak candidates (B, C, K) and, for bottom-up, PAF samples (B, E, K, K, S)."""
         meta, stride = self.metadata, self.metadata.output_strides["confmaps"]
         if meta.output_mode is OutputMode.PEAKS:
-            candidates = PeakCandidates.from_flat(outputs["peak_values"], outputs["peak_indices"],
-                                                  outputs["peak_patches"], meta.output_shapes["confmaps"], stride)  # fmt: skip
+            candidates = PeakCandidates.from_flat(
+                outputs["peak_values"],
+                outputs["peak_indices"],
+                outputs["peak_patches"],
+                meta.output_shapes["confmaps"],
+                stride,
+            )
             return candidates, outputs.get("paf_dots")
         candidates = find_candidates(outputs["confmaps"], meta.max_peaks, stride, floor=self.threshold)
         if meta.model_type is not ModelType.BOTTOMUP or meta.identities:  # identity models group by class
             return candidates, None
-        dots = pair_dots(candidates, outputs["pafs"], self.edges, meta.output_strides["pafs"], meta.paf_samples,
-                         floor=self.threshold)  # fmt: skip
+        dots = pair_dots(
+            candidates,
+            outputs["pafs"],
+            self.edges,
+            meta.output_strides["pafs"],
+            meta.paf_samples,
+            floor=self.threshold,
+        )
         return candidates, dots
 
     def decode(self, outputs: dict[str, np.ndarray]) -> list[Instances]:
@@ -81,7 +91,9 @@ class OutputDecoder:
         Centroid models give one-node instances: the anchors, best first.
         """
         candidates, dots = self.candidates(outputs)
-        integral = self.metadata.refinement == "integral" and "confmaps" in outputs and "offsets" not in outputs
+        integral = (
+            self.metadata.refinement == "integral" and "confmaps" in outputs and "offsets" not in outputs
+        )
         maps = outputs["confmaps"] if integral else None
         points, scores = refine_candidates(candidates, self.threshold, maps)  # (B, C, K, 2), (B, C, K)
         if "offsets" in outputs:
@@ -89,17 +101,24 @@ class OutputDecoder:
         points /= self.metadata.input_scale
         kind = self.metadata.model_type
         if kind is ModelType.CENTROID:
-            return InstanceBatch.of([_anchors(p[0], s[0], self.max_instances) for p, s in zip(points, scores)], 1)
+            return InstanceBatch.of(
+                [_anchors(p[0], s[0], self.max_instances) for p, s in zip(points, scores)], 1
+            )
         if kind is ModelType.BOTTOMUP and self.metadata.identities:
-            classes = class_values(candidates, outputs["class_maps"], self.metadata.output_strides["class_maps"])
-            return InstanceBatch.of([group_by_class(p, s, c) for p, s, c in zip(points, scores, classes)],
-                                    self.metadata.skeleton.n_nodes)  # fmt: skip
+            classes = class_values(
+                candidates, outputs["class_maps"], self.metadata.output_strides["class_maps"]
+            )
+            return InstanceBatch.of(
+                [group_by_class(p, s, c) for p, s, c in zip(points, scores, classes)],
+                self.metadata.skeleton.n_nodes,
+            )
         if kind is ModelType.BOTTOMUP:
             grouped = group_batch(points, scores, candidates.cell_points(), dots, self.edges, self.grouping)
             found, point_scores, instance_scores, counts = grouped  # (B, M, C, 2), (B, M, C), (B, M), (B,)
             rows = np.arange(found.shape[1])[None, :] < counts[:, None]  # (B, M): the instances found
-            return InstanceBatch(Instances(found[rows], point_scores[rows], instance_scores[rows]),
-                                 counts.astype(np.int64))  # fmt: skip
+            return InstanceBatch(
+                Instances(found[rows], point_scores[rows], instance_scores[rows]), counts.astype(np.int64)
+            )
         return _singles(points[:, :, 0], scores[:, :, 0])
 
 
@@ -111,7 +130,9 @@ def offset_points(candidates: PeakCandidates, offsets: np.ndarray, refined: np.n
     c = np.arange(channels)[None, :, None]
     dx = offsets[b, 2 * c, candidates.rows, candidates.cols]  # (B, C, K)
     dy = offsets[b, 2 * c + 1, candidates.rows, candidates.cols]
-    points = np.stack([candidates.cols + dx, candidates.rows + dy], axis=-1).astype(np.float32) * candidates.stride
+    points = (
+        np.stack([candidates.cols + dx, candidates.rows + dy], axis=-1).astype(np.float32) * candidates.stride
+    )
     return np.where(np.isnan(refined), np.nan, points).astype(np.float32)
 
 
@@ -123,7 +144,9 @@ def _singles(points: np.ndarray, scores: np.ndarray) -> InstanceBatch:
     nodes_found = found.sum(axis=1)  # (B,)
     means = (np.where(found, point_scores, 0.0).sum(axis=1) / np.maximum(nodes_found, 1)).astype(np.float32)
     present = nodes_found > 0
-    return InstanceBatch(Instances(points[present], point_scores[present], means[present]), present.astype(np.int64))
+    return InstanceBatch(
+        Instances(points[present], point_scores[present], means[present]), present.astype(np.int64)
+    )
 
 
 def _anchors(points: np.ndarray, scores: np.ndarray, limit: int) -> Instances:

@@ -25,10 +25,10 @@ from posestream.core.errors import ConfigError
 from posestream.engine.model.backends import Pending
 from posestream.engine.model.identity import identities_of_crops
 from posestream.engine.model.inference import ExportedModel
-from posestream.engine.model.model_dir import load_model_dir
 from posestream.engine.model.instances import InstanceBatch
-from posestream.engine.threads import ThreadBudget, budget, network_us_per_frame
+from posestream.engine.model.model_dir import load_model_dir
 from posestream.engine.model.topdown import crops_around, instances_from_crops
+from posestream.engine.threads import ThreadBudget, budget, network_us_per_frame
 from posestream.engine.types import ModelType, Skeleton
 
 
@@ -47,16 +47,27 @@ class RawBatch:
 
 
 class Predictor:
-    """Frames (N, H, W, C) uint8 -> the batch's instances frame after frame, in two steps (infer, postprocess)."""
+    """Frames (N, H, W, C) uint8 -> the batch's instances frame after frame, in two steps (infer,
+    postprocess)."""
 
-    def __init__(self, model_dirs: Sequence[str | os.PathLike], device: str = "cpu", threads: int = 0,
-                 peak_threshold: float | None = None, max_instances: int | None = None, backend: str = "auto",
-                 decode_threads: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model_dirs: Sequence[str | os.PathLike],
+        device: str = "cpu",
+        threads: int = 0,
+        peak_threshold: float | None = None,
+        max_instances: int | None = None,
+        backend: str = "auto",
+        decode_threads: int | None = None,
+    ):
         """threads: the network's CPU threads (0: the thread budget's, engine/threads.py); decode_threads: the
         decoder's for ``self.threads.decode`` (None: the budget's)."""
+
         def open_models(budget: ThreadBudget) -> list[ExportedModel]:
-            return [ExportedModel(p, device, budget.model, peak_threshold, max_instances, backend, budget.spin)
-                    for p in model_dirs]  # fmt: skip
+            return [
+                ExportedModel(p, device, budget.model, peak_threshold, max_instances, backend, budget.spin)
+                for p in model_dirs
+            ]
 
         models = self._open_on_budget(model_dirs, open_models, threads, decode_threads, device)
         by_type = {m.metadata.model_type: m for m in models}
@@ -66,7 +77,8 @@ class Predictor:
             given = [m.metadata.model_type.value for m in models]
             raise ConfigError(
                 f"models of types {given} do not make a pose model: give one single_instance, bottomup or "
-                "centroid model, or a centroid and a centered_instance model (-m CENTROID_DIR -m CENTERED_DIR)"
+                "centroid model, or a centroid and a centered_instance model (-m CENTROID_DIR -m "
+                "CENTERED_DIR)"
             )
         self.models = models
         self.first = by_type.get(ModelType.CENTROID) or models[0]
@@ -79,17 +91,26 @@ class Predictor:
             self.skeleton = Skeleton(nodes=(last.metadata.anchor_part or "centroid",), name="centroid")
         self.input_shape = self.first.metadata.input_shape  # (H, W, C) of the frames
 
-    def _open_on_budget(self, model_dirs: Sequence[str | os.PathLike], open_models, threads: int,
-                        decode_threads: int | None, device: str) -> list[ExportedModel]:  # fmt: skip
+    def _open_on_budget(
+        self,
+        model_dirs: Sequence[str | os.PathLike],
+        open_models,
+        threads: int,
+        decode_threads: int | None,
+        device: str,
+    ) -> list[ExportedModel]:
         """The models opened on the thread budget (``self.threads``): the threads given are kept; otherwise a
         lone onnxruntime network on CPU is timed once and reopened on one core if it is light."""
         metadata = [load_model_dir(path).metadata for path in model_dirs]
-        frame_shape = next((m.input_shape for m in metadata if m.model_type is not ModelType.CENTERED_INSTANCE),
-                           (1, 1, 1))  # fmt: skip
+        frame_shape = next(
+            (m.input_shape for m in metadata if m.model_type is not ModelType.CENTERED_INSTANCE), (1, 1, 1)
+        )
         self.threads = budget(frame_shape, len(model_dirs), None, threads, decode_threads)
         models = open_models(self.threads)
         if threads == 0 and device == "cpu" and len(models) == 1 and models[0].backend.name == "onnxruntime":
-            measured = budget(frame_shape, 1, network_us_per_frame(models[0].backend.run, frame_shape), 0, decode_threads)
+            measured = budget(
+                frame_shape, 1, network_us_per_frame(models[0].backend.run, frame_shape), 0, decode_threads
+            )
             if measured.model != self.threads.model:
                 models[0].close()
                 models = open_models(measured)
@@ -109,7 +130,8 @@ class Predictor:
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        """The identities an identity model gives its instances (their track ids index this); empty if none."""
+        """The identities an identity model gives its instances (their track ids index this); empty if
+        none."""
         return (self.centered or self.first).metadata.class_names
 
     @property
@@ -118,7 +140,8 @@ class Predictor:
 
     @property
     def overlaps(self) -> bool:
-        """``submit`` returns before the network is done: one network, on a backend that overlaps (CUDA torch)."""
+        """``submit`` returns before the network is done: one network, on a backend that overlaps (CUDA
+        torch)."""
         return self.centered is None and self.first.backend.overlaps
 
     def submit(self, frames: np.ndarray) -> Pending:
@@ -150,5 +173,7 @@ class Predictor:
         if "class_vectors" in raw.outputs:  # identity model: a class per crop, none shared in a frame
             has_instance = crops.counts > 0
             ids, scores = identities_of_crops(raw.outputs["class_vectors"], raw.frame_of, has_instance)
-            crops = InstanceBatch(crops.instances.with_identities(ids[has_instance], scores[has_instance]), crops.counts)
+            crops = InstanceBatch(
+                crops.instances.with_identities(ids[has_instance], scores[has_instance]), crops.counts
+            )
         return instances_from_crops(crops, raw.origins, raw.frame_of, raw.n_frames)

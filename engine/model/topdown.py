@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import numpy as np
 
-
 from posestream.engine.model.instances import InstanceBatch
 
 CROP_CONVENTIONS = ("posestream", "sleap_nn", "sleap")
 
 
-def crop_origins(anchors: np.ndarray, crop_size: tuple[int, int], convention: str = "posestream") -> np.ndarray:
+def crop_origins(
+    anchors: np.ndarray, crop_size: tuple[int, int], convention: str = "posestream"
+) -> np.ndarray:
     """Top-left pixel (x, y) of the whole-pixel crop around each anchor (M, 2) -> (M, 2) int."""
     top_left = ideal_top_left(anchors, crop_size)
     return (np.floor(top_left) if convention == "sleap_nn" else np.rint(top_left)).astype(np.int64)
@@ -39,25 +40,34 @@ def ideal_top_left(anchors: np.ndarray, crop_size: tuple[int, int]) -> np.ndarra
     return np.asarray(anchors, np.float64).reshape(-1, 2) - np.array([(width - 1) / 2, (height - 1) / 2])
 
 
-def resampled_crops(frames: np.ndarray, frame_of: np.ndarray, top_left: np.ndarray,
-                    crop_size: tuple[int, int]) -> np.ndarray:  # fmt: skip
+def resampled_crops(
+    frames: np.ndarray, frame_of: np.ndarray, top_left: np.ndarray, crop_size: tuple[int, int]
+) -> np.ndarray:
     """SLEAP 1.x's crops (M, h, w, C) uint8: bilinear samples at top_left + (col, row), zero outside the
     frame, truncated to uint8."""
-    from scipy.ndimage import map_coordinates  # on first use: scipy's import costs memory most runs never need
+    from scipy.ndimage import (
+        map_coordinates,
+    )  # on first use: scipy's import costs memory most runs never need
 
     height, width = crop_size
     rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
     crops = np.zeros((len(top_left), height, width, frames.shape[3]), np.uint8)
     for m, ((x0, y0), n) in enumerate(zip(top_left, frame_of)):
         for c in range(frames.shape[3]):
-            samples = map_coordinates(frames[n, :, :, c].astype(np.float64), [y0 + rows, x0 + cols], order=1,
-                                      mode="constant", cval=0.0)  # fmt: skip
+            samples = map_coordinates(
+                frames[n, :, :, c].astype(np.float64),
+                [y0 + rows, x0 + cols],
+                order=1,
+                mode="constant",
+                cval=0.0,
+            )
             crops[m, :, :, c] = samples.astype(np.uint8)
     return crops
 
 
-def extract_crops(frames: np.ndarray, frame_of: np.ndarray, origins: np.ndarray,
-                  crop_size: tuple[int, int]) -> np.ndarray:  # fmt: skip
+def extract_crops(
+    frames: np.ndarray, frame_of: np.ndarray, origins: np.ndarray, crop_size: tuple[int, int]
+) -> np.ndarray:
     """Crops (M, h, w, C) uint8 of frames (N, H, W, C) at ``origins`` (M, 2) from frames ``frame_of`` (M,);
     zero past the frame's border."""
     height, width = crop_size
@@ -71,8 +81,9 @@ def extract_crops(frames: np.ndarray, frame_of: np.ndarray, origins: np.ndarray,
     return crops
 
 
-def crops_around(frames: np.ndarray, anchors: list[np.ndarray], crop_size: tuple[int, int],
-                 convention: str = "posestream") -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def crops_around(
+    frames: np.ndarray, anchors: list[np.ndarray], crop_size: tuple[int, int], convention: str = "posestream"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Crops around every anchor of every frame: anchors[n] is (m_n, 2) for frames[n].
 
     Returns crops (M, h, w, C) uint8, the offsets (M, 2) that move their points back into the frame (see
@@ -88,7 +99,9 @@ def crops_around(frames: np.ndarray, anchors: list[np.ndarray], crop_size: tuple
     return extract_crops(frames, frame_of, origins, crop_size), offsets, frame_of
 
 
-def instances_from_crops(crops: InstanceBatch, origins: np.ndarray, frame_of: np.ndarray, n_frames: int) -> InstanceBatch:
+def instances_from_crops(
+    crops: InstanceBatch, origins: np.ndarray, frame_of: np.ndarray, n_frames: int
+) -> InstanceBatch:
     """The batch's frames' instances from its crops' (in crop pixels, crops in frame order), moved back into
     frame pixels by each crop's ``origins`` (M, 2); ``frame_of`` (M,) is each crop's frame."""
     crop_of_row = np.repeat(np.arange(len(crops.counts)), crops.counts)  # (rows,)

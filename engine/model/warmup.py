@@ -24,7 +24,8 @@ from posestream.engine.types import FramePredictions, OutputMode
 
 
 def warm_up(predictor: Predictor, tracker=None, batch_sizes: tuple[int, ...] = (1,)) -> float:
-    """Run every network at each of ``batch_sizes``, and every kernel the predictor's decoders (and the tracker
+    """Run every network at each of ``batch_sizes``, and every kernel the predictor's decoders (and the
+    tracker
     stage: a Tracker, or the live mode's per-camera trackers, anything with a TrackerConfig ``config``) use,
     once; returns the seconds taken."""
     started = time.perf_counter()
@@ -39,8 +40,12 @@ def warm_up(predictor: Predictor, tracker=None, batch_sizes: tuple[int, ...] = (
         scratch = Tracker(tracker.config)
         n_nodes = predictor.skeleton.n_nodes
         for idx in range(2):
-            points = np.full((2, n_nodes, 2), 10.0 + idx, np.float32) + np.array([[[0, 0]], [[50, 50]]], np.float32)
-            scratch.update(FramePredictions(idx, points, np.ones((2, n_nodes), np.float32), np.ones(2, np.float32)))
+            points = np.full((2, n_nodes, 2), 10.0 + idx, np.float32) + np.array(
+                [[[0, 0]], [[50, 50]]], np.float32
+            )
+            scratch.update(
+                FramePredictions(idx, points, np.ones((2, n_nodes), np.float32), np.ones(2, np.float32))
+            )
     return time.perf_counter() - started
 
 

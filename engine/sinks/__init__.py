@@ -9,10 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from posestream.core.errors import OutputFileError
-from posestream.engine.types import Skeleton
-from posestream.engine.sinks.analysis_h5 import AnalysisData, AnalysisH5Reader, AnalysisH5Writer, read_analysis_h5, recover_analysis_h5
+from posestream.engine.sinks.analysis_h5 import (
+    AnalysisData,
+    AnalysisH5Reader,
+    AnalysisH5Writer,
+    read_analysis_h5,
+    recover_analysis_h5,
+)
 from posestream.engine.sinks.base import Sink
 from posestream.engine.sinks.slp import SlpReader, SlpWriter
+from posestream.engine.types import Skeleton
 
 
 def make_folder(folder: Path, purpose: str) -> None:
@@ -21,7 +27,9 @@ def make_folder(folder: Path, purpose: str) -> None:
     for parent in (folder, *folder.parents):
         if parent.exists():
             if not parent.is_dir():
-                raise OutputFileError(f"{purpose}: {parent} is a file, not a folder; choose another output path")
+                raise OutputFileError(
+                    f"{purpose}: {parent} is a file, not a folder; choose another output path"
+                )
             break
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -40,8 +48,10 @@ def prepare_outputs(paths: dict[str, Path], overwrite: bool = False) -> None:
         if path.is_dir():
             raise OutputFileError(f"{path}: is a folder; give a file name (e.g. {path / 'predictions.h5'})")
         if path.exists() and path.stat().st_size and not overwrite and not holds_predictions(path):
-            raise OutputFileError(f"{path}: exists and does not hold predictions posestream wrote, so it is not "
-                                  "overwritten; choose another output path, or pass --overwrite")  # fmt: skip
+            raise OutputFileError(
+                f"{path}: exists and does not hold predictions posestream wrote, so it is not "
+                "overwritten; choose another output path, or pass --overwrite"
+            )
 
 
 def holds_predictions(path: Path) -> bool:
@@ -61,29 +71,49 @@ def holds_predictions(path: Path) -> bool:
             elif "general/notes" in f:  # NWB: the notes hold the provenance
                 provenance = json.loads(f["general/notes"][()] or "{}")
             else:  # .slp: the labels' metadata
-                provenance = json.loads(f["metadata"].attrs["json"]).get("provenance", {}) if "metadata" in f else {}
+                provenance = (
+                    json.loads(f["metadata"].attrs["json"]).get("provenance", {}) if "metadata" in f else {}
+                )
     except Exception:  # noqa: BLE001 - a file we cannot read this far is not ours to replace
         return False
     return isinstance(provenance, dict) and ("models" in provenance or "retracked_from" in provenance)
 
 
-def open_sinks(paths: dict[str, Path], skeleton: Skeleton, video_path: str, provenance: dict,
-               tracked: bool, track_names: Sequence[str] = (), timestamps: Callable[[], np.ndarray] | None = None) -> list[Sink]:  # fmt: skip
+def open_sinks(
+    paths: dict[str, Path],
+    skeleton: Skeleton,
+    video_path: str,
+    provenance: dict,
+    tracked: bool,
+    track_names: Sequence[str] = (),
+    timestamps: Callable[[], np.ndarray] | None = None,
+) -> list[Sink]:
     """A writer per output format (``{"analysis-h5": OUT.h5, "slp": OUT.slp, "nwb": OUT.nwb}``); ``tracked``:
     one identity per track slot (sinks/slots.py); ``track_names``: names of identities 0, 1, ... (an identity
-    model's classes); ``timestamps``: gives each video frame's time in seconds, for NWB (default: at 30 FPS)."""
+    model's classes); ``timestamps``: gives each video frame's time in seconds, for NWB (default: at 30
+    FPS)."""
     saved_at_close = []  # written in one go by close(): made first, since making them writes nothing
     if "nwb" in paths:
         from posestream.engine.sinks.nwb import NwbWriter
 
         times = timestamps() if timestamps is not None else np.arange(0, dtype=np.float64)
-        saved_at_close.append(NwbWriter(paths["nwb"], skeleton, video_path, times, provenance, tracked, track_names))
+        saved_at_close.append(
+            NwbWriter(paths["nwb"], skeleton, video_path, times, provenance, tracked, track_names)
+        )
     if "slp" in paths:
-        saved_at_close.append(SlpWriter(paths["slp"], skeleton, video_path, provenance=provenance, track_names=track_names))
+        saved_at_close.append(
+            SlpWriter(paths["slp"], skeleton, video_path, provenance=provenance, track_names=track_names)
+        )
     if "analysis-h5" not in paths:
         return saved_at_close
-    streaming = AnalysisH5Writer(paths["analysis-h5"], skeleton, video_path=video_path, provenance=provenance,
-                                 tracked=tracked, track_names=track_names)  # fmt: skip
+    streaming = AnalysisH5Writer(
+        paths["analysis-h5"],
+        skeleton,
+        video_path=video_path,
+        provenance=provenance,
+        tracked=tracked,
+        track_names=track_names,
+    )
     return [streaming, *saved_at_close]  # closed first: what it streamed is safe whatever the others do
 
 

@@ -34,11 +34,13 @@ import numpy as np
 
 from posestream.core.errors import ConfigError, OutputFileError
 from posestream.engine.extras import package_version, require
-from posestream.engine.types import FrameBlock, FramePredictions, Skeleton
 from posestream.engine.sinks.slots import TrackSlots
 from posestream.engine.sinks.space import check_room, save_complete
+from posestream.engine.types import FrameBlock, FramePredictions, Skeleton
 
-REFERENCE_FRAME = "(x, y) in pixels from the top-left of the frame; the centre of the top-left pixel is (0, 0)"
+REFERENCE_FRAME = (
+    "(x, y) in pixels from the top-left of the frame; the centre of the top-left pixel is (0, 0)"
+)
 MIN_BYTES = 1 << 20  # the file's own structure, with room to spare
 DEFAULT_FPS = 30.0  # frame times when none are given
 
@@ -50,8 +52,16 @@ class NwbWriter:
     posestream records about the run. ``tracked`` and ``track_names``: the slot layout (sinks/slots.py).
     """
 
-    def __init__(self, path: str | os.PathLike, skeleton: Skeleton, video_path: str, timestamps: np.ndarray,
-                 provenance: dict | None = None, tracked: bool = False, track_names: Sequence[str] = ()):  # fmt: skip
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        skeleton: Skeleton,
+        video_path: str,
+        timestamps: np.ndarray,
+        provenance: dict | None = None,
+        tracked: bool = False,
+        track_names: Sequence[str] = (),
+    ):
         require("pynwb", extra="nwb", feature="writing NWB files")
         require("ndx_pose", extra="nwb", feature="writing NWB files")
         self.path, self.skeleton, self.video_path = os.fspath(path), skeleton, video_path
@@ -61,8 +71,10 @@ class NwbWriter:
         self._blocks: list[tuple[FrameBlock, np.ndarray]] = []  # each block with its instances' slots
         slashed = [name for name in (*skeleton.nodes, *track_names) if "/" in name]
         if slashed:
-            raise ConfigError(f"{self.path}: NWB names cannot hold '/', and these node or identity names do: "
-                              f"{slashed}; write the analysis HDF5 or .slp instead")  # fmt: skip
+            raise ConfigError(
+                f"{self.path}: NWB names cannot hold '/', and these node or identity names do: "
+                f"{slashed}; write the analysis HDF5 or .slp instead"
+            )
         check_room(self.path, MIN_BYTES, "the NWB file", "nothing was run; make room or write elsewhere")
 
     def write(self, frame: FramePredictions) -> None:
@@ -97,28 +109,52 @@ class NwbWriter:
         from ndx_pose import PoseEstimation, PoseEstimationSeries, Skeletons
         from pynwb import NWBFile
 
-        nwbfile = NWBFile(session_description=f"poses of {Path(self.video_path).name} by posestream",
-                          identifier=str(uuid.uuid4()), session_start_time=self._session_start(),
-                          notes=json.dumps(self.provenance))  # fmt: skip
-        behavior = nwbfile.create_processing_module(name="behavior", description="poses estimated by posestream")
+        nwbfile = NWBFile(
+            session_description=f"poses of {Path(self.video_path).name} by posestream",
+            identifier=str(uuid.uuid4()),
+            session_start_time=self._session_start(),
+            notes=json.dumps(self.provenance),
+        )
+        behavior = nwbfile.create_processing_module(
+            name="behavior", description="poses estimated by posestream"
+        )
         skeleton = self._nwb_skeleton()
         behavior.add(Skeletons(skeletons=[skeleton]))
         timestamps = self._frame_times(points.shape[1])
         for s, name in enumerate(self.slots.names):
-            series = [PoseEstimationSeries(name=node, description=f"{node} of {name}", data=points[s, :, n],
-                                           unit="pixels", reference_frame=REFERENCE_FRAME, timestamps=timestamps,
-                                           confidence=scores[s, :, n], confidence_definition="the model's point score")
-                      for n, node in enumerate(self.skeleton.nodes)]  # fmt: skip
-            behavior.add(PoseEstimation(name=name, pose_estimation_series=series, description=f"track slot {name}",
-                                        original_videos=[self.video_path], skeleton=skeleton,
-                                        source_software="posestream", source_software_version=package_version()))  # fmt: skip
+            series = [
+                PoseEstimationSeries(
+                    name=node,
+                    description=f"{node} of {name}",
+                    data=points[s, :, n],
+                    unit="pixels",
+                    reference_frame=REFERENCE_FRAME,
+                    timestamps=timestamps,
+                    confidence=scores[s, :, n],
+                    confidence_definition="the model's point score",
+                )
+                for n, node in enumerate(self.skeleton.nodes)
+            ]
+            behavior.add(
+                PoseEstimation(
+                    name=name,
+                    pose_estimation_series=series,
+                    description=f"track slot {name}",
+                    original_videos=[self.video_path],
+                    skeleton=skeleton,
+                    source_software="posestream",
+                    source_software_version=package_version(),
+                )
+            )
         return nwbfile
 
     def _nwb_skeleton(self):
         from ndx_pose import Skeleton as NwbSkeleton
 
         edges = np.array(self.skeleton.edges, np.uint8).reshape(-1, 2)
-        return NwbSkeleton(name=self.skeleton.name or "skeleton", nodes=list(self.skeleton.nodes), edges=edges)
+        return NwbSkeleton(
+            name=self.skeleton.name or "skeleton", nodes=list(self.skeleton.nodes), edges=edges
+        )
 
     def _frame_times(self, n_frames: int) -> np.ndarray:
         """The first ``n_frames`` timestamps (s); past those given, continued at their last interval (or at
@@ -135,7 +171,7 @@ class NwbWriter:
             seconds = os.stat(self.video_path).st_mtime
         except OSError:
             seconds = 0.0
-        return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+        return datetime.datetime.fromtimestamp(seconds, datetime.UTC)
 
     def _save(self, nwbfile, outcome: str) -> None:
         from pynwb import NWBHDF5IO

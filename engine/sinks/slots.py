@@ -26,8 +26,12 @@ class TrackSlots:
     def __init__(self, tracked: bool = False, track_names: Sequence[str] = ()):
         self.tracked = tracked or bool(track_names)
         self.names: list[str] = []  # name of each slot, in slot order
-        self._untracked_slots: list[int] = []  # tracked layout: slot of the k-th untracked instance of a frame
-        self._slot_of_track = {i: self._new_slot(name) for i, name in enumerate(track_names)}  # identity -> slot
+        self._untracked_slots: list[
+            int
+        ] = []  # tracked layout: slot of the k-th untracked instance of a frame
+        self._slot_of_track = {
+            i: self._new_slot(name) for i, name in enumerate(track_names)
+        }  # identity -> slot
 
     def assign(self, block: FrameBlock) -> np.ndarray:
         """Track slot of each instance of the block in this layout, adding slots as needed.  # (M,)"""
@@ -35,7 +39,9 @@ class TrackSlots:
         tracked = ids != UNTRACKED
         check_unique_ids(block, frame_of, tracked)
         if not self.tracked:
-            slots = np.arange(len(ids), dtype=np.int64) - block.starts[frame_of]  # the usual case: slots in order
+            slots = (
+                np.arange(len(ids), dtype=np.int64) - block.starts[frame_of]
+            )  # the usual case: slots in order
             for f in np.unique(frame_of[tracked]):  # frames where some instances have a track id
                 rows = block.rows(f)
                 slots[rows] = fill_free_slots(ids[rows])
@@ -50,14 +56,22 @@ class TrackSlots:
         slots[untracked] = np.array(self._untracked_slots, np.int64)[k[untracked]] if untracked.any() else []
         return slots
 
-    def _add_tracked_slots(self, ids: np.ndarray, id_frames: np.ndarray, ks: np.ndarray, k_frames: np.ndarray) -> None:
+    def _add_tracked_slots(
+        self, ids: np.ndarray, id_frames: np.ndarray, ks: np.ndarray, k_frames: np.ndarray
+    ) -> None:
         """Tracked layout: slots for the identities ``ids`` and the k-th untracked instances ``ks`` not seen
         before, added in the order a frame-by-frame writer adds them (by frame; in a frame, new identities by
         id, then untracked slots by k). ``id_frames``, ``k_frames``: their frames, in increasing order."""
         new_ids, first = np.unique(ids, return_index=True)
-        events = [(int(id_frames[r]), 0, int(i)) for i, r in zip(new_ids, first) if int(i) not in self._slot_of_track]
+        events = [
+            (int(id_frames[r]), 0, int(i))
+            for i, r in zip(new_ids, first)
+            if int(i) not in self._slot_of_track
+        ]
         new_ks, first = np.unique(ks, return_index=True)
-        events += [(int(k_frames[r]), 1, int(k)) for k, r in zip(new_ks, first) if k >= len(self._untracked_slots)]
+        events += [
+            (int(k_frames[r]), 1, int(k)) for k, r in zip(new_ks, first) if k >= len(self._untracked_slots)
+        ]
         for _, kind, key in sorted(events):
             if kind == 0:
                 self._slot_of_track[key] = self._new_slot(f"track_{key}")
@@ -81,11 +95,14 @@ def check_unique_ids(block: FrameBlock, frame_of: np.ndarray, tracked: np.ndarra
     if len(unique) != len(pairs):
         f = int(unique[counts > 1][0, 0])
         rows = block.rows(f)
-        raise ValueError(f"frame {block.frame_idx[f]}: two instances share a track id {block.track_ids[rows].tolist()}")
+        raise ValueError(
+            f"frame {block.frame_idx[f]}: two instances share a track id {block.track_ids[rows].tolist()}"
+        )
 
 
 def fill_free_slots(track_ids: np.ndarray) -> np.ndarray:
-    """Untracked layout: each instance's track id as its slot, or the lowest free slot if it has none.  # (n,)"""
+    """Untracked layout: each instance's track id as its slot, or the lowest free slot if it has none.  #
+    (n,)"""
     if (track_ids == UNTRACKED).all():  # the usual case: slots in order
         return np.arange(len(track_ids), dtype=np.int64)
     slots = track_ids.astype(np.int64).copy()

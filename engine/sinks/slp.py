@@ -1,4 +1,5 @@
-"""SLEAP labels (``.slp``) through sleap-io (``pip install 'posestream[slp]'``, no torch): a writer and a reader.
+"""SLEAP labels (``.slp``) through sleap-io (``pip install 'posestream[slp]'``, no torch): a writer and a
+reader.
 
 sleap-io writes a labels file in one go, so this sink keeps every frame's
 arrays until ``close`` (a few hundred bytes per instance); the analysis HDF5
@@ -18,9 +19,8 @@ import numpy as np
 
 from posestream.core.errors import ConfigError
 from posestream.engine.extras import require
-from posestream.engine.types import UNTRACKED, FrameBlock, FramePredictions, Skeleton
 from posestream.engine.sinks.space import check_room, save_complete
-
+from posestream.engine.types import UNTRACKED, FrameBlock, FramePredictions, Skeleton
 
 MIN_BYTES = 1 << 20  # skeleton, videos, tracks and metadata, with room to spare
 INSTANCE_BYTES, NODE_BYTES = 64, 32  # an upper bound of what sleap-io stores per instance and per point
@@ -29,12 +29,21 @@ INSTANCE_BYTES, NODE_BYTES = 64, 32  # an upper bound of what sleap-io stores pe
 class SlpWriter:
     """Collect FramePredictions and save them as PredictedInstances (``user=True``: user Instances)."""
 
-    def __init__(self, path: str | os.PathLike, skeleton: Skeleton, video_path: str, user: bool = False,
-                 provenance: dict | None = None, track_names: Sequence[str] = ()):  # fmt: skip
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        skeleton: Skeleton,
+        video_path: str,
+        user: bool = False,
+        provenance: dict | None = None,
+        track_names: Sequence[str] = (),
+    ):
         self.sio = require("sleap_io", extra="slp", feature="writing .slp files")
         self.path, self.skeleton, self.video_path, self.user = os.fspath(path), skeleton, video_path, user
         self.provenance = provenance or {}
-        self.track_names = list(track_names)  # name of identity i (an identity model's classes); else track_<i>
+        self.track_names = list(
+            track_names
+        )  # name of identity i (an identity model's classes); else track_<i>
         self._blocks: list[FrameBlock] = []
         check_room(self.path, MIN_BYTES, "the labels file", "nothing was run; make room or write elsewhere")
 
@@ -47,8 +56,12 @@ class SlpWriter:
 
     def close(self) -> None:
         sio = self.sio
-        skeleton = sio.Skeleton(nodes=list(self.skeleton.nodes), edges=self.skeleton.edge_names,
-                                symmetries=self.skeleton.symmetry_names, name=self.skeleton.name)  # fmt: skip
+        skeleton = sio.Skeleton(
+            nodes=list(self.skeleton.nodes),
+            edges=self.skeleton.edge_names,
+            symmetries=self.skeleton.symmetry_names,
+            name=self.skeleton.name,
+        )
         video = sio.Video.from_filename(self.video_path)
         tracks: dict[int, object] = {}
         labeled = []
@@ -56,10 +69,16 @@ class SlpWriter:
             instances = []
             for k in range(frame.n_instances):
                 track_id = int(frame.track_ids[k])
-                track = tracks.setdefault(track_id, sio.Track(name=self._track_name(track_id))) if track_id >= 0 else None
+                track = (
+                    tracks.setdefault(track_id, sio.Track(name=self._track_name(track_id)))
+                    if track_id >= 0
+                    else None
+                )
                 instances.append(self._instance(frame, k, skeleton, track))
             labeled.append(sio.LabeledFrame(video=video, frame_idx=frame.frame_idx, instances=instances))
-        labels = sio.Labels(labeled_frames=labeled, videos=[video], skeletons=[skeleton], tracks=list(tracks.values()))
+        labels = sio.Labels(
+            labeled_frames=labeled, videos=[video], skeletons=[skeleton], tracks=list(tracks.values())
+        )
         labels.provenance.update(self.provenance)
         self._save(labels)
 
@@ -69,7 +88,9 @@ class SlpWriter:
         needed = MIN_BYTES + instances * (INSTANCE_BYTES + NODE_BYTES * self.skeleton.n_nodes)
         outcome = "the predictions were not saved; make room (or write elsewhere) and run again"
         check_room(self.path, needed, f"{instances} instances", outcome)
-        save_complete(self.path, lambda partial: self.sio.save_slp(labels, partial), "the labels file", outcome)
+        save_complete(
+            self.path, lambda partial: self.sio.save_slp(labels, partial), "the labels file", outcome
+        )
 
     def _track_name(self, track_id: int) -> str:
         return self.track_names[track_id] if track_id < len(self.track_names) else f"track_{track_id}"
@@ -79,9 +100,13 @@ class SlpWriter:
             return self.sio.Instance.from_numpy(frame.points[k], skeleton=skeleton, track=track)
         tracking = float(frame.tracking_scores[k]) if np.isfinite(frame.tracking_scores[k]) else None
         return self.sio.PredictedInstance.from_numpy(
-            frame.points[k], skeleton=skeleton, point_scores=np.nan_to_num(frame.point_scores[k]),
-            score=float(frame.instance_scores[k]), track=track, tracking_score=tracking,
-        )  # fmt: skip
+            frame.points[k],
+            skeleton=skeleton,
+            point_scores=np.nan_to_num(frame.point_scores[k]),
+            score=float(frame.instance_scores[k]),
+            track=track,
+            tracking_score=tracking,
+        )
 
     def __enter__(self) -> SlpWriter:
         return self
@@ -108,8 +133,10 @@ class SlpReader:
             raise ConfigError(f"{self.path}: cannot read SLEAP labels ({type(exc).__name__}: {exc})") from exc
         labels = self._labels
         if len(labels.skeletons) != 1 or len(labels.videos) != 1:
-            raise ConfigError(f"{self.path}: holds {len(labels.skeletons)} skeletons and {len(labels.videos)} videos; "
-                              "one of each is supported (split it with sleap-io first)")  # fmt: skip
+            raise ConfigError(
+                f"{self.path}: holds {len(labels.skeletons)} skeletons and {len(labels.videos)} videos; "
+                "one of each is supported (split it with sleap-io first)"
+            )
         self.skeleton = skeleton_from_sio(labels.skeletons[0])
         self.video_path = str(labels.videos[0].filename)
         self.track_names = [track.name for track in labels.tracks]
@@ -132,8 +159,12 @@ class SlpReader:
                 points=np.stack([inst.numpy()[:, :2] for inst in instances]),
                 point_scores=np.stack([_point_scores(inst, n_nodes) for inst in instances]),
                 instance_scores=np.array([getattr(inst, "score", 1.0) for inst in instances], np.float32),
-                track_ids=np.array([self._track_index.get(id(inst.track), UNTRACKED) for inst in instances], np.int32),
-                tracking_scores=np.array([_or_nan(getattr(inst, "tracking_score", None)) for inst in instances]),
+                track_ids=np.array(
+                    [self._track_index.get(id(inst.track), UNTRACKED) for inst in instances], np.int32
+                ),
+                tracking_scores=np.array(
+                    [_or_nan(getattr(inst, "tracking_score", None)) for inst in instances]
+                ),
             )
 
     def close(self) -> None:

@@ -34,20 +34,24 @@ FALLOC_FL_KEEP_SIZE = 1
 
 
 def check_free_space(path: str, needed: int, what: str, outcome: str) -> None:
-    """Raise DiskFullError before writing ``what`` when ``path``'s filesystem has less than ``needed`` bytes free."""
+    """Raise DiskFullError before writing ``what`` when ``path``'s filesystem has less than ``needed`` bytes
+    free."""
     try:
         free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
     except FileNotFoundError:
         return  # no such folder: opening the file says so
     if free < needed:
-        raise DiskFullError(f"{path}: the disk is full ({free / 1e6:.2f} MB free, writing {what} needs "
-                            f"{needed / 1e6:.2f} MB); {outcome}")  # fmt: skip
+        raise DiskFullError(
+            f"{path}: the disk is full ({free / 1e6:.2f} MB free, writing {what} needs "
+            f"{needed / 1e6:.2f} MB); {outcome}"
+        )
 
 
 def reserve(path: str, nbytes: int, what: str, outcome: str) -> None:
     """Make sure the next ``nbytes`` past the end of the existing file ``path`` can be written, before
     writing ``what`` into them: within the file size limit, and allocated on disk (the file's size is
-    unchanged; ``release`` frees what was not used). Raises DiskFullError or OutputFileError naming ``outcome``.
+    unchanged; ``release`` frees what was not used). Raises DiskFullError or OutputFileError naming
+    ``outcome``.
     """
     try:
         fd = os.open(path, os.O_WRONLY)
@@ -119,8 +123,11 @@ _fallocate = _libc_fallocate()
 def write_error(path: str, what: str, exc: OSError, outcome: str) -> OutputFileError:
     """The error to raise when writing ``what`` to ``path`` failed with ``exc``: DiskFullError for a full
     disk, a quota or the file size limit (``ulimit -f``), else OutputFileError."""
-    reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
-              errno.EFBIG: "the file size limit is reached (ulimit -f)"}.get(exc.errno)  # fmt: skip
+    reason = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.EFBIG: "the file size limit is reached (ulimit -f)",
+    }.get(exc.errno)
     if reason is None:
         return OutputFileError(f"{path}: writing {what} failed ({exc.strerror or exc}); {outcome}")
     error = DiskFullError(f"{path}: {reason} while writing {what}; {outcome}")
@@ -144,4 +151,6 @@ def save_complete(path: str, save: Callable[[str], None], what: str, outcome: st
     except (OSError, RuntimeError) as exc:  # h5py raises either for a failed write
         with contextlib.suppress(FileNotFoundError):
             os.remove(partial)
-        raise write_error(path, what, exc if isinstance(exc, OSError) else OSError(str(exc)), outcome) from exc
+        raise write_error(
+            path, what, exc if isinstance(exc, OSError) else OSError(str(exc)), outcome
+        ) from exc

@@ -1,4 +1,5 @@
-"""Frame sources: video files (PyAV) and HDF5 video datasets, and ``open_source``, which picks one by suffix."""
+"""Frame sources: video files (PyAV) and HDF5 video datasets, and ``open_source``, which picks one by
+suffix."""
 
 from __future__ import annotations
 

@@ -75,7 +75,8 @@ class FrameSource(abc.ABC):
 
 
 def resolve_frames(frames: FrameRanges | str | None, n_frames: int, source: str) -> FrameRanges:
-    """The selection ("0-99,500-", or FrameRanges) with open ends closed at the source's length (all if None)."""
+    """The selection ("0-99,500-", or FrameRanges) with open ends closed at the source's length (all if
+    None)."""
     if isinstance(frames, str):
         frames = FrameRanges.parse(frames)
     return (FrameRanges.all() if frames is None else frames).resolve(n_frames, source)

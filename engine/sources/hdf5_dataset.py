@@ -15,8 +15,8 @@ import numpy as np
 
 from posestream.core.errors import FrameIndexError, VideoDecodeError, VideoNotFoundError, VideoOpenError
 from posestream.engine.frame_ranges import FrameRanges
-from posestream.engine.types import VideoMetadata
 from posestream.engine.sources.base import Color, FrameSource, MissingPolicy, resolve_frames
+from posestream.engine.types import VideoMetadata
 
 LAYOUTS = ("channels_last", "channels_first")
 _RGB_TO_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601
@@ -69,9 +69,14 @@ class HDF5DatasetReader(FrameSource):
         channels = {"auto": stored_channels, "gray": 1, "rgb": 3}[color]
         height, width = self._stored_shape()[:2]
         self.metadata = VideoMetadata(
-            path=self.path, width=width, height=height, channels=channels,
-            fps=fps, n_frames=self._dataset.shape[0], codec="hdf5",
-        )  # fmt: skip
+            path=self.path,
+            width=width,
+            height=height,
+            channels=channels,
+            fps=fps,
+            n_frames=self._dataset.shape[0],
+            codec="hdf5",
+        )
 
     def _find_dataset(self) -> str:
         candidates: list[str] = []
@@ -131,7 +136,9 @@ class HDF5DatasetReader(FrameSource):
     def read(self, frame_idx: int) -> np.ndarray:
         """One frame.  # (H, W, C) uint8"""
         if not 0 <= frame_idx < len(self):
-            raise FrameIndexError(f"{self.path}:{self.dataset_name}: frame {frame_idx} is outside 0-{len(self) - 1}")
+            raise FrameIndexError(
+                f"{self.path}:{self.dataset_name}: frame {frame_idx} is outside 0-{len(self) - 1}"
+            )
         return self._to_output(self._dataset[frame_idx : frame_idx + 1])[0]
 
     def iter_frames(

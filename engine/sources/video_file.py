@@ -29,16 +29,29 @@ from av.codec.hwaccel import HWAccel
 
 from posestream.core.errors import FrameIndexError, VideoDecodeError, VideoNotFoundError, VideoOpenError
 from posestream.engine.frame_ranges import FrameRanges
-from posestream.engine.types import VideoMetadata
 from posestream.engine.sources.base import Color, FrameSource, MissingPolicy, resolve_frames
+from posestream.engine.types import VideoMetadata
 
 log = logging.getLogger("posestream")
 
 # Pixel formats whose plane 0 is luma (Y), plus plain gray.
 _LUMA_FIRST_FORMATS = {
-    "gray", "yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
-    "yuv440p", "yuvj440p", "yuv411p", "yuv410p", "nv12", "nv21", "nv16", "nv24",
-}  # fmt: skip
+    "gray",
+    "yuv420p",
+    "yuvj420p",
+    "yuv422p",
+    "yuvj422p",
+    "yuv444p",
+    "yuvj444p",
+    "yuv440p",
+    "yuvj440p",
+    "yuv411p",
+    "yuv410p",
+    "nv12",
+    "nv21",
+    "nv16",
+    "nv24",
+}
 _FULL_RANGE_FORMATS = {"gray", "yuvj420p", "yuvj422p", "yuvj444p", "yuvj440p"}
 _COLOR_RANGE_JPEG = 2  # AVCOL_RANGE_JPEG: full range
 
@@ -95,20 +108,26 @@ def frame_is_gray(frame: av.VideoFrame, tolerance: int = 3) -> bool:
                 return False
         return True
     rgb = frame.to_ndarray(format="rgb24").astype(np.int16)
-    return bool(np.abs(rgb[..., 0] - rgb[..., 1]).max() <= tolerance and np.abs(rgb[..., 0] - rgb[..., 2]).max() <= tolerance)
+    return bool(
+        np.abs(rgb[..., 0] - rgb[..., 1]).max() <= tolerance
+        and np.abs(rgb[..., 0] - rgb[..., 2]).max() <= tolerance
+    )
 
 
 class VideoFileReader(FrameSource):
     """Frame-exact reader of a video file.
 
     color: "gray" (H, W, 1), "rgb" (H, W, 3), or "auto" (gray when the video has no colour).
-    threads: FFmpeg decoder threads; 0 lets FFmpeg choose (frame + slice threads), 1 decodes on the calling thread.
+    threads: FFmpeg decoder threads; 0 lets FFmpeg choose (frame + slice threads), 1 decodes on the calling
+    thread.
     hwaccel: "cuda" or "cuda:N" decodes on that GPU (NVDEC, through FFmpeg's CUDA hardware acceleration) when
     the device and the video's codec allow it, else on the CPU with a one-line note; ``self.hwaccel`` says
     where it decodes (None: the CPU). Frames come back to system memory either way.
     """
 
-    def __init__(self, path: str | os.PathLike, color: Color = "auto", threads: int = 0, hwaccel: str | None = None):
+    def __init__(
+        self, path: str | os.PathLike, color: Color = "auto", threads: int = 0, hwaccel: str | None = None
+    ):
         self.path = os.fspath(path)
         if color not in ("auto", "gray", "rgb"):
             raise ValueError(f"color must be 'auto', 'gray' or 'rgb', got {color!r}")
@@ -116,7 +135,9 @@ class VideoFileReader(FrameSource):
             raise ValueError(f"threads must be >= 0 (0 = let FFmpeg choose), got {threads}")
         self.threads = threads
         _check_file(self.path)
-        self._pts, self._key_pts, declared = self._index_timestamps()  # (n_readable,) int64, presentation order
+        self._pts, self._key_pts, declared = (
+            self._index_timestamps()
+        )  # (n_readable,) int64, presentation order
         self._n_frames = max(len(self._pts), declared)
         self._decoded: Iterator[tuple[int, av.VideoFrame]] | None = None
         self._pending: tuple[int, av.VideoFrame] | None = None
@@ -148,18 +169,26 @@ class VideoFileReader(FrameSource):
         if hwaccel:
             device_type, _, index = hwaccel.partition(":")
             try:
-                self._container, self._stream = self._open(HWAccel(device_type, device=index or None,
-                                                                    allow_software_fallback=False))  # fmt: skip
+                self._container, self._stream = self._open(
+                    HWAccel(device_type, device=index or None, allow_software_fallback=False)
+                )
                 self._first_frame()  # it must decode there
                 return hwaccel
             except (OSError, ValueError, av.error.FFmpegError, VideoDecodeError) as exc:
                 if getattr(self, "_container", None) is not None:
                     self._container.close()
-                log.warning("%s: GPU decoding on %s is not available (%s); decoding on the CPU", self.path, hwaccel, exc)
+                log.warning(
+                    "%s: GPU decoding on %s is not available (%s); decoding on the CPU",
+                    self.path,
+                    hwaccel,
+                    exc,
+                )
         self._container, self._stream = self._open()
         return None
 
-    def _open(self, hwaccel: HWAccel | None = None) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    def _open(
+        self, hwaccel: HWAccel | None = None
+    ) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
         try:
             container = av.open(self.path, mode="r", **({"hwaccel": hwaccel} if hwaccel else {}))
         except av.error.FFmpegError as exc:
@@ -210,7 +239,11 @@ class VideoFileReader(FrameSource):
             container.close()
         if not stamps:
             raise VideoOpenError(f"{self.path}: the video stream holds no frames")
-        return np.sort(np.asarray(stamps, dtype=np.int64)), np.sort(np.asarray(keys, dtype=np.int64)), declared
+        return (
+            np.sort(np.asarray(stamps, dtype=np.int64)),
+            np.sort(np.asarray(keys, dtype=np.int64)),
+            declared,
+        )
 
     def timestamps(self) -> np.ndarray:
         """Each frame's time in seconds from the first, from the stream's own timestamps (frames past the
@@ -335,9 +368,10 @@ def _continued(seconds: np.ndarray, n: int, fps: float) -> np.ndarray:
 
 def _check_file(path: str) -> None:
     if not os.path.exists(path):
-        raise VideoNotFoundError(f"{path}: no such video file; check the path (it is read relative to {os.getcwd()})")
+        raise VideoNotFoundError(
+            f"{path}: no such video file; check the path (it is read relative to {os.getcwd()})"
+        )
     if os.path.isdir(path):
         raise VideoOpenError(f"{path}: is a directory, not a video file")
     if os.path.getsize(path) == 0:
         raise VideoOpenError(f"{path}: the file is empty (0 bytes)")
-

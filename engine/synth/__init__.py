@@ -2,7 +2,12 @@
 
 from posestream.engine.synth.motion import SYNTH_SKELETON, PoseSimulator, SynthConfig
 from posestream.engine.synth.perturb import PerturbConfig, Perturber
-from posestream.engine.synth.writer import SynthOutput, detection_paths, ground_truth_paths, write_synthetic_video
+from posestream.engine.synth.writer import (
+    SynthOutput,
+    detection_paths,
+    ground_truth_paths,
+    write_synthetic_video,
+)
 
 __all__ = [
     "SYNTH_SKELETON",

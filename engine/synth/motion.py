@@ -25,8 +25,14 @@ from posestream.engine.types import Skeleton
 SYNTH_SKELETON = Skeleton.from_names(
     ["nose", "head", "left_ear", "right_ear", "neck", "spine", "tail_base", "tail_mid", "tail_tip"],
     edges=[
-        ("nose", "head"), ("head", "left_ear"), ("head", "right_ear"), ("head", "neck"),
-        ("neck", "spine"), ("spine", "tail_base"), ("tail_base", "tail_mid"), ("tail_mid", "tail_tip"),
+        ("nose", "head"),
+        ("head", "left_ear"),
+        ("head", "right_ear"),
+        ("head", "neck"),
+        ("neck", "spine"),
+        ("spine", "tail_base"),
+        ("tail_base", "tail_mid"),
+        ("tail_mid", "tail_tip"),
     ],
     symmetries=[("left_ear", "right_ear")],
     name="synthetic_animal",
@@ -79,9 +85,13 @@ class _Animal:
     def __init__(self, rng: np.random.Generator, config: SynthConfig):
         size = config.body_length
         self.heading = rng.uniform(-np.pi, np.pi)
-        tail = -SPINE_ARC[-1] * size * np.array([np.cos(self.heading), np.sin(self.heading)])  # tail tip - nose
+        tail = (
+            -SPINE_ARC[-1] * size * np.array([np.cos(self.heading), np.sin(self.heading)])
+        )  # tail tip - nose
         low = MARGIN * size - np.minimum(tail, 0.0)  # nose and tail tip both MARGIN inside the frame
-        high = np.maximum(np.array([config.width, config.height]) - MARGIN * size - np.maximum(tail, 0.0), low + 1)
+        high = np.maximum(
+            np.array([config.width, config.height]) - MARGIN * size - np.maximum(tail, 0.0), low + 1
+        )
         self.nose = rng.uniform(low, high)
         self.speed = 0.03 * size
         self.turn = 0.0
@@ -138,8 +148,13 @@ class PoseSimulator:
             a.turn += 0.15 * _wrap(_bearing(a.nose, np.array([cfg.width, cfg.height]) / 2) - a.heading)
         a.turn = float(np.clip(a.turn, -0.12, 0.12))
         a.heading = _wrap(a.heading + a.turn)
-        a.speed = float(np.clip(a.speed + rng.normal(0, 0.002 * size) + 0.05 * (0.03 * size - a.speed),
-                                0.008 * size, 0.06 * size))  # fmt: skip
+        a.speed = float(
+            np.clip(
+                a.speed + rng.normal(0, 0.002 * size) + 0.05 * (0.03 * size - a.speed),
+                0.008 * size,
+                0.06 * size,
+            )
+        )
         step = a.speed * np.array([np.cos(a.heading), np.sin(a.heading)])
         nose = np.clip(a.nose + step, margin, np.array([cfg.width, cfg.height]) - margin)
         blocker = self._blocker(index, a.nose, nose)
@@ -169,7 +184,9 @@ class PoseSimulator:
         path = a.trail[::-1]  # newest (the nose) first
         seg = np.linalg.norm(np.diff(path, axis=0), axis=1)
         arc = np.concatenate([[0.0], np.cumsum(seg)]) / size
-        spine = np.stack([np.interp(SPINE_ARC, arc, path[:, 0]), np.interp(SPINE_ARC, arc, path[:, 1])], axis=1)
+        spine = np.stack(
+            [np.interp(SPINE_ARC, arc, path[:, 0]), np.interp(SPINE_ARC, arc, path[:, 1])], axis=1
+        )
         points = np.zeros((SYNTH_SKELETON.n_nodes, 2))
         nodes = SYNTH_SKELETON.nodes
         for name, xy in zip(SPINE_NODES, spine):

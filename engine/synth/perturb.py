@@ -41,7 +41,9 @@ class PerturbConfig:
             raise ConfigError(f"--jitter must be >= 0 pixels, got {self.jitter}")
         for name in ("drop_nodes", "drop_instances", "false_instances"):
             if not 0 <= getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be a fraction in [0, 1), got {getattr(self, name)}")
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be a fraction in [0, 1), got {getattr(self, name)}"
+                )
 
     @property
     def active(self) -> bool:
@@ -67,14 +69,20 @@ class Perturber:
         self._gap_left[starts] = rng.integers(GAP_FRAMES[0], GAP_FRAMES[1] + 1, starts.sum())
         seen = self._gap_left == 0
         self._gap_left = np.maximum(self._gap_left - 1, 0)
-        points = poses[seen] + rng.normal(0, cfg.jitter, (int(seen.sum()), n_nodes, 2)) if cfg.jitter else poses[seen]
+        points = (
+            poses[seen] + rng.normal(0, cfg.jitter, (int(seen.sum()), n_nodes, 2))
+            if cfg.jitter
+            else poses[seen]
+        )
         points = np.where(rng.random(points.shape[:2])[..., None] < cfg.drop_nodes, np.nan, points)
         fakes = [self._false_instance(poses) for _ in range(rng.poisson(cfg.false_instances * n_animals))]
         points = np.concatenate([points, *[f[None] for f in fakes]]) if fakes else points
         node_scores = np.where(np.isfinite(points[..., 0]), rng.uniform(0.5, 1.0, points.shape[:2]), np.nan)
         scores = np.nansum(node_scores, axis=1) / n_nodes
         n_true = int(seen.sum())
-        scores[n_true:] = [rng.uniform(0.3, 1.0) if np.isfinite(f).all() else s for f, s in zip(fakes, scores[n_true:])]
+        scores[n_true:] = [
+            rng.uniform(0.3, 1.0) if np.isfinite(f).all() else s for f, s in zip(fakes, scores[n_true:])
+        ]
         order = rng.permutation(len(points))
         return FramePredictions(frame_idx, points[order], node_scores[order], scores[order])
 
@@ -87,10 +95,11 @@ class Perturber:
         if rng.random() < 0.5:
             keep = rng.choice(n_nodes, rng.integers(2, max(n_nodes // 2, 2) + 1), replace=False)
             fragment = np.full_like(source, np.nan)
-            fragment[keep] = source[keep] + rng.normal(0, 0.05 * extent, 2) + rng.normal(0, 0.02 * extent, (len(keep), 2))
+            fragment[keep] = (
+                source[keep] + rng.normal(0, 0.05 * extent, 2) + rng.normal(0, 0.02 * extent, (len(keep), 2))
+            )
             return fragment
         angle = rng.uniform(-np.pi, np.pi)
         rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
         centered = (source - source.mean(axis=0)) @ rotation.T
         return centered + rng.uniform(0.1, 0.9, 2) * self.size
-

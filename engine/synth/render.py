@@ -10,7 +10,6 @@ import numba
 import numpy as np
 
 from posestream.engine.drawing import capsule_box, capsule_coverage
-
 from posestream.engine.synth.motion import SYNTH_SKELETON
 
 # Body parts as capsules between two nodes: (node a, node b, radius at a, radius at b, colour key),
@@ -52,7 +51,9 @@ def make_background(height: int, width: int, channels: int, rng: np.random.Gener
     return floor.astype(np.float32)
 
 
-def animal_capsules(points: np.ndarray, body_length: float, rgb: bool, tint: float) -> tuple[np.ndarray, np.ndarray]:
+def animal_capsules(
+    points: np.ndarray, body_length: float, rgb: bool, tint: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Capsules and colours of one animal from its keypoints (n_nodes, 2).
 
     Returns capsules (n_parts, 6) = x0, y0, x1, y1, r0, r1 and colours (n_parts, C).
@@ -63,7 +64,14 @@ def animal_capsules(points: np.ndarray, body_length: float, rgb: bool, tint: flo
     colors = np.empty((len(_PARTS), 3 if rgb else 1), np.float32)
     for k, (a, b, ra, rb, key) in enumerate(_PARTS):
         pa, pb = points[nodes.index(a)], points[nodes.index(b)]
-        capsules[k] = (pa[0], pa[1], pb[0], pb[1], max(ra * body_length, MIN_RADIUS), max(rb * body_length, MIN_RADIUS))
+        capsules[k] = (
+            pa[0],
+            pa[1],
+            pb[0],
+            pb[1],
+            max(ra * body_length, MIN_RADIUS),
+            max(rb * body_length, MIN_RADIUS),
+        )
         colors[k] = np.minimum(np.array(palette[key]) + tint, 255.0)
     return capsules, colors
 

@@ -22,10 +22,10 @@ from posestream.engine.extras import require
 from posestream.engine.progress import progress_bar
 from posestream.engine.sinks.analysis_h5 import AnalysisH5Writer
 from posestream.engine.sinks.slp import SlpWriter
-from posestream.engine.types import FramePredictions
 from posestream.engine.synth.motion import SYNTH_SKELETON, PoseSimulator, SynthConfig
 from posestream.engine.synth.perturb import PerturbConfig, Perturber
 from posestream.engine.synth.render import FrameRenderer
+from posestream.engine.types import FramePredictions
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,14 @@ def detection_paths(video: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def write_synthetic_video(
-    out: str | os.PathLike, config: SynthConfig, *, slp: bool = True, progress: bool = True, crf: int = 18,
-    perturb: PerturbConfig | None = None, keyint: int | None = None,
+    out: str | os.PathLike,
+    config: SynthConfig,
+    *,
+    slp: bool = True,
+    progress: bool = True,
+    crf: int = 18,
+    perturb: PerturbConfig | None = None,
+    keyint: int | None = None,
 ) -> SynthOutput:
     """Render ``config`` into an H.264 video at ``out`` and write its ground truth.
 
@@ -67,13 +73,19 @@ def write_synthetic_video(
     out.parent.mkdir(parents=True, exist_ok=True)
     h5_path, slp_path = ground_truth_paths(out)
     if slp:
-        require("sleap_io", extra="slp", feature=f"writing {slp_path.name}",
-                hint="or skip the labels (CLI: --no-slp)")  # fmt: skip
+        require(
+            "sleap_io",
+            extra="slp",
+            feature=f"writing {slp_path.name}",
+            hint="or skip the labels (CLI: --no-slp)",
+        )
     renderer = FrameRenderer(
         config.height, config.width, config.rgb, config.body_length, config.animals, config.seed
     )
     provenance = {"generator": "posestream synth", **config.__dict__}
-    truth = AnalysisH5Writer(h5_path, SYNTH_SKELETON, video_path=str(out), provenance=provenance, tracked=True)
+    truth = AnalysisH5Writer(
+        h5_path, SYNTH_SKELETON, video_path=str(out), provenance=provenance, tracked=True
+    )
     labels = SlpWriter(slp_path, SYNTH_SKELETON, str(out), user=True, provenance=provenance) if slp else None
     sinks = [truth, *([labels] if labels else [])]
     detections = _detection_sinks(out, config, perturb, slp, provenance)
@@ -96,12 +108,18 @@ def write_synthetic_video(
     for sink in sinks[1:] + detections:
         sink.close()
     paths = detection_paths(out) if detections else (None, None)
-    return SynthOutput(video=out, analysis_h5=h5_path, slp=slp_path if slp else None, detections_h5=paths[0],
-                       detections_slp=paths[1] if detections and slp else None)  # fmt: skip
+    return SynthOutput(
+        video=out,
+        analysis_h5=h5_path,
+        slp=slp_path if slp else None,
+        detections_h5=paths[0],
+        detections_slp=paths[1] if detections and slp else None,
+    )
 
 
-def _detection_sinks(out: Path, config: SynthConfig, perturb: PerturbConfig | None, slp: bool,
-                     provenance: dict) -> list:  # fmt: skip
+def _detection_sinks(
+    out: Path, config: SynthConfig, perturb: PerturbConfig | None, slp: bool, provenance: dict
+) -> list:
     """Writers of the perturbed detections (none without a perturbation)."""
     if perturb is None or not perturb.active:
         return []
@@ -120,22 +138,28 @@ def _open_output(path: Path) -> av.container.OutputContainer:
         raise OutputFileError(f"{path}: cannot create the video ({exc})") from exc
 
 
-def _h264_stream(container: av.container.OutputContainer, config: SynthConfig, crf: int,
-                 keyint: int | None = None) -> av.VideoStream:  # fmt: skip
+def _h264_stream(
+    container: av.container.OutputContainer, config: SynthConfig, crf: int, keyint: int | None = None
+) -> av.VideoStream:
     rate = Fraction(config.fps).limit_denominator(1001)
     stream = container.add_stream("libx264", rate=rate)
     stream.width, stream.height = config.width, config.height
     stream.pix_fmt = "yuv420p"
     # mbtree off: x264's macroblock-tree reads uninitialised padding at some frame sizes,
     # which makes the output differ between runs; the video must be the same for a seed.
-    stream.options = {"crf": str(crf), "preset": "faster", "x264-params": "mbtree=0" + (f":keyint={keyint}" if keyint else "")}
+    stream.options = {
+        "crf": str(crf),
+        "preset": "faster",
+        "x264-params": "mbtree=0" + (f":keyint={keyint}" if keyint else ""),
+    }
     return stream
 
 
 # BT.601 video-range RGB -> Y, Cb, Cr (rows), the conversion FFmpeg inverts by default.
-_RGB_TO_YCBCR = np.array(
-    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], np.float32
-) / 255.0
+_RGB_TO_YCBCR = (
+    np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], np.float32)
+    / 255.0
+)
 
 
 def yuv420p_frame(image: np.ndarray) -> av.VideoFrame:
@@ -151,7 +175,9 @@ def yuv420p_frame(image: np.ndarray) -> av.VideoFrame:
         planes = [luma, np.full((height // 2, width // 2), 128.0, np.float32)]
         planes.append(planes[1])
     else:
-        ycc = image.astype(np.float32) @ _RGB_TO_YCBCR.T + np.array([16.0, 128.0, 128.0], np.float32)  # (H, W, 3)
+        ycc = image.astype(np.float32) @ _RGB_TO_YCBCR.T + np.array(
+            [16.0, 128.0, 128.0], np.float32
+        )  # (H, W, 3)
         chroma = (ycc[0::2, 0::2, 1:] + ycc[1::2, 0::2, 1:] + ycc[0::2, 1::2, 1:] + ycc[1::2, 1::2, 1:]) / 4
         planes = [ycc[..., 0], chroma[..., 0], chroma[..., 1]]  # chroma: (H/2, W/2) means of 2x2 blocks
     stacked = np.concatenate([p.reshape(-1) for p in planes]).reshape(height * 3 // 2, width)

@@ -50,13 +50,17 @@ class TrackerConfig:
 
     def __post_init__(self) -> None:
         if self.similarity not in SIMILARITIES:
-            raise ConfigError(f"--similarity must be one of {', '.join(SIMILARITIES)}, got {self.similarity!r}")
+            raise ConfigError(
+                f"--similarity must be one of {', '.join(SIMILARITIES)}, got {self.similarity!r}"
+            )
         if self.match not in MATCHERS:
             raise ConfigError(f"--match must be one of {', '.join(MATCHERS)}, got {self.match!r}")
         if not self.max_age >= 0:
             raise ConfigError(f"--track-max-age must be >= 0 seconds, got {self.max_age}")
         if self.max_tracks is not None and self.max_tracks < 1:
-            raise ConfigError(f"--max-tracks must be at least 1 (or left out for no limit), got {self.max_tracks}")
+            raise ConfigError(
+                f"--max-tracks must be at least 1 (or left out for no limit), got {self.max_tracks}"
+            )
         if not 0 <= self.min_similarity < 1:
             raise ConfigError(f"min_similarity must be in [0, 1), got {self.min_similarity}")
         for name in ("sigma", "min_scale", "velocity_smoothing", "drift", "acceleration"):

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def match(similarity: np.ndarray, min_similarity: float, method: str,
-          preference: np.ndarray | None = None) -> list[tuple[int, int]]:  # fmt: skip
+def match(
+    similarity: np.ndarray, min_similarity: float, method: str, preference: np.ndarray | None = None
+) -> list[tuple[int, int]]:
     """Pairs (detection row, track column) of ``similarity`` (M, T), each row and column used at most once.
 
     Pairs below ``min_similarity`` are never made; among the others, the assignment maximizes

@@ -46,8 +46,9 @@ class SmoothedVelocity:
         """Standard deviation (pixels) of each predicted centroid ``dt`` (T,) seconds ahead.  # (T,)"""
         return self.drift * scales * dt
 
-    def observe(self, rows: np.ndarray, shift: np.ndarray, dt: np.ndarray, scales: np.ndarray,
-                confidence: np.ndarray) -> None:  # fmt: skip
+    def observe(
+        self, rows: np.ndarray, shift: np.ndarray, dt: np.ndarray, scales: np.ndarray, confidence: np.ndarray
+    ) -> None:
         """Tracks ``rows`` (K,) moved by ``shift`` (K, 2) in ``dt`` (K,) seconds since their last observation;
         ``confidence`` (K,) in [0, 1] weighs each measurement (the fraction of nodes it rests on)."""
         measured = shift / np.maximum(dt, 1e-9)[:, None]
@@ -103,10 +104,12 @@ class ConstantVelocityKalman:
         q = np.square(self.acceleration * scales)
         return np.sqrt(p[:, 0, 0] + 2 * dt * p[:, 0, 1] + dt**2 * p[:, 1, 1] + q * dt**3 / 3)
 
-    def observe(self, rows: np.ndarray, shift: np.ndarray, dt: np.ndarray, scales: np.ndarray,
-                confidence: np.ndarray) -> None:  # fmt: skip
+    def observe(
+        self, rows: np.ndarray, shift: np.ndarray, dt: np.ndarray, scales: np.ndarray, confidence: np.ndarray
+    ) -> None:
         """Correct tracks ``rows`` (K,) with their new centroid: the last one moved by ``shift`` (K, 2);
-        ``confidence`` (K,) in (0, 1] scales the measurement's precision (the fraction of nodes it rests on)."""
+        ``confidence`` (K,) in (0, 1] scales the measurement's precision (the fraction of nodes it rests
+        on)."""
         measured = self._anchor[rows] + shift  # (K, 2)
         q = np.square(self.acceleration * scales)  # (K,)
         p = self.covariance[rows]
@@ -122,6 +125,7 @@ class ConstantVelocityKalman:
         self.position[rows] = position + k0[:, None] * innovation
         self.velocity[rows] = self.velocity[rows] + k1[:, None] * innovation
         self.covariance[rows] = np.stack(
-            [np.stack([(1 - k0) * p00, (1 - k0) * p01], -1), np.stack([p01 - k1 * p00, p11 - k1 * p01], -1)], 1
+            [np.stack([(1 - k0) * p00, (1 - k0) * p01], -1), np.stack([p01 - k1 * p00, p11 - k1 * p01], -1)],
+            1,
         )
         self._anchor[rows] = measured

@@ -18,19 +18,26 @@ import numpy as np
 from posestream.engine import kernels
 
 
-def similarity_matrix(kind: str, detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -> np.ndarray:
+def similarity_matrix(
+    kind: str, detections: np.ndarray, predicted: np.ndarray, width: np.ndarray
+) -> np.ndarray:
     """detections (M, N, 2), predicted (T, N, 2), kernel width per track (T,) pixels -> (M, T).
 
     Compiled kernels (engine/kernels): a frame's few instances make numpy's per-call overhead the cost."""
     kernel = getattr(kernels.load(), kind)
-    return kernel(np.ascontiguousarray(detections, np.float64), np.ascontiguousarray(predicted, np.float64),
-                  np.ascontiguousarray(width, np.float64))  # fmt: skip
+    return kernel(
+        np.ascontiguousarray(detections, np.float64),
+        np.ascontiguousarray(predicted, np.float64),
+        np.ascontiguousarray(width, np.float64),
+    )
 
 
 def scale_of(poses: np.ndarray, min_scale: float) -> np.ndarray:
     """Square root of each pose's bounding-box area, at least ``min_scale``.  (T, N, 2) -> (T,)"""
     with np.errstate(invalid="ignore"):
-        extent = np.fmax.reduce(poses, axis=1) - np.fmin.reduce(poses, axis=1)  # (T, 2); NaN for a pose with no node
+        extent = np.fmax.reduce(poses, axis=1) - np.fmin.reduce(
+            poses, axis=1
+        )  # (T, 2); NaN for a pose with no node
     return np.fmax(np.sqrt(extent[:, 0] * extent[:, 1]), min_scale)
 
 

@@ -32,12 +32,12 @@ from __future__ import annotations
 import numpy as np
 
 from posestream.core.errors import ConfigError
-from posestream.engine.types import UNTRACKED, FrameBlock, FramePredictions
+from posestream.engine.tracking import templates
 from posestream.engine.tracking.config import TrackerConfig
 from posestream.engine.tracking.matching import match
 from posestream.engine.tracking.motion import ConstantVelocityKalman, SmoothedVelocity
-from posestream.engine.tracking import templates
 from posestream.engine.tracking.similarity import centroids, scale_of, similarity_matrix
+from posestream.engine.types import UNTRACKED, FrameBlock, FramePredictions
 
 NEVER = -1.0  # similarity of pairs that may not match (below any gate)
 LOST_FRAMES = 1.5  # a track not seen for this many frame intervals is lost
@@ -55,8 +55,11 @@ class Tracker:
     def reset(self) -> None:
         """Forget every track (identities start again at 0)."""
         cfg = self.config
-        self._motion = (ConstantVelocityKalman(cfg.acceleration) if cfg.kalman
-                        else SmoothedVelocity(cfg.velocity_smoothing, cfg.drift))  # fmt: skip
+        self._motion = (
+            ConstantVelocityKalman(cfg.acceleration)
+            if cfg.kalman
+            else SmoothedVelocity(cfg.velocity_smoothing, cfg.drift)
+        )
         self._ids = np.zeros(0, np.int64)  # (T,)
         self._poses: np.ndarray | None = None  # (T, N, 2) pose templates; None until the first frame fixes N
         self._scales = np.zeros(0)  # (T,)
@@ -84,7 +87,9 @@ class Tracker:
 
         time: seconds; default ``frame.frame_idx / fps``. Frames must come in time order.
         """
-        frame.track_ids, frame.tracking_scores = self._track(frame.frame_idx, frame.points, frame.instance_scores, time)
+        frame.track_ids, frame.tracking_scores = self._track(
+            frame.frame_idx, frame.points, frame.instance_scores, time
+        )
         return frame
 
     def update_block(self, block: FrameBlock) -> FrameBlock:
@@ -94,25 +99,32 @@ class Tracker:
             rows = block.rows(f)
             try:
                 block.track_ids[rows], block.tracking_scores[rows] = self._track(
-                    int(block.frame_idx[f]), block.points[rows], block.instance_scores[rows], None)
+                    int(block.frame_idx[f]), block.points[rows], block.instance_scores[rows], None
+                )
             except Exception as exc:
                 exc.frame_idx = int(block.frame_idx[f])  # the pipeline's error names the frame
                 raise
         return block
 
-    def _track(self, frame_idx: int, points: np.ndarray, instance_scores: np.ndarray,
-               time: float | None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-        """Track ids (M,) int32 and tracking scores (M,) float32 of one frame's instances, points (M, N, 2)."""
+    def _track(
+        self, frame_idx: int, points: np.ndarray, instance_scores: np.ndarray, time: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Track ids (M,) int32 and tracking scores (M,) float32 of one frame's instances, points (M, N,
+        2)."""
         now = frame_idx / self.fps if time is None else float(time)
         if now < self._now:
-            raise ValueError(f"frame {frame_idx} (t={now:.4f} s) comes before the last frame tracked "
-                             f"(t={self._now:.4f} s); the tracker needs frames in time order")  # fmt: skip
+            raise ValueError(
+                f"frame {frame_idx} (t={now:.4f} s) comes before the last frame tracked "
+                f"(t={self._now:.4f} s); the tracker needs frames in time order"
+            )
         self._now = now
         if self._poses is None:
             self._poses = np.zeros((0, points.shape[1], 2))
         elif points.shape[1] != self._poses.shape[1]:
-            raise ValueError(f"frame {frame_idx} has {points.shape[1]} nodes per instance; the tracks "
-                             f"have {self._poses.shape[1]}")  # fmt: skip
+            raise ValueError(
+                f"frame {frame_idx} has {points.shape[1]} nodes per instance; the tracks "
+                f"have {self._poses.shape[1]}"
+            )
         self._forget(now)
         ids = np.full(len(points), UNTRACKED, np.int32)
         scores = np.full(len(points), np.nan, np.float32)
@@ -122,14 +134,17 @@ class Tracker:
 
     # -- one frame ------------------------------------------------------------
 
-    def _assign(self, points: np.ndarray, instance_scores: np.ndarray, now: float, ids: np.ndarray,
-                scores: np.ndarray) -> None:  # fmt: skip
+    def _assign(
+        self, points: np.ndarray, instance_scores: np.ndarray, now: float, ids: np.ndarray, scores: np.ndarray
+    ) -> None:
         """Match ``points`` (M, N, 2) to the tracks and start new ones; writes ``ids`` and ``scores`` (M,)."""
         cfg = self.config
         since = now - self._seen  # (T,) seconds since each track was seen
         predicted = self._predicted(np.minimum(since, cfg.max_age))  # (T, N, 2)
         similarity, preference = self._similarity(points, predicted, np.minimum(since, cfg.max_age))
-        similarity[:, since > cfg.max_age] = NEVER  # long-lost identities (kept with max_tracks) only by count
+        similarity[:, since > cfg.max_age] = (
+            NEVER  # long-lost identities (kept with max_tracks) only by count
+        )
         similarity[~np.isfinite(points[..., 0]).any(axis=1)] = NEVER  # an instance without nodes
         confident = instance_scores >= cfg.high_score
         active = since <= LOST_FRAMES / self.fps
@@ -138,8 +153,11 @@ class Tracker:
         for detections, tracks in ((confident, free[1]), (~confident, active)):
             pairs += self._stage(similarity, preference, detections & free[0], tracks & free[1], free)
         matched = {d for d, _ in pairs}
-        starters = [d for d in np.argsort(-instance_scores, kind="stable").tolist()
-                    if confident[d] and d not in matched and np.isfinite(points[d, :, 0]).any()]  # fmt: skip
+        starters = [
+            d
+            for d in np.argsort(-instance_scores, kind="stable").tolist()
+            if confident[d] and d not in matched and np.isfinite(points[d, :, 0]).any()
+        ]
         reused = self._by_count(points, starters, pairs, predicted, since)
         for found, update in ((pairs, self._observe), (reused, self._restart)):
             if found:
@@ -154,7 +172,9 @@ class Tracker:
             ids[new] = self._start(points[new], now)
             scores[new] = 0.0
 
-    def _similarity(self, points: np.ndarray, predicted: np.ndarray, age: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _similarity(
+        self, points: np.ndarray, predicted: np.ndarray, age: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Similarity of each detection to each track, which the gate reads (how well the nodes the detection
         has fit), and the preference the assignment maximizes: the similarity times the share of the track's
         nodes the detection has (a whole animal wins over a fragment of it that fits as well), discounted by
@@ -164,7 +184,9 @@ class Tracker:
         cfg = self.config
         base = cfg.sigma * self._scales  # (T,) a fresh track's kernel width, pixels
         width = np.hypot(base, self._motion.uncertainty(age, self._scales))
-        if cfg.similarity == "iou":  # boxes padded by an uncertainty would all overlap: IoU keeps the fresh width
+        if (
+            cfg.similarity == "iou"
+        ):  # boxes padded by an uncertainty would all overlap: IoU keeps the fresh width
             width = base
         similarity = similarity_matrix(cfg.similarity, points, predicted, width)
         lost = np.flatnonzero(age > LOST_FRAMES / self.fps)
@@ -176,22 +198,38 @@ class Tracker:
         completeness = shared / np.maximum(known.sum(axis=-1), 1)[None]
         return similarity, similarity * completeness * (base / width)[None]
 
-    def _stage(self, similarity: np.ndarray, preference: np.ndarray, detections: np.ndarray, tracks: np.ndarray,
-               free: tuple[np.ndarray, np.ndarray]) -> list[tuple[int, int]]:  # fmt: skip
+    def _stage(
+        self,
+        similarity: np.ndarray,
+        preference: np.ndarray,
+        detections: np.ndarray,
+        tracks: np.ndarray,
+        free: tuple[np.ndarray, np.ndarray],
+    ) -> list[tuple[int, int]]:
         """Gated matching of some detections to some tracks (boolean masks); marks the pairs' detections and
         tracks as no longer ``free``. Pairs in the full matrix's indices."""
         rows, cols = np.flatnonzero(detections), np.flatnonzero(tracks)
         if not len(rows) or not len(cols):
             return []
-        found = match(similarity[np.ix_(rows, cols)], self.config.min_similarity, self.config.match,
-                      preference[np.ix_(rows, cols)])  # fmt: skip
+        found = match(
+            similarity[np.ix_(rows, cols)],
+            self.config.min_similarity,
+            self.config.match,
+            preference[np.ix_(rows, cols)],
+        )
         pairs = [(int(rows[r]), int(cols[c])) for r, c in found]
         for d, t in pairs:
             free[0][d] = free[1][t] = False
         return pairs
 
-    def _by_count(self, points: np.ndarray, starters: list[int], pairs: list[tuple[int, int]],
-                  predicted: np.ndarray, since: np.ndarray) -> list[tuple[int, int]]:  # fmt: skip
+    def _by_count(
+        self,
+        points: np.ndarray,
+        starters: list[int],
+        pairs: list[tuple[int, int]],
+        predicted: np.ndarray,
+        since: np.ndarray,
+    ) -> list[tuple[int, int]]:
         """At max_tracks, unmatched confident instances beyond the room for new tracks take the identities
         lost for longer than max_age, nearest first (by the closer of predicted and last observed centroid).
         An identity lost for less is only continued through the gated similarity, whose kernel widens with
@@ -218,13 +256,16 @@ class Tracker:
     # -- track state ----------------------------------------------------------
 
     def _predicted(self, dt: np.ndarray) -> np.ndarray:
-        """Each track's pose template moved by its predicted centroid shift after ``dt`` (T,) s.  # (T, N, 2)"""
+        """Each track's pose template moved by its predicted centroid shift after ``dt`` (T,) s.  # (T, N,
+        2)"""
         return self._poses + self._motion.predict_shift(dt)[:, None, :]
 
     def _observe(self, rows: np.ndarray, points: np.ndarray, now: float) -> None:
         """Tracks ``rows`` (K,) seen again as ``points`` (K, N, 2): update template, scale, motion, time."""
         shift, scales, seen = templates.observe(self._poses, rows, points, self.config.min_scale)
-        self._motion.observe(rows, shift, now - self._seen[rows], scales, seen)  # a fragment says little of motion
+        self._motion.observe(
+            rows, shift, now - self._seen[rows], scales, seen
+        )  # a fragment says little of motion
         self._scales[rows], self._seen[rows] = scales, now
 
     def _restart(self, rows: np.ndarray, points: np.ndarray, now: float) -> None:
@@ -254,5 +295,9 @@ class Tracker:
         keep = now - self._seen <= self.config.max_age
         if not keep.all():
             self._ids, self._poses, self._scales, self._seen = (
-                self._ids[keep], self._poses[keep], self._scales[keep], self._seen[keep])  # fmt: skip
+                self._ids[keep],
+                self._poses[keep],
+                self._scales[keep],
+                self._seen[keep],
+            )
             self._motion.keep(keep)

@@ -27,17 +27,26 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from posestream.core.errors import ConfigError, ModelFormatError
-from posestream.export.exporter import checked_precision
-from posestream.engine.model.model_dir import MODEL_FILES, ModelDir, load_model_dir
-from posestream.engine.types import ModelMetadata, ModelType, OutputMode, Skeleton
 from torch import nn
 
-SLEAP_TYPES = {"single_instance": ModelType.SINGLE_INSTANCE, "centroid": ModelType.CENTROID,
-               "centered_instance": ModelType.CENTERED_INSTANCE, "multi_instance": ModelType.BOTTOMUP,
-               "bottomup": ModelType.BOTTOMUP, "multi_class_bottomup": ModelType.BOTTOMUP,
-               "multi_class_topdown": ModelType.CENTERED_INSTANCE}  # fmt: skip
-CLASS_OUTPUTS = {"multi_class_bottomup": ("class_maps", "ClassMaps"), "multi_class_topdown": ("class_vectors", "ClassVectors")}
+from posestream.core.errors import ConfigError, ModelFormatError
+from posestream.engine.model.model_dir import MODEL_FILES, ModelDir, load_model_dir
+from posestream.engine.types import ModelMetadata, ModelType, OutputMode, Skeleton
+from posestream.export.exporter import checked_precision
+
+SLEAP_TYPES = {
+    "single_instance": ModelType.SINGLE_INSTANCE,
+    "centroid": ModelType.CENTROID,
+    "centered_instance": ModelType.CENTERED_INSTANCE,
+    "multi_instance": ModelType.BOTTOMUP,
+    "bottomup": ModelType.BOTTOMUP,
+    "multi_class_bottomup": ModelType.BOTTOMUP,
+    "multi_class_topdown": ModelType.CENTERED_INSTANCE,
+}
+CLASS_OUTPUTS = {
+    "multi_class_bottomup": ("class_maps", "ClassMaps"),
+    "multi_class_topdown": ("class_vectors", "ClassVectors"),
+}
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,9 @@ class ImportOptions:
     input_size: tuple[int, int] | None = None  # frames (H, W), or the crop side for centered-instance
     max_instances: int = 10  # most animals per frame (centroid, bottom-up)
     max_peaks: int | None = None
-    precision: str | None = None  # fp32 (fp16 with tensorrt), fp16, or int8: quantized ONNX, calibrated on `calibration`
+    precision: str | None = (
+        None  # fp32 (fp16 with tensorrt), fp16, or int8: quantized ONNX, calibrated on `calibration`
+    )
     calibration: str | None = None  # int8: a video or labels (.slp); None: the folder's own training labels
     calibration_frames: int = 64
     max_batch: int = 16  # largest batch of the TensorRT profile and the torch program
@@ -84,14 +95,17 @@ class ForeignModel:
 
 
 def read_model(folder: str | os.PathLike) -> ForeignModel:
-    """A SLEAP 1.x (training_config.json + best_model.h5) or sleap-nn (training_config.yaml + best.ckpt) folder."""
+    """A SLEAP 1.x (training_config.json + best_model.h5) or sleap-nn (training_config.yaml + best.ckpt)
+    folder."""
     folder = Path(folder)
     if (folder / "best_model.h5").exists() and (folder / "training_config.json").exists():
         return _sleap(folder)
     if (folder / "best.ckpt").exists() and (folder / "training_config.yaml").exists():
         return _sleap_nn(folder)
-    raise ModelFormatError(f"{folder}: not a SLEAP 1.x model folder (training_config.json + best_model.h5) nor a "
-                           "sleap-nn one (training_config.yaml + best.ckpt)")  # fmt: skip
+    raise ModelFormatError(
+        f"{folder}: not a SLEAP 1.x model folder (training_config.json + best_model.h5) nor a "
+        "sleap-nn one (training_config.yaml + best.ckpt)"
+    )
 
 
 def _one_head(heads: dict, source: str) -> tuple[str, dict]:
@@ -112,17 +126,28 @@ def _model_parts(kind: str, head: dict, skeleton: Skeleton, graph_outputs: list[
     model_type = SLEAP_TYPES[kind]
     confmaps = head.get("confmaps", head)
     sigma, anchor = float(confmaps.get("sigma", 2.5)), confmaps.get("anchor_part")
-    offsets = [n for n in graph_outputs if "OffsetRefinement" in n] if confmaps.get("offset_refinement") else []
+    offsets = (
+        [n for n in graph_outputs if "OffsetRefinement" in n] if confmaps.get("offset_refinement") else []
+    )
     if model_type is ModelType.CENTROID:
         strides = {"confmaps": int(confmaps["output_stride"])}
         outputs = {"confmaps": _find(graph_outputs, "Centroid", source)}
         if offsets:
             strides["offsets"], outputs["offsets"] = strides["confmaps"], offsets[0]
-        return dict(model_type=model_type, skeleton=skeleton, strides=strides, outputs=outputs, sigma=sigma,
-                    anchor_part=anchor)  # fmt: skip
+        return dict(
+            model_type=model_type,
+            skeleton=skeleton,
+            strides=strides,
+            outputs=outputs,
+            sigma=sigma,
+            anchor_part=anchor,
+        )
     nodes = list(confmaps["part_names"])
-    edges = [tuple(e) for e in head["pafs"]["edges"]] if "pafs" in head else \
-        [e for e in skeleton.edge_names if e[0] in nodes and e[1] in nodes]  # fmt: skip
+    edges = (
+        [tuple(e) for e in head["pafs"]["edges"]]
+        if "pafs" in head
+        else [e for e in skeleton.edge_names if e[0] in nodes and e[1] in nodes]
+    )
     outputs = {"confmaps": _find(graph_outputs, "Confmaps", source)}
     strides = {"confmaps": int(confmaps["output_stride"])}
     class_names: tuple[str, ...] = ()
@@ -137,14 +162,23 @@ def _model_parts(kind: str, head: dict, skeleton: Skeleton, graph_outputs: list[
         strides["pafs"] = int(head["pafs"]["output_stride"])
     if offsets:
         strides["offsets"], outputs["offsets"] = strides["confmaps"], offsets[0]
-    return dict(model_type=model_type, skeleton=Skeleton.from_names(nodes, edges), strides=strides, outputs=outputs,
-                sigma=sigma, anchor_part=anchor, class_names=class_names)  # fmt: skip
+    return dict(
+        model_type=model_type,
+        skeleton=Skeleton.from_names(nodes, edges),
+        strides=strides,
+        outputs=outputs,
+        sigma=sigma,
+        anchor_part=anchor,
+        class_names=class_names,
+    )
 
 
 def _find(names: list[str], marker: str, source: str) -> str:
     found = [n for n in names if marker in n]
     if len(found) != 1:
-        raise ModelFormatError(f"{source}: expected one output with {marker!r} in its name, the network has {names}")
+        raise ModelFormatError(
+            f"{source}: expected one output with {marker!r} in its name, the network has {names}"
+        )
     return found[0]
 
 
@@ -157,22 +191,36 @@ def _sleap(folder: Path) -> ForeignModel:
     kind, head = _one_head(config["model"]["heads"], str(folder))
     unet = config["model"]["backbone"].get("unet")
     if not unet:
-        raise ModelFormatError(f"{folder}: backbone {sorted(k for k, v in config['model']['backbone'].items() if v)} "
-                               "is not supported: only SLEAP's UNet is")  # fmt: skip
+        raise ModelFormatError(
+            f"{folder}: backbone {sorted(k for k, v in config['model']['backbone'].items() if v)} "
+            "is not supported: only SLEAP's UNet is"
+        )
     graph = load_keras_h5(folder / "best_model.h5")
     decoded = SkeletonDecoder().decode(config["data"]["labels"]["skeletons"])[0]
-    skeleton = Skeleton.from_names([n.name for n in decoded.nodes], [(e.source.name, e.destination.name) for e in decoded.edges])
+    skeleton = Skeleton.from_names(
+        [n.name for n in decoded.nodes], [(e.source.name, e.destination.name) for e in decoded.edges]
+    )
     parts = _model_parts(kind, head, skeleton, graph.outputs, str(folder))
     scale = float(config["data"]["preprocessing"].get("input_scaling", 1.0))
-    first = next(l for l in graph.layers_config if l["class_name"] == "InputLayer")["config"]["batch_input_shape"]
+    first = next(layer for layer in graph.layers_config if layer["class_name"] == "InputLayer")["config"][
+        "batch_input_shape"
+    ]
     channels = int(first[3])
     if parts["model_type"] is ModelType.CENTERED_INSTANCE:
         crop = config["data"]["instance_cropping"]["crop_size"]
         frame = (int(crop), int(crop))
     else:
         frame = (round(first[1] / scale), round(first[2] / scale)) if first[1] else None
-    return ForeignModel(network=graph.eval(), input_scale=scale, channels=channels, max_stride=int(unet["max_stride"]),
-                        frame_shape=frame, source=str(folder), tool="sleap", **parts)  # fmt: skip
+    return ForeignModel(
+        network=graph.eval(),
+        input_scale=scale,
+        channels=channels,
+        max_stride=int(unet["max_stride"]),
+        frame_shape=frame,
+        source=str(folder),
+        tool="sleap",
+        **parts,
+    )
 
 
 def _sleap_nn(folder: Path) -> ForeignModel:
@@ -181,8 +229,10 @@ def _sleap_nn(folder: Path) -> ForeignModel:
     graph, config = load_sleap_nn(folder)
     kind, head = _one_head(config["model_config"]["head_configs"], str(folder))
     skel = config["data_config"]["skeletons"][0]
-    skeleton = Skeleton.from_names([n["name"] for n in skel["nodes"]],
-                                   [(e["source"]["name"], e["destination"]["name"]) for e in skel.get("edges", [])])  # fmt: skip
+    skeleton = Skeleton.from_names(
+        [n["name"] for n in skel["nodes"]],
+        [(e["source"]["name"], e["destination"]["name"]) for e in skel.get("edges", [])],
+    )
     parts = _model_parts(kind, head, skeleton, graph.outputs, str(folder))
     pre = config["data_config"]["preprocessing"]
     unet = config["model_config"]["backbone_config"]["unet"]
@@ -190,9 +240,16 @@ def _sleap_nn(folder: Path) -> ForeignModel:
         frame = (int(pre["crop_size"]), int(pre["crop_size"]))
     else:
         frame = (int(pre["max_height"]), int(pre["max_width"])) if pre.get("max_height") else None
-    return ForeignModel(network=graph.eval(), input_scale=float(pre.get("scale", 1.0)), channels=int(unet["in_channels"]),
-                        max_stride=int(unet["max_stride"]), frame_shape=frame, source=str(folder), tool="sleap_nn",
-                        **parts)  # fmt: skip
+    return ForeignModel(
+        network=graph.eval(),
+        input_scale=float(pre.get("scale", 1.0)),
+        channels=int(unet["in_channels"]),
+        max_stride=int(unet["max_stride"]),
+        frame_shape=frame,
+        source=str(folder),
+        tool="sleap_nn",
+        **parts,
+    )
 
 
 class _Ordered(nn.Module):
@@ -207,13 +264,15 @@ class _Ordered(nn.Module):
         return tuple(outputs[name] for name in self.names)
 
 
-def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options: ImportOptions = ImportOptions()) -> ModelDir:
-    """Import ``folder`` into ``out_dir`` (metadata.json + model.onnx, model.pt2, model.plan as asked); returns
+def import_model(
+    folder: str | os.PathLike, out_dir: str | os.PathLike, options: ImportOptions = ImportOptions()
+) -> ModelDir:
+    """Import ``folder`` into ``out_dir`` (metadata.json + model.onnx, model.pt2, model.plan as asked);
+    returns
     it loaded."""
     import numpy as np
 
     from posestream.engine.model.postprocess import output_names
-
     from posestream.export.exporter import empty_model_dir
     from posestream.train.graph import ExportGraph
 
@@ -228,27 +287,46 @@ def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
     if model.model_type is ModelType.CENTERED_INSTANCE:
         network_shape = (height, width)
     else:
-        network_shape = tuple(int(np.ceil(v * model.input_scale / model.max_stride) * model.max_stride) for v in (height, width))
+        network_shape = tuple(
+            int(np.ceil(v * model.input_scale / model.max_stride) * model.max_stride) for v in (height, width)
+        )
     if network_shape[0] % model.max_stride or network_shape[1] % model.max_stride:
-        raise ConfigError(f"--input-size {height}x{width}: a centered-instance crop must be a multiple of the network's "
-                          f"max stride ({model.max_stride})")  # fmt: skip
+        raise ConfigError(
+            f"--input-size {height}x{width}: a centered-instance crop must be a multiple of the network's "
+            f"max stride ({model.max_stride})"
+        )
     n = options.max_instances
     if model.class_names and options.output_mode is not OutputMode.MAPS:
-        raise ConfigError(f"{folder}: identity (multi-class) models are imported in maps mode only (their class "
-                          "outputs are read at the peaks); drop --output-mode peaks")  # fmt: skip
+        raise ConfigError(
+            f"{folder}: identity (multi-class) models are imported in maps mode only (their class "
+            "outputs are read at the peaks); drop --output-mode peaks"
+        )
     if options.output_mode is not OutputMode.MAPS:  # peaks mode refines in the engine's own way
-        model = replace(model, strides={k: v for k, v in model.strides.items() if k != "offsets"},
-                        outputs={k: v for k, v in model.outputs.items() if k != "offsets"})  # fmt: skip
+        model = replace(
+            model,
+            strides={k: v for k, v in model.strides.items() if k != "offsets"},
+            outputs={k: v for k, v in model.outputs.items() if k != "offsets"},
+        )
     metadata = ModelMetadata(
-        model_type=model.model_type, skeleton=model.skeleton, input_shape=(height, width, model.channels),
-        input_scale=model.input_scale, output_strides=model.strides,
+        model_type=model.model_type,
+        skeleton=model.skeleton,
+        input_shape=(height, width, model.channels),
+        input_scale=model.input_scale,
+        output_strides=model.strides,
         output_shapes={k: (network_shape[0] // s, network_shape[1] // s) for k, s in model.strides.items()},
-        sigma=model.sigma, crop_size=(height, width) if model.model_type is ModelType.CENTERED_INSTANCE else None,
-        anchor_part=model.anchor_part, output_mode=options.output_mode, max_instances=n,
-        max_peaks=options.max_peaks or {ModelType.CENTROID: n, ModelType.BOTTOMUP: 2 * n}.get(model.model_type, 1),
-        refinement="integral", crop_convention=model.tool, class_names=model.class_names, precision=options.precision,
+        sigma=model.sigma,
+        crop_size=(height, width) if model.model_type is ModelType.CENTERED_INSTANCE else None,
+        anchor_part=model.anchor_part,
+        output_mode=options.output_mode,
+        max_instances=n,
+        max_peaks=options.max_peaks
+        or {ModelType.CENTROID: n, ModelType.BOTTOMUP: 2 * n}.get(model.model_type, 1),
+        refinement="integral",
+        crop_convention=model.tool,
+        class_names=model.class_names,
+        precision=options.precision,
         source_run=str(Path(folder).resolve()),
-    )  # fmt: skip
+    )
     network = _Ordered(model.network, [model.outputs[k] for k in output_names(metadata)])
     graph = ExportGraph(network, metadata, network_shape, half=options.precision == "fp16").eval()
     out = empty_model_dir(out_dir)
@@ -257,7 +335,9 @@ def import_model(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
     return load_model_dir(out)
 
 
-def write_model_files(graph: nn.Module, metadata: ModelMetadata, options: ImportOptions, folder: Path, out: Path) -> None:
+def write_model_files(
+    graph: nn.Module, metadata: ModelMetadata, options: ImportOptions, folder: Path, out: Path
+) -> None:
     """model.onnx (quantized for int8), model.pt2 and model.plan as ``options.formats`` ask."""
     from posestream.export.exporter import save_torch_program
     from posestream.export.onnx import export_onnx, quantize_int8
@@ -266,7 +346,9 @@ def write_model_files(graph: nn.Module, metadata: ModelMetadata, options: Import
     if options.precision == "int8":
         calibration = calibration_inputs(folder, options, metadata)
         with tempfile.TemporaryDirectory() as tmp:
-            quantize_int8(export_onnx(graph, metadata, Path(tmp) / "fp32.onnx"), onnx_path, calibration, metadata)
+            quantize_int8(
+                export_onnx(graph, metadata, Path(tmp) / "fp32.onnx"), onnx_path, calibration, metadata
+            )
     elif "onnx" in options.formats or "tensorrt" in options.formats:  # TensorRT builds from the ONNX model
         export_onnx(graph, metadata, onnx_path)
     if "torch" in options.formats:
@@ -283,22 +365,31 @@ TRAINING_LABELS = ("labels_gt.train.slp", "labels_train_gt_0.slp")  # SLEAP 1.x,
 def calibration_inputs(folder: Path, options: ImportOptions, metadata: ModelMetadata):
     """int8 calibration inputs (N, H, W, C) uint8: from ``options.calibration`` (a video, or labels), else
     from the folder's own training labels."""
+    from posestream.export.calibration import inputs_from_labels, inputs_from_video, is_labels_file, spread
     from posestream.train.labels import load_labels
 
-    from posestream.export.calibration import inputs_from_labels, inputs_from_video, is_labels_file, spread
-
-    source = options.calibration or next((str(folder / n) for n in TRAINING_LABELS if (folder / n).exists()), None)
+    source = options.calibration or next(
+        (str(folder / n) for n in TRAINING_LABELS if (folder / n).exists()), None
+    )
     if source is None:
-        raise ConfigError(f"{folder}: no training labels to calibrate int8 on; give --calibration VIDEO (frames "
-                          "of the model's input size) or --calibration LABELS.slp")  # fmt: skip
+        raise ConfigError(
+            f"{folder}: no training labels to calibrate int8 on; give --calibration VIDEO (frames "
+            "of the model's input size) or --calibration LABELS.slp"
+        )
     if not is_labels_file(source):
         return inputs_from_video(source, options.calibration_frames, metadata)
     try:
         labels = load_labels(source)
     except FileNotFoundError as exc:  # the labels name a video that is not here
-        other = "labels whose images are here" + ("" if metadata.model_type is ModelType.CENTERED_INSTANCE else ", or a video")
+        other = "labels whose images are here" + (
+            "" if metadata.model_type is ModelType.CENTERED_INSTANCE else ", or a video"
+        )
         problem = getattr(exc, "problem", str(exc))  # import has no --video-path: name the fix it has
-        raise ConfigError(f"int8 calibration on {source}: {problem} Give --calibration with {other}.") from exc
+        raise ConfigError(
+            f"int8 calibration on {source}: {problem} Give --calibration with {other}."
+        ) from exc
     nodes = metadata.skeleton.nodes
     anchor = nodes.index(metadata.anchor_part) if metadata.anchor_part in nodes else None
-    return inputs_from_labels(labels, spread(range(len(labels)), options.calibration_frames), metadata, anchor)
+    return inputs_from_labels(
+        labels, spread(range(len(labels)), options.calibration_frames), metadata, anchor
+    )

@@ -16,11 +16,25 @@ from pathlib import Path
 
 import torch
 import torch.serialization as serialization
+
 from posestream.core.errors import ModelFormatError
 
-CONFIG_GLOBALS = ("omegaconf.*", "sleap_nn.config.*", "typing.*", "collections.defaultdict", "_operator.getitem",
-                  "builtins.int", "builtins.float", "builtins.str", "builtins.bool", "builtins.dict", "builtins.list",
-                  "builtins.tuple", "builtins.set", "builtins.object")  # fmt: skip
+CONFIG_GLOBALS = (
+    "omegaconf.*",
+    "sleap_nn.config.*",
+    "typing.*",
+    "collections.defaultdict",
+    "_operator.getitem",
+    "builtins.int",
+    "builtins.float",
+    "builtins.str",
+    "builtins.bool",
+    "builtins.dict",
+    "builtins.list",
+    "builtins.tuple",
+    "builtins.set",
+    "builtins.object",
+)
 
 
 class _Inert:
@@ -44,10 +58,14 @@ def load_checkpoint(path: str | Path) -> dict:
         needed = serialization.get_unsafe_globals_in_checkpoint(str(path))
     except Exception as exc:  # torch raises several types for a file that is not a checkpoint
         raise ModelFormatError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
-    refused = [name for name in needed if not any(fnmatch.fnmatch(name, pattern) for pattern in CONFIG_GLOBALS)]
+    refused = [
+        name for name in needed if not any(fnmatch.fnmatch(name, pattern) for pattern in CONFIG_GLOBALS)
+    ]
     if refused:
-        raise ModelFormatError(f"{path}: the checkpoint names {refused}, which are not parts of a sleap-nn training "
-                               "config; it is not loaded (a pickle can run the code it names)")  # fmt: skip
+        raise ModelFormatError(
+            f"{path}: the checkpoint names {refused}, which are not parts of a sleap-nn training "
+            "config; it is not loaded (a pickle can run the code it names)"
+        )
     stand_ins = [(_Inert if name.rsplit(".", 1)[-1][:1].isupper() else _inert_call, name) for name in needed]
     try:
         with serialization.safe_globals(stand_ins):
@@ -55,5 +73,7 @@ def load_checkpoint(path: str | Path) -> dict:
     except Exception as exc:  # the weights-only unpickler's refusal or a damaged file
         raise ModelFormatError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ModelFormatError(f"{path}: no state_dict in the checkpoint: not a Lightning checkpoint of sleap-nn")
+        raise ModelFormatError(
+            f"{path}: no state_dict in the checkpoint: not a Lightning checkpoint of sleap-nn"
+        )
     return checkpoint

@@ -10,7 +10,8 @@ import numpy as np
 
 
 def bbox_center(points: np.ndarray) -> np.ndarray:
-    """SLEAP's centroid of an instance without an anchor part: the middle of its visible points' box.  # (2,)"""
+    """SLEAP's centroid of an instance without an anchor part: the middle of its visible points' box.  #
+    (2,)"""
     visible = points[~np.isnan(points).any(axis=1)]
     return (visible.min(axis=0) + visible.max(axis=0)) / 2
 
@@ -56,5 +57,7 @@ def tensorflow_differences(folder) -> dict[str, float]:
             mine = outputs[name].numpy()
             mine = mine.transpose(0, 2, 3, 1) if mine.ndim == 4 else mine
             stored = np.asarray(f[name])
-            differences[name] = float(np.abs(mine - stored).max()) if mine.shape == stored.shape else float("inf")
+            differences[name] = (
+                float(np.abs(mine - stored).max()) if mine.shape == stored.shape else float("inf")
+            )
     return differences

@@ -5,15 +5,16 @@ from __future__ import annotations
 import importlib.util
 
 from posestream.core.errors import ConfigError
-from posestream.engine.model.model_dir import ModelDir
 from posestream.engine.model.backends.base import Backend, Pending, check_frames
 from posestream.engine.model.backends.onnxruntime import OnnxRuntimeBackend
+from posestream.engine.model.model_dir import ModelDir
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
 
 
-def open_backend(model: ModelDir, backend: str = "auto", device: str = "cpu", threads: int = 0,
-                 spin: bool = True) -> Backend:  # fmt: skip
+def open_backend(
+    model: ModelDir, backend: str = "auto", device: str = "cpu", threads: int = 0, spin: bool = True
+) -> Backend:
     """The backend for ``model`` on ``device``.
 
     auto: onnxruntime on CPU; on CUDA the first that is here of: the TensorRT engine (model.plan,
@@ -36,7 +37,9 @@ def open_backend(model: ModelDir, backend: str = "auto", device: str = "cpu", th
         from posestream.engine.model.backends.tensorrt import TensorRTBackend
 
         return TensorRTBackend(model, device)
-    return OnnxRuntimeBackend(model, device, threads, provider="tensorrt" if backend == "tensorrt" else None, spin=spin)
+    return OnnxRuntimeBackend(
+        model, device, threads, provider="tensorrt" if backend == "tensorrt" else None, spin=spin
+    )
 
 
 def _fastest(model: ModelDir, device: str) -> str:

@@ -70,6 +70,7 @@ def check_frames(frames: np.ndarray, model: ModelDir) -> None:
         raise ModelFormatError(
             f"{model.path}: the model takes uint8 frames of (height, width, channels) {expected}, got "
             f"{frames.dtype} {frames.shape[1:]}; re-export it for these frames with "
-            f"posestream export RUN_DIR -o {model.path} --input-size {frames.shape[1] if frames.ndim == 4 else 'H'}x"
+            f"posestream export RUN_DIR -o {model.path} --input-size "
+            f"{frames.shape[1] if frames.ndim == 4 else 'H'}x"
             f"{frames.shape[2] if frames.ndim == 4 else 'W'}"
         )

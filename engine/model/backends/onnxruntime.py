@@ -6,14 +6,14 @@ import numpy as np
 import onnxruntime as ort
 
 from posestream.core.errors import ConfigError, ModelFormatError
+from posestream.engine.model.backends.base import Backend
 from posestream.engine.model.model_dir import METADATA_KEY, ModelDir
 from posestream.engine.types import ModelMetadata
-from posestream.engine.model.backends.base import Backend
-
 
 
 def providers_for(device: str, provider: str | None = None) -> list:
-    """Execution providers for ``device`` ("cpu", "cuda", "cuda:N"); ``provider`` "tensorrt" prefers TensorRT."""
+    """Execution providers for ``device`` ("cpu", "cuda", "cuda:N"); ``provider`` "tensorrt" prefers
+    TensorRT."""
     if device == "cpu":
         return ["CPUExecutionProvider"]
     if not device.startswith("cuda"):
@@ -28,8 +28,13 @@ def providers_for(device: str, provider: str | None = None) -> list:
         )
     chain: list = [("CUDAExecutionProvider", {"device_id": device_id})]
     if provider == "tensorrt":
-        chain.insert(0, ("TensorrtExecutionProvider", {"device_id": device_id, "trt_fp16_enable": True,
-                                                       "trt_engine_cache_enable": True}))  # fmt: skip
+        chain.insert(
+            0,
+            (
+                "TensorrtExecutionProvider",
+                {"device_id": device_id, "trt_fp16_enable": True, "trt_engine_cache_enable": True},
+            ),
+        )
     return chain + ["CPUExecutionProvider"]
 
 
@@ -38,8 +43,14 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, model: ModelDir, device: str = "cpu", threads: int = 0, provider: str | None = None,
-                 spin: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        model: ModelDir,
+        device: str = "cpu",
+        threads: int = 0,
+        provider: str | None = None,
+        spin: bool = True,
+    ):
         super().__init__(model)
         path = model.file("onnx")
         options = ort.SessionOptions()
@@ -54,12 +65,14 @@ class OnnxRuntimeBackend(Backend):
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers_for(device, provider))
         except Exception as exc:  # onnxruntime raises its own types for corrupt or foreign files
-            raise ModelFormatError(f"{path}: onnxruntime cannot load it ({exc}); re-export the model") from exc
+            raise ModelFormatError(
+                f"{path}: onnxruntime cannot load it ({exc}); re-export the model"
+            ) from exc
         embedded = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if embedded is None or ModelMetadata.from_json(embedded, str(path)) != model.metadata:
             raise ModelFormatError(
-                f"{path}: its embedded metadata does not match {model.path / 'metadata.json'}; the files come "
-                "from different exports. Re-export the model into an empty directory."
+                f"{path}: its embedded metadata does not match {model.path / 'metadata.json'}; the files "
+                "come from different exports. Re-export the model into an empty directory."
             )
         self.output_names = [o.name for o in self.session.get_outputs()]
 

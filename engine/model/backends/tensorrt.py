@@ -14,8 +14,8 @@ import numpy as np
 
 from posestream.core.errors import ConfigError, ModelFormatError
 from posestream.engine.extras import require
-from posestream.engine.model.model_dir import ModelDir
 from posestream.engine.model.backends.base import Backend
+from posestream.engine.model.model_dir import ModelDir
 
 
 def _cudart():
@@ -60,8 +60,10 @@ class _Cuda:
         return np.frombuffer(buffer, dtype=dtype).reshape(shape)
 
     def copy(self, dst: int, src: int, nbytes: int, kind: str) -> None:
-        kinds = {"h2d": self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice,
-                 "d2h": self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost}  # fmt: skip
+        kinds = {
+            "h2d": self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice,
+            "d2h": self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost,
+        }
         self.check(self.rt.cudaMemcpyAsync(dst, src, nbytes, kinds[kind], self.stream), "cudaMemcpyAsync")
 
     def synchronize(self) -> None:
@@ -87,7 +89,9 @@ class TensorRTBackend(Backend):
         super().__init__(model)
         if not device.startswith("cuda"):
             raise ConfigError("--backend tensorrt needs --device cuda (and pip install 'posestream[gpu]')")
-        trt = require("tensorrt", extra="gpu", feature="the TensorRT backend", hint="or use --backend onnxruntime")
+        trt = require(
+            "tensorrt", extra="gpu", feature="the TensorRT backend", hint="or use --backend onnxruntime"
+        )
         self.cuda = _Cuda(int(device.partition(":")[2] or 0))
         path = model.file("tensorrt")
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))

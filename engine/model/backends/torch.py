@@ -20,9 +20,9 @@ import numpy as np
 
 from posestream.core.errors import ConfigError, ModelFormatError
 from posestream.engine.extras import require
+from posestream.engine.model.backends.base import Backend, Pending
 from posestream.engine.model.model_dir import ModelDir
 from posestream.engine.model.postprocess import output_names
-from posestream.engine.model.backends.base import Backend, Pending
 
 SLOTS = 2  # batches whose copies may be in flight at once: one running, one being copied in
 
@@ -34,10 +34,13 @@ class TorchBackend(Backend):
 
     def __init__(self, model: ModelDir, device: str = "cpu", cuda_graphs: bool = True):
         super().__init__(model)
-        self.torch = require("torch", extra="train", feature="the torch backend",
-                             hint="or use --backend onnxruntime")  # fmt: skip
+        self.torch = require(
+            "torch", extra="train", feature="the torch backend", hint="or use --backend onnxruntime"
+        )
         if device.startswith("cuda") and not self.torch.cuda.is_available():
-            raise ConfigError(f"--device {device}: this torch has no CUDA; install a CUDA build of torch or use cpu")
+            raise ConfigError(
+                f"--device {device}: this torch has no CUDA; install a CUDA build of torch or use cpu"
+            )
         self.device = self.torch.device(device)
         path = model.file("torch")
         try:
@@ -95,7 +98,9 @@ class _CapturedBatch:
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph):
                 self.outputs = module(self.frames)
-        self.host = [[torch.empty(o.shape, dtype=o.dtype, pin_memory=True) for o in self.outputs] for _ in range(SLOTS)]
+        self.host = [
+            [torch.empty(o.shape, dtype=o.dtype, pin_memory=True) for o in self.outputs] for _ in range(SLOTS)
+        ]
         self.copied = [torch.cuda.Event() for _ in range(SLOTS)]
         self.done = [torch.cuda.Event() for _ in range(SLOTS)]
         self.slot = 0

@@ -22,7 +22,8 @@ Recordings of live cameras (``live=True``) also hold, per frame:
     camera_counter    (n_frames,)                      int64    the camera's own frame number (-1: none)
     frame_times       (n_frames, n_stages)             int64    monotonic ns when each stage was done with
                                                                 the frame (attribute ``stages`` names them:
-                                                                capture, send, receive, ..., publish); 0: never
+                                                                capture, send, receive, ..., publish); 0:
+                                                                never
 
 Each array dataset carries a ``dims`` attribute naming its axes (as sleap-io
 writes it). Frame ``i`` of the video is column ``i``; frames outside the

@@ -86,9 +86,11 @@ class AnalysisH5Reader:
         edges = f["edge_inds"][:].reshape(-1, 2).tolist() if "edge_inds" in f else []
         symmetries = json.loads(attr_str(f.attrs.get("skeleton_symmetries", "[]")))
         self.skeleton = Skeleton.from_names(
-            nodes, [(nodes[a], nodes[b]) for a, b in edges], [tuple(s) for s in symmetries],
+            nodes,
+            [(nodes[a], nodes[b]) for a, b in edges],
+            [tuple(s) for s in symmetries],
             name=attr_str(f.attrs.get("skeleton_name", "")) or "skeleton",
-        )  # fmt: skip
+        )
         tracks = f["tracks"]
         self.n_frames = tracks.shape[self._dims["tracks"].index("frame")]
         self.n_tracks = tracks.shape[self._dims["tracks"].index("track")]
@@ -99,13 +101,15 @@ class AnalysisH5Reader:
         self.provenance = json.loads(scalar_str(f, "provenance") or "{}")
 
     def __len__(self) -> int:
-        """Frames ``iter_frames()`` yields: those processed (every frame of a file posestream did not write)."""
+        """Frames ``iter_frames()`` yields: those processed (every frame of a file posestream did not
+        write)."""
         if "frame_status" not in self._file:
             return self.n_frames
         return int(np.count_nonzero(self._file["frame_status"][:] != FRAME_NOT_PROCESSED))
 
     def frame_status(self) -> np.ndarray:
-        """(n_frames,) uint8: each frame's status (FRAME_DONE for every frame of a file posestream did not write)."""
+        """(n_frames,) uint8: each frame's status (FRAME_DONE for every frame of a file posestream did not
+        write)."""
         f = self._file
         return f["frame_status"][:] if "frame_status" in f else np.full(self.n_frames, FRAME_DONE, np.uint8)
 
@@ -115,7 +119,9 @@ class AnalysisH5Reader:
         f = self._file
         arrays = {name: frame_first(f[name], name, self._dims[name], start, stop) for name in DIMS}
         arrays["frame_status"] = (
-            f["frame_status"][start:stop] if "frame_status" in f else np.full(stop - start, FRAME_DONE, np.uint8)
+            f["frame_status"][start:stop]
+            if "frame_status" in f
+            else np.full(stop - start, FRAME_DONE, np.uint8)
         )
         return arrays
 
@@ -150,7 +156,9 @@ def slot_track_ids(track_names: list[str], n_tracks: int, tracked: bool = True) 
     return ids
 
 
-def _frame_at(arrays: dict[str, np.ndarray], row: int, frame_idx: int, slot_ids: np.ndarray) -> FramePredictions:
+def _frame_at(
+    arrays: dict[str, np.ndarray], row: int, frame_idx: int, slot_ids: np.ndarray
+) -> FramePredictions:
     """FramePredictions of row ``row`` of frame-first arrays (frame ``frame_idx``)."""
     slots = np.flatnonzero(arrays["track_occupancy"][row])
     return FramePredictions(
@@ -182,7 +190,11 @@ def read_analysis_h5(path: str | os.PathLike) -> AnalysisData:
     """Load an analysis HDF5 file (ours or SLEAP's) into frame-first arrays."""
     with AnalysisH5Reader(path) as reader:
         return AnalysisData(
-            **reader.read(), track_names=reader.track_names, skeleton=reader.skeleton,
-            video_path=reader.video_path, labels_path=reader.labels_path, provenance=reader.provenance,
+            **reader.read(),
+            track_names=reader.track_names,
+            skeleton=reader.skeleton,
+            video_path=reader.video_path,
+            labels_path=reader.labels_path,
+            provenance=reader.provenance,
             tracked=reader.tracked,
-        )  # fmt: skip
+        )

@@ -1,4 +1,5 @@
-"""The streaming writer of SLEAP analysis HDF5 files (layout: ``layout.py``), crash-safe: SWMR, flushed per block,
+"""The streaming writer of SLEAP analysis HDF5 files (layout: ``layout.py``), crash-safe: SWMR, flushed per
+block,
 each block's bytes reserved on disk before it is written."""
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from posestream.engine.types import FrameBlock, FramePredictions, Skeleton
 from posestream.live.protocol import LIVE_STAGES
 
 RESERVE_BYTES = 4 << 20  # free space kept beyond a block's own size: HDF5's chunk rewrites and metadata
-NOTHING_MORE = ("nothing more was written: the frames flushed before are in the file; make room, then run again "
-                "(posestream batch resumes where it stopped)")  # fmt: skip
+NOTHING_MORE = (
+    "nothing more was written: the frames flushed before are in the file; make room, then run again "
+    "(posestream batch resumes where it stopped)"
+)
 
 
 class AnalysisH5Writer:
@@ -53,7 +56,8 @@ class AnalysisH5Writer:
         video_path: str = "",
         labels_path: str = "",
         provenance: dict[str, Any] | None = None,
-        flush_every: int = 1024,  # = chunk_frames: each chunk is compressed once (17 -> 6 us a frame, measured)
+        # = chunk_frames: each chunk is compressed once (17 -> 6 us a frame, measured)
+        flush_every: int = 1024,
         flush_seconds: float = 5.0,
         chunk_frames: int = 1024,
         tracked: bool = False,
@@ -75,7 +79,9 @@ class AnalysisH5Writer:
         self._last_flush = time.monotonic()
         self.frames_written = 0
         self._failed = False  # a write failed: the file is closed without writing more
-        check_free_space(self.path, RESERVE_BYTES, "the new file", "no file was made; free space or write elsewhere")
+        check_free_space(
+            self.path, RESERVE_BYTES, "the new file", "no file was made; free space or write elsewhere"
+        )
         try:
             self._file = h5py.File(self.path, "w", libver=LIBVER)
         except OSError as exc:
@@ -100,16 +106,33 @@ class AnalysisH5Writer:
         }
         for name, (shape, dtype, fill, chunks) in arrays.items():
             ds = f.create_dataset(
-                name, shape=shape, maxshape=tuple(None if d == 0 else d for d in shape),
-                dtype=dtype, fillvalue=fill, chunks=chunks, compression="gzip", compression_opts=4,
-            )  # fmt: skip
+                name,
+                shape=shape,
+                maxshape=tuple(None if d == 0 else d for d in shape),
+                dtype=dtype,
+                fillvalue=fill,
+                chunks=chunks,
+                compression="gzip",
+                compression_opts=4,
+            )
             ds.attrs["dims"] = json.dumps(DIMS[name])
         f.create_dataset("frame_status", shape=(0,), maxshape=(None,), dtype=np.uint8, chunks=(chunk_frames,))
         if self.live:
-            f.create_dataset("camera_counter", shape=(0,), maxshape=(None,), dtype=np.int64, fillvalue=-1,
-                             chunks=(chunk_frames,))  # fmt: skip
-            times = f.create_dataset("frame_times", shape=(0, len(LIVE_STAGES)), maxshape=(None, len(LIVE_STAGES)),
-                                     dtype=np.int64, chunks=(chunk_frames, len(LIVE_STAGES)))  # fmt: skip
+            f.create_dataset(
+                "camera_counter",
+                shape=(0,),
+                maxshape=(None,),
+                dtype=np.int64,
+                fillvalue=-1,
+                chunks=(chunk_frames,),
+            )
+            times = f.create_dataset(
+                "frame_times",
+                shape=(0, len(LIVE_STAGES)),
+                maxshape=(None, len(LIVE_STAGES)),
+                dtype=np.int64,
+                chunks=(chunk_frames, len(LIVE_STAGES)),
+            )
             times.attrs["stages"] = json.dumps(LIVE_STAGES)
         f.create_dataset("track_names", shape=(0,), maxshape=(None,), dtype=NAME_DTYPE, chunks=(256,))
         f.create_dataset("node_names", data=encode(self.skeleton.nodes))
@@ -144,11 +167,15 @@ class AnalysisH5Writer:
 
     def _check_order(self, first: int, last: int, n_nodes: int) -> None:
         if first <= self._last_frame:
-            raise ValueError(f"{self.path}: frames must arrive in increasing order; got frame {first} after "
-                             f"{self._last_frame}")  # fmt: skip
+            raise ValueError(
+                f"{self.path}: frames must arrive in increasing order; got frame {first} after "
+                f"{self._last_frame}"
+            )
         if n_nodes != self.skeleton.n_nodes:
-            raise ValueError(f"{self.path}: frame {first} has {n_nodes} nodes per instance, the skeleton has "
-                             f"{self.skeleton.n_nodes}")  # fmt: skip
+            raise ValueError(
+                f"{self.path}: frame {first} has {n_nodes} nodes per instance, the skeleton has "
+                f"{self.skeleton.n_nodes}"
+            )
         self._last_frame = last
 
     def flush(self) -> None:
@@ -166,8 +193,9 @@ class AnalysisH5Writer:
             except (OSError, RuntimeError) as exc:  # h5py raises either for a failed write
                 self._failed = True
                 error = DiskFullError if "No space left" in str(exc) else OutputFileError
-                raise error(f"{self.path}: writing {frames} failed ({exc}); the frames before them are in the "
-                            "file") from exc  # fmt: skip
+                raise error(
+                    f"{self.path}: writing {frames} failed ({exc}); the frames before them are in the file"
+                ) from exc
         self._last_flush = time.monotonic()
 
     def _block_bytes(self, n_frames: int) -> int:
@@ -188,8 +216,12 @@ class AnalysisH5Writer:
         tracking_scores = np.full((n_tracks, width), np.nan, np.float32)
         occupancy = np.zeros((width, n_tracks), np.uint8)
         status = np.full(width, FRAME_NOT_PROCESSED, np.uint8)
-        dropped = np.array([info is not None for info in block.live], bool) if block.live is not None else False
-        status[block.frame_idx - first] = np.where(~block.missing, FRAME_DONE, np.where(dropped, FRAME_DROPPED, FRAME_MISSING))
+        dropped = (
+            np.array([info is not None for info in block.live], bool) if block.live is not None else False
+        )
+        status[block.frame_idx - first] = np.where(
+            ~block.missing, FRAME_DONE, np.where(dropped, FRAME_DROPPED, FRAME_MISSING)
+        )
         if len(slot):
             col = np.repeat(block.frame_idx - first, block.counts)
             tracks[slot, :, :, col] = block.points.transpose(0, 2, 1)
@@ -253,7 +285,8 @@ class AnalysisH5Writer:
                 self._file.close()
             except (OSError, RuntimeError):
                 if not self._failed:
-                    raise  # after a failed write, HDF5 may not close cleanly; the first error is the one to report
+                    # after a failed write, HDF5 may not close cleanly; the first error is the one to report
+                    raise
             release(self.path)
 
     def __enter__(self) -> AnalysisH5Writer:
