@@ -59,10 +59,11 @@ SETUPS = {
         ["centroid", "centered_instance"],
     ),
 }
+# fly networks, same shapes
 ACCURACY = {
     "bottom-up": ["bottomup"],
     "top-down": ["centroid", "centered_instance"],
-}  # fly networks, same shapes
+}
 ACCURACY_MINUTES = {"bottomup": 58.0}
 """Training minutes in all a fly network gets before its accuracy is scored: same_size.py's 10 minutes leave
 the

@@ -122,9 +122,8 @@ class Batch:
     seq: int
     indices: list[int]
     slots: list[int]
-    frames: (
-        np.ndarray | None
-    )  # (batch_size, H, W, C) pool buffer, rows [0, n_decoded) valid; None once returned
+    # (batch_size, H, W, C) pool buffer, rows [0, n_decoded) valid; None once returned
+    frames: np.ndarray | None
     n_decoded: int
     infos: list = field(default_factory=list)  # live sources: each frame's LiveInfo (else None)
     infer_ns: tuple[int, int] = (0, 0)  # when the model started and finished the batch (monotonic ns)

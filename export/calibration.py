@@ -41,9 +41,8 @@ def inputs_from_labels(
         anchors = []
         for i in indices:
             found = instance_anchors(labels.frames[i].points, anchor)
-            anchors.append(
-                found[np.isfinite(found).all(axis=1)][:1]
-            )  # one animal per frame: spread over frames
+            # one animal per frame: spread over frames
+            anchors.append(found[np.isfinite(found).all(axis=1)][:1])
         frames = np.stack([labels.image(i) for i in indices])
         return crops_around(frames, anchors, shape[:2], metadata.crop_convention)[0]
     images = [labels.image(i) for i in indices if labels.image(i).shape == shape]

@@ -33,12 +33,13 @@ from posestream.live.protocol import CHANNELS, FrameHeader, PixelFormat, end_par
 from posestream.live.security import Curve, bound_socket, read_subscriptions
 
 DEFAULT_HWM = 4  # frames queued per subscriber before the newest are dropped
+# seconds before each sending of the end messages (the engine keeps the last)
 END_DELAYS = (
     0.0,
     0.02,
     0.1,
     0.3,
-)  # seconds before each sending of the end messages (the engine keeps the last)
+)
 
 log = logging.getLogger("posestream.live")
 

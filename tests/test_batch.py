@@ -173,9 +173,8 @@ def test_ctrl_c_stops_the_run_and_the_same_command_finishes_it(archive, tmp_path
         "--quiet",
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_flushed_frames(
-        tmp_path / "out" / "long.mp4.predictions.partial.h5", process
-    )  # 5 s of 900 frames
+    # 5 s of 900 frames
+    wait_for_flushed_frames(tmp_path / "out" / "long.mp4.predictions.partial.h5", process)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
@@ -242,9 +241,8 @@ def test_a_part_done_before_is_not_run_again(long_video, tmp_path):
     (unit,), _ = plan()
     assert len(unit.parts) >= 3 and unit.todo == tuple(range(len(unit.parts)))
     engine = LocalEngine(["demo"], TRACK, workers=1, threads=1, decode_threads=1)
-    assert [r.status for r in engine.results([(unit, 1)]) if r is not None] == [
-        "done"
-    ]  # part 1 only, then stopped
+    # part 1 only, then stopped
+    assert [r.status for r in engine.results([(unit, 1)]) if r is not None] == ["done"]
     (unit,), _ = plan()
     assert 1 not in unit.todo and 0 in unit.todo
     summary = run_batch([str(video.parent)], ["demo"], out, options(split_frames=60))

@@ -83,11 +83,12 @@ def test_a_worker_killed_mid_unit_is_restarted_and_its_unit_redone(local_ray, vi
     finally:
         engine.close()
     assert killed.is_set(), "the worker was not killed mid-unit"
+    # each once: none lost or doubled
     assert sorted(r.unit for r in results) == [
         "v0.mp4",
         "v1.mp4",
         "v2.mp4",
-    ]  # each once: none lost or doubled
+    ]
     assert all(r.status == "done" for r in results)
     for name, ref in reference.items():
         assert_same(out / (name + ".predictions.h5"), ref)

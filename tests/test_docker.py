@@ -49,9 +49,8 @@ def test_dockerfile_structure(name):
     assert any(op == "HEALTHCHECK" and "healthcheck.py" in args for op, args in steps)
     assert any(op == "ENTRYPOINT" and "posestream" in args for op, args in steps)
     installs = " ".join(args for op, args in steps if op == "RUN" and "pip install" in args)
-    assert (
-        "-c docker/constraints.txt" in installs and "ray" in installs
-    )  # pinned versions; Ray in every image
+    # pinned versions; Ray in every image
+    assert "-c docker/constraints.txt" in installs and "ray" in installs
     if name != "cpu":
         env = " ".join(args for op, args in steps if op == "ENV")
         assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility,video" in env  # video: NVDEC decoding

@@ -294,6 +294,5 @@ def test_tensorrt_engine_matches_onnxruntime(runs, frames, tmp_path):
     again = export_run(
         runs["centroid"], tmp_path / "m2", ExportOptions(formats=("onnx", "tensorrt"), max_batch=8)
     )
-    assert (
-        again.file("tensorrt").read_bytes() == model_dir.file("tensorrt").read_bytes()
-    )  # from the engine cache
+    # from the engine cache
+    assert again.file("tensorrt").read_bytes() == model_dir.file("tensorrt").read_bytes()

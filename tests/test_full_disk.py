@@ -211,9 +211,8 @@ def test_track_under_a_file_size_limit_is_one_line_and_exit_2(tmp_path):
     )
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "the file size limit is reached" in result.stderr
-    assert (
-        read_analysis_h5(out).n_frames == 0
-    )  # closed and readable, nothing marked done that was not written
+    # closed and readable, nothing marked done that was not written
+    assert read_analysis_h5(out).n_frames == 0
 
 
 def test_slp_output_on_a_full_disk_never_leaves_a_file_at_the_final_name(tmp_path):

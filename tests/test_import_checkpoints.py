@@ -88,9 +88,8 @@ def test_sleap_nn_bottomup_finds_the_labelled_animals(sleap_file):
             0
         ].numpy()  # (2, 192, 192)
     for node in range(2):
-        peaks = (
-            np.argwhere((maps[node] == maximum_filter(maps[node], 3)) & (maps[node] > 0.2))[:, ::-1] * 2.0
-        )  # (x, y)
+        # (x, y)
+        peaks = np.argwhere((maps[node] == maximum_filter(maps[node], 3)) & (maps[node] > 0.2))[:, ::-1] * 2.0
         for instance in frame.instances:
             truth = instance.numpy()[node]
             assert np.min(np.linalg.norm(peaks - truth, axis=1)) < 3.0, (node, truth, peaks)

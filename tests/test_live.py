@@ -358,9 +358,8 @@ def test_sigint_stops_cleanly_and_leaves_a_readable_recording(clip, tmp_path):
     try:
         sent = run("camera-sim", clip, "--address", cam, "--rate", 60, "--wait", 60, "--lossless")
         assert "60 frames" in sent.stdout
-        live.send_signal(
-            signal.SIGINT
-        )  # lossless: the engine still serves every frame up to the camera's end
+        # lossless: the engine still serves every frame up to the camera's end
+        live.send_signal(signal.SIGINT)
         stdout, stderr = live.communicate(timeout=30)
     finally:
         live.kill()

@@ -98,22 +98,21 @@ def test_group_by_class_shares_each_nodes_peaks_among_the_classes():
 
     points = np.array([[[10, 10], [50, 50]], [[12, 12], [np.nan, np.nan]]], np.float32)  # (C=2, K=2, 2)
     scores = np.array([[0.9, 0.8], [0.7, np.nan]], np.float32)
+    # (n_classes=2, C, K)
     classes = np.array(
         [
             [[0.6, 0.9], [0.2, 0.0]],  # class 0 at node 0's peaks, node 1's peaks
             [[0.5, 0.1], [0.8, 0.0]],
         ],
         np.float32,
-    )  # (n_classes=2, C, K)
+    )
     found = group_by_class(points, scores, classes)
     assert found.identities.tolist() == [0, 1]
-    np.testing.assert_array_equal(
-        found.points[0, 0], [50, 50]
-    )  # class 0 takes peak 1 of node 0 (0.9 + 0.5 > 0.6 + 0.1)
+    # class 0 takes peak 1 of node 0 (0.9 + 0.5 > 0.6 + 0.1)
+    np.testing.assert_array_equal(found.points[0, 0], [50, 50])
     np.testing.assert_array_equal(found.points[1, 0], [10, 10])
     assert np.isnan(found.points[0, 1]).all() and (found.points[1, 1] == [12, 12]).all()
     np.testing.assert_allclose(found.identity_scores, [0.9, (0.5 + 0.8) / 2])
-    alone = group_by_class(
-        points[:1, :1], scores[:1, :1], classes[:, :1, :1]
-    )  # one node, one peak: one class gets it
+    # one node, one peak: one class gets it
+    alone = group_by_class(points[:1, :1], scores[:1, :1], classes[:, :1, :1])
     assert alone.identities.tolist() == [0] and (alone.points[0, 0] == [10, 10]).all()

@@ -270,9 +270,8 @@ def test_ctrl_c_leaves_a_readable_file_of_the_frames_done(models, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    flushed = wait_for_flushed_frames(
-        out, process
-    )  # a first block (1,024 frames or 5 s): thousands still to go
+    # a first block (1,024 frames or 5 s): thousands still to go
+    flushed = wait_for_flushed_frames(out, process)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
@@ -319,9 +318,8 @@ def test_rgb_video_and_channel_mismatch(tiny_runs, tmp_path):
         pytest.raises(ConfigError, match=r"channels=1\) to convert its colour"),
     ):
         Pipeline(source, Predictor([gray_model]))
-    result = run_track(
-        "-i", rgb.video, "-m", gray_model, "-o", tmp_path / "gray.h5", "--quiet"
-    )  # refused, before
+    # refused, before
+    result = run_track("-i", rgb.video, "-m", gray_model, "-o", tmp_path / "gray.h5", "--quiet")
     assert result.returncode == 0 and "colour: RGB frames converted to gray" in result.stdout, result.stderr
     assert read_analysis_h5(tmp_path / "gray.h5").n_frames == 6
 
@@ -352,10 +350,11 @@ def test_bench_measures_every_stage(models, video, tmp_path):
     for key in ("decode_fps", "model_fps", "postprocess_fps", "end_to_end_fps", "peak_rss_mb"):
         assert data[key] > 0, key
     assert data["frames"] == 40 and "end-to-end" in result.stdout
+    # the video in two chunks, each with its own ratio
     assert [r["frames"] for r in data["rounds"]] == [
         20,
         20,
-    ]  # the video in two chunks, each with its own ratio
+    ]
     assert all(r["end_to_end_over_model"] > 0 for r in data["rounds"])
 
 

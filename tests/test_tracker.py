@@ -12,9 +12,8 @@ from posestream.engine.tracking.matching import greedy, hungarian, match
 from posestream.engine.types import FramePredictions
 
 FPS = 30.0
-BODY = np.array(
-    [[0, 0], [10, 0], [20, 0], [30, 0], [40, 0], [20, 6], [20, -6]], float
-)  # (7, 2) a 40 px animal
+# (7, 2) a 40 px animal
+BODY = np.array([[0, 0], [10, 0], [20, 0], [30, 0], [40, 0], [20, 6], [20, -6]], float)
 
 
 def frame(idx: int, centers, scores=None, rng=None, jitter: float = 0.0) -> FramePredictions:
@@ -105,9 +104,8 @@ def test_max_tracks_reuses_identities(kalman):
     ):  # the newcomer: untracked while the identity it takes is lost for less than max_age
         newcomer = [row[1] for row in ids[start : start + 40]]
         assert newcomer[:15] == [-1] * 15 and set(newcomer[16:]) == {ids[start - 1][0]}
-        assert all(
-            row[0] == ids[start - 1][1] for row in ids[start : start + 40]
-        )  # the one that stayed keeps its own
+        # the one that stayed keeps its own
+        assert all(row[0] == ids[start - 1][1] for row in ids[start : start + 40])
     free = track(frames, max_age=0.5)
     assert len({t for row in free for t in row}) > 2  # without the limit, new animals get new identities
 
@@ -119,12 +117,10 @@ def test_the_gate_refuses_a_jump_across_the_arena():
 
 
 def test_low_score_instances_never_start_tracks_but_continue_them():
-    frames = [
-        frame(0, [[100.0, 100.0], [300.0, 100.0]], scores=[0.9, 0.2])
-    ]  # the second: low score, no track
-    frames += [
-        frame(1, [[101.0, 100.0], [301.0, 100.0]], scores=[0.2, 0.2])
-    ]  # the first continues at low score
+    # the second: low score, no track
+    frames = [frame(0, [[100.0, 100.0], [300.0, 100.0]], scores=[0.9, 0.2])]
+    # the first continues at low score
+    frames += [frame(1, [[101.0, 100.0], [301.0, 100.0]], scores=[0.2, 0.2])]
     tracker = Tracker(TrackerConfig(high_score=0.5), fps=FPS)
     first, second = (tracker.update(f) for f in frames)
     assert first.track_ids.tolist() == [0, -1] and np.isnan(first.tracking_scores[1])

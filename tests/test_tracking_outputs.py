@@ -116,9 +116,8 @@ def test_evaluate_reports_tracking_metrics(tracked, clip, tmp_path):
     assert {"id_switches", "idf1", "mota", "motp", "hota"} <= metrics.keys()
     assert metrics["id_switches"] == 0 and metrics["idf1"] > 0.9 and "IDF1" in result.stdout
     from_slp = run("evaluate", tracked / "tracked.slp", "--labels", clip.slp, "--json", tmp_path / "s.json")
-    assert from_slp.returncode == 0, (
-        from_slp.stderr
-    )  # SLEAP labels with tracks as ground truth, .slp predictions
+    # SLEAP labels with tracks as ground truth, .slp predictions
+    assert from_slp.returncode == 0, from_slp.stderr
     assert json.loads((tmp_path / "s.json").read_text())["idf1"] == pytest.approx(metrics["idf1"], abs=1e-6)
     untracked = run("evaluate", tracked / "plain.h5", "--labels", clip.slp, "--json", tmp_path / "u.json")
     assert untracked.returncode == 0, untracked.stderr

@@ -201,9 +201,8 @@ def print_comparison(reports: dict[str, Report], title: str) -> None:
     for name in reports:
         table.add_column(name, justify="right")
     columns = [dict(report_rows(r)) for r in reports.values()]
-    metrics = list(
-        dict.fromkeys(m for c in columns for m in c)
-    )  # tracking rows only where some report has them
+    # tracking rows only where some report has them
+    metrics = list(dict.fromkeys(m for c in columns for m in c))
     for metric in metrics:
         table.add_row(metric, *(c.get(metric, "-") for c in columns))
     Console().print(table)

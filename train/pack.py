@@ -18,11 +18,12 @@ from posestream.engine.extras import require
 from posestream.engine.progress import progress_bar
 from posestream.train.labels import resolve_video_paths
 
+# sleap-io's names: labelled frames, + suggested, every frame
 EMBED_CHOICES = (
     "user",
     "user+suggestions",
     "all",
-)  # sleap-io's names: labelled frames, + suggested, every frame
+)
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,8 @@ class LocalEngine:
         self.model_dirs, self.options, self.workers = model_dirs, options, workers
         self.threads, self.decode_threads = threads, decode_threads
         self._todo: queue.SimpleQueue[tuple[Unit, int | None]] = queue.SimpleQueue()
-        self._done: queue.SimpleQueue = (
-            queue.SimpleQueue()
-        )  # UnitResult, an exception, or None when a thread ends
+        # UnitResult, an exception, or None when a thread ends
+        self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()  # stop the units running now
         self._drain = threading.Event()  # hand out no more units
         self._workers: list[UnitWorker] = []

@@ -97,9 +97,8 @@ def same_instances(a: FramePredictions, b: FramePredictions) -> list[tuple[int, 
     """Pairs (i, j): instance i of ``a`` and j of ``b`` are the same detection (their poses agree)."""
     if not a.n_instances or not b.n_instances:
         return []
-    per_node = np.linalg.norm(
-        a.points[:, None] - b.points[None], axis=-1
-    )  # (Na, Nb, nodes), NaN: a node missing
+    # (Na, Nb, nodes), NaN: a node missing
+    per_node = np.linalg.norm(a.points[:, None] - b.points[None], axis=-1)
     found = (~np.isnan(per_node)).sum(axis=-1)
     distance = np.where(found > 0, np.nansum(per_node, axis=-1) / np.maximum(found, 1), np.inf)  # (Na, Nb)
     rows, cols = best_assignment(-np.minimum(distance, 1e9))  # the least total distance

@@ -81,9 +81,8 @@ class BenchResult:
     rounds: list[BenchRound]
     threads: str  # the thread budget the run had (engine/threads.py)
     kernels: str  # how the compiled kernels were built (engine/kernels)
-    stage_us_per_frame: dict[
-        str, float
-    ]  # each stage's busy time end-to-end, per frame (postprocess: its workers summed)
+    # each stage's busy time end-to-end, per frame (postprocess: its workers summed)
+    stage_us_per_frame: dict[str, float]
     end_to_end_tracked_fps: float | None = None  # with the tracker, over the same chunks (None: not asked)
     tracking_ms_per_frame: float | None = None  # the tracker's own time in the tracked runs
     load_warning: str = ""  # other work loaded the machine during the run (engine/threads.py), in words
@@ -102,10 +101,11 @@ class BenchResult:
     def over_bound_by_round(self) -> float:
         """The median over rounds of each chunk's end-to-end over the shared-CPU bound with the model-only
         figure measured around that chunk: the machine's drift between the two measurements cancels."""
+        # e2e_k / bound_k, with 1 / model_k = over_model_k / e2e_k
         ratios = [
             r.end_to_end_fps * (1 / self.decode_fps + 1 / self.postprocess_fps) + r.end_to_end_over_model
             for r in self.rounds
-        ]  # e2e_k / bound_k, with 1 / model_k = over_model_k / e2e_k
+        ]
         return float(np.median(ratios))
 
 
@@ -153,9 +153,8 @@ def _measure(
         selection = resolve_frames(frames, source.metadata.n_frames, source.metadata.path)
         decode_fps = _decode_only(source, selection)
         warm_up = _preload(source, min(batch_size, len(selection)), selection)
-    predictor.postprocess(
-        predictor.infer(warm_up)
-    )  # first-run allocations and the kernels' first calls, outside the timing
+    # first-run allocations and the kernels' first calls, outside the timing
+    predictor.postprocess(predictor.infer(warm_up))
     e2e: list[tuple[int, float]] = []  # (frames, seconds) per chunk
     tracked: list[tuple[int, float]] = []  # (frames, seconds) per chunk, with the tracker
     tracker_seconds = 0.0

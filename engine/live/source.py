@@ -110,12 +110,10 @@ class CameraSource(FrameSource):
             "cameras " + ", ".join(config.addresses), width, height, channels, 0.0, 0
         )
         self.malformed: collections.Counter[str] = collections.Counter()
-        self.evicted: collections.Counter[int] = (
-            collections.Counter()
-        )  # per camera: dropped from the waiting queue
-        self.arrived: collections.Counter[int] = (
-            collections.Counter()
-        )  # per camera: frames taken off the socket
+        # per camera: dropped from the waiting queue
+        self.evicted: collections.Counter[int] = collections.Counter()
+        # per camera: frames taken off the socket
+        self.arrived: collections.Counter[int] = collections.Counter()
         self.silent: set[int] = set()
         self.ended: dict[int, int] = {}  # camera -> the last counter it says it sent (its end message)
         self.session_start: dict[int, int] = {}  # camera -> first counter received since it (re)started

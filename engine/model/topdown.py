@@ -45,9 +45,10 @@ def resampled_crops(
 ) -> np.ndarray:
     """SLEAP 1.x's crops (M, h, w, C) uint8: bilinear samples at top_left + (col, row), zero outside the
     frame, truncated to uint8."""
+    # on first use: scipy's import costs memory most runs never need
     from scipy.ndimage import (
         map_coordinates,
-    )  # on first use: scipy's import costs memory most runs never need
+    )
 
     height, width = crop_size
     rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)

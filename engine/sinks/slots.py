@@ -29,9 +29,8 @@ class TrackSlots:
         self._untracked_slots: list[
             int
         ] = []  # tracked layout: slot of the k-th untracked instance of a frame
-        self._slot_of_track = {
-            i: self._new_slot(name) for i, name in enumerate(track_names)
-        }  # identity -> slot
+        # identity -> slot
+        self._slot_of_track = {i: self._new_slot(name) for i, name in enumerate(track_names)}
 
     def assign(self, block: FrameBlock) -> np.ndarray:
         """Track slot of each instance of the block in this layout, adding slots as needed.  # (M,)"""
@@ -39,9 +38,8 @@ class TrackSlots:
         tracked = ids != UNTRACKED
         check_unique_ids(block, frame_of, tracked)
         if not self.tracked:
-            slots = (
-                np.arange(len(ids), dtype=np.int64) - block.starts[frame_of]
-            )  # the usual case: slots in order
+            # the usual case: slots in order
+            slots = np.arange(len(ids), dtype=np.int64) - block.starts[frame_of]
             for f in np.unique(frame_of[tracked]):  # frames where some instances have a track id
                 rows = block.rows(f)
                 slots[rows] = fill_free_slots(ids[rows])

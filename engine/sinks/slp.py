@@ -41,9 +41,8 @@ class SlpWriter:
         self.sio = require("sleap_io", extra="slp", feature="writing .slp files")
         self.path, self.skeleton, self.video_path, self.user = os.fspath(path), skeleton, video_path, user
         self.provenance = provenance or {}
-        self.track_names = list(
-            track_names
-        )  # name of identity i (an identity model's classes); else track_<i>
+        # name of identity i (an identity model's classes); else track_<i>
+        self.track_names = list(track_names)
         self._blocks: list[FrameBlock] = []
         check_room(self.path, MIN_BYTES, "the labels file", "nothing was run; make room or write elsewhere")
 

@@ -135,9 +135,8 @@ class VideoFileReader(FrameSource):
             raise ValueError(f"threads must be >= 0 (0 = let FFmpeg choose), got {threads}")
         self.threads = threads
         _check_file(self.path)
-        self._pts, self._key_pts, declared = (
-            self._index_timestamps()
-        )  # (n_readable,) int64, presentation order
+        # (n_readable,) int64, presentation order
+        self._pts, self._key_pts, declared = self._index_timestamps()
         self._n_frames = max(len(self._pts), declared)
         self._decoded: Iterator[tuple[int, av.VideoFrame]] | None = None
         self._pending: tuple[int, av.VideoFrame] | None = None

@@ -85,9 +85,8 @@ class _Animal:
     def __init__(self, rng: np.random.Generator, config: SynthConfig):
         size = config.body_length
         self.heading = rng.uniform(-np.pi, np.pi)
-        tail = (
-            -SPINE_ARC[-1] * size * np.array([np.cos(self.heading), np.sin(self.heading)])
-        )  # tail tip - nose
+        # tail tip - nose
+        tail = -SPINE_ARC[-1] * size * np.array([np.cos(self.heading), np.sin(self.heading)])
         low = MARGIN * size - np.minimum(tail, 0.0)  # nose and tail tip both MARGIN inside the frame
         high = np.maximum(
             np.array([config.width, config.height]) - MARGIN * size - np.maximum(tail, 0.0), low + 1

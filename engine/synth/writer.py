@@ -175,9 +175,8 @@ def yuv420p_frame(image: np.ndarray) -> av.VideoFrame:
         planes = [luma, np.full((height // 2, width // 2), 128.0, np.float32)]
         planes.append(planes[1])
     else:
-        ycc = image.astype(np.float32) @ _RGB_TO_YCBCR.T + np.array(
-            [16.0, 128.0, 128.0], np.float32
-        )  # (H, W, 3)
+        # (H, W, 3)
+        ycc = image.astype(np.float32) @ _RGB_TO_YCBCR.T + np.array([16.0, 128.0, 128.0], np.float32)
         chroma = (ycc[0::2, 0::2, 1:] + ycc[1::2, 0::2, 1:] + ycc[0::2, 1::2, 1:] + ycc[1::2, 1::2, 1:]) / 4
         planes = [ycc[..., 0], chroma[..., 0], chroma[..., 1]]  # chroma: (H/2, W/2) means of 2x2 blocks
     stacked = np.concatenate([p.reshape(-1) for p in planes]).reshape(height * 3 // 2, width)

@@ -35,9 +35,8 @@ def similarity_matrix(
 def scale_of(poses: np.ndarray, min_scale: float) -> np.ndarray:
     """Square root of each pose's bounding-box area, at least ``min_scale``.  (T, N, 2) -> (T,)"""
     with np.errstate(invalid="ignore"):
-        extent = np.fmax.reduce(poses, axis=1) - np.fmin.reduce(
-            poses, axis=1
-        )  # (T, 2); NaN for a pose with no node
+        # (T, 2); NaN for a pose with no node
+        extent = np.fmax.reduce(poses, axis=1) - np.fmin.reduce(poses, axis=1)
     return np.fmax(np.sqrt(extent[:, 0] * extent[:, 1]), min_scale)
 
 

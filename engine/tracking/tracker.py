@@ -241,10 +241,11 @@ class Tracker:
         if self.config.max_tracks is None or not extra or not spare:
             return []
         here = centroids(points[extra])[:, None]  # (E, 1, 2)
+        # (E, S)
         distance = np.minimum(
             np.linalg.norm(here - centroids(predicted[spare])[None], axis=-1),
             np.linalg.norm(here - centroids(self._poses[spare])[None], axis=-1),
-        )  # (E, S)
+        )
         closeness = 1.0 / (1.0 + np.nan_to_num(distance, nan=np.inf))
         return [(extra[r], spare[c]) for r, c in match(closeness, 0.0, "hungarian")]
 
@@ -263,9 +264,8 @@ class Tracker:
     def _observe(self, rows: np.ndarray, points: np.ndarray, now: float) -> None:
         """Tracks ``rows`` (K,) seen again as ``points`` (K, N, 2): update template, scale, motion, time."""
         shift, scales, seen = templates.observe(self._poses, rows, points, self.config.min_scale)
-        self._motion.observe(
-            rows, shift, now - self._seen[rows], scales, seen
-        )  # a fragment says little of motion
+        # a fragment says little of motion
+        self._motion.observe(rows, shift, now - self._seen[rows], scales, seen)
         self._scales[rows], self._seen[rows] = scales, now
 
     def _restart(self, rows: np.ndarray, points: np.ndarray, now: float) -> None:
