@@ -130,8 +130,8 @@ def evaluate(predictions: Path, truth: Path) -> dict:
 
 def ours(detections: Path, out: Path, *options) -> tuple[dict, float]:
     """(metrics, ms per frame of the tracking call) of `posestream retrack`."""
+    from posestream.engine.commands.retrack import retrack
     from posestream.engine.tracking import TrackerConfig
-    from posestream.engine.tracking.retrack import retrack
 
     config = TrackerConfig(**dict(zip(options[::2], options[1::2])))
     summary = retrack(detections, out, config, progress=False)

@@ -143,7 +143,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def run_retrack(args: argparse.Namespace) -> int:
     from posestream.core.errors import ConfigError
-    from posestream.engine.tracking.retrack import format_summary, retrack
+    from posestream.engine.commands.retrack import format_summary, retrack
 
     if args.fps is not None and not args.fps > 0:
         raise ConfigError(f"--fps must be > 0, got {args.fps}")

@@ -60,7 +60,7 @@ from posestream.engine.model.warmup import warm_up
 from posestream.engine.queues import END, StageQueue, Stopped, StopSignal
 from posestream.engine.sinks.base import Sink
 from posestream.engine.sources.base import FLUSH, IDLE, FrameSource, resolve_frames
-from posestream.engine.tracking import Tracker
+from posestream.engine.tracking import Tracker, TrackerConfig
 from posestream.engine.types import UNTRACKED, FrameBlock, FramePredictions, ModelMetadata
 
 
@@ -463,6 +463,14 @@ class Pipeline:
         )
         exc.__cause__ = cause
         return exc
+
+
+def assemble(
+    source: FrameSource, predictor: Predictor, config: PipelineConfig, tracking: TrackerConfig | None
+) -> Pipeline:
+    """The one assembly of a run (track, batch's units, bench's rounds, live): the pipeline, with the
+    source's own tracker stage when ``tracking`` is given (a video's frame rate; a tracker per camera)."""
+    return Pipeline(source, predictor, config, source.tracker(tracking) if tracking is not None else None)
 
 
 def _frame_block(batch: Batch, found: InstanceBatch | None, n_nodes: int) -> FrameBlock:

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from posestream.engine.commands.retrack import retrack
 from posestream.engine.commands.track import TrackOptions, track
 from posestream.engine.sinks import AnalysisH5Writer, read_analysis_h5
 from posestream.engine.synth import SYNTH_SKELETON, SynthConfig, write_synthetic_video
 from posestream.engine.tracking import TrackerConfig
-from posestream.engine.tracking.retrack import retrack
 from posestream.engine.types import FramePredictions
 
 sio = pytest.importorskip("sleap_io")

@@ -38,10 +38,10 @@ import numpy as np
 
 from posestream.core.errors import ConfigError, VideoDecodeError
 from posestream.engine import kernels
-from posestream.engine.commands.track import assemble, open_video
+from posestream.engine.commands.track import open_video
 from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.model.predictor import Predictor
-from posestream.engine.pipeline import PipelineConfig, RunSummary, default_batch_size
+from posestream.engine.pipeline import PipelineConfig, RunSummary, assemble, default_batch_size
 from posestream.engine.sinks.analysis_h5 import AnalysisH5Writer
 from posestream.engine.sources import open_source
 from posestream.engine.sources.base import resolve_frames

@@ -16,10 +16,10 @@ from posestream.core.errors import ConfigError
 from posestream.engine.interrupts import StopRequests
 from posestream.engine.model.backends import BACKENDS
 from posestream.engine.model.predictor import Predictor
-from posestream.engine.pipeline import Pipeline, PipelineConfig, RunSummary, default_batch_size
+from posestream.engine.pipeline import PipelineConfig, RunSummary, assemble, default_batch_size
 from posestream.engine.sinks import close_sinks, open_sinks, prepare_outputs
 from posestream.engine.sources import FrameSource, open_source
-from posestream.engine.tracking import Tracker, TrackerConfig
+from posestream.engine.tracking import TrackerConfig
 
 OUTPUT_FORMATS = ("analysis-h5", "slp", "nwb")
 SUFFIXES = {"analysis-h5": ".h5", "slp": ".slp", "nwb": ".nwb"}  # format -> file suffix
@@ -178,15 +178,6 @@ def open_video(video: str | os.PathLike, predictor: Predictor, device: str = "cp
     return open_source(
         video, threads=predictor.threads.decode, hwaccel=hwaccel, channels=predictor.input_shape[2]
     )
-
-
-def assemble(
-    source: FrameSource, predictor: Predictor, config: PipelineConfig, tracking: TrackerConfig | None
-) -> Pipeline:
-    """The one assembly of a file run (track, batch's units, bench's rounds): the pipeline, with a new
-    tracker at the video's frame rate when ``tracking`` is given."""
-    tracker = Tracker(tracking, source.metadata.fps) if tracking is not None else None
-    return Pipeline(source, predictor, config, tracker)
 
 
 def format_summary(summary: RunSummary, paths: dict[str, Path]) -> str:

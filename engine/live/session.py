@@ -30,7 +30,7 @@ from posestream.engine.live.stats import StatsBoard, camera_stats
 from posestream.engine.live.trackers import CameraTrackers
 from posestream.engine.model.predictor import Predictor
 from posestream.engine.model.warmup import warm_up
-from posestream.engine.pipeline import Pipeline, PipelineConfig
+from posestream.engine.pipeline import PipelineConfig, assemble
 from posestream.engine.tracking import TrackerConfig
 from posestream.engine.types import FrameBlock, FramePredictions
 from posestream.live.security import Curve
@@ -136,9 +136,7 @@ class LiveSession:
         config = PipelineConfig(
             batch_size=options.max_batch, postprocess_workers=0, queue_batches=1, latency_first=True
         )
-        self.pipeline = Pipeline(
-            self.source, self.predictor, config, CameraTrackers(options.tracking) if tracked else None
-        )
+        self.pipeline = assemble(self.source, self.predictor, config, options.tracking)
 
     def _provenance(self) -> dict:
         options = {

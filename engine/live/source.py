@@ -46,7 +46,9 @@ from zmq.utils.monitor import recv_monitor_message
 from posestream.core.errors import ConfigError, PosestreamError
 from posestream.engine.live.info import LiveInfo
 from posestream.engine.live.stats import MAX_GAP, restarted
+from posestream.engine.live.trackers import CameraTrackers
 from posestream.engine.sources.base import FLUSH, IDLE, FrameSource
+from posestream.engine.tracking import TrackerConfig
 from posestream.engine.types import VideoMetadata
 from posestream.live.protocol import END_PREFIX, FRAME_PREFIX, ProtocolError, parse_end, parse_frame
 from posestream.live.security import Curve, check_address, connected_socket
@@ -102,6 +104,10 @@ class CameraSource(FrameSource):
     ``FLUSH``."""
 
     live = True
+
+    def tracker(self, config: TrackerConfig) -> CameraTrackers:
+        """The tracker stage for camera frames: a tracker per camera, each on its camera's clock."""
+        return CameraTrackers(config)
 
     def __init__(self, config: CameraInput, frame_shape: tuple[int, int, int]):
         self.config, self.frame_shape = config, tuple(frame_shape)

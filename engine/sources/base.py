@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.types import VideoMetadata
+
+if TYPE_CHECKING:
+    from posestream.engine.tracking import Tracker, TrackerConfig
 
 Color = Literal["auto", "gray", "rgb"]
 MissingPolicy = Literal["raise", "yield"]
@@ -41,6 +44,12 @@ class FrameSource(abc.ABC):
     @abc.abstractmethod
     def __len__(self) -> int:
         """Exact number of frames."""
+
+    def tracker(self, config: TrackerConfig) -> Tracker:
+        """The tracker stage for this source's frames: one tracker, on the video's clock (its frame rate)."""
+        from posestream.engine.tracking import Tracker
+
+        return Tracker(config, self.metadata.fps)
 
     def timestamps(self) -> np.ndarray:
         """Each frame's time in seconds from the first: frame / fps (frame numbers when the rate is
