@@ -85,7 +85,7 @@ def main() -> None:
             rows.append(f"| {name} | {b:.1f} | {a:.1f} | {a / b:.3f} | {len(before)} |")
     print("\n".join(rows))
     note = (
-        f"### {args.label}: end-to-end speed before and after\n\n`posestream bench -m demo --rounds 2`, "
+        f"### {args.label} (end to end)\n\n`posestream bench -m demo --rounds 2`, "
         "end to "
         "end, the two checkouts alternated run by run (`python benchmarks/ab.py --before OLD/posestream "
         "--label "
