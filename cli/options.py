@@ -218,9 +218,10 @@ OUTPUT_MODE = option(
 )
 PRECISION = option(
     "--precision",
-    choices=["fp32", "fp16", "int8"],
-    help="default fp32, or fp16 with tensorrt; int8: post-training quantization, calibrated on "
-    "training frames (import: --calibration)",
+    metavar="fp32|fp16|int8",
+    help="arithmetic. export, import: fp32 (default), fp16 (the default with tensorrt), int8 "
+    "(post-training quantization, calibrated on training frames; import: --calibration). train: auto "
+    "(default: bf16 where the CPU or GPU has it), fp32 (the reference path), bf16, fp16 (CUDA)",
 )
 INPUT_SIZE = option(
     "--input-size",

@@ -46,6 +46,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-epochs", type=int)
     parser.add_argument("--max-minutes", type=float, help="wall-clock budget; stops cleanly when spent")
     opt.DEVICE.add(parser, default=None)
+    opt.PRECISION.add(parser, metavar="auto|fp32|bf16|fp16")
     opt.SEED.add(parser)
     parser.add_argument(
         "--resume",
@@ -73,6 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
         "optim.max_epochs": args.max_epochs,
         "optim.max_minutes": args.max_minutes,
         "device": args.device,
+        "precision": args.precision,
         "seed": args.seed,
     }
     if args.resume and args.init_weights:
@@ -112,16 +114,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume:
         new_rate = any(s.split("=", 1)[0].strip() == "optim.learning_rate" for s in args.set)
         trainer.resume(config.optim.learning_rate if new_rate else None)
-    print(
-        f"training {config.model_type} on {len(trainer.train_labels)} frames "
-        f"({len(trainer.val_labels)} for validation), input {trainer.geometry.input_shape}, device "
-        f"{trainer.device}"
-    )
+    print(trainer.describe())
     result = trainer.run()
-    print(
-        f"{result.run_dir}: {result.epochs} epochs, best validation loss {result.best_val_loss:.4g}, "
-        f"stopped by {result.stopped_because}"
-    )
+    print(result.summary())
     return 0
 
 

@@ -77,3 +77,7 @@ class ModelLoadError(PosestreamError, RuntimeError):
 class ModelFormatError(PosestreamError, ValueError):
     """A model directory is not usable: missing or inconsistent metadata, a model file that does not load,
     or frames that do not match what the model was exported for."""
+
+
+class TrainingExampleError(PosestreamError, RuntimeError):
+    """A training example could not be made (augmentation, targets); names the labelled frame."""

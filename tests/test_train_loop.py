@@ -13,8 +13,8 @@ from posestream.engine.synth import SynthConfig, write_synthetic_video
 from posestream.train.config import load_config
 from posestream.train.evaluate import evaluate_runs
 from posestream.train.labels import load_labels
-from posestream.train.predict import PredictOptions, RunModel, predict
-from posestream.train.trainer import Trainer, load_run
+from posestream.train.predict import PredictOptions, RunModel, load_run, predict
+from posestream.train.trainer import Trainer
 
 TINY = [
     "backbone.filters=8",

@@ -25,6 +25,8 @@ from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.types import ModelType
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SCHEDULES = ("auto", "cosine", "plateau")
 
 
 @dataclass
@@ -119,6 +121,8 @@ class DataConfig:
     batch_size: int = 4
     symmetries: str = "auto"  # "auto": from the skeleton, else from left/right node names; "none"
     max_instances: int = 8  # centroid / bottom-up: most animals expected in a frame
+    workers: int | None = None  # processes making examples; None: chosen for the machine; 0: in the trainer
+    prefetch: int = 4  # batches each worker prepares ahead
 
     def validate(self) -> None:
         _check(0 <= self.val_fraction < 1, "data.val_fraction", "must be in [0, 1)", self.val_fraction)
@@ -131,6 +135,13 @@ class DataConfig:
             self.symmetries,
         )
         _check(self.max_instances >= 1, "data.max_instances", "must be >= 1", self.max_instances)
+        _check(
+            self.workers is None or self.workers >= 0,
+            "data.workers",
+            "must be >= 0 (0: examples made in the training process) or null (chosen for the machine)",
+            self.workers,
+        )
+        _check(self.prefetch >= 1, "data.prefetch", "must be >= 1", self.prefetch)
         for key in ("frames", "val_frames"):
             text = getattr(self, key)
             if text is not None:
@@ -151,6 +162,11 @@ class OptimConfig:
     plateau_factor: float = 0.5
     min_learning_rate: float = 1e-6
     early_stopping_patience: int = 12  # epochs without val improvement before stopping
+    # "auto": cosine annealing to the deadline when max_minutes is set, else plateau; "cosine" without
+    # max_minutes anneals over max_epochs
+    schedule: str = "auto"
+    warmup_fraction: float = 0.03  # cosine: share of the budget spent ramping the rate up from its floor
+    map_every_minutes: float | None = 5.0  # validation OKS mAP this often (and at the end); None: never
     max_epochs: int = 100
     max_minutes: float | None = None  # wall-clock budget; training stops cleanly when it is spent
     steps_per_epoch: int | None = None  # None: one pass over the training frames
@@ -168,6 +184,18 @@ class OptimConfig:
         )
         _check(self.learning_rate > 0, "optim.learning_rate", "must be > 0", self.learning_rate)
         _check(0 < self.plateau_factor < 1, "optim.plateau_factor", "must be in (0, 1)", self.plateau_factor)
+        _check(
+            self.schedule in SCHEDULES, "optim.schedule", f"must be one of {list(SCHEDULES)}", self.schedule
+        )
+        _check(
+            self.map_every_minutes is None or self.map_every_minutes > 0,
+            "optim.map_every_minutes",
+            "must be > 0, or null (never)",
+            self.map_every_minutes,
+        )
+        _check(
+            0 <= self.warmup_fraction < 1, "optim.warmup_fraction", "must be in [0, 1)", self.warmup_fraction
+        )
         _check(self.max_epochs >= 1, "optim.max_epochs", "must be >= 1", self.max_epochs)
         _check(
             self.max_minutes is None or self.max_minutes > 0,
@@ -193,7 +221,9 @@ class TrainConfig:
     video_paths: list[str] = field(default_factory=list)  # "OLD=NEW" or a single "NEW"
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
-    mixed_precision: bool = True  # on CUDA only
+    # "auto": bf16 where the CPU (AVX-512 BF16, AMX) or GPU has it, else fp16 on CUDA, fp32 on CPU;
+    # "fp32" is the reference path (no autocast, NCHW)
+    precision: str = "auto"
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -208,6 +238,9 @@ class TrainConfig:
         self.augment.validate()
         self.data.validate()
         self.optim.validate()
+        _check(
+            self.precision in PRECISIONS, "precision", f"must be one of {list(PRECISIONS)}", self.precision
+        )
         if self.model_type == ModelType.CENTERED_INSTANCE.value and self.data.input_scale != 1.0:
             raise ConfigError(
                 "data.input_scale: centered_instance models crop at full resolution; set it to 1.0"
@@ -260,9 +293,16 @@ def load_config(
     for key, value in fields.items():
         if value is not None:
             _set_dotted(data, key, value)
+    _upgrade(data)
     config = _build(TrainConfig, data, prefix="")
     config.validate()
     return config
+
+
+def _upgrade(data: dict[str, Any]) -> None:
+    """Keys of older runs' config.yaml in today's terms (``mixed_precision``: ``precision``)."""
+    if "mixed_precision" in data:
+        data.setdefault("precision", "auto" if data.pop("mixed_precision") else "fp32")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from posestream.train.augment import (
 )
 from posestream.train.config import TrainConfig
 from posestream.train.labels import LabelSet
+from posestream.train.loader import FailedExample
 from posestream.train.targets import confidence_maps, instance_anchors, part_affinity_fields
 
 
@@ -110,9 +111,24 @@ class PoseDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.examples)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, ...] | FailedExample:
+        """Example ``index`` (of epoch ``self.epoch``), or ``(epoch, index)``; a FailedExample naming its
+        labelled frame if it cannot be made."""
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        try:
+            return self.example(epoch, index)
+        except Exception as exc:  # handed to the trainer, which raises it once (train/loader.py)
+            frame = self.labels.frames[self.examples[index][0]]
+            where = f"{self.labels.video_paths[frame.video]} frame {frame.frame_idx}"
+            return FailedExample(
+                f"{self.labels.labels_path}: the training example of {where} (epoch {epoch}) failed: "
+                f"{type(exc).__name__}: {exc}; check that labelled frame (points, image)"
+            )
+
+    def example(self, epoch: int, index: int) -> tuple[torch.Tensor, ...]:
+        """Network input (C, H, W) in [0, 1] and its targets, augmented as (seed, epoch, index) draws."""
         frame_i, instance = self.examples[index]
-        rng = np.random.default_rng((self.seed, self.epoch, index))
+        rng = np.random.default_rng((self.seed, epoch, index))
         image = self.labels.image(frame_i)
         points = self.labels.frames[frame_i].points
         matrix, flipped = self._geometry(image.shape, points, instance, rng)

@@ -63,6 +63,11 @@ class LabelSet:
             self.load_images()
         return self._images[key]
 
+    @property
+    def image_bytes(self) -> int:
+        """Memory held by the decoded frames."""
+        return sum(image.nbytes for image in self._images.values())
+
     def load_images(self) -> None:
         """Decode every labelled frame once (sequentially per video) and keep it in memory."""
         for video in sorted({f.video for f in self.frames}):

@@ -26,9 +26,10 @@ from posestream.engine.model.postprocess import OutputDecoder
 from posestream.engine.model.topdown import crops_around, instances_from_crops
 from posestream.engine.progress import progress_bar
 from posestream.engine.types import FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton
+from posestream.train.config import TrainConfig, load_config
 from posestream.train.labels import LabelSet
+from posestream.train.models import PoseNet, build_model
 from posestream.train.targets import instance_anchors
-from posestream.train.trainer import load_run
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,46 @@ class PredictOptions:
     max_instances: int | None = None  # None: the run's data.max_instances
 
 
+def load_run(
+    run_dir: str | os.PathLike, device: str = "cpu", checkpoint: str = "best.pt"
+) -> tuple[PoseNet, dict, TrainConfig]:
+    """A trained model in eval mode, its run.json and its config."""
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "run.json", checkpoint):
+        if not (run_dir / name).exists():
+            raise FileNotFoundError(f"{run_dir}: not a training run directory (no {name})")
+    config = load_config(config_file=run_dir / "config.yaml")
+    run = json.loads((run_dir / "run.json").read_text())
+    skeleton = run["skeleton"]
+    model = build_model(config, run["channels"], len(skeleton["nodes"]), len(skeleton["edges"]))
+    try:
+        state = torch.load(run_dir / checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+    except Exception as exc:  # a truncated file, other weights
+        raise ConfigError(
+            f"{run_dir / checkpoint}: cannot load the weights ({type(exc).__name__}: {exc})"
+        ) from exc
+    return model.to(device).eval(), run, config
+
+
 class RunModel:
     """A trained run ready to predict from uint8 frames, as its exported graph would."""
 
     def __init__(self, run_dir: str | os.PathLike, device: str = "cpu", checkpoint: str = "best.pt"):
-        self.run_dir = Path(run_dir)
-        self.device = torch.device(device)
-        self.network, self.run, self.config = load_run(run_dir, device, checkpoint)
+        network, run, config = load_run(run_dir, device, checkpoint)
+        self._take(network, run, config, Path(run_dir), torch.device(device))
+
+    @classmethod
+    def of_network(
+        cls, network: PoseNet, run: dict, config: TrainConfig, run_dir: Path, device: torch.device
+    ) -> RunModel:
+        """A run still training: its network as it is now (validation between epochs)."""
+        model = cls.__new__(cls)
+        model._take(network, run, config, run_dir, device)
+        return model
+
+    def _take(self, network: PoseNet, run: dict, config: TrainConfig, run_dir: Path, device: torch.device):
+        self.network, self.run, self.config, self.run_dir, self.device = network, run, config, run_dir, device
         if self.run.get("model_type") not in [t.value for t in ModelType]:
             raise ConfigError(
                 f"{self.run_dir / 'run.json'}: unknown model_type {self.run.get('model_type')!r}; "

@@ -5,18 +5,19 @@ RUN_DIR holds:
     config.yaml        the resolved configuration (crop size filled in)
     run.json           what inference needs: skeleton, input geometry, heads, split
     best.pt, last.pt   weights (last.pt also optimiser/scheduler state), loadable with weights_only=True
-    training_log.csv   one row per epoch
-    loss_curve.png     training and validation loss per epoch
+    training_log.csv, loss_curve.png, summary.json   what the run tells its user (train/report.py)
+
+best.pt holds the weights with the best validation OKS mAP (measured every ``optim.map_every_minutes`` and
+at the end; before the first measurement, and for a centroid model, the best validation loss).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,17 +29,12 @@ from posestream.engine.progress import progress_bar
 from posestream.train.config import TrainConfig
 from posestream.train.data import InputGeometry, PoseDataset
 from posestream.train.labels import LabelSet, load_labels
-from posestream.train.models import PoseNet, build_model, head_specs
-
-LOG_FIELDS = ["epoch", "train_loss", "val_loss", "learning_rate", "seconds"]
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    epochs: int
-    best_val_loss: float
-    stopped_because: str
+from posestream.train.loader import BatchStream, collate
+from posestream.train.models import build_model, head_specs
+from posestream.train.precision import choose_precision
+from posestream.train.report import PHASES, BestMap, TrainResult, append_log, plot_curves
+from posestream.train.schedule import make_schedule
+from posestream.train.validation import scores_map, validation_map
 
 
 def resolve_device(name: str) -> torch.device:
@@ -98,26 +94,51 @@ class Trainer:
                 "them (part affinity fields); add edges to the skeleton, or train single_instance or "
                 "the top-down pair"
             )
+        began = time.perf_counter()
         labels.load_images()
+        self.decoded = (len(labels), time.perf_counter() - began, labels.image_bytes)  # frames, s, bytes
         self.skeleton = labels.skeleton
         self.train_labels, self.val_labels = split_labels(labels, config)
         self.geometry = InputGeometry.for_config(config, self.train_labels)
         config.head.crop_size = self.geometry.crop_size or config.head.crop_size
         self.channels = labels.channels
-        self.model = build_model(config, self.channels, self.skeleton.n_nodes, len(self.skeleton.edges)).to(
-            self.device
-        )
+        self.precision = choose_precision(config.precision, self.device)
+        self.memory_format = torch.channels_last if self.precision.channels_last else torch.contiguous_format
+        self.model = build_model(config, self.channels, self.skeleton.n_nodes, len(self.skeleton.edges))
+        self.model = self.model.to(self.device, memory_format=self.memory_format)
+        self.train_set = PoseDataset(self.train_labels, config, self.geometry, augment=True, seed=config.seed)
+        self.val_set = PoseDataset(self.val_labels, config, self.geometry, augment=False)
         self.optimizer = self._optimizer()
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer,
-            mode="min",
-            factor=config.optim.plateau_factor,
-            patience=config.optim.plateau_patience,
-            min_lr=config.optim.min_learning_rate,
+        steps = BatchStream.steps_for(
+            len(self.train_set), config.data.batch_size, config.optim.steps_per_epoch
         )
-        self.use_amp = config.mixed_precision and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.schedule = make_schedule(self.optimizer, config.optim, steps * config.optim.max_epochs)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scaled)
         self.epoch, self.best_val, self.stale_epochs = 0, math.inf, 0
+        self.best_map = BestMap()
+
+    def describe(self) -> str:
+        """What this run will do, in the words a user checks before leaving it running."""
+        precision = self.precision
+        arithmetic = f"{precision.name}{', channels-last' if precision.channels_last else ''}"
+        workers = BatchStream.workers_for(self.config.data)
+        making = (
+            f"{workers} worker process{'es' if workers != 1 else ''}" if workers else "the training process"
+        )
+        optim = self.config.optim
+        frames, seconds, size = self.decoded
+        lines = [
+            f"training {self.config.model_type} on {len(self.train_labels)} frames ({len(self.train_set)} "
+            f"examples; {len(self.val_labels)} frames for validation), input {self.geometry.input_shape}, "
+            f"device {self.device}",
+            f"arithmetic {arithmetic}; examples made by {making}; {torch.get_num_threads()} threads for the "
+            f"network; learning rate {optim.learning_rate:g}, {self.schedule.describe()}",
+            f"frames: {frames} decoded once in {seconds:.1f} s, {size / 1e6:.0f} MB kept in memory (shared "
+            "with the worker processes)",
+        ]
+        if precision.note:
+            lines.append(f"note: {precision.note}")
+        return "\n".join(lines)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         optim = self.config.optim
@@ -129,7 +150,11 @@ class Trainer:
     def write_run_files(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(self.config.to_yaml())
-        run = {
+        (self.run_dir / "run.json").write_text(json.dumps(self.run_info(), indent=2))
+
+    def run_info(self) -> dict:
+        """RUN_DIR/run.json: what inference and evaluation need besides the weights."""
+        return {
             "model_type": self.config.model_type,
             "skeleton": self.skeleton.to_dict(),
             "channels": self.channels,
@@ -143,16 +168,16 @@ class Trainer:
             "val_frames": [f.frame_idx for f in self.val_labels.frames],
             "config_hash": self.config.fingerprint(),
         }
-        (self.run_dir / "run.json").write_text(json.dumps(run, indent=2))
 
     def save_checkpoint(self, best: bool) -> None:
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "scheduler": self.schedule.state_dict(),
             "epoch": self.epoch,
             "best_val": self.best_val,
             "stale_epochs": self.stale_epochs,
+            "best_map": asdict(self.best_map),
         }
         _atomic_save(state, self.run_dir / "last.pt")
         if best:
@@ -166,7 +191,7 @@ class Trainer:
         state = torch.load(path, map_location=self.device, weights_only=True)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        self.schedule.load_state_dict(state["scheduler"])
         if learning_rate is not None:
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate
@@ -175,6 +200,7 @@ class Trainer:
             float(state["best_val"]),
             int(state["stale_epochs"]),
         )
+        self.best_map = BestMap(**state.get("best_map", {}))  # runs before 0.2 measured no mAP
 
     def init_weights(self, source_run: str | os.PathLike) -> None:
         """Start from the weights of another run (its best.pt): fine-tuning on new labels.
@@ -208,149 +234,151 @@ class Trainer:
     def run(self) -> TrainResult:
         optim = self.config.optim
         self.write_run_files()
-        train_set = PoseDataset(
-            self.train_labels, self.config, self.geometry, augment=True, seed=self.config.seed
+        self.started = time.monotonic()
+        deadline = self.started + optim.max_minutes * 60 if optim.max_minutes else math.inf
+        self.seconds, self.samples, self.last_map = dict.fromkeys(PHASES, 0.0), 0, self.started
+        reason = "max_epochs" if self.epoch >= optim.max_epochs else None
+        self.schedule.start()
+        stream = BatchStream(
+            self.train_set, self.config.data, self.config.seed, self.epoch, optim.steps_per_epoch
         )
-        val_set = PoseDataset(self.val_labels, self.config, self.geometry, augment=False)
-        deadline = time.monotonic() + optim.max_minutes * 60 if optim.max_minutes else math.inf
-        reason = "max_epochs"
-        while self.epoch < optim.max_epochs:
-            started = time.monotonic()
-            train_loss, finished = self._train_epoch(train_set, deadline)
-            if train_loss is None:  # the time budget ran out before this epoch's first step
-                reason = "max_minutes"
-                break
-            val_loss = self._evaluate(val_set) if len(val_set) else train_loss
-            self.epoch += 1
-            self.scheduler.step(val_loss)
-            improved = val_loss < self.best_val
-            self.best_val, self.stale_epochs = (
-                (val_loss, 0) if improved else (self.best_val, self.stale_epochs + 1)
-            )
-            self.save_checkpoint(best=improved)
-            self._log(train_loss, val_loss, time.monotonic() - started)
-            if not finished:
-                reason = "max_minutes"
-                break
-            if self.stale_epochs >= optim.early_stopping_patience:
-                reason = "early_stopping"
-                break
-        plot_loss_curve(self.run_dir)
-        return TrainResult(self.run_dir, self.epoch, self.best_val, reason)
+        with stream:
+            while reason is None:
+                reason = self._epoch(stream, deadline)
+        plot_curves(self.run_dir)
+        result = TrainResult(
+            self.run_dir, self.epoch, self.best_val, reason, self.samples, dict(self.seconds), self.best_map
+        )
+        (self.run_dir / "summary.json").write_text(result.to_json(self._settings()))
+        return result
 
-    def _train_epoch(self, dataset: PoseDataset, deadline: float) -> tuple[float | None, bool]:
-        """One epoch; returns (mean loss or None if no step ran, whether it ran to the end)."""
-        dataset.epoch = self.epoch
-        generator = torch.Generator().manual_seed(self.config.seed * 100_003 + self.epoch)
-        loader = torch.utils.data.DataLoader(
-            dataset,
-            batch_size=self.config.data.batch_size,
-            shuffle=True,
-            generator=generator,
-            drop_last=len(dataset) > self.config.data.batch_size,
+    def _epoch(self, stream: BatchStream, deadline: float) -> str | None:
+        """Train one epoch, validate, keep the checkpoints and log it; why the run stops now, or None."""
+        started = time.monotonic()
+        train_loss, finished = self._train_epoch(stream, deadline)
+        if train_loss is None:  # the time budget ran out before this epoch's first step
+            return "max_minutes"
+        val_loss = self._evaluate(self.val_set) if len(self.val_set) else train_loss
+        self.epoch += 1
+        self.schedule.after_epoch(val_loss)
+        improved = val_loss < self.best_val
+        self.best_val, self.stale_epochs = (
+            (val_loss, 0) if improved else (self.best_val, self.stale_epochs + 1)
         )
-        steps = min(len(loader), self.config.optim.steps_per_epoch or len(loader))
+        reason = self._stop_reason(finished and time.monotonic() < deadline)
+        val_map = self._measure_map() if reason or self._map_due() else None
+        if val_map is not None:
+            best = val_map > self.best_map.value
+            if best:
+                self.best_map = BestMap(val_map, self.epoch, (time.monotonic() - self.started) / 60)
+        else:  # the loss decides until a first mAP exists (and always for a centroid model)
+            best = improved and self.best_map.value < 0
+        self.save_checkpoint(best=best)
+        row = {"epoch": self.epoch, "train_loss": f"{train_loss:.6g}", "val_loss": f"{val_loss:.6g}"}
+        row["learning_rate"] = f"{self.optimizer.param_groups[0]['lr']:.3g}"
+        row["seconds"] = f"{time.monotonic() - started:.1f}"
+        row["val_map"] = "" if val_map is None else f"{val_map:.4f}"
+        append_log(self.run_dir, row)
+        return reason
+
+    def _stop_reason(self, in_budget: bool) -> str | None:
+        optim = self.config.optim
+        if not in_budget:
+            return "max_minutes"
+        if self.epoch >= optim.max_epochs:
+            return "max_epochs"
+        if self.stale_epochs >= optim.early_stopping_patience:
+            return "early_stopping"
+        return None
+
+    def _map_due(self) -> bool:
+        every = self.config.optim.map_every_minutes
+        return every is not None and time.monotonic() - self.last_map >= every * 60
+
+    def _measure_map(self) -> float | None:
+        """Validation OKS mAP now, or None where a run is not scored by mAP (train/validation.py)."""
+        if not scores_map(self.config, self.val_labels):
+            return None
+        self.last_map = time.monotonic()
+        info, run_dir, device = self.run_info(), self.run_dir, self.device
+        return validation_map(self.model, info, self.config, run_dir, device, self.val_labels)
+
+    def _settings(self) -> dict:
+        """How this run trained, for summary.json."""
+        decoded_frames, decoded_seconds, decoded_bytes = self.decoded
+        return {
+            "batch_size": self.config.data.batch_size,
+            "precision": self.precision.name,
+            "channels_last": self.precision.channels_last,
+            "workers": BatchStream.workers_for(self.config.data),
+            "threads": torch.get_num_threads(),
+            "decoded": {"frames": decoded_frames, "seconds": decoded_seconds, "bytes": decoded_bytes},
+        }
+
+    def _train_epoch(self, stream: BatchStream, deadline: float) -> tuple[float | None, bool]:
+        """One epoch; returns (mean loss or None if no step ran, whether it ran to the end)."""
         self.model.train()
         losses = []
         label = f"epoch {self.epoch + 1}/{self.config.optim.max_epochs}"
-        with progress_bar(steps, label, enabled=self.progress) as advance:
-            for step, (images, *targets) in enumerate(loader):
-                if step >= steps:
-                    break
+        with progress_bar(stream.steps_per_epoch, label, enabled=self.progress) as advance:
+            for _ in range(stream.steps_per_epoch):
                 if time.monotonic() > deadline:
                     return (float(np.mean(losses)) if losses else None), False
-                loss = self._step(images, targets)
-                losses.append(loss)
+                began = time.perf_counter()
+                images, *targets = stream.next()
+                self.seconds["data"] += time.perf_counter() - began
+                losses.append(self._step(images, targets))
+                self.samples += len(images)
+                self.schedule.after_step()
                 advance(status=f"loss {np.mean(losses[-20:]):.3g}")
         return float(np.mean(losses)), True
 
     def _step(self, images: torch.Tensor, targets: list[torch.Tensor]) -> float:
-        images = images.to(self.device, non_blocking=True)
+        """One optimiser step; adds its forward, backward and step seconds to ``self.seconds``."""
+        clock = time.perf_counter()
+        images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         targets = [t.to(self.device, non_blocking=True) for t in targets]
-        with torch.autocast(self.device.type, enabled=self.use_amp):
+        with self._autocast():
             predictions = self.model(images)
         loss = map_loss(predictions, tuple(targets), self.config)
+        clock = self._lap("forward", clock)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        clock = self._lap("backward", clock)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(loss.detach())
+        value = float(loss.detach())
+        self._lap("step", clock)
+        return value
+
+    def _lap(self, phase: str, since: float) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.seconds[phase] += now - since
+        return now
+
+    def _autocast(self) -> torch.autocast:
+        dtype = self.precision.dtype
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
     @torch.no_grad()
     def _evaluate(self, dataset: PoseDataset) -> float:
         self.model.eval()
-        loader = torch.utils.data.DataLoader(dataset, batch_size=self.config.data.batch_size)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=self.config.data.batch_size, collate_fn=collate
+        )
         total, count = 0.0, 0
-        for images, *targets in loader:
-            with torch.autocast(self.device.type, enabled=self.use_amp):
-                predictions = self.model(images.to(self.device))
+        for batch in loader:
+            images, *targets = BatchStream.checked(batch)
+            with self._autocast():
+                predictions = self.model(images.to(self.device).contiguous(memory_format=self.memory_format))
             loss = map_loss(predictions, tuple(t.to(self.device) for t in targets), self.config)
             total, count = total + float(loss) * len(images), count + len(images)
         return total / count
-
-    def _log(self, train_loss: float, val_loss: float, seconds: float) -> None:
-        path = self.run_dir / "training_log.csv"
-        new = not path.exists()
-        with path.open("a", newline="") as f:
-            writer = csv.writer(f)
-            if new:
-                writer.writerow(LOG_FIELDS)
-            lr = self.optimizer.param_groups[0]["lr"]
-            writer.writerow(
-                [self.epoch, f"{train_loss:.6g}", f"{val_loss:.6g}", f"{lr:.3g}", f"{seconds:.1f}"]
-            )
 
 
 def _atomic_save(state: dict, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
-
-
-def plot_loss_curve(run_dir: Path) -> Path | None:
-    """Training and validation loss per epoch as RUN_DIR/loss_curve.png."""
-    log = run_dir / "training_log.csv"
-    if not log.exists():
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    with log.open() as f:
-        rows = list(csv.DictReader(f))
-    epochs = [int(r["epoch"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(epochs, [float(r["train_loss"]) for r in rows], label="train")
-    ax.plot(epochs, [float(r["val_loss"]) for r in rows], label="validation")
-    ax.set(xlabel="epoch", ylabel="loss", yscale="log", title=run_dir.name)
-    ax.legend()
-    fig.tight_layout()
-    out = run_dir / "loss_curve.png"
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
-
-
-def load_run(
-    run_dir: str | os.PathLike, device: str = "cpu", checkpoint: str = "best.pt"
-) -> tuple[PoseNet, dict, TrainConfig]:
-    """A trained model in eval mode, its run.json and its config."""
-    from posestream.train.config import load_config
-
-    run_dir = Path(run_dir)
-    for name in ("config.yaml", "run.json", checkpoint):
-        if not (run_dir / name).exists():
-            raise FileNotFoundError(f"{run_dir}: not a training run directory (no {name})")
-    config = load_config(config_file=run_dir / "config.yaml")
-    run = json.loads((run_dir / "run.json").read_text())
-    skeleton = run["skeleton"]
-    model = build_model(config, run["channels"], len(skeleton["nodes"]), len(skeleton["edges"]))
-    try:
-        state = torch.load(run_dir / checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-    except Exception as exc:  # a truncated file, other weights
-        raise ConfigError(
-            f"{run_dir / checkpoint}: cannot load the weights ({type(exc).__name__}: {exc})"
-        ) from exc
-    return model.to(device).eval(), run, config

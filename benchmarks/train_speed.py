@@ -1,0 +1,188 @@
+"""Training throughput per model type: the new defaults against the old path, alternated in one run.
+
+    python benchmarks/train_speed.py [--minutes 1.5] [--rounds 2] [--parts speed,workers,accuracy]
+
+- speed: each model type trains for --minutes with the defaults (bf16 and channels-last where the CPU has
+  them, examples made in worker processes) and with the old path (``--set data.workers=0 --precision
+  fp32``), at the same batch size, the two alternated run by run. Examples per second count the training
+  steps only (data wait, forward, backward, optimiser step: RUN_DIR/summary.json), and so does the split.
+- workers: the defaults with 0, 1 and 2 worker processes, for the two model types whose examples cost the
+  most and the least to make (bottom-up, centered-instance): what ``data.workers`` chooses by default.
+- accuracy: each model type trained for --epochs epochs both ways, then scored on held-out frames (OKS
+  mAP): bf16 must stay within 0.02 of fp32 at equal epochs.
+
+Fly labels (centered_pair_predictions.slp: frames 0-879 to train, 880-1099 held out) for centroid,
+centered-instance and bottom-up; the dancer (dance.mp4.labels.slp: 0-359, 360-449) for single-instance.
+Tables go to benchmarks/RESULTS.md between the train-speed markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+from results import run_posestream, write_section
+
+HERE = Path(__file__).resolve().parent
+OLD_PATH = ("--set", "data.workers=0", "--precision", "fp32")
+THORAX = ("--set", "head.anchor_part=thorax")
+PHASES = ("data", "forward", "backward", "step")
+
+
+def data_paths() -> dict[str, tuple[Path, Path, str, str]]:
+    """Model type -> (labels, video, training frames, held-out frames)."""
+    data = Path(os.environ.get("POSESTREAM_SLEAP_DATA", HERE.parents[1] / "shared" / "data" / "sleap"))
+    fly = (data / "centered_pair_predictions.slp", data / "centered_pair_small.mp4", "0-879", "880-1099")
+    dance = (data / "dance.mp4.labels.slp", data / "dance.mp4", "0-359", "360-449")
+    for path in (*fly[:2], *dance[:2]):
+        if not path.exists():
+            sys.exit(f"{path} not found: set POSESTREAM_SLEAP_DATA to the folder with the SLEAP data")
+    return {"single_instance": dance, "centroid": fly, "centered_instance": fly, "bottomup": fly}
+
+
+def train(model: str, out: Path, *extra: str) -> dict:
+    """One training run from scratch; its summary.json."""
+    labels, video, frames, _ = data_paths()[model]
+    shutil.rmtree(out, ignore_errors=True)
+    anchor = THORAX if model in ("centroid", "centered_instance") else ()
+    run_posestream(
+        "train",
+        labels,
+        "-o",
+        out,
+        "--profile",
+        model,
+        "--frames",
+        frames,
+        "--video-path",
+        video,
+        "--quiet",
+        *anchor,
+        *extra,
+    )
+    return json.loads((out / "summary.json").read_text())
+
+
+def speed(models: list[str], minutes: float, rounds: int, out: Path) -> list[str]:
+    """Alternated runs of the defaults and the old path; the table rows and the phase split rows."""
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for r in range(rounds):
+        for model in models:
+            ways = [("new", ()), ("old", OLD_PATH)]
+            for way, extra in ways if r % 2 == 0 else ways[::-1]:
+                summary = train(model, out / f"{model}_{way}", "--max-minutes", str(minutes), *extra)
+                runs.setdefault((model, way), []).append(summary)
+                print(f"round {r}: {model} {way}: {summary['samples_per_second']:.1f} examples/s", flush=True)
+    rows = [
+        "| model | batch | old path, examples/s | defaults, examples/s | defaults / old | runs each |",
+        "|---|---|---|---|---|---|",
+    ]
+    split = [
+        "| model | path | data | forward | backward | step | arithmetic, workers |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model in models:
+        old, new = (
+            statistics.median(s["samples_per_second"] for s in runs[model, w]) for w in ("old", "new")
+        )
+        batch = runs[model, "new"][0]["batch_size"]
+        rows.append(f"| {model} | {batch} | {old:.1f} | {new:.1f} | **{new / old:.2f}x** | {rounds} |")
+        for way in ("old", "new"):
+            last = runs[model, way][-1]
+            total = sum(last["seconds"].values())
+            shares = " | ".join(f"{100 * last['seconds'][p] / total:.0f}%" for p in PHASES)
+            how = f"{last['precision']}{' channels-last' if last['channels_last'] else ''}, {last['workers']}"
+            split.append(f"| {model} | {'defaults' if way == 'new' else 'old path'} | {shares} | {how} |")
+    return rows + [""] + split
+
+
+def workers(minutes: float, out: Path) -> list[str]:
+    """The defaults with 0, 1 and 2 worker processes."""
+    rows = ["| model | 0 workers | 1 worker | 2 workers |", "|---|---|---|---|"]
+    for model in ("bottomup", "centered_instance"):
+        rates = []
+        for n in (0, 1, 2):
+            summary = train(
+                model, out / f"{model}_w{n}", "--max-minutes", str(minutes), "--set", f"data.workers={n}"
+            )
+            rates.append(f"{summary['samples_per_second']:.1f}")
+            print(f"{model}, {n} workers: {rates[-1]} examples/s", flush=True)
+        rows.append(f"| {model} | " + " | ".join(rates) + " |")
+    return rows
+
+
+def accuracy(epochs: int, out: Path) -> list[str]:
+    """Held-out OKS mAP after ``epochs`` epochs, defaults against fp32."""
+    rows = [
+        "| model | held-out frames | fp32 (old path) mAP | defaults mAP | difference |",
+        "|---|---|---|---|---|",
+    ]
+    groups = {"top-down": ["centroid", "centered_instance"], "bottom-up": ["bottomup"]}
+    groups["single-instance"] = ["single_instance"]
+    for name, models in groups.items():
+        scores = {}
+        for way, extra in (("old", OLD_PATH), ("new", ())):
+            dirs = [out / f"{m}_{way}_e{epochs}" for m in models]
+            for model, run in zip(models, dirs):
+                train(model, run, "--max-epochs", str(epochs), *extra)
+            labels, video, _, held_out = data_paths()[models[0]]
+            report = out / f"{name}_{way}.json"
+            run_posestream(
+                "evaluate",
+                *dirs,
+                "--labels",
+                labels,
+                "--frames",
+                held_out,
+                "--video-path",
+                video,
+                "--json",
+                report,
+            )
+            scores[way] = json.loads(report.read_text())["mAP"]
+        diff = scores["new"] - scores["old"]
+        frames = data_paths()[models[0]][3]
+        rows.append(f"| {name} | {frames} | {scores['old']:.3f} | {scores['new']:.3f} | {diff:+.3f} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=1.5, help="per speed run")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3, help="accuracy part: epochs per run")
+    parser.add_argument("--parts", default="speed,workers,accuracy")
+    parser.add_argument("--models", default="single_instance,centroid,centered_instance,bottomup")
+    parser.add_argument("--out", type=Path, default=HERE / "data" / "train_speed")
+    args = parser.parse_args()
+    parts = args.parts.split(",")
+    args.out.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "## Training throughput (issue 25, bar 1)",
+        "",
+        f"`python benchmarks/train_speed.py --parts {args.parts}`, 2 cores (AVX-512 BF16). Defaults: bf16 "
+        "autocast and channels-last, examples made in worker processes; old path: `--set data.workers=0 "
+        "--precision fp32` (no autocast, NCHW, examples made between steps). Same batch size (the "
+        f"profile's); {args.minutes:g} min per run, alternated; examples/s over the training steps.",
+        "",
+    ]
+    if "speed" in parts:
+        lines += speed(args.models.split(","), args.minutes, args.rounds, args.out) + [""]
+    if "workers" in parts:
+        lines += ["Worker processes (defaults otherwise), examples/s:", ""] + workers(args.minutes, args.out)
+        lines += [""]
+    if "accuracy" in parts:
+        lines += [f"Held-out OKS mAP after {args.epochs} epochs each way:", ""] + accuracy(
+            args.epochs, args.out
+        )
+    write_section("train-speed", lines)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""The faster trainer keeps its promises: reproducible with worker processes, workers that end with the run
+(at its end, on Ctrl-C, on a bad example), a cosine schedule that lands on its floor at the deadline, and
+fp32 with a note where the CPU has no bf16."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sleap_io")
+from posestream.core.errors import TrainingExampleError
+from posestream.engine.synth import SynthConfig, write_synthetic_video
+from posestream.train.config import load_config
+from posestream.train.schedule import CosineToDeadline
+from posestream.train.trainer import Trainer
+
+POSESTREAM = str(Path(sys.executable).with_name("posestream"))
+TINY = [
+    "backbone.filters=8",
+    "backbone.filters_rate=1.5",
+    "data.val_fraction=0.25",
+    "data.batch_size=2",
+    "augment.rotation=30",
+    "augment.noise=2",
+]
+
+
+@pytest.fixture(scope="module")
+def labels(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("throughput")
+    config = SynthConfig(frames=12, width=96, height=96, animals=1, seed=4)
+    return write_synthetic_video(folder / "one.mp4", config, progress=False).slp
+
+
+def train(labels: Path, out: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    command = [POSESTREAM, "train", str(labels), "-o", str(out), "--profile", "single_instance", "--quiet"]
+    command += [a for s in TINY for a in ("--set", s)] + list(args)
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+
+
+def step_losses(run_dir: Path) -> list[float]:
+    """One training loss per epoch (each epoch is one step here)."""
+    with (run_dir / "training_log.csv").open() as f:
+        return [float(row["train_loss"]) for row in csv.DictReader(f)]
+
+
+def children(pid: int) -> set[int]:
+    """Live child processes of ``pid`` (zombies excluded)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_same_seed_and_workers_give_the_same_first_20_losses_whatever_the_worker_count(labels, tmp_path):
+    steps = ["--set", "optim.steps_per_epoch=1", "--max-epochs", "20", "--seed", "3"]
+    runs = {}
+    for name, workers in (("a", 1), ("b", 1), ("c", 0)):
+        done = train(labels, tmp_path / name, *steps, "--set", f"data.workers={workers}")
+        assert done.returncode == 0, done.stderr
+        runs[name] = step_losses(tmp_path / name)
+    assert len(runs["a"]) == 20
+    np.testing.assert_allclose(runs["a"], runs["b"], rtol=1e-2)
+    np.testing.assert_allclose(runs["a"], runs["c"], rtol=1e-2)  # the same examples, made elsewhere
+    other = train(labels, tmp_path / "d", *steps[:-1], "4")
+    assert step_losses(tmp_path / "d") != runs["a"], other.stderr  # the seed draws the examples
+
+
+def test_ctrl_c_ends_the_run_and_its_worker_processes(labels, tmp_path):
+    run = tmp_path / "run"
+    command = [POSESTREAM, "train", str(labels), "-o", str(run), "--profile", "single_instance", "--quiet"]
+    command += [a for s in TINY for a in ("--set", s)] + ["--set", "data.workers=2", "--max-epochs", "100000"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (run / "training_log.csv").exists(), 300, "the first epoch")
+        workers = children(process.pid)
+        assert len(workers) >= 2, workers  # the two example makers
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 60, "the workers to end")
+
+
+def test_an_example_that_fails_in_a_worker_stops_the_run_once_naming_its_frame(labels, tmp_path):
+    config = load_config(
+        "single_instance", overrides=[*TINY, "data.workers=1"], labels=str(labels), **{"optim.max_epochs": 3}
+    )
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    frame = trainer.train_labels.frames[5]
+    trainer.train_labels._images[(frame.video, frame.frame_idx)] = np.zeros((4, 4), np.uint8)  # corrupt
+    before = children(os.getpid())
+    with pytest.raises(TrainingExampleError) as error:
+        trainer.run()
+    message = str(error.value)
+    assert f"frame {frame.frame_idx}" in message and str(labels) in message
+    assert message.count(str(labels)) == 1 and "Traceback" not in message
+    wait_for(lambda: children(os.getpid()) <= before, 60, "the worker to end")
+
+
+def test_cosine_schedule_warms_up_then_lands_on_its_floor():
+    config = load_config(
+        "single_instance", overrides=["optim.min_learning_rate=1e-5", "optim.warmup_fraction=0.1"]
+    )
+    schedule = CosineToDeadline(torch.optim.SGD([torch.zeros(1)], lr=1.0), config.optim, total_steps=100)
+    assert schedule.rate(0.0) == pytest.approx(1e-5)
+    assert schedule.rate(0.1) == pytest.approx(1e-3)
+    assert schedule.rate(0.55) == pytest.approx((1e-3 + 1e-5) / 2)
+    assert schedule.rate(1.0) == pytest.approx(1e-5)
+    rates = [schedule.rate(p / 100) for p in range(10, 101)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))  # falls all the way after the warm-up
+
+
+def test_a_one_minute_run_ends_at_the_floor_and_says_what_it_did(labels, tmp_path):
+    no_early_stop = ("--set", "optim.early_stopping_patience=100000", "--max-epochs", "100000")
+    floor = ("--set", "optim.min_learning_rate=1e-5")
+    done = train(labels, tmp_path / "run", "--max-minutes", "1", *floor, *no_early_stop)
+    assert done.returncode == 0, done.stderr
+    with (tmp_path / "run" / "training_log.csv").open() as f:
+        last = list(csv.DictReader(f))[-1]
+    peak, floor = 1e-3, 1e-5
+    assert float(last["learning_rate"]) <= floor + 0.02 * (peak - floor)  # annealed by the deadline
+    assert 0 <= float(last["val_map"]) <= 1  # scored at the end (and every optim.map_every_minutes)
+    assert "cosine annealing" in done.stdout and "stopped by max_minutes" in done.stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["samples"] > 0 and summary["samples_per_second"] > 0
+    assert summary["best_map"]["value"] == pytest.approx(float(last["val_map"]), abs=1e-4)
+    assert "best validation OKS mAP" in done.stdout
+    assert "examples/s (data" in done.stdout and (tmp_path / "run" / "loss_curve.png").exists()
+
+
+def test_a_cpu_without_bf16_trains_in_fp32_with_a_one_line_note(labels, tmp_path):
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}  # torch's own switch: AVX2 kernels only
+    done = train(labels, tmp_path / "run", "--max-epochs", "1", env=env)
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stdout.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "no native bf16" in notes[0] and "fp32" in notes[0]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["precision"] == "fp32"

@@ -1,0 +1,121 @@
+"""The learning-rate schedule: one object the trainer calls after every step and every epoch.
+
+- ``cosine``: a short warm-up from the floor, then cosine annealing that reaches the floor
+  (``optim.min_learning_rate``) at the deadline (``--max-minutes``) or at the last epoch, so a run cut by
+  its budget spends its last minutes at a low rate instead of ending mid-descent.
+- ``plateau``: the rate drops by ``optim.plateau_factor`` when the validation loss stalls.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from posestream.train.config import OptimConfig
+
+
+class CosineToDeadline:
+    """Warm-up, then cosine annealing from ``learning_rate`` to ``min_learning_rate`` over the budget: the
+    wall-clock minutes from ``start()`` when ``max_minutes`` is set, else ``total_steps`` steps."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, optim: OptimConfig, total_steps: int):
+        self.optimizer, self.optim, self.total_steps = optimizer, optim, max(total_steps, 1)
+        self.started, self.steps = time.monotonic(), 0
+        self._apply(0.0)
+
+    def start(self) -> None:
+        """The budget starts now (the run's first step)."""
+        self.started, self.steps = time.monotonic(), 0
+        self._apply(0.0)
+
+    def progress(self) -> float:
+        """Share of the budget spent, 0 to 1."""
+        if self.optim.max_minutes:
+            return min((time.monotonic() - self.started) / (self.optim.max_minutes * 60), 1.0)
+        return min(self.steps / self.total_steps, 1.0)
+
+    def after_step(self) -> None:
+        self.steps += 1
+        self._apply(self.progress())
+
+    def after_epoch(self, val_loss: float) -> None:
+        """Nothing: the rate follows the budget, not the loss."""
+
+    def describe(self) -> str:
+        budget = f"{self.optim.max_minutes:g} min" if self.optim.max_minutes else f"{self.total_steps} steps"
+        return (
+            f"warm-up, then cosine annealing to {self.optim.min_learning_rate:g} at the end of the budget "
+            f"({budget})"
+        )
+
+    def rate(self, progress: float) -> float:
+        """The learning rate at ``progress`` (0 to 1) of the budget."""
+        peak, floor, warmup = (
+            self.optim.learning_rate,
+            self.optim.min_learning_rate,
+            self.optim.warmup_fraction,
+        )
+        if progress < warmup:
+            return floor + (peak - floor) * progress / warmup
+        annealed = (progress - warmup) / (1 - warmup)
+        return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * annealed))
+
+    def _apply(self, progress: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.rate(progress)
+
+    def state_dict(self) -> dict:
+        return {"kind": "cosine"}
+
+    def load_state_dict(self, state: dict) -> None:
+        """A resumed run anneals over its own new budget."""
+
+
+class OnPlateau:
+    """The rate drops when the validation loss stops improving (torch's ReduceLROnPlateau)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, optim: OptimConfig):
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer,
+            mode="min",
+            factor=optim.plateau_factor,
+            patience=optim.plateau_patience,
+            min_lr=optim.min_learning_rate,
+        )
+
+    def start(self) -> None:
+        """Nothing: the plateau rule has no budget."""
+
+    def progress(self) -> float:
+        return 0.0
+
+    def after_step(self) -> None:
+        """Nothing: the rate changes between epochs."""
+
+    def after_epoch(self, val_loss: float) -> None:
+        self.scheduler.step(val_loss)
+
+    def describe(self) -> str:
+        rule = self.scheduler
+        return f"times {rule.factor:g} after {rule.patience} epochs without a better validation loss"
+
+    def state_dict(self) -> dict:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("kind") != "cosine":
+            self.scheduler.load_state_dict(state)
+
+
+def make_schedule(
+    optimizer: torch.optim.Optimizer, optim: OptimConfig, total_steps: int
+) -> CosineToDeadline | OnPlateau:
+    """``optim.schedule``: "auto" anneals to the deadline when the run has one (``max_minutes``)."""
+    kind = optim.schedule
+    if kind == "auto":
+        kind = "cosine" if optim.max_minutes else "plateau"
+    if kind == "cosine":
+        return CosineToDeadline(optimizer, optim, total_steps)
+    return OnPlateau(optimizer, optim)
