@@ -9,13 +9,12 @@
    a quarter of the learning rate (--finetune-minutes), ``run_diverse`` a new run that starts from
    those weights on the varied set (--diverse-minutes): one video's floor is too little to generalise;
 3. exports the last stage to ONNX (maps mode, fp32) into engine/model/builtin/demo/ (metadata.json +
-model.onnx);
+   model.onnx);
 4. tracks a fresh video (seed 7, 300 frames) with it and scores it against the generator's
    ground truth with ``posestream evaluate`` (goal: OKS mAP >= 0.8).
 
-The shipped model's first two stages were trained on the seed-100 video as the generator drew it
-before bodies became solid (up to commit 6edc44f); run from scratch, this script renders it with
-today's generator.
+The shipped model's first two stages were trained on the seed-100 video as the generator drew it before bodies
+became solid (up to commit 6edc44f); run from scratch, this script renders it with today's generator.
 """
 
 from __future__ import annotations

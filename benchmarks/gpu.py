@@ -33,8 +33,7 @@ and there, with ``.whl`` carried:
     benchmarks/gpu.py
 
 Writes benchmarks/data/gpu/gpu.json and prints the table; copy it into RESULTS.md ("GPU path"). Without CUDA
-it
-says so and stops (it is never part of CI).
+it says so and stops (it is never part of CI).
 """
 
 from __future__ import annotations

@@ -4,10 +4,9 @@
 
 Models: the fp32 exports of benchmarks/export.py (trained by benchmarks/accuracy.py) on
 centered_pair_small.mp4 (top-down, centroid alone, bottom-up; 1100 frames) and dance.mp4 (single-instance),
-and
-the embedded demo model on a synthetic video. Each row is one `posestream bench` process
-(decode-only, model-only, postprocess-only, end-to-end FPS and peak RSS). Writes the "pipeline"
-section of benchmarks/RESULTS.md and benchmarks/pipeline.png.
+and the embedded demo model on a synthetic video. Each row is one `posestream bench` process (decode-only,
+model-only, postprocess-only, end-to-end FPS and peak RSS). Writes the "pipeline" section of
+benchmarks/RESULTS.md and benchmarks/pipeline.png.
 """
 
 from __future__ import annotations

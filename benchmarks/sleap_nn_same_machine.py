@@ -14,17 +14,14 @@ own models of that shape over the 1100 frames of centered_pair_small.mp4:
 - top-down: sleap-nn's centroid + centered-instance test checkpoints, against ours (``centroid`` +
   ``centered_instance``, trained on the fly video).
 
-sleap-nn runs ``predict --runtime onnx`` (its fastest path); ours ``posestream track`` in fp32 and int8.
-Each command is timed whole (start-up included) in its own process, ``REPEATS`` times alternated: median
-wall seconds and the largest peak RSS. int8's accuracy: our fly networks of the same shapes, fp32 and int8,
-on the held-out fly frames (880-1099) against SLEAP's predictions (``posestream evaluate``, OKS mAP); the bar
-asks a precision to lose at most 0.02. same_size.py trains each fly network for 10 minutes on CPU, which
-leaves
-the bottom-up one at 0 mAP, so it is trained on to ACCURACY_MINUTES in all (``train --resume``, once) before
-it is
+sleap-nn runs ``predict --runtime onnx`` (its fastest path); ours ``posestream track`` in fp32 and int8. Each
+command is timed whole (start-up included) in its own process, ``REPEATS`` times alternated: median wall
+seconds and the largest peak RSS. int8's accuracy: our fly networks of the same shapes, fp32 and int8, on the
+held-out fly frames (880-1099) against SLEAP's predictions (``posestream evaluate``, OKS mAP); the bar asks a
+precision to lose at most 0.02. same_size.py trains each fly network for 10 minutes on CPU, which leaves the
+bottom-up one at 0 mAP, so it is trained on to ACCURACY_MINUTES in all (``train --resume``, once) before it is
 scored. int8 is also scored on a trained bottom-up network: the demo model, fp32 against int8, on a held-out
-synthetic video with its ground truth. Writes the "sleap-nn-same-machine"
-section of RESULTS.md.
+synthetic video with its ground truth. Writes the "sleap-nn-same-machine" section of RESULTS.md.
 
 Where the registry's torchvision wheel is built for CUDA torch (its compiled ops cannot load beside
 a CPU torch), sleap-nn fails at import; the runner skips torchvision's meta registrations of those
@@ -66,9 +63,8 @@ ACCURACY = {
 }
 ACCURACY_MINUTES = {"bottomup": 58.0}
 """Training minutes in all a fly network gets before its accuracy is scored: same_size.py's 10 minutes leave
-the
-bottom-up one at 0 held-out mAP (its instances mostly false), which cannot show what int8 loses; 58 bring it
-to 0.3."""
+the bottom-up one at 0 held-out mAP (its instances mostly false), which cannot show what int8 loses; 58 bring
+it to 0.3."""
 HELD_OUT = "880-1099"
 
 
@@ -100,8 +96,7 @@ def ours(run: str, precision: str) -> Path:
 
 def trained_long_enough(run: str) -> None:
     """Continue a same_size.py run (``train --resume``) until it has trained ACCURACY_MINUTES in all, and drop
-    its
-    exports made from the earlier weights."""
+    its exports made from the earlier weights."""
     folder = HERE / "data" / "same_size" / run
     spent = (
         sum(float(line.split(",")[-1]) for line in (folder / "training_log.csv").read_text().splitlines()[1:])

@@ -14,8 +14,8 @@ trackers on the same detections, on SLEAP's real fly predictions, and its cost.
        python3 -m venv sleap_nn_venv && sleap_nn_venv/bin/pip install "sleap-nn==0.3.5" torch==2.13.0
        python3 -m venv sleap_venv && sleap_venv/bin/pip install --no-deps sleap==1.4.1 && \\
            sleap_venv/bin/pip install tensorflow-cpu==2.15.1 "numpy<2" ... (SLEAP 1.4.1 pins TensorFlow
-           2.7-2.8,
-           which has no Python 3.11 wheel; 2.15 runs its tracker with the import shims in SLEAP_RUNNER)
+           2.7-2.8, which has no Python 3.11 wheel; 2.15 runs its tracker with the import shims in
+           SLEAP_RUNNER)
    sleap-nn 0.3.5's default tracker (`sleap-nn track`: OKS, Hungarian, a 5-frame window), SLEAP 1.4.1's
    `simple` and `flow` trackers (instance similarity, greedy, 5-frame window; flow shifts the last poses
    by optical flow on the frames). Time per frame: the tracking call alone (SLEAP's includes reading the
@@ -54,13 +54,9 @@ IDF1_BAR, MODEL_IDF1_BAR = 0.98, 0.95
 
 SLEAP_NN_RUNNER = """import json, sys, time, types
 sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
-import sleap_io as sio
-from loguru import logger
-from sleap_nn.inference.tracking import TrackerConfig, apply_tracking
-logger.remove()
-source, target, max_tracks = sys.argv[1], sys.argv[2], (int(sys.argv[3]) if len(sys.argv) > 3 else None)
-labels = sio.load_slp(source)
-for lf in labels.labeled_frames:
+import sleap_io as sio from loguru import logger from sleap_nn.inference.tracking import TrackerConfig,
+apply_tracking logger.remove() source, target, max_tracks = sys.argv[1], sys.argv[2], (int(sys.argv[3]) if
+len(sys.argv) > 3 else None) labels = sio.load_slp(source) for lf in labels.labeled_frames:
     for inst in lf.instances:
         inst.track = None
 labels.tracks = []

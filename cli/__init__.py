@@ -3,8 +3,8 @@
 ``options`` declares every option that several commands take, once; ``track`` (track, bench, retrack,
 recover), ``video`` (synth, render), ``live`` (live, camera-sim, listen, keys), ``batch``, ``train`` (train,
 evaluate, pack, preview-rf) and ``export`` (export, import) declare their commands. Commands import what they
-need when they run, so ``posestream synth`` never loads torch and a missing extra fails only the command
-that needs it.
+need when they run, so ``posestream synth`` never loads torch and a missing extra fails only the command that
+needs it.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Every option that more than one command takes, declared once: one name, one meaning, one help text.
 
 A command adds them by group (``add_model``, ``add_thresholds``, ...) or one by one (``OVERWRITE.add``); it
-may
-set its own default, metavar or requiredness, never its own help or type. ``tests/test_cli_options.py`` walks
-every command's parser and checks this. Help texts use argparse's ``%(default)s`` and ``%(metavar)s`` where a
-command's value differs.
+may set its own default, metavar or requiredness, never its own help or type. ``tests/test_cli_options.py``
+walks every command's parser and checks this. Help texts use argparse's ``%(default)s`` and ``%(metavar)s``
+where a command's value differs.
 
 Spellings renamed for one meaning per name keep working for one release, with a note (``RENAMED``).
 """

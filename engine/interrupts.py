@@ -6,8 +6,7 @@ open, the first Ctrl-C or SIGTERM only calls ``request`` (which sets a flag that
 frame); a second Ctrl-C raises KeyboardInterrupt at once. Outside the main thread, signals are left alone.
 
 The one owner of signal handling: ``track``, ``batch`` and ``live`` use ``StopRequests``; commands with
-nothing
-to finish (``camera-sim``, ``listen``) use ``interrupt_on_signals``.
+nothing to finish (``camera-sim``, ``listen``) use ``interrupt_on_signals``.
 """
 
 from __future__ import annotations

@@ -236,9 +236,8 @@ class FrameBlock:
     the tracker to the sinks, one object per batch instead of one per frame.
 
     frame_idx: (F,) int64 frame indices, increasing.
-    counts: (F,) int64 instances on each frame; frame f's instances are rows ``starts[f]:starts[f] +
-    counts[f]``
-      of the arrays below (M = counts.sum() rows).
+    counts: (F,) int64 instances on each frame; frame f's instances are rows
+      ``starts[f]:starts[f] + counts[f]`` of the arrays below (M = counts.sum() rows).
     points: (M, n_nodes, 2) float32; point_scores: (M, n_nodes) float32; instance_scores: (M,) float32;
     track_ids: (M,) int32 (``UNTRACKED`` where none); tracking_scores: (M,) float32.
     missing: (F,) bool, frames that could not be decoded (no instances).

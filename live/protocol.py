@@ -1,8 +1,7 @@
 """The live wire protocol, version 1: camera frames in, poses out, as ZeroMQ multipart messages.
 
-    camera ──[frame.<camera> | FrameHeader | pixels]──> engine ──[pose.<camera> | PoseHeader | arrays...]──>
-    clients
-           [end.<camera> | EndHeader]  (when it stops)          └──[stats.<camera> | JSON]  (once a second)
+  camera ──[frame.<camera> | FrameHeader | pixels]──> engine ──[pose.<camera> | PoseHeader | arrays]──> client
+         [end.<camera> | EndHeader]  (when it stops)         └──[stats.<camera> | JSON]  (once a second)
 
 Every integer and float is little-endian. Times are nanoseconds of ``time.monotonic_ns()`` (camera and
 engine on one host share that clock). A message that breaks a rule below raises ``ProtocolError``, whose

@@ -5,9 +5,8 @@ Sockets use loopback (``tcp://127.0.0.1:PORT``, ``tcp://localhost:PORT``, ``tcp:
 (encryption and authentication, built into pyzmq) with one key directory shared by the camera, the
 engine and the clients (``posestream keys DIR`` writes it):
 
-    DIR/server.key, DIR/server.key_secret   the binding side's key pair (cameras, the engine's publisher)
-    DIR/client.key, DIR/client.key_secret   the connecting side's key pair (the engine's camera input,
-    clients)
+    DIR/server.key, DIR/server.key_secret   binding side's key pair (cameras, the engine's publisher)
+    DIR/client.key, DIR/client.key_secret   connecting side's key pair (the engine's camera input, clients)
     DIR/authorized/*.key                    client public keys a binding side accepts
 
 A binding socket is the CURVE server: it accepts only clients whose public key is in ``authorized/``. A

@@ -6,9 +6,9 @@
             if message is not None:
                 print(message.camera, message.counter, message.track_ids, message.points[:, 0])
 
-Socket: a SUB socket that connects to the engine's PUB (``--publish``); ``cameras`` limits it to some
-cameras' topics. Statistics (``stats.<camera>``, once a second) are kept in ``stats`` by camera, not
-returned by ``recv``.
+Socket: a SUB socket that connects to the engine's PUB (``--publish``); ``cameras`` limits it to some cameras'
+topics. Statistics (``stats.<camera>``, once a second) are kept in ``stats`` by camera, not returned by
+``recv``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """The compiled kernels (posestream.engine.kernels): built ahead of time once per machine, or by numba's JIT,
-with
-the same results; a run that loads the ahead-of-time module never loads numba; a failed build falls back to
-the
-JIT with a warning that says where the reason is."""
+with the same results; a run that loads the ahead-of-time module never loads numba; a failed build falls back
+to the JIT with a warning that says where the reason is."""
 
 from __future__ import annotations
 
@@ -188,9 +186,8 @@ def test_an_unknown_kernels_mode_is_a_config_error_that_names_the_choices(monkey
 @pytest.mark.parametrize("way", ["ahead of time", "jit"])
 def test_both_compilations_refuse_arrays_their_signature_does_not_name(way):
     """A float64 map, a Fortran-order pose array or a read-only output is a caller's bug: a TypeError that
-    names the
-    argument, never a second compilation (JIT) or a crash (the ahead-of-time module only compares item
-    sizes)."""
+    names the argument, never a second compilation (JIT) or a crash (the ahead-of-time module only compares
+    item sizes)."""
     compiled = kernels.jit_kernels() if way == "jit" else kernels.ahead_of_time_kernels()[0]
     inputs = _random_inputs(0)
     wrong = {

@@ -1,6 +1,5 @@
 """The live wire protocol: headers and messages round trip, and every malformed kind is refused with its
-reason;
-addresses off the host need the flag; the latency histogram's percentiles."""
+reason; addresses off the host need the flag; the latency histogram's percentiles."""
 
 from __future__ import annotations
 

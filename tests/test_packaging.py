@@ -10,8 +10,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_every_subpackage_is_listed_in_pyproject():
     """pyproject lists packages by name: a new folder left out works in an editable install and is missing
-    from a
-    wheel (posestream.engine.kernels was, once)."""
+    from a wheel (posestream.engine.kernels was, once)."""
     tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(tool["packages"])
     found = set()

@@ -464,8 +464,7 @@ def test_a_batch_size_of_zero_is_an_error_not_the_default(models, video, tmp_pat
 
 def test_warm_up_loads_the_kernels_a_run_uses_before_the_clock():
     """In a fresh process, the kernels are not loaded on import; warming the demo model (bottom-up) and a
-    tracker
-    loads them (building them first on a new machine), so no stage's time includes it."""
+    tracker loads them (building them first on a new machine), so no stage's time includes it."""
     code = (
         "from posestream.engine import kernels\n"
         "from posestream.engine.model.predictor import Predictor\n"
@@ -482,8 +481,7 @@ def test_warm_up_loads_the_kernels_a_run_uses_before_the_clock():
 
 def _threads_during_run(models, video, threads: int, decode_threads: int) -> collections.Counter:
     """The threads, by name (/proc), that a pipeline with this budget starts: the most seen at once while it
-    runs,
-    of those not there before (by thread id: other tests' threads may end, or start, meanwhile)."""
+    runs, of those not there before (by thread id: other tests' threads may end, or start, meanwhile)."""
 
     def threads_now() -> dict[str, str]:
         found = {}

@@ -1,6 +1,5 @@
 """The engine's postprocessing kernels, compiled ahead of time and by numba's JIT, against the pure-numpy
-reference
-(tests/reference_postprocess.py)."""
+reference (tests/reference_postprocess.py)."""
 
 from __future__ import annotations
 

@@ -133,8 +133,8 @@ def evaluate_runs(
     """Predict with trained runs (torch) or exported models (the engine's onnxruntime backend) on
     labelled frames and score the predictions.
 
-    Defaults: the first run's labels (an exported model's source run), and its validation frames
-    when ``frames`` is None.
+    Defaults: the first run's labels (an exported model's source run), and its validation frames when
+    ``frames`` is None.
     """
     from posestream.train.predict import PredictOptions, open_model, predict
 

@@ -1,25 +1,19 @@
 """The engine's compiled loops: peak finding (``peaks.py``), PAF grouping (``grouping.py``) and identity
-tracking
-(``tracking.py``).
+tracking (``tracking.py``).
 
 They are written once, in numba's subset of Python, each kernel with its one signature (``signatures.py``,
-which
-also checks calls), and compiled one of two ways:
+which also checks calls), and compiled one of two ways:
 
 - **ahead of time** (the default): the first process on a machine that needs them builds one extension module
-  with
-  numba's ``pycc``, in a child process (about 15 s, once). Every later process imports that module and never
-  loads
-  numba or LLVM, which saves about 125 MB of memory per process. The module is kept under
+  with numba's ``pycc``, in a child process (about 15 s, once). Every later process imports that module and
+  never loads numba or LLVM, which saves about 125 MB of memory per process. The module is kept under
   ``~/.cache/posestream/kernels`` (``POSESTREAM_CACHE_DIR`` moves it), keyed by the kernels' source, the
-  numba,
-  numpy and Python versions and the CPU, so a change to any of them builds it again.
+  numba, numpy and Python versions and the CPU, so a change to any of them builds it again.
 - **by numba's JIT**, in the process: compiled when first loaded, then loaded from numba's cache. This is the
   fallback when the ahead-of-time build fails (it needs a C compiler), with a warning that says why.
 
 ``POSESTREAM_KERNELS`` chooses: ``auto`` (the default: ahead of time, else the JIT), ``aot`` (ahead of time or
-an
-error), ``jit``.
+an error), ``jit``.
 """
 
 from __future__ import annotations
@@ -71,10 +65,9 @@ class KernelBuildError(PosestreamError, RuntimeError):
 
 def load() -> SimpleNamespace:
     """The kernels by name (``signatures.SIGNATURES``: ``candidates``, ``refine``, ``pair_dots``, ``group``,
-    ``oks``,
-    ``centroid``, ``iou``, ``observe``), compiled ahead of time or by numba's JIT as ``POSESTREAM_KERNELS``
-    says;
-    loaded once per process. Each refuses, with TypeError, arrays its signature does not name."""
+    ``oks``, ``centroid``, ``iou``, ``observe``), compiled ahead of time or by numba's JIT as
+    ``POSESTREAM_KERNELS`` says; loaded once per process. Each refuses, with TypeError, arrays its signature
+    does not name."""
     global _loaded, _how
     if _loaded is None:
         with _lock:
@@ -134,8 +127,7 @@ def jit_kernels() -> SimpleNamespace:
 @functools.cache
 def ahead_of_time_kernels() -> tuple[SimpleNamespace, Path]:
     """Every kernel of the ahead-of-time module for this machine, each checking its arguments, and the
-    module's
-    path; the module is built first if there is none (one build at a time across processes)."""
+    module's path; the module is built first if there is none (one build at a time across processes)."""
     if fcntl is None:
         raise KernelBuildError("the ahead-of-time build needs a POSIX system (its lock uses fcntl)")
     home = cache_dir()
@@ -168,8 +160,7 @@ def ahead_of_time_kernels() -> tuple[SimpleNamespace, Path]:
 
 def cache_dir() -> Path:
     """Where built modules are kept: ``POSESTREAM_CACHE_DIR``/kernels, else ``$XDG_CACHE_HOME`` (or
-    ``~/.cache``)
-    /posestream/kernels."""
+    ``~/.cache``) /posestream/kernels."""
     if os.environ.get("POSESTREAM_CACHE_DIR"):
         return Path(os.environ["POSESTREAM_CACHE_DIR"]).expanduser() / "kernels"
     return (
@@ -181,8 +172,7 @@ def cache_dir() -> Path:
 
 def build_key() -> str:
     """What a built module depends on: the kernels' source, numba, numpy, the Python ABI, and the CPU (the
-    module
-    is compiled for this CPU's instruction set)."""
+    module is compiled for this CPU's instruction set)."""
     digest = hashlib.sha256()
     for source in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(source.name.encode() + source.read_bytes())
@@ -225,10 +215,8 @@ def _module_file(target: Path) -> Path | None:
 
 def _build(target: Path, failed: Path) -> None:
     """Build the module into ``target`` in a child process (numba and LLVM stay out of this one). When the
-    build
-    itself fails, record why in ``failed`` so that later runs do not try again; a build stopped by a timeout
-    or a
-    signal (e.g. out of memory) is not recorded, and the next run tries again."""
+    build itself fails, record why in ``failed`` so that later runs do not try again; a build stopped by a
+    timeout or a signal (e.g. out of memory) is not recorded, and the next run tries again."""
     staging = target.with_name(target.name + f".building-{os.getpid()}")
     _say("compiling the engine's kernels for this machine, once (about 15 s) ...")
     started = time.perf_counter()
@@ -278,8 +266,7 @@ def _reason(output: str) -> str:
 @contextlib.contextmanager
 def _build_lock(handle):
     """One build per key at a time across processes (a lock on the open file ``handle``); waits for a build
-    under
-    way at most a minute longer than a build may take."""
+    under way at most a minute longer than a build may take."""
     deadline = time.monotonic() + BUILD_TIMEOUT_S + 60.0
     while True:
         try:

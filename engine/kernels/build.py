@@ -1,11 +1,9 @@
 """Build the ahead-of-time kernel module: ``python -m posestream.engine.kernels.build OUT_DIR``.
 
 ``posestream.engine.kernels`` runs this in a child process the first time a machine needs the kernels. It
-compiles
-every kernel on its signature (``signatures.SIGNATURES``) with numba's ``pycc`` into one extension module, for
-this machine's CPU, with the GIL released while a kernel runs (as ``nogil=True`` does for the JIT). Needs
-numba and
-a C compiler.
+compiles every kernel on its signature (``signatures.SIGNATURES``) with numba's ``pycc`` into one extension
+module, for this machine's CPU, with the GIL released while a kernel runs (as ``nogil=True`` does for the
+JIT). Needs numba and a C compiler.
 """
 
 from __future__ import annotations

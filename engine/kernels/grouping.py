@@ -1,6 +1,6 @@
 """Loops of bottom-up grouping (``posestream.engine.model.paf_grouping`` calls them and says what they
-compute): the part
-affinity field sampled along candidate pairs, and the assembly of instances from scored connections."""
+compute): the part affinity field sampled along candidate pairs, and the assembly of instances from scored
+connections."""
 
 from __future__ import annotations
 

@@ -1,13 +1,10 @@
 """The ``kernel`` decorator, and the kernels compiled by numba's JIT.
 
 A kernel is a plain Python function in numba's subset, compiled on its one signature
-(``signatures.SIGNATURES``)
-either ahead of time (``build.py``) or here. ``compiled`` compiles each on that signature only (from numba's
-cache
-after the first time), so the JIT refuses other types as the checked ahead-of-time module does. Kernels
-release
-the GIL (postprocessing threads run them in parallel with decoding and inference). Helpers come before the
-kernels that call them.
+(``signatures.SIGNATURES``) either ahead of time (``build.py``) or here. ``compiled`` compiles each on that
+signature only (from numba's cache after the first time), so the JIT refuses other types as the checked
+ahead-of-time module does. Kernels release the GIL (postprocessing threads run them in parallel with decoding
+and inference). Helpers come before the kernels that call them.
 """
 
 from __future__ import annotations

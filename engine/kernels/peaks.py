@@ -1,6 +1,5 @@
 """Loops of peak finding (``posestream.engine.model.peaks`` calls them): the top-K local maxima of each map,
-and their
-subpixel refinement."""
+and their subpixel refinement."""
 
 from __future__ import annotations
 
@@ -98,8 +97,7 @@ def refine(
     patches, maps, values, rows, cols, height, width, stride, threshold, half, points
 ):  # pragma: no cover
     """Subpixel points (B, C, K, 2), in place. half = 0: parabola through the 3x3 patch; half > 0: centre of
-    mass
-    of maps in a (2 half + 1) window."""
+    mass of maps in a (2 half + 1) window."""
     batch, channels, k = values.shape
     for b in range(batch):
         for c in range(channels):

@@ -1,12 +1,9 @@
 """Every kernel's one signature: the calls it accepts, in numba's syntax, and a check of a call against it.
 
 Kept apart from the kernels (and free of numba) so that a process running the ahead-of-time module can check
-its
-calls: that module's argument conversion only compares item sizes, so a float64 or Fortran-order array where
-the
-signature names a C-contiguous float32 one would crash the process or return wrong numbers. numba's JIT,
-compiled on
-the same signatures, refuses such calls itself.
+its calls: that module's argument conversion only compares item sizes, so a float64 or Fortran-order array
+where the signature names a C-contiguous float32 one would crash the process or return wrong numbers. numba's
+JIT, compiled on the same signatures, refuses such calls itself.
 """
 
 from __future__ import annotations
@@ -82,8 +79,7 @@ def array_args(signature: str) -> list[ArrayArg | None]:
 
 def checked(name: str, function: Callable) -> Callable:
     """``function`` (a kernel of the ahead-of-time module), refusing with TypeError the calls its signature
-    does not
-    name, as numba's JIT does."""
+    does not name, as numba's JIT does."""
     expected = array_args(SIGNATURES[name])
 
     def call(*args):

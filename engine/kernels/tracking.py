@@ -90,9 +90,9 @@ def iou(detections: np.ndarray, predicted: np.ndarray, width: np.ndarray) -> np.
 def observe(templates: np.ndarray, rows: np.ndarray, points: np.ndarray, min_scale: float):
     """Replace templates ``rows`` (K,) by ``points`` (K, N, 2), missing nodes moved along; in place.
 
-    Returns each row's shift (K, 2) (median over shared nodes; centroid to centroid when none is shared),
-    new scale (K,) (square root of the box area, at least ``min_scale``) and the share of nodes the
-    detection had (K,).
+    Returns each row's shift (K, 2) (median over shared nodes; centroid to centroid when none is shared), new
+    scale (K,) (square root of the box area, at least ``min_scale``) and the share of nodes the detection had
+    (K,).
     """
     k_rows, n_nodes = rows.shape[0], points.shape[1]
     shift, scale, seen = np.zeros((k_rows, 2)), np.zeros(k_rows), np.zeros(k_rows)

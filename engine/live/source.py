@@ -16,12 +16,11 @@ and puts the frame in the waiting queue, so ZeroMQ's own queues never fill and t
   recorded video and for tests: a live rig wants the newest frame, not every frame.
 - Batches: when the pipeline is ready for one, the source takes one waiting frame of each camera (in
   arrival order, at most ``max_batch``): its oldest, which absorbs a burst without a drop; but when the
-  camera's frames have been waiting more than ``overload_ms`` at every batch for ``overload_window``
-  seconds (a standing queue, as CoDel tells it from a burst: the model cannot keep up), its newest, and
-  the older ones are dropped, so latency stays near one model call. With several cameras live, it first waits
-  up
-  to ``gather_ms`` for the cameras that have nothing waiting yet, so frames captured together (a
-  triggered rig) go through the model together.
+  camera's frames have been waiting more than ``overload_ms`` at every batch for ``overload_window`` seconds
+  (a standing queue, as CoDel tells it from a burst: the model cannot keep up), its newest, and the older ones
+  are dropped, so latency stays near one model call. With several cameras live, it first waits up to
+  ``gather_ms`` for the cameras that have nothing waiting yet, so frames captured together (a triggered rig)
+  go through the model together.
 - Malformed messages are counted by reason (``malformed``) and logged (the first of each reason in full);
   the receiver carries on.
 - A camera with no frame for ``silent_after`` seconds is logged as silent, and again when it is back.

@@ -1,7 +1,6 @@
 """Per-camera accounting of a live run: frames sent, processed and dropped, and latency percentiles.
 
-Counting is exact and rests on the camera's own frame counter, read in the order frames leave the
-pipeline:
+Counting is exact and rests on the camera's own frame counter, read in the order frames leave the pipeline:
 - sent: the counters the camera used (last - first + 1, summed over its restarts);
 - received: frames that got poses;
 - dropped: frames sent that got no poses (gaps in the counter), so received + dropped = sent. The

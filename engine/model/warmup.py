@@ -25,9 +25,8 @@ from posestream.engine.types import FramePredictions, OutputMode
 
 def warm_up(predictor: Predictor, tracker=None, batch_sizes: tuple[int, ...] = (1,)) -> float:
     """Run every network at each of ``batch_sizes``, and every kernel the predictor's decoders (and the
-    tracker
-    stage: a Tracker, or the live mode's per-camera trackers, anything with a TrackerConfig ``config``) use,
-    once; returns the seconds taken."""
+    tracker stage: a Tracker, or the live mode's per-camera trackers, anything with a TrackerConfig
+    ``config``) use, once; returns the seconds taken."""
     started = time.perf_counter()
     for model in predictor.models:
         blank = np.zeros((max(batch_sizes), *model.metadata.input_shape), np.uint8)

@@ -48,10 +48,9 @@ def check_free_space(path: str, needed: int, what: str, outcome: str) -> None:
 
 
 def reserve(path: str, nbytes: int, what: str, outcome: str) -> None:
-    """Make sure the next ``nbytes`` past the end of the existing file ``path`` can be written, before
-    writing ``what`` into them: within the file size limit, and allocated on disk (the file's size is
-    unchanged; ``release`` frees what was not used). Raises DiskFullError or OutputFileError naming
-    ``outcome``.
+    """Make sure the next ``nbytes`` past the end of the existing file ``path`` can be written, before writing
+    ``what`` into them: within the file size limit, and allocated on disk (the file's size is unchanged;
+    ``release`` frees what was not used). Raises DiskFullError or OutputFileError naming ``outcome``.
     """
     try:
         fd = os.open(path, os.O_WRONLY)

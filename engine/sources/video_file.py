@@ -117,12 +117,11 @@ def frame_is_gray(frame: av.VideoFrame, tolerance: int = 3) -> bool:
 class VideoFileReader(FrameSource):
     """Frame-exact reader of a video file.
 
-    color: "gray" (H, W, 1), "rgb" (H, W, 3), or "auto" (gray when the video has no colour).
-    threads: FFmpeg decoder threads; 0 lets FFmpeg choose (frame + slice threads), 1 decodes on the calling
-    thread.
-    hwaccel: "cuda" or "cuda:N" decodes on that GPU (NVDEC, through FFmpeg's CUDA hardware acceleration) when
-    the device and the video's codec allow it, else on the CPU with a one-line note; ``self.hwaccel`` says
-    where it decodes (None: the CPU). Frames come back to system memory either way.
+    color: "gray" (H, W, 1), "rgb" (H, W, 3), or "auto" (gray when the video has no colour). threads: FFmpeg
+    decoder threads; 0 lets FFmpeg choose (frame + slice threads), 1 decodes on the calling thread. hwaccel:
+    "cuda" or "cuda:N" decodes on that GPU (NVDEC, through FFmpeg's CUDA hardware acceleration) when the
+    device and the video's codec allow it, else on the CPU with a one-line note; ``self.hwaccel`` says where
+    it decodes (None: the CPU). Frames come back to system memory either way.
     """
 
     def __init__(

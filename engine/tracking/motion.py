@@ -1,9 +1,8 @@
 """Where each track's centroid will be: a smoothed constant velocity, or a constant-velocity Kalman filter.
 
-Both keep a fixed-size state per track (rows aligned with the tracker's) and change it only when the
-track is observed; a prediction is computed from the last observation and the time since, so a lost
-track costs nothing per frame. Velocities are in pixels per second: the same settings hold at any
-frame rate.
+Both keep a fixed-size state per track (rows aligned with the tracker's) and change it only when the track is
+observed; a prediction is computed from the last observation and the time since, so a lost track costs nothing
+per frame. Velocities are in pixels per second: the same settings hold at any frame rate.
 """
 
 from __future__ import annotations

@@ -268,8 +268,7 @@ def import_model(
     folder: str | os.PathLike, out_dir: str | os.PathLike, options: ImportOptions = ImportOptions()
 ) -> ModelDir:
     """Import ``folder`` into ``out_dir`` (metadata.json + model.onnx, model.pt2, model.plan as asked);
-    returns
-    it loaded."""
+    returns it loaded."""
     import numpy as np
 
     from posestream.engine.model.postprocess import output_names

@@ -1,6 +1,5 @@
 """The streaming writer of SLEAP analysis HDF5 files (layout: ``layout.py``), crash-safe: SWMR, flushed per
-block,
-each block's bytes reserved on disk before it is written."""
+block, each block's bytes reserved on disk before it is written."""
 
 from __future__ import annotations
 
