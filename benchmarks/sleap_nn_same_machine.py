@@ -31,6 +31,7 @@ ops, which neither its export nor its ONNX inference uses.
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import platform
 import shutil
@@ -95,21 +96,17 @@ def ours(run: str, precision: str) -> Path:
 
 
 def trained_long_enough(run: str) -> None:
-    """Continue a same_size.py run (``train --resume``) until it has trained ACCURACY_MINUTES in all, and drop
-    its exports made from the earlier weights."""
+    """Continue a same_size.py run (``train --resume``) until it has trained ACCURACY_MINUTES in all (the
+    budget of a resumed run counts its whole training), and drop its exports made from the earlier
+    weights."""
     folder = HERE / "data" / "same_size" / run
-    spent = (
-        sum(float(line.split(",")[-1]) for line in (folder / "training_log.csv").read_text().splitlines()[1:])
-        / 60
-    )
-    remaining = ACCURACY_MINUTES.get(run, 0.0) - spent
-    if remaining > 1.0:
-        print(
-            f"training {run} {remaining:.0f} more minutes (to {ACCURACY_MINUTES[run]:g} in all) before "
-            "scoring it"
-        )
+    with (folder / "training_log.csv").open() as f:
+        spent = sum(float(row["seconds"]) for row in csv.DictReader(f)) / 60
+    total = ACCURACY_MINUTES.get(run, 0.0)
+    if total - spent > 1.0:
+        print(f"training {run} {total - spent:.0f} more minutes (to {total:g} in all) before scoring it")
         subprocess.run(
-            posestream_command("train", "--resume", folder, "--max-minutes", f"{remaining:.1f}", "--quiet"),
+            posestream_command("train", "--resume", folder, "--max-minutes", f"{total:g}", "--quiet"),
             check=True,
         )
         for precision in ("fp32", "int8"):

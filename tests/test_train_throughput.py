@@ -161,3 +161,17 @@ def test_a_cpu_without_bf16_trains_in_fp32_with_a_one_line_note(labels, tmp_path
     notes = [line for line in done.stdout.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "no native bf16" in notes[0] and "fp32" in notes[0]
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["precision"] == "fp32"
+
+
+def test_a_resumed_run_continues_its_budget_rather_than_starting_a_new_one(labels, tmp_path):
+    settings = [*TINY, "optim.max_minutes=0.1", "optim.early_stopping_patience=100000", "data.workers=0"]
+    config = load_config(
+        "single_instance", overrides=settings, labels=str(labels), **{"optim.max_epochs": 10**5}
+    )
+    first = Trainer(config, tmp_path / "run", progress=False).run()
+    assert first.stopped_because == "max_minutes"
+    again = Trainer(config, tmp_path / "run", progress=False)
+    again.resume()
+    assert again.trained_seconds >= 6.0  # the 0.1 min spent, saved with the last checkpoint
+    result = again.run()
+    assert result.stopped_because == "max_minutes" and result.epochs == first.epochs and result.samples == 0

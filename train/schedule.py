@@ -2,7 +2,8 @@
 
 - ``cosine``: a short warm-up from the floor, then cosine annealing that reaches the floor
   (``optim.min_learning_rate``) at the deadline (``--max-minutes``) or at the last epoch, so a run cut by
-  its budget spends its last minutes at a low rate instead of ending mid-descent.
+  its budget spends its last minutes at a low rate instead of ending mid-descent. The budget counts the
+  whole run: a resumed run continues the same curve.
 - ``plateau``: the rate drops by ``optim.plateau_factor`` when the validation loss stalls.
 """
 
@@ -25,10 +26,10 @@ class CosineToDeadline:
         self.started, self.steps = time.monotonic(), 0
         self._apply(0.0)
 
-    def start(self) -> None:
-        """The budget starts now (the run's first step)."""
-        self.started, self.steps = time.monotonic(), 0
-        self._apply(0.0)
+    def start(self, spent_seconds: float = 0.0, spent_steps: int = 0) -> None:
+        """The run's first step is now, with ``spent_*`` of the budget spent before (a resumed run)."""
+        self.started, self.steps = time.monotonic() - spent_seconds, spent_steps
+        self._apply(self.progress())
 
     def progress(self) -> float:
         """Share of the budget spent, 0 to 1."""
@@ -70,7 +71,7 @@ class CosineToDeadline:
         return {"kind": "cosine"}
 
     def load_state_dict(self, state: dict) -> None:
-        """A resumed run anneals over its own new budget."""
+        """Nothing: a resumed run continues by the budget it has spent (``start``)."""
 
 
 class OnPlateau:
@@ -85,7 +86,7 @@ class OnPlateau:
             min_lr=optim.min_learning_rate,
         )
 
-    def start(self) -> None:
+    def start(self, spent_seconds: float = 0.0, spent_steps: int = 0) -> None:
         """Nothing: the plateau rule has no budget."""
 
     def progress(self) -> float:

@@ -109,13 +109,17 @@ class Trainer:
         self.train_set = PoseDataset(self.train_labels, config, self.geometry, augment=True, seed=config.seed)
         self.val_set = PoseDataset(self.val_labels, config, self.geometry, augment=False)
         self.optimizer = self._optimizer()
-        steps = BatchStream.steps_for(
+        self.steps_per_epoch = BatchStream.steps_for(
             len(self.train_set), config.data.batch_size, config.optim.steps_per_epoch
         )
-        self.schedule = make_schedule(self.optimizer, config.optim, steps * config.optim.max_epochs)
+        self.schedule = make_schedule(
+            self.optimizer, config.optim, self.steps_per_epoch * config.optim.max_epochs
+        )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scaled)
         self.epoch, self.best_val, self.stale_epochs = 0, math.inf, 0
         self.best_map = BestMap()
+        # wall seconds of training so far, resumes included (what --max-minutes counts)
+        self.trained_seconds = 0.0
 
     def describe(self) -> str:
         """What this run will do, in the words a user checks before leaving it running."""
@@ -178,6 +182,7 @@ class Trainer:
             "best_val": self.best_val,
             "stale_epochs": self.stale_epochs,
             "best_map": asdict(self.best_map),
+            "trained_seconds": self.trained_seconds,
         }
         _atomic_save(state, self.run_dir / "last.pt")
         if best:
@@ -201,6 +206,7 @@ class Trainer:
             int(state["stale_epochs"]),
         )
         self.best_map = BestMap(**state.get("best_map", {}))  # runs before 0.2 measured no mAP
+        self.trained_seconds = float(state.get("trained_seconds", 0.0))
 
     def init_weights(self, source_run: str | os.PathLike) -> None:
         """Start from the weights of another run (its best.pt): fine-tuning on new labels.
@@ -234,11 +240,12 @@ class Trainer:
     def run(self) -> TrainResult:
         optim = self.config.optim
         self.write_run_files()
-        self.started = time.monotonic()
-        deadline = self.started + optim.max_minutes * 60 if optim.max_minutes else math.inf
+        self.started, self.spent_before = time.monotonic(), self.trained_seconds
+        budget = optim.max_minutes * 60 - self.trained_seconds if optim.max_minutes else math.inf
+        deadline = self.started + budget
         self.seconds, self.samples, self.last_map = dict.fromkeys(PHASES, 0.0), 0, self.started
         reason = "max_epochs" if self.epoch >= optim.max_epochs else None
-        self.schedule.start()
+        self.schedule.start(self.trained_seconds, self.epoch * self.steps_per_epoch)
         stream = BatchStream(
             self.train_set, self.config.data, self.config.seed, self.epoch, optim.steps_per_epoch
         )
@@ -273,6 +280,7 @@ class Trainer:
                 self.best_map = BestMap(val_map, self.epoch, (time.monotonic() - self.started) / 60)
         else:  # the loss decides until a first mAP exists (and always for a centroid model)
             best = improved and self.best_map.value < 0
+        self.trained_seconds = self.spent_before + time.monotonic() - self.started
         self.save_checkpoint(best=best)
         row = {"epoch": self.epoch, "train_loss": f"{train_loss:.6g}", "val_loss": f"{val_loss:.6g}"}
         row["learning_rate"] = f"{self.optimizer.param_groups[0]['lr']:.3g}"
