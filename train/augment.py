@@ -46,15 +46,21 @@ def sampling_grid(matrix: np.ndarray, in_shape: tuple[int, int], out_shape: tupl
     in_shape, out_shape: (height, width). align_corners=True convention: -1 and 1 are the
     centres of the first and last input pixels (the exported graph resizes with the same grid).
     """
-    height, width = in_shape
     out_h, out_w = out_shape
-    inverse = torch.as_tensor(np.linalg.inv(matrix), dtype=torch.float32)
-    ys, xs = torch.meshgrid(
-        torch.arange(out_h, dtype=torch.float32), torch.arange(out_w, dtype=torch.float32), indexing="ij"
-    )
-    src_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
-    src_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
-    return torch.stack([2 * src_x / max(width - 1, 1) - 1, 2 * src_y / max(height - 1, 1) - 1], dim=-1)[None]
+    source = (_normalised(in_shape) @ np.linalg.inv(matrix))[:2].tolist()  # output pixel -> input grid
+    xs, ys = torch.arange(out_w, dtype=torch.float32), torch.arange(out_h, dtype=torch.float32)
+    grid = torch.empty(1, out_h, out_w, 2)
+    for axis, (along_x, along_y, offset) in enumerate(source):
+        torch.add(xs[None, :] * along_x, (ys * along_y + offset)[:, None], out=grid[0, :, :, axis])
+    return grid
+
+
+def _normalised(shape: tuple[int, int]) -> np.ndarray:
+    """Pixel -> grid_sample coordinates (-1 to 1 from the first to the last pixel centre) of an image of
+    ``shape`` (height, width)."""
+    height, width = shape
+    sx, sy = 2 / max(width - 1, 1), 2 / max(height - 1, 1)
+    return translation(-1, -1) @ linear(sx, 0, 0, sy)
 
 
 def warp_image(image: torch.Tensor, matrix: np.ndarray, out_shape: tuple[int, int]) -> torch.Tensor:
@@ -67,13 +73,14 @@ def warp_image(image: torch.Tensor, matrix: np.ndarray, out_shape: tuple[int, in
 
 
 def adjust_intensity(image: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Random brightness, contrast and Gaussian noise on a (C, H, W) image in grey levels (0-255)."""
-    if cfg.contrast:
-        factor = rng.uniform(1 - cfg.contrast, 1 + cfg.contrast)
-        image = (image - image.mean()) * factor + image.mean()
-    if cfg.brightness:
-        image = image + rng.uniform(-cfg.brightness, cfg.brightness)
+    """Random brightness, contrast and Gaussian noise on a (C, H, W) image in grey levels (0-255), in
+    place."""
+    factor = rng.uniform(1 - cfg.contrast, 1 + cfg.contrast) if cfg.contrast else 1.0
+    shift = rng.uniform(-cfg.brightness, cfg.brightness) if cfg.brightness else 0.0
+    if factor != 1.0:
+        shift += float(image.mean()) * (1 - factor)
+    image.mul_(factor).add_(shift)
     if cfg.noise:
-        noise = rng.standard_normal(image.shape).astype(np.float32) * cfg.noise
-        image = image + torch.from_numpy(noise)
-    return image.clamp(0, 255)
+        noise = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        image.add_(torch.randn(image.shape, generator=noise), alpha=cfg.noise)
+    return image.clamp_(0, 255)

@@ -53,10 +53,11 @@ def collate(items: list) -> tuple[torch.Tensor, ...] | FailedExample:
 
 
 def default_workers() -> int:
-    """Worker processes for this machine: one where cores are few (the network needs them), two from
-    eight cores on (measured: benchmarks/train_speed.py)."""
+    """Worker processes for this machine: none below four cores, where making an example costs 3-8% of a
+    step and a worker would take the network's cores from it (measured on two: 0.9-0.95x the examples per
+    second with one worker, benchmarks/train_speed.py); one from four cores, two from eight."""
     cores = len(os.sched_getaffinity(0))
-    return 1 if cores < 8 else 2
+    return 0 if cores < 4 else 1 if cores < 8 else 2
 
 
 class BatchStream:

@@ -112,10 +112,31 @@ class UNet(nn.Module):
                 if self.up_interpolate
                 else upsample(x)
             )
-            x = block(torch.cat([x, skips.pop()], dim=1))
+            x = block(torch.cat([_dense_gradient(x), _dense_gradient(skips.pop())], dim=1))
             stride //= 2
             features[stride] = x
         return {s: features[s] for s in self.output_strides}
+
+
+def _dense_gradient(x: torch.Tensor) -> torch.Tensor:
+    """``x``, with its gradient made dense in x's memory format before it flows back.
+
+    The concatenation hands each input a channel slice of its gradient; in channels-last that slice is
+    strided, and the upsampling's backward takes a slow path on it (8x, a tenth of a bf16 training step).
+    Only while training: tracing for export sees ``x`` unchanged.
+    """
+    if (
+        x.requires_grad
+        and torch.is_grad_enabled()
+        and not (torch.jit.is_tracing() or torch.compiler.is_compiling())
+    ):
+        layout = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+        x.register_hook(lambda grad: grad.contiguous(memory_format=layout))
+    return x
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 class PoseNet(nn.Module):

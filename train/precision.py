@@ -1,7 +1,7 @@
 """The arithmetic a training run uses: its autocast dtype and memory format, chosen for the hardware.
 
 bf16 autocast with channels-last tensors lets oneDNN run the convolutions in bf16 on CPUs with AVX-512 BF16
-or AMX (2-2.5x the fp32 NCHW speed here, measured in benchmarks/train_speed.py). fp32 is the reference
+or AMX (2-2.6x the fp32 NCHW speed here, measured in benchmarks/train_speed.py). fp32 is the reference
 path: no autocast, NCHW, as every run before 0.2 trained.
 """
 

@@ -22,15 +22,23 @@ def confidence_maps(points: np.ndarray, shape: tuple[int, int], stride: int, sig
     Returns (n_nodes, height, width) float32 in [0, 1].
     """
     height, width = shape
-    n_nodes = points.shape[1]
-    if points.shape[0] == 0:
-        return np.zeros((n_nodes, height, width), np.float32)
-    x, y = points[..., 0, None], points[..., 1, None]  # (n_instances, n_nodes, 1)
-    gx = np.exp(-((grid(width, stride) - x) ** 2) / (2 * sigma**2))  # (n_instances, n_nodes, W)
-    gy = np.exp(-((grid(height, stride) - y) ** 2) / (2 * sigma**2))  # (n_instances, n_nodes, H)
-    maps = gy[..., :, None] * gx[..., None, :]  # (n_instances, n_nodes, H, W)
-    maps = np.nan_to_num(maps, nan=0.0)
-    return maps.max(axis=0).astype(np.float32)
+    maps = np.zeros((points.shape[1], height, width), np.float32)
+    for x, y in _gaussians(points, (height, width), stride, sigma):  # (n_nodes, W), (n_nodes, H)
+        np.maximum(maps, y[:, :, None] * x[:, None, :], out=maps)
+    return maps
+
+
+def _gaussians(points: np.ndarray, shape: tuple[int, int], stride: int, sigma: float):
+    """Per instance, the separable Gaussian of each node along x (n_nodes, W) and y (n_nodes, H), float32;
+    zero for a missing node."""
+    present = np.isfinite(points).all(axis=-1)  # (n_instances, n_nodes)
+    where = np.where(present[..., None], points, 0).astype(np.float32)
+    scale = np.float32(-1 / (2 * sigma**2))
+    for k in range(points.shape[0]):
+        on = present[k, :, None].astype(np.float32)  # (n_nodes, 1)
+        x = np.exp((grid(shape[1], stride) - where[k, :, 0, None]) ** 2 * scale) * on
+        y = np.exp((grid(shape[0], stride) - where[k, :, 1, None]) ** 2 * scale) * on
+        yield x, y
 
 
 def part_affinity_fields(
@@ -42,32 +50,35 @@ def part_affinity_fields(
     Returns (n_edges * 2, height, width) float32: channels (2k, 2k + 1) are x, y of edge k.
     """
     height, width_cells = shape
-    n_edges = len(edges)
-    if points.shape[0] == 0 or n_edges == 0:
-        return np.zeros((n_edges * 2, height, width_cells), np.float32)
-    src = points[:, edges[:, 0]]  # (n_instances, n_edges, 2)
-    dst = points[:, edges[:, 1]]
+    fields = np.zeros((len(edges), 2, height, width_cells), np.float32)
+    count = np.zeros((len(edges), height, width_cells), np.float32)
+    for instance in points.astype(np.float32):
+        for k, (source, target) in enumerate(edges):
+            _add_edge(fields[k], count[k], instance[source], instance[target], stride, width)
+    fields /= np.maximum(count, 1)[:, None]
+    return fields.reshape(len(edges) * 2, height, width_cells)
+
+
+def _add_edge(
+    field: np.ndarray, count: np.ndarray, src: np.ndarray, dst: np.ndarray, stride: int, width: float
+) -> None:
+    """Add one instance's edge src -> dst (float32) to ``field`` (2, H, W) and ``count`` (H, W), within the
+    cells that can lie ``width`` pixels from it."""
     vec = dst - src
-    length = np.linalg.norm(vec, axis=-1, keepdims=True)  # (n_instances, n_edges, 1)
-    valid = np.isfinite(length[..., 0]) & (length[..., 0] > 1e-6)
-    unit = np.where(valid[..., None], vec / np.where(length > 1e-6, length, 1.0), 0.0)
-    gx = grid(width_cells, stride)[None, None, None, :]  # (1, 1, 1, W)
-    gy = grid(height, stride)[None, None, :, None]  # (1, 1, H, 1)
-    rel_x = gx - np.nan_to_num(src[..., 0])[..., None, None]  # (n_instances, n_edges, 1 or H, W)
-    rel_y = gy - np.nan_to_num(src[..., 1])[..., None, None]
-    ux, uy = unit[..., 0, None, None], unit[..., 1, None, None]
-    along = rel_x * ux + rel_y * uy  # (n_instances, n_edges, H, W)
-    across = np.abs(rel_x * uy - rel_y * ux)
-    inside = (
-        (along >= 0)
-        & (along <= np.nan_to_num(length)[..., None])
-        & (across <= width)
-        & valid[..., None, None]
-    )
-    count = inside.sum(axis=0)  # (n_edges, H, W)
-    fields = np.stack([(inside * ux).sum(axis=0), (inside * uy).sum(axis=0)], axis=1)  # (n_edges, 2, H, W)
-    fields = fields / np.maximum(count, 1)[:, None]
-    return fields.reshape(n_edges * 2, height, width_cells).astype(np.float32)
+    length = np.float32(np.hypot(*vec))
+    if not np.isfinite(length) or length <= 1e-6:
+        return
+    ux, uy = vec / length
+    lo = np.maximum(np.floor((np.minimum(src, dst) - width) / stride).astype(int), 0)  # (x, y) cells
+    hi = np.ceil((np.maximum(src, dst) + width) / stride).astype(int) + 1
+    cols, rows = slice(lo[0], hi[0]), slice(lo[1], hi[1])
+    rel_x = grid(count.shape[1], stride)[None, cols] - src[0]  # (1, w)
+    rel_y = grid(count.shape[0], stride)[rows, None] - src[1]  # (h, 1)
+    along = rel_x * ux + rel_y * uy  # (h, w)
+    inside = (along >= 0) & (along <= length) & (np.abs(rel_x * uy - rel_y * ux) <= width)
+    field[0, rows, cols] += inside * ux
+    field[1, rows, cols] += inside * uy
+    count[rows, cols] += inside
 
 
 def instance_anchors(points: np.ndarray, anchor: int | None) -> np.ndarray:

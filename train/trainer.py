@@ -28,8 +28,10 @@ from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.progress import progress_bar
 from posestream.train.config import TrainConfig
 from posestream.train.data import InputGeometry, PoseDataset
+from posestream.train.host import keep_freed_memory
 from posestream.train.labels import LabelSet, load_labels
 from posestream.train.loader import BatchStream, collate
+from posestream.train.loss import map_loss
 from posestream.train.models import build_model, head_specs
 from posestream.train.precision import choose_precision
 from posestream.train.report import PHASES, BestMap, TrainResult, append_log, plot_curves
@@ -65,27 +67,13 @@ def split_labels(labels: LabelSet, config: TrainConfig) -> tuple[LabelSet, Label
     return labels.subset(train), labels.subset(val)
 
 
-def map_loss(
-    predictions: tuple[torch.Tensor, ...], targets: tuple[torch.Tensor, ...], config: TrainConfig
-) -> torch.Tensor:
-    """Mean squared error of every head, plus online hard keypoint mining when enabled."""
-    total = predictions[0].new_zeros(())
-    for pred, target in zip(predictions, targets):
-        weight = 1.0 + config.optim.foreground_weight * target.abs()
-        per_channel = (weight * (pred.float() - target) ** 2).mean(dim=(2, 3))  # (B, C)
-        total = total + per_channel.mean()
-        if config.optim.ohkm and per_channel.shape[1] > 1:
-            k = max(1, math.ceil(config.optim.ohkm_fraction * per_channel.shape[1]))
-            total = total + config.optim.ohkm_weight * per_channel.topk(k, dim=1).values.mean()
-    return total
-
-
 class Trainer:
     """Trains one model; ``run()`` returns when training ends (stopping rule, time budget or max epochs)."""
 
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, progress: bool = True):
         self.config, self.run_dir, self.progress = config, Path(run_dir), progress
         self.device = resolve_device(config.device)
+        self.allocator = keep_freed_memory()
         torch.manual_seed(config.seed)
         labels = load_labels(config.labels, config.video_paths, config.data.frames)
         if config.model_type == "bottomup" and not labels.skeleton.edges:
@@ -137,8 +125,9 @@ class Trainer:
             f"device {self.device}",
             f"arithmetic {arithmetic}; examples made by {making}; {torch.get_num_threads()} threads for the "
             f"network; learning rate {optim.learning_rate:g}, {self.schedule.describe()}",
-            f"frames: {frames} decoded once in {seconds:.1f} s, {size / 1e6:.0f} MB kept in memory (shared "
-            "with the worker processes)",
+            f"frames: {frames} decoded once in {seconds:.1f} s, {size / 1e6:.0f} MB kept in memory"
+            + (" (shared with the workers)" if workers else "")
+            + (f"; {self.allocator}" if self.allocator else ""),
         ]
         if precision.note:
             lines.append(f"note: {precision.note}")
@@ -147,7 +136,9 @@ class Trainer:
     def _optimizer(self) -> torch.optim.Optimizer:
         optim = self.config.optim
         cls = torch.optim.AdamW if optim.optimizer == "adamw" else torch.optim.Adam
-        return cls(self.model.parameters(), lr=optim.learning_rate, weight_decay=optim.weight_decay)
+        # fused: one kernel for all parameters (CPU and CUDA)
+        params = self.model.parameters()
+        return cls(params, lr=optim.learning_rate, weight_decay=optim.weight_decay, fused=True)
 
     # -- run directory ------------------------------------------------------
 
@@ -345,7 +336,9 @@ class Trainer:
         """One optimiser step; adds its forward, backward and step seconds to ``self.seconds``."""
         clock = time.perf_counter()
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        targets = [t.to(self.device, non_blocking=True) for t in targets]
+        targets = [
+            t.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format) for t in targets
+        ]
         with self._autocast():
             predictions = self.model(images)
         loss = map_loss(predictions, tuple(targets), self.config)
@@ -381,7 +374,8 @@ class Trainer:
             images, *targets = BatchStream.checked(batch)
             with self._autocast():
                 predictions = self.model(images.to(self.device).contiguous(memory_format=self.memory_format))
-            loss = map_loss(predictions, tuple(t.to(self.device) for t in targets), self.config)
+            targets = (t.to(self.device).contiguous(memory_format=self.memory_format) for t in targets)
+            loss = map_loss(predictions, tuple(targets), self.config)
             total, count = total + float(loss) * len(images), count + len(images)
         return total / count
 
