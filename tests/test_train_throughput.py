@@ -93,16 +93,17 @@ def test_ctrl_c_ends_the_run_and_its_worker_processes(labels, tmp_path):
     run = tmp_path / "run"
     command = [POSESTREAM, "train", str(labels), "-o", str(run), "--profile", "single_instance", "--quiet"]
     command += [a for s in TINY for a in ("--set", s)] + ["--set", "data.workers=2", "--max-epochs", "100000"]
+    command += ["--set", "optim.early_stopping_patience=100000"]  # only the signal ends this run
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: (run / "training_log.csv").exists(), 300, "the first epoch")
         workers = children(process.pid)
         assert len(workers) >= 2, workers  # the two example makers
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=120)
+        stdout, stderr = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 130, stderr
+    assert process.returncode == 130, f"stdout: {stdout}\nstderr: {stderr}"  # stdout: why it stopped
     assert "interrupted" in stderr and "Traceback" not in stderr
     wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 60, "the workers to end")
 

@@ -255,6 +255,8 @@ class Trainer:
         started = time.monotonic()
         train_loss, finished = self._train_epoch(stream, deadline)
         if train_loss is None:  # the time budget ran out before this epoch's first step
+            self.trained_seconds = self.spent_before + time.monotonic() - self.started
+            self.save_checkpoint(best=False)  # a resumed run then knows its budget is spent
             return "max_minutes"
         val_loss = self._evaluate(self.val_set) if len(self.val_set) else train_loss
         self.epoch += 1
