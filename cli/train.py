@@ -6,6 +6,7 @@ torch and sleap-io are imported when a command runs, after checking that the tra
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from posestream.cli import options as opt
@@ -67,6 +68,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     _require_train_extra("train")
     from posestream.core.errors import ConfigError
+    from posestream.engine.interrupts import StopRequests
     from posestream.train.config import load_config
     from posestream.train.trainer import Trainer
 
@@ -115,8 +117,13 @@ def run_train(args: argparse.Namespace) -> int:
         new_rate = any(s.split("=", 1)[0].strip() == "optim.learning_rate" for s in args.set)
         trainer.resume(config.optim.learning_rate if new_rate else None)
     print(trainer.describe())
-    result = trainer.run()
+    notice = f"stopping after this step; last.pt keeps the run (continue it with --resume {run_dir})"
+    with StopRequests(trainer.request_stop, notice):
+        result = trainer.run()
     print(result.summary())
+    if result.stopped_because == "interrupted":
+        print("posestream train: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

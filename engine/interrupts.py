@@ -5,8 +5,8 @@ a ``__del__``, where it is printed and lost (the run would then go on to the end
 open, the first Ctrl-C or SIGTERM only calls ``request`` (which sets a flag that the run checks after each
 frame); a second Ctrl-C raises KeyboardInterrupt at once. Outside the main thread, signals are left alone.
 
-The one owner of signal handling: ``track``, ``batch`` and ``live`` use ``StopRequests``; commands with
-nothing to finish (``camera-sim``, ``listen``) use ``interrupt_on_signals``.
+The one owner of signal handling: ``track``, ``batch``, ``live`` and ``train`` use ``StopRequests``;
+commands with nothing to finish (``camera-sim``, ``listen``) use ``interrupt_on_signals``.
 """
 
 from __future__ import annotations

@@ -89,12 +89,19 @@ def test_same_seed_and_workers_give_the_same_first_20_losses_whatever_the_worker
     assert step_losses(tmp_path / "d") != runs["a"], other.stderr  # the seed draws the examples
 
 
+def _as_a_background_job() -> None:
+    """Start with SIGINT ignored, as a non-interactive shell starts a job with ``&`` (CI does)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def test_ctrl_c_ends_the_run_and_its_worker_processes(labels, tmp_path):
     run = tmp_path / "run"
     command = [POSESTREAM, "train", str(labels), "-o", str(run), "--profile", "single_instance", "--quiet"]
     command += [a for s in TINY for a in ("--set", s)] + ["--set", "data.workers=2", "--max-epochs", "100000"]
     command += ["--set", "optim.early_stopping_patience=100000"]  # only the signal ends this run
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_as_a_background_job
+    )
     try:
         wait_for(lambda: (run / "training_log.csv").exists(), 300, "the first epoch")
         workers = children(process.pid)
@@ -105,6 +112,8 @@ def test_ctrl_c_ends_the_run_and_its_worker_processes(labels, tmp_path):
         process.kill()
     assert process.returncode == 130, f"stdout: {stdout}\nstderr: {stderr}"  # stdout: why it stopped
     assert "interrupted" in stderr and "Traceback" not in stderr
+    assert f"--resume {run}" in stderr  # the notice says how to go on
+    assert torch.load(run / "last.pt", weights_only=False)["trained_seconds"] > 0
     wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 60, "the workers to end")
 
 

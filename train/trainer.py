@@ -68,7 +68,8 @@ def split_labels(labels: LabelSet, config: TrainConfig) -> tuple[LabelSet, Label
 
 
 class Trainer:
-    """Trains one model; ``run()`` returns when training ends (stopping rule, time budget or max epochs)."""
+    """Trains one model; ``run()`` returns when training ends (stopping rule, time budget, max epochs, or
+    ``request_stop`` from another thread or a signal handler)."""
 
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, progress: bool = True):
         self.config, self.run_dir, self.progress = config, Path(run_dir), progress
@@ -108,6 +109,11 @@ class Trainer:
         self.best_map = BestMap()
         # wall seconds of training so far, resumes included (what --max-minutes counts)
         self.trained_seconds = 0.0
+        self.stop_requested = False
+
+    def request_stop(self) -> None:
+        """End the run after the step under way, kept in last.pt (``run`` then returns "interrupted")."""
+        self.stop_requested = True
 
     def describe(self) -> str:
         """What this run will do, in the words a user checks before leaving it running."""
@@ -254,10 +260,10 @@ class Trainer:
         """Train one epoch, validate, keep the checkpoints and log it; why the run stops now, or None."""
         started = time.monotonic()
         train_loss, finished = self._train_epoch(stream, deadline)
-        if train_loss is None:  # the time budget ran out before this epoch's first step
+        if train_loss is None or self.stop_requested:  # no step in budget, or stopped: keep the run as is
             self.trained_seconds = self.spent_before + time.monotonic() - self.started
-            self.save_checkpoint(best=False)  # a resumed run then knows its budget is spent
-            return "max_minutes"
+            self.save_checkpoint(best=False)  # a resumed run continues from here, knowing what it spent
+            return "interrupted" if self.stop_requested else "max_minutes"
         val_loss = self._evaluate(self.val_set) if len(self.val_set) else train_loss
         self.epoch += 1
         self.schedule.after_epoch(val_loss)
@@ -323,7 +329,7 @@ class Trainer:
         label = f"epoch {self.epoch + 1}/{self.config.optim.max_epochs}"
         with progress_bar(stream.steps_per_epoch, label, enabled=self.progress) as advance:
             for _ in range(stream.steps_per_epoch):
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or self.stop_requested:
                     return (float(np.mean(losses)) if losses else None), False
                 began = time.perf_counter()
                 images, *targets = stream.next()
