@@ -18,10 +18,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("sleap_io")
-from posestream.core.errors import TrainingExampleError
+from posestream.core.errors import ConfigError, TrainingExampleError
 from posestream.engine.synth import SynthConfig, write_synthetic_video
 from posestream.train.config import load_config
-from posestream.train.schedule import CosineToDeadline
+from posestream.train.schedule import CosineToDeadline, make_schedule
 from posestream.train.trainer import Trainer
 
 POSESTREAM = str(Path(sys.executable).with_name("posestream"))
@@ -144,6 +144,21 @@ def test_cosine_schedule_warms_up_then_lands_on_its_floor():
     assert schedule.rate(1.0) == pytest.approx(1e-5)
     rates = [schedule.rate(p / 100) for p in range(10, 101)]
     assert all(a >= b for a, b in zip(rates, rates[1:]))  # falls all the way after the warm-up
+
+
+def test_early_stopping_comes_with_the_plateau_schedule_unless_set():
+    sgd = torch.optim.SGD([torch.zeros(1)], lr=1.0)
+    plateau = load_config("single_instance").optim
+    assert make_schedule(sgd, plateau, 100).early_stopping_patience == 10
+    to_a_deadline = load_config("single_instance", **{"optim.max_minutes": 5}).optim
+    assert make_schedule(sgd, to_a_deadline, 100).early_stopping_patience is None  # ends at its deadline
+    assert "no early stopping" in make_schedule(sgd, to_a_deadline, 100).describe()
+    chosen = load_config(
+        "single_instance", overrides=["optim.early_stopping_patience=3"], **{"optim.max_minutes": 5}
+    )
+    assert make_schedule(sgd, chosen.optim, 100).early_stopping_patience == 3
+    with pytest.raises(ConfigError, match="optim.early_stopping_patience"):
+        load_config("single_instance", overrides=["optim.early_stopping_patience=0"])
 
 
 def test_a_one_minute_run_ends_at_the_floor_and_says_what_it_did(labels, tmp_path):

@@ -161,7 +161,9 @@ class OptimConfig:
     plateau_patience: int = 5  # epochs without val improvement before the LR is reduced
     plateau_factor: float = 0.5
     min_learning_rate: float = 1e-6
-    early_stopping_patience: int = 12  # epochs without val improvement before stopping
+    # epochs without val improvement before stopping; None: 10 under the plateau schedule, never when the
+    # rate anneals to a deadline (that run ends at its deadline, and its loss stalls while the rate is high)
+    early_stopping_patience: int | None = None
     # "auto": cosine annealing to the deadline when max_minutes is set, else plateau; "cosine" without
     # max_minutes anneals over max_epochs
     schedule: str = "auto"
@@ -208,6 +210,12 @@ class OptimConfig:
             "optim.steps_per_epoch",
             "must be >= 1",
             self.steps_per_epoch,
+        )
+        _check(
+            self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+            "optim.early_stopping_patience",
+            "must be >= 1, or null (chosen by the schedule)",
+            self.early_stopping_patience,
         )
         _check(0 < self.ohkm_fraction <= 1, "optim.ohkm_fraction", "must be in (0, 1]", self.ohkm_fraction)
 

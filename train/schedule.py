@@ -5,6 +5,9 @@
   its budget spends its last minutes at a low rate instead of ending mid-descent. The budget counts the
   whole run: a resumed run continues the same curve.
 - ``plateau``: the rate drops by ``optim.plateau_factor`` when the validation loss stalls.
+
+Early stopping belongs with the schedule: ``optim.early_stopping_patience`` null stops after 10 stalled
+epochs under ``plateau``, and never under ``cosine`` (the run ends where the rate does, by design).
 """
 
 from __future__ import annotations
@@ -15,6 +18,14 @@ import time
 import torch
 
 from posestream.train.config import OptimConfig
+
+PLATEAU_STOPPING_PATIENCE = 10  # stalled epochs that end a plateau-scheduled run by default
+
+
+def _describe_stopping(patience: int | None) -> str:
+    if patience is None:
+        return "no early stopping"
+    return f"early stopping after {patience} epochs without a better validation loss"
 
 
 class CosineToDeadline:
@@ -48,8 +59,13 @@ class CosineToDeadline:
         budget = f"{self.optim.max_minutes:g} min" if self.optim.max_minutes else f"{self.total_steps} steps"
         return (
             f"warm-up, then cosine annealing to {self.optim.min_learning_rate:g} at the end of the budget "
-            f"({budget})"
+            f"({budget}); {_describe_stopping(self.early_stopping_patience)}"
         )
+
+    @property
+    def early_stopping_patience(self) -> int | None:
+        """Stalled epochs that end the run; None (the default): never, the run ends where the rate does."""
+        return self.optim.early_stopping_patience
 
     def rate(self, progress: float) -> float:
         """The learning rate at ``progress`` (0 to 1) of the budget."""
@@ -78,6 +94,7 @@ class OnPlateau:
     """The rate drops when the validation loss stops improving (torch's ReduceLROnPlateau)."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, optim: OptimConfig):
+        self.optim = optim
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
             mode="min",
@@ -98,9 +115,18 @@ class OnPlateau:
     def after_epoch(self, val_loss: float) -> None:
         self.scheduler.step(val_loss)
 
+    @property
+    def early_stopping_patience(self) -> int:
+        """Stalled epochs that end the run."""
+        chosen = self.optim.early_stopping_patience
+        return PLATEAU_STOPPING_PATIENCE if chosen is None else chosen
+
     def describe(self) -> str:
         rule = self.scheduler
-        return f"times {rule.factor:g} after {rule.patience} epochs without a better validation loss"
+        return (
+            f"times {rule.factor:g} after {rule.patience} epochs without a better validation loss; "
+            f"{_describe_stopping(self.early_stopping_patience)}"
+        )
 
     def state_dict(self) -> dict:
         return self.scheduler.state_dict()

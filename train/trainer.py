@@ -294,7 +294,8 @@ class Trainer:
             return "max_minutes"
         if self.epoch >= optim.max_epochs:
             return "max_epochs"
-        if self.stale_epochs >= optim.early_stopping_patience:
+        patience = self.schedule.early_stopping_patience
+        if patience is not None and self.stale_epochs >= patience:
             return "early_stopping"
         return None
 
