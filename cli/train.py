@@ -216,6 +216,7 @@ def run_preview_rf(args: argparse.Namespace) -> int:
 
     _require_train_extra("preview-rf")
     from posestream.train.config import load_config
+    from posestream.train.fit import fit_to_labels
     from posestream.train.labels import load_labels
     from posestream.train.receptive_field import draw_receptive_field
 
@@ -227,6 +228,8 @@ def run_preview_rf(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--frame {args.frame}: {args.labels} has {len(labels)} labelled frames (0-{len(labels) - 1})"
         )
+    for reason in fit_to_labels(config, labels):
+        print(f"fitted to the labels: {reason}")
     report = draw_receptive_field(config, labels, args.output, args.frame)
     print(
         f"{args.output}: receptive field {report.field_px:.0f} px in the frame ({report.input_field_px} px "

@@ -78,7 +78,8 @@ def tiny_runs(tmp_path_factory):
     runs = {}
     for profile in PROFILES:
         anchor = ["head.anchor_part=neck"] if profile in ("centroid", "centered_instance") else []
-        config = load_config(profile, overrides=TINY_RUN + anchor, labels=str(video.slp))
+        scale = [f"data.input_scale={0.5 if profile in ('single_instance', 'centroid') else 1.0}"]
+        config = load_config(profile, overrides=TINY_RUN + anchor + scale, labels=str(video.slp))
         Trainer(config, folder / profile, progress=False).run()
         runs[profile] = folder / profile
     runs["video"] = video

@@ -21,7 +21,7 @@ def test_layers_apply_in_order(tmp_path):
     config = load_config("centroid", path, ["optim.learning_rate=3e-4"], seed=5, **{"optim.max_minutes": 2})
     assert config.optim.learning_rate == pytest.approx(3e-4)  # --set beats the file
     assert config.optim.max_epochs == 7 and config.backbone.filters == 8  # the file beats the profile
-    assert config.data.input_scale == 0.5  # the profile beats the defaults
+    assert config.optim.foreground_weight == 20  # the profile beats the defaults
     assert config.seed == 5 and config.optim.max_minutes == 2
     assert load_config(config_file=_saved(tmp_path, config)).to_dict() == config.to_dict()
 
@@ -38,7 +38,7 @@ def _saved(tmp_path, config):
         ("backbone.filter=8", "unknown config key 'backbone.filter'; did you mean 'backbone.filters'"),
         ("backbone.max_stride=12", "'backbone.max_stride' must be a power of 2"),
         ("optim.max_epochs=many", "'optim.max_epochs' must be int"),
-        ("head.output_stride=32", "'head.output_stride' must be a power of 2 and <= backbone.max_stride"),
+        ("head.output_stride=3", "'head.output_stride' must be a power of 2"),
         ("model_type=topdown", "'model_type' must be one of"),
         ("data.frames=9-3", "'data.frames'"),
         ("augment.contrast=1.5", "'augment.contrast' must be in"),
@@ -49,6 +49,12 @@ def _saved(tmp_path, config):
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_config("bottomup", overrides=[override])
+
+
+def test_a_head_coarser_than_the_networks_stride_is_named():
+    message = r"'head.output_stride' must be a power of 2 and <= backbone.max_stride \(16\)"
+    with pytest.raises(ConfigError, match=message):
+        load_config("bottomup", overrides=["backbone.max_stride=16", "head.output_stride=32"])
 
 
 def test_bad_files_and_profiles(tmp_path):

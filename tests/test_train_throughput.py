@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("sleap_io")
@@ -172,6 +173,9 @@ def test_a_one_minute_run_ends_at_the_floor_and_says_what_it_did(labels, tmp_pat
     assert float(last["learning_rate"]) <= floor + 0.02 * (peak - floor)  # annealed by the deadline
     assert 0 <= float(last["val_map"]) <= 1  # scored at the end (and every optim.map_every_minutes)
     assert "cosine annealing" in done.stdout and "stopped by max_minutes" in done.stdout
+    assert "fitted to the labels: input scale 1 " in done.stdout  # the profile leaves it to the labels
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["data"]["input_scale"] == 1.0 and saved["backbone"]["max_stride"] in (8, 16, 32, 64)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["samples"] > 0 and summary["samples_per_second"] > 0
     assert summary["best_map"]["value"] == pytest.approx(float(last["val_map"]), abs=1e-4)

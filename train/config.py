@@ -35,7 +35,8 @@ class BackboneConfig:
 
     filters: int = 16  # channels of the first block
     filters_rate: float = 2.0  # channel growth per down block
-    max_stride: int = 16  # total downsampling (2 ** number of down blocks)
+    # total downsampling (2 ** number of down blocks); None: fitted to the labels (train/fit.py)
+    max_stride: int | None = None
     convs_per_block: int = 2
     middle_block: bool = True  # extra convs at the bottleneck
     up_interpolate: bool = True  # bilinear upsampling; False: transposed convolutions
@@ -45,9 +46,9 @@ class BackboneConfig:
         _check(self.filters >= 1, "backbone.filters", "must be >= 1", self.filters)
         _check(self.filters_rate >= 1.0, "backbone.filters_rate", "must be >= 1", self.filters_rate)
         _check(
-            _power_of_two(self.max_stride) and self.max_stride >= 2,
+            self.max_stride is None or (_power_of_two(self.max_stride) and self.max_stride >= 2),
             "backbone.max_stride",
-            "must be a power of 2 and >= 2",
+            "must be a power of 2 and >= 2, or null (fitted to the labels)",
             self.max_stride,
         )
         _check(self.convs_per_block >= 1, "backbone.convs_per_block", "must be >= 1", self.convs_per_block)
@@ -64,18 +65,19 @@ class HeadConfig:
     paf_output_stride: int = 8  # bottom-up only
     paf_width: float = 3.0  # bottom-up only: half-width of the PAF band, pixels at input scale
 
-    def validate(self, max_stride: int) -> None:
+    def validate(self, max_stride: int | None) -> None:
+        """``max_stride`` None: not fitted yet; the strides are checked against it once it is."""
         for key in ("output_stride", "paf_output_stride"):
             value = getattr(self, key)
             _check(
-                _power_of_two(value) and value <= max_stride,
+                _power_of_two(value) and value <= (max_stride or value),
                 f"head.{key}",
                 f"must be a power of 2 and <= backbone.max_stride ({max_stride})",
                 value,
             )
         _check(self.sigma > 0, "head.sigma", "must be > 0", self.sigma)
         _check(self.paf_width > 0, "head.paf_width", "must be > 0", self.paf_width)
-        if self.crop_size is not None:
+        if self.crop_size is not None and max_stride is not None:
             _check(
                 self.crop_size % max_stride == 0 and self.crop_size > 0,
                 "head.crop_size",
@@ -117,7 +119,7 @@ class DataConfig:
     frames: str | None = None  # train only on labeled frames in this range, e.g. "0-879"
     val_fraction: float = 0.1  # random validation split (ignored when val_frames is set)
     val_frames: str | None = None  # validate on labeled frames in this range instead
-    input_scale: float = 1.0  # frames are resized by this factor before the network
+    input_scale: float | None = None  # frames are resized by this factor first; None: fitted (train/fit.py)
     batch_size: int = 4
     symmetries: str = "auto"  # "auto": from the skeleton, else from left/right node names; "none"
     max_instances: int = 8  # centroid / bottom-up: most animals expected in a frame
@@ -126,7 +128,12 @@ class DataConfig:
 
     def validate(self) -> None:
         _check(0 <= self.val_fraction < 1, "data.val_fraction", "must be in [0, 1)", self.val_fraction)
-        _check(0 < self.input_scale <= 4, "data.input_scale", "must be in (0, 4]", self.input_scale)
+        _check(
+            self.input_scale is None or 0 < self.input_scale <= 4,
+            "data.input_scale",
+            "must be in (0, 4], or null (fitted to the labels)",
+            self.input_scale,
+        )
         _check(self.batch_size >= 1, "data.batch_size", "must be >= 1", self.batch_size)
         _check(
             self.symmetries in ("auto", "none"),
@@ -249,7 +256,7 @@ class TrainConfig:
         _check(
             self.precision in PRECISIONS, "precision", f"must be one of {list(PRECISIONS)}", self.precision
         )
-        if self.model_type == ModelType.CENTERED_INSTANCE.value and self.data.input_scale != 1.0:
+        if self.model_type == ModelType.CENTERED_INSTANCE.value and self.data.input_scale not in (None, 1.0):
             raise ConfigError(
                 "data.input_scale: centered_instance models crop at full resolution; set it to 1.0"
             )

@@ -79,7 +79,7 @@ class FieldReport:
 def field_report(config: TrainConfig, labels: LabelSet, frame: int) -> FieldReport:
     """The receptive field of ``config``'s confidence maps, and the labelled animals' typical size."""
     input_field = receptive_field(config.backbone, config.head.output_stride)
-    sides = [side for f in labels.frames for side in _instance_sides(f.points)]
+    sides = [side for f in labels.frames for side in instance_sides(f.points)]
     return FieldReport(
         input_field / config.data.input_scale,
         input_field,
@@ -139,7 +139,7 @@ def draw_receptive_field(
     return report
 
 
-def _instance_sides(points: np.ndarray) -> list[float]:
+def instance_sides(points: np.ndarray) -> list[float]:
     """The longer side of each instance's bounding box.  points (n_instances, n_nodes, 2)"""
     sides = []
     for instance in points:

@@ -28,6 +28,7 @@ from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.progress import progress_bar
 from posestream.train.config import TrainConfig
 from posestream.train.data import InputGeometry, PoseDataset
+from posestream.train.fit import fit_to_labels
 from posestream.train.host import keep_freed_memory
 from posestream.train.labels import LabelSet, load_labels
 from posestream.train.loader import BatchStream, collate
@@ -88,6 +89,7 @@ class Trainer:
         self.decoded = (len(labels), time.perf_counter() - began, labels.image_bytes)  # frames, s, bytes
         self.skeleton = labels.skeleton
         self.train_labels, self.val_labels = split_labels(labels, config)
+        self.fitted = fit_to_labels(config, self.train_labels)  # what was chosen for these labels, and why
         self.geometry = InputGeometry.for_config(config, self.train_labels)
         config.head.crop_size = self.geometry.crop_size or config.head.crop_size
         self.channels = labels.channels
@@ -135,6 +137,7 @@ class Trainer:
             + (" (shared with the workers)" if workers else "")
             + (f"; {self.allocator}" if self.allocator else ""),
         ]
+        lines += [f"fitted to the labels: {reason}" for reason in self.fitted]
         if precision.note:
             lines.append(f"note: {precision.note}")
         return "\n".join(lines)
