@@ -15,21 +15,23 @@ def written_out(predictions, targets, config):
     """The loss as the trainer wrote it before the fused function: the reference."""
     optim = config.optim
     total = predictions[0].new_zeros((), dtype=torch.float32)
-    for pred, target in zip(predictions, targets):
+    for pred, target, head_weight in zip(predictions, targets, (1.0, optim.paf_weight)):
         weight = 1.0 + optim.foreground_weight * target.abs()
         per_channel = (weight * (pred.float() - target) ** 2).mean(dim=(2, 3))
-        total = total + per_channel.mean()
+        total = total + head_weight * per_channel.mean()
         if optim.ohkm and per_channel.shape[1] > 1:
             k = max(1, math.ceil(optim.ohkm_fraction * per_channel.shape[1]))
-            total = total + optim.ohkm_weight * per_channel.topk(k, dim=1).values.mean()
+            total = total + head_weight * optim.ohkm_weight * per_channel.topk(k, dim=1).values.mean()
     return total
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("weight, ohkm", [(20.0, False), (0.0, True), (5.0, True)])
+@pytest.mark.parametrize("weight, ohkm, paf_weight", [(20.0, False, 1.0), (0.0, True, 0.5), (5.0, True, 3.0)])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_the_fused_loss_equals_the_written_out_formula(dtype, weight, ohkm, layout):
-    optim = SimpleNamespace(foreground_weight=weight, ohkm=ohkm, ohkm_fraction=0.5, ohkm_weight=2.0)
+def test_the_fused_loss_equals_the_written_out_formula(dtype, weight, ohkm, paf_weight, layout):
+    optim = SimpleNamespace(
+        foreground_weight=weight, ohkm=ohkm, ohkm_fraction=0.5, ohkm_weight=2.0, paf_weight=paf_weight
+    )
     config = SimpleNamespace(optim=optim)
     generator = torch.Generator().manual_seed(0)
     shapes = [(3, 5, 12, 10), (3, 4, 6, 5)]  # a confidence-map head and a PAF head at half the size

@@ -180,6 +180,7 @@ class OptimConfig:
     max_minutes: float | None = None  # wall-clock budget; training stops cleanly when it is spent
     steps_per_epoch: int | None = None  # None: one pass over the training frames
     foreground_weight: float = 0.0  # squared errors weigh 1 + this * |target|: near-peak cells count more
+    paf_weight: float = 1.0  # bottom-up: the part affinity fields' loss against the confidence maps' (1)
     ohkm: bool = False  # online hard keypoint mining
     ohkm_fraction: float = 0.5  # share of the hardest channels weighted by OHKM
     ohkm_weight: float = 1.0
@@ -224,6 +225,7 @@ class OptimConfig:
             "must be >= 1, or null (chosen by the schedule)",
             self.early_stopping_patience,
         )
+        _check(self.paf_weight > 0, "optim.paf_weight", "must be > 0", self.paf_weight)
         _check(0 < self.ohkm_fraction <= 1, "optim.ohkm_fraction", "must be in (0, 1]", self.ohkm_fraction)
 
 

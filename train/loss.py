@@ -1,7 +1,8 @@
 """The training loss: weighted squared error of every head's maps, plus online hard keypoint mining.
 
 Each map cell's squared error weighs ``1 + optim.foreground_weight * |target|``, so cells near a peak (or on
-a limb, for part affinity fields) count more than the background that fills most of a map. The error is
+a limb, for part affinity fields) count more than the background that fills most of a map. A bottom-up
+model's part affinity fields weigh ``optim.paf_weight`` against its confidence maps. The error is
 computed by one autograd function that reads each map once and keeps one map for the backward pass (a
 third of the passes of writing it out in tensor operations, which took a tenth of a bf16 step on the
 bottom-up maps).
@@ -20,15 +21,17 @@ def map_loss(
     predictions: tuple[torch.Tensor, ...], targets: tuple[torch.Tensor, ...], config: TrainConfig
 ) -> torch.Tensor:
     """The loss of a batch: for each head, the mean of its channels' weighted squared errors, plus the
-    hardest channels' mean again when OHKM is on."""
+    hardest channels' mean again when OHKM is on, times the head's weight (the confidence maps 1, the
+    part affinity fields ``optim.paf_weight``; heads in models.head_specs order)."""
     optim = config.optim
     total = predictions[0].new_zeros((), dtype=torch.float32)
-    for pred, target in zip(predictions, targets):
+    for pred, target, head_weight in zip(predictions, targets, (1.0, optim.paf_weight)):
         per_channel = WeightedSquaredError.apply(pred, target, optim.foreground_weight)  # (B, C)
-        total = total + per_channel.mean()
+        head = per_channel.mean()
         if optim.ohkm and per_channel.shape[1] > 1:
             k = max(1, math.ceil(optim.ohkm_fraction * per_channel.shape[1]))
-            total = total + optim.ohkm_weight * per_channel.topk(k, dim=1).values.mean()
+            head = head + optim.ohkm_weight * per_channel.topk(k, dim=1).values.mean()
+        total = total + head_weight * head
     return total
 
 
