@@ -54,9 +54,13 @@ IDF1_BAR, MODEL_IDF1_BAR = 0.98, 0.95
 
 SLEAP_NN_RUNNER = """import json, sys, time, types
 sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
-import sleap_io as sio from loguru import logger from sleap_nn.inference.tracking import TrackerConfig,
-apply_tracking logger.remove() source, target, max_tracks = sys.argv[1], sys.argv[2], (int(sys.argv[3]) if
-len(sys.argv) > 3 else None) labels = sio.load_slp(source) for lf in labels.labeled_frames:
+import sleap_io as sio
+from loguru import logger
+from sleap_nn.inference.tracking import TrackerConfig, apply_tracking
+logger.remove()
+source, target, max_tracks = sys.argv[1], sys.argv[2], (int(sys.argv[3]) if len(sys.argv) > 3 else None)
+labels = sio.load_slp(source)
+for lf in labels.labeled_frames:
     for inst in lf.instances:
         inst.track = None
 labels.tracks = []
