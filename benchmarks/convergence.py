@@ -70,7 +70,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from results import run_posestream, write_section
+from results import SLEAP_NN_SHIM, run_posestream, write_section
 
 HERE = Path(__file__).resolve().parent
 TRAIN_FRAMES, HELD_OUT = "0-879", "880-1099"
@@ -148,8 +148,9 @@ SLEAP_NN_CONFIGS = {
     "centroid": "config_centroid_unet.yaml",
     "centered_instance": "config_topdown_centered_instance_unet_medium_rf.yaml",
 }
-SLEAP_NN_RUNNER = """import os, sys, types
-sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
+SLEAP_NN_RUNNER = (
+    SLEAP_NN_SHIM
+    + """import os
 if sys.argv[1:2] == ["train"]:
     import sleap_nn.train
     from sleap_nn.training.model_trainer import ModelTrainer
@@ -165,6 +166,7 @@ if sys.argv[1:2] == ["train"]:
 from sleap_nn.cli import cli
 cli()
 """
+)
 # argv: labels, video, last training frame, output .slp
 SLEAP_NN_LABELS = """import sys
 import sleap_io as sio

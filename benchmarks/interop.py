@@ -32,7 +32,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from results import posestream_command, write_section
+from results import SLEAP_NN_SHIM, posestream_command, write_section
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "data" / "interop"
@@ -232,11 +232,12 @@ def _poses_against_sleap(folder: Path, name: str) -> str:
     )
 
 
-SLEAP_NN_RUNNER = """import sys, types
-sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
-from sleap_nn.cli import cli
+SLEAP_NN_RUNNER = (
+    SLEAP_NN_SHIM
+    + """from sleap_nn.cli import cli
 cli()
 """
+)
 REPEATS = 3  # runs of sleap-nn's fastest path and of ours, alternated
 SLEAP_NN_SETUPS = {
     "bottom-up": ["minimal_instance_bottomup"],

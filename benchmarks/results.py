@@ -12,6 +12,12 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+# The first lines of every script run in sleap-nn's venv: where the registry's torchvision wheel is built for
+# CUDA torch (its compiled ops cannot load beside a CPU torch), sleap-nn fails at import; torchvision's meta
+# registrations of those ops are skipped (nothing the scripts do uses them).
+SLEAP_NN_SHIM = """import sys, types
+sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
+"""
 
 
 def write_section(name: str, lines: list[str]) -> None:

@@ -39,15 +39,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from results import peak_rss_and_seconds, posestream_command, write_section
+from results import SLEAP_NN_SHIM, peak_rss_and_seconds, posestream_command, write_section
 
 HERE = Path(__file__).resolve().parent
 FRAMES = 1100
-RUNNER = """import sys, types
-sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
-from sleap_nn.cli import cli
+RUNNER = (
+    SLEAP_NN_SHIM
+    + """from sleap_nn.cli import cli
 cli()
 """
+)
 REPEATS = 2
 # name: (sleap-nn's checkpoint folders, our model folders in benchmarks/data/same_size by precision)
 SETUPS = {

@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from results import peak_rss_and_seconds, posestream_command, run_posestream, write_section
+from results import SLEAP_NN_SHIM, peak_rss_and_seconds, posestream_command, run_posestream, write_section
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "data" / "tracking"
@@ -52,8 +52,9 @@ ANIMALS = {2: 752, 4: 1064, 8: 1504}  # animals -> frame side: every animal is ~
 PERTURB = ["--jitter", 2, "--drop-nodes", 0.05, "--drop-instances", 0.02, "--false-instances", 0.01]
 IDF1_BAR, MODEL_IDF1_BAR = 0.98, 0.95
 
-SLEAP_NN_RUNNER = """import json, sys, time, types
-sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
+SLEAP_NN_RUNNER = (
+    SLEAP_NN_SHIM
+    + """import json, time
 import sleap_io as sio
 from loguru import logger
 from sleap_nn.inference.tracking import TrackerConfig, apply_tracking
@@ -72,6 +73,7 @@ seconds = time.perf_counter() - started
 tracked.save(target)
 print(json.dumps({"seconds": seconds, "frames": len(tracked.labeled_frames)}))
 """
+)
 SLEAP_RUNNER = """import json, os, sys, time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen"); os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
