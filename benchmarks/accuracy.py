@@ -1,14 +1,16 @@
 """Accuracy on real SLEAP data: train each model type on CPU within a time budget, evaluate held-out frames.
 
     python benchmarks/accuracy.py [--minutes 30] [--only topdown,bottomup,single_instance] [--out DIR]
+        [--device cpu|cuda] [--section accuracy]
 
 - Flies (centered_pair_small.mp4 + centered_pair_predictions.slp, SLEAP's published model's
   poses on every frame): train on frames 0-879, evaluate on 880-1099.
   top-down = centroid + centered-instance (anchor: thorax); bottom-up.
 - Dancer (dance.mp4 + dance.mp4.labels.slp): single-instance, train 0-359, evaluate 360-449.
 
-Each model trains for at most --minutes of wall-clock time (on 2 CPU cores here). Metrics go to
-OUT/*.json and a table to benchmarks/RESULTS.md between the accuracy markers.
+Each model trains for at most --minutes of wall-clock time (on 2 CPU cores here; ``--device cuda``:
+benchmarks/gpu.py's training part). Metrics go to OUT/*.json and a table to benchmarks/RESULTS.md between
+the markers of --section.
 """
 
 from __future__ import annotations
@@ -18,17 +20,25 @@ import csv
 import json
 import os
 import platform
-import sys
 from pathlib import Path
 
-from results import run_posestream, write_section
+from results import run_posestream, sleap_files, write_section
 
 HERE = Path(__file__).resolve().parent
+FLIES = ("centered_pair_predictions.slp", "centered_pair_small.mp4")  # labels, video
+DANCER = ("dance.mp4.labels.slp", "dance.mp4")
 TARGETS = {"topdown": 0.60, "bottomup": 0.50, "single_instance": 0.50}
 
 
 def train(
-    labels: Path, out: Path, profile: str, frames: str, video: Path, minutes: float, *sets: str
+    labels: Path,
+    out: Path,
+    profile: str,
+    frames: str,
+    video: Path,
+    minutes: float,
+    *sets: str,
+    device: str = "cpu",
 ) -> None:
     if (out / "best.pt").exists():
         print(f"{out} exists; reusing it")
@@ -46,15 +56,21 @@ def train(
         str(video),
         "--max-minutes",
         str(minutes),
+        "--device",
+        device,
         "--quiet",
         *[a for s in sets for a in ("--set", s)],
     )
 
 
-def evaluate(runs: list[Path], labels: Path, frames: str, video: Path, out: Path) -> None:
+def evaluate(
+    runs: list[Path], labels: Path, frames: str, video: Path, out: Path, device: str = "cpu"
+) -> None:
     run_posestream(
         "evaluate",
         *map(str, runs),
+        "--device",
+        device,
         "--labels",
         str(labels),
         "--frames",
@@ -83,20 +99,23 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--only", default="topdown,bottomup,single_instance")
     parser.add_argument("--out", type=Path, default=HERE / "data" / "accuracy")
+    parser.add_argument("--device", default="cpu", help="where the networks train and run: cpu, cuda")
+    parser.add_argument("--section", default="accuracy", help="the RESULTS.md section the table goes to")
     args = parser.parse_args()
-    data = Path(os.environ.get("POSESTREAM_SLEAP_DATA", HERE.parents[1] / "shared" / "data" / "sleap"))
-    fly_labels, fly_video = data / "centered_pair_predictions.slp", data / "centered_pair_small.mp4"
-    dance_labels, dance_video = data / "dance.mp4.labels.slp", data / "dance.mp4"
-    for path in (fly_labels, fly_video, dance_labels, dance_video):
-        if not path.exists():
-            sys.exit(f"{path} not found: set POSESTREAM_SLEAP_DATA to the folder with the SLEAP data")
-    out, minutes = args.out, args.minutes
+    measure(args.out, args.minutes, args.only.split(","), args.device, args.section)
+
+
+def measure(
+    out: Path, minutes: float, wanted: list[str], device: str = "cpu", section: str = "accuracy"
+) -> None:
+    """Train the ``wanted`` models (MODELS' keys) for ``minutes`` each on ``device``, score them, and write
+    the table of every model scored in ``out`` to the RESULTS.md ``section``."""
+    fly_labels, fly_video, dance_labels, dance_video = sleap_files(*FLIES, *DANCER)
     out.mkdir(parents=True, exist_ok=True)
-    wanted = args.only.split(",")
+    on = {"device": device}
+    thorax = "head.anchor_part=thorax"
     if "topdown" in wanted:
-        train(
-            fly_labels, out / "centroid", "centroid", "0-879", fly_video, minutes, "head.anchor_part=thorax"
-        )
+        train(fly_labels, out / "centroid", "centroid", "0-879", fly_video, minutes, thorax, **on)
         train(
             fly_labels,
             out / "centered_instance",
@@ -104,24 +123,26 @@ def main() -> None:
             "0-879",
             fly_video,
             minutes,
-            "head.anchor_part=thorax",
+            thorax,
+            **on,
         )
-        evaluate(
-            [out / "centroid", out / "centered_instance"],
-            fly_labels,
-            "880-1099",
-            fly_video,
-            out / "topdown.json",
-        )
+        pair = [out / "centroid", out / "centered_instance"]
+        evaluate(pair, fly_labels, "880-1099", fly_video, out / "topdown.json", **on)
     if "bottomup" in wanted:
-        train(fly_labels, out / "bottomup", "bottomup", "0-879", fly_video, minutes)
-        evaluate([out / "bottomup"], fly_labels, "880-1099", fly_video, out / "bottomup.json")
+        train(fly_labels, out / "bottomup", "bottomup", "0-879", fly_video, minutes, **on)
+        evaluate([out / "bottomup"], fly_labels, "880-1099", fly_video, out / "bottomup.json", **on)
     if "single_instance" in wanted:
-        train(dance_labels, out / "single_instance", "single_instance", "0-359", dance_video, minutes)
-        evaluate(
-            [out / "single_instance"], dance_labels, "360-449", dance_video, out / "single_instance.json"
-        )
-    write_table(out, minutes)
+        single = out / "single_instance"
+        train(dance_labels, single, "single_instance", "0-359", dance_video, minutes, **on)
+        evaluate([single], dance_labels, "360-449", dance_video, out / "single_instance.json", **on)
+    write_table(out, minutes, device, section)
+
+
+def device_name(device: str) -> str:
+    """The GPU's name, from torch (installed where a model trains)."""
+    import torch
+
+    return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"
 
 
 def training_minutes(run_dir: Path) -> float:
@@ -130,7 +151,7 @@ def training_minutes(run_dir: Path) -> float:
         return sum(float(row["seconds"]) for row in csv.DictReader(f)) / 60
 
 
-def write_table(out: Path, budget: float) -> None:
+def write_table(out: Path, budget: float, device: str = "cpu", section: str = "accuracy") -> None:
     """One row per model evaluated so far in ``out`` (results of earlier runs of this script included)."""
     lines = [
         "| model | held-out frames | training (min) | OKS mAP | target | mAR | PCK@5px | error p50 / p90 "
@@ -147,15 +168,22 @@ def write_table(out: Path, budget: float) -> None:
             f"| {name} | {frames} | {spent} | {m['mAP']:.3f} | {TARGETS[key]:.2f} | {m['mAR']:.3f} | "
             f"{m['pck']['5px']:.2f} | {err['p50']:.2f} / {err['p90']:.2f} |"
         )
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, CPU only"
-    write_section(
-        "accuracy",
-        [
+    if device == "cpu":
+        machine, title = (
+            f"{platform.machine()}, {os.cpu_count()} cores, CPU only",
             "## Accuracy (training issue)",
+        )
+        command = f"python benchmarks/accuracy.py --minutes {budget:g}"
+    else:
+        machine, title = device_name(device), f"### Accuracy after {budget:g} minutes of training on the GPU"
+        command = f"python benchmarks/gpu.py --part train --train-minutes {budget:g}"
+    write_section(
+        section,
+        [
+            title,
             "",
-            f"`python benchmarks/accuracy.py --minutes {budget:g}` ({machine}). Ground truth for the flies "
-            "is SLEAP's published model's poses; training minutes are the epochs' wall-clock time per "
-            "model.",
+            f"`{command}` ({machine}). Ground truth for the flies is SLEAP's published model's poses; "
+            "training minutes are the epochs' wall-clock time per model.",
             "",
             *lines,
         ],

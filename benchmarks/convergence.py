@@ -70,7 +70,8 @@ import sys
 import tarfile
 from pathlib import Path
 
-from results import SLEAP_NN_SHIM, run_posestream, write_section
+from accuracy import FLIES
+from results import SLEAP_NN_SHIM, run_posestream, sleap_files, write_section
 
 HERE = Path(__file__).resolve().parent
 TRAIN_FRAMES, HELD_OUT = "0-879", "880-1099"
@@ -83,12 +84,8 @@ MAX_INSTANCES = 2  # flies per frame: ours caps at the labels' most, sleap-nn's 
 
 
 def fly_data() -> tuple[Path, Path]:
-    """The fly labels and video, from POSESTREAM_SLEAP_DATA or ../shared/data/sleap."""
-    data = Path(os.environ.get("POSESTREAM_SLEAP_DATA", HERE.parents[1] / "shared" / "data" / "sleap"))
-    labels, video = data / "centered_pair_predictions.slp", data / "centered_pair_small.mp4"
-    for path in (labels, video):
-        if not path.exists():
-            sys.exit(f"{path} not found: set POSESTREAM_SLEAP_DATA to the folder with the SLEAP data")
+    """The fly labels and video."""
+    labels, video = sleap_files(*FLIES)
     return labels, video
 
 

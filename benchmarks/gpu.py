@@ -2,6 +2,7 @@
 H200.
 
     python benchmarks/gpu.py [--train-minutes 0.5] [--batches 64,256]
+    python benchmarks/gpu.py --part train [--train-minutes 5] [--only topdown,bottomup,single_instance]
 
 What it runs, for each setting below: ``posestream synth`` makes the video, ``posestream train`` trains the
 network briefly on the GPU on the video's own ground truth (so its maps, and postprocessing's work, are those
@@ -34,6 +35,14 @@ and there, with ``.whl`` carried:
 
 Writes benchmarks/data/gpu/gpu.json and prints the table; copy it into RESULTS.md ("GPU path"). Without CUDA
 it says so and stops (it is never part of CI).
+
+``--part train`` is the training part (issue 25, bar 4): benchmarks/accuracy.py's models (the fly top-down
+pair and bottom-up, the dancer's single-instance) trained ``--train-minutes`` each on the GPU and scored on
+the same held-out frames as on CPU, into the "gpu-accuracy" section of RESULTS.md. It needs sleap-io on the
+device (carry its wheels with the others) and the SLEAP data: copy ../shared/data/sleap into
+benchmarks/data/sleap (ignored by git, never committed), carry it, and set
+POSESTREAM_SLEAP_DATA=benchmarks/data/sleap there. Four networks at 5 minutes are more than one session's
+device time: split them with ``--only``.
 """
 
 from __future__ import annotations
@@ -151,8 +160,14 @@ def bound_by(result: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--train-minutes", type=float, default=0.5)
+    parser.add_argument(
+        "--train-minutes",
+        type=float,
+        help="per network (default: 0.5 for the inference part's, 5 for --part train)",
+    )
     parser.add_argument("--batches", default="64,256", help="batch sizes to measure")
+    parser.add_argument("--part", choices=("inference", "train"), default="inference")
+    parser.add_argument("--only", default="topdown,bottomup,single_instance", help="--part train: the models")
     args = parser.parse_args()
     try:
         import torch
@@ -163,11 +178,17 @@ def main() -> int:
         print("no CUDA device here: run this on a lent device (benchmarks/gpu.py's docstring)")
         return 1
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.part == "train":
+        from accuracy import measure
+
+        minutes = args.train_minutes or 5.0
+        measure(OUT / "accuracy", minutes, args.only.split(","), "cuda", "gpu-accuracy")
+        return 0
     batches = [int(b) for b in args.batches.split(",")]
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
     rows, results = [], {}
     for name, (_, size, _, _, modes, goal) in SETTINGS.items():
-        setup = model_for(name, args.train_minutes, max(batches))
+        setup = model_for(name, args.train_minutes or 0.5, max(batches))
         for mode in modes:
             for batch in batches:
                 label = f"{name}_{mode}_b{batch}"

@@ -7,11 +7,15 @@ benchmarks/RESULTS.md is made of sections, each between its own markers, that ea
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SLEAP_DATA = Path(
+    os.environ.get("POSESTREAM_SLEAP_DATA", Path(__file__).resolve().parents[2] / "shared/data/sleap")
+)
 # The first lines of every script run in sleap-nn's venv: where the registry's torchvision wheel is built for
 # CUDA torch (its compiled ops cannot load beside a CPU torch), sleap-nn fails at import; torchvision's meta
 # registrations of those ops are skipped (nothing the scripts do uses them).
@@ -49,9 +53,22 @@ def peak_rss_and_seconds(command: list[str]) -> tuple[float, float]:
     return rss_mb, seconds
 
 
+def sleap_files(*names: str) -> list[Path]:
+    """The named files of the SLEAP data folder (POSESTREAM_SLEAP_DATA, else ../shared/data/sleap beside the
+    repository); a missing one stops the script, saying where it was looked for."""
+    paths = [SLEAP_DATA / name for name in names]
+    for path in paths:
+        if not path.exists():
+            sys.exit(f"{path} not found: set POSESTREAM_SLEAP_DATA to the folder with the SLEAP data")
+    return paths
+
+
 def posestream_command(*args) -> list[str]:
-    """``posestream ARGS`` from this interpreter's environment (arguments as strings)."""
-    return [str(Path(sys.executable).with_name("posestream")), *map(str, args)]
+    """``posestream ARGS`` from this interpreter's environment (arguments as strings): its console script,
+    or ``python -m posestream.cli`` where the script lies elsewhere (a system python, as on a lent device)."""
+    script = Path(sys.executable).with_name("posestream")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "posestream.cli"]
+    return [*command, *map(str, args)]
 
 
 def run_posestream(*args) -> None:
