@@ -11,7 +11,8 @@
   most and the least to make (bottom-up, centered-instance): what ``data.workers`` chooses by default.
 - accuracy: each model type trained for --epochs epochs both ways, the learning rate annealed (cosine) to
   the last epoch so that few epochs give a model worth scoring, then scored on held-out frames (OKS mAP):
-  bf16 must stay within 0.02 of fp32 at equal epochs.
+  bf16 must stay within 0.02 of fp32 at equal epochs. Hours at 20 epochs: resumable (a finished run and
+  its scores in OUT are kept).
 
 Fly labels (centered_pair_predictions.slp: frames 0-879 to train, 880-1099 held out) for centroid,
 centered-instance and bottom-up; the dancer (dance.mp4.labels.slp: 0-359, 360-449) for single-instance.
@@ -22,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
-import sys
 from pathlib import Path
 
-from results import run_posestream, write_section
+from accuracy import DANCER, FLIES
+from results import run_posestream, sleap_files, write_section
 
 HERE = Path(__file__).resolve().parent
 OLD_PATH = ("--set", "data.workers=0", "--precision", "fp32")
@@ -38,12 +38,9 @@ PHASES = ("data", "forward", "backward", "step")
 
 def data_paths() -> dict[str, tuple[Path, Path, str, str]]:
     """Model type -> (labels, video, training frames, held-out frames)."""
-    data = Path(os.environ.get("POSESTREAM_SLEAP_DATA", HERE.parents[1] / "shared" / "data" / "sleap"))
-    fly = (data / "centered_pair_predictions.slp", data / "centered_pair_small.mp4", "0-879", "880-1099")
-    dance = (data / "dance.mp4.labels.slp", data / "dance.mp4", "0-359", "360-449")
-    for path in (*fly[:2], *dance[:2]):
-        if not path.exists():
-            sys.exit(f"{path} not found: set POSESTREAM_SLEAP_DATA to the folder with the SLEAP data")
+    fly_labels, fly_video, dance_labels, dance_video = sleap_files(*FLIES, *DANCER)
+    fly = (fly_labels, fly_video, "0-879", "880-1099")
+    dance = (dance_labels, dance_video, "0-359", "360-449")
     return {"single_instance": dance, "centroid": fly, "centered_instance": fly, "bottomup": fly}
 
 
@@ -131,9 +128,13 @@ def accuracy(epochs: int, out: Path) -> list[str]:
         for way, extra in (("old", OLD_PATH), ("new", ())):
             dirs = [out / f"{m}_{way}_e{epochs}" for m in models]
             for model, run in zip(models, dirs):
-                train(model, run, "--max-epochs", str(epochs), "--set", "optim.schedule=cosine", *extra)
+                if not trained_epochs(run, epochs):  # resumable: a finished run is kept
+                    train(model, run, "--max-epochs", str(epochs), "--set", "optim.schedule=cosine", *extra)
             labels, video, _, held_out = data_paths()[models[0]]
-            report = out / f"{name}_{way}.json"
+            report = out / f"{name}_{way}_e{epochs}.json"
+            if report.exists():
+                scores[way] = json.loads(report.read_text())["mAP"]
+                continue
             run_posestream(
                 "evaluate",
                 *dirs,
@@ -151,6 +152,12 @@ def accuracy(epochs: int, out: Path) -> list[str]:
         frames = data_paths()[models[0]][3]
         rows.append(f"| {name} | {frames} | {scores['old']:.3f} | {scores['new']:.3f} | {diff:+.3f} |")
     return rows
+
+
+def trained_epochs(run: Path, epochs: int) -> bool:
+    """Whether ``run`` finished ``epochs`` epochs (its summary.json)."""
+    summary = run / "summary.json"
+    return summary.exists() and json.loads(summary.read_text())["epochs"] >= epochs
 
 
 def main() -> None:
