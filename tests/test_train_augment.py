@@ -37,6 +37,7 @@ def test_flip_swaps_symmetric_nodes_so_left_stays_left(tmp_path):
     from posestream.engine.synth import SYNTH_SKELETON, SynthConfig, write_synthetic_video
     from posestream.train.config import load_config
     from posestream.train.data import InputGeometry, PoseDataset
+    from posestream.train.fit import fit_to_labels
     from posestream.train.labels import load_labels
     from posestream.train.targets import grid
 
@@ -45,6 +46,7 @@ def test_flip_swaps_symmetric_nodes_so_left_stays_left(tmp_path):
     )
     labels = load_labels(out.slp)
     config = load_config("single_instance", overrides=["augment.flip=true", "data.input_scale=1.0"])
+    fit_to_labels(config, labels)  # the network's depth, as train chooses it
     dataset = PoseDataset(labels, config, InputGeometry.for_config(config, labels), augment=True)
     nodes, stride = SYNTH_SKELETON.nodes, config.head.output_stride
     for epoch in range(8):

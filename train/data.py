@@ -46,6 +46,8 @@ class InputGeometry:
     @classmethod
     def for_config(cls, config: TrainConfig, labels: LabelSet) -> InputGeometry:
         """Input size for these labels; resolves ``head.crop_size`` when it is unset."""
+        if config.data.input_scale is None or config.backbone.max_stride is None:
+            raise ValueError("fit the config to the labels first (train/fit.py: fit_to_labels)")
         nodes = labels.skeleton.nodes
         anchor_part = config.head.anchor_part
         if anchor_part is not None and anchor_part not in nodes:
