@@ -17,6 +17,8 @@ labelled animals' size A: the 90th percentile of the longer side of their boundi
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from posestream.core.errors import ConfigError
@@ -77,7 +79,7 @@ def fitted_stride(config: TrainConfig, size: float) -> int:
     head = config.head
     finest = max(head.output_stride, head.paf_output_stride if config.type is ModelType.BOTTOMUP else 1)
     for stride in (s for s in STRIDES if s >= finest):
-        config.backbone.max_stride = stride
-        if receptive_field(config.backbone, head.output_stride) / config.data.input_scale >= size:
+        backbone = dataclasses.replace(config.backbone, max_stride=stride)
+        if receptive_field(backbone, head.output_stride) / config.data.input_scale >= size:
             return stride
     return STRIDES[-1]
