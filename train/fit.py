@@ -25,7 +25,7 @@ from posestream.core.errors import ConfigError
 from posestream.engine.types import ModelType
 from posestream.train.config import TrainConfig
 from posestream.train.labels import LabelSet
-from posestream.train.receptive_field import instance_sides, receptive_field
+from posestream.train.receptive_field import animal_sides, receptive_field
 
 SCALES = (1.0, 0.75, 0.5, 0.375, 0.25)
 STRIDES = (8, 16, 32, 64)
@@ -34,7 +34,7 @@ SPAN = {ModelType.CENTROID: 64, ModelType.SINGLE_INSTANCE: 192, ModelType.BOTTOM
 
 def animal_size(labels: LabelSet) -> float:
     """A: the 90th percentile of the labelled animals' longer bounding-box side, in frame pixels."""
-    sides = [side for frame in labels.frames for side in instance_sides(frame.points)]
+    sides = animal_sides(labels)
     if not sides:
         raise ConfigError(
             f"{labels.labels_path}: no labelled animal has two visible points, so the input scale and "

@@ -79,7 +79,7 @@ class FieldReport:
 def field_report(config: TrainConfig, labels: LabelSet, frame: int) -> FieldReport:
     """The receptive field of ``config``'s confidence maps, and the labelled animals' typical size."""
     input_field = receptive_field(config.backbone, config.head.output_stride)
-    sides = [side for f in labels.frames for side in instance_sides(f.points)]
+    sides = animal_sides(labels)
     return FieldReport(
         input_field / config.data.input_scale,
         input_field,
@@ -137,6 +137,11 @@ def draw_receptive_field(
     fig.savefig(output, dpi=100)
     plt.close(fig)
     return report
+
+
+def animal_sides(labels: LabelSet) -> list[float]:
+    """The longer side of every labelled animal's bounding box, frame pixels (animals with 2+ points)."""
+    return [side for frame in labels.frames for side in instance_sides(frame.points)]
 
 
 def instance_sides(points: np.ndarray) -> list[float]:
