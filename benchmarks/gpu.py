@@ -69,9 +69,11 @@ def posestream(*args) -> None:
     print(f"  ({time.perf_counter() - started:.0f} s: posestream {' '.join(map(str, args[:2]))})", flush=True)
 
 
-def model_for(name: str, train_minutes: float, max_batch: int) -> dict[str, Path]:
-    """The setting's video and its model exported for torch fp16 in the setting's output modes."""
+def model_for(name: str, train_minutes: float, max_batch: int, fraction: float = 1.0) -> dict[str, Path]:
+    """The setting's video (``fraction`` of its frames) and its model exported for torch fp16 in the
+    setting's output modes."""
     profile, size, animals, frames, modes, _ = SETTINGS[name]
+    frames = round(frames * fraction)
     video = OUT / f"{name}.mp4"
     if not video.exists():
         posestream(
@@ -100,7 +102,7 @@ def model_for(name: str, train_minutes: float, max_batch: int) -> dict[str, Path
             "--device",
             "cuda",
             "--frames",
-            "0-999",
+            f"0-{min(frames, 1000) - 1}",
             "--max-minutes",
             train_minutes,
             "--quiet",
@@ -166,6 +168,12 @@ def main() -> int:
         help="per network (default: 0.5 for the inference part's, 5 for --part train)",
     )
     parser.add_argument("--batches", default="64,256", help="batch sizes to measure")
+    parser.add_argument(
+        "--fraction",
+        type=float,
+        default=1.0,
+        help="of each setting's frames (synthesising 20,000 + 3,000 frames takes minutes of a short lease)",
+    )
     parser.add_argument("--part", choices=("inference", "train"), default="inference")
     parser.add_argument("--only", default="topdown,bottomup,single_instance", help="--part train: the models")
     args = parser.parse_args()
@@ -188,7 +196,7 @@ def main() -> int:
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
     rows, results = [], {}
     for name, (_, size, _, _, modes, goal) in SETTINGS.items():
-        setup = model_for(name, args.train_minutes or 0.5, max(batches))
+        setup = model_for(name, args.train_minutes or 0.5, max(batches), args.fraction)
         for mode in modes:
             for batch in batches:
                 label = f"{name}_{mode}_b{batch}"

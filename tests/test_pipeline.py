@@ -580,14 +580,38 @@ def test_torch_on_cuda_double_buffers_and_gives_what_run_gives(tiny_runs, tmp_pa
         assert predictor.overlaps
         rng = np.random.default_rng(0)
         batches = [rng.integers(0, 255, (4, *predictor.input_shape), dtype=np.uint8) for _ in range(5)]
+        batches.append(batches[0][:3].copy())  # a short last batch runs padded in the batch-4 graph
         want = [backend.run(b) for b in batches]
-        pending = []
-        for b in batches:  # each batch's buffer is overwritten once submitted: the backend holds its own copy
-            pending.append(backend.submit(b))
-            b[...] = 0
-        for handle, outputs in zip(pending, want):
-            for name, array in handle.result().items():
-                np.testing.assert_array_equal(array, outputs[name])
+        got, in_flight = [], collections.deque()
+        for b in batches:  # two batches in flight at most, as the pipeline keeps them
+            in_flight.append(backend.submit(b))
+            b[...] = 0  # the backend holds its own copy once submitted
+            if len(in_flight) == 2:
+                got.append(in_flight.popleft().result())
+        got += [handle.result() for handle in in_flight]
+        for outputs, expected in zip(got, want, strict=True):
+            for name, array in expected.items():
+                np.testing.assert_array_equal(outputs[name], array)
+        assert sorted(backend._graphs) == [4]
+
+
+def test_the_torch_backend_moves_the_programs_device_with_its_weights(tiny_runs, tmp_path):
+    """An export traced on CPU names cpu in its nodes (dtype casts, the peak patches' offsets); a program
+    whose weights alone were moved fails on CUDA with a device mismatch. On meta, CPU's stand-in for another
+    device here, no node may still name cpu."""
+    from posestream.engine.model.backends.torch import TorchBackend
+    from posestream.engine.model.model_dir import load_model_dir
+
+    model = export_run(
+        tiny_runs["bottomup"], tmp_path / "m", ExportOptions(formats=("torch",), output_mode="peaks")
+    ).path
+
+    def devices(module) -> set[str]:
+        graphs = [m.graph for m in module.modules() if isinstance(m, torch.fx.GraphModule)]
+        return {str(node.kwargs["device"]) for g in graphs for node in g.nodes if node.kwargs.get("device")}
+
+    assert "cpu" in devices(torch.export.load(str(model / "model.pt2")).module())
+    assert devices(TorchBackend(load_model_dir(model), "meta").module) == {"meta"}
 
 
 def test_memory_and_thread_settings_do_not_change_poses(models, video):

@@ -204,3 +204,11 @@ def test_a_resumed_run_continues_its_budget_rather_than_starting_a_new_one(label
     assert again.trained_seconds >= 6.0  # the 0.1 min spent, saved with the last checkpoint
     result = again.run()
     assert result.stopped_because == "max_minutes" and result.epochs == first.epochs and result.samples == 0
+
+
+def test_default_workers_feed_a_gpu_from_all_cores_but_one_and_spare_a_small_cpu():
+    from posestream.train.loader import default_workers
+
+    cores = len(os.sched_getaffinity(0))
+    assert default_workers(torch.device("cuda")) == max(1, min(8, cores - 1))
+    assert default_workers(torch.device("cpu")) == (0 if cores < 4 else 1 if cores < 8 else 2)

@@ -114,7 +114,7 @@ def peak_candidates(maps: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Ten
     rows = torch.div(flat, width, rounding_mode="floor")
     cols = flat - rows * width
     padded = F.pad(maps, (1, 1, 1, 1)).reshape(n, c, (height + 2) * (width + 2))
-    steps = torch.arange(3, dtype=torch.int64)
+    steps = torch.arange(3, dtype=torch.int64, device=maps.device)
     offsets = (steps[:, None] * (width + 2) + steps[None, :]).reshape(9)  # the 3x3 patch in padded flat cells
     index = (rows * (width + 2) + cols)[..., None] + offsets  # (N, C, K, 9)
     patches = torch.gather(padded, 2, index.reshape(n, c, k * 9)).reshape(n, c, k, 3, 3)

@@ -52,20 +52,26 @@ def collate(items: list) -> tuple[torch.Tensor, ...] | FailedExample:
     return failed if failed is not None else default_collate(items)
 
 
-def default_workers() -> int:
-    """Worker processes for this machine: none below four cores, where making an example costs 3-8% of a
-    step and a worker would take the network's cores from it (measured on two: 0.9-0.95x the examples per
-    second with one worker, benchmarks/train_speed.py); one from four cores, two from eight."""
+def default_workers(device: torch.device) -> int:
+    """Worker processes for this machine and device. On CPU: none below four cores, where making an example
+    costs 3-8% of a step and a worker would take the network's cores from it (measured on two: 0.9-0.95x the
+    examples per second with one worker, benchmarks/train_speed.py); one from four cores, two from eight. On
+    CUDA the network needs no cores, and examples are what a GPU step waits for: all cores but one, up to
+    8."""
     cores = len(os.sched_getaffinity(0))
+    if device.type == "cuda":
+        return max(1, min(8, cores - 1))
     return 0 if cores < 4 else 1 if cores < 8 else 2
 
 
 class BatchStream:
     """The run's training batches, epoch after epoch; a context manager that ends its workers."""
 
-    def __init__(self, dataset, data: DataConfig, seed: int, first_epoch: int, steps: int | None):
+    def __init__(
+        self, dataset, data: DataConfig, seed: int, first_epoch: int, steps: int | None, workers: int
+    ):
         self.sampler = EpochBatches(len(dataset), data.batch_size, seed, first_epoch, steps)
-        self.workers = self.workers_for(data)
+        self.workers = workers
         loader = DataLoader(
             dataset,
             batch_sampler=self.sampler,
@@ -76,8 +82,9 @@ class BatchStream:
         self._batches = iter(loader)
 
     @staticmethod
-    def workers_for(data: DataConfig) -> int:
-        return default_workers() if data.workers is None else data.workers
+    def workers_for(data: DataConfig, device: torch.device) -> int:
+        """``data.workers``, or the machine's default for ``device`` where it is None."""
+        return default_workers(device) if data.workers is None else data.workers
 
     @staticmethod
     def steps_for(n: int, batch_size: int, steps: int | None) -> int:

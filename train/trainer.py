@@ -94,6 +94,7 @@ class Trainer:
         config.head.crop_size = self.geometry.crop_size or config.head.crop_size
         self.channels = labels.channels
         self.precision = choose_precision(config.precision, self.device)
+        self.workers = BatchStream.workers_for(config.data, self.device)
         self.memory_format = torch.channels_last if self.precision.channels_last else torch.contiguous_format
         self.model = build_model(config, self.channels, self.skeleton.n_nodes, len(self.skeleton.edges))
         self.model = self.model.to(self.device, memory_format=self.memory_format)
@@ -121,7 +122,7 @@ class Trainer:
         """What this run will do, in the words a user checks before leaving it running."""
         precision = self.precision
         arithmetic = f"{precision.name}{', channels-last' if precision.channels_last else ''}"
-        workers = BatchStream.workers_for(self.config.data)
+        workers = self.workers
         making = (
             f"{workers} worker process{'es' if workers != 1 else ''}" if workers else "the training process"
         )
@@ -247,7 +248,12 @@ class Trainer:
         reason = "max_epochs" if self.epoch >= optim.max_epochs else None
         self.schedule.start(self.trained_seconds, self.epoch * self.steps_per_epoch)
         stream = BatchStream(
-            self.train_set, self.config.data, self.config.seed, self.epoch, optim.steps_per_epoch
+            self.train_set,
+            self.config.data,
+            self.config.seed,
+            self.epoch,
+            optim.steps_per_epoch,
+            self.workers,
         )
         with stream:
             while reason is None:
@@ -321,7 +327,7 @@ class Trainer:
             "batch_size": self.config.data.batch_size,
             "precision": self.precision.name,
             "channels_last": self.precision.channels_last,
-            "workers": BatchStream.workers_for(self.config.data),
+            "workers": self.workers,
             "threads": torch.get_num_threads(),
             "decoded": {"frames": decoded_frames, "seconds": decoded_seconds, "bytes": decoded_bytes},
         }

@@ -242,10 +242,10 @@ def _end_to_end(
 
 
 def _preloaded_batches(video, selection: FrameRanges, batch_size: int, channels: int) -> list[np.ndarray]:
-    """The selection's first ``PRELOAD_FRAMES`` decodable frames in batches.  # [(batch_size, H, W, C),
-    ...]"""
+    """The selection's first ``PRELOAD_FRAMES`` decodable frames (one batch at least) in batches.  #
+    [(batch_size, H, W, C), ...]"""
     with open_source(video, channels=channels) as source:
-        frames = _preload(source, min(PRELOAD_FRAMES, len(selection)), selection)
+        frames = _preload(source, min(max(PRELOAD_FRAMES, batch_size), len(selection)), selection)
     return [frames[i : i + batch_size] for i in range(0, len(frames), batch_size)]
 
 

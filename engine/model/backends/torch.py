@@ -41,10 +41,14 @@ class TorchBackend(Backend):
             raise ConfigError(
                 f"--device {device}: this torch has no CUDA; install a CUDA build of torch or use cpu"
             )
-        self.device = self.torch.device(device)
+        self.device = self._indexed(self.torch.device(device))
         path = model.file("torch")
+        from torch.export.passes import move_to_device_pass
+
         try:
-            self.module = self.torch.export.load(str(path)).module().to(self.device)
+            program = self.torch.export.load(str(path))
+            # the program names the device it was exported on in its nodes, not only in its weights
+            self.module = move_to_device_pass(program, self.device).module()
         except Exception as exc:  # torch raises many types for a corrupt or foreign archive
             raise ModelFormatError(f"{path}: torch cannot load it ({exc}); re-export the model") from exc
         self.names = output_names(model.metadata)
@@ -52,13 +56,19 @@ class TorchBackend(Backend):
         self.overlaps = self.cuda_graphs  # submit() returns while the batch runs
         self._graphs: dict[int, _CapturedBatch] = {}
 
+    def _indexed(self, device):
+        """``cuda`` as ``cuda:N`` (the current device), which is how a moved program's nodes name it."""
+        if device.type == "cuda" and device.index is None:
+            return self.torch.device("cuda", self.torch.cuda.current_device())
+        return device
+
     def run(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         return self.submit(frames).result()
 
     def submit(self, frames: np.ndarray) -> Pending:
         self.check_batch(frames)
         if self.cuda_graphs:
-            return self._graph_for(len(frames)).submit(frames)
+            return self._submit_captured(frames)
         with self.torch.inference_mode():
             outputs = self.module(self.torch.from_numpy(frames).to(self.device))
             return Pending.done({name: out.cpu().numpy() for name, out in zip(self.names, outputs)})
@@ -70,6 +80,19 @@ class TorchBackend(Backend):
         if self.device.type == "cuda":
             self.torch.cuda.empty_cache()
         super().close()
+
+    def _submit_captured(self, frames: np.ndarray) -> Pending:
+        """Run ``frames`` (N, H, W, C) on the smallest captured batch size that holds them, padded with
+        zeros: a video's short last batch reuses the full batch's graph instead of capturing (and keeping the
+        memory of) one more."""
+        n = len(frames)
+        size = min((s for s in self._graphs if s >= n), default=n)
+        if size == n:
+            return self._graph_for(n).submit(frames)
+        padded = np.zeros((size, *frames.shape[1:]), frames.dtype)
+        padded[:n] = frames
+        pending = self._graph_for(size).submit(padded)
+        return Pending(lambda: {name: out[:n] for name, out in pending.result().items()})
 
     def _graph_for(self, batch_size: int) -> _CapturedBatch:
         if batch_size not in self._graphs:
