@@ -13,7 +13,7 @@ from posestream.core.errors import ConfigError, MissingExtraError
 from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.sinks.predictions import open_predictions
 from posestream.engine.types import FramePredictions, Skeleton
-from posestream.train.labels import LabelSet, labels_from_analysis_h5, load_labels
+from posestream.train.labels import LabelSet, load_labels
 from posestream.train.metrics import FrameEval, Report, evaluate
 from posestream.train.oks import OKS_STDDEV
 from posestream.train.tracking_metrics import TrackedFrame, tracking_metrics
@@ -103,12 +103,9 @@ def evaluate_file(
     video_paths: list[str] = (),
     stddev: float = OKS_STDDEV,
 ) -> Report:
-    """Metrics of a predictions file against labels (.slp, or an analysis HDF5 file of ground truth); with
-    tracking metrics when both sides have identities."""
-    if Path(labels_path).suffix in (".h5", ".hdf5"):
-        truth = labels_from_analysis_h5(labels_path, frames)
-    else:
-        truth = load_labels(labels_path, video_paths, frames, need_images=False)
+    """Metrics of a predictions file against labels (.slp, DeepLabCut's, or an analysis HDF5 file of ground
+    truth); with tracking metrics when both sides have identities."""
+    truth = load_labels(labels_path, video_paths, frames, need_images=False)
     predictions = load_predictions(predictions_path, truth.skeleton)
     report = evaluate(frames_to_evaluate(truth, predictions, None), stddev)
     tracked = tracked_frames(truth, predictions)

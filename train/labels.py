@@ -1,4 +1,5 @@
-"""SLEAP labels (.slp, .pkg.slp) as arrays of keypoints plus the frames they label.
+"""SLEAP labels (.slp, .pkg.slp), and DeepLabCut's through train/dlc_labels.py, as arrays of keypoints plus
+the frames they label.
 
 Labels are read with sleap-io. Frames of videos the labels reference are read
 with posestream's own PyAV reader; images embedded in a ``.pkg.slp`` come from
@@ -24,6 +25,7 @@ from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.sinks.slp import skeleton_from_sio
 from posestream.engine.sources import VideoFileReader
 from posestream.engine.types import Skeleton
+from posestream.train.dlc_labels import is_dlc_labels, read_dlc_labels
 
 
 @dataclass
@@ -76,8 +78,8 @@ class LabelSet:
             if not wanted:
                 continue
             path = self.video_paths[video]
-            if _is_embedded(path):
-                sio_video = self._sio_videos[video]
+            sio_video = self._sio_videos[video] if self._sio_videos else None
+            if sio_video is not None:  # embedded images, an image sequence
                 for idx in wanted:
                     image = np.asarray(sio_video[idx])
                     self._images[(video, idx)] = image if image.ndim == 3 else image[..., None]
@@ -118,6 +120,8 @@ def load_labels(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such labels file")
+    if is_dlc_labels(path):
+        return label_set(read_dlc_labels(path), path, video_paths, frames, need_images)
     if path.suffix in (
         ".h5",
         ".hdf5",
@@ -131,18 +135,19 @@ def load_labels(
         labels = sio.load_slp(str(path), open_videos=False)
     except Exception as exc:  # sleap-io raises many types for a bad file
         raise ConfigError(f"{path}: cannot read SLEAP labels ({type(exc).__name__}: {exc})") from exc
+    return label_set(labels, path, video_paths, frames, need_images)
+
+
+def label_set(
+    labels, path: Path, video_paths: Sequence[str], frames: str | None, need_images: bool
+) -> LabelSet:
+    """A sleap-io ``Labels`` of one skeleton as a LabelSet: each labelled frame's instances (user
+    instances where it has them, else predicted ones) with their tracks, and where its images come from."""
     if len(labels.skeletons) != 1:
         raise ConfigError(
             f"{path}: labels with {len(labels.skeletons)} skeletons are not supported; need exactly one"
         )
     skeleton = skeleton_from_sleap(labels.skeletons[0])
-    filenames = [v.filename for v in labels.videos]
-    try:
-        resolved = resolve_video_paths(filenames, path, video_paths)
-    except VideoNotFoundError:
-        if need_images:
-            raise
-        resolved = list(filenames)
     keep = FrameRanges.parse(frames) if frames else None
     track_index = {id(track): i for i, track in enumerate(labels.tracks)}
     items = []
@@ -162,11 +167,35 @@ def load_labels(
     if not items:
         raise ConfigError(f"{path}: no labelled instances" + (f" in frames {frames}" if frames else ""))
     items.sort(key=lambda f: (f.video, f.frame_idx))
-    sio_videos = [
-        _open_embedded(v) if need_images and _is_embedded(p) else None
-        for v, p in zip(labels.videos, resolved)
-    ]
-    return LabelSet(skeleton, items, str(path), resolved, _sio_videos=sio_videos)
+    paths, readers = _frame_sources(labels.videos, path, video_paths, need_images)
+    return LabelSet(skeleton, items, str(path), paths, _sio_videos=readers)
+
+
+def _frame_sources(videos, path: Path, video_paths: Sequence[str], need_images: bool) -> tuple[list, list]:
+    """For each sleap-io video: the path its frames are named by (a video file, a .pkg.slp, or an image
+    sequence's folder) and, where sleap-io reads them (embedded images, image sequences), the video to read
+    them from (None elsewhere, and everywhere without ``need_images``)."""
+    files = [v.filename for v in videos if not _is_image_sequence(v)]
+    try:
+        found = iter(resolve_video_paths(files, path, video_paths))
+    except VideoNotFoundError:
+        if need_images:
+            raise
+        found = iter(files)
+    paths, readers = [], []
+    for video in videos:
+        if _is_image_sequence(video):
+            paths.append(str(Path(video.filename[0]).parent))
+            readers.append(video if need_images else None)
+        else:
+            paths.append(next(found))
+            readers.append(_open_embedded(video) if need_images and _is_embedded(paths[-1]) else None)
+    return paths, readers
+
+
+def _is_image_sequence(video) -> bool:
+    """A sleap-io video made of image files (DeepLabCut's labelled folders), not one file."""
+    return isinstance(video.filename, list)
 
 
 def labels_from_analysis_h5(path: str | os.PathLike, frames: str | None = None) -> LabelSet:
