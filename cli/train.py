@@ -28,7 +28,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "train",
-        help="train a pose model from SLEAP labels",
+        help="train a pose model from SLEAP or DeepLabCut labels",
         description="Train a single-instance, centroid, centered-instance or bottom-up model. Settings come "
         "from --profile, then --config, then --set KEY=VALUE overrides. --frames: train only on labelled "
         "frames in this range.",
@@ -37,7 +37,8 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         "labels",
         nargs="?",
         metavar="LABELS.slp",
-        help="SLEAP labels (.slp or .pkg.slp), or ground truth in an analysis HDF5 (posestream synth)",
+        help="SLEAP labels (.slp or .pkg.slp); DeepLabCut labels (a project's config.yaml, or "
+        "CollectedData_*.csv/.h5); or ground truth in an analysis HDF5 (posestream synth)",
     )
     opt.OUTPUT.add(parser, metavar="RUN_DIR")
     opt.add_settings(parser)
@@ -61,6 +62,13 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         help="start a new run from RUN_DIR's trained weights (fine-tuning on new labels); "
         "the network settings must match, e.g. --config RUN_DIR/config.yaml",
     )
+    parser.add_argument(
+        "--preview-augment",
+        type=int,
+        metavar="N",
+        help="draw N training examples as the network sees them (augmented, with their keypoints) into "
+        "RUN_DIR/augment_preview.png, and stop before training",
+    )
     opt.QUIET.add(parser)
     parser.set_defaults(run=run_train)
 
@@ -79,6 +87,8 @@ def run_train(args: argparse.Namespace) -> int:
         "precision": args.precision,
         "seed": args.seed,
     }
+    if args.preview_augment is not None and args.preview_augment < 1:
+        raise ConfigError(f"--preview-augment {args.preview_augment}: how many examples to draw, e.g. 16")
     if args.resume and args.init_weights:
         raise ConfigError(
             "--resume continues a run with its own weights; --init-weights starts a new one: pick one"
@@ -116,6 +126,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume:
         new_rate = any(s.split("=", 1)[0].strip() == "optim.learning_rate" for s in args.set)
         trainer.resume(config.optim.learning_rate if new_rate else None)
+    if args.preview_augment:
+        return _preview_augment(trainer, args.preview_augment, run_dir / "augment_preview.png")
     print(trainer.describe())
     notice = f"stopping after this step; last.pt keeps the run (continue it with --resume {run_dir})"
     with StopRequests(trainer.request_stop, notice):
@@ -124,6 +136,16 @@ def run_train(args: argparse.Namespace) -> int:
     if result.stopped_because == "interrupted":
         print("posestream train: interrupted", file=sys.stderr)
         return 130
+    return 0
+
+
+def _preview_augment(trainer, count: int, out: Path) -> int:
+    from posestream.train.augment_preview import draw_augment_preview
+
+    for reason in trainer.fitted:
+        print(f"fitted to the labels: {reason}")
+    draw_augment_preview(trainer.train_set, count, out)
+    print(f"{out}: training examples as the network sees them; no training yet (drop --preview-augment)")
     return 0
 
 

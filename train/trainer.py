@@ -81,8 +81,9 @@ class Trainer:
         if config.model_type == "bottomup" and not labels.skeleton.edges:
             raise ConfigError(
                 f"{config.labels}: its skeleton has no edges, and a bottom-up model groups nodes along "
-                "them (part affinity fields); add edges to the skeleton, or train single_instance or "
-                "the top-down pair"
+                "them (part affinity fields); add edges to the skeleton (for DeepLabCut labels, give the "
+                "project's config.yaml, whose skeleton has them), or train single_instance or the top-down "
+                "pair"
             )
         began = time.perf_counter()
         labels.load_images()
