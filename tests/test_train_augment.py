@@ -59,3 +59,64 @@ def test_flip_swaps_symmetric_nodes_so_left_stays_left(tmp_path):
         to_left = peaks[nodes.index("left_ear")] - peaks[nodes.index("head")]
         # image y points down: the animal's left is where forward x to_left < 0
         assert forward[0] * to_left[1] - forward[1] * to_left[0] < 0, f"epoch {epoch}"
+
+
+def test_preview_augment_draws_the_examples_training_makes_and_trains_nothing(synth_gray, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    clip, _ = synth_gray
+    posestream = str(Path(sys.executable).with_name("posestream"))
+    run = tmp_path / "run"
+    labels = str(clip.analysis_h5)
+    common = [posestream, "train", labels, "--profile", "single_instance", "-o", str(run)]
+    done = subprocess.run([*common, "--preview-augment", "6"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "augment_preview.png: training examples as the network sees them" in done.stdout
+    with Image.open(run / "augment_preview.png") as png:
+        assert png.size == (1200, 600)  # 4 columns x 2 rows of 3-inch panels at 100 dpi
+    assert not (run / "last.pt").exists() and not (run / "training_log.csv").exists()
+    refused = subprocess.run([*common, "--preview-augment", "0"], capture_output=True, text=True, timeout=600)
+    assert refused.returncode != 0 and "--preview-augment 0: how many examples" in refused.stderr
+
+
+def test_kernel_augmentations_keep_flat_images_flat_and_change_texture_the_right_way():
+    from posestream.train.augment import apply_kernels
+
+    flat = torch.full((1, 24, 32), 90.0)
+    every = AugmentConfig(blur_ratio=1, motion_blur_ratio=1, sharpen_ratio=1, edge_ratio=1)
+    torch.testing.assert_close(apply_kernels(flat.clone(), every, np.random.default_rng(0)), flat)
+    noise = torch.rand(1, 48, 48, generator=torch.Generator().manual_seed(0)) * 100 + 50
+    blurred = apply_kernels(noise.clone(), AugmentConfig(blur_ratio=1), np.random.default_rng(1))
+    sharpened = apply_kernels(noise.clone(), AugmentConfig(sharpen_ratio=1), np.random.default_rng(1))
+    assert blurred.std() < noise.std() < sharpened.std()
+
+
+@pytest.mark.parametrize(("angle", "axis"), [(0.0, 0), (90.0, 1)])
+def test_motion_blur_spreads_a_point_along_its_direction_only(angle, axis):
+    from posestream.train.augment import motion_kernel
+
+    kernel = motion_kernel(7, angle)
+    assert float(kernel.sum()) == pytest.approx(1.0)
+    spread = kernel.sum(dim=axis)  # (7,): per column of a horizontal line, per row of a vertical one
+    assert (spread > 0).sum() == 7 and (kernel.sum(dim=1 - axis) > 0).sum() == 1
+
+
+def test_kernel_augmentations_off_draw_nothing_so_runs_keep_their_randomness():
+    from posestream.train.augment import apply_kernels
+
+    rng, untouched = np.random.default_rng(5), np.random.default_rng(5)
+    apply_kernels(torch.rand(1, 8, 8) * 255, AugmentConfig(), rng)
+    assert rng.random() == untouched.random()
+
+
+def test_kernel_settings_out_of_range_are_named():
+    from posestream.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="augment.sharpen_ratio"):
+        AugmentConfig(sharpen_ratio=1.5).validate()
+    with pytest.raises(ConfigError, match="augment.motion_blur_size"):
+        AugmentConfig(motion_blur_size=4).validate()

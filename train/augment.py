@@ -84,3 +84,52 @@ def adjust_intensity(image: torch.Tensor, cfg: AugmentConfig, rng: np.random.Gen
         noise = torch.Generator().manual_seed(int(rng.integers(2**62)))
         image.add_(torch.randn(image.shape, generator=noise), alpha=cfg.noise)
     return image.clamp_(0, 255)
+
+
+def apply_kernels(image: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
+    """DeepLabCut's kernel augmentations on a (C, H, W) image in grey levels, each applied to a share of the
+    examples (its ``*_ratio``): Gaussian blur, motion blur along a random direction, sharpening (unsharp mask)
+    and edge enhancement. Nothing is drawn for a ratio of 0, so runs without them keep their random draws."""
+    if cfg.blur_ratio and rng.random() < cfg.blur_ratio:
+        image = _filter(image, gaussian_kernel(rng.uniform(0.5, cfg.blur_sigma)))
+    if cfg.motion_blur_ratio and rng.random() < cfg.motion_blur_ratio:
+        image = _filter(image, motion_kernel(cfg.motion_blur_size, rng.uniform(-90, 90)))
+    if cfg.sharpen_ratio and rng.random() < cfg.sharpen_ratio:
+        strength = rng.uniform(0.0, 1.0)
+        image = image + strength * (image - _filter(image, gaussian_kernel(1.0)))
+    if cfg.edge_ratio and rng.random() < cfg.edge_ratio:
+        strength = rng.uniform(0.0, 0.7)
+        image = (1 - strength) * image + strength * _filter(image, EDGE_ENHANCE)
+    return image.clamp_(0, 255)
+
+
+# edge enhancement (as PIL's EDGE_ENHANCE_MORE): the pixel against its 8 neighbours, summing to 1
+EDGE_ENHANCE = torch.tensor([[-1.0, -1.0, -1.0], [-1.0, 9.0, -1.0], [-1.0, -1.0, -1.0]])
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """A normalised 2-D Gaussian (k, k), k odd, 3 sigma each side."""
+    radius = max(int(np.ceil(3 * sigma)), 1)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    kernel = g[:, None] * g[None, :]
+    return kernel / kernel.sum()
+
+
+def motion_kernel(size: int, angle: float) -> torch.Tensor:
+    """A normalised line of ``size`` pixels through the centre at ``angle`` degrees (size, size): the blur of
+    an animal moving that way during the exposure."""
+    kernel = torch.zeros(size, size)
+    centre, theta = (size - 1) / 2, np.deg2rad(angle)
+    for t in np.linspace(-centre, centre, 4 * size):
+        col, row = round(centre + t * np.cos(theta)), round(centre - t * np.sin(theta))
+        kernel[row, col] = 1.0
+    return kernel / kernel.sum()
+
+
+def _filter(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Each channel of image (C, H, W) convolved with kernel (k, k), edges replicated; same shape."""
+    channels, k = image.shape[0], kernel.shape[0]
+    padded = F.pad(image[None], (k // 2,) * 4, mode="replicate")
+    weight = kernel.to(image.dtype)[None, None].expand(channels, 1, k, k)
+    return F.conv2d(padded, weight, groups=channels)[0]

@@ -98,6 +98,13 @@ class AugmentConfig:
     brightness: float = 0.0  # grey levels added, drawn from [-brightness, brightness]
     contrast: float = 0.0  # contrast factor drawn from [1 - contrast, 1 + contrast]
     noise: float = 0.0  # std of Gaussian noise, grey levels
+    # DeepLabCut's kernel augmentations: the share of examples each applies to (README maps DLC's names)
+    blur_ratio: float = 0.0  # Gaussian blur, sigma drawn from [0.5, blur_sigma] pixels
+    blur_sigma: float = 1.5
+    motion_blur_ratio: float = 0.0  # a line kernel of motion_blur_size pixels at an angle in [-90, 90]
+    motion_blur_size: int = 7
+    sharpen_ratio: float = 0.0  # unsharp mask of strength drawn from [0, 1] (DLC's sharpenratio)
+    edge_ratio: float = 0.0  # edge enhancement blended in at a strength drawn from [0, 0.7]
 
     def validate(self) -> None:
         _check(0 <= self.rotation <= 180, "augment.rotation", "must be in [0, 180] degrees", self.rotation)
@@ -110,6 +117,16 @@ class AugmentConfig:
         for key in ("translate", "brightness", "noise"):
             _check(getattr(self, key) >= 0, f"augment.{key}", "must be >= 0", getattr(self, key))
         _check(0 <= self.contrast < 1, "augment.contrast", "must be in [0, 1)", self.contrast)
+        for key in ("blur_ratio", "motion_blur_ratio", "sharpen_ratio", "edge_ratio"):
+            value = getattr(self, key)
+            _check(0 <= value <= 1, f"augment.{key}", "is a share of the examples, in [0, 1]", value)
+        _check(self.blur_sigma >= 0.5, "augment.blur_sigma", "must be >= 0.5 pixels", self.blur_sigma)
+        _check(
+            self.motion_blur_size >= 3 and self.motion_blur_size % 2 == 1,
+            "augment.motion_blur_size",
+            "must be an odd number of pixels >= 3",
+            self.motion_blur_size,
+        )
 
 
 @dataclass

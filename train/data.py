@@ -21,6 +21,7 @@ from posestream.core.errors import ConfigError
 from posestream.engine.types import ModelType
 from posestream.train.augment import (
     adjust_intensity,
+    apply_kernels,
     linear,
     random_geometry,
     transform_points,
@@ -129,6 +130,12 @@ class PoseDataset(torch.utils.data.Dataset):
 
     def example(self, epoch: int, index: int) -> tuple[torch.Tensor, ...]:
         """Network input (C, H, W) in [0, 1] and its targets, augmented as (seed, epoch, index) draws."""
+        image, points = self.augmented(epoch, index)
+        return (image / 255.0, *self._targets(points))
+
+    def augmented(self, epoch: int, index: int) -> tuple[torch.Tensor, np.ndarray]:
+        """What the network sees of example ``index`` in ``epoch``: the input image (C, H, W) in grey levels
+        0-255 and its keypoints (n_instances, n_nodes, 2) in input pixels (one instance for a crop)."""
         frame_i, instance = self.examples[index]
         rng = np.random.default_rng((self.seed, epoch, index))
         image = self.labels.image(frame_i)
@@ -137,13 +144,14 @@ class PoseDataset(torch.utils.data.Dataset):
         tensor = torch.from_numpy(image).permute(2, 0, 1).float()  # (C, H, W), 0-255
         tensor = warp_image(tensor, matrix, self.geometry.input_shape)
         if self.augment:
-            tensor = adjust_intensity(tensor, self.config.augment, rng)
+            kinds = self.config.augment
+            tensor = adjust_intensity(apply_kernels(tensor, kinds, rng), kinds, rng)
         points = transform_points(points, matrix)
         if flipped:
             points = points[:, self.flip_perm]
         if instance >= 0:
             points = points[instance : instance + 1]
-        return (tensor / 255.0, *self._targets(points))
+        return tensor, points
 
     def _geometry(
         self, shape: tuple[int, ...], points: np.ndarray, instance: int, rng
