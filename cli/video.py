@@ -34,6 +34,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--animals", type=int, default=2, help="number of animals (default 2)")
     opt.SEED.add(synth, default=0)
     synth.add_argument("--rgb", action="store_true", help="colour video (default gray)")
+    synth.add_argument(
+        "--identities",
+        action="store_true",
+        help="animals that differ visibly (body shade, marks on the back), each its own track: data for "
+        "multi-class (identity) models",
+    )
     opt.FPS.add(synth, default=30.0)
     synth.add_argument("--no-slp", action="store_true", help="skip the .slp labels (faster for long videos)")
     opt.QUIET.add(synth)
@@ -95,6 +101,7 @@ def run_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         rgb=args.rgb,
         fps=args.fps,
+        identities=args.identities,
     )
     perturb = PerturbConfig(
         args.jitter, args.drop_nodes, args.drop_instances, args.false_instances, args.seed

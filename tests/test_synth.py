@@ -152,3 +152,31 @@ def test_perturbed_detections_follow_the_rates_and_give_nothing_away():
     assert 0.04 < dropped / nodes < 0.06
     assert 1.8 < np.std(np.concatenate(errors)) < 2.2  # 2 px per coordinate
     assert first_is_animal_0 < 0.4 * 2000  # the order is shuffled (a quarter of frames, by chance)
+
+
+def grey_at(image: np.ndarray, point: np.ndarray) -> float:
+    """The first channel of image (H, W, C) at the pixel nearest point (x, y)."""
+    x, y = np.round(point).astype(int)
+    return float(image[y, x, 0])
+
+
+def test_identities_are_told_apart_by_shade_and_marks_in_every_frame(tmp_path):
+    """--identities: animal k has the k-th body shade (brighter with k) and dark marks at the nodes its
+    identity's bits name, in every frame; the ground truth keeps animal k on track k."""
+    from posestream.engine.synth.render import identity_marks
+
+    config = SynthConfig(frames=20, width=256, height=256, animals=4, seed=3, identities=True)
+    out = write_synthetic_video(tmp_path / "ids.mp4", config, slp=False, progress=False)
+    truth = read_analysis_h5(out.analysis_h5)
+    nodes = SYNTH_SKELETON.nodes
+    with VideoFileReader(out.video) as video:
+        for frame_idx, image in video.iter_frames():
+            frame = truth.frame(frame_idx)
+            assert frame.track_ids.tolist() == [0, 1, 2, 3]
+            shades = []
+            for k, points in enumerate(frame.points):
+                shades.append(grey_at(image, points[nodes.index("head")]))
+                for node in ("neck", "spine", "tail_base"):
+                    level, marked = grey_at(image, points[nodes.index(node)]), node in identity_marks(k)
+                    assert (level < 70) == marked, (frame_idx, k, node, level)
+            assert np.all(np.diff(shades) > 15), (frame_idx, shades)  # 30 grey levels apart, less noise

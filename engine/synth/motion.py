@@ -60,6 +60,7 @@ class SynthConfig:
     seed: int = 0
     rgb: bool = False
     fps: float = 30.0
+    identities: bool = False  # animals told apart by shade and marks (multi-class models learn them)
 
     def __post_init__(self) -> None:
         if self.frames < 1:
@@ -72,6 +73,8 @@ class SynthConfig:
             )
         if self.fps <= 0:
             raise ConfigError(f"fps must be > 0, got {self.fps}")
+        if self.identities and self.animals > 8:
+            raise ConfigError(f"--identities tells at most 8 animals apart, got {self.animals}")
 
     @property
     def body_length(self) -> float:

@@ -51,18 +51,38 @@ def make_background(height: int, width: int, channels: int, rng: np.random.Gener
     return floor.astype(np.float32)
 
 
-def animal_capsules(
-    points: np.ndarray, body_length: float, rgb: bool, tint: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Capsules and colours of one animal from its keypoints (n_nodes, 2).
+# --identities: each animal a body shade of its own, spread over IDENTITY_SHADES grey levels, and marks on
+# its back (dark discs at the nodes of the set bits of its identity): what a multi-class model learns
+IDENTITY_SHADES = 90.0
+_MARK_NODES = ("neck", "spine", "tail_base")
+_MARK = (25.0, 0.07)  # grey level (all channels), radius in body lengths
 
-    Returns capsules (n_parts, 6) = x0, y0, x1, y1, r0, r1 and colours (n_parts, C).
+
+def identity_tints(n_animals: int) -> np.ndarray:
+    """Body shades of animals 0..n-1, evenly spread and centred on the palette.  # (n_animals,)"""
+    if n_animals == 1:
+        return np.zeros(1)
+    return np.linspace(-IDENTITY_SHADES / 2, IDENTITY_SHADES / 2, n_animals)
+
+
+def identity_marks(identity: int) -> tuple[str, ...]:
+    """The nodes where animal ``identity`` carries a mark (none for 0; 8 identities are told apart)."""
+    return tuple(node for bit, node in enumerate(_MARK_NODES) if identity >> bit & 1)
+
+
+def animal_capsules(
+    points: np.ndarray, body_length: float, rgb: bool, tint: float, marks: tuple[str, ...] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Capsules and colours of one animal from its keypoints (n_nodes, 2), with dark discs at ``marks``.
+
+    Returns capsules (n_parts + n_marks, 6) = x0, y0, x1, y1, r0, r1 and colours (n_parts + n_marks, C).
     """
     palette = _RGB if rgb else _GRAY
     nodes = SYNTH_SKELETON.nodes
-    capsules = np.empty((len(_PARTS), 6), np.float32)
-    colors = np.empty((len(_PARTS), 3 if rgb else 1), np.float32)
-    for k, (a, b, ra, rb, key) in enumerate(_PARTS):
+    parts = _PARTS + tuple((m, m, _MARK[1], _MARK[1], "mark") for m in marks)
+    capsules = np.empty((len(parts), 6), np.float32)
+    colors = np.empty((len(parts), 3 if rgb else 1), np.float32)
+    for k, (a, b, ra, rb, key) in enumerate(parts):
         pa, pb = points[nodes.index(a)], points[nodes.index(b)]
         capsules[k] = (
             pa[0],
@@ -72,7 +92,7 @@ def animal_capsules(
             max(ra * body_length, MIN_RADIUS),
             max(rb * body_length, MIN_RADIUS),
         )
-        colors[k] = np.minimum(np.array(palette[key]) + tint, 255.0)
+        colors[k] = _MARK[0] if key == "mark" else np.clip(np.array(palette[key]) + tint, 0.0, 255.0)
     return capsules, colors
 
 
@@ -111,18 +131,31 @@ def add_noise_to_uint8(canvas: np.ndarray, out: np.ndarray, seed: np.uint64, sig
 class FrameRenderer:
     """Renders frames of one synthetic video: a fixed floor, the animals, fresh noise per frame."""
 
-    def __init__(self, height: int, width: int, rgb: bool, body_length: float, n_animals: int, seed: int):
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        rgb: bool,
+        body_length: float,
+        n_animals: int,
+        seed: int,
+        identities: bool = False,
+    ):
         rng = np.random.default_rng([seed, 1])
         self.rgb, self.body_length, self.seed = rgb, body_length, seed
         self.background = make_background(height, width, 3 if rgb else 1, rng)
         self.tints = rng.uniform(-15.0, 15.0, size=n_animals)  # each animal a little brighter or darker
+        self.marks = [()] * n_animals
+        if identities:  # told apart by shade and marks, as marked or differently coloured animals are
+            self.tints = identity_tints(n_animals)
+            self.marks = [identity_marks(i) for i in range(n_animals)]
         self._canvas = np.empty_like(self.background)
 
     def render(self, poses: np.ndarray, frame_idx: int) -> np.ndarray:
         """One frame from the keypoints of every animal (n_animals, n_nodes, 2).  # (H, W, C) uint8"""
         np.copyto(self._canvas, self.background)
-        for points, tint in zip(poses, self.tints):
-            capsules, colors = animal_capsules(points, self.body_length, self.rgb, tint)
+        for points, tint, marks in zip(poses, self.tints, self.marks):
+            capsules, colors = animal_capsules(points, self.body_length, self.rgb, tint, marks)
             draw_capsules(self._canvas, capsules, colors)
         out = np.empty(self._canvas.shape, np.uint8)
         seed = np.uint64((self.seed * 1_000_003 + frame_idx) * 2654435761 % (1 << 63))

@@ -80,7 +80,13 @@ def write_synthetic_video(
             hint="or skip the labels (CLI: --no-slp)",
         )
     renderer = FrameRenderer(
-        config.height, config.width, config.rgb, config.body_length, config.animals, config.seed
+        config.height,
+        config.width,
+        config.rgb,
+        config.body_length,
+        config.animals,
+        config.seed,
+        config.identities,
     )
     provenance = {"generator": "posestream synth", **config.__dict__}
     truth = AnalysisH5Writer(
