@@ -23,15 +23,10 @@ and the pipeline keeps one batch in flight for it. Where a run is bound (decode,
 postprocess) is read from bench's stage-alone figures beside end-to-end. Several videos at once (``posestream
 batch --jobs N``, one pipeline and decoder each, one GPU) are the way to feed it more decoding.
 
-The device image has torch, numba, h5py, scipy, onnxruntime and rich but not PyAV: carry its wheel (device
-README), e.g. here ``python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12
---implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl av==14.4.0``
-and there, with ``.whl`` carried:
-
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export
-    PYTHONPATH=/tmp/site
-    python3 -m pip install -q --no-deps --no-build-isolation -e . && PYTHONUNBUFFERED=1 python3
-    benchmarks/gpu.py
+The device image has torch, numba, h5py, scipy, onnxruntime and rich but not PyAV, pyzmq or sleap-io:
+``bash benchmarks/gpu_lease.sh prepare`` fetches their wheels here, and ``bash benchmarks/gpu_lease.sh run``
+there runs both parts in one lease (``--fraction 0.2`` of the frames, 0.75 training minutes per accuracy
+model), each step time-boxed.
 
 Writes benchmarks/data/gpu/gpu.json and prints the table; copy it into RESULTS.md ("GPU path"). Without CUDA
 it says so and stops (it is never part of CI).
