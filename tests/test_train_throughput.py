@@ -22,6 +22,8 @@ pytest.importorskip("sleap_io")
 from posestream.core.errors import ConfigError, TrainingExampleError
 from posestream.engine.synth import SynthConfig, write_synthetic_video
 from posestream.train.config import load_config
+from posestream.train.loader import BatchStream
+from posestream.train.report import PHASES
 from posestream.train.schedule import CosineToDeadline, make_schedule
 from posestream.train.trainer import Trainer
 
@@ -212,3 +214,22 @@ def test_default_workers_feed_a_gpu_from_all_cores_but_one_and_spare_a_small_cpu
     cores = len(os.sched_getaffinity(0))
     assert default_workers(torch.device("cuda")) == max(1, min(8, cores - 1))
     assert default_workers(torch.device("cpu")) == (0 if cores < 4 else 1 if cores < 8 else 2)
+
+
+def test_an_epoch_begun_as_the_deadline_passes_takes_one_step_and_is_scored(labels, tmp_path):
+    """The race the one-minute run met on a loaded machine: an epoch that ends just inside the budget starts
+    another, whose deadline has passed by its first step. That epoch takes one step and ends the run, scored,
+    rather than ending it with no step and the last epoch unscored."""
+    settings = [*TINY, "optim.max_minutes=10", "data.workers=0", "optim.steps_per_epoch=3"]
+    config = load_config("single_instance", overrides=settings, labels=str(labels))
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    trainer.write_run_files()  # what run() sets up before its first epoch
+    trainer.started = trainer.spent_before = trainer.last_map = time.monotonic()
+    trainer.seconds, trainer.samples = dict.fromkeys(PHASES, 0.0), 0
+    trainer.schedule.start(0.0, 0)
+    with BatchStream(trainer.train_set, config.data, 0, 0, 3, 0) as stream:
+        reason = trainer._epoch(stream, deadline=time.monotonic() - 1)
+    assert reason == "max_minutes" and trainer.samples == config.data.batch_size  # one step
+    with (tmp_path / "run" / "training_log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and 0 <= float(rows[0]["val_map"]) <= 1

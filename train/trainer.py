@@ -246,7 +246,7 @@ class Trainer:
         budget = optim.max_minutes * 60 - self.trained_seconds if optim.max_minutes else math.inf
         deadline = self.started + budget
         self.seconds, self.samples, self.last_map = dict.fromkeys(PHASES, 0.0), 0, self.started
-        reason = "max_epochs" if self.epoch >= optim.max_epochs else None
+        reason = "max_epochs" if self.epoch >= optim.max_epochs else "max_minutes" if budget <= 0 else None
         self.schedule.start(self.trained_seconds, self.epoch * self.steps_per_epoch)
         stream = BatchStream(
             self.train_set,
@@ -340,7 +340,8 @@ class Trainer:
         label = f"epoch {self.epoch + 1}/{self.config.optim.max_epochs}"
         with progress_bar(stream.steps_per_epoch, label, enabled=self.progress) as advance:
             for _ in range(stream.steps_per_epoch):
-                if time.monotonic() > deadline or self.stop_requested:
+                # an epoch that was started takes one step at least, so the run's last epoch is scored
+                if (losses and time.monotonic() > deadline) or self.stop_requested:
                     return (float(np.mean(losses)) if losses else None), False
                 began = time.perf_counter()
                 images, *targets = stream.next()
