@@ -380,7 +380,7 @@ def plot(scores: dict) -> None:
     axes.set_xlabel("CPU minutes of training per network (2 cores)")
     axes.set_ylabel(f"held-out OKS mAP (flies {HELD_OUT})")
     axes.set_ylim(0, 1)
-    axes.legend(loc="lower right")
+    axes.legend(loc="upper left")
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(HERE / "convergence.png", dpi=110)
