@@ -43,8 +43,13 @@ class TorchBackend(Backend):
             )
         self.device = self._indexed(self.torch.device(device))
         path = model.file("torch")
-        from torch.export.passes import move_to_device_pass
-
+        try:
+            from torch.export.passes import move_to_device_pass
+        except ImportError as exc:
+            raise ConfigError(
+                f"the torch backend needs torch 2.6 or later (this is {self.torch.__version__}); upgrade "
+                "torch or use --backend onnxruntime"
+            ) from exc
         try:
             program = self.torch.export.load(str(path))
             # the program names the device it was exported on in its nodes, not only in its weights
