@@ -10,9 +10,13 @@ from posestream.train.config import available_profiles, load_config
 
 
 def test_every_profile_loads_and_validates():
-    assert available_profiles() == ["bottomup", "centered_instance", "centroid", "single_instance"]
+    identity = {"multi_class_bottomup": "bottomup", "multi_class_topdown": "centered_instance"}
+    assert available_profiles() == sorted(
+        ["bottomup", "centered_instance", "centroid", "single_instance", *identity]
+    )
     for name in available_profiles():
-        assert load_config(name).model_type == name
+        config = load_config(name)
+        assert config.model_type == identity.get(name, name) and config.head.classes == (name in identity)
 
 
 def test_layers_apply_in_order(tmp_path):

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 torch = pytest.importorskip("torch")
-from posestream.train.loss import map_loss  # noqa: E402
+from posestream.train.loss import training_loss  # noqa: E402
 
 
 def written_out(predictions, targets, config):
@@ -32,13 +32,13 @@ def test_the_fused_loss_equals_the_written_out_formula(dtype, weight, ohkm, paf_
     optim = SimpleNamespace(
         foreground_weight=weight, ohkm=ohkm, ohkm_fraction=0.5, ohkm_weight=2.0, paf_weight=paf_weight
     )
-    config = SimpleNamespace(optim=optim)
+    config = SimpleNamespace(optim=optim, head=SimpleNamespace(classes=False))
     generator = torch.Generator().manual_seed(0)
     shapes = [(3, 5, 12, 10), (3, 4, 6, 5)]  # a confidence-map head and a PAF head at half the size
     raw = [torch.randn(s, generator=generator) for s in shapes]
     targets = [torch.rand(s, generator=generator).contiguous(memory_format=layout) for s in shapes]
     results = []
-    for loss in (written_out, map_loss):
+    for loss in (written_out, training_loss):
         predictions = [r.to(dtype).contiguous(memory_format=layout).requires_grad_() for r in raw]
         value = loss(predictions, targets, config)
         value.backward()

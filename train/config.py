@@ -27,6 +27,7 @@ from posestream.engine.types import ModelType
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("auto", "cosine", "plateau")
+CROP_SAMPLING = ("none", "uniform", "keypoint", "density", "hybrid")
 
 
 @dataclass
@@ -62,8 +63,13 @@ class HeadConfig:
     sigma: float = 2.5  # Gaussian sigma of the confidence maps, pixels at input scale
     anchor_part: str | None = None  # centroid / centered-instance anchor; None: bounding-box centre
     crop_size: int | None = None  # centered-instance crop side (pixels at input scale); None: from the labels
-    paf_output_stride: int = 8  # bottom-up only
+    # bottom-up only: the stride of its second head (part affinity fields, or class maps with ``classes``)
+    paf_output_stride: int = 8
     paf_width: float = 3.0  # bottom-up only: half-width of the PAF band, pixels at input scale
+    # an identity (multi-class) model, one class per track of the labels: a centered-instance network also
+    # scores each crop for every class (class vectors); a bottom-up one predicts a map per class (class
+    # maps) in place of part affinity fields
+    classes: bool = False
 
     def validate(self, max_stride: int | None) -> None:
         """``max_stride`` None: not fitted yet; the strides are checked against it once it is."""
@@ -105,6 +111,12 @@ class AugmentConfig:
     motion_blur_size: int = 7
     sharpen_ratio: float = 0.0  # unsharp mask of strength drawn from [0, 1] (DLC's sharpenratio)
     edge_ratio: float = 0.0  # edge enhancement blended in at a strength drawn from [0, 0.7]
+    # DeepLabCut's crop sampling (train/crop_sampling.py): whole-frame models train on crop_size squares
+    # centred by crop_sampling: "none" (whole frames), "uniform", "keypoint", "density" or "hybrid"
+    crop_sampling: str = "none"
+    crop_size: int = 256  # pixels at input scale; a multiple of backbone.max_stride
+    crop_ratio: float = 0.4  # share of the crops placed by crop_sampling; the rest uniformly
+    max_shift: float = 0.4  # the sampled point lands up to this share of crop_size off the crop's centre
 
     def validate(self) -> None:
         _check(0 <= self.rotation <= 180, "augment.rotation", "must be in [0, 180] degrees", self.rotation)
@@ -120,6 +132,25 @@ class AugmentConfig:
         for key in ("blur_ratio", "motion_blur_ratio", "sharpen_ratio", "edge_ratio"):
             value = getattr(self, key)
             _check(0 <= value <= 1, f"augment.{key}", "is a share of the examples, in [0, 1]", value)
+        _check(
+            self.crop_sampling in CROP_SAMPLING,
+            "augment.crop_sampling",
+            f"must be one of {list(CROP_SAMPLING)}",
+            self.crop_sampling,
+        )
+        _check(self.crop_size >= 1, "augment.crop_size", "must be >= 1 pixel", self.crop_size)
+        _check(
+            0 <= self.crop_ratio <= 1,
+            "augment.crop_ratio",
+            "is a share of the crops, in [0, 1]",
+            self.crop_ratio,
+        )
+        _check(
+            0 <= self.max_shift < 0.5,
+            "augment.max_shift",
+            "must be in [0, 0.5) (a share of the crop side; below 0.5 the sampled point stays in its crop)",
+            self.max_shift,
+        )
         _check(self.blur_sigma >= 0.5, "augment.blur_sigma", "must be >= 0.5 pixels", self.blur_sigma)
         _check(
             self.motion_blur_size >= 3 and self.motion_blur_size % 2 == 1,
@@ -198,6 +229,9 @@ class OptimConfig:
     steps_per_epoch: int | None = None  # None: one pass over the training frames
     foreground_weight: float = 0.0  # squared errors weigh 1 + this * |target|: near-peak cells count more
     paf_weight: float = 1.0  # bottom-up: the part affinity fields' loss against the confidence maps' (1)
+    # identity models: the class loss against the confidence maps' (1); None: 0.02 for class vectors (their
+    # cross-entropy starts some 100x the maps' squared error), 1 for class maps (squared error like the maps)
+    class_weight: float | None = None
     ohkm: bool = False  # online hard keypoint mining
     ohkm_fraction: float = 0.5  # share of the hardest channels weighted by OHKM
     ohkm_weight: float = 1.0
@@ -243,6 +277,12 @@ class OptimConfig:
             self.early_stopping_patience,
         )
         _check(self.paf_weight > 0, "optim.paf_weight", "must be > 0", self.paf_weight)
+        _check(
+            self.class_weight is None or self.class_weight > 0,
+            "optim.class_weight",
+            "must be > 0, or null (chosen by the head)",
+            self.class_weight,
+        )
         _check(0 < self.ohkm_fraction <= 1, "optim.ohkm_fraction", "must be in (0, 1]", self.ohkm_fraction)
 
 
@@ -274,6 +314,30 @@ class TrainConfig:
         self.optim.validate()
         _check(
             self.precision in PRECISIONS, "precision", f"must be one of {list(PRECISIONS)}", self.precision
+        )
+        _check(
+            not self.head.classes
+            or self.model_type in (ModelType.CENTERED_INSTANCE.value, ModelType.BOTTOMUP.value),
+            "head.classes",
+            "(an identity model) needs model_type centered_instance or bottomup (profiles "
+            "multi_class_topdown, multi_class_bottomup)",
+            self.head.classes,
+        )
+        _check(
+            self.augment.crop_sampling == "none" or self.model_type != ModelType.CENTERED_INSTANCE.value,
+            "augment.crop_sampling",
+            "is for whole-frame models (a centered_instance model already trains on crops around each "
+            "animal: head.crop_size); set it to 'none'",
+            self.augment.crop_sampling,
+        )
+        max_stride = self.backbone.max_stride
+        _check(
+            self.augment.crop_sampling == "none"
+            or max_stride is None
+            or self.augment.crop_size % max_stride == 0,
+            "augment.crop_size",
+            f"must be a multiple of backbone.max_stride ({max_stride})",
+            self.augment.crop_size,
         )
         if self.model_type == ModelType.CENTERED_INSTANCE.value and self.data.input_scale not in (None, 1.0):
             raise ConfigError(

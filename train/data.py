@@ -5,6 +5,9 @@
 - centered_instance: one example per labelled animal, a ``crop_size`` square
   centred on its anchor.
 
+Identity models add the class of each example's animals (their track in the labels): a class index per
+crop (-1: the animal has no track), or a class map per track for bottom-up.
+
 Examples are made on the fly with fresh augmentation, reproducible from
 (seed, epoch, index).
 """
@@ -29,9 +32,10 @@ from posestream.train.augment import (
     warp_image,
 )
 from posestream.train.config import TrainConfig
+from posestream.train.crop_sampling import centre_shift, crop_centre
 from posestream.train.labels import LabelSet
 from posestream.train.loader import FailedExample
-from posestream.train.targets import confidence_maps, instance_anchors, part_affinity_fields
+from posestream.train.targets import class_maps, confidence_maps, instance_anchors, part_affinity_fields
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class InputGeometry:
     anchor: int | None  # anchor node index (centroid / centered-instance)
     crop_size: int | None  # centered-instance crop side
     frame_shape: tuple[int, int] | None = None  # (height, width) of the labelled frames (largest video)
+    train_shape: tuple[int, int] | None = None  # crop sampling: the training crops' (height, width)
 
     @classmethod
     def for_config(cls, config: TrainConfig, labels: LabelSet) -> InputGeometry:
@@ -64,7 +69,20 @@ class InputGeometry:
             return cls((crop, crop), 1.0, anchor, crop, (height, width))
         scale = config.data.input_scale
         shape = (_round_up(height * scale, stride), _round_up(width * scale, stride))
-        return cls(shape, scale, anchor, None, (height, width))
+        return cls(shape, scale, anchor, None, (height, width), _crop_sampling_shape(config))
+
+
+def _crop_sampling_shape(config: TrainConfig) -> tuple[int, int] | None:
+    """The training crops' (height, width) with crop sampling on, checked against the network's stride."""
+    augment, stride = config.augment, config.backbone.max_stride
+    if augment.crop_sampling == "none":
+        return None
+    if augment.crop_size % stride:
+        raise ConfigError(
+            f"config key 'augment.crop_size' must be a multiple of backbone.max_stride ({stride}), got "
+            f"{augment.crop_size}; e.g. {_round_up(augment.crop_size, stride)}"
+        )
+    return augment.crop_size, augment.crop_size
 
 
 def auto_crop_size(labels: LabelSet, anchor: int | None, stride: int) -> int:
@@ -97,10 +115,13 @@ class PoseDataset(torch.utils.data.Dataset):
     ):
         self.labels, self.config, self.geometry = labels, config, geometry
         self.augment, self.seed, self.epoch = augment, seed, 0
+        # the network's input: crops when training with crop sampling, else the scaled frame (or the crop)
+        self.input_shape = (augment and geometry.train_shape) or geometry.input_shape
         self.type = config.type
         self.edges = np.array(labels.skeleton.edges, np.int64).reshape(-1, 2)
         self.flip_perm = labels.skeleton.flip_permutation()
         self.can_flip = bool(labels.skeleton.symmetries)
+        self.n_classes = len(labels.track_names) if config.head.classes else 0
         if self.type is ModelType.CENTERED_INSTANCE:
             self.examples = [
                 (i, k)
@@ -131,7 +152,12 @@ class PoseDataset(torch.utils.data.Dataset):
     def example(self, epoch: int, index: int) -> tuple[torch.Tensor, ...]:
         """Network input (C, H, W) in [0, 1] and its targets, augmented as (seed, epoch, index) draws."""
         image, points = self.augmented(epoch, index)
-        return (image / 255.0, *self._targets(points))
+        frame_i, instance = self.examples[index]
+        track_ids = self.labels.frames[frame_i].track_ids  # (n_instances,)
+        return (
+            image / 255.0,
+            *self._targets(points, track_ids[instance : instance + 1] if instance >= 0 else track_ids),
+        )
 
     def augmented(self, epoch: int, index: int) -> tuple[torch.Tensor, np.ndarray]:
         """What the network sees of example ``index`` in ``epoch``: the input image (C, H, W) in grey levels
@@ -142,7 +168,7 @@ class PoseDataset(torch.utils.data.Dataset):
         points = self.labels.frames[frame_i].points
         matrix, flipped = self._geometry(image.shape, points, instance, rng)
         tensor = torch.from_numpy(image).permute(2, 0, 1).float()  # (C, H, W), 0-255
-        tensor = warp_image(tensor, matrix, self.geometry.input_shape)
+        tensor = warp_image(tensor, matrix, self.input_shape)
         if self.augment:
             kinds = self.config.augment
             tensor = adjust_intensity(apply_kernels(tensor, kinds, rng), kinds, rng)
@@ -156,13 +182,19 @@ class PoseDataset(torch.utils.data.Dataset):
     def _geometry(
         self, shape: tuple[int, ...], points: np.ndarray, instance: int, rng
     ) -> tuple[np.ndarray, bool]:
-        """Input-pixel -> network-pixel matrix: scale (or centre on the anchor), then augment about the
-        centre."""
-        out_h, out_w = self.geometry.input_shape
-        centre_out = ((out_w - 1) / 2, (out_h - 1) / 2)
+        """Input-pixel -> network-pixel matrix: scale (or centre on the anchor, or on the crop's sampled
+        point), then augment about the centre."""
+        out_h, out_w = self.input_shape
+        centre_out = np.array([(out_w - 1) / 2, (out_h - 1) / 2])
         if instance >= 0:
             anchor = instance_anchors(points[instance : instance + 1], self.geometry.anchor)[0]
             place = translation(-anchor[0], -anchor[1])
+        elif self.augment and self.geometry.train_shape:  # crop sampling
+            s, cfg = self.geometry.input_scale, self.config.augment
+            x, y = crop_centre(points, shape[:2], cfg, rng) * s
+            augment, flipped = random_geometry(cfg, rng, self.can_flip)
+            centre = centre_out + centre_shift(cfg, rng)
+            return translation(*centre) @ augment @ translation(-x, -y) @ linear(s, 0, 0, s), flipped
         else:
             s = self.geometry.input_scale
             centre_in = ((shape[1] - 1) / 2 * s, (shape[0] - 1) / 2 * s)
@@ -174,9 +206,11 @@ class PoseDataset(torch.utils.data.Dataset):
             return linear(self.geometry.input_scale, 0, 0, self.geometry.input_scale), False
         return translation(*centre_out) @ augment @ place, flipped
 
-    def _targets(self, points: np.ndarray) -> tuple[torch.Tensor, ...]:
+    def _targets(self, points: np.ndarray, track_ids: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """The targets of the example's animals, points (n_instances, n_nodes, 2) in input pixels and their
+        tracks (n_instances,)."""
         head = self.config.head
-        out_h, out_w = self.geometry.input_shape
+        out_h, out_w = self.input_shape
         stride = head.output_stride
         shape = (out_h // stride, out_w // stride)
         if self.type is ModelType.CENTROID:
@@ -184,8 +218,11 @@ class PoseDataset(torch.utils.data.Dataset):
             return (torch.from_numpy(confidence_maps(anchors, shape, stride, head.sigma)),)
         maps = torch.from_numpy(confidence_maps(points, shape, stride, head.sigma))
         if self.type is not ModelType.BOTTOMUP:
-            return (maps,)
-        paf_stride = head.paf_output_stride
-        paf_shape = (out_h // paf_stride, out_w // paf_stride)
-        pafs = part_affinity_fields(points, self.edges, paf_shape, paf_stride, head.paf_width)
+            return (maps, torch.tensor(int(track_ids[0]))) if self.n_classes else (maps,)
+        second_stride = head.paf_output_stride
+        second_shape = (out_h // second_stride, out_w // second_stride)
+        if self.n_classes:
+            classes = class_maps(points, track_ids, self.n_classes, second_shape, second_stride, head.sigma)
+            return maps, torch.from_numpy(classes)
+        pafs = part_affinity_fields(points, self.edges, second_shape, second_stride, head.paf_width)
         return maps, torch.from_numpy(pafs)

@@ -16,17 +16,19 @@ from posestream.engine.types import FramePredictions, Skeleton
 from posestream.train.labels import LabelSet, load_labels
 from posestream.train.metrics import FrameEval, Report, evaluate
 from posestream.train.oks import OKS_STDDEV
-from posestream.train.tracking_metrics import TrackedFrame, tracking_metrics
+from posestream.train.tracking_metrics import TrackedFrame, identity_accuracy, tracking_metrics
 
 Predictions = dict[int, FramePredictions]  # frame index -> its predicted instances
 
 
-def load_predictions(path: str | os.PathLike, skeleton: Skeleton) -> Predictions:
+def load_predictions(path: str | os.PathLike, skeleton: Skeleton) -> tuple[Predictions, list[str]]:
     """Predicted instances per frame from a .slp file (ours, SLEAP's, sleap-nn's) or an analysis HDF5 file,
-    their nodes in the order of the labels' ``skeleton`` (matched by name)."""
+    their nodes in the order of the labels' ``skeleton`` (matched by name), and the names of their track
+    ids."""
     with open_predictions(path) as reader:
         order = node_order(reader.skeleton, skeleton, path)  # (n_nodes,) predicted node of each labelled node
-        return {frame.frame_idx: _reorder(frame, order) for frame in reader.iter_frames()}
+        frames = {frame.frame_idx: _reorder(frame, order) for frame in reader.iter_frames()}
+        return frames, list(reader.track_names)
 
 
 def node_order(predicted: Skeleton, labels: Skeleton, path) -> np.ndarray:
@@ -106,9 +108,11 @@ def evaluate_file(
     """Metrics of a predictions file against labels (.slp, DeepLabCut's, or an analysis HDF5 file of ground
     truth); with tracking metrics when both sides have identities."""
     truth = load_labels(labels_path, video_paths, frames, need_images=False)
-    predictions = load_predictions(predictions_path, truth.skeleton)
+    predictions, track_names = load_predictions(predictions_path, truth.skeleton)
     report = evaluate(frames_to_evaluate(truth, predictions, None), stddev)
     tracked = tracked_frames(truth, predictions)
+    if tracked is not None and set(track_names) & set(truth.track_names):  # identities named as the labels'
+        report.identity = identity_accuracy(tracked, truth.track_names, track_names, stddev)
     if tracked is not None:
         try:
             report.tracking = tracking_metrics(tracked, stddev)
@@ -173,6 +177,14 @@ def report_rows(report: Report) -> list[tuple[str, str]]:
         ("error p50 / p90 / p95 (px)", " / ".join(f"{v:.2f}" for v in report.error_percentiles.values())),
         ("missed / false instances", f"{report.missed_instances} / {report.false_instances}"),
     ]
+    if report.identity is not None:
+        named = report.identity
+        value = (
+            f"{named.accuracy:.4f} ({named.correct} / {named.matched})"
+            if named.matched
+            else "- (none matched)"
+        )
+        rows.append(("identity accuracy (named right / matched)", value))
     if report.tracking is not None:
         t = report.tracking
         rows += [

@@ -9,7 +9,8 @@ otherwise do per frame on the CPU:
   the network's size in one ``grid_sample`` (the same grid as training's
   warp, so the exported model sees exactly what it was trained on);
 - ``maps`` mode: the network's outputs, "confmaps" (N, C, h, w) and "pafs"
-  (N, 2E, hp, wp) for bottom-up;
+  (N, 2E, hp, wp) for bottom-up; identity models: "class_maps" (N, n_classes, hc, wc) in place of the
+  PAFs, or "class_vectors" (N, n_classes), the classes' probabilities (softmax of the logits);
 - ``peaks`` mode: top-K local maxima per channel with their 3x3 patches
   ("peak_values", "peak_indices", "peak_patches") and, for bottom-up, the PAF
   samples along every candidate pair ("paf_dots") — the computation of
@@ -53,6 +54,7 @@ class ExportGraph(nn.Module):
         self.register_buffer("grid", grid, persistent=False)  # (1, h, w, 2)
         self.peaks = metadata.output_mode is OutputMode.PEAKS
         self.bottomup = metadata.model_type is ModelType.BOTTOMUP
+        self.class_vectors = metadata.identities and not self.bottomup
         edges = np.array(metadata.skeleton.edges, np.int64).reshape(-1, 2)
         self.register_buffer("edge_src", torch.from_numpy(edges[:, 0]), persistent=False)
         self.register_buffer("edge_dst", torch.from_numpy(edges[:, 1]), persistent=False)
@@ -66,6 +68,8 @@ class ExportGraph(nn.Module):
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
         outputs = self.network(x.half() if self.half else x)
         outputs = [o.to(torch.float32) for o in outputs]
+        if self.class_vectors:
+            outputs[-1] = torch.softmax(outputs[-1], dim=1)
         if not self.peaks:
             return tuple(outputs)
         confmaps = outputs[0]

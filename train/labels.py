@@ -45,12 +45,14 @@ class LabeledImage:
 
 @dataclass
 class LabelSet:
-    """Labelled frames of one skeleton, and access to their images."""
+    """Labelled frames of one skeleton, and access to their images. ``track_names``: the name of each track
+    id the frames' instances carry (the labels' tracks, in order)."""
 
     skeleton: Skeleton
     frames: list[LabeledImage]
     labels_path: str
     video_paths: list[str]
+    track_names: list[str] = field(default_factory=list)
     _images: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
     _sio_videos: list = field(default_factory=list, repr=False)
 
@@ -96,6 +98,7 @@ class LabelSet:
             [self.frames[i] for i in indices],
             self.labels_path,
             self.video_paths,
+            self.track_names,
             self._images,
             self._sio_videos,
         )
@@ -168,7 +171,8 @@ def label_set(
         raise ConfigError(f"{path}: no labelled instances" + (f" in frames {frames}" if frames else ""))
     items.sort(key=lambda f: (f.video, f.frame_idx))
     paths, readers = _frame_sources(labels.videos, path, video_paths, need_images)
-    return LabelSet(skeleton, items, str(path), paths, _sio_videos=readers)
+    names = [track.name for track in labels.tracks]
+    return LabelSet(skeleton, items, str(path), paths, names, _sio_videos=readers)
 
 
 def _frame_sources(videos, path: Path, video_paths: Sequence[str], need_images: bool) -> tuple[list, list]:
@@ -213,7 +217,7 @@ def labels_from_analysis_h5(path: str | os.PathLike, frames: str | None = None) 
     ]
     if not items:
         raise ConfigError(f"{path}: no instances" + (f" in frames {frames}" if frames else ""))
-    return LabelSet(data.skeleton, items, str(path), [data.video_path])
+    return LabelSet(data.skeleton, items, str(path), [data.video_path], list(data.track_names))
 
 
 def skeleton_from_sleap(sk) -> Skeleton:

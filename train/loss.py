@@ -1,11 +1,13 @@
-"""The training loss: weighted squared error of every head's maps, plus online hard keypoint mining.
+"""The training loss: weighted squared error of every head's maps, plus online hard keypoint mining, and an
+identity model's class loss.
 
 Each map cell's squared error weighs ``1 + optim.foreground_weight * |target|``, so cells near a peak (or on
 a limb, for part affinity fields) count more than the background that fills most of a map. A bottom-up
 model's part affinity fields weigh ``optim.paf_weight`` against its confidence maps. The error is
 computed by one autograd function that reads each map once and keeps one map for the backward pass (a
 third of the passes of writing it out in tensor operations, which took a tenth of a bf16 step on the
-bottom-up maps).
+bottom-up maps). An identity model's class vectors add their cross-entropy (instances without a track are left
+out), its class maps their squared error, times ``optim.class_weight``.
 """
 
 from __future__ import annotations
@@ -13,19 +15,24 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.nn import functional as F
 
 from posestream.train.config import TrainConfig
 
 
-def map_loss(
+def training_loss(
     predictions: tuple[torch.Tensor, ...], targets: tuple[torch.Tensor, ...], config: TrainConfig
 ) -> torch.Tensor:
-    """The loss of a batch: for each head, the mean of its channels' weighted squared errors, plus the
-    hardest channels' mean again when OHKM is on, times the head's weight (the confidence maps 1, the
-    part affinity fields ``optim.paf_weight``; heads in models.head_specs order)."""
+    """The loss of a batch: for each map head, the mean of its channels' weighted squared errors, plus the
+    hardest channels' mean again when OHKM is on; for class vectors (logits (B, n_classes) against class
+    indices (B,), -1 for none) their cross-entropy; each times the head's weight (heads in
+    models.head_specs order: the confidence maps 1, then ``second_head_weight``)."""
     optim = config.optim
     total = predictions[0].new_zeros((), dtype=torch.float32)
-    for pred, target, head_weight in zip(predictions, targets, (1.0, optim.paf_weight)):
+    for pred, target, head_weight in zip(predictions, targets, (1.0, second_head_weight(config))):
+        if target.dim() == 1:  # class vectors
+            total = total + head_weight * class_vector_loss(pred, target)
+            continue
         per_channel = WeightedSquaredError.apply(pred, target, optim.foreground_weight)  # (B, C)
         head = per_channel.mean()
         if optim.ohkm and per_channel.shape[1] > 1:
@@ -33,6 +40,26 @@ def map_loss(
             head = head + optim.ohkm_weight * per_channel.topk(k, dim=1).values.mean()
         total = total + head_weight * head
     return total
+
+
+def second_head_weight(config: TrainConfig) -> float:
+    """The weight of a model's second head: part affinity fields ``optim.paf_weight``, an identity model's
+    class head ``optim.class_weight`` (unset: 0.02 for class vectors, 1 for class maps)."""
+    optim = config.optim
+    if not config.head.classes:
+        return optim.paf_weight
+    if optim.class_weight is not None:
+        return optim.class_weight
+    return 1.0 if config.model_type == "bottomup" else 0.02
+
+
+def class_vector_loss(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of logits (B, n_classes) against classes (B,) over the examples with a class (-1:
+    an instance without a track); zero for a batch with none."""
+    known = classes >= 0
+    if not bool(known.any()):
+        return logits.new_zeros((), dtype=torch.float32)
+    return F.cross_entropy(logits[known].float(), classes[known])
 
 
 class WeightedSquaredError(torch.autograd.Function):

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from posestream.train.oks import OKS_STDDEV, oks_matrix
-from posestream.train.tracking_metrics import TrackingReport
+from posestream.train.tracking_metrics import IdentityAccuracy, TrackingReport
 
 OKS_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
 PCK_THRESHOLDS = (1, 2, 3, 4, 5, 7, 10)  # pixels
@@ -51,6 +51,8 @@ class Report:
     false_instances: int
     matched_instances: int
     tracking: TrackingReport | None = None  # when both the truth and the predictions have identities
+    # identity models: the share of matched animals named by their own track (tracking_metrics.py)
+    identity: IdentityAccuracy | None = None
     notes: list[str] = field(default_factory=list)  # what was not measured, and why
 
     def to_dict(self) -> dict:
@@ -58,6 +60,8 @@ class Report:
         data = asdict(self)
         if self.tracking is not None:
             data.update(self.tracking.to_dict())
+        if self.identity is not None:
+            data["identity_accuracy"] = self.identity.accuracy
         return data
 
 

@@ -22,7 +22,7 @@ import torch
 
 from posestream.core.errors import ConfigError
 from posestream.engine.model.instances import InstanceBatch, Instances
-from posestream.engine.model.postprocess import OutputDecoder
+from posestream.engine.model.postprocess import OutputDecoder, output_names
 from posestream.engine.model.topdown import crops_around, instances_from_crops
 from posestream.engine.progress import progress_bar
 from posestream.engine.types import FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton
@@ -50,7 +50,13 @@ def load_run(
     config = load_config(config_file=run_dir / "config.yaml")
     run = json.loads((run_dir / "run.json").read_text())
     skeleton = run["skeleton"]
-    model = build_model(config, run["channels"], len(skeleton["nodes"]), len(skeleton["edges"]))
+    model = build_model(
+        config,
+        run["channels"],
+        len(skeleton["nodes"]),
+        len(skeleton["edges"]),
+        len(run.get("class_names", [])),
+    )
     try:
         state = torch.load(run_dir / checkpoint, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
@@ -92,7 +98,8 @@ class RunModel:
         self.anchor = geometry["anchor"]
         self.crop_size = geometry["crop_size"]
         self.frame_shape = tuple(geometry["frame_shape"]) if geometry.get("frame_shape") else None
-        self.heads = {h["name"]: h["stride"] for h in self.run["heads"]}
+        # the maps' strides (class vectors are no map)
+        self.map_strides = {h["name"]: h["stride"] for h in self.run["heads"] if h["name"] != "class_vectors"}
         self._graphs: dict[tuple, torch.nn.Module] = {}
 
     def default_max_peaks(self) -> int:
@@ -120,9 +127,9 @@ class RunModel:
             input_shape=input_shape,
             input_layout="NHWC",
             input_scale=self.input_scale,
-            output_strides=dict(self.heads),
+            output_strides=self.map_strides,
             output_shapes={
-                name: (network_shape[0] // s, network_shape[1] // s) for name, s in self.heads.items()
+                name: (network_shape[0] // s, network_shape[1] // s) for name, s in self.map_strides.items()
             },
             sigma=self.config.head.sigma,
             crop_size=(height, width) if self.type is ModelType.CENTERED_INSTANCE else None,
@@ -133,6 +140,7 @@ class RunModel:
             precision=precision,
             source_run=str(self.run_dir.resolve()),
             config_hash=self.run.get("config_hash", ""),
+            class_names=tuple(self.run.get("class_names", ())),
         )
 
     def network_shape_for(self, height: int, width: int) -> tuple[int, int]:
@@ -165,8 +173,7 @@ class RunModel:
             self._graphs[key] = (metadata, self.graph(metadata))
         metadata, graph = self._graphs[key]
         result = graph(torch.from_numpy(np.ascontiguousarray(frames)).to(self.device))
-        names = ["confmaps", "pafs"][: len(result)]
-        return metadata, {name: r.cpu().numpy() for name, r in zip(names, result)}
+        return metadata, {name: r.cpu().numpy() for name, r in zip(output_names(metadata), result)}
 
     def instances(self, frames: np.ndarray, options: PredictOptions) -> list[Instances]:
         metadata, outputs = self.outputs(frames)

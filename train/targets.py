@@ -81,6 +81,28 @@ def _add_edge(
     count[rows, cols] += inside
 
 
+def class_maps(
+    points: np.ndarray,
+    track_ids: np.ndarray,
+    n_classes: int,
+    shape: tuple[int, int],
+    stride: int,
+    sigma: float,
+) -> np.ndarray:
+    """An identity model's class maps: map c holds the Gaussians of every node of the instances of track c
+    (their max); an instance without a track (-1) is on no map.
+
+    points: (n_instances, n_nodes, 2) in input pixels; track_ids: (n_instances,).
+    Returns (n_classes, height, width) float32 in [0, 1].
+    """
+    maps = np.zeros((n_classes, *shape), np.float32)
+    for c in range(n_classes):
+        nodes = points[track_ids == c].reshape(-1, 1, 2)  # each node its own one-node "instance"
+        if len(nodes):
+            maps[c] = confidence_maps(nodes, shape, stride, sigma)[0]
+    return maps
+
+
 def instance_anchors(points: np.ndarray, anchor: int | None) -> np.ndarray:
     """Each instance's anchor: the anchor node, or its bounding-box centre when the node is
     missing or none is set.  points: (n_instances, n_nodes, 2) -> (n_instances, 2)"""

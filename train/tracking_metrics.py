@@ -8,6 +8,9 @@ over thresholds 0.05-0.95 itself. MOTP is then the mean OKS of matched pairs.
 
 Only tracked predictions (track id >= 0) are hypotheses: an instance the tracker left untracked claims
 no identity, so it counts neither for nor against.
+
+``identity_accuracy`` needs no TrackEval: for identity (multi-class) models, whose identities are named
+after the labels' tracks, the share of matched animals given the right name.
 """
 
 from __future__ import annotations
@@ -108,3 +111,39 @@ def _trackeval_sequence(frames: list[TrackedFrame], stddev: float) -> dict:
         "tracker_ids": tracker_ids,
         "similarity_scores": similarity,
     }
+
+
+@dataclass
+class IdentityAccuracy:
+    """Per instance: of the true animals matched to a prediction (OKS >= threshold, one-to-one per frame),
+    how many the prediction names by their own track's name (an unnamed prediction is wrong)."""
+
+    accuracy: float
+    correct: int
+    matched: int
+
+
+def identity_accuracy(
+    frames: list[TrackedFrame],
+    truth_names: list[str],
+    predicted_names: list[str],
+    stddev: float = OKS_STDDEV,
+    threshold: float = MATCH_THRESHOLD,
+) -> IdentityAccuracy:
+    """Names compared, not ids: ``truth_names[id]`` against ``predicted_names[id]`` for every matched pair."""
+    from posestream.engine.tracking.matching import best_assignment
+
+    correct = matched = 0
+    for frame in frames:
+        oks = oks_matrix(frame.truth, frame.predicted, stddev)  # (G, P)
+        if not oks.size:
+            continue
+        rows, cols = best_assignment(oks)
+        for g, p in zip(rows, cols):
+            if oks[g, p] < threshold:
+                continue
+            matched += 1
+            predicted = int(frame.predicted_ids[p])
+            named = predicted_names[predicted] if 0 <= predicted < len(predicted_names) else None
+            correct += named == truth_names[int(frame.truth_ids[g])]
+    return IdentityAccuracy(correct / matched if matched else float("nan"), correct, matched)

@@ -32,7 +32,7 @@ from posestream.train.fit import fit_to_labels
 from posestream.train.host import keep_freed_memory
 from posestream.train.labels import LabelSet, load_labels
 from posestream.train.loader import BatchStream, collate
-from posestream.train.loss import map_loss
+from posestream.train.loss import training_loss
 from posestream.train.models import build_model, head_specs
 from posestream.train.precision import choose_precision
 from posestream.train.report import PHASES, BestMap, TrainResult, append_log, plot_curves
@@ -68,6 +68,27 @@ def split_labels(labels: LabelSet, config: TrainConfig) -> tuple[LabelSet, Label
     return labels.subset(train), labels.subset(val)
 
 
+def identity_classes(labels: LabelSet, config: TrainConfig) -> tuple[list[str], str]:
+    """An identity model's classes (the labels' tracks, in order) and a line saying what they are and how many
+    labelled animals have none (their poses train, their class does not); no classes otherwise."""
+    if not config.head.classes:
+        return [], ""
+    counts = np.bincount(
+        np.concatenate([f.track_ids for f in labels.frames]) + 1, minlength=len(labels.track_names) + 1
+    )  # (1 + n_classes,): untracked first
+    if len(labels.track_names) < 2 or not counts[1:].any():
+        raise ConfigError(
+            f"{config.labels}: an identity model (head.classes) learns one class per track, and these labels "
+            f"have {len(labels.track_names)} track(s) with {int(counts[1:].sum())} tracked instance(s); "
+            "give labels whose instances carry tracks (two or more), or train a pose-only profile"
+        )
+    names = ", ".join(f"{name} ({n})" for name, n in zip(labels.track_names, counts[1:]))
+    note = f"identities: {len(labels.track_names)} classes from the labels' tracks: {names}"
+    if counts[0]:
+        note += f"; {counts[0]} labelled animals have no track: their poses train, their class is ignored"
+    return list(labels.track_names), note
+
+
 class Trainer:
     """Trains one model; ``run()`` returns when training ends (stopping rule, time budget, max epochs, or
     ``request_stop`` from another thread or a signal handler)."""
@@ -78,7 +99,7 @@ class Trainer:
         self.allocator = keep_freed_memory()
         torch.manual_seed(config.seed)
         labels = load_labels(config.labels, config.video_paths, config.data.frames)
-        if config.model_type == "bottomup" and not labels.skeleton.edges:
+        if config.model_type == "bottomup" and not config.head.classes and not labels.skeleton.edges:
             raise ConfigError(
                 f"{config.labels}: its skeleton has no edges, and a bottom-up model groups nodes along "
                 "them (part affinity fields); add edges to the skeleton (for DeepLabCut labels, give the "
@@ -89,6 +110,7 @@ class Trainer:
         labels.load_images()
         self.decoded = (len(labels), time.perf_counter() - began, labels.image_bytes)  # frames, s, bytes
         self.skeleton = labels.skeleton
+        self.class_names, self.class_note = identity_classes(labels, config)
         self.train_labels, self.val_labels = split_labels(labels, config)
         self.fitted = fit_to_labels(config, self.train_labels)  # what was chosen for these labels, and why
         self.geometry = InputGeometry.for_config(config, self.train_labels)
@@ -97,7 +119,9 @@ class Trainer:
         self.precision = choose_precision(config.precision, self.device)
         self.workers = BatchStream.workers_for(config.data, self.device)
         self.memory_format = torch.channels_last if self.precision.channels_last else torch.contiguous_format
-        self.model = build_model(config, self.channels, self.skeleton.n_nodes, len(self.skeleton.edges))
+        self.model = build_model(
+            config, self.channels, self.skeleton.n_nodes, len(self.skeleton.edges), len(self.class_names)
+        )
         self.model = self.model.to(self.device, memory_format=self.memory_format)
         self.train_set = PoseDataset(self.train_labels, config, self.geometry, augment=True, seed=config.seed)
         self.val_set = PoseDataset(self.val_labels, config, self.geometry, augment=False)
@@ -131,8 +155,9 @@ class Trainer:
         frames, seconds, size = self.decoded
         lines = [
             f"training {self.config.model_type} on {len(self.train_labels)} frames ({len(self.train_set)} "
-            f"examples; {len(self.val_labels)} frames for validation), input {self.geometry.input_shape}, "
-            f"device {self.device}",
+            f"examples; {len(self.val_labels)} frames for validation), input {self.geometry.input_shape}"
+            + self._crops()
+            + f", device {self.device}",
             f"arithmetic {arithmetic}; examples made by {making}; {torch.get_num_threads()} threads for the "
             f"network; learning rate {optim.learning_rate:g}, {self.schedule.describe()}",
             f"frames: {frames} decoded once in {seconds:.1f} s, {size / 1e6:.0f} MB kept in memory"
@@ -140,9 +165,20 @@ class Trainer:
             + (f"; {self.allocator}" if self.allocator else ""),
         ]
         lines += [f"fitted to the labels: {reason}" for reason in self.fitted]
+        lines += [self.class_note] if self.class_note else []
         if precision.note:
             lines.append(f"note: {precision.note}")
         return "\n".join(lines)
+
+    def _crops(self) -> str:
+        """What crop sampling trains on, if it is on."""
+        shape, augment = self.geometry.train_shape, self.config.augment
+        if not shape:
+            return ""
+        return (
+            f" (training on {shape[0]}x{shape[1]} crops: {augment.crop_sampling} sampling, "
+            f"{augment.crop_ratio:g} of them placed by it, shifted up to {augment.max_shift:g} of a side)"
+        )
 
     def _optimizer(self) -> torch.optim.Optimizer:
         optim = self.config.optim
@@ -166,8 +202,12 @@ class Trainer:
             "channels": self.channels,
             "geometry": asdict(self.geometry),
             "heads": [
-                asdict(h) for h in head_specs(self.config, self.skeleton.n_nodes, len(self.skeleton.edges))
+                asdict(h)
+                for h in head_specs(
+                    self.config, self.skeleton.n_nodes, len(self.skeleton.edges), len(self.class_names)
+                )
             ],
+            "class_names": list(self.class_names),
             "labels": str(Path(self.config.labels).resolve()),  # absolute: evaluate works from any folder
             "video_paths": [str(Path(v).resolve()) for v in self.train_labels.video_paths],
             "train_frames": [f.frame_idx for f in self.train_labels.frames],
@@ -356,12 +396,10 @@ class Trainer:
         """One optimiser step; adds its forward, backward and step seconds to ``self.seconds``."""
         clock = time.perf_counter()
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        targets = [
-            t.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format) for t in targets
-        ]
+        targets = [self._on_device(t) for t in targets]
         with self._autocast():
             predictions = self.model(images)
-        loss = map_loss(predictions, tuple(targets), self.config)
+        loss = training_loss(predictions, tuple(targets), self.config)
         clock = self._lap("forward", clock)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -371,6 +409,11 @@ class Trainer:
         value = float(loss.detach())
         self._lap("step", clock)
         return value
+
+    def _on_device(self, target: torch.Tensor) -> torch.Tensor:
+        """A target on the training device, maps (B, C, h, w) in the network's memory format."""
+        target = target.to(self.device, non_blocking=True)
+        return target.contiguous(memory_format=self.memory_format) if target.dim() == 4 else target
 
     def _lap(self, phase: str, since: float) -> float:
         if self.device.type == "cuda":
@@ -394,8 +437,8 @@ class Trainer:
             images, *targets = BatchStream.checked(batch)
             with self._autocast():
                 predictions = self.model(images.to(self.device).contiguous(memory_format=self.memory_format))
-            targets = (t.to(self.device).contiguous(memory_format=self.memory_format) for t in targets)
-            loss = map_loss(predictions, tuple(targets), self.config)
+            targets = (self._on_device(t) for t in targets)
+            loss = training_loss(predictions, tuple(targets), self.config)
             total, count = total + float(loss) * len(images), count + len(images)
         return total / count
 

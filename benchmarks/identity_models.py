@@ -1,0 +1,155 @@
+"""Identity (multi-class) models on model output: do they keep every animal's name through crossings?
+
+    python benchmarks/identity_models.py [--animals 2,4] [--minutes 15] [--frames 3000] [--train-frames 1500]
+        [--only topdown,bottomup] [--out DIR]
+
+For each number of animals, ``posestream synth --identities`` renders a training video (seed 1,
+--train-frames) and a test video (seed 2, --frames) with crossings; the animals differ by body shade and
+marks on the back. Trained on the first, scored on the second (``posestream evaluate`` against its ground
+truth):
+
+- top-down: a centroid network and a ``multi_class_topdown`` network, --minutes each (the pair's CPU minutes
+  are twice that); ``track`` with no tracker: identities from the class vectors, matched per frame.
+- bottom-up: a ``multi_class_bottomup`` network, twice --minutes (the pair's budget): identities from the
+  class maps.
+- the pose-only comparison: the same top-down poses, their identities dropped and given by the tracker
+  (``retrack --tracking --max-tracks N``), as a pose-only model with ``--tracking`` would give them.
+
+Columns: identity accuracy (the share of matched animals named by their own track), IDF1 and identity
+switches (TrackEval, OKS >= 0.5), OKS mAP. Resumable: runs, predictions and scores already in OUT are kept.
+Writes the "identity-models" section of benchmarks/RESULTS.md (issue 26, bar 1: accuracy and IDF1 >= 0.98,
+fewer switches than the tracker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from pathlib import Path
+
+from results import run_posestream, write_section
+
+HERE = Path(__file__).resolve().parent
+BAR = 0.98
+
+
+def synth(video: Path, animals: int, frames: int, seed: int) -> None:
+    """A video of marked animals and its ground truth (video.analysis.h5), unless already there."""
+    if not video.with_suffix(".analysis.h5").exists():
+        run_posestream(
+            "synth",
+            video,
+            "--identities",
+            "--animals",
+            animals,
+            "--num-frames",
+            frames,
+            "--seed",
+            seed,
+            "--quiet",
+        )
+
+
+def train(labels: Path, run: Path, profile: str, minutes: float, *sets: str) -> Path:
+    """A run of ``profile`` for ``minutes`` on ``labels`` (kept if it exists), exported to run/model."""
+    if not (run / "best.pt").exists():
+        extra = [a for s in sets for a in ("--set", s)]
+        run_posestream(
+            "train", labels, "-o", run, "--profile", profile, "--max-minutes", minutes, "--quiet", *extra
+        )
+    if not (run / "model" / "metadata.json").exists():
+        run_posestream("export", run, "-o", run / "model")
+    return run / "model"
+
+
+def scored(predictions: Path, truth: Path) -> dict:
+    """``evaluate`` of a predictions file against the ground truth (kept beside it as .json)."""
+    report = predictions.with_suffix(".json")
+    if not report.exists():
+        run_posestream("evaluate", predictions, "--labels", truth, "--json", report)
+    return json.loads(report.read_text())
+
+
+def measure(
+    out: Path, animals: int, minutes: float, frames: int, train_frames: int, wanted: list[str]
+) -> dict:
+    """The rows of one animal count: way -> evaluate's figures."""
+    folder = out / f"{animals}_animals"
+    folder.mkdir(parents=True, exist_ok=True)
+    train_video, test_video = folder / "train.mp4", folder / "test.mp4"
+    synth(train_video, animals, train_frames, seed=1)
+    synth(test_video, animals, frames, seed=2)
+    labels, truth = train_video.with_suffix(".analysis.h5"), test_video.with_suffix(".analysis.h5")
+    rows = {}
+    if "topdown" in wanted:
+        anchor = "head.anchor_part=thorax"
+        centroid = train(labels, folder / "centroid", "centroid", minutes, anchor)
+        centered = train(labels, folder / "multi_class_topdown", "multi_class_topdown", minutes, anchor)
+        predictions = folder / "topdown.slp"
+        if not predictions.exists():
+            run_posestream(
+                "track", "-i", test_video, "-m", centroid, "-m", centered, "-o", predictions, "--quiet"
+            )
+        rows["multi-class top-down, no tracker"] = scored(predictions, truth)
+        retracked = folder / "topdown_retracked.slp"
+        if not retracked.exists():
+            run_posestream("retrack", predictions, "-o", retracked, "--max-tracks", animals, "--quiet")
+        rows["the same poses, tracker (pose-only)"] = scored(retracked, truth)
+    if "bottomup" in wanted:
+        model = train(labels, folder / "multi_class_bottomup", "multi_class_bottomup", 2 * minutes)
+        predictions = folder / "bottomup.slp"
+        if not predictions.exists():
+            run_posestream("track", "-i", test_video, "-m", model, "-o", predictions, "--quiet")
+        rows["multi-class bottom-up, no tracker"] = scored(predictions, truth)
+    return rows
+
+
+def table(results: dict[int, dict], minutes: float, frames: int, train_frames: int) -> list[str]:
+    lines = [
+        "## Identity models on model output (issue 26, bar 1)",
+        "",
+        f"`python benchmarks/identity_models.py --minutes {minutes:g} --frames {frames} --train-frames "
+        f"{train_frames}` ({platform.machine()}, {os.cpu_count()} cores). `synth --identities` videos: "
+        f"trained on one ({train_frames} frames, seed 1), scored on another ({frames} frames, seed 2, "
+        "crossings). "
+        f"Top-down: {minutes:g} minutes for each of its two networks; bottom-up: {2 * minutes:g} minutes. "
+        f"Bar: identity accuracy and IDF1 >= {BAR}, fewer switches than the tracker.",
+        "",
+        "| animals | identities by | identity accuracy | IDF1 | identity switches | OKS mAP |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for animals, rows in results.items():
+        for way, m in rows.items():
+            accuracy = m.get("identity_accuracy")
+            named = (
+                f"{accuracy:.4f}"
+                if accuracy is not None and way != "the same poses, tracker (pose-only)"
+                else "-"
+            )
+            lines.append(
+                f"| {animals} | {way} | {named} | {m['idf1']:.4f} | {m['id_switches']} | {m['mAP']:.3f} |"
+            )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--animals", default="2,4")
+    parser.add_argument("--minutes", type=float, default=15.0, help="per network (bottom-up: twice)")
+    parser.add_argument("--frames", type=int, default=3000, help="frames of the test video")
+    parser.add_argument("--train-frames", type=int, default=1500)
+    parser.add_argument("--only", default="topdown,bottomup")
+    parser.add_argument("--out", type=Path, default=HERE / "data" / "identity_models")
+    args = parser.parse_args()
+    wanted = args.only.split(",")
+    results = {
+        n: measure(args.out, n, args.minutes, args.frames, args.train_frames, wanted)
+        for n in map(int, args.animals.split(","))
+    }
+    write_section("identity-models", table(results, args.minutes, args.frames, args.train_frames))
+
+
+if __name__ == "__main__":
+    main()
