@@ -28,22 +28,52 @@ PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("auto", "cosine", "plateau")
 CROP_SAMPLING = ("none", "uniform", "keypoint", "density", "hybrid")
+BACKBONES = ("unet", "convnext", "swint")
 
 
 @dataclass
 class BackboneConfig:
-    """UNet, configured as in SLEAP."""
+    """The network between the image and the heads (train/backbones): SLEAP's UNet, configured as in SLEAP,
+    or a ConvNeXt or Swin-T encoder with sleap-nn's decoder."""
 
-    filters: int = 16  # channels of the first block
-    filters_rate: float = 2.0  # channel growth per down block
-    # total downsampling (2 ** number of down blocks); None: fitted to the labels (train/fit.py)
+    type: str = "unet"  # "unet", "convnext" or "swint"
+    size: str = "tiny"  # convnext and swint: "tiny" or "small" (sleap-nn's sizes)
+    pretrained: str | None = (
+        None  # convnext and swint: a local file of ImageNet weights, torchvision's layout
+    )
+    filters: int = 16  # unet: channels of the first block
+    # channel growth per block (unet); convnext and swint: the bottleneck's widening and the decoder's
+    filters_rate: float = 2.0
+    # total downsampling (2 ** number of down blocks); None: fitted to the labels (train/fit.py); 32 for
+    # convnext and swint
     max_stride: int | None = None
-    convs_per_block: int = 2
+    convs_per_block: int = 2  # unet: convolutions per block; convnext and swint: the bottleneck's
     middle_block: bool = True  # extra convs at the bottleneck
     up_interpolate: bool = True  # bilinear upsampling; False: transposed convolutions
     batch_norm: bool = False  # batch normalisation after each convolution (folded into it on export)
 
     def validate(self) -> None:
+        _check(self.type in BACKBONES, "backbone.type", f"must be one of {list(BACKBONES)}", self.type)
+        _check(self.size in ("tiny", "small"), "backbone.size", "must be 'tiny' or 'small'", self.size)
+        pyramid = self.type != "unet"
+        _check(
+            not pyramid or self.max_stride in (None, 32),
+            "backbone.max_stride",
+            f"is 32 for a {self.type} backbone (its bottleneck's stride); leave it null",
+            self.max_stride,
+        )
+        _check(
+            not pyramid or self.convs_per_block >= 2,
+            "backbone.convs_per_block",
+            f"must be >= 2 for a {self.type} backbone (its bottleneck widens in the first ones)",
+            self.convs_per_block,
+        )
+        _check(
+            self.pretrained is None or pyramid,
+            "backbone.pretrained",
+            "is for convnext and swint backbones (ImageNet weights); a unet trains from scratch",
+            self.pretrained,
+        )
         _check(self.filters >= 1, "backbone.filters", "must be >= 1", self.filters)
         _check(self.filters_rate >= 1.0, "backbone.filters_rate", "must be >= 1", self.filters_rate)
         _check(

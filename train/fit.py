@@ -23,6 +23,7 @@ import numpy as np
 
 from posestream.core.errors import ConfigError
 from posestream.engine.types import ModelType
+from posestream.train.backbones.pyramid import STRIDE as PYRAMID_STRIDE
 from posestream.train.config import TrainConfig
 from posestream.train.labels import LabelSet
 from posestream.train.receptive_field import animal_sides, receptive_field
@@ -55,6 +56,9 @@ def fit_to_labels(config: TrainConfig, labels: LabelSet) -> list[str]:
         why = f"animals up to {size:.0f} px (p90) span {size * config.data.input_scale:.0f} px"
         why += f", at most {span} for a {config.model_type} model" if span else "; centered crops stay at 1"
         reasons.append(f"input scale {config.data.input_scale:g} ({why})")
+    if config.backbone.max_stride is None and config.backbone.type != "unet":
+        config.backbone.max_stride = PYRAMID_STRIDE
+        reasons.append(f"max stride {PYRAMID_STRIDE} (a {config.backbone.type} backbone's bottleneck)")
     if config.backbone.max_stride is None:
         config.backbone.max_stride = fitted_stride(config, size)
         field = receptive_field(config.backbone, config.head.output_stride) / config.data.input_scale

@@ -32,6 +32,8 @@ ANIMAL_COLOUR = "#00c8ff"
 
 def receptive_field(backbone: BackboneConfig, output_stride: int) -> int:
     """Receptive field, in network-input pixels, of one output location at ``output_stride``."""
+    if backbone.type != "unet":
+        return _pyramid_field(backbone, output_stride)
     size, step = 1, 1
     for _ in range(int(math.log2(backbone.max_stride))):  # down blocks: convolutions, then max pooling
         size += backbone.convs_per_block * 2 * step
@@ -43,6 +45,31 @@ def receptive_field(backbone: BackboneConfig, output_stride: int) -> int:
         size += step if backbone.up_interpolate else 0
         step //= 2
         size += backbone.convs_per_block * 2 * step
+    return size
+
+
+def _pyramid_field(backbone: BackboneConfig, output_stride: int) -> int:
+    """A ConvNeXt or Swin backbone's: its 7x7 depthwise convolutions or 7x7 attention windows counted as 7x7
+    kernels (a shifted window reaches further, so Swin's is a lower bound), then the bottleneck and the
+    decoder's 3x3 convolutions."""
+    from posestream.train.backbones import convnext, swint
+
+    depths = (
+        convnext.SIZES[backbone.size][0] if backbone.type == "convnext" else swint.SIZES[backbone.size][1]
+    )
+    size, step = 4, 2  # the stem: 4x4 at stride 2
+    for i, depth in enumerate(depths):
+        size += depth * 6 * step
+        if i + 1 < len(depths):  # 2x2 downsampling
+            size += step
+            step *= 2
+    size += step  # 2x2 max pooling to the bottleneck
+    step *= 2
+    size += backbone.convs_per_block * 2 * step
+    while step > output_stride:  # the decoder: upsampling, then two 3x3 convolutions
+        size += step
+        step //= 2
+        size += 2 * 2 * step
     return size
 
 

@@ -164,11 +164,20 @@ class Trainer:
             + (" (shared with the workers)" if workers else "")
             + (f"; {self.allocator}" if self.allocator else ""),
         ]
+        lines.append(self._network())
         lines += [f"fitted to the labels: {reason}" for reason in self.fitted]
         lines += [self.class_note] if self.class_note else []
         if precision.note:
             lines.append(f"note: {precision.note}")
         return "\n".join(lines)
+
+    def _network(self) -> str:
+        """The backbone and its size, in the words of the config."""
+        backbone = self.config.backbone
+        kind = backbone.type if backbone.type == "unet" else f"{backbone.type} {backbone.size}"
+        params = sum(p.numel() for p in self.model.parameters()) / 1e6
+        start = f", ImageNet weights from {backbone.pretrained}" if backbone.pretrained else ""
+        return f"network: {kind} backbone, {params:.1f} M parameters{start}"
 
     def _crops(self) -> str:
         """What crop sampling trains on, if it is on."""

@@ -33,6 +33,7 @@ from posestream.core.errors import ConfigError, ModelFormatError
 from posestream.engine.model.model_dir import MODEL_FILES, ModelDir, load_model_dir
 from posestream.engine.types import ModelMetadata, ModelType, OutputMode, Skeleton
 from posestream.export.exporter import checked_precision
+from posestream.export.importers.sleap_nn_pyramid import PyramidModel, pyramid_config
 
 SLEAP_TYPES = {
     "single_instance": ModelType.SINGLE_INSTANCE,
@@ -233,9 +234,11 @@ def _sleap_nn(folder: Path) -> ForeignModel:
         [n["name"] for n in skel["nodes"]],
         [(e["source"]["name"], e["destination"]["name"]) for e in skel.get("edges", [])],
     )
-    parts = _model_parts(kind, head, skeleton, graph.outputs, str(folder))
+    outputs = graph.names if isinstance(graph, PyramidModel) else graph.outputs
+    parts = _model_parts(kind, head, skeleton, outputs, str(folder))
     pre = config["data_config"]["preprocessing"]
-    unet = config["model_config"]["backbone_config"]["unet"]
+    pyramid = pyramid_config(config["model_config"])
+    backbone = pyramid[1] if pyramid else config["model_config"]["backbone_config"]["unet"]
     if parts["model_type"] is ModelType.CENTERED_INSTANCE:
         frame = (int(pre["crop_size"]), int(pre["crop_size"]))
     else:
@@ -243,8 +246,8 @@ def _sleap_nn(folder: Path) -> ForeignModel:
     return ForeignModel(
         network=graph.eval(),
         input_scale=float(pre.get("scale", 1.0)),
-        channels=int(unet["in_channels"]),
-        max_stride=int(unet["max_stride"]),
+        channels=int(backbone["in_channels"]),
+        max_stride=32 if pyramid else int(backbone["max_stride"]),  # a pyramid's bottleneck is at 32
         frame_shape=frame,
         source=str(folder),
         tool="sleap_nn",

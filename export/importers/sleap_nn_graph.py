@@ -7,7 +7,8 @@ SLEAP 1.x file holds (``unet_layers``), the checkpoint's tensors are matched to 
 Every tensor of the checkpoint must find its layer, and every layer its tensors: otherwise the config does
 not describe these weights, and the error says which.
 
-Covered: the UNet backbone (sleap-nn's ``convnext`` and ``swint`` backbones are not) with any number of
+sleap-nn's ``convnext`` and ``swint`` backbones are built by sleap_nn_pyramid.py. Covered here: the UNet, with
+any number of
 blocks, bilinear or transposed-conv upsampling, middle block, and the heads of every model type: confidence
 maps (single instance, centroid, centered instance, bottom-up and multi-class), part affinity fields, class
 maps (sigmoid) and class vectors (global max pool, fully connected layers, softmax).
@@ -24,6 +25,7 @@ import torch
 from posestream.core.errors import ModelFormatError
 from posestream.export.importers.keras_graph import KerasGraph
 from posestream.export.importers.lightning_ckpt import load_checkpoint
+from posestream.export.importers.sleap_nn_pyramid import PyramidModel, pyramid_config, pyramid_network
 
 HEAD_TYPES = (
     "single_instance",
@@ -35,7 +37,7 @@ HEAD_TYPES = (
 )
 
 
-def load_sleap_nn(folder: str | Path) -> tuple[KerasGraph, dict]:
+def load_sleap_nn(folder: str | Path) -> tuple[KerasGraph | PyramidModel, dict]:
     """(the network, the folder's training config)."""
     import yaml
 
@@ -48,6 +50,9 @@ def load_sleap_nn(folder: str | Path) -> tuple[KerasGraph, dict]:
             "training_config.yaml and best.ckpt"
         ) from exc
     state = load_checkpoint(folder / "best.ckpt")["state_dict"]
+    if pyramid_config(config["model_config"]):  # convnext, swint: our own encoders and decoder
+        heads = _heads(config["model_config"]["head_configs"], str(folder))
+        return pyramid_network(config["model_config"], heads, state, str(folder)), config
     layers, weights = unet_layers(config["model_config"], state, str(folder))
     transposed = "torch"
     return KerasGraph(
