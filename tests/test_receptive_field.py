@@ -12,8 +12,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("sleap_io")
-from posestream.train.config import BackboneConfig  # noqa: E402
 from posestream.train.backbones.unet import UNet  # noqa: E402
+from posestream.train.config import BackboneConfig  # noqa: E402
 from posestream.train.receptive_field import receptive_field  # noqa: E402
 
 POSESTREAM = str(Path(sys.executable).with_name("posestream"))
