@@ -96,15 +96,37 @@ def test_identity_models_keep_their_classes_and_other_folders_are_refused(tmp_pa
         import_model(tmp_path, tmp_path / "b")
 
 
-@pytest.mark.parametrize("kind", ["multiclass_bottomup", "multiclass_centered_instance"])
-def test_identity_models_name_every_animal_by_its_class(kind, sleap_file, tmp_path):
-    """sleap-nn's identity checkpoints on the fly video: every instance carries one of the model's classes,
-    no class twice in a frame; the outputs name the identities by class, and sleap-io reads them. (These
-    briefly trained test models peak low on the flies: a low threshold finds their instances.)"""
-    sio = pytest.importorskip("sleap_io")
-    dirs = [import_model(ckpt_folder(kind), tmp_path / "model").path]
-    if kind == "multiclass_centered_instance":
+def identity_model_dirs(kind: str, tmp_path) -> list:
+    """The model directories of one identity fixture, imported: sleap-nn's checkpoints, or SLEAP 1.x's
+    folders ("legacy:"; its bottom-up one sized for the fly video, its top-down one after sleap-nn's
+    centroid, as neither fixture set has a centroid of that skeleton)."""
+    if kind.startswith("legacy:"):
+        folder = legacy_folder(f"min_tracks_2node.UNet.{kind.removeprefix('legacy:')}")
+        size = ImportOptions(input_size=(384, 384)) if "bottomup" in kind else ImportOptions()
+        dirs = [import_model(folder, tmp_path / "model", size).path]
+    else:
+        dirs = [import_model(ckpt_folder(kind), tmp_path / "model").path]
+    if "topdown" in kind or "centered" in kind:
         dirs.insert(0, import_model(ckpt_folder("centroid"), tmp_path / "centroid").path)
+    return dirs
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "multiclass_bottomup",
+        "multiclass_centered_instance",
+        "legacy:bottomup_multiclass",
+        "legacy:topdown_multiclass",
+    ],
+)
+def test_identity_models_name_every_animal_by_its_class(kind, sleap_file, tmp_path):
+    """The identity fixtures (sleap-nn's checkpoints, SLEAP 1.x's folders) on the fly video: every instance
+    carries one of the model's classes, no class twice in a frame; the outputs name the identities by class,
+    and sleap-io reads them. (These briefly trained test models peak low on the flies: a low threshold finds
+    their instances.)"""
+    sio = pytest.importorskip("sleap_io")
+    dirs = identity_model_dirs(kind, tmp_path)
     video = sleap_file("centered_pair_small.mp4")
     with Predictor(dirs, peak_threshold=0.01) as predictor, open_source(video) as source:
         assert predictor.class_names == ("female", "male")
