@@ -59,9 +59,9 @@ def address(tmp_path: Path, name: str) -> str:
 
 
 @contextlib.contextmanager
-def serving(options: LiveOptions, processor=None):
+def serving(options: LiveOptions, processor=None, models=("demo",)):
     """A LiveSession running in a thread; yields it and a dict that gets its summary when it stops."""
-    session = LiveSession(["demo"], options, processor)
+    session = LiveSession(list(models), options, processor)
     result: dict = {}
     thread = threading.Thread(target=lambda: result.update(summary=session.run()), daemon=True)
     thread.start()
@@ -153,6 +153,32 @@ def test_round_trip_gives_the_offline_poses_and_identities(clip, offline, tmp_pa
     assert (times[:, -1] > times[:, 0]).all()  # published after captured
     for recorded, reference in zip(frames, offline):
         assert_same_identities(recorded, reference)
+
+
+def test_an_identity_model_publishes_and_records_its_classes(clip, tmp_path):
+    """SLEAP 1.x's bottom-up identity fixture, live: every animal of a frame under a different class, the
+    recording names the tracks by class, and a tracker is refused for it."""
+    from test_import_keras import legacy_folder
+
+    from posestream.export.importers.importer import ImportOptions, import_model
+
+    folder = legacy_folder("min_tracks_2node.UNet.bottomup_multiclass")
+    model = import_model(folder, tmp_path / "model", ImportOptions(input_size=(384, 384))).path
+    opts = options(tmp_path, record=str(tmp_path / "rec.h5"), peak_threshold=0.01)
+    with serving(opts, models=[model]) as (session, _), PoseSubscriber(opts.publish) as subscriber:
+        client_in(session)
+        camera_sim(str(clip), sim(opts))
+        messages = receive(subscriber, FRAMES)
+    assert sum(len(m.track_ids) for m in messages) > 0
+    for message in messages:
+        ids = message.track_ids.tolist()
+        assert set(ids) <= {0, 1} and len(set(ids)) == len(ids)
+    with AnalysisH5Reader(tmp_path / "rec.cam0.h5") as recording:
+        assert (
+            recording.tracked and set(recording.track_names) <= {"female", "male"} and recording.track_names
+        )
+    with pytest.raises(ConfigError, match="identity model"):
+        LiveSession([model], options(tmp_path, tracking=TRACKING))
 
 
 def test_drops_under_overload_are_counted_exactly(clip, tmp_path):

@@ -131,11 +131,7 @@ def track_video(
     over many videos counts them). Stopped (``stop`` set, or Ctrl-C), the outputs keep every frame done and
     the summary says ``interrupted``.
     """
-    if options.tracking is not None and predictor.class_names:
-        raise ConfigError(
-            f"--tracking: this identity model gives every animal its class itself "
-            f"({', '.join(predictor.class_names)}); run it without --tracking"
-        )
+    tracked = predictor.tracked_with(options.tracking)
     prepare_outputs(paths, options.overwrite)
     batch_size = options.batch_size
     if batch_size is None:
@@ -151,7 +147,6 @@ def track_video(
     if options.tracking is not None:
         provenance["tracking"] = asdict(options.tracking)
     with open_video(video, predictor, options.device) as source:
-        tracked = options.tracking is not None or bool(predictor.class_names)
         sinks = open_sinks(
             paths,
             predictor.skeleton,

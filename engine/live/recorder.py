@@ -9,6 +9,7 @@ counter and stage times are recorded too (see ``sinks/analysis_h5``).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +35,17 @@ def check_recording_path(out: str | os.PathLike) -> None:
 class LiveRecorder:
     """Writes each camera's frames, and the frames dropped before them, to the camera's file."""
 
-    def __init__(self, out: str | os.PathLike, skeleton: Skeleton, tracked: bool, provenance: dict):
+    def __init__(
+        self,
+        out: str | os.PathLike,
+        skeleton: Skeleton,
+        tracked: bool,
+        provenance: dict,
+        track_names: Sequence[str] = (),
+    ):
+        """``track_names``: an identity model's classes, the names of track ids 0, 1, ..."""
         self.out, self.skeleton, self.tracked, self.provenance = Path(out), skeleton, tracked, provenance
+        self.track_names = list(track_names)
         self.writers: dict[int, AnalysisH5Writer] = {}
         self._next: dict[int, int] = {}  # camera -> index of its next frame in its file
         check_recording_path(self.out)
@@ -81,6 +91,7 @@ class LiveRecorder:
                 video_path=f"camera {camera}",
                 provenance=self.provenance,
                 tracked=self.tracked,
+                track_names=self.track_names,
                 live=True,
             )
             self._next[camera] = 0

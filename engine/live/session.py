@@ -104,7 +104,7 @@ class LiveSession:
 
     def _open(self, model_dirs, processor: Processor | None) -> None:
         """The model, the hook, the outputs, then (warm) the cameras and the pipeline."""
-        options, tracked = self.options, self.options.tracking is not None
+        options = self.options
         curve = Curve(options.curve) if options.curve else None
         self.predictor = Predictor(
             model_dirs,
@@ -114,12 +114,19 @@ class LiveSession:
             peak_threshold=options.peak_threshold,
             max_instances=options.max_instances,
         )
+        tracked = self.predictor.tracked_with(options.tracking)  # an identity model's classes are identities
         processor = processor or (load_processor(options.processor) if options.processor else None)
         self.hook = HookRunner(processor, options.hook_slow_ms) if processor else None
         if options.publish:
             self.publisher = PosePublisher(options.publish, allow_remote=options.allow_remote, curve=curve)
         if options.record:
-            self.recorder = LiveRecorder(options.record, self.predictor.skeleton, tracked, self._provenance())
+            self.recorder = LiveRecorder(
+                options.record,
+                self.predictor.skeleton,
+                tracked,
+                self._provenance(),
+                self.predictor.class_names,
+            )
         self.warm_up()  # before subscribing to the cameras
         cameras = CameraInput(
             options.cameras,
@@ -212,7 +219,8 @@ class LiveSession:
             "hook_errors": self.hook.errors if self.hook else 0,
             "malformed": sum(self.source.malformed.values()),
             "skeleton": self.predictor.skeleton.to_dict(),
-            "tracked": self.options.tracking is not None,
+            "tracked": self.options.tracking is not None or bool(self.predictor.class_names),
+            "track_names": list(self.predictor.class_names),  # an identity model's: track id i is name i
         }
 
     def summary(self, seconds: float) -> LiveSummary:

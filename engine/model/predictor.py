@@ -134,6 +134,16 @@ class Predictor:
         none."""
         return (self.centered or self.first).metadata.class_names
 
+    def tracked_with(self, tracking: object | None) -> bool:
+        """Whether output with this ``tracking`` (a TrackerConfig, or None) holds identities: a tracker's, or
+        an identity model's classes. An identity model refuses a tracker (a ConfigError saying so)."""
+        if tracking is not None and self.class_names:
+            raise ConfigError(
+                f"--tracking: this identity model gives every animal its class itself "
+                f"({', '.join(self.class_names)}); run it without --tracking"
+            )
+        return tracking is not None or bool(self.class_names)
+
     @property
     def kind(self) -> str:
         return "top-down" if self.centered else self.first.metadata.model_type.value
