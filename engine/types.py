@@ -486,10 +486,6 @@ class ModelMetadata:
                 "class_names: identity models are bottom-up or centered-instance, not "
                 f"{self.model_type.value}"
             )
-        if self.output_mode is not OutputMode.MAPS:
-            raise ConfigError(
-                "identity (multi-class) models run in maps output mode only; export with --output-mode maps"
-            )
         if self.model_type is ModelType.BOTTOMUP and "class_maps" not in self.output_strides:
             raise ConfigError(
                 "a bottom-up identity model needs a class_maps output (output_strides['class_maps'])"

@@ -86,26 +86,28 @@ def test_identity_models_keep_their_classes_and_other_folders_are_refused(tmp_pa
     ).metadata
     assert topdown.model_type.value == "centered_instance" and topdown.crop_size == (128, 128)
     assert topdown.anchor_part == "thorax" and topdown.class_names == ("female", "male")
-    with pytest.raises(ConfigError, match="maps mode only"):
-        import_model(
-            legacy_folder("min_tracks_2node.UNet.topdown_multiclass"),
-            tmp_path / "p",
-            ImportOptions(output_mode="peaks"),
-        )
+    peaks = import_model(
+        legacy_folder("min_tracks_2node.UNet.topdown_multiclass"),
+        tmp_path / "p",
+        ImportOptions(output_mode="peaks"),
+    ).metadata
+    assert peaks.output_mode.value == "peaks" and peaks.class_names == ("female", "male")
     with pytest.raises(ModelFormatError, match="not a SLEAP 1.x model folder"):
         import_model(tmp_path, tmp_path / "b")
 
 
-def identity_model_dirs(kind: str, tmp_path) -> list:
+def identity_model_dirs(kind: str, tmp_path, mode: str = "maps") -> list:
     """The model directories of one identity fixture, imported: sleap-nn's checkpoints, or SLEAP 1.x's
     folders ("legacy:"; its bottom-up one sized for the fly video, its top-down one after sleap-nn's
     centroid, as neither fixture set has a centroid of that skeleton)."""
     if kind.startswith("legacy:"):
         folder = legacy_folder(f"min_tracks_2node.UNet.{kind.removeprefix('legacy:')}")
-        size = ImportOptions(input_size=(384, 384)) if "bottomup" in kind else ImportOptions()
-        dirs = [import_model(folder, tmp_path / "model", size).path]
+        size = (384, 384) if "bottomup" in kind else None
+        dirs = [
+            import_model(folder, tmp_path / "model", ImportOptions(input_size=size, output_mode=mode)).path
+        ]
     else:
-        dirs = [import_model(ckpt_folder(kind), tmp_path / "model").path]
+        dirs = [import_model(ckpt_folder(kind), tmp_path / "model", ImportOptions(output_mode=mode)).path]
     if "topdown" in kind or "centered" in kind:
         dirs.insert(0, import_model(ckpt_folder("centroid"), tmp_path / "centroid").path)
     return dirs
@@ -340,3 +342,22 @@ def test_imported_int8_model_is_close_to_fp32_and_precision_errors_are_clear(sle
             and "pip install 'posestream[gpu]'" in done.stderr
             and not (tmp_path / "trt").exists()
         )
+
+
+@pytest.mark.parametrize("kind", ["legacy:bottomup_multiclass", "multiclass_centered_instance"])
+def test_identity_models_in_peaks_mode_find_the_animals_maps_mode_finds(kind, sleap_file, tmp_path):
+    """Exported in peaks mode (the class maps read at the candidates in the graph, or the class vectors
+    passed through), an identity model names the same animals the same way as in maps mode."""
+    video = sleap_file("centered_pair_small.mp4")
+    found = {}
+    for mode in ("maps", "peaks"):
+        dirs = identity_model_dirs(kind, tmp_path / mode, mode)
+        with Predictor(dirs, peak_threshold=0.01) as predictor, open_source(video) as source:
+            found[mode] = list(Pipeline(source, predictor, PipelineConfig(batch_size=2, frames="0-5")))
+            meta = (predictor.centered or predictor.first).metadata
+    cell = meta.output_strides["confmaps"] / meta.input_scale  # one map cell, in frame pixels
+    assert sum(f.n_instances for f in found["maps"]) > 0
+    for maps, peaks in zip(found["maps"], found["peaks"]):
+        assert maps.track_ids.tolist() == peaks.track_ids.tolist()
+        # the same peaks, refined from 3x3 patches here, from the maps (SLEAP's integral refinement) there
+        np.testing.assert_allclose(peaks.points, maps.points, atol=cell)

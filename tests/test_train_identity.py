@@ -154,7 +154,8 @@ def test_a_bottom_up_identity_model_predicts_a_map_per_class(marked, tmp_path):
     the model with its classes named (an untrained one may find nobody; then no name is used twice)."""
     pytest.importorskip("onnxruntime")
     from posestream.engine.commands.track import TrackOptions, track
-    from posestream.export.exporter import export_run
+    from posestream.engine.model.postprocess import output_names
+    from posestream.export.exporter import ExportOptions, export_run
 
     overrides = TINY[:-1] + ["data.input_scale=0.5", "optim.max_epochs=2"]
     config = load_config("multi_class_bottomup", overrides=overrides, labels=str(marked.slp))
@@ -163,10 +164,18 @@ def test_a_bottom_up_identity_model_predicts_a_map_per_class(marked, tmp_path):
     meta = model.metadata
     assert meta.class_names == ("track_0", "track_1")
     assert set(meta.output_strides) == {"confmaps", "class_maps"} and meta.output_strides["class_maps"] == 4
-    out = tmp_path / "tracked.slp"
-    track(marked.video, [model.path], out, TrackOptions(formats=("slp",), progress=False, peak_threshold=0.0))
-    labels = sio.load_slp(str(out))
+    peaks = export_run(tmp_path / "run", tmp_path / "peaks", ExportOptions(output_mode="peaks"))
+    assert output_names(peaks.metadata)[-1] == "peak_classes"
+    tracked = {}
+    for name, exported in (("maps", model), ("peaks", peaks)):
+        out = tmp_path / f"{name}.slp"
+        options = TrackOptions(formats=("slp",), progress=False, peak_threshold=0.0)
+        track(marked.video, [exported.path], out, options)
+        tracked[name] = sio.load_slp(str(out))
+    labels = tracked["maps"]
     assert {t.name for t in labels.tracks} <= {"track_0", "track_1"}
-    for frame in labels.labeled_frames:
+    assert sum(len(frame.instances) for frame in labels.labeled_frames) > 0
+    for frame, in_peaks in zip(labels.labeled_frames, tracked["peaks"].labeled_frames):
         names = [inst.track.name for inst in frame.instances]
         assert len(set(names)) == len(names)
+        assert names == [inst.track.name for inst in in_peaks.instances]  # the class maps read in the graph

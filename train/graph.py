@@ -13,7 +13,8 @@ otherwise do per frame on the CPU:
   PAFs, or "class_vectors" (N, n_classes), the classes' probabilities (softmax of the logits);
 - ``peaks`` mode: top-K local maxima per channel with their 3x3 patches
   ("peak_values", "peak_indices", "peak_patches") and, for bottom-up, the PAF
-  samples along every candidate pair ("paf_dots") — the computation of
+  samples along every candidate pair ("paf_dots"), or an identity model's class
+  maps at every candidate ("peak_classes"), or its class vectors — the computation of
   ``posestream.engine.model.peaks.find_candidates`` and
   ``posestream.engine.model.paf_grouping.pair_dots``, on the device.
 
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from posestream.engine.model.peaks import NOT_A_PEAK
+from posestream.engine.model.postprocess import network_outputs
 from posestream.engine.types import ModelMetadata, ModelType, OutputMode
 from posestream.train.augment import linear, sampling_grid
 
@@ -41,8 +43,15 @@ class ExportGraph(nn.Module):
     """
 
     def __init__(
-        self, network: nn.Module, metadata: ModelMetadata, network_shape: tuple[int, int], half: bool = False
+        self,
+        network: nn.Module,
+        metadata: ModelMetadata,
+        network_shape: tuple[int, int],
+        half: bool = False,
+        class_logits: bool = False,
     ):
+        """``class_logits``: the network's class vectors are logits (ours) and become probabilities here;
+        imported networks give probabilities already."""
         super().__init__()
         self.network = network.half() if half else network
         self.half = half
@@ -54,7 +63,8 @@ class ExportGraph(nn.Module):
         self.register_buffer("grid", grid, persistent=False)  # (1, h, w, 2)
         self.peaks = metadata.output_mode is OutputMode.PEAKS
         self.bottomup = metadata.model_type is ModelType.BOTTOMUP
-        self.class_vectors = metadata.identities and not self.bottomup
+        self.names = network_outputs(metadata)
+        self.class_logits = class_logits
         edges = np.array(metadata.skeleton.edges, np.int64).reshape(-1, 2)
         self.register_buffer("edge_src", torch.from_numpy(edges[:, 0]), persistent=False)
         self.register_buffer("edge_dst", torch.from_numpy(edges[:, 1]), persistent=False)
@@ -66,19 +76,44 @@ class ExportGraph(nn.Module):
         if self.resize:
             grid = self.grid.expand(x.shape[0], -1, -1, -1)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-        outputs = self.network(x.half() if self.half else x)
-        outputs = [o.to(torch.float32) for o in outputs]
-        if self.class_vectors:
-            outputs[-1] = torch.softmax(outputs[-1], dim=1)
+        outputs = dict(zip(self.names, self.network(x.half() if self.half else x)))
+        outputs = {name: o.to(torch.float32) for name, o in outputs.items()}
+        if self.class_logits and "class_vectors" in outputs:
+            outputs["class_vectors"] = torch.softmax(outputs["class_vectors"], dim=1)
         if not self.peaks:
-            return tuple(outputs)
-        confmaps = outputs[0]
+            return tuple(outputs.values())
+        confmaps = outputs["confmaps"]
         values, flat, patches = peak_candidates(confmaps, self.metadata.max_peaks)
-        if not self.bottomup:
-            return values, flat, patches
         strides = self.metadata.output_strides
-        dots = self.pair_dots(flat, confmaps.shape[3], strides["confmaps"], outputs[1], strides["pafs"])
-        return values, flat, patches, dots
+        if "class_maps" in outputs:  # bottom-up identity model: the classes' maps at the candidates
+            classes = self.at_candidates(
+                flat, confmaps.shape[3], strides["confmaps"], outputs["class_maps"], strides["class_maps"]
+            )
+            return values, flat, patches, classes
+        if "pafs" in outputs:
+            dots = self.pair_dots(
+                flat, confmaps.shape[3], strides["confmaps"], outputs["pafs"], strides["pafs"]
+            )
+            return values, flat, patches, dots
+        if "class_vectors" in outputs:
+            return values, flat, patches, outputs["class_vectors"]
+        return values, flat, patches
+
+    @staticmethod
+    def at_candidates(
+        flat: torch.Tensor, width: int, stride: int, class_maps: torch.Tensor, class_stride: int
+    ) -> torch.Tensor:
+        """Each class map's value at each candidate's cell (N, n_classes, C, K), as
+        ``engine.identity.class_values``."""
+        n, channels, k = flat.shape
+        rows = torch.div(flat, width, rounding_mode="floor")
+        cols = flat - rows * width
+        height_c, width_c = class_maps.shape[2], class_maps.shape[3]
+        row = torch.clamp(torch.div(rows * stride, class_stride, rounding_mode="floor"), 0, height_c - 1)
+        col = torch.clamp(torch.div(cols * stride, class_stride, rounding_mode="floor"), 0, width_c - 1)
+        index = (row * width_c + col).reshape(n, 1, channels * k).expand(-1, class_maps.shape[1], -1)
+        values = torch.gather(class_maps.reshape(n, class_maps.shape[1], height_c * width_c), 2, index)
+        return values.reshape(n, class_maps.shape[1], channels, k)
 
     def pair_dots(
         self, flat: torch.Tensor, width: int, stride: int, pafs: torch.Tensor, paf_stride: int

@@ -162,7 +162,8 @@ class RunModel:
             else self.network_shape_for(height, width)
         )
         network = self.network if network is None else network
-        return ExportGraph(network, metadata, network_shape, half=half).to(self.device).eval()
+        graph = ExportGraph(network, metadata, network_shape, half=half, class_logits=True)
+        return graph.to(self.device).eval()
 
     @torch.no_grad()
     def outputs(self, frames: np.ndarray) -> tuple[ModelMetadata, dict[str, np.ndarray]]:

@@ -12,7 +12,8 @@ Output names (the ONNX graph's, see ``posestream.train.graph``):
          identity models: "class_maps" (B, n_classes, hc, wc) instead of "pafs" (bottom-up), or
          "class_vectors" (B, n_classes) (centered-instance)
   peaks: "peak_values" (B, C, K), "peak_indices" (B, C, K), "peak_patches" (B, C, K, 3, 3),
-         "paf_dots" (B, E, K, K, S)
+         "paf_dots" (B, E, K, K, S); identity models: "peak_classes" (B, n_classes, C, K), the class maps at
+         the candidates, instead of the PAF samples (bottom-up), or "class_vectors" (centered-instance)
 """
 
 from __future__ import annotations
@@ -27,17 +28,27 @@ from posestream.engine.model.peaks import PeakCandidates, find_candidates, refin
 from posestream.engine.types import ModelMetadata, ModelType, OutputMode
 
 
+def network_outputs(metadata: ModelMetadata) -> list[str]:
+    """Names of the network's own outputs (a maps-mode graph's), in order."""
+    bottomup = metadata.model_type is ModelType.BOTTOMUP
+    names = ["confmaps"]
+    if bottomup:
+        names.append("class_maps" if metadata.identities else "pafs")
+    names += ["offsets"] if "offsets" in metadata.output_strides else []
+    names += ["class_vectors"] if metadata.identities and not bottomup else []
+    return names
+
+
 def output_names(metadata: ModelMetadata) -> list[str]:
     """Names of an exported graph's outputs, in order."""
-    bottomup = metadata.model_type is ModelType.BOTTOMUP
     if metadata.output_mode is OutputMode.MAPS:
-        names = ["confmaps"]
-        if bottomup:
-            names.append("class_maps" if metadata.identities else "pafs")
-        names += ["offsets"] if "offsets" in metadata.output_strides else []
-        names += ["class_vectors"] if metadata.identities and not bottomup else []
-        return names
-    return ["peak_values", "peak_indices", "peak_patches"] + (["paf_dots"] if bottomup else [])
+        return network_outputs(metadata)
+    names = ["peak_values", "peak_indices", "peak_patches"]
+    if metadata.model_type is ModelType.BOTTOMUP:
+        names.append("peak_classes" if metadata.identities else "paf_dots")
+    elif metadata.identities:
+        names.append("class_vectors")
+    return names
 
 
 class OutputDecoder:
@@ -105,9 +116,11 @@ class OutputDecoder:
                 [_anchors(p[0], s[0], self.max_instances) for p, s in zip(points, scores)], 1
             )
         if kind is ModelType.BOTTOMUP and self.metadata.identities:
-            classes = class_values(
-                candidates, outputs["class_maps"], self.metadata.output_strides["class_maps"]
-            )
+            classes = outputs.get("peak_classes")  # peaks mode: read at the candidates in the graph
+            if classes is None:
+                classes = class_values(
+                    candidates, outputs["class_maps"], self.metadata.output_strides["class_maps"]
+                )
             return InstanceBatch.of(
                 [group_by_class(p, s, c) for p, s, c in zip(points, scores, classes)],
                 self.metadata.skeleton.n_nodes,

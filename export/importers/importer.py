@@ -274,7 +274,7 @@ def import_model(
     returns it loaded."""
     import numpy as np
 
-    from posestream.engine.model.postprocess import output_names
+    from posestream.engine.model.postprocess import network_outputs
     from posestream.export.exporter import empty_model_dir
     from posestream.train.graph import ExportGraph
 
@@ -298,11 +298,6 @@ def import_model(
             f"max stride ({model.max_stride})"
         )
     n = options.max_instances
-    if model.class_names and options.output_mode is not OutputMode.MAPS:
-        raise ConfigError(
-            f"{folder}: identity (multi-class) models are imported in maps mode only (their class "
-            "outputs are read at the peaks); drop --output-mode peaks"
-        )
     if options.output_mode is not OutputMode.MAPS:  # peaks mode refines in the engine's own way
         model = replace(
             model,
@@ -329,7 +324,7 @@ def import_model(
         precision=options.precision,
         source_run=str(Path(folder).resolve()),
     )
-    network = _Ordered(model.network, [model.outputs[k] for k in output_names(metadata)])
+    network = _Ordered(model.network, [model.outputs[k] for k in network_outputs(metadata)])
     graph = ExportGraph(network, metadata, network_shape, half=options.precision == "fp16").eval()
     out = empty_model_dir(out_dir)
     write_model_files(graph, metadata, options, Path(folder), out)
