@@ -132,6 +132,12 @@ def test_a_trained_identity_model_exports_its_classes_and_tracks_name_them(marke
     for frame in labels.labeled_frames:
         names = [inst.track.name for inst in frame.instances]
         assert len(set(names)) == len(names)  # no identity twice in a frame
+    from posestream.train.evaluate import evaluate_runs
+
+    report = evaluate_runs([str(tmp_path / p) for p in runs], str(marked.slp), "0-7", progress=False)
+    assert (
+        report.identity is not None and report.identity.matched <= report.n_truth
+    )  # scored by name, in torch
 
 
 def test_identity_accuracy_compares_names_with_the_labels_tracks(marked, tmp_path):

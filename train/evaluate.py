@@ -135,7 +135,7 @@ def evaluate_runs(
     labelled frames and score the predictions.
 
     Defaults: the first run's labels (an exported model's source run), and its validation frames when
-    ``frames`` is None.
+    ``frames`` is None. An identity model's report adds its identity accuracy against the labels' tracks.
     """
     from posestream.train.predict import PredictOptions, open_model, predict
 
@@ -159,7 +159,12 @@ def evaluate_runs(
     truth.load_images()
     options = PredictOptions(peak_threshold=peak_threshold)
     predictions = predict(runs, truth, list(range(len(truth))), options, progress=progress)
-    return evaluate(frames_to_evaluate(truth, predictions, None), stddev)
+    report = evaluate(frames_to_evaluate(truth, predictions, None), stddev)
+    names = next((list(r.class_names) for r in runs if r.class_names), [])  # an identity model's classes
+    tracked = tracked_frames(truth, predictions) if names else None
+    if tracked is not None:
+        report.identity = identity_accuracy(tracked, truth.track_names, names, stddev)
+    return report
 
 
 def report_rows(report: Report) -> list[tuple[str, str]]:

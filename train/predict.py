@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from posestream.core.errors import ConfigError
+from posestream.engine.model.identity import identities_of_crops
 from posestream.engine.model.instances import InstanceBatch, Instances
 from posestream.engine.model.postprocess import OutputDecoder, output_names
 from posestream.engine.model.topdown import crops_around, instances_from_crops
@@ -177,8 +178,17 @@ class RunModel:
         return metadata, {name: r.cpu().numpy() for name, r in zip(output_names(metadata), result)}
 
     def instances(self, frames: np.ndarray, options: PredictOptions) -> list[Instances]:
+        return self.decoded(frames, options)[0]
+
+    def decoded(self, frames: np.ndarray, options: PredictOptions) -> tuple[list[Instances], dict]:
+        """Each frame's instances and the raw outputs they came from (an identity model's class vectors)."""
         metadata, outputs = self.outputs(frames)
-        return OutputDecoder(metadata, options.peak_threshold, options.max_instances).decode(outputs)
+        decoder = OutputDecoder(metadata, options.peak_threshold, options.max_instances)
+        return decoder.decode(outputs), outputs
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.run.get("class_names", ()))
 
 
 class ExportedRun:
@@ -198,8 +208,17 @@ class ExportedRun:
         self.run = json.loads(source.read_text()) if source.exists() else {}
 
     def instances(self, frames: np.ndarray, options: PredictOptions) -> list[Instances]:
+        return self.decoded(frames, options)[0]
+
+    def decoded(self, frames: np.ndarray, options: PredictOptions) -> tuple[list[Instances], dict]:
+        """Each frame's instances and the raw outputs they came from (an identity model's class vectors)."""
         decoder = OutputDecoder(self.model.metadata, options.peak_threshold, options.max_instances)
-        return self.model.predict(frames, decoder)
+        outputs = self.model.backend.run(frames)
+        return decoder.decode(outputs), outputs
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.model.metadata.class_names
 
 
 def open_model(path: str | os.PathLike, device: str = "cpu") -> RunModel | ExportedRun:
@@ -245,7 +264,7 @@ def predict(
             for i, found in zip(chunk, fn(chunk)):
                 frame_idx = labels.frames[i].frame_idx
                 results[frame_idx] = FramePredictions(
-                    frame_idx, found.points, found.point_scores, found.instance_scores
+                    frame_idx, found.points, found.point_scores, found.instance_scores, found.identities
                 )
             advance(len(chunk))
     return results
@@ -267,14 +286,23 @@ def _frames(labels: LabelSet, chunk: list[int]) -> np.ndarray:
 
 
 def _crop_instances(run: RunModel, frames: np.ndarray, anchors: list[np.ndarray], options) -> list[Instances]:
-    """Centered-instance predictions around ``anchors`` (per frame: (n, 2) in frame pixels)."""
+    """Centered-instance predictions around ``anchors`` (per frame: (n, 2) in frame pixels); an identity
+    model's crops get their classes, matched per frame as the engine matches them."""
     crops, origins, frame_of = crops_around(frames, anchors, (run.crop_size, run.crop_size))
     found: list[Instances] = []
+    vectors = []  # (crops, n_classes) per batch of crops, for identity models
     for start in range(0, len(crops), options.batch_size):
-        found.extend(run.instances(crops[start : start + options.batch_size], options))
-    return instances_from_crops(
-        InstanceBatch.of(found, run.skeleton.n_nodes), origins, frame_of, len(frames)
-    ).split()
+        instances, outputs = run.decoded(crops[start : start + options.batch_size], options)
+        found.extend(instances)
+        vectors += [outputs["class_vectors"]] if "class_vectors" in outputs else []
+    batch = InstanceBatch.of(found, run.skeleton.n_nodes)
+    if vectors:
+        has_instance = batch.counts > 0
+        ids, scores = identities_of_crops(np.concatenate(vectors), frame_of, has_instance)
+        batch = InstanceBatch(
+            batch.instances.with_identities(ids[has_instance], scores[has_instance]), batch.counts
+        )
+    return instances_from_crops(batch, origins, frame_of, len(frames)).split()
 
 
 def _centered_on_truth(run: RunModel, labels: LabelSet, chunk: list[int], options) -> list[Instances]:
