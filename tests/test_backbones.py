@@ -124,9 +124,9 @@ def test_backbone_settings_are_checked():
 
 def test_a_run_builds_sleap_nns_convnext_and_says_what_it_chose(synth_gray, tmp_path):
     """A centered-instance run with ``backbone.type=convnext``: the stride fitted is the bottleneck's, the
-    start names the network (ConvNeXt-tiny, 88 M parameters), and the model gives maps at the head's stride. (Not
-    trained here: each checkpoint of it is 1 GB with the optimiser's state; the pyramid's ONNX parity is
-    above, and its training step is the UNet's.)"""
+    start names the network (ConvNeXt-tiny, 88 M parameters), and the model gives maps at the head's
+    stride. Not trained here: a checkpoint of it is 1 GB with the optimiser's state; the pyramid's ONNX
+    parity is above, and its training step is the UNet's."""
     pytest.importorskip("sleap_io")
     from posestream.train.trainer import Trainer
 
