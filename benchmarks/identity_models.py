@@ -33,6 +33,7 @@ from results import run_posestream, write_section
 
 HERE = Path(__file__).resolve().parent
 BAR = 0.98
+TRACKER = "the same poses, tracker (pose-only)"
 
 
 def synth(video: Path, animals: int, frames: int, seed: int) -> None:
@@ -99,7 +100,7 @@ def measure(
         elif not retracked.exists():
             run_posestream("retrack", predictions, "-o", retracked, "--max-tracks", animals, "--quiet")
         if retracked.exists():
-            rows["the same poses, tracker (pose-only)"] = scored(retracked, truth)
+            rows[TRACKER] = scored(retracked, truth)
     if "bottomup" in wanted:
         model = train(labels, folder / "multi_class_bottomup", "multi_class_bottomup", 2 * minutes)
         predictions = folder / "bottomup.slp"
@@ -125,9 +126,7 @@ def table(results: dict[int, dict], minutes: float, frames: int, train_frames: i
     ]
     for animals, rows in results.items():
         for way, m in rows.items():
-            named = (
-                m.get("identity_accuracy") if "tracker" not in way else None
-            )  # a tracker's names are its own
+            named = m.get("identity_accuracy") if way != TRACKER else None  # a tracker's names are its own
             cells = [_figure(named, ".4f"), _figure(m.get("idf1"), ".4f"), _figure(m.get("id_switches"), "d")]
             lines.append(f"| {animals} | {way} | {' | '.join(cells)} | {m['mAP']:.3f} |")
     return lines
