@@ -185,3 +185,12 @@ def test_a_bottom_up_identity_model_predicts_a_map_per_class(marked, tmp_path):
         names = [inst.track.name for inst in frame.instances]
         assert len(set(names)) == len(names)
         assert names == [inst.track.name for inst in in_peaks.instances]  # the class maps read in the graph
+
+
+def test_the_class_head_runs_in_the_networks_own_precision():
+    """An fp16 export halves the whole network: the class head must not cast its input back to fp32."""
+    from posestream.train.models import ClassVectorHead
+
+    head = ClassVectorHead(16, 3).half()
+    logits = head(torch.rand(2, 16, 5, 4).half())  # (N, C, h, w) deepest features -> (N, n_classes)
+    assert logits.shape == (2, 3) and logits.dtype == torch.float16

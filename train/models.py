@@ -59,7 +59,7 @@ class ClassVectorHead(nn.Module):
         rows = slice((height - 1) // 2, height // 2 + 1)  # the middle cell, or the middle two
         cols = slice((width - 1) // 2, width // 2 + 1)
         centre = features[:, :, rows, cols].mean(dim=(2, 3))  # (N, C)
-        return self.classify(torch.cat([centre, features.mean(dim=(2, 3))], dim=1).float())
+        return self.classify(torch.cat([centre, features.mean(dim=(2, 3))], dim=1))
 
 
 class PoseNet(nn.Module):
