@@ -1,5 +1,5 @@
 #!/bin/bash
-# benchmarks/gpu.py's two parts in one short device lease (about 9 minutes of a 15-minute budget).
+# benchmarks/gpu.py's two parts and gpu_probe.py in one short device lease (8-10 minutes of a 15-minute budget).
 #
 #   bash benchmarks/gpu_lease.sh prepare      # here: the wheels the device lacks into .whl/, the SLEAP
 #                                             # files into benchmarks/data/sleap/ (both ignored by git)
@@ -8,7 +8,8 @@
 #
 # There, phase A trains issue 25's accuracy models (gpu.py --part train, TRAIN_MIN minutes each) beside
 # the inference part's set-up (synth, train, export; FRACTION of each setting's frames); phase B runs the
-# throughput benches alone on the GPU. Each step is time-boxed; logs, RESULTS.md (its gpu-accuracy
+# throughput benches alone on the GPU; phase C, benchmarks/gpu_probe.py, what each stage could do alone (the
+# decoder by threads, copies, the network). Each step is time-boxed; logs, RESULTS.md (its gpu-accuracy
 # section) and the JSON figures come back under $OUT (gpu.tgz). Copy the sections into RESULTS.md here.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -45,6 +46,9 @@ wait
 elapsed "phase B: throughput benches alone"
 timeout "${BENCH_S:-200}" python3 benchmarks/gpu.py --fraction "${FRACTION:-0.2}" >"$OUT/inference.log" 2>&1
 echo "rc=$?" >>"$OUT/inference.log"
+elapsed "phase C: each stage alone"
+timeout "${PROBE_S:-90}" python3 benchmarks/gpu_probe.py >"$OUT/probe.log" 2>&1
+echo "rc=$?" >>"$OUT/probe.log"
 elapsed "done"
 cp benchmarks/RESULTS.md "$OUT/RESULTS.md"
 cd benchmarks/data/gpu && tar czf "$OUT/gpu.tgz" $(ls ./*.json accuracy/*.json accuracy/*/training_log.csv \

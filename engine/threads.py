@@ -10,14 +10,17 @@ that needs them. The budget, from the core count and one measurement of the netw
 | light network (< LIGHT_NETWORK_US a frame on every core) | 1 | no | | 0 (the infer stage's) |
 | other networks | every core | one network: yes; two (top-down): no | | 1 at batch 1, else 2 |
 | frames < SMALL_FRAME_PIXELS | | | 1 | |
-| larger frames | | | 0 (FFmpeg chooses: frame + slice threads) | |
+| larger frames, or any network on a GPU | | | 0 (FFmpeg chooses: frame + slice threads) | |
 
 Why (measured on 2 cores, benchmarks/RESULTS.md): a near-null network (62 us a frame) on every core runs
 end-to-end at 3,900 FPS; on one core, with the decoder on one thread, at 6,900 FPS (the network's two
 threads and FFmpeg's threads took turns with the decoding thread). The demo network (7 ms a frame)
 needs both cores: 142 FPS against 98 on one. FFmpeg's threads double decoding of 1024x1024 frames
 (149 against 85 FPS) and add nothing below 512x512 but hand-overs. Two networks called in turn with
-spinning threads wait on each other (top-down 35.2 s against 20.8 s without spinning).
+spinning threads wait on each other (top-down 35.2 s against 20.8 s without spinning). A network on a GPU
+leaves the cores to the decoder: on the H200 machine's 16 cores, FFmpeg's threads decode the 384x384 synthetic
+video at 2,618 FPS against 398 on one thread, and 1024x1280 at 430 against 46 (engine/sources reader alone);
+one thread bounded the GPU runs at 1,400 FPS end-to-end (benchmarks/RESULTS.md "GPU path").
 
 Any value given (``--threads``, ``--decode-threads``, ``--workers``) replaces the budget's.
 """
@@ -75,9 +78,10 @@ class ThreadBudget:
         )
 
 
-def decode_threads_for(frame_shape: tuple[int, ...]) -> int:
-    """FFmpeg threads for frames of (H, W, C): 1 below SMALL_FRAME_PIXELS, else 0 (FFmpeg chooses)."""
-    return 1 if frame_shape[0] * frame_shape[1] < SMALL_FRAME_PIXELS else 0
+def decode_threads_for(frame_shape: tuple[int, ...], network_on_gpu: bool = False) -> int:
+    """FFmpeg threads for frames of (H, W, C): 1 below SMALL_FRAME_PIXELS when the network shares the cores,
+    else 0 (FFmpeg chooses)."""
+    return 1 if not network_on_gpu and frame_shape[0] * frame_shape[1] < SMALL_FRAME_PIXELS else 0
 
 
 def network_us_per_frame(run: Callable[[np.ndarray], object], frame_shape: tuple[int, ...]) -> float:
@@ -105,17 +109,19 @@ def budget(
     model_threads: int = 0,
     decode_threads: int | None = None,
     cores: int | None = None,
+    network_on_gpu: bool = False,
 ) -> ThreadBudget:
     """The budget for ``networks`` networks taking frames of ``frame_shape``; ``us_per_frame``: the network
     measured on every core (None: not measured, it gets every core). ``model_threads`` > 0 and
-    ``decode_threads`` not None are the user's and are kept."""
+    ``decode_threads`` not None are the user's and are kept. ``network_on_gpu``: the network runs on a GPU
+    (device cuda), so the decoder does not share the cores with it."""
     if model_threads < 0 or (decode_threads is not None and decode_threads < 0):
         raise ConfigError(
             "--threads and --decode-threads must be >= 0 (0: the thread budget's, README 'Benchmark "
             f"throughput'), got {model_threads} and {decode_threads}"
         )
     cores = cores or cpu_cores()
-    decode = decode_threads_for(frame_shape) if decode_threads is None else decode_threads
+    decode = decode_threads_for(frame_shape, network_on_gpu) if decode_threads is None else decode_threads
     if model_threads > 0:
         return ThreadBudget(model_threads, networks == 1 and model_threads > 1, decode, "threads given")
     if networks == 1 and us_per_frame is not None and us_per_frame < LIGHT_NETWORK_US:

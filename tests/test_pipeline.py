@@ -522,6 +522,8 @@ def test_thread_budget_rules():
     assert (heavy.postprocess_workers(1), heavy.postprocess_workers(4)) == (1, 2)
     top_down = budget((384, 384, 1), networks=2, us_per_frame=None, cores=8)
     assert (top_down.model, top_down.spin) == (8, False)
+    on_gpu = budget((384, 384, 1), networks=1, us_per_frame=None, cores=8, network_on_gpu=True)
+    assert on_gpu.decode == 0  # the network leaves the cores to the decoder: FFmpeg chooses, any frame size
     given = budget((64, 64, 1), networks=1, us_per_frame=80.0, model_threads=3, decode_threads=2, cores=8)
     assert (given.model, given.decode, given.why) == (3, 2, "threads given")
     for threads, decode in ((-1, None), (0, -2)):  # a negative count is an error, never the budget's default

@@ -105,7 +105,8 @@ class Predictor:
         frame_shape = next(
             (m.input_shape for m in metadata if m.model_type is not ModelType.CENTERED_INSTANCE), (1, 1, 1)
         )
-        self.threads = budget(frame_shape, len(model_dirs), None, threads, decode_threads)
+        gpu = device != "cpu"  # cuda or cuda:N
+        self.threads = budget(frame_shape, len(model_dirs), None, threads, decode_threads, network_on_gpu=gpu)
         models = open_models(self.threads)
         if threads == 0 and device == "cpu" and len(models) == 1 and models[0].backend.name == "onnxruntime":
             measured = budget(
