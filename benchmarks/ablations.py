@@ -1,16 +1,24 @@
-"""Loss ablations: what online hard keypoint mining, the foreground weight and the PAF weight give.
+"""Ablations: what online hard keypoint mining, the foreground and PAF weights, and DeepLabCut's augmentation
+give.
 
-    python benchmarks/ablations.py [--minutes 10] [--only centered_instance,bottomup] [--out DIR]
+    python benchmarks/ablations.py [--minutes 10] [--only centered_instance,bottomup,single_instance]
+        [--out DIR]
 
-Each row trains one network on the fly labels (frames 0-879, SLEAP's published model's poses) for --minutes
-of CPU time with one setting changed from its profile, and scores the held-out frames 880-1099 (OKS mAP,
-``posestream evaluate``). Centered-instance rows are scored as a top-down pair with one centroid network
-(anchor thorax), trained once for the same minutes and shared by every row, so a difference between rows is
-the centered-instance network's. The first two rows of each model are its profile at two seeds: their
-difference is the run-to-run noise a change has to beat.
+Each row trains one network for --minutes of CPU time with one setting changed from its profile and scores
+held-out frames (OKS mAP, ``posestream evaluate``): the loss rows (issue 25) on the fly labels (frames 0-879,
+SLEAP's published model's poses; held out 880-1099), the augmentation rows (issue 26, bar 4) on the dancer's
+(single-instance, frames 0-359; held out 360-449). Augmentation: the profile's (rotation, scale, translation,
+brightness, contrast, noise) against DeepLabCut's crop sampling (hybrid, 160-pixel squares at the fitted
+input scale 0.375: the dancer's frames are 272x160 there, so crops cut along the body) plus its kernels
+(Gaussian and motion blur, sharpening, edge enhancement at DeepLabCut's shares).
 
-Resumable: a row whose run and scores exist in OUT is not trained again. Writes the "ablations" section of
-benchmarks/RESULTS.md.
+Centered-instance rows are scored as a top-down pair with one centroid network (anchor thorax), trained once
+for the same minutes and shared by every row, so a difference between rows is the centered-instance
+network's. Each model has a row of its profile at a second seed: the difference is the run-to-run noise a
+change has to beat.
+
+Resumable: a row whose run and scores exist in OUT is not trained again. Writes each model's section
+("ablations-MODEL") of benchmarks/RESULTS.md after each of its rows.
 """
 
 from __future__ import annotations
@@ -21,13 +29,25 @@ import os
 import platform
 from pathlib import Path
 
-from accuracy import evaluate, train
-from convergence import fly_data
-from results import write_section
+from accuracy import DANCER, FLIES, evaluate, train
+from results import sleap_files, write_section
 
 HERE = Path(__file__).resolve().parent
-TRAIN_FRAMES, HELD_OUT = "0-879", "880-1099"
+# model -> (labels and video, training frames, held-out frames)
+DATA = {
+    "centered_instance": (FLIES, "0-879", "880-1099"),
+    "bottomup": (FLIES, "0-879", "880-1099"),
+    "single_instance": (DANCER, "0-359", "360-449"),
+}
 THORAX = "head.anchor_part=thorax"
+DLC_AUGMENTATION = [
+    "augment.crop_sampling=hybrid",
+    "augment.crop_size=160",
+    "augment.blur_ratio=0.1",
+    "augment.motion_blur_ratio=0.1",
+    "augment.sharpen_ratio=0.3",
+    "augment.edge_ratio=0.1",
+]
 # model -> (row name, settings changed from the profile)
 ROWS = {
     "centered_instance": [
@@ -43,6 +63,11 @@ ROWS = {
         ("PAF weight 0.5", ["optim.paf_weight=0.5"]),
         ("PAF weight 2", ["optim.paf_weight=2"]),
     ],
+    "single_instance": [
+        ("profile", []),
+        ("crop sampling + kernels (DeepLabCut)", DLC_AUGMENTATION),
+        ("profile, seed 1", ["seed=1"]),
+    ],
 }
 
 
@@ -52,48 +77,55 @@ def slug(name: str) -> str:
 
 def score_row(model: str, name: str, settings: list[str], out: Path, minutes: float) -> dict:
     """Train the row's network (once) and score it on the held-out frames (once)."""
-    labels, video = fly_data()
+    files, frames, held_out = DATA[model]
+    labels, video = sleap_files(*files)
     run, scores = out / model / slug(name), out / model / f"{slug(name)}.json"
     anchor = [THORAX] if model == "centered_instance" else []
-    train(labels, run, model, TRAIN_FRAMES, video, minutes, *anchor, *settings)
+    train(labels, run, model, frames, video, minutes, *anchor, *settings)
     if not scores.exists():
         runs = [out / "centroid", run] if model == "centered_instance" else [run]
-        evaluate(runs, labels, HELD_OUT, video, scores)
+        evaluate(runs, labels, held_out, video, scores)
     return json.loads(scores.read_text())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="training minutes per network")
-    parser.add_argument("--only", default="centered_instance,bottomup")
+    parser.add_argument("--only", default="centered_instance,bottomup,single_instance")
     parser.add_argument("--out", type=Path, default=HERE / "data" / "ablations")
     args = parser.parse_args()
-    labels, video = fly_data()
     models = args.only.split(",")
     if "centered_instance" in models:  # the shared centroid network of the top-down rows
-        train(labels, args.out / "centroid", "centroid", TRAIN_FRAMES, video, args.minutes, THORAX)
-    lines = [
-        "| model | change (from the profile) | `--set` | held-out mAP | against the profile |",
-        "|---|---|---|---:|---:|",
-    ]
+        (labels, video), frames = sleap_files(*FLIES), DATA["centered_instance"][1]
+        train(labels, args.out / "centroid", "centroid", frames, video, args.minutes, THORAX)
     for model in models:
+        lines = [
+            "| change (from the profile) | `--set` | held-out mAP | against the profile |",
+            "|---|---|---:|---:|",
+        ]
         base = None
         for name, settings in ROWS[model]:
             mAP = score_row(model, name, settings, args.out, args.minutes)["mAP"]
             base = mAP if base is None else base
             change = "" if not settings else f"{mAP - base:+.3f}"
-            lines.append(f"| {model} | {name} | {' '.join(settings)} | {mAP:.3f} | {change} |")
+            lines.append(f"| {name} | {' '.join(settings)} | {mAP:.3f} | {change} |")
             print(lines[-1], flush=True)
+            write_table(model, args.minutes, lines)
+
+
+def write_table(model: str, minutes: float, lines: list[str]) -> None:
+    """The model's section, rewritten after each of its rows."""
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    files, frames, held_out = DATA[model]
+    shared = "; the rows share one centroid network" if model == "centered_instance" else ""
     write_section(
-        "ablations",
+        f"ablations-{model}",
         [
-            "### Loss ablations (issue 25)",
+            f"### Ablations: {model} (issue {26 if model == 'single_instance' else 25})",
             "",
-            f"`python benchmarks/ablations.py --minutes {args.minutes:g}` ({machine}). Each row: one "
-            f"network trained {args.minutes:g} CPU minutes on the fly frames {TRAIN_FRAMES} with one setting "
-            f"changed, scored on {HELD_OUT}; centered-instance rows share one centroid network. The seed-1 "
-            "row is the run-to-run noise.",
+            f"`python benchmarks/ablations.py --minutes {minutes:g} --only {model}` ({machine}). Each row: "
+            f"one network trained {minutes:g} CPU minutes on {files[0]} frames {frames} with one setting "
+            f"changed, scored on {held_out}{shared}. The seed-1 row is the run-to-run noise.",
             "",
             *lines,
         ],

@@ -189,7 +189,12 @@ LOSSLESS = option(
 )
 
 # Training settings and labels.
-PROFILE = option("--profile", help="shipped defaults: single_instance, centroid, centered_instance, bottomup")
+PROFILE = option(
+    "--profile",
+    help="shipped defaults (train/profiles): single_instance, centroid, centered_instance, bottomup, "
+    "multi_class_topdown (the identity centered-instance network, beside a centroid model), "
+    "multi_class_bottomup",
+)
 CONFIG = option("--config", metavar="FILE.yaml", help="YAML file of settings over the profile")
 SET = option(
     "--set",

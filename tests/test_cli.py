@@ -26,6 +26,13 @@ def test_help_lists_subcommands():
     assert "synth" in result.stdout and "recover" in result.stdout
 
 
+def test_the_profile_option_names_every_shipped_profile():
+    from posestream.cli.options import PROFILE
+    from posestream.train.config import available_profiles
+
+    assert all(name in PROFILE.settings["help"] for name in available_profiles())
+
+
 def test_synth_writes_video_and_ground_truth(tmp_path):
     out = tmp_path / "clip.mp4"
     result = run("synth", out, "--num-frames", 15, "--size", "128x96", "--animals", 3, "--seed", 4, "--quiet")
