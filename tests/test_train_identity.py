@@ -13,7 +13,7 @@ from posestream.engine.synth import SynthConfig, write_synthetic_video  # noqa: 
 from posestream.train.config import load_config  # noqa: E402
 from posestream.train.data import InputGeometry, PoseDataset  # noqa: E402
 from posestream.train.labels import load_labels  # noqa: E402
-from posestream.train.loss import class_vector_loss, training_loss  # noqa: E402
+from posestream.train.loss import CLASS_VECTOR_WEIGHT, class_vector_loss, training_loss  # noqa: E402
 from posestream.train.targets import class_maps  # noqa: E402
 from posestream.train.trainer import Trainer, identity_classes  # noqa: E402
 
@@ -91,7 +91,7 @@ def test_the_class_loss_leaves_out_animals_without_a_track():
     config = load_config("multi_class_topdown", overrides=["optim.foreground_weight=0"])
     maps = torch.zeros(3, 2, 4, 4)
     total = training_loss((maps, logits), (maps, torch.tensor([0, 1, -1])), config)
-    torch.testing.assert_close(total, 0.02 * known)  # unset class_weight: 0.02 for class vectors
+    torch.testing.assert_close(total, CLASS_VECTOR_WEIGHT * known)  # unset class_weight, class vectors
 
 
 def test_a_trained_identity_model_exports_its_classes_and_tracks_name_them(marked, tmp_path):

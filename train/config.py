@@ -259,8 +259,8 @@ class OptimConfig:
     steps_per_epoch: int | None = None  # None: one pass over the training frames
     foreground_weight: float = 0.0  # squared errors weigh 1 + this * |target|: near-peak cells count more
     paf_weight: float = 1.0  # bottom-up: the part affinity fields' loss against the confidence maps' (1)
-    # identity models: the class loss against the confidence maps' (1); None: 0.02 for class vectors (their
-    # cross-entropy starts some 100x the maps' squared error), 1 for class maps (squared error like the maps)
+    # identity models: the class loss against the confidence maps' (1); None: 2e-4 for class vectors (a larger
+    # weight lets their cross-entropy steer the shared encoder off the poses: train/loss.py), 1 for class maps
     class_weight: float | None = None
     ohkm: bool = False  # online hard keypoint mining
     ohkm_fraction: float = 0.5  # share of the hardest channels weighted by OHKM
