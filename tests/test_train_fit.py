@@ -75,3 +75,34 @@ def test_labels_without_a_visible_animal_say_what_to_set():
         frame.points[:, 1] = np.nan  # one visible point each: no size
     with pytest.raises(ConfigError, match=r"animals\.slp.*set data\.input_scale and backbone\.max_stride"):
         fit_to_labels(load_config("bottomup"), labels)
+
+
+def with_frames(labels: LabelSet, shape: tuple[int, int]) -> LabelSet:
+    """``labels`` with black frames of (height, width) in place of their video's."""
+    for frame in labels.frames:
+        labels._images[(frame.video, frame.frame_idx)] = np.zeros((*shape, 1), np.uint8)
+    return labels
+
+
+def test_max_input_size_lowers_a_fitted_scale_and_inputs_out_of_bounds_are_refused_by_name():
+    from posestream.train.data import InputGeometry
+
+    labels = with_frames(animals_of(100), (1500, 2000))  # the span alone would keep scale 1
+    config = load_config("single_instance", overrides=["data.max_input_size=1000"])
+    reasons = fit_to_labels(config, labels)
+    assert config.data.input_scale == 0.375 and "within data.max_input_size 1000" in reasons[0]
+    assert max(InputGeometry.for_config(config, labels).input_shape) <= 1000
+    given = load_config("single_instance", overrides=["data.input_scale=1.0", "data.max_input_size=1000"])
+    fit_to_labels(given, labels)
+    with pytest.raises(ConfigError, match=r"1504x2000 px, over data.max_input_size \(1000\): lower data"):
+        InputGeometry.for_config(given, labels)
+    small = load_config("bottomup", overrides=["data.input_scale=0.25", "data.min_input_size=600"])
+    fit_to_labels(small, labels)
+    with pytest.raises(ConfigError, match=r"under data.min_input_size \(600\): raise data.input_scale"):
+        InputGeometry.for_config(small, labels)
+    crops = load_config("centered_instance", overrides=["head.crop_size=256", "data.max_input_size=128"])
+    fit_to_labels(crops, labels)
+    with pytest.raises(ConfigError, match=r"256x256 px, over data.max_input_size \(128\): lower head"):
+        InputGeometry.for_config(crops, labels)
+    with pytest.raises(ConfigError, match=r"data.min_input_size.*<= data.max_input_size \(64\)"):
+        load_config("bottomup", overrides=["data.min_input_size=128", "data.max_input_size=64"])

@@ -198,6 +198,10 @@ class DataConfig:
     val_fraction: float = 0.1  # random validation split (ignored when val_frames is set)
     val_frames: str | None = None  # validate on labeled frames in this range instead
     input_scale: float | None = None  # frames are resized by this factor first; None: fitted (train/fit.py)
+    # DeepLabCut's bounds on the network input's sides, input pixels (None: none): a fitted input scale keeps
+    # the longer side within max_input_size; an input outside either bound is refused
+    min_input_size: int | None = None
+    max_input_size: int | None = None
     batch_size: int = 4
     symmetries: str = "auto"  # "auto": from the skeleton, else from left/right node names; "none"
     max_instances: int = 8  # centroid / bottom-up: most animals expected in a frame
@@ -213,6 +217,15 @@ class DataConfig:
             self.input_scale,
         )
         _check(self.batch_size >= 1, "data.batch_size", "must be >= 1", self.batch_size)
+        for key in ("min_input_size", "max_input_size"):
+            value = getattr(self, key)
+            _check(value is None or value >= 1, f"data.{key}", "must be >= 1 px, or null (no bound)", value)
+        _check(
+            None in (self.min_input_size, self.max_input_size) or self.min_input_size <= self.max_input_size,
+            "data.min_input_size",
+            f"must be <= data.max_input_size ({self.max_input_size})",
+            self.min_input_size,
+        )
         _check(
             self.symmetries in ("auto", "none"),
             "data.symmetries",

@@ -62,14 +62,38 @@ class InputGeometry:
             )
         anchor = nodes.index(anchor_part) if anchor_part is not None else None
         stride = config.backbone.max_stride
-        height = max(labels.image(i).shape[0] for i in _first_per_video(labels))
-        width = max(labels.image(i).shape[1] for i in _first_per_video(labels))
+        height, width = frame_shape(labels)
         if config.type is ModelType.CENTERED_INSTANCE:
             crop = config.head.crop_size or auto_crop_size(labels, anchor, stride)
+            _check_input_size(config, (crop, crop))
             return cls((crop, crop), 1.0, anchor, crop, (height, width))
         scale = config.data.input_scale
         shape = (_round_up(height * scale, stride), _round_up(width * scale, stride))
+        _check_input_size(config, shape)
         return cls(shape, scale, anchor, None, (height, width), _crop_sampling_shape(config))
+
+
+def frame_shape(labels: LabelSet) -> tuple[int, int]:
+    """(height, width) of the largest labelled frames: the first labelled frame of each video."""
+    firsts = _first_per_video(labels)
+    return max(labels.image(i).shape[0] for i in firsts), max(labels.image(i).shape[1] for i in firsts)
+
+
+def _check_input_size(config: TrainConfig, shape: tuple[int, int]) -> None:
+    """The network input's (height, width) within ``data.min_input_size`` and ``data.max_input_size``."""
+    data = config.data
+    setting = "head.crop_size" if config.type is ModelType.CENTERED_INSTANCE else "data.input_scale"
+    size = f"the network input is {shape[0]}x{shape[1]} px"
+    if data.max_input_size is not None and max(shape) > data.max_input_size:
+        raise ConfigError(
+            f"{size}, over data.max_input_size ({data.max_input_size}): lower {setting}, or raise "
+            "data.max_input_size"
+        )
+    if data.min_input_size is not None and min(shape) < data.min_input_size:
+        raise ConfigError(
+            f"{size}, under data.min_input_size ({data.min_input_size}): raise {setting}, or lower "
+            "data.min_input_size"
+        )
 
 
 def _crop_sampling_shape(config: TrainConfig) -> tuple[int, int] | None:

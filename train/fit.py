@@ -7,7 +7,8 @@ labelled animals' size A: the 90th percentile of the longer side of their boundi
 - ``data.input_scale``: the largest of 1, 3/4, 1/2, 3/8 and 1/4 at which A spans at most ``SPAN`` input
   pixels: 64 for a centroid model (one point per animal, found as well on a coarse image), 192 for
   single-instance and bottom-up models (every part needs its pixels). Frames are never enlarged. A
-  centered-instance model crops at scale 1.
+  centered-instance model crops at scale 1. With ``data.max_input_size`` set, no larger than keeps the
+  frames' longer side (rounded up to the deepest stride, 64) within it.
 - ``backbone.max_stride``: the smallest of 8, 16, 32 and 64 whose receptive field covers A, so that the
   network sees a whole animal at once (what tells its parts apart), and goes no deeper: each level of the
   UNet costs about as much compute as the first.
@@ -18,6 +19,7 @@ labelled animals' size A: the 90th percentile of the longer side of their boundi
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -25,6 +27,7 @@ from posestream.core.errors import ConfigError
 from posestream.engine.types import ModelType
 from posestream.train.backbones.pyramid import STRIDE as PYRAMID_STRIDE
 from posestream.train.config import TrainConfig
+from posestream.train.data import frame_shape
 from posestream.train.labels import LabelSet
 from posestream.train.receptive_field import animal_sides, receptive_field
 
@@ -55,6 +58,11 @@ def fit_to_labels(config: TrainConfig, labels: LabelSet) -> list[str]:
         span = SPAN.get(config.type)
         why = f"animals up to {size:.0f} px (p90) span {size * config.data.input_scale:.0f} px"
         why += f", at most {span} for a {config.model_type} model" if span else "; centered crops stay at 1"
+        bound = config.data.max_input_size
+        if span and bound is not None:
+            longest = max(frame_shape(labels))
+            config.data.input_scale = min(config.data.input_scale, scale_within(longest, bound))
+            why += f"; frames of {longest} px within data.max_input_size {bound}"
         reasons.append(f"input scale {config.data.input_scale:g} ({why})")
     if config.backbone.max_stride is None and config.backbone.type != "unet":
         config.backbone.max_stride = PYRAMID_STRIDE
@@ -76,6 +84,13 @@ def fitted_scale(model_type: ModelType, size: float) -> float:
     if span is None:  # centered-instance: crops at full resolution
         return 1.0
     return next((s for s in SCALES if size * s <= span), SCALES[-1])
+
+
+def scale_within(longest: int, bound: int) -> float:
+    """The largest of ``SCALES`` at which a frame side of ``longest`` px, rounded up to the deepest of
+    ``STRIDES``, is at most ``bound``; the smallest scale if none is."""
+    deepest = STRIDES[-1]
+    return next((s for s in SCALES if math.ceil(longest * s / deepest) * deepest <= bound), SCALES[-1])
 
 
 def fitted_stride(config: TrainConfig, size: float) -> int:
