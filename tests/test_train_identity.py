@@ -3,6 +3,9 @@ with named classes, and identity accuracy in evaluate."""
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -94,6 +97,33 @@ def test_the_class_loss_leaves_out_animals_without_a_track():
     torch.testing.assert_close(total, CLASS_VECTOR_WEIGHT * known)  # unset class_weight, class vectors
 
 
+def test_validation_scores_an_identity_model_by_name_and_the_summary_says_so():
+    from posestream.engine.types import FramePredictions, Skeleton
+    from posestream.train.evaluate import score
+    from posestream.train.labels import LabeledImage, LabelSet
+    from posestream.train.report import BestMap, TrainResult
+
+    points = np.array([[[10, 10], [30, 10]], [[100, 80], [120, 80]]], np.float32)  # (2 animals, 2 nodes, xy)
+    truth = LabelSet(
+        Skeleton(("head", "tail"), ((0, 1),)),
+        [LabeledImage(0, i, points, np.array([0, 1], np.int32)) for i in range(3)],
+        "marked.slp",
+        ["marked.mp4"],
+        track_names=["left", "right"],
+    )
+    found = {
+        i: FramePredictions(
+            i, points, np.ones((2, 2), np.float32), np.ones(2, np.float32), np.array([1, 0], np.int32)
+        )
+        for i in range(3)
+    }
+    assert score(truth, found, ("right", "left")).identity.accuracy == 1.0  # named by class, not by id
+    assert score(truth, found, ("left", "right")).identity.accuracy == 0.0
+    assert score(truth, found, ()).identity is None  # not an identity model
+    result = TrainResult(Path("run"), 3, 0.01, "max_epochs", best_map=BestMap(0.5, 3, 1.0, 0.97))
+    assert "best validation OKS mAP 0.500, identity accuracy 0.970 at epoch 3" in result.summary()
+
+
 def test_a_trained_identity_model_exports_its_classes_and_tracks_name_them(marked, tmp_path):
     """A tiny top-down identity pair, trained briefly, exported to ONNX: the metadata names the classes, the
     engine's class vectors equal the run's (softmax, one per crop), and `track` names every animal of a
@@ -117,6 +147,8 @@ def test_a_trained_identity_model_exports_its_classes_and_tracks_name_them(marke
         assert ("identities: 2 classes" in trainer.describe()) == (profile != "centroid")
         trainer.run()
         runs[profile] = export_run(tmp_path / profile, tmp_path / f"{profile}_model").path
+    with (tmp_path / "multi_class_topdown" / "training_log.csv").open() as f:
+        assert "val_identity" in csv.DictReader(f).fieldnames  # empty here: no validation frames
     model = ExportedModel(runs["multi_class_topdown"])
     assert model.metadata.class_names == ("track_0", "track_1")
     crops = np.random.default_rng(0).integers(0, 255, (3, *model.metadata.input_shape), dtype=np.uint8)

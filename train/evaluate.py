@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -159,11 +160,19 @@ def evaluate_runs(
     truth.load_images()
     options = PredictOptions(peak_threshold=peak_threshold)
     predictions = predict(runs, truth, list(range(len(truth))), options, progress=progress)
+    names = next((r.class_names for r in runs if r.class_names), ())  # an identity model's classes
+    return score(truth, predictions, names, stddev)
+
+
+def score(
+    truth: LabelSet, predictions: Predictions, class_names: Sequence[str], stddev: float = OKS_STDDEV
+) -> Report:
+    """OKS scores of ``predictions`` on ``truth``'s labelled frames; for an identity model (its
+    ``class_names``), the identity accuracy against the labels' tracks too."""
     report = evaluate(frames_to_evaluate(truth, predictions, None), stddev)
-    names = next((list(r.class_names) for r in runs if r.class_names), [])  # an identity model's classes
-    tracked = tracked_frames(truth, predictions) if names else None
+    tracked = tracked_frames(truth, predictions) if class_names else None
     if tracked is not None:
-        report.identity = identity_accuracy(tracked, truth.track_names, names, stddev)
+        report.identity = identity_accuracy(tracked, truth.track_names, list(class_names), stddev)
     return report
 
 

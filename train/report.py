@@ -1,6 +1,7 @@
 """What a training run tells its user: the per-epoch log, the loss and mAP curve, and the closing summary.
 
-RUN_DIR/training_log.csv   one row per epoch (LOG_FIELDS; val_map empty where it was not measured)
+RUN_DIR/training_log.csv   one row per epoch (LOG_FIELDS; val_map empty where it was not measured;
+                           val_identity also where the model has no classes)
 RUN_DIR/loss_curve.png     training and validation loss per epoch, validation mAP beside them
 RUN_DIR/summary.json       the run's throughput, where its time went, its best mAP (benchmarks read it)
 """
@@ -12,7 +13,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-LOG_FIELDS = ["epoch", "train_loss", "val_loss", "learning_rate", "seconds", "val_map"]
+LOG_FIELDS = ["epoch", "train_loss", "val_loss", "learning_rate", "seconds", "val_map", "val_identity"]
 PHASES = ("data", "forward", "backward", "step")  # where a training step's time goes
 
 
@@ -23,6 +24,7 @@ class BestMap:
     value: float = -1.0  # -1: never measured
     epoch: int = 0
     minutes: float = 0.0  # since the start of this run's training
+    identity: float | None = None  # an identity model's identity accuracy there
 
 
 @dataclass
@@ -52,9 +54,10 @@ class TrainResult:
             f"examples/s ({split})",
         ]
         if best.value >= 0:
+            named = "" if best.identity is None else f", identity accuracy {best.identity:.3f}"
             lines.append(
-                f"best validation OKS mAP {best.value:.3f} at epoch {best.epoch} ({best.minutes:.1f} min "
-                "in): best.pt"
+                f"best validation OKS mAP {best.value:.3f}{named} at epoch {best.epoch} ({best.minutes:.1f} "
+                "min in): best.pt"
             )
         lines.append(f"curves: {self.run_dir / 'loss_curve.png'}")
         return "\n".join(lines)

@@ -33,11 +33,12 @@ from posestream.train.host import keep_freed_memory
 from posestream.train.labels import LabelSet, load_labels
 from posestream.train.loader import BatchStream, collate
 from posestream.train.loss import training_loss
+from posestream.train.metrics import Report
 from posestream.train.models import build_model, head_specs
 from posestream.train.precision import choose_precision
 from posestream.train.report import PHASES, BestMap, TrainResult, append_log, plot_curves
 from posestream.train.schedule import make_schedule
-from posestream.train.validation import scores_map, validation_map
+from posestream.train.validation import scores_map, validation_report
 
 
 def resolve_device(name: str) -> torch.device:
@@ -331,11 +332,13 @@ class Trainer:
             (val_loss, 0) if improved else (self.best_val, self.stale_epochs + 1)
         )
         reason = self._stop_reason(finished and time.monotonic() < deadline)
-        val_map = self._measure_map() if reason or self._map_due() else None
-        if val_map is not None:
-            best = val_map > self.best_map.value
+        scores = self._measure_map() if reason or self._map_due() else None
+        identity = scores.identity.accuracy if scores and scores.identity else None
+        if scores is not None:
+            best = scores.mAP > self.best_map.value
             if best:
-                self.best_map = BestMap(val_map, self.epoch, (time.monotonic() - self.started) / 60)
+                minutes = (time.monotonic() - self.started) / 60
+                self.best_map = BestMap(scores.mAP, self.epoch, minutes, identity)
         else:  # the loss decides until a first mAP exists (and always for a centroid model)
             best = improved and self.best_map.value < 0
         self.trained_seconds = self.spent_before + time.monotonic() - self.started
@@ -343,7 +346,8 @@ class Trainer:
         row = {"epoch": self.epoch, "train_loss": f"{train_loss:.6g}", "val_loss": f"{val_loss:.6g}"}
         row["learning_rate"] = f"{self.optimizer.param_groups[0]['lr']:.3g}"
         row["seconds"] = f"{time.monotonic() - started:.1f}"
-        row["val_map"] = "" if val_map is None else f"{val_map:.4f}"
+        row["val_map"] = "" if scores is None else f"{scores.mAP:.4f}"
+        row["val_identity"] = "" if identity is None else f"{identity:.4f}"
         append_log(self.run_dir, row)
         return reason
 
@@ -362,13 +366,14 @@ class Trainer:
         every = self.config.optim.map_every_minutes
         return every is not None and time.monotonic() - self.last_map >= every * 60
 
-    def _measure_map(self) -> float | None:
-        """Validation OKS mAP now, or None where a run is not scored by mAP (train/validation.py)."""
+    def _measure_map(self) -> Report | None:
+        """Validation scores now (OKS mAP; an identity model's identity accuracy), or None where a run is not
+        scored by mAP (train/validation.py)."""
         if not scores_map(self.config, self.val_labels):
             return None
         self.last_map = time.monotonic()
         info, run_dir, device = self.run_info(), self.run_dir, self.device
-        return validation_map(self.model, info, self.config, run_dir, device, self.val_labels)
+        return validation_report(self.model, info, self.config, run_dir, device, self.val_labels)
 
     def _settings(self) -> dict:
         """How this run trained, for summary.json."""

@@ -1,5 +1,6 @@
 """A network's OKS mAP on its run's validation frames while it trains, scored as `posestream evaluate`
-scores a finished run (the exported graph's torch module, the engine's decoding, COCO-style OKS mAP)."""
+scores a finished run (the exported graph's torch module, the engine's decoding, COCO-style OKS mAP); an
+identity model's identity accuracy beside it."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import torch
 
 from posestream.engine.types import ModelType
 from posestream.train.config import TrainConfig
-from posestream.train.evaluate import frames_to_evaluate
+from posestream.train.evaluate import score
 from posestream.train.labels import LabelSet
-from posestream.train.metrics import evaluate
+from posestream.train.metrics import Report
 from posestream.train.models import PoseNet
 from posestream.train.predict import PredictOptions, RunModel, predict
 
@@ -22,10 +23,11 @@ def scores_map(config: TrainConfig, labels: LabelSet) -> bool:
     return config.type is not ModelType.CENTROID and len(labels) > 0
 
 
-def validation_map(
+def validation_report(
     network: PoseNet, run: dict, config: TrainConfig, run_dir: Path, device: torch.device, labels: LabelSet
-) -> float:
-    """OKS mAP of ``network`` as it is now on ``labels`` (centered-instance: crops on the true anchors)."""
+) -> Report:
+    """The scores of ``network`` as it is now on ``labels`` (centered-instance: crops on the true anchors):
+    OKS mAP, and an identity model's identity accuracy."""
     model = RunModel.of_network(network, run, config, run_dir, device)
     predictions = predict([model], labels, list(range(len(labels))), PredictOptions())
-    return evaluate(frames_to_evaluate(labels, predictions, None)).mAP
+    return score(labels, predictions, model.class_names)
