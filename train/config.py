@@ -373,14 +373,13 @@ class TrainConfig:
             "animal: head.crop_size); set it to 'none'",
             self.augment.crop_sampling,
         )
-        max_stride = self.backbone.max_stride
+        max_stride, side = self.backbone.max_stride, self.augment.crop_size
         _check(
-            self.augment.crop_sampling == "none"
-            or max_stride is None
-            or self.augment.crop_size % max_stride == 0,
+            self.augment.crop_sampling == "none" or max_stride is None or side % max_stride == 0,
             "augment.crop_size",
-            f"must be a multiple of backbone.max_stride ({max_stride})",
-            self.augment.crop_size,
+            f"must be a multiple of backbone.max_stride ({max_stride}) such as "
+            f"{-(-side // (max_stride or 1)) * (max_stride or 1)}",
+            side,
         )
         if self.model_type == ModelType.CENTERED_INSTANCE.value and self.data.input_scale not in (None, 1.0):
             raise ConfigError(

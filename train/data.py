@@ -54,6 +54,7 @@ class InputGeometry:
         """Input size for these labels; resolves ``head.crop_size`` when it is unset."""
         if config.data.input_scale is None or config.backbone.max_stride is None:
             raise ValueError("fit the config to the labels first (train/fit.py: fit_to_labels)")
+        config.validate()  # the settings against the stride, wherever it came from
         nodes = labels.skeleton.nodes
         anchor_part = config.head.anchor_part
         if anchor_part is not None and anchor_part not in nodes:
@@ -97,16 +98,10 @@ def _check_input_size(config: TrainConfig, shape: tuple[int, int]) -> None:
 
 
 def _crop_sampling_shape(config: TrainConfig) -> tuple[int, int] | None:
-    """The training crops' (height, width) with crop sampling on, checked against the network's stride."""
-    augment, stride = config.augment, config.backbone.max_stride
-    if augment.crop_sampling == "none":
-        return None
-    if augment.crop_size % stride:
-        raise ConfigError(
-            f"config key 'augment.crop_size' must be a multiple of backbone.max_stride ({stride}), got "
-            f"{augment.crop_size}; e.g. {_round_up(augment.crop_size, stride)}"
-        )
-    return augment.crop_size, augment.crop_size
+    """The training crops' (height, width) with crop sampling on (their side is checked against the stride
+    by ``TrainConfig.validate``)."""
+    side = config.augment.crop_size
+    return None if config.augment.crop_sampling == "none" else (side, side)
 
 
 def auto_crop_size(labels: LabelSet, anchor: int | None, stride: int) -> int:
