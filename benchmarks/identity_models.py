@@ -110,15 +110,18 @@ def measure(
     return rows
 
 
-def table(results: dict[int, dict], minutes: float, frames: int, train_frames: int) -> list[str]:
+def table(results: dict[int, dict], args: argparse.Namespace) -> list[str]:
+    minutes, frames, train_frames = args.minutes, args.frames, args.train_frames
+    budgets = {"topdown": f"top-down: {minutes:g} minutes for each of its two networks"}
+    budgets["bottomup"] = f"bottom-up: {2 * minutes:g} minutes"
     lines = [
         "## Identity models on model output (issue 26, bar 1)",
         "",
-        f"`python benchmarks/identity_models.py --minutes {minutes:g} --frames {frames} --train-frames "
-        f"{train_frames}` ({platform.machine()}, {os.cpu_count()} cores). `synth --identities` videos: "
-        f"trained on one ({train_frames} frames, seed 1), scored on another ({frames} frames, seed 2, "
-        "crossings). "
-        f"Top-down: {minutes:g} minutes for each of its two networks; bottom-up: {2 * minutes:g} minutes. "
+        f"`python benchmarks/identity_models.py --animals {args.animals} --minutes {minutes:g} --frames "
+        f"{frames} --train-frames {train_frames} --only {args.only}` ({platform.machine()}, "
+        f"{os.cpu_count()} cores). `synth --identities` videos: trained on one ({train_frames} frames, seed "
+        f"1), scored on another ({frames} frames, seed 2, crossings). "
+        f"{'; '.join(budgets[m] for m in args.only.split(',')).capitalize()}. "
         f"Bar: identity accuracy and IDF1 >= {BAR}, fewer switches than the tracker.",
         "",
         "| animals | identities by | identity accuracy | IDF1 | identity switches | OKS mAP |",
@@ -151,7 +154,7 @@ def main() -> None:
         n: measure(args.out, n, args.minutes, args.frames, args.train_frames, wanted)
         for n in map(int, args.animals.split(","))
     }
-    write_section("identity-models", table(results, args.minutes, args.frames, args.train_frames))
+    write_section("identity-models", table(results, args))
 
 
 if __name__ == "__main__":
