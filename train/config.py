@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -374,11 +375,11 @@ class TrainConfig:
             self.augment.crop_sampling,
         )
         max_stride, side = self.backbone.max_stride, self.augment.crop_size
+        nearest = side if max_stride is None else math.ceil(side / max_stride) * max_stride
         _check(
-            self.augment.crop_sampling == "none" or max_stride is None or side % max_stride == 0,
+            self.augment.crop_sampling == "none" or side == nearest,
             "augment.crop_size",
-            f"must be a multiple of backbone.max_stride ({max_stride}) such as "
-            f"{-(-side // (max_stride or 1)) * (max_stride or 1)}",
+            f"must be a multiple of backbone.max_stride ({max_stride}) such as {nearest}",
             side,
         )
         if self.model_type == ModelType.CENTERED_INSTANCE.value and self.data.input_scale not in (None, 1.0):
