@@ -61,7 +61,6 @@ benchmarks/convergence.png.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -71,7 +70,7 @@ import tarfile
 from pathlib import Path
 
 from accuracy import FLIES
-from results import SLEAP_NN_SHIM, run_posestream, sleap_files, write_section
+from results import SLEAP_NN_SHIM, run_posestream, sleap_files, trained_minutes, write_section
 
 HERE = Path(__file__).resolve().parent
 TRAIN_FRAMES, HELD_OUT = "0-879", "880-1099"
@@ -87,15 +86,6 @@ def fly_data() -> tuple[Path, Path]:
     """The fly labels and video."""
     labels, video = sleap_files(*FLIES)
     return labels, video
-
-
-def trained_minutes(run: Path) -> float:
-    """Minutes of training a run has had (its log's epochs; 0 before the first)."""
-    log = run / "training_log.csv"
-    if not log.exists():
-        return 0.0
-    with log.open() as f:
-        return sum(float(row["seconds"]) for row in csv.DictReader(f)) / 60
 
 
 def train_to(profile: str, run: Path, minutes: float) -> None:

@@ -16,9 +16,10 @@ truth):
   (``retrack --tracking --max-tracks N``), as a pose-only model with ``--tracking`` would give them.
 
 Columns: identity accuracy (the share of matched animals named by their own track), IDF1 and identity
-switches (TrackEval, OKS >= 0.5), OKS mAP. Resumable: runs, predictions and scores already in OUT are kept.
-Writes the "identity-models" section of benchmarks/RESULTS.md (issue 26, bar 1: accuracy and IDF1 >= 0.98,
-fewer switches than the tracker).
+switches (TrackEval, OKS >= 0.5), OKS mAP. Resumable: runs, predictions and scores already in OUT are kept,
+and a kept run trained for fewer minutes is continued to --minutes (``train --resume``), its predictions and
+scores made again. Writes one section of benchmarks/RESULTS.md per animal count ("identity-models-N"; issue
+26, bar 1: accuracy and IDF1 >= 0.98, fewer switches than the tracker).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import os
 import platform
 from pathlib import Path
 
-from results import run_posestream, write_section
+from results import run_posestream, stale, trained_minutes, write_section
 
 HERE = Path(__file__).resolve().parent
 BAR = 0.98
@@ -54,21 +55,25 @@ def synth(video: Path, animals: int, frames: int, seed: int) -> None:
 
 
 def train(labels: Path, run: Path, profile: str, minutes: float, *sets: str) -> Path:
-    """A run of ``profile`` for ``minutes`` on ``labels`` (kept if it exists), exported to run/model."""
-    if not (run / "best.pt").exists():
+    """A run of ``profile`` trained ``minutes`` in all on ``labels`` (a kept run with fewer is continued),
+    exported to run/model; returns the model's metadata.json, whose age tells what was made from it."""
+    if not (run / "last.pt").exists():
         extra = [a for s in sets for a in ("--set", s)]
         run_posestream(
             "train", labels, "-o", run, "--profile", profile, "--max-minutes", minutes, "--quiet", *extra
         )
-    if not (run / "model" / "metadata.json").exists():
+    elif trained_minutes(run) < 0.98 * minutes:
+        run_posestream("train", "--resume", run, "--max-minutes", f"{minutes:g}", "--quiet")
+    metadata = run / "model" / "metadata.json"
+    if stale(metadata, run / "best.pt"):
         run_posestream("export", run, "-o", run / "model")
-    return run / "model"
+    return metadata
 
 
 def scored(predictions: Path, truth: Path) -> dict:
     """``evaluate`` of a predictions file against the ground truth (kept beside it as .json)."""
     report = predictions.with_suffix(".json")
-    if not report.exists():
+    if stale(report, predictions):
         run_posestream("evaluate", predictions, "--labels", truth, "--json", report)
     return json.loads(report.read_text())
 
@@ -89,49 +94,47 @@ def measure(
         centroid = train(labels, folder / "centroid", "centroid", minutes, anchor)
         centered = train(labels, folder / "multi_class_topdown", "multi_class_topdown", minutes, anchor)
         predictions = folder / "topdown.slp"
-        if not predictions.exists():
-            run_posestream(
-                "track", "-i", test_video, "-m", centroid, "-m", centered, "-o", predictions, "--quiet"
-            )
+        if stale(predictions, centroid, centered):
+            models = ("-m", centroid.parent, "-m", centered.parent)
+            run_posestream("track", "-i", test_video, *models, "-o", predictions, "--quiet")
         rows["multi-class top-down, no tracker"] = scored(predictions, truth)
         retracked = folder / "topdown_retracked.slp"
         if not rows["multi-class top-down, no tracker"]["n_predicted"]:
             print(f"{predictions}: no poses, so no tracker row (train longer)", flush=True)
-        elif not retracked.exists():
+        elif stale(retracked, predictions):
             run_posestream("retrack", predictions, "-o", retracked, "--max-tracks", animals, "--quiet")
         if retracked.exists():
             rows[TRACKER] = scored(retracked, truth)
     if "bottomup" in wanted:
         model = train(labels, folder / "multi_class_bottomup", "multi_class_bottomup", 2 * minutes)
         predictions = folder / "bottomup.slp"
-        if not predictions.exists():
-            run_posestream("track", "-i", test_video, "-m", model, "-o", predictions, "--quiet")
+        if stale(predictions, model):
+            run_posestream("track", "-i", test_video, "-m", model.parent, "-o", predictions, "--quiet")
         rows["multi-class bottom-up, no tracker"] = scored(predictions, truth)
     return rows
 
 
-def table(results: dict[int, dict], args: argparse.Namespace) -> list[str]:
+def table(animals: int, rows: dict, args: argparse.Namespace) -> list[str]:
+    """The RESULTS section of one animal count: its command, budget and rows."""
     minutes, frames, train_frames = args.minutes, args.frames, args.train_frames
     budgets = {"topdown": f"top-down: {minutes:g} minutes for each of its two networks"}
     budgets["bottomup"] = f"bottom-up: {2 * minutes:g} minutes"
     lines = [
-        "## Identity models on model output (issue 26, bar 1)",
+        f"### {animals} animals",
         "",
-        f"`python benchmarks/identity_models.py --animals {args.animals} --minutes {minutes:g} --frames "
+        f"`python benchmarks/identity_models.py --animals {animals} --minutes {minutes:g} --frames "
         f"{frames} --train-frames {train_frames} --only {args.only}` ({platform.machine()}, "
-        f"{os.cpu_count()} cores). `synth --identities` videos: trained on one ({train_frames} frames, seed "
-        f"1), scored on another ({frames} frames, seed 2, crossings). "
-        f"{'; '.join(budgets[m] for m in args.only.split(',')).capitalize()}. "
-        f"Bar: identity accuracy and IDF1 >= {BAR}, fewer switches than the tracker.",
+        f"{os.cpu_count()} cores). Trained on one video ({train_frames} frames, seed 1), scored on another "
+        f"({frames} frames, seed 2, crossings). "
+        f"{'; '.join(budgets[m] for m in args.only.split(',')).capitalize()}.",
         "",
-        "| animals | identities by | identity accuracy | IDF1 | identity switches | OKS mAP |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| identities by | identity accuracy | IDF1 | identity switches | OKS mAP |",
+        "|---|---:|---:|---:|---:|",
     ]
-    for animals, rows in results.items():
-        for way, m in rows.items():
-            named = m.get("identity_accuracy") if way != TRACKER else None  # a tracker's names are its own
-            cells = [_figure(named, ".4f"), _figure(m.get("idf1"), ".4f"), _figure(m.get("id_switches"), "d")]
-            lines.append(f"| {animals} | {way} | {' | '.join(cells)} | {m['mAP']:.3f} |")
+    for way, m in rows.items():
+        named = m.get("identity_accuracy") if way != TRACKER else None  # a tracker's names are its own
+        cells = [_figure(named, ".4f"), _figure(m.get("idf1"), ".4f"), _figure(m.get("id_switches"), "d")]
+        lines.append(f"| {way} | {' | '.join(cells)} | {m['mAP']:.3f} |")
     return lines
 
 
@@ -150,11 +153,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "data" / "identity_models")
     args = parser.parse_args()
     wanted = args.only.split(",")
-    results = {
-        n: measure(args.out, n, args.minutes, args.frames, args.train_frames, wanted)
-        for n in map(int, args.animals.split(","))
-    }
-    write_section("identity-models", table(results, args))
+    for animals in map(int, args.animals.split(",")):
+        rows = measure(args.out, animals, args.minutes, args.frames, args.train_frames, wanted)
+        write_section(f"identity-models-{animals}", table(animals, rows, args))
 
 
 if __name__ == "__main__":

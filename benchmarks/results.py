@@ -6,6 +6,7 @@ benchmarks/RESULTS.md is made of sections, each between its own markers, that ea
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -69,6 +70,22 @@ def posestream_command(*args) -> list[str]:
     script = Path(sys.executable).with_name("posestream")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "posestream.cli"]
     return [*command, *map(str, args)]
+
+
+def trained_minutes(run: Path) -> float:
+    """Minutes of training a run has had (its log's epochs; 0 before the first)."""
+    log = run / "training_log.csv"
+    if not log.exists():
+        return 0.0
+    with log.open() as f:
+        return sum(float(row["seconds"]) for row in csv.DictReader(f)) / 60
+
+
+def stale(output: Path, *sources: Path) -> bool:
+    """Whether ``output`` must be made again: missing, or older than one of the files it is made from."""
+    if not output.exists():
+        return True
+    return any(source.stat().st_mtime > output.stat().st_mtime for source in sources)
 
 
 def run_posestream(*args) -> None:
