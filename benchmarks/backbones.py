@@ -13,7 +13,8 @@
 - speed: a single-instance model of each backbone on 384x384 frames (``synth``), exported to ONNX, run by
   ``posestream bench``: model-only ms per frame and end-to-end FPS. Run alone on the machine.
 - accuracy (bar 3): the top-down pair on the fly labels (train 0-879, score 880-1099), each network
-  --minutes, with each backbone for the centered-instance network (the centroid network is the UNet's).
+  --minutes, with each backbone (the UNet's row too) for the centered-instance network; the centroid
+  network is one UNet, shared by every row.
 
 Writes the "backbones" section of benchmarks/RESULTS.md from every part measured so far in OUT.
 """
@@ -139,7 +140,7 @@ def accuracy(out: Path, minutes: float) -> None:
     labels, video = sleap_files(*FLIES)
     thorax = "head.anchor_part=thorax"
     train(labels, out / "centroid", "centroid", "0-879", video, minutes, thorax)
-    for kind in KINDS:
+    for kind in ("unet", *KINDS):
         run = out / f"centered_{kind}"
         train(labels, run, "centered_instance", "0-879", video, minutes, thorax, f"backbone.type={kind}")
         if not (out / f"accuracy_{kind}.json").exists():
@@ -173,7 +174,7 @@ def table(out: Path, minutes: float) -> list[str]:
         for kind, f in json.loads((out / "speed.json").read_text()).items():
             lines.append(f"| {kind} | {f['model_ms']:.1f} | {f['end_to_end_fps']:.1f} |")
         lines.append("")
-    scored = [k for k in KINDS if (out / f"accuracy_{k}.json").exists()]
+    scored = [k for k in ("unet", *KINDS) if (out / f"accuracy_{k}.json").exists()]
     if scored:
         lines += [f"Top-down on the flies, {minutes:g} minutes per network, held-out frames 880-1099:", ""]
         lines += ["| centered-instance backbone | OKS mAP |", "|---|---:|"]

@@ -2,9 +2,9 @@
 
 ``options`` declares every option that several commands take, once; ``track`` (track, bench, retrack,
 recover), ``video`` (synth, render), ``live`` (live, camera-sim, listen, keys), ``batch``, ``train`` (train,
-evaluate, pack, preview-rf) and ``export`` (export, import) declare their commands. Commands import what they
-need when they run, so ``posestream synth`` never loads torch and a missing extra fails only the command that
-needs it.
+evaluate, pack, preview-rf), ``export`` (export, import) and ``multiview`` (triangulate) declare their
+commands. Commands import what they need when they run, so ``posestream synth`` never loads torch and a
+missing extra fails only the command that needs it.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from posestream.cli import batch, export, live, options, track, train, video
+from posestream.cli import batch, export, live, multiview, options, track, train, video
 from posestream.core.errors import ConfigError, PosestreamError
 from posestream.engine.extras import package_version
 
-FAMILIES = (video, track, train, export, live, batch)
+FAMILIES = (video, track, train, export, live, batch, multiview)
 """In the order ``posestream --help`` lists their commands."""
 
 

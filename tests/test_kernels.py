@@ -93,6 +93,47 @@ def _random_inputs(seed: int) -> dict[str, tuple]:
         "centroid": (detections, predicted, np.array([5.0, 9.0])),
         "iou": (detections, predicted, np.array([5.0, 9.0])),
         "observe": (predicted.copy(), np.array([1, 0]), detections[:2].copy(), 4.0),
+        **_geometry_inputs(rng),
+    }
+
+
+def _geometry_inputs(rng: np.random.Generator) -> dict[str, tuple]:
+    """Three cameras around a 100-unit box, their views of 20 points (one unseen by two cameras)."""
+    points = rng.uniform(-50, 50, (20, 3))
+    extrinsics = np.zeros((3, 3, 4))
+    extrinsics[:, :, :3] = np.eye(3)
+    extrinsics[:, :, 3] = [[0.0, 0.0, 400.0], [30.0, 0.0, 420.0], [0.0, -30.0, 380.0]]
+    extrinsics[1, :, :3] = [[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
+    intrinsics = np.tile(np.array([[900.0, 0.0, 640.0], [0.0, 900.0, 512.0], [0.0, 0.0, 1.0]]), (3, 1, 1))
+    distortions = np.tile(np.array([-0.2, 0.05, 0.001, -0.001, 0.0]), (3, 1))
+    pixels = np.stack([rng.uniform(0, 1280, (20, 2)) for _ in range(3)])
+    pixels[1:, 4] = np.nan
+    return {
+        "project_points": (
+            points,
+            extrinsics[0].copy(),
+            intrinsics[0].copy(),
+            distortions[0].copy(),
+            np.zeros((20, 2)),
+        ),
+        "undistort_points": (
+            pixels[0].copy(),
+            intrinsics[0].copy(),
+            distortions[0].copy(),
+            np.zeros((20, 2)),
+        ),
+        "triangulate_points": (
+            pixels,
+            rng.random((3, 20)),
+            extrinsics,
+            intrinsics,
+            distortions,
+            20.0,
+            2,
+            np.zeros((20, 3)),
+            np.zeros(20, np.int64),
+            np.zeros((3, 20)),
+        ),
     }
 
 

@@ -1,5 +1,5 @@
-"""The engine's compiled loops: peak finding (``peaks.py``), PAF grouping (``grouping.py``) and identity
-tracking (``tracking.py``).
+"""The engine's compiled loops: peak finding (``peaks.py``), PAF grouping (``grouping.py``), identity
+tracking (``tracking.py``) and multi-camera geometry (``triangulation.py``).
 
 They are written once, in numba's subset of Python, each kernel with its one signature (``signatures.py``,
 which also checks calls), and compiled one of two ways:
@@ -46,7 +46,7 @@ except ImportError:  # pragma: no cover - Windows
 
 MODULE_NAME = "posestream_kernels"
 """The extension module's name (its init function is named after it, so it cannot change per build)."""
-KERNEL_MODULES = ("peaks", "grouping", "tracking")
+KERNEL_MODULES = ("peaks", "grouping", "tracking", "triangulation")
 """The modules that define kernels (``@kernel``); every ``.py`` file of this package is part of a build's
 key."""
 BUILD_TIMEOUT_S = 600.0
@@ -65,7 +65,8 @@ class KernelBuildError(PosestreamError, RuntimeError):
 
 def load() -> SimpleNamespace:
     """The kernels by name (``signatures.SIGNATURES``: ``candidates``, ``refine``, ``pair_dots``, ``group``,
-    ``oks``, ``centroid``, ``iou``, ``observe``), compiled ahead of time or by numba's JIT as
+    ``oks``, ``centroid``, ``iou``, ``observe``, ``project_points``, ``undistort_points``,
+    ``triangulate_points``), compiled ahead of time or by numba's JIT as
     ``POSESTREAM_KERNELS`` says; loaded once per process. Each refuses, with TypeError, arrays its signature
     does not name."""
     global _loaded, _how

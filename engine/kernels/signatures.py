@@ -35,6 +35,12 @@ SIGNATURES = {
     "centroid": SIMILARITY,
     "iou": SIMILARITY,
     "observe": f"Tuple((float64[:, ::1], float64[::1], float64[::1]))({POSES}, int64[::1], {POSES}, float64)",
+    # triangulation.py
+    "project_points": "void(float64[:, ::1], float64[:, ::1], float64[:, ::1], float64[::1], "
+    "float64[:, ::1])",
+    "undistort_points": "void(float64[:, ::1], float64[:, ::1], float64[::1], float64[:, ::1])",
+    "triangulate_points": "void(float64[:, :, ::1], float64[:, ::1], float64[:, :, ::1], float64[:, :, ::1], "
+    "float64[:, ::1], float64, int64, float64[:, ::1], int64[::1], float64[:, ::1])",
 }
 
 

@@ -1,0 +1,179 @@
+"""Loops of multi-camera geometry (``posestream.multiview``): OpenCV's camera model (pinhole, distortion
+k1 k2 p1 p2 k3) forwards and backwards, and score-weighted linear triangulation with outlier rejection by
+reprojection. The one implementation of that model: ``multiview.camera.Camera`` calls these."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from posestream.engine.kernels.jit import helper, inline_helper, kernel
+
+UNDISTORT_STEPS = 20  # Newton steps at most; a point stops once it moves < 1e-13 (normalised units)
+
+
+@inline_helper
+def _distort(x: float, y: float, k: np.ndarray) -> tuple[float, float]:
+    """Ideal normalised coordinates to distorted ones."""
+    r2 = x * x + y * y
+    radial = 1.0 + r2 * (k[0] + r2 * (k[1] + r2 * k[4]))
+    return (
+        x * radial + 2.0 * k[2] * x * y + k[3] * (r2 + 2.0 * x * x),
+        y * radial + k[2] * (r2 + 2.0 * y * y) + 2.0 * k[3] * x * y,
+    )
+
+
+@helper
+def _undistort_one(u: float, v: float, intrinsics: np.ndarray, k: np.ndarray) -> tuple[float, float]:
+    """A pixel to ideal normalised coordinates: the distortion inverted by Newton's method (3-5 steps)."""
+    y0 = (v - intrinsics[1, 2]) / intrinsics[1, 1]
+    x0 = (u - intrinsics[0, 2] - intrinsics[0, 1] * y0) / intrinsics[0, 0]
+    x, y = x0, y0
+    for _ in range(UNDISTORT_STEPS):
+        r2 = x * x + y * y
+        radial = 1.0 + r2 * (k[0] + r2 * (k[1] + r2 * k[4]))
+        slope = k[0] + r2 * (2.0 * k[1] + 3.0 * r2 * k[4])  # d radial / d r2
+        fx, fy = _distort(x, y, k)
+        fx, fy = fx - x0, fy - y0
+        jxx = radial + 2.0 * x * x * slope + 2.0 * k[2] * y + 6.0 * k[3] * x
+        jxy = 2.0 * x * y * slope + 2.0 * k[2] * x + 2.0 * k[3] * y
+        jyy = radial + 2.0 * y * y * slope + 6.0 * k[2] * y + 2.0 * k[3] * x
+        det = jxx * jyy - jxy * jxy
+        if det == 0.0 or not np.isfinite(det):
+            break
+        dx, dy = (jyy * fx - jxy * fy) / det, (jxx * fy - jxy * fx) / det
+        x, y = x - dx, y - dy
+        if abs(dx) + abs(dy) < 1e-13:
+            break
+    return x, y
+
+
+@helper
+def _project_one(
+    p: np.ndarray, extrinsics: np.ndarray, intrinsics: np.ndarray, k: np.ndarray
+) -> tuple[float, float]:
+    """A world point (3,) to pixels."""
+    xc = extrinsics[0, 0] * p[0] + extrinsics[0, 1] * p[1] + extrinsics[0, 2] * p[2] + extrinsics[0, 3]
+    yc = extrinsics[1, 0] * p[0] + extrinsics[1, 1] * p[1] + extrinsics[1, 2] * p[2] + extrinsics[1, 3]
+    zc = extrinsics[2, 0] * p[0] + extrinsics[2, 1] * p[1] + extrinsics[2, 2] * p[2] + extrinsics[2, 3]
+    x, y = _distort(xc / zc, yc / zc, k)
+    return intrinsics[0, 0] * x + intrinsics[0, 1] * y + intrinsics[0, 2], intrinsics[1, 1] * y + intrinsics[
+        1, 2
+    ]
+
+
+@helper
+def _solve(
+    normalized: np.ndarray, weights: np.ndarray, extrinsics: np.ndarray, a: np.ndarray, out: np.ndarray
+) -> bool:
+    """The weighted least-squares point of the cameras with weight > 0, into out (3,); False if degenerate.
+
+    Each camera gives two linear equations on (X, 1): x * E[2] - E[0] and y * E[2] - E[1]; ``a`` (3, 4) is
+    scratch for the first three rows of their normal matrix."""
+    a[:] = 0.0
+    for c in range(weights.shape[0]):
+        w = weights[c]
+        if w <= 0.0:
+            continue
+        for row in range(2):
+            x = normalized[c, row]
+            r0 = x * extrinsics[c, 2, 0] - extrinsics[c, row, 0]
+            r1 = x * extrinsics[c, 2, 1] - extrinsics[c, row, 1]
+            r2 = x * extrinsics[c, 2, 2] - extrinsics[c, row, 2]
+            r3 = x * extrinsics[c, 2, 3] - extrinsics[c, row, 3]
+            for i, ri in enumerate((r0, r1, r2)):
+                a[i, 0] += w * ri * r0
+                a[i, 1] += w * ri * r1
+                a[i, 2] += w * ri * r2
+                a[i, 3] += w * ri * r3
+    minor0 = a[1, 1] * a[2, 2] - a[1, 2] * a[2, 1]
+    minor1 = a[1, 0] * a[2, 2] - a[1, 2] * a[2, 0]
+    minor2 = a[1, 0] * a[2, 1] - a[1, 1] * a[2, 0]
+    det = a[0, 0] * minor0 - a[0, 1] * minor1 + a[0, 2] * minor2
+    scale = a[0, 0] + a[1, 1] + a[2, 2]
+    if not np.isfinite(det) or abs(det) <= 1e-12 * scale * scale * scale:
+        return False
+    b0, b1, b2 = -a[0, 3], -a[1, 3], -a[2, 3]  # Cramer's rule on a[:, :3] X = b
+    out[0] = (
+        b0 * minor0 - a[0, 1] * (b1 * a[2, 2] - a[1, 2] * b2) + a[0, 2] * (b1 * a[2, 1] - a[1, 1] * b2)
+    ) / det
+    out[1] = (
+        a[0, 0] * (b1 * a[2, 2] - a[1, 2] * b2) - b0 * minor1 + a[0, 2] * (a[1, 0] * b2 - b1 * a[2, 0])
+    ) / det
+    out[2] = (
+        a[0, 0] * (a[1, 1] * b2 - b1 * a[2, 1]) - a[0, 1] * (a[1, 0] * b2 - b1 * a[2, 0]) + b0 * minor2
+    ) / det
+    return True
+
+
+@kernel
+def project_points(
+    points: np.ndarray, extrinsics: np.ndarray, intrinsics: np.ndarray, k: np.ndarray, out: np.ndarray
+) -> None:
+    """World points (P, 3) to pixels (P, 2) in one camera; NaN stays NaN."""
+    for p in range(points.shape[0]):
+        out[p, 0], out[p, 1] = _project_one(points[p], extrinsics, intrinsics, k)
+
+
+@kernel
+def undistort_points(pixels: np.ndarray, intrinsics: np.ndarray, k: np.ndarray, out: np.ndarray) -> None:
+    """Pixels (P, 2) of one camera to ideal normalised coordinates (P, 2); NaN stays NaN."""
+    for p in range(pixels.shape[0]):
+        out[p, 0], out[p, 1] = _undistort_one(pixels[p, 0], pixels[p, 1], intrinsics, k)
+
+
+@kernel
+def triangulate_points(
+    pixels: np.ndarray,
+    weights: np.ndarray,
+    extrinsics: np.ndarray,
+    intrinsics: np.ndarray,
+    distortions: np.ndarray,
+    threshold: float,
+    min_cameras: int,
+    points: np.ndarray,
+    used: np.ndarray,
+    errors: np.ndarray,
+) -> None:
+    """Observations (C, P, 2) with weights (C, P) (0: unseen) to points (P, 3), cameras used (P,) and each
+    camera's reprojection error (C, P), NaN where unseen.
+
+    While the worst camera of a point reprojects more than ``threshold`` pixels off (threshold <= 0: never)
+    and more than ``min_cameras`` cameras remain, it is left out and the point solved again. A point of
+    fewer than ``min_cameras`` cameras is NaN with 0 used."""
+    n_cameras, n_points = weights.shape
+    normalized = np.empty((n_cameras, 2))
+    w = np.empty(n_cameras)
+    point = np.empty(3)
+    scratch = np.empty((3, 4))
+    for p in range(n_points):
+        count = 0
+        for c in range(n_cameras):
+            w[c] = weights[c, p] if np.isfinite(pixels[c, p, 0]) and np.isfinite(pixels[c, p, 1]) else 0.0
+            if w[c] > 0.0:
+                normalized[c, 0], normalized[c, 1] = _undistort_one(
+                    pixels[c, p, 0], pixels[c, p, 1], intrinsics[c], distortions[c]
+                )
+                count += 1
+        solved = count >= min_cameras and _solve(normalized, w, extrinsics, scratch, point)
+        while solved and threshold > 0.0 and count > min_cameras:
+            worst, worst_error = -1, threshold
+            for c in range(n_cameras):
+                if w[c] > 0.0:
+                    u, v = _project_one(point, extrinsics[c], intrinsics[c], distortions[c])
+                    e = np.sqrt((u - pixels[c, p, 0]) ** 2 + (v - pixels[c, p, 1]) ** 2)
+                    if e > worst_error:
+                        worst, worst_error = c, e
+            if worst < 0:
+                break
+            w[worst] = 0.0
+            count -= 1
+            solved = _solve(normalized, w, extrinsics, scratch, point)
+        used[p] = count if solved else 0
+        for i in range(3):
+            points[p, i] = point[i] if solved else np.nan
+        for c in range(n_cameras):
+            if solved and np.isfinite(pixels[c, p, 0]) and np.isfinite(pixels[c, p, 1]):
+                u, v = _project_one(point, extrinsics[c], intrinsics[c], distortions[c])
+                errors[c, p] = np.sqrt((u - pixels[c, p, 0]) ** 2 + (v - pixels[c, p, 1]) ** 2)
+            else:
+                errors[c, p] = np.nan

@@ -1,0 +1,235 @@
+"""Several calibrated cameras: the camera model, anipose's calibration.toml, triangulation and its command."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from posestream.cli import main as cli_main
+from posestream.core.errors import ConfigError
+from posestream.engine.sinks.analysis_h5 import AnalysisH5Writer
+from posestream.engine.types import FramePredictions, Skeleton
+from posestream.multiview.calibration_file import read_calibration, write_calibration
+from posestream.multiview.camera import Camera, rodrigues, rodrigues_vector
+from posestream.multiview.points3d_file import read_points3d
+from posestream.multiview.rig import Rig
+from posestream.multiview.triangulate import triangulate
+
+SESSION = Path(
+    os.environ.get(
+        "POSESTREAM_ANIPOSE_SESSION",
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "sleap-anipose" / "minimal_session",
+    )
+)
+
+
+def look_at(
+    name: str, position, target=(0.0, 0.0, 0.0), distortions=(-0.2, 0.05, 0.001, -0.001, 0.0)
+) -> Camera:
+    """A 1280x1024 camera at ``position`` (mm) looking at ``target``."""
+    forward = np.subtract(target, position) / np.linalg.norm(np.subtract(target, position))
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right = right / np.linalg.norm(right) if np.linalg.norm(right) > 1e-9 else np.array([1.0, 0.0, 0.0])
+    down = np.cross(forward, right)
+    rotation = np.stack([right, down, forward])  # rows: camera axes in world coordinates
+    matrix = [[900.0, 0.0, 640.0], [0.0, 900.0, 512.0], [0.0, 0.0, 1.0]]
+    return Camera(
+        name, (1280, 1024), matrix, distortions, rodrigues_vector(rotation), -rotation @ np.asarray(position)
+    )
+
+
+@pytest.fixture
+def rig() -> Rig:
+    return Rig(
+        [
+            look_at("back", (0.0, -400.0, 150.0)),
+            look_at("side", (400.0, 0.0, 150.0)),
+            look_at("front", (0.0, 400.0, 150.0)),
+            look_at("top", (10.0, 0.0, 450.0)),
+        ]
+    )
+
+
+def scene(n: int = 200, seed: int = 0) -> np.ndarray:
+    """Points (n, 3) in a 100 mm box around the origin."""
+    return np.random.default_rng(seed).uniform(-50.0, 50.0, (n, 3))
+
+
+def test_rodrigues_round_trip_including_half_turns():
+    for vector in (
+        [0.3, -1.2, 0.5],
+        [0.0, 0.0, 0.0],
+        [np.pi, 0.0, 0.0],
+        [0.0, np.pi / np.sqrt(2), np.pi / np.sqrt(2)],
+    ):
+        matrix = rodrigues(vector)
+        assert np.allclose(matrix @ matrix.T, np.eye(3))
+        assert np.allclose(rodrigues(rodrigues_vector(matrix)), matrix)
+
+
+def test_undistort_inverts_projection_with_distortion(rig):
+    points = scene()
+    for camera in rig.cameras:
+        seen = points @ rodrigues(camera.rotation).T + camera.translation
+        ideal = seen[:, :2] / seen[:, 2:]
+        assert np.abs(camera.undistort(camera.project(points)) - ideal).max() < 1e-9
+
+
+def test_projection_matches_opencv(rig):
+    cv2 = pytest.importorskip("cv2", reason="OpenCV (posestream[eval] brings it) checks the camera model")
+    points = scene()
+    for camera in rig.cameras:
+        expected = cv2.projectPoints(
+            points, camera.rotation, camera.translation, camera.matrix, camera.distortions
+        )
+        assert np.abs(camera.project(points) - expected[0][:, 0]).max() < 1e-9
+
+
+def test_calibration_round_trips_in_anipose_fields(rig, tmp_path):
+    rig.metadata = {"error": 0.25, "adjusted": True}
+    path = write_calibration(rig, tmp_path / "calibration.toml")
+    text = path.read_text()
+    for field in (
+        "[cam_0]",
+        "name = ",
+        "size = ",
+        "matrix = ",
+        "distortions = ",
+        "rotation = ",
+        "translation = ",
+    ):
+        assert field in text
+    back = read_calibration(path)
+    assert back.names == rig.names and back.metadata == rig.metadata
+    for a, b in zip(back.cameras, rig.cameras):
+        assert a.size == b.size
+        for name in ("matrix", "distortions", "rotation", "translation"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_reads_sleap_anipose_calibration():
+    path = SESSION / "calibration.toml"
+    if not path.exists():
+        pytest.skip(f"{path} not found (set POSESTREAM_ANIPOSE_SESSION to sleap-anipose's minimal_session)")
+    rig = read_calibration(path)
+    assert rig.names == ["back", "mid", "side", "top"]
+    assert rig.cameras[0].size == (1280, 1024) and rig.cameras[0].matrix[0, 0] == pytest.approx(
+        769.886, abs=1e-3
+    )
+
+
+def test_malformed_calibration_names_the_entry(tmp_path):
+    path = tmp_path / "calibration.toml"
+    path.write_text('[cam_0]\nname = "a"\nsize = [10, 10]\n')
+    with pytest.raises(ConfigError, match=r"\[cam_0\] lacks \['matrix'"):
+        read_calibration(path)
+
+
+def test_mismatched_camera_names_list_both_sides(rig):
+    with pytest.raises(ConfigError) as error:
+        rig.select(["back", "left"], source="the NAME=FILE inputs")
+    message = str(error.value)
+    assert (
+        "['left']" in message
+        and "['back', 'side', 'front', 'top']" in message
+        and "['back', 'left']" in message
+    )
+
+
+def test_triangulation_recovers_exact_points(rig):
+    points = scene()
+    pixels = np.stack([c.project(points) for c in rig.cameras])  # (C, P, 2)
+    result = triangulate(rig, pixels)
+    assert np.abs(result.points - points).max() < 1e-6
+    assert (result.cameras_used == 4).all() and np.nanmax(result.reprojection_error) < 1e-6
+
+
+def test_noise_is_averaged_and_an_outlier_camera_left_out(rig):
+    points = scene(500, seed=1)
+    rng = np.random.default_rng(2)
+    pixels = np.stack([c.project(points) for c in rig.cameras]) + rng.normal(0, 1.5, (4, 500, 2))
+    clean = triangulate(rig, pixels)
+    # 1.5 px is 0.67 mm at 400 mm from a 900 px focal length; four views do no worse than one
+    assert np.median(np.linalg.norm(clean.points - points, axis=-1)) < 0.67
+    pixels[2, :100] += 60.0  # camera "front" far off on the first 100 points
+    result = triangulate(rig, pixels, threshold_px=20.0)
+    assert (result.cameras_used[:100] == 3).all() and (result.cameras_used[100:] == 4).all()
+    assert (result.reprojection_error[2, :100] > 40).all()
+    kept = triangulate(rig, pixels, threshold_px=None)
+    assert (kept.cameras_used == 4).all()
+    assert np.median(np.linalg.norm(kept.points[:100] - points[:100], axis=-1)) > 2 * np.median(
+        np.linalg.norm(result.points[:100] - points[:100], axis=-1)
+    )
+
+
+def test_a_point_seen_by_one_camera_is_nan_and_counted(rig):
+    points = scene(10)
+    pixels = np.stack([c.project(points) for c in rig.cameras])
+    pixels[1:, 3] = np.nan  # point 3: back only
+    pixels[:, 7] = np.nan  # point 7: nobody
+    scores = np.ones((4, 10))
+    scores[2:, 5] = 0.0  # point 5: two cameras by score
+    result = triangulate(rig, pixels, scores)
+    assert np.isnan(result.points[3]).all() and np.isnan(result.points[7]).all()
+    assert result.cameras_used[3] == 0 and result.cameras_seen[3] == 1 and result.unsolved == 1
+    assert result.cameras_used[5] == 2 and np.abs(result.points[5] - points[5]).max() < 1e-6
+
+
+def write_view(path: Path, camera: Camera, poses: np.ndarray, skeleton: Skeleton, names=("mouse",)) -> Path:
+    """An analysis HDF5 of ``poses`` (F, T, N, 3) as ``camera`` sees them, one track per animal."""
+    with AnalysisH5Writer(path, skeleton, tracked=True, track_names=names) as writer:
+        for frame_idx, frame in enumerate(poses):
+            pixels = camera.project(frame).astype(np.float32)  # (T, N, 2)
+            seen = np.isfinite(pixels[:, :, 0]).any(axis=1)
+            writer.write(
+                FramePredictions(
+                    frame_idx=frame_idx,
+                    points=pixels[seen],
+                    point_scores=np.ones(pixels[seen].shape[:2], np.float32),
+                    instance_scores=np.ones(int(seen.sum()), np.float32),
+                    track_ids=np.flatnonzero(seen).astype(np.int32),
+                )
+            )
+    return path
+
+
+def test_triangulate_command_writes_sleap_anipose_layout(rig, tmp_path, capsys):
+    skeleton = Skeleton.from_names(["nose", "head", "tail"], [("nose", "head"), ("head", "tail")])
+    poses = scene(20 * 3).reshape(20, 1, 3, 3)
+    calibration = write_calibration(rig, tmp_path / "calibration.toml")
+    inputs = [
+        f"{c.name}={write_view(tmp_path / f'{c.name}.h5', c, poses, skeleton)}" for c in rig.cameras[:3]
+    ]
+    hidden = poses.copy()
+    hidden[5] = np.nan  # frame 5: no animal in camera "front"
+    inputs[2] = f"front={write_view(tmp_path / 'front.h5', rig.cameras[2], hidden, skeleton)}"
+    out = tmp_path / "points3d.h5"
+    code = cli_main(["triangulate", "--calibration", str(calibration), "-o", str(out), *inputs])
+    assert code == 0, capsys.readouterr().err
+    assert "20 frames x 1 tracks: 60 points" in capsys.readouterr().out
+    data = read_points3d(out)
+    assert data.points.shape == (20, 1, 3, 3) and data.camera_names == ["back", "side", "front"]
+    assert np.abs(data.points - poses).max() < 1e-3  # the views store float32 pixels
+    assert (data.cameras_used[5] == 2).all() and (np.delete(data.cameras_used, 5, axis=0) == 3).all()
+    assert data.node_names == ["nose", "head", "tail"] and data.track_names == ["mouse"]
+    with h5py.File(out) as f:  # sleap-anipose's name for the same data
+        assert np.array_equal(f["tracks"][:], f["points3d"][:], equal_nan=True)
+
+
+def test_triangulate_command_refuses_unknown_camera_and_empty_view(rig, tmp_path, capsys):
+    skeleton = Skeleton.from_names(["a", "b"])
+    poses = scene(5 * 2).reshape(5, 1, 2, 3)
+    calibration = write_calibration(rig, tmp_path / "calibration.toml")
+    back = write_view(tmp_path / "back.h5", rig.cameras[0], poses, skeleton)
+    side = write_view(tmp_path / "side.h5", rig.cameras[1], np.full_like(poses, np.nan), skeleton)
+    args = ["triangulate", "--calibration", str(calibration), "-o", str(tmp_path / "out.h5")]
+    assert cli_main([*args, f"back={back}", f"left={back}"]) == 2
+    assert "cameras ['left'] that the calibration does not have" in capsys.readouterr().err
+    assert cli_main([*args, f"back={back}", f"side={side}"]) == 2
+    assert "camera side" in capsys.readouterr().err and not (tmp_path / "out.h5").exists()
+    assert cli_main([*args, f"back{back}", f"side={side}"]) == 2
+    assert "NAME=FILE" in capsys.readouterr().err
