@@ -16,9 +16,9 @@ $(VENV)/.demo: $(BIN)/python pyproject.toml
 	$(PIP) install -e ".[eval]"
 	touch $@
 
-# Everything the tests need: the engine plus the train, eval, ray, nwb and dev extras.
+# Everything the tests need: the engine plus the train, eval, ray, nwb, calibration and dev extras.
 $(VENV)/.dev: $(BIN)/python pyproject.toml
-	$(PIP) install -e ".[train,eval,ray,nwb,dev]" "$(TORCH_SPEC)"
+	$(PIP) install -e ".[train,eval,ray,nwb,calibration,dev]" "$(TORCH_SPEC)"
 	touch $@ $(VENV)/.demo
 
 venv: $(VENV)/.dev

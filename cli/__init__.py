@@ -2,9 +2,9 @@
 
 ``options`` declares every option that several commands take, once; ``track`` (track, bench, retrack,
 recover), ``video`` (synth, render), ``live`` (live, camera-sim, listen, keys), ``batch``, ``train`` (train,
-evaluate, pack, preview-rf), ``export`` (export, import) and ``multiview`` (triangulate) declare their
-commands. Commands import what they need when they run, so ``posestream synth`` never loads torch and a
-missing extra fails only the command that needs it.
+evaluate, pack, preview-rf), ``export`` (export, import) and ``multiview`` (calibrate, triangulate)
+declare their commands. Commands import what they need when they run, so ``posestream synth`` never loads
+torch and a missing extra fails only the command that needs it.
 """
 
 from __future__ import annotations

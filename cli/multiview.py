@@ -1,4 +1,5 @@
-"""``triangulate``: several calibrated cameras' 2D poses joined into 3D (anipose's calibration.toml)."""
+"""``calibrate`` and ``triangulate``: a rig of cameras calibrated from a board (anipose's calibration.toml),
+and their 2D poses joined into 3D."""
 
 from __future__ import annotations
 
@@ -9,6 +10,69 @@ from posestream.cli import options as opt
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
+    add_calibrate(sub)
+    add_triangulate(sub)
+
+
+def add_calibrate(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "calibrate",
+        help="calibrate several cameras from a board they film (anipose's calibration.toml)",
+        description=(
+            "Calibrate the cameras of SESSION_DIR, one folder per camera named after it, with that camera's "
+            "board images or videos beneath (sleap-anipose's layout: calibration_images/). The same moment "
+            "has the same index in every camera: an image's last number, a video's frame number. The board "
+            "is described as anipose describes it (board.toml: ChArUco or checkerboard). Writes anipose's "
+            "calibration.toml, and beside it a report (.report.json, .report.png): reprojection error per "
+            "camera and the board's corners, triangulated, against their spacing."
+        ),
+    )
+    parser.add_argument("session", metavar="SESSION_DIR")
+    parser.add_argument(
+        "--board", required=True, metavar="BOARD.toml", help="the board (anipose's board.toml)"
+    )
+    opt.OUTPUT.add(parser, required=True, metavar="CALIBRATION.toml")
+    parser.add_argument(
+        "--corners",
+        metavar="METADATA.h5",
+        help="board corners already detected (sleap-anipose's calibration.metadata.h5: detected_corners, "
+        "cameras in the order of SESSION_DIR's folders) instead of detecting them",
+    )
+    parser.add_argument(
+        "--radial-terms",
+        type=int,
+        default=2,
+        choices=(1, 2),
+        help="radial distortion terms fitted: 1 (k1, as anipose) or 2 (k1, k2; default)",
+    )
+    parser.add_argument(
+        "--every", type=int, default=1, metavar="N", help="in videos, look for the board every N frames"
+    )
+    opt.QUIET.add(parser)
+    parser.set_defaults(run=run_calibrate)
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from posestream.multiview.calibrate_command import calibrate_session
+
+    summary = calibrate_session(
+        args.session, args.board, args.output, args.corners, args.radial_terms, args.every, not args.quiet
+    )
+    for name, f in summary.cameras.items():
+        print(
+            f"{name}: {f['frames']} frames, reprojection error median {f['reprojection_median_px']:.2f} px "
+            f"(p90 {f['reprojection_p90_px']:.2f}), focal length {f['focal_px']:.1f} px"
+        )
+    spacing = summary.board_spacing
+    print(
+        f"board: {spacing['pairs']} adjacent corners triangulated, |distance - {spacing['square_length']:g}| "
+        f"median {spacing['median_abs_error']:.3f}, p90 {spacing['p90_abs_error']:.3f}"
+    )
+    print(f"calibration: {summary.output}; report: {summary.report_json}, {summary.report_png}")
+    return 0
+
+
+def add_triangulate(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "triangulate",
         help="join several calibrated cameras' 2D poses into 3D poses",
@@ -41,7 +105,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run_triangulate(args: argparse.Namespace) -> int:
-    from posestream.multiview.archive import parse_inputs, triangulate_files
+    from posestream.multiview.triangulate_command import parse_inputs, triangulate_files
 
     summary = triangulate_files(
         args.calibration, parse_inputs(args.inputs), args.output, args.threshold or None, args.min_cameras

@@ -233,3 +233,94 @@ def test_triangulate_command_refuses_unknown_camera_and_empty_view(rig, tmp_path
     assert "camera side" in capsys.readouterr().err and not (tmp_path / "out.h5").exists()
     assert cli_main([*args, f"back{back}", f"side={side}"]) == 2
     assert "NAME=FILE" in capsys.readouterr().err
+
+
+BOARD_TOML = (
+    "board_x = 6\nboard_y = 5\nsquare_length = 30.0\nmarker_length = 22.5\nmarker_bits = 4\ndict_size = 50\n"
+)
+
+
+def board_poses(n: int, board_size=(180.0, 150.0), seed: int = 3) -> list[np.ndarray]:
+    """Board poses (4, 4) in the world: printed face up (its z axis down), tilted up to ~35 degrees, its
+    middle within 40 mm of the origin."""
+    rng = np.random.default_rng(seed)
+    poses = []
+    for _ in range(n):
+        pose = np.eye(4)
+        pose[:3, :3] = rodrigues(rng.uniform(-0.6, 0.6, 3)) @ np.diag([1.0, -1.0, -1.0])
+        pose[:3, 3] = rng.uniform(-40, 40, 3) - pose[:3, :3] @ [board_size[0] / 2, board_size[1] / 2, 0.0]
+        poses.append(pose)
+    return poses
+
+
+def test_calibration_recovers_a_rig_from_board_corners(rig):
+    from posestream.multiview.board import Board
+    from posestream.multiview.calibrate import calibrate
+    from posestream.multiview.calibrate_command import board_spacing
+
+    pytest.importorskip("cv2", reason="calibration needs posestream[calibration] (OpenCV)")
+    board = Board(6, 5, 30.0, 22.5, 4, 50)
+    truth = Rig(rig.cameras[:3])  # back, side, front: each sees the board's front face
+    world = np.stack([board.object_points() @ p[:3, :3].T + p[:3, 3] for p in board_poses(12)])  # (F, K, 3)
+    rng = np.random.default_rng(4)
+    corners = np.stack([c.project(world) for c in truth.cameras]) + rng.normal(
+        0, 0.2, (3, *world.shape[:2], 2)
+    )
+    corners[1, :3] = np.nan  # side misses the first three frames
+    found, report = calibrate(corners, board, truth.names, [c.size for c in truth.cameras], radial_terms=2)
+    for ours, true in zip(found.cameras, truth.cameras):
+        assert ours.matrix[0, 0] == pytest.approx(true.matrix[0, 0], rel=0.02)
+    # the world is camera 0's frame: compare the cameras' positions relative to it
+    true_positions = [
+        rodrigues(truth.cameras[0].rotation) @ c.center + truth.cameras[0].translation for c in truth.cameras
+    ]
+    for ours, position in zip(found.cameras, true_positions):
+        assert np.linalg.norm(ours.center - position) < 5.0  # mm, cameras ~400 mm away
+    assert all(m < 0.5 for m in report.median_px().values()) and report.frames_used == [12, 9, 12]
+    assert board_spacing(found, corners, board)["median_abs_error"] < 0.1
+
+
+def test_calibration_refuses_a_camera_that_never_sees_the_board(rig):
+    from posestream.multiview.board import Board
+    from posestream.multiview.calibrate import calibrate
+
+    pytest.importorskip("cv2", reason="calibration needs posestream[calibration] (OpenCV)")
+    board = Board(6, 5, 30.0, 22.5, 4, 50)
+    world = np.stack([board.object_points() @ p[:3, :3].T + p[:3, 3] for p in board_poses(5)])
+    corners = np.stack([c.project(world) for c in rig.cameras[:2]])
+    corners[1] = np.nan
+    with pytest.raises(ConfigError, match="camera side: the board is found .* in 0 frames"):
+        calibrate(corners, board, ["back", "side"], [(1280, 1024)] * 2)
+
+
+def test_calibrate_command_detects_a_charuco_board_in_images(rig, tmp_path, capsys):
+    cv2 = pytest.importorskip("cv2", reason="calibration needs posestream[calibration] (OpenCV)")
+    (tmp_path / "board.toml").write_text(BOARD_TOML)
+    aruco = cv2.aruco
+    charuco = aruco.CharucoBoard((6, 5), 30.0, 22.5, aruco.getPredefinedDictionary(aruco.DICT_4X4_50))
+    pixels_per_mm = 4.0
+    picture = charuco.generateImage((int(180 * pixels_per_mm), int(150 * pixels_per_mm)), marginSize=0)
+    # the picture's pixel (u, v) is the board's point (u, v) / pixels_per_mm, z = 0
+    to_board = np.diag([1 / pixels_per_mm, 1 / pixels_per_mm, 1.0])
+    still = (0.0, 0.0, 0.0, 0.0, 0.0)
+    cameras = [
+        look_at("back", (0, -300, 350), distortions=still),
+        look_at("side", (300, 0, 350), distortions=still),
+    ]
+    cameras.append(look_at("top", (10, 0, 450), distortions=still))
+    for camera in cameras:
+        folder = tmp_path / "session" / camera.name / "calibration_images"
+        folder.mkdir(parents=True)
+        for index, pose in enumerate(board_poses(8)):
+            homography = camera.matrix @ camera.extrinsics @ pose[:, [0, 1, 3]] @ to_board  # picture -> image
+            image = cv2.warpPerspective(picture, homography, camera.size, borderValue=255)
+            cv2.imwrite(str(folder / f"{camera.name}-2024-{index}.png"), image)
+    out = tmp_path / "calibration.toml"
+    args = ["calibrate", str(tmp_path / "session"), "--board", str(tmp_path / "board.toml"), "-o", str(out)]
+    assert cli_main([*args, "--radial-terms", "1", "--quiet"]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "back: 8 frames" in printed and out.with_suffix(".report.png").exists()
+    found = read_calibration(out)
+    assert found.names == ["back", "side", "top"]
+    for camera in found.cameras:
+        assert camera.matrix[0, 0] == pytest.approx(900.0, rel=0.02)
