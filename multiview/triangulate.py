@@ -26,8 +26,13 @@ class Triangulation:
 
     points: np.ndarray  # (..., 3) world units; NaN where fewer than min_cameras saw the point
     reprojection_error: np.ndarray  # (C, ...) pixels: each observation against the 3D point's projection
-    cameras_used: np.ndarray  # (...) int: cameras the point was solved from (0 where it is NaN)
+    used: np.ndarray  # (C, ...) bool: the observations the point was solved from (outliers left out)
     cameras_seen: np.ndarray  # (...) int: cameras with an observation of the point
+
+    @property
+    def cameras_used(self) -> np.ndarray:
+        """(...) int: cameras each point was solved from (0 where it is NaN)."""
+        return self.used.sum(axis=0)
 
     @property
     def unsolved(self) -> int:
@@ -57,7 +62,7 @@ def triangulate(
     flat = np.ascontiguousarray(pixels.reshape(n_cameras, -1, 2))
     weights = observation_weights(flat, scores)
     points = np.empty((flat.shape[1], 3))
-    used = np.empty(flat.shape[1], dtype=np.int64)
+    used = np.empty((n_cameras, flat.shape[1]), dtype=np.uint8)
     errors = np.empty((n_cameras, flat.shape[1]))
     kernels.load().triangulate_points(
         flat,
@@ -73,7 +78,10 @@ def triangulate(
     )
     seen = (weights > 0).sum(axis=0)
     return Triangulation(
-        points.reshape(*shape, 3), errors.reshape(n_cameras, *shape), used.reshape(shape), seen.reshape(shape)
+        points.reshape(*shape, 3),
+        errors.reshape(n_cameras, *shape),
+        used.astype(bool).reshape(n_cameras, *shape),
+        seen.reshape(shape),
     )
 
 

@@ -131,7 +131,7 @@ def _geometry_inputs(rng: np.random.Generator) -> dict[str, tuple]:
             20.0,
             2,
             np.zeros((20, 3)),
-            np.zeros(20, np.int64),
+            np.zeros((3, 20), np.uint8),
             np.zeros((3, 20)),
         ),
     }

@@ -134,12 +134,12 @@ def triangulate_points(
     used: np.ndarray,
     errors: np.ndarray,
 ) -> None:
-    """Observations (C, P, 2) with weights (C, P) (0: unseen) to points (P, 3), cameras used (P,) and each
-    camera's reprojection error (C, P), NaN where unseen.
+    """Observations (C, P, 2) with weights (C, P) (0: unseen) to points (P, 3), the observations each was
+    solved from (C, P: 1 used) and each camera's reprojection error (C, P), NaN where unseen.
 
     While the worst camera of a point reprojects more than ``threshold`` pixels off (threshold <= 0: never)
     and more than ``min_cameras`` cameras remain, it is left out and the point solved again. A point of
-    fewer than ``min_cameras`` cameras is NaN with 0 used."""
+    fewer than ``min_cameras`` cameras is NaN, solved from none."""
     n_cameras, n_points = weights.shape
     normalized = np.empty((n_cameras, 2))
     w = np.empty(n_cameras)
@@ -168,7 +168,8 @@ def triangulate_points(
             w[worst] = 0.0
             count -= 1
             solved = _solve(normalized, w, extrinsics, scratch, point)
-        used[p] = count if solved else 0
+        for c in range(n_cameras):
+            used[c, p] = 1 if solved and w[c] > 0.0 else 0
         for i in range(3):
             points[p, i] = point[i] if solved else np.nan
         for c in range(n_cameras):
