@@ -135,7 +135,9 @@ def throughput(out: Path, frames: int) -> None:
     """``posestream triangulate`` of 4 synthetic views, end to end (its own process) and alone (here)."""
     rig = read_calibration(out / "calibration_images.toml").select(list(CAMERAS))
     inputs = []
-    truth = _random_walk(frames)  # (F, 2, 15, 3)
+    with h5py.File(SESSION / "calibration.metadata.h5", "r") as f:
+        board = triangulate(rig, f["detected_corners"][:], threshold_px=None).points
+    truth = _random_walk(frames, np.nanmean(board.reshape(-1, 3), axis=0))  # (F, 2, 15, 3)
     rng = np.random.default_rng(1)
     for camera in rig.cameras:
         path = out / f"views_{frames}" / f"{camera.name}.h5"
@@ -164,11 +166,11 @@ def throughput(out: Path, frames: int) -> None:
     summary.write_text(json.dumps(figures, indent=2))
 
 
-def _random_walk(frames: int, seed: int = 0) -> np.ndarray:
-    """Two animals of 15 nodes wandering in the arena the session's board covered (F, 2, 15, 3), mm."""
+def _random_walk(frames: int, middle: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Two animals of 15 nodes wandering within 40 mm of ``middle`` (3,) (F, 2, 15, 3), mm."""
     rng = np.random.default_rng(seed)
     centers = np.cumsum(rng.normal(0, 1.0, (frames, 2, 3)), axis=0)
-    centers = 40 * np.tanh(centers / 40) + [[[20.0, 60.0, 60.0]], [[60.0, 100.0, 60.0]]]
+    centers = 40 * np.tanh(centers / 40) + middle + [[-20.0, 0.0, 0.0], [20.0, 0.0, 0.0]]
     body = rng.uniform(-15, 15, (2, 15, 3))
     return centers[:, :, None] + body[None]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from posestream.cli import options as opt
 
@@ -100,6 +101,9 @@ def add_triangulate(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--min-cameras", type=int, default=2, metavar="N", help="cameras a 3D point needs (default 2)"
     )
+    parser.add_argument(
+        "--threads", type=int, default=0, metavar="N", help="threads solving points (default: one per core)"
+    )
     opt.JSON.add(parser)
     parser.set_defaults(run=run_triangulate)
 
@@ -108,7 +112,12 @@ def run_triangulate(args: argparse.Namespace) -> int:
     from posestream.multiview.triangulate_command import parse_inputs, triangulate_files
 
     summary = triangulate_files(
-        args.calibration, parse_inputs(args.inputs), args.output, args.threshold or None, args.min_cameras
+        args.calibration,
+        parse_inputs(args.inputs),
+        args.output,
+        args.threshold or None,
+        args.min_cameras,
+        args.threads or os.cpu_count() or 1,
     )
     cameras = ", ".join(f"{name} {px:.2f}" for name, px in summary.reprojection_median.items())
     print(

@@ -41,7 +41,7 @@ def write_points3d(path: str | Path, data: Points3D) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with h5py.File(path, "w") as f:
-            f.create_dataset("points3d", data=data.points.astype(np.float64), compression="gzip")
+            f.create_dataset("points3d", data=data.points.astype(np.float64))
             f["tracks"] = f["points3d"]  # sleap-anipose's name, linked
             f.create_dataset("reprojection_error", data=data.reprojection_error.astype(np.float32))
             f.create_dataset("cameras_used", data=data.cameras_used.astype(np.uint8))

@@ -10,6 +10,7 @@ The loop is the engine's compiled kernel (engine/kernels/triangulation.py), one 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ from posestream.engine import kernels
 from posestream.multiview.rig import Rig
 
 DEFAULT_THRESHOLD_PX = 20.0
+CHUNK = 262_144  # points per kernel call: the unit of parallel work
 
 
 @dataclass
@@ -46,11 +48,12 @@ def triangulate(
     scores: np.ndarray | None = None,
     threshold_px: float | None = DEFAULT_THRESHOLD_PX,
     min_cameras: int = 2,
+    threads: int = 1,
 ) -> Triangulation:
     """Join ``pixels`` (C, ..., 2), camera c's observations in ``rig.cameras[c]``, into 3D points.
 
     ``scores`` (C, ...) weigh each observation (NaN or <= 0: unused); None weighs all alike. NaN pixels are
-    unseen. ``threshold_px`` None keeps every camera.
+    unseen. ``threshold_px`` None keeps every camera. ``threads`` > 1 solves chunks of points in parallel.
     """
     pixels = np.asarray(pixels, dtype=np.float64)
     n_cameras = len(rig.cameras)
@@ -64,18 +67,24 @@ def triangulate(
     points = np.empty((flat.shape[1], 3))
     used = np.empty((n_cameras, flat.shape[1]), dtype=np.uint8)
     errors = np.empty((n_cameras, flat.shape[1]))
-    kernels.load().triangulate_points(
-        flat,
-        weights,
-        np.stack([c.extrinsics for c in rig.cameras]),
-        np.stack([c.matrix for c in rig.cameras]),
-        np.stack([c.distortions for c in rig.cameras]),
-        float(threshold_px or 0.0),
-        int(min_cameras),
-        points,
-        used,
-        errors,
-    )
+    cameras = [
+        np.stack([getattr(c, name) for c in rig.cameras]) for name in ("extrinsics", "matrix", "distortions")
+    ]
+    settings = (float(threshold_px or 0.0), int(min_cameras))
+
+    def solve(part: slice) -> None:
+        out = (points[part], np.ascontiguousarray(used[:, part]), np.ascontiguousarray(errors[:, part]))
+        observed = np.ascontiguousarray(flat[:, part]), np.ascontiguousarray(weights[:, part])
+        kernels.load().triangulate_points(*observed, *cameras, *settings, *out)
+        used[:, part], errors[:, part] = out[1], out[2]
+
+    parts = [slice(start, start + CHUNK) for start in range(0, flat.shape[1], CHUNK)]
+    if len(parts) == 1 or threads <= 1:
+        for part in parts:
+            solve(part)
+    else:  # the kernel releases the GIL: chunks run in parallel
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(solve, parts))
     seen = (weights > 0).sum(axis=0)
     return Triangulation(
         points.reshape(*shape, 3),

@@ -54,13 +54,14 @@ def triangulate_files(
     output: str | Path,
     threshold_px: float | None = DEFAULT_THRESHOLD_PX,
     min_cameras: int = 2,
+    threads: int = 1,
 ) -> TriangulateSummary:
     """Triangulate each camera's poses (``inputs``: camera name -> analysis .h5 or .slp) into ``output``."""
     start = time.perf_counter()
     rig = read_calibration(calibration).select(list(inputs), source="the NAME=FILE inputs")
     views = join_views([read_view(name, path) for name, path in inputs.items()])
     solving = time.perf_counter()
-    result = triangulate(rig, views.pixels, views.scores, threshold_px, min_cameras)
+    result = triangulate(rig, views.pixels, views.scores, threshold_px, min_cameras, threads)
     triangulation_seconds = time.perf_counter() - solving
     data = Points3D(
         points=result.points,

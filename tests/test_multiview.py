@@ -324,3 +324,18 @@ def test_calibrate_command_detects_a_charuco_board_in_images(rig, tmp_path, caps
     assert found.names == ["back", "side", "top"]
     for camera in found.cameras:
         assert camera.matrix[0, 0] == pytest.approx(900.0, rel=0.02)
+
+
+def test_parallel_chunks_give_the_same_points(rig, monkeypatch):
+    import posestream.multiview.triangulate as module
+
+    points = scene(100, seed=5)
+    pixels = np.stack([c.project(points) for c in rig.cameras]) + np.random.default_rng(6).normal(
+        0, 2, (4, 100, 2)
+    )
+    pixels[3, 10:20] += 50.0  # outliers, left out chunk by chunk
+    whole = triangulate(rig, pixels)
+    monkeypatch.setattr(module, "CHUNK", 7)
+    parallel = triangulate(rig, pixels, threads=3)
+    assert np.array_equal(whole.points, parallel.points) and np.array_equal(whole.used, parallel.used)
+    assert np.array_equal(whole.reprojection_error, parallel.reprojection_error)
