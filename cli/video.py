@@ -26,7 +26,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         description="Render a synthetic H.264 video and write its ground truth beside it "
         "(OUT.analysis.h5, and OUT.slp when posestream[slp] is installed).",
     )
-    synth.add_argument("out", metavar="OUT.mp4", help="video to write")
+    synth.add_argument("out", metavar="OUT.mp4", help="video to write (with --cameras: a folder)")
     opt.NUM_FRAMES.add(synth, default=300)
     synth.add_argument(
         "--size", type=_size, default=(384, 384), metavar="WxH", help="frame size (default 384x384)"
@@ -43,6 +43,25 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     opt.FPS.add(synth, default=30.0)
     synth.add_argument("--no-slp", action="store_true", help="skip the .slp labels (faster for long videos)")
     opt.QUIET.add(synth)
+    views = synth.add_argument_group(
+        "several cameras",
+        "one 3D scene (animals in a 400 mm box) filmed by N virtual cameras on a ring: into the folder OUT, "
+        "each camera's video NAME.mp4, its 2D truth NAME.analysis.h5 (and with --jitter NAME.detections.h5), "
+        "the 3D truth truth3d.h5 and the cameras' calibration",
+    )
+    views.add_argument("--cameras", type=int, default=0, metavar="N", help="film the scene with N cameras")
+    views.add_argument(
+        "--calibration",
+        metavar="OUT.toml",
+        help="where the cameras' calibration goes (anipose's calibration.toml; default OUT/calibration.toml)",
+    )
+    views.add_argument(
+        "--camera-size",
+        type=_size,
+        default=(1280, 1024),
+        metavar="WxH",
+        help="each camera's frame size (default 1280x1024)",
+    )
     noise = synth.add_argument_group(
         "detections",
         "also write the ground truth perturbed into untracked detections (OUT.detections.h5/.slp), "
@@ -92,6 +111,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def run_synth(args: argparse.Namespace) -> int:
     from posestream.engine.synth import PerturbConfig, SynthConfig, write_synthetic_video
 
+    if args.cameras or args.calibration:
+        return run_synth_scene(args)
+
     width, height = args.size
     config = SynthConfig(
         frames=args.num_frames,
@@ -119,6 +141,27 @@ def run_synth(args: argparse.Namespace) -> int:
     for path in (out.detections_h5, out.detections_slp):
         if path is not None:
             print(f"detections:   {path}  (the ground truth perturbed, untracked)")
+    return 0
+
+
+def run_synth_scene(args: argparse.Namespace) -> int:
+    from posestream.multiview.synth_scene import SceneConfig, write_scene
+
+    config = SceneConfig(
+        cameras=args.cameras,
+        animals=args.animals,
+        frames=args.num_frames,
+        size=args.camera_size,
+        seed=args.seed,
+        jitter=args.jitter,
+        fps=args.fps,
+    )
+    out = write_scene(args.out, config, progress=not args.quiet, calibration=args.calibration)
+    print(
+        f"scene: {out} ({config.cameras} cameras, {config.frames} frames, {config.animals} animals, seed "
+        f"{config.seed}): NAME.mp4, NAME.analysis.h5{', NAME.detections.h5' if config.jitter else ''} per "
+        f"camera, truth3d.h5; calibration: {args.calibration or out / 'calibration.toml'}"
+    )
     return 0
 
 

@@ -339,3 +339,36 @@ def test_parallel_chunks_give_the_same_points(rig, monkeypatch):
     parallel = triangulate(rig, pixels, threads=3)
     assert np.array_equal(whole.points, parallel.points) and np.array_equal(whole.used, parallel.used)
     assert np.array_equal(whole.reprojection_error, parallel.reprojection_error)
+
+
+def test_synthetic_scene_triangulates_back_to_its_truth(tmp_path, capsys):
+    scene = tmp_path / "scene"
+    args = ["synth", str(scene), "--cameras", "3", "--num-frames", "12", "--camera-size", "320x256"]
+    assert cli_main([*args, "--jitter", "1.0", "--seed", "3", "--quiet"]) == 0, capsys.readouterr().err
+    names = ["cam0", "cam1", "cam2"]
+    for name in names:
+        assert (scene / f"{name}.mp4").stat().st_size > 0 and (scene / f"{name}.detections.h5").exists()
+    truth = read_points3d(scene / "truth3d.h5")
+    assert truth.points.shape == (12, 2, 9, 3) and truth.camera_names == names
+    inputs = [f"{n}={scene / f'{n}.analysis.h5'}" for n in names]
+    out = tmp_path / "points3d.h5"
+    assert (
+        cli_main(["triangulate", "--calibration", str(scene / "calibration.toml"), "-o", str(out), *inputs])
+        == 0
+    )
+    exact = read_points3d(out).points  # from the exact 2D truth (float32 pixels)
+    assert np.abs(exact - truth.points).max() < 0.05
+    noisy = [f"{n}={scene / f'{n}.detections.h5'}" for n in names]
+    assert (
+        cli_main(["triangulate", "--calibration", str(scene / "calibration.toml"), "-o", str(out), *noisy])
+        == 0
+    )
+    error = np.linalg.norm(read_points3d(out).points - truth.points, axis=-1)
+    assert 0.05 < np.median(error) < 5.0  # mm: 1 px of noise, ~2 mm a pixel at 320 px wide
+
+
+def test_synthetic_scene_refuses_a_video_name_and_one_camera(tmp_path, capsys):
+    assert cli_main(["synth", str(tmp_path / "scene.mp4"), "--cameras", "3", "--quiet"]) == 2
+    assert "OUT is a folder" in capsys.readouterr().err
+    assert cli_main(["synth", str(tmp_path / "scene"), "--cameras", "1", "--quiet"]) == 2
+    assert "at least 2 cameras" in capsys.readouterr().err

@@ -96,8 +96,8 @@ def write_synthetic_video(
     sinks = [truth, *([labels] if labels else [])]
     detections = _detection_sinks(out, config, perturb, slp, provenance)
     perturber = Perturber(perturb, config.width, config.height, config.animals) if detections else None
-    with truth, _open_output(out) as container:
-        stream = _h264_stream(container, config, crf, keyint)
+    with truth, open_video_output(out) as container:
+        stream = h264_stream(container, config, crf, keyint)
         with progress_bar(config.frames, f"synth {out.name}", enabled=progress) as advance:
             for frame_idx, poses in enumerate(PoseSimulator(config)):
                 frame = yuv420p_frame(renderer.render(poses, frame_idx))
@@ -137,14 +137,14 @@ def _detection_sinks(
     return sinks
 
 
-def _open_output(path: Path) -> av.container.OutputContainer:
+def open_video_output(path: Path) -> av.container.OutputContainer:
     try:
         return av.open(str(path), mode="w")
     except (OSError, av.error.FFmpegError) as exc:
         raise OutputFileError(f"{path}: cannot create the video ({exc})") from exc
 
 
-def _h264_stream(
+def h264_stream(
     container: av.container.OutputContainer, config: SynthConfig, crf: int, keyint: int | None = None
 ) -> av.VideoStream:
     rate = Fraction(config.fps).limit_denominator(1001)
