@@ -82,7 +82,8 @@ def add_triangulate(sub: argparse._SubParsersAction) -> None:
             "them), each given as NAME=FILE with NAME the camera's name in the calibration (anipose's "
             "calibration.toml). Writes a 3D HDF5 file: points3d (frames, tracks, nodes, 3) in the "
             "calibration's units, laid out as sleap-anipose's, with each point's reprojection error and "
-            "cameras used. Tracks are joined by name across views."
+            "cameras used. Tracks are joined by name across views; views that name their tracks differently "
+            "(each camera tracked on its own) are matched by geometry to the view with the most tracks."
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="NAME=FILE", help="each camera's 2D poses")
@@ -124,6 +125,7 @@ def run_triangulate(args: argparse.Namespace) -> int:
         f"triangulated {summary.frames} frames x {summary.tracks} tracks: {summary.solved} points, "
         f"{summary.unsolved} seen by fewer than {args.min_cameras} cameras (NaN); reprojection error median "
         f"(px): {cameras}; {summary.fps:.0f} frames/s -> {summary.output}"
+        + ("; tracks matched across views by geometry" if summary.matched else "")
     )
     if args.json:
         record = {**summary.__dict__, "output": str(summary.output), "fps": summary.fps}

@@ -8,8 +8,9 @@ little radial distortion. Written into OUT_DIR:
 - ``calibration.toml``: the cameras (anipose's format), as ``--calibration`` names it;
 - ``truth3d.h5``: the 3D poses (frames, animals, nodes, 3) in mm, the layout ``triangulate`` writes;
 - per camera NAME: ``NAME.mp4`` (the animals drawn where the camera sees them), ``NAME.analysis.h5`` (their
-  2D truth, every animal its own track) and, with ``jitter``, ``NAME.detections.h5`` (the truth with that
-  many pixels of noise per coordinate: the input triangulation gets from a pose model).
+  2D truth, every animal its own track, ``animal_K``) and, with ``jitter``, ``NAME.detections.h5`` (the
+  truth with that many pixels of noise per coordinate, each camera's tracks named ``NAME_trackK`` in an
+  order of its own: what each camera tracked on its own would give triangulation).
 """
 
 from __future__ import annotations
@@ -125,8 +126,10 @@ def write_scene(
         seen = camera.project(poses)  # (F, A, N, 2)
         _write_view(out / f"{camera.name}.analysis.h5", seen, names, out / f"{camera.name}.mp4")
         if config.jitter:
-            noisy = seen + rng.normal(0.0, config.jitter, seen.shape)
-            _write_view(out / f"{camera.name}.detections.h5", noisy, names, out / f"{camera.name}.mp4")
+            order = rng.permutation(config.animals)
+            noisy = seen[:, order] + rng.normal(0.0, config.jitter, seen.shape)
+            own = [f"{camera.name}_track{k}" for k in range(config.animals)]
+            _write_view(out / f"{camera.name}.detections.h5", noisy, own, out / f"{camera.name}.mp4")
         _write_video(out / f"{camera.name}.mp4", seen, camera, body, config, progress)
     return out
 

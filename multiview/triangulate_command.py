@@ -10,9 +10,10 @@ import numpy as np
 
 from posestream.core.errors import ConfigError
 from posestream.multiview.calibration_file import read_calibration
+from posestream.multiview.matching import match_views
 from posestream.multiview.points3d_file import Points3D, write_points3d
 from posestream.multiview.triangulate import DEFAULT_THRESHOLD_PX, triangulate
-from posestream.multiview.views import join_views, read_view
+from posestream.multiview.views import join_views, read_view, tracks_agree
 
 
 @dataclass
@@ -25,6 +26,7 @@ class TriangulateSummary:
     seconds: float  # reading, triangulating and writing
     triangulation_seconds: float
     reprojection_median: dict[str, float] = field(default_factory=dict)  # pixels, by camera
+    matched: bool = False  # the views' tracks were matched by geometry (named differently)
 
     @property
     def fps(self) -> float:
@@ -59,7 +61,9 @@ def triangulate_files(
     """Triangulate each camera's poses (``inputs``: camera name -> analysis .h5 or .slp) into ``output``."""
     start = time.perf_counter()
     rig = read_calibration(calibration).select(list(inputs), source="the NAME=FILE inputs")
-    views = join_views([read_view(name, path) for name, path in inputs.items()])
+    views = [read_view(name, path) for name, path in inputs.items()]
+    matched = not tracks_agree(views)
+    views = join_views(match_views(rig, views) if matched else views)
     solving = time.perf_counter()
     result = triangulate(rig, views.pixels, views.scores, threshold_px, min_cameras, threads)
     triangulation_seconds = time.perf_counter() - solving
@@ -88,4 +92,5 @@ def triangulate_files(
         seconds=time.perf_counter() - start,
         triangulation_seconds=triangulation_seconds,
         reprojection_median=medians,
+        matched=matched,
     )

@@ -73,7 +73,7 @@ def join_views(views: list[View]) -> JoinedViews:
     """The views on common axes: frames padded with NaN to the longest, tracks aligned by name.
 
     Views that name the same tracks (one animal, or identity models) are aligned by name; single-track views
-    are one animal. Views with different track names need matching across views (not done here)."""
+    are one animal. Views whose tracks are named differently are matched first (``matching.match_views``)."""
     for view in views:
         if not np.isfinite(view.points).any():
             raise ConfigError(
@@ -99,14 +99,17 @@ def join_views(views: list[View]) -> JoinedViews:
     return JoinedViews(pixels, scores, names, first.skeleton)
 
 
-def _common_tracks(views: list[View]) -> list[str]:
-    if all(len(v.track_names) == 1 for v in views):
-        return list(views[0].track_names)
+def tracks_agree(views: list[View]) -> bool:
+    """Whether the views' tracks can be joined by name: one track each, or the same names in each."""
     named = [sorted(v.track_names) for v in views]
-    if all(n == named[0] for n in named):
+    return all(len(n) == 1 for n in named) or all(n == named[0] for n in named)
+
+
+def _common_tracks(views: list[View]) -> list[str]:
+    if tracks_agree(views):
         return list(views[0].track_names)
     listed = "; ".join(f"{v.camera}: {v.track_names}" for v in views)
     raise ConfigError(
-        f"the views name different tracks ({listed}); triangulation joins tracks of the same name across "
-        "cameras. Track each camera with the same identity model, or rename the tracks to agree"
+        f"the views name different tracks ({listed}); match them across views first "
+        "(posestream.multiview.matching.match_views)"
     )

@@ -1,0 +1,73 @@
+"""The same animal's track in every camera: views whose tracks are named differently (each camera tracked on
+its own) matched to one reference view by geometry.
+
+For each other camera, every pair of tracks (one from the reference view, one from this view) is triangulated
+from the two cameras on a sample of frames; a pair of the same animal reprojects close to its observations,
+a pair of two animals does not. Each sampled frame's tracks are paired by optimal assignment on that cost
+(the median reprojection error over the nodes both see), and each track takes the reference track it was
+paired with most often: one answer for the whole file, so identities stay put over time as long as each
+camera's own tracks do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from posestream.multiview.rig import Rig
+from posestream.multiview.triangulate import triangulate
+from posestream.multiview.views import View
+
+SAMPLED_FRAMES = 2000  # frames whose costs decide the matching (evenly spread over the file)
+UNMATCHED_COST = 1e6  # pixels: the cost of a pair that shares no node
+
+
+def match_views(rig: Rig, views: list[View], sampled: int = SAMPLED_FRAMES) -> list[View]:
+    """``views`` with each one's tracks renamed and reordered as the reference view's (the one with the most
+    tracks); a track no reference track pairs with is dropped."""
+    reference = max(range(len(views)), key=lambda v: len(views[v].track_names))
+    matched = list(views)
+    for index, view in enumerate(views):
+        if index != reference:
+            pair = rig.select([views[reference].camera, view.camera])
+            mapping = track_mapping(pair, views[reference], view, sampled)
+            matched[index] = _renamed(view, mapping, views[reference].track_names)
+    return matched
+
+
+def track_mapping(pair: Rig, reference: View, other: View, sampled: int = SAMPLED_FRAMES) -> dict[int, int]:
+    """{track of ``other``: track of ``reference``} (slot indices), by votes over sampled frames."""
+    n_frames = min(reference.points.shape[0], other.points.shape[0])
+    frames = np.unique(np.linspace(0, n_frames - 1, min(n_frames, sampled)).astype(int))
+    cost = pair_costs(pair, reference.points[frames], other.points[frames])  # (F', Ti, Tj)
+    votes = np.zeros(cost.shape[1:])  # (Ti, Tj)
+    for frame_cost in cost:
+        seen = np.isfinite(frame_cost)
+        if not seen.any():
+            continue
+        rows, columns = linear_sum_assignment(np.where(seen, frame_cost, UNMATCHED_COST))
+        kept = seen[rows, columns]
+        votes[rows[kept], columns[kept]] += 1
+    rows, columns = linear_sum_assignment(-votes)
+    return {int(j): int(i) for i, j in zip(rows, columns) if votes[i, j] > 0}
+
+
+def pair_costs(pair: Rig, reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Median reprojection error (F, Ti, Tj) of each pair of tracks, reference (F, Ti, N, 2) and other
+    (F, Tj, N, 2), triangulated from the two cameras; NaN where a pair shares no node."""
+    frames, ti, tj, nodes = reference.shape[0], reference.shape[1], other.shape[1], reference.shape[2]
+    shape = (frames, ti, tj, nodes, 2)
+    pixels = np.stack([np.broadcast_to(reference[:, :, None], shape), np.broadcast_to(other[:, None], shape)])
+    errors = triangulate(pair, pixels, threshold_px=None).reprojection_error.max(axis=0)  # (F, Ti, Tj, N)
+    shared = np.isfinite(errors).any(axis=-1)
+    median = np.nanmedian(np.where(shared[..., None], errors, 0.0), axis=-1)
+    return np.where(shared, median, np.nan)
+
+
+def _renamed(view: View, mapping: dict[int, int], names: list[str]) -> View:
+    """``view`` with its track j in slot ``mapping[j]`` under ``names``; unmapped slots empty."""
+    points = np.full((view.points.shape[0], len(names), *view.points.shape[2:]), np.nan)
+    scores = np.zeros(points.shape[:3])
+    for source, target in mapping.items():
+        points[:, target], scores[:, target] = view.points[:, source], view.scores[:, source]
+    return View(view.camera, view.path, points, scores, list(names), view.skeleton)
