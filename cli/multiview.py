@@ -103,6 +103,14 @@ def add_triangulate(sub: argparse._SubParsersAction) -> None:
         "--min-cameras", type=int, default=2, metavar="N", help="cameras a 3D point needs (default 2)"
     )
     parser.add_argument(
+        "--smooth",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then smooth each point over time: the median of N frames (odd), named in the file "
+        "(default: none)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=0, metavar="N", help="threads solving points (default: one per core)"
     )
     opt.JSON.add(parser)
@@ -119,6 +127,7 @@ def run_triangulate(args: argparse.Namespace) -> int:
         args.threshold or None,
         args.min_cameras,
         args.threads or os.cpu_count() or 1,
+        args.smooth,
     )
     cameras = ", ".join(f"{name} {px:.2f}" for name, px in summary.reprojection_median.items())
     print(
@@ -126,6 +135,7 @@ def run_triangulate(args: argparse.Namespace) -> int:
         f"{summary.unsolved} seen by fewer than {args.min_cameras} cameras (NaN); reprojection error median "
         f"(px): {cameras}; {summary.fps:.0f} frames/s -> {summary.output}"
         + ("; tracks matched across views by geometry" if summary.matched else "")
+        + (f"; smoothed: median over {args.smooth} frames" if args.smooth else "")
     )
     if args.json:
         record = {**summary.__dict__, "output": str(summary.output), "fps": summary.fps}

@@ -6,7 +6,8 @@ Datasets (frames first, as sleap-anipose writes ``tracks``):
   ``tracks`` is the same dataset under sleap-anipose's name (an HDF5 link, not a copy).
 - ``reprojection_error`` (frames, tracks, nodes, cameras), pixels; NaN where that camera did not see it.
 - ``cameras_used`` (frames, tracks, nodes), uint8: cameras the point was solved from.
-- ``node_names``, ``edge_inds``, ``track_names``, ``camera_names``; attribute ``calibration`` (its path).
+- ``node_names``, ``edge_inds``, ``track_names``, ``camera_names``; attributes ``calibration`` (its path)
+  and ``smoothing`` (the temporal smoothing applied, "" for none).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Points3D:
     track_names: list[str]
     camera_names: list[str]
     calibration: str = ""
+    smoothing: str = ""  # the temporal smoothing applied ("" for none)
 
 
 def write_points3d(path: str | Path, data: Points3D) -> Path:
@@ -50,6 +52,7 @@ def write_points3d(path: str | Path, data: Points3D) -> Path:
             f.create_dataset("track_names", data=encode(data.track_names))
             f.create_dataset("camera_names", data=encode(data.camera_names))
             f.attrs["calibration"] = data.calibration
+            f.attrs["smoothing"] = data.smoothing
     except OSError as exc:
         raise OutputFileError(f"{path}: cannot write the 3D poses ({exc})") from exc
     return path
@@ -76,4 +79,5 @@ def read_points3d(path: str | Path) -> Points3D:
             track_names=decode(f["track_names"][:]) if "track_names" in f else [],
             camera_names=decode(f["camera_names"][:]) if "camera_names" in f else [],
             calibration=str(f.attrs.get("calibration", "")),
+            smoothing=str(f.attrs.get("smoothing", "")),
         )

@@ -12,6 +12,7 @@ from posestream.core.errors import ConfigError
 from posestream.multiview.calibration_file import read_calibration
 from posestream.multiview.matching import match_views
 from posestream.multiview.points3d_file import Points3D, write_points3d
+from posestream.multiview.smoothing import check_window, median_smooth
 from posestream.multiview.triangulate import DEFAULT_THRESHOLD_PX, triangulate
 from posestream.multiview.views import join_views, read_view, tracks_agree
 
@@ -57,8 +58,12 @@ def triangulate_files(
     threshold_px: float | None = DEFAULT_THRESHOLD_PX,
     min_cameras: int = 2,
     threads: int = 1,
+    smooth: int = 0,
 ) -> TriangulateSummary:
-    """Triangulate each camera's poses (``inputs``: camera name -> analysis .h5 or .slp) into ``output``."""
+    """Triangulate each camera's poses (``inputs``: camera name -> analysis .h5 or .slp) into ``output``;
+    ``smooth`` > 0: then a median over that many frames (``smoothing.median_smooth``), named in the file."""
+    if smooth:
+        check_window(smooth)
     start = time.perf_counter()
     rig = read_calibration(calibration).select(list(inputs), source="the NAME=FILE inputs")
     views = [read_view(name, path) for name, path in inputs.items()]
@@ -68,7 +73,7 @@ def triangulate_files(
     result = triangulate(rig, views.pixels, views.scores, threshold_px, min_cameras, threads)
     triangulation_seconds = time.perf_counter() - solving
     data = Points3D(
-        points=result.points,
+        points=median_smooth(result.points, smooth) if smooth else result.points,
         reprojection_error=np.moveaxis(result.reprojection_error, 0, -1),
         cameras_used=result.cameras_used,
         node_names=list(views.skeleton.nodes),
@@ -76,6 +81,7 @@ def triangulate_files(
         track_names=views.track_names,
         camera_names=rig.names,
         calibration=str(calibration),
+        smoothing=f"median over {smooth} frames" if smooth else "",
     )
     write_points3d(output, data)
     errors = result.reprojection_error.reshape(len(rig.cameras), -1)

@@ -396,3 +396,28 @@ def test_views_tracked_apart_are_matched_across_cameras(tmp_path, capsys):
     data = read_points3d(out)
     assert data.track_names == ["cam0_track0", "cam0_track1", "cam0_track2"]
     assert np.abs(data.points - poses).max() < 0.1  # every 3D track is one animal, in the first view's order
+
+
+def test_smoothing_is_a_stated_step_that_keeps_gaps(rig, tmp_path, capsys):
+    from posestream.multiview.smoothing import median_smooth
+
+    track = np.stack([np.arange(9.0)] * 3, axis=-1)[:, None]  # (9, 1, 3): a straight walk
+    track[4] += 30.0  # one outlier frame
+    track[7] = np.nan  # a gap
+    smoothed = median_smooth(track, 3)
+    assert np.allclose(smoothed[4], 5.0) and np.isnan(smoothed[7]).all() and np.allclose(smoothed[1], 1.0)
+    skeleton = Skeleton.from_names(["a", "b"])
+    poses = scene(10 * 2).reshape(10, 1, 2, 3)
+    calibration = write_calibration(rig, tmp_path / "calibration.toml")
+    inputs = [
+        f"{c.name}={write_view(tmp_path / f'{c.name}.h5', c, poses, skeleton)}" for c in rig.cameras[:2]
+    ]
+    out = tmp_path / "points3d.h5"
+    args = ["triangulate", "--calibration", str(calibration), "-o", str(out), *inputs]
+    assert cli_main([*args, "--smooth", "4"]) == 2 and "odd number of frames" in capsys.readouterr().err
+    assert (
+        cli_main([*args, "--smooth", "5"]) == 0
+        and "smoothed: median over 5 frames" in capsys.readouterr().out
+    )
+    assert read_points3d(out).smoothing == "median over 5 frames"
+    assert cli_main(args) == 0 and read_points3d(out).smoothing == ""
