@@ -111,6 +111,11 @@ def add_triangulate(sub: argparse._SubParsersAction) -> None:
         "(default: none)",
     )
     parser.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="also draw each track's 3D path and skeleton (posestream[calibration])",
+    )
+    parser.add_argument(
         "--threads", type=int, default=0, metavar="N", help="threads solving points (default: one per core)"
     )
     opt.JSON.add(parser)
@@ -137,6 +142,11 @@ def run_triangulate(args: argparse.Namespace) -> int:
         + ("; tracks matched across views by geometry" if summary.matched else "")
         + (f"; smoothed: median over {args.smooth} frames" if args.smooth else "")
     )
+    if args.plot:
+        from posestream.multiview.plot import plot_trajectories
+        from posestream.multiview.points3d_file import read_points3d
+
+        print(f"picture: {plot_trajectories(read_points3d(summary.output), args.plot)}")
     if args.json:
         record = {**summary.__dict__, "output": str(summary.output), "fps": summary.fps}
         with open(args.json, "w") as f:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from posestream.cli import options as opt
+from posestream.core.errors import ConfigError
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -92,7 +93,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="draw poses on their video (a colour per identity, optional trails) into an overlay video",
         description="Draw the poses of PREDICTIONS (our analysis .h5, or any .slp: SLEAP's, sleap-nn's, "
         "ours) on VIDEO: each instance's skeleton in its track's colour (untracked: white), and with "
-        "--trails N each track's path over its last N frames.",
+        "--trails N each track's path over its last N frames. With --calibration and --camera, "
+        "PREDICTIONS is a 3D poses file (triangulate's), drawn where that camera sees it.",
     )
     render.add_argument("video", metavar="VIDEO")
     render.add_argument("predictions", metavar="PREDICTIONS.{h5,slp}")
@@ -104,6 +106,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     render.add_argument(
         "--line-width", type=float, default=0.0, metavar="PX", help="default: from the frame size"
     )
+    render.add_argument(
+        "--calibration",
+        metavar="CALIBRATION.toml",
+        help="with --camera: draw 3D poses reprojected into a view",
+    )
+    render.add_argument("--camera", metavar="NAME", help="the camera of the calibration that filmed VIDEO")
     opt.QUIET.add(render)
     render.set_defaults(run=run_render)
 
@@ -171,6 +179,13 @@ def run_render(args: argparse.Namespace) -> int:
     options = RenderOptions(
         frames=args.frames, trails=args.trails, line_width=args.line_width, progress=not args.quiet
     )
-    frames = render(args.video, args.predictions, args.output, options)
+    predictions = args.predictions
+    if args.calibration or args.camera:
+        if not (args.calibration and args.camera):
+            raise ConfigError("render: drawing 3D poses needs both --calibration and --camera NAME")
+        from posestream.multiview.reprojection import ProjectedPoses
+
+        predictions = ProjectedPoses(args.predictions, args.calibration, args.camera)
+    frames = render(args.video, predictions, args.output, options)
     print(f"{frames} frames drawn: {args.output}")
     return 0

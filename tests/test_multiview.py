@@ -421,3 +421,53 @@ def test_smoothing_is_a_stated_step_that_keeps_gaps(rig, tmp_path, capsys):
     )
     assert read_points3d(out).smoothing == "median over 5 frames"
     assert cli_main(args) == 0 and read_points3d(out).smoothing == ""
+
+
+def test_render_draws_3d_poses_where_a_camera_sees_them_and_plot_draws_paths(tmp_path, capsys):
+    from posestream.multiview.reprojection import ProjectedPoses
+
+    pytest.importorskip("matplotlib", reason="the 3D picture needs posestream[calibration]")
+    scene = tmp_path / "scene"
+    assert (
+        cli_main(
+            [
+                "synth",
+                str(scene),
+                "--cameras",
+                "2",
+                "--num-frames",
+                "6",
+                "--camera-size",
+                "320x256",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    inputs = [f"cam{c}={scene / f'cam{c}.analysis.h5'}" for c in range(2)]
+    points = tmp_path / "points3d.h5"
+    calibration = str(scene / "calibration.toml")
+    picture = tmp_path / "paths.png"
+    assert (
+        cli_main(
+            ["triangulate", "--calibration", calibration, "-o", str(points), "--plot", str(picture), *inputs]
+        )
+        == 0
+    )
+    assert picture.stat().st_size > 10_000
+    projected = ProjectedPoses(points, calibration, "cam1")
+    truth = read_view_points(scene / "cam1.analysis.h5")
+    assert np.abs(np.stack([f.points for f in projected.iter_frames()]) - truth).max() < 0.05
+    overlay = tmp_path / "overlay.mp4"
+    args = ["render", str(scene / "cam1.mp4"), str(points), "-o", str(overlay), "--quiet"]
+    assert cli_main([*args, "--calibration", calibration, "--camera", "cam1"]) == 0
+    assert "6 frames drawn" in capsys.readouterr().out and overlay.stat().st_size > 0
+    assert (
+        cli_main([*args, "--camera", "cam1"]) == 2 and "--calibration and --camera" in capsys.readouterr().err
+    )
+
+
+def read_view_points(path: Path) -> np.ndarray:
+    from posestream.multiview.views import read_view
+
+    return read_view("camera", path).points  # (F, T, N, 2)

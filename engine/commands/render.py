@@ -64,15 +64,19 @@ class RenderOptions:
 
 def render(
     video: str | os.PathLike,
-    predictions: str | os.PathLike,
+    predictions,
     out: str | os.PathLike,
     options: RenderOptions = RenderOptions(),
 ) -> int:
-    """Draw ``predictions`` on ``video`` into ``out`` (.mp4); returns the frames written."""
+    """Draw ``predictions`` on ``video`` into ``out`` (.mp4); returns the frames written.
+
+    ``predictions``: a predictions file's path, or an open reader of the same kind (``skeleton``,
+    ``iter_frames()``, a context manager), e.g. multiview's 3D poses projected into one camera."""
     out = Path(out)
     if out.suffix.lower() not in (".mp4", ".mkv", ".mov", ".avi"):
         raise OutputFileError(f"{out}: the overlay must be a video file (.mp4, .mkv, .mov or .avi)")
-    with open_source(video, color="rgb") as source, open_predictions(predictions) as reader:
+    opened = open_predictions(predictions) if isinstance(predictions, (str, os.PathLike)) else predictions
+    with open_source(video, color="rgb") as source, opened as reader:
         selection = resolve_frames(options.frames, source.metadata.n_frames, source.metadata.path)
         poses = _poses_by_frame(reader.iter_frames())
         edges = np.array(reader.skeleton.edges, np.int64).reshape(-1, 2)
