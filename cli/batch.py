@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from posestream.cli import options as opt
 
@@ -51,6 +52,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     opt.MAX_MISSING.add(batch)
     opt.QUIET.add(batch)
     opt.add_tracking(batch)
+    batch.add_argument(
+        "--calibration",
+        metavar="CALIBRATION.toml",
+        help="then triangulate each session (a folder with one subfolder per calibrated camera, named after "
+        "it) into OUT_DIR/<session>/points3d.h5 (see `posestream triangulate`)",
+    )
     batch.set_defaults(run=run_batch)
 
 
@@ -83,4 +90,19 @@ def run_batch(args: argparse.Namespace) -> int:
     )
     summary = run_batch(args.inputs, args.model, args.output, options)
     print(format_summary(summary))
+    if args.calibration and not summary.interrupted:
+        return max(summary.exit_code, _triangulate_sessions(args.output, args.calibration))
     return summary.exit_code
+
+
+def _triangulate_sessions(out_dir: str, calibration: str) -> int:
+    """Each session's 3D file; 1 when one failed (each said on a line), else 0."""
+    from posestream.multiview.sessions import triangulate_sessions
+
+    results = triangulate_sessions(out_dir, calibration, threads=os.cpu_count() or 1)
+    for r in results:
+        where = r.output if r.output else r.reason
+        print(f"3D {r.status}: {r.session} ({', '.join(r.cameras)}): {where}")
+    if not results:
+        print(f"3D: no session in {out_dir} has a folder named after a camera of {calibration}")
+    return 1 if any(r.status == "failed" for r in results) or not results else 0

@@ -6,7 +6,7 @@ from the two cameras on a sample of frames; a pair of the same animal reprojects
 a pair of two animals does not. Each sampled frame's tracks are paired by optimal assignment on that cost
 (the median reprojection error over the nodes both see), and each track takes the reference track it was
 paired with most often: one answer for the whole file, so identities stay put over time as long as each
-camera's own tracks do.
+camera's own tracks do. A view whose slots are not identities (untracked) is paired frame by frame instead.
 """
 
 from __future__ import annotations
@@ -25,13 +25,17 @@ UNMATCHED_COST = 1e6  # pixels: the cost of a pair that shares no node
 def match_views(rig: Rig, views: list[View], sampled: int = SAMPLED_FRAMES) -> list[View]:
     """``views`` with each one's tracks renamed and reordered as the reference view's (the one with the most
     tracks); a track no reference track pairs with is dropped."""
-    reference = max(range(len(views)), key=lambda v: len(views[v].track_names))
+    reference = max(range(len(views)), key=lambda v: (views[v].tracked, len(views[v].track_names)))
     matched = list(views)
     for index, view in enumerate(views):
-        if index != reference:
-            pair = rig.select([views[reference].camera, view.camera])
+        if index == reference:
+            continue
+        pair = rig.select([views[reference].camera, view.camera])
+        if view.tracked:
             mapping = track_mapping(pair, views[reference], view, sampled)
             matched[index] = _renamed(view, mapping, views[reference].track_names)
+        else:
+            matched[index] = _paired_by_frame(pair, views[reference], view)
     return matched
 
 
@@ -52,6 +56,26 @@ def track_mapping(pair: Rig, reference: View, other: View, sampled: int = SAMPLE
     return {int(j): int(i) for i, j in zip(rows, columns) if votes[i, j] > 0}
 
 
+def _paired_by_frame(pair: Rig, reference: View, other: View, chunk: int = 8192) -> View:
+    """``other``'s instances placed, frame by frame, in the slot of the reference track each pairs with."""
+    n_frames = min(reference.points.shape[0], other.points.shape[0])
+    names = reference.track_names
+    points = np.full((other.points.shape[0], len(names), *other.points.shape[2:]), np.nan)
+    scores = np.zeros(points.shape[:3])
+    for start in range(0, n_frames, chunk):
+        frames = slice(start, min(start + chunk, n_frames))
+        for offset, cost in enumerate(pair_costs(pair, reference.points[frames], other.points[frames])):
+            seen = np.isfinite(cost)
+            if not seen.any():
+                continue
+            rows, columns = linear_sum_assignment(np.where(seen, cost, UNMATCHED_COST))
+            kept = seen[rows, columns]
+            frame = start + offset
+            points[frame, rows[kept]] = other.points[frame, columns[kept]]
+            scores[frame, rows[kept]] = other.scores[frame, columns[kept]]
+    return View(other.camera, other.path, points, scores, list(names), other.skeleton, reference.tracked)
+
+
 def pair_costs(pair: Rig, reference: np.ndarray, other: np.ndarray) -> np.ndarray:
     """Median reprojection error (F, Ti, Tj) of each pair of tracks, reference (F, Ti, N, 2) and other
     (F, Tj, N, 2), triangulated from the two cameras; NaN where a pair shares no node."""
@@ -70,4 +94,4 @@ def _renamed(view: View, mapping: dict[int, int], names: list[str]) -> View:
     scores = np.zeros(points.shape[:3])
     for source, target in mapping.items():
         points[:, target], scores[:, target] = view.points[:, source], view.scores[:, source]
-    return View(view.camera, view.path, points, scores, list(names), view.skeleton)
+    return View(view.camera, view.path, points, scores, list(names), view.skeleton, view.tracked)

@@ -24,6 +24,7 @@ class View:
     scores: np.ndarray  # (F, T, N)
     track_names: list[str]
     skeleton: Skeleton
+    tracked: bool = True  # slots are identities (False: a frame's instances in no lasting order)
 
 
 @dataclass
@@ -44,7 +45,9 @@ def read_view(camera: str, path: str | Path) -> View:
             arrays = reader.read()
             points, scores = arrays["tracks"].astype(np.float64), arrays["point_scores"].astype(np.float64)
             names = reader.track_names or [f"track_{i}" for i in range(points.shape[1])]
-            return View(camera, path, points, scores, names[: points.shape[1]], reader.skeleton)
+            return View(
+                camera, path, points, scores, names[: points.shape[1]], reader.skeleton, reader.tracked
+            )
         return _view_of_frames(camera, path, reader)
 
 
@@ -66,7 +69,7 @@ def _view_of_frames(camera: str, path: Path, reader) -> View:
             slots = np.zeros(1, dtype=np.int64)
         points[frame.frame_idx, slots] = frame.points
         scores[frame.frame_idx, slots] = frame.point_scores
-    return View(camera, path, points, scores, names, reader.skeleton)
+    return View(camera, path, points, scores, names, reader.skeleton, reader.tracked)
 
 
 def join_views(views: list[View]) -> JoinedViews:
@@ -100,13 +103,15 @@ def join_views(views: list[View]) -> JoinedViews:
 
 
 def tracks_agree(views: list[View]) -> bool:
-    """Whether the views' tracks can be joined by name: one track each, or the same names in each."""
+    """Whether the views' tracks can be joined by name: one track each, or the same identities in each."""
     named = [sorted(v.track_names) for v in views]
-    return all(len(n) == 1 for n in named) or all(n == named[0] for n in named)
+    one_each = all(len(n) == 1 for n in named)
+    return one_each or (all(v.tracked for v in views) and all(n == named[0] for n in named))
 
 
 def _common_tracks(views: list[View]) -> list[str]:
-    if tracks_agree(views):
+    named = [sorted(v.track_names) for v in views]
+    if all(len(n) == 1 for n in named) or all(n == named[0] for n in named):
         return list(views[0].track_names)
     listed = "; ".join(f"{v.camera}: {v.track_names}" for v in views)
     raise ConfigError(

@@ -471,3 +471,89 @@ def read_view_points(path: Path) -> np.ndarray:
     from posestream.multiview.views import read_view
 
     return read_view("camera", path).points  # (F, T, N, 2)
+
+
+def test_batch_outputs_are_triangulated_session_by_session(tmp_path):
+    from posestream.multiview.sessions import triangulate_sessions
+    from posestream.multiview.synth_scene import SceneConfig, scene_poses, scene_rig
+
+    config = SceneConfig(cameras=3, animals=2, frames=10, size=(320, 256), seed=2)
+    rig, (poses, _) = scene_rig(config), scene_poses(config)
+    skeleton = Skeleton.from_names([f"n{k}" for k in range(9)])
+    calibration = write_calibration(rig, tmp_path / "calibration.toml")
+    out = tmp_path / "out"
+    for session, cameras in (("day1", rig.cameras), ("day2", rig.cameras[:1]), ("day3", rig.cameras[:2])):
+        for camera in cameras:
+            folder = out / session / camera.name
+            folder.mkdir(parents=True)
+            write_view(folder / "video.mp4.predictions.h5", camera, poses, skeleton, ["a", "b"])
+    (out / "day3" / "cam1" / "video.mp4.predictions.h5").rename(out / "day3" / "cam1" / "v.predictions.h5")
+    write_view(out / "day3" / "cam1" / "w.mp4.predictions.h5", rig.cameras[1], poses, skeleton, ["a", "b"])
+    results = {r.session.name: r for r in triangulate_sessions(out, calibration)}
+    assert results["day1"].status == "done" and results["day1"].cameras == ["cam0", "cam1", "cam2"]
+    assert np.abs(read_points3d(out / "day1" / "points3d.h5").points - poses).max() < 0.05
+    assert results["day2"].status == "failed" and "needs 2 cameras" in results["day2"].reason
+    assert results["day3"].status == "failed" and "more than one video" in results["day3"].reason
+    again = {r.session.name: r.status for r in triangulate_sessions(out, calibration)}
+    assert again["day1"] == "up to date"
+
+
+def test_untracked_views_are_paired_frame_by_frame(tmp_path):
+    from posestream.multiview.matching import match_views
+    from posestream.multiview.synth_scene import SceneConfig, scene_poses, scene_rig
+    from posestream.multiview.views import View, join_views
+
+    config = SceneConfig(cameras=2, animals=2, frames=20, size=(320, 256), seed=5)
+    rig, (poses, _) = scene_rig(config), scene_poses(config)
+    skeleton = Skeleton.from_names([f"n{k}" for k in range(9)])
+    seen = [c.project(poses) for c in rig.cameras]  # (F, 2, 9, 2) each
+    shuffled = seen[1].copy()
+    swap = np.arange(20) % 3 == 0  # every third frame lists the animals the other way round
+    shuffled[swap] = shuffled[swap][:, ::-1]
+    scores = np.ones(poses.shape[:3])
+    views = [
+        View("cam0", tmp_path, seen[0], scores, ["a", "b"], skeleton, tracked=True),
+        View("cam1", tmp_path, shuffled, scores, ["track_0", "track_1"], skeleton, tracked=False),
+    ]
+    joined = join_views(match_views(rig, views))
+    assert np.allclose(joined.pixels[1], seen[1], equal_nan=True) and joined.track_names == ["a", "b"]
+
+
+def test_batch_with_calibration_writes_each_sessions_3d_file(tmp_path, capsys):
+    scene = tmp_path / "scene"
+    assert (
+        cli_main(
+            [
+                "synth",
+                str(scene),
+                "--cameras",
+                "2",
+                "--camera-size",
+                "384x384",
+                "--num-frames",
+                "6",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    for camera in ("cam0", "cam1"):  # a session: one folder per camera
+        (tmp_path / "day1" / camera).mkdir(parents=True)
+        (scene / f"{camera}.mp4").rename(tmp_path / "day1" / camera / f"{camera}.mp4")
+    args = [
+        "batch",
+        str(tmp_path / "day1"),
+        "-m",
+        "demo",
+        "-o",
+        str(tmp_path / "out"),
+        "--jobs",
+        "1",
+        "--quiet",
+    ]
+    args += ["--calibration", str(scene / "calibration.toml")]
+    assert cli_main(args) == 0, capsys.readouterr()
+    assert "3D done" in capsys.readouterr().out
+    data = read_points3d(tmp_path / "out" / "points3d.h5")
+    assert data.points.shape[0] == 6 and data.camera_names == ["cam0", "cam1"]
+    assert cli_main(args) == 0 and "3D up to date" in capsys.readouterr().out
