@@ -34,6 +34,12 @@ class TriangulateSummary:
         return self.frames / max(self.seconds, 1e-9)
 
 
+def _median(values: np.ndarray) -> float:
+    """The median of the finite values (NaN if none): np.median on them, faster than np.nanmedian."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else float("nan")
+
+
 def parse_inputs(pairs: list[str]) -> dict[str, Path]:
     """``NAME=FILE`` arguments as {camera name: file}; a malformed or repeated one is named."""
     inputs = {}
@@ -85,10 +91,7 @@ def triangulate_files(
     )
     write_points3d(output, data)
     errors = result.reprojection_error.reshape(len(rig.cameras), -1)
-    medians = {
-        name: float(np.nanmedian(e)) if np.isfinite(e).any() else float("nan")
-        for name, e in zip(rig.names, errors)
-    }
+    medians = {name: _median(e) for name, e in zip(rig.names, errors)}
     return TriangulateSummary(
         output=Path(output),
         frames=views.pixels.shape[1],

@@ -97,8 +97,9 @@ def join_views(views: list[View]) -> JoinedViews:
     for c, view in enumerate(views):
         slots = [0] if len(view.track_names) == 1 else [view.track_names.index(n) for n in names]
         frames = view.points.shape[0]
-        pixels[c, :frames] = view.points[:, slots]
-        scores[c, :frames] = view.scores[:, slots]
+        in_order = slots == list(range(view.points.shape[1]))  # no reordering copy
+        pixels[c, :frames] = view.points if in_order else view.points[:, slots]
+        scores[c, :frames] = view.scores if in_order else view.scores[:, slots]
     return JoinedViews(pixels, scores, names, first.skeleton)
 
 
