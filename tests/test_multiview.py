@@ -343,8 +343,19 @@ def test_parallel_chunks_give_the_same_points(rig, monkeypatch):
 
 def test_synthetic_scene_triangulates_back_to_its_truth(tmp_path, capsys):
     scene = tmp_path / "scene"
-    args = ["synth", str(scene), "--cameras", "3", "--num-frames", "12", "--camera-size", "320x256"]
-    assert cli_main([*args, "--jitter", "1.0", "--seed", "3", "--quiet"]) == 0, capsys.readouterr().err
+    film(
+        scene,
+        "--cameras",
+        "3",
+        "--num-frames",
+        "12",
+        "--camera-size",
+        "320x256",
+        "--jitter",
+        "1.0",
+        "--seed",
+        "3",
+    )
     names = ["cam0", "cam1", "cam2"]
     for name in names:
         assert (scene / f"{name}.mp4").stat().st_size > 0 and (scene / f"{name}.detections.h5").exists()
@@ -428,22 +439,7 @@ def test_render_draws_3d_poses_where_a_camera_sees_them_and_plot_draws_paths(tmp
 
     pytest.importorskip("matplotlib", reason="the 3D picture needs posestream[calibration]")
     scene = tmp_path / "scene"
-    assert (
-        cli_main(
-            [
-                "synth",
-                str(scene),
-                "--cameras",
-                "2",
-                "--num-frames",
-                "6",
-                "--camera-size",
-                "320x256",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    film(scene, "--cameras", "2", "--num-frames", "6", "--camera-size", "320x256")
     inputs = [f"cam{c}={scene / f'cam{c}.analysis.h5'}" for c in range(2)]
     points = tmp_path / "points3d.h5"
     calibration = str(scene / "calibration.toml")
@@ -465,6 +461,11 @@ def test_render_draws_3d_poses_where_a_camera_sees_them_and_plot_draws_paths(tmp
     assert (
         cli_main([*args, "--camera", "cam1"]) == 2 and "--calibration and --camera" in capsys.readouterr().err
     )
+
+
+def film(scene: Path, *args: str) -> None:
+    """``posestream synth SCENE --cameras ...`` with ``args``: a multi-camera scene and its files."""
+    assert cli_main(["synth", str(scene), *args, "--quiet"]) == 0
 
 
 def read_view_points(path: Path) -> np.ndarray:
@@ -521,22 +522,7 @@ def test_untracked_views_are_paired_frame_by_frame(tmp_path):
 
 def test_batch_with_calibration_writes_each_sessions_3d_file(tmp_path, capsys):
     scene = tmp_path / "scene"
-    assert (
-        cli_main(
-            [
-                "synth",
-                str(scene),
-                "--cameras",
-                "2",
-                "--camera-size",
-                "384x384",
-                "--num-frames",
-                "6",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    film(scene, "--cameras", "2", "--camera-size", "384x384", "--num-frames", "6")
     for camera in ("cam0", "cam1"):  # a session: one folder per camera
         (tmp_path / "day1" / camera).mkdir(parents=True)
         (scene / f"{camera}.mp4").rename(tmp_path / "day1" / camera / f"{camera}.mp4")
