@@ -22,10 +22,13 @@ SAMPLED_FRAMES = 2000  # frames whose costs decide the matching (evenly spread o
 UNMATCHED_COST = 1e6  # pixels: the cost of a pair that shares no node
 
 
-def match_views(rig: Rig, views: list[View], sampled: int = SAMPLED_FRAMES) -> list[View]:
-    """``views`` with each one's tracks renamed and reordered as the reference view's (the one with the most
-    tracks); a track no reference track pairs with is dropped."""
-    reference = max(range(len(views)), key=lambda v: (views[v].tracked, len(views[v].track_names)))
+def match_views(
+    rig: Rig, views: list[View], sampled: int = SAMPLED_FRAMES, reference: int | None = None
+) -> list[View]:
+    """``views`` with each one's tracks renamed and reordered as the reference view's (``reference``, else
+    the tracked view with the most tracks); a track no reference track pairs with is dropped."""
+    if reference is None:
+        reference = max(range(len(views)), key=lambda v: (views[v].tracked, len(views[v].track_names)))
     matched = list(views)
     for index, view in enumerate(views):
         if index == reference:

@@ -72,3 +72,30 @@ def test_grouping_settings_are_checked():
         FrameGrouper(CAMERAS, tolerance_ms=0)
     with pytest.raises(ConfigError, match="not one of the grouped cameras"):
         FrameGrouper(CAMERAS).add("front", 0, None, now_ns=0)
+
+
+def test_a_group_is_triangulated_with_each_camera_paired_to_the_reference():
+    import numpy as np
+
+    from posestream.engine.types import FramePredictions
+    from posestream.multiview.live_3d import GroupTriangulator
+    from posestream.multiview.synth_scene import SYNTH_SKELETON, SceneConfig, scene_poses, scene_rig
+
+    config = SceneConfig(cameras=3, animals=3, frames=4, size=(320, 256), seed=8)
+    rig, (poses, _) = scene_rig(config), scene_poses(config)  # (F, 3, 9, 3)
+    grouper = FrameGrouper(rig.names, tolerance_ms=5, max_wait_ms=20)
+    triangulate = GroupTriangulator(rig, SYNTH_SKELETON)
+    orders = {"cam0": [2, 0, 1], "cam1": [1, 2, 0], "cam2": [0, 1, 2]}  # each camera's own instance order
+    for frame in range(4):
+        capture = frame * 33 * MS
+        for camera in rig.cameras:
+            order = orders[camera.name]
+            seen = camera.project(poses[frame][order]).astype(np.float32)
+            found = FramePredictions(frame, seen, np.ones(seen.shape[:2]), np.ones(3), np.array([7, 8, 9]))
+            for group in grouper.add(camera.name, capture, found, now_ns=capture + MS):
+                result = triangulate(group)
+                assert result.reference == "cam0" and result.cameras == ["cam0", "cam1", "cam2"]
+                assert list(result.track_ids) == [7, 8, 9]  # cam0's ids, cam0's order
+                assert np.abs(result.points - poses[frame][orders["cam0"]]).max() < 0.05
+                assert result.solve_ns > 0
+    assert grouper.counts.complete == 4
