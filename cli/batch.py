@@ -88,6 +88,10 @@ def run_batch(args: argparse.Namespace) -> int:
         args.split_frames,
         progress=not args.quiet,
     )
+    if args.calibration:  # a bad calibration is said before the batch, not after it
+        from posestream.multiview.calibration_file import read_calibration
+
+        read_calibration(args.calibration)
     summary = run_batch(args.inputs, args.model, args.output, options)
     print(format_summary(summary))
     if args.calibration and not summary.interrupted:

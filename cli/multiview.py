@@ -82,8 +82,8 @@ def add_triangulate(sub: argparse._SubParsersAction) -> None:
             "them), each given as NAME=FILE with NAME the camera's name in the calibration (anipose's "
             "calibration.toml). Writes a 3D HDF5 file: points3d (frames, tracks, nodes, 3) in the "
             "calibration's units, laid out as sleap-anipose's, with each point's reprojection error and "
-            "cameras used. Tracks are joined by name across views; views that name their tracks differently "
-            "(each camera tracked on its own) are matched by geometry to the view with the most tracks."
+            "cameras used. With several animals, each view's tracks are matched to the view with the most "
+            "tracks by geometry (each camera's tracker names its own tracks)."
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="NAME=FILE", help="each camera's 2D poses")

@@ -18,6 +18,9 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import least_squares
+from scipy.sparse import coo_matrix
+from scipy.spatial.transform import Rotation
 
 from posestream.core.errors import ConfigError
 from posestream.engine.extras import require
@@ -90,9 +93,15 @@ def _intrinsics(name, size, corners, usable, board, radial_terms) -> tuple[Camer
     )
     flags = cv2.CALIB_USE_INTRINSIC_GUESS | cv2.CALIB_FIX_PRINCIPAL_POINT | cv2.CALIB_FIX_ASPECT_RATIO
     flags |= cv2.CALIB_ZERO_TANGENT_DIST | cv2.CALIB_FIX_K3 | (cv2.CALIB_FIX_K2 if radial_terms < 2 else 0)
-    _, matrix, distortions, rotations, translations = cv2.calibrateCamera(
-        objects, images, (width, height), guess, np.zeros(5), flags=flags
-    )
+    try:
+        _, matrix, distortions, rotations, translations = cv2.calibrateCamera(
+            objects, images, (width, height), guess, np.zeros(5), flags=flags
+        )
+    except cv2.error as exc:
+        raise ConfigError(
+            f"camera {name}: OpenCV could not calibrate it from {len(frames)} views of the board "
+            f"({exc.err}); film the board at more angles and distances"
+        ) from exc
     poses = {int(f): _transform(r.ravel(), t.ravel()) for f, r, t in zip(frames, rotations, translations)}
     return Camera(name, size, matrix, distortions.ravel()), poses
 
@@ -129,8 +138,9 @@ def _camera_poses(board_in_camera: list[dict], usable: np.ndarray, names: list[s
 
 
 def _average_transform(transforms: list[np.ndarray]) -> np.ndarray:
-    """A robust mean of rigid transforms: the median rotation vector and translation."""
-    rotation = np.median([rodrigues_vector(t[:3, :3]) for t in transforms], axis=0)
+    """A mean of rigid transforms: the rotations' mean (on quaternions, so half turns average right) and
+    the translations' median."""
+    rotation = Rotation.from_matrix(np.stack([t[:3, :3] for t in transforms])).mean().as_rotvec()
     return _transform(rotation, np.median([t[:3, 3] for t in transforms], axis=0))
 
 
@@ -165,7 +175,6 @@ def _adjust(
     rig: Rig, boards: np.ndarray, corners: np.ndarray, usable: np.ndarray, board: Board, radial_terms: int
 ):
     """Bundle adjustment: focal lengths, radial terms, camera poses (all but the first) and board poses."""
-    optimize = require("scipy.optimize", extra="calibration", feature="bundle adjustment")
     n_cameras = len(rig.cameras)
     frames = np.flatnonzero(np.isfinite(boards[:, 0]))
     observed = usable[:, frames, None] & np.isfinite(corners[:, frames][..., 0])  # (C, F', K)
@@ -178,7 +187,7 @@ def _adjust(
         return (seen - corners[:, frames])[observed].ravel()
 
     x0 = layout.pack(rig, boards[frames])
-    result = optimize.least_squares(
+    result = least_squares(
         residuals, x0, loss="huber", f_scale=ROBUST_SCALE_PX, x_scale="jac",
         jac_sparsity=layout.sparsity(observed), method="trf", max_nfev=200,
     )  # fmt: skip
@@ -218,14 +227,19 @@ class _Layout:
             cameras.append(Camera(template.name, template.size, matrix, distortions, rotation, translation))
         return cameras, x[self.boards_at :].reshape(self.n_frames, 6)
 
-    def sparsity(self, observed: np.ndarray) -> np.ndarray:
-        """(residuals, parameters) bool: which unknowns each residual (x, then y, per observation) moves."""
+    def sparsity(self, observed: np.ndarray) -> coo_matrix:
+        """(residuals, parameters), sparse: the unknowns each residual (x, then y, per observation) moves."""
         cams, frames, _ = np.nonzero(observed)
-        pattern = np.zeros((2 * len(cams), self.boards_at + 6 * self.n_frames), dtype=bool)
+        rows, columns = [], []
         for axis in (0, 1):
-            rows = 2 * np.arange(len(cams)) + axis
+            residual = 2 * np.arange(len(cams)) + axis
             for c in range(len(self.starts) - 1):
-                mine = rows[cams == c]
-                pattern[mine[:, None], np.arange(self.starts[c], self.starts[c + 1])] = True
-            pattern[rows[:, None], self.boards_at + 6 * frames[:, None] + np.arange(6)] = True
-        return pattern
+                mine = residual[cams == c]
+                own = np.arange(self.starts[c], self.starts[c + 1])
+                rows.append(np.repeat(mine, len(own)))
+                columns.append(np.tile(own, len(mine)))
+            rows.append(np.repeat(residual, 6))
+            columns.append((self.boards_at + 6 * frames[:, None] + np.arange(6)).ravel())
+        rows, columns = np.concatenate(rows), np.concatenate(columns)
+        shape = (2 * len(cams), self.boards_at + 6 * self.n_frames)
+        return coo_matrix((np.ones(len(rows), dtype=bool), (rows, columns)), shape=shape)

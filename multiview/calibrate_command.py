@@ -54,6 +54,8 @@ def calibrate_session(
     """Calibrate the cameras of ``session`` (one folder per camera) from the board in ``board_path``."""
     if radial_terms not in (1, 2):
         raise ConfigError(f"--radial-terms {radial_terms}: use 1 (k1, as anipose) or 2 (k1, k2)")
+    if every < 1:
+        raise ConfigError(f"--every {every}: look for the board every N >= 1 frames")
     board = read_board(board_path)
     seen = _corners(Path(session), board, corners_h5, every, progress)
     rig, report = calibrate(seen.corners, board, seen.names, seen.sizes, radial_terms)
@@ -79,6 +81,8 @@ def _frame_size(folder: Path) -> tuple[int, int]:
     if images:
         cv2 = require("cv2", extra="calibration", feature="reading board images")
         image = cv2.imread(str(images[0]), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise ConfigError(f"{images[0]}: not a readable image")
         return image.shape[1], image.shape[0]
     from posestream.engine.sources import open_source
 
@@ -93,6 +97,9 @@ def board_spacing(rig: Rig, corners: np.ndarray, board: Board) -> dict:
     distance = np.linalg.norm(points[:, pairs[:, 0]] - points[:, pairs[:, 1]], axis=-1)
     error = np.abs(distance - board.square_length)
     error = error[np.isfinite(error)]
+    if not error.size:
+        return {"pairs": 0, "square_length": board.square_length, "median_abs_error": float("nan"),
+                "p90_abs_error": float("nan")}  # fmt: skip
     return {
         "pairs": int(error.size),
         "square_length": board.square_length,

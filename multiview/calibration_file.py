@@ -37,12 +37,18 @@ def read_calibration(path: str | Path) -> Rig:
 
 
 def _camera(path: Path, key: str, entry: dict) -> Camera:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{path}: {key} is not a table; expected [{key}] with {list(FIELDS)}")
+    if entry.get("fisheye"):
+        raise ConfigError(
+            f"{path}: [{key}] is a fisheye camera; posestream's camera model is OpenCV's pinhole"
+        )
     missing = [f for f in FIELDS if f not in entry]
     if missing:
         raise ConfigError(f"{path}: [{key}] lacks {missing}; each camera needs {list(FIELDS)}")
     try:
         camera = Camera(**{f: entry[f] for f in FIELDS})
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, IndexError) as exc:
         raise ConfigError(f"{path}: [{key}] ({entry['name']}) has a malformed field: {exc}") from exc
     if not np.isfinite(camera.matrix).all() or camera.matrix[0, 0] <= 0 or camera.matrix[1, 1] <= 0:
         raise ConfigError(f"{path}: [{key}] ({camera.name}) has no valid focal length in its matrix")

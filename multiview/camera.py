@@ -14,32 +14,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
+from posestream.core.errors import ConfigError
 from posestream.engine import kernels
 
 
 def rodrigues(rotation: np.ndarray) -> np.ndarray:
     """A Rodrigues vector (3,) as a rotation matrix (3, 3)."""
-    rotation = np.asarray(rotation, dtype=np.float64)
-    angle = float(np.linalg.norm(rotation))
-    if angle < 1e-12:
-        return np.eye(3)
-    k = rotation / angle
-    cross = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
+    return Rotation.from_rotvec(np.asarray(rotation, dtype=np.float64)).as_matrix()
 
 
 def rodrigues_vector(matrix: np.ndarray) -> np.ndarray:
     """A rotation matrix (3, 3) as a Rodrigues vector (3,): the inverse of ``rodrigues``."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    angle = float(np.arccos(np.clip((np.trace(matrix) - 1) / 2, -1.0, 1.0)))
-    if angle < 1e-12:
-        return np.zeros(3)
-    if np.pi - angle < 1e-6:  # half a turn: the axis is the matrix's +1 eigenvector
-        values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
-        return angle * vectors[:, np.argmax(values)]
-    axis = np.array([matrix[2, 1] - matrix[1, 2], matrix[0, 2] - matrix[2, 0], matrix[1, 0] - matrix[0, 1]])
-    return angle * axis / (2 * np.sin(angle))
+    return Rotation.from_matrix(np.asarray(matrix, dtype=np.float64)).as_rotvec()
 
 
 @dataclass
@@ -55,7 +43,13 @@ class Camera:
 
     def __post_init__(self):
         self.matrix = np.asarray(self.matrix, dtype=np.float64).reshape(3, 3)
-        self.distortions = np.pad(np.asarray(self.distortions, dtype=np.float64).ravel(), (0, 5))[:5]
+        distortions = np.asarray(self.distortions, dtype=np.float64).ravel()
+        if distortions.size > 5 and distortions[5:].any():
+            raise ConfigError(
+                f"camera {self.name}: {distortions.size} distortion coefficients; posestream's camera model "
+                "has OpenCV's first 5 (k1 k2 p1 p2 k3). Calibrate it again with `posestream calibrate`"
+            )
+        self.distortions = np.pad(distortions, (0, 5))[:5]
         self.rotation = np.asarray(self.rotation, dtype=np.float64).reshape(3)
         self.translation = np.asarray(self.translation, dtype=np.float64).reshape(3)
         self.size = (int(self.size[0]), int(self.size[1]))

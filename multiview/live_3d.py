@@ -41,21 +41,22 @@ class GroupTriangulator:
 
     def __call__(self, group: FrameGroup) -> Poses3D:
         started = time.perf_counter_ns()
-        cameras = [c for c in self.rig.names if c in group.frames]
-        frames: list[FramePredictions] = [group.frames[c] for c in cameras]
-        reference = frames[0]
-        names = _names(reference)
+        cameras = [c for c in self.rig.names if c in group.frames and len(group.frames[c].points)]
+        ids = np.asarray(group.frames[cameras[0]].track_ids, np.int64) if cameras else np.empty(0, np.int64)
+        points = np.full((len(ids), self.skeleton.n_nodes, 3), np.nan)
+        if len(cameras) >= 2:  # fewer: no camera pair saw an animal, nothing to join
+            points = self._solve(cameras, [group.frames[c] for c in cameras])
+        solve_ns = time.perf_counter_ns() - started
+        return Poses3D(points, ids, cameras, cameras[0] if cameras else "", group.capture_ns, solve_ns)
+
+    def _solve(self, cameras: list[str], frames: list[FramePredictions]) -> np.ndarray:
+        """(T, N, 3): the first camera's instances, each joined with the others' it pairs with."""
         views = [View(c, None, f.points[None].astype(np.float64), f.point_scores[None].astype(np.float64),
                       _names(f), self.skeleton, tracked=i == 0)
                  for i, (c, f) in enumerate(zip(cameras, frames))]  # fmt: skip
-        if not names or len(cameras) < 2:
-            points = np.full((len(names), self.skeleton.n_nodes, 3), np.nan)
-        else:
-            rig = self.rig.select(cameras)
-            joined = join_views(match_views(rig, views, reference=0))
-            points = triangulate(rig, joined.pixels, joined.scores, self.threshold_px).points[0]
-        ids = np.asarray(reference.track_ids, dtype=np.int64)
-        return Poses3D(points, ids, cameras, cameras[0], group.capture_ns, time.perf_counter_ns() - started)
+        rig = self.rig.select(cameras)
+        joined = join_views(match_views(rig, views, reference=0))
+        return triangulate(rig, joined.pixels, joined.scores, self.threshold_px).points[0]
 
 
 def _names(frame: FramePredictions) -> list[str]:

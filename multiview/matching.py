@@ -49,12 +49,8 @@ def track_mapping(pair: Rig, reference: View, other: View, sampled: int = SAMPLE
     cost = pair_costs(pair, reference.points[frames], other.points[frames])  # (F', Ti, Tj)
     votes = np.zeros(cost.shape[1:])  # (Ti, Tj)
     for frame_cost in cost:
-        seen = np.isfinite(frame_cost)
-        if not seen.any():
-            continue
-        rows, columns = linear_sum_assignment(np.where(seen, frame_cost, UNMATCHED_COST))
-        kept = seen[rows, columns]
-        votes[rows[kept], columns[kept]] += 1
+        rows, columns = assign(frame_cost)
+        votes[rows, columns] += 1
     rows, columns = linear_sum_assignment(-votes)
     return {int(j): int(i) for i, j in zip(rows, columns) if votes[i, j] > 0}
 
@@ -68,15 +64,22 @@ def _paired_by_frame(pair: Rig, reference: View, other: View, chunk: int = 8192)
     for start in range(0, n_frames, chunk):
         frames = slice(start, min(start + chunk, n_frames))
         for offset, cost in enumerate(pair_costs(pair, reference.points[frames], other.points[frames])):
-            seen = np.isfinite(cost)
-            if not seen.any():
-                continue
-            rows, columns = linear_sum_assignment(np.where(seen, cost, UNMATCHED_COST))
-            kept = seen[rows, columns]
+            rows, columns = assign(cost)
             frame = start + offset
-            points[frame, rows[kept]] = other.points[frame, columns[kept]]
-            scores[frame, rows[kept]] = other.scores[frame, columns[kept]]
+            points[frame, rows] = other.points[frame, columns]
+            scores[frame, rows] = other.scores[frame, columns]
     return View(other.camera, other.path, points, scores, list(names), other.skeleton, reference.tracked)
+
+
+def assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's pairs (reference tracks, other tracks) by optimal assignment on ``cost`` (Ti, Tj), pairs
+    that share no node (NaN) left out."""
+    seen = np.isfinite(cost)
+    if not seen.any():
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    rows, columns = linear_sum_assignment(np.where(seen, cost, UNMATCHED_COST))
+    kept = seen[rows, columns]
+    return rows[kept], columns[kept]
 
 
 def pair_costs(pair: Rig, reference: np.ndarray, other: np.ndarray) -> np.ndarray:

@@ -68,6 +68,10 @@ def read_points3d(path: str | Path) -> Points3D:
         if name not in f:
             raise OutputFileError(f"{path}: no points3d or tracks dataset; not a 3D poses file")
         points = f[name][:]
+        if points.ndim != 4 or points.shape[-1] != 3:
+            raise OutputFileError(
+                f"{path}: {name} is {points.shape}, not (frames, tracks, nodes, 3); not a 3D poses file"
+            )
         frames, tracks, nodes = points.shape[:3]
         names = decode(f["node_names"][:]) if "node_names" in f else [f"node{i}" for i in range(nodes)]
         return Points3D(

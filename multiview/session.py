@@ -122,7 +122,8 @@ def _video_corners(name, videos, detect, every, progress):
     from posestream.engine.sources import open_source
 
     corners, size, offset = {}, None, 0
-    for path in videos:
+    for path in videos:  # one after another on the camera's frame axis
+        last = -1
         with open_source(str(path), color="gray") as source:
             meta = source.metadata
             size = (meta.width, meta.height)
@@ -130,6 +131,7 @@ def _video_corners(name, videos, detect, every, progress):
                 for frame_idx, image in source.iter_frames():
                     if frame_idx % every == 0:
                         corners[offset + frame_idx] = detect(np.ascontiguousarray(image[..., 0]))
+                    last = frame_idx
                     advance()
-        offset += meta.n_frames
+        offset += last + 1
     return corners, size

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from posestream.core.errors import ConfigError
 from posestream.engine import kernels
 from posestream.multiview.rig import Rig
 
@@ -59,8 +60,10 @@ def triangulate(
     n_cameras = len(rig.cameras)
     if pixels.ndim < 2 or pixels.shape[0] != n_cameras or pixels.shape[-1] != 2:
         raise ValueError(f"pixels must be ({n_cameras}, ..., 2) for {n_cameras} cameras, got {pixels.shape}")
-    if min_cameras < 2:
-        raise ValueError(f"min_cameras={min_cameras}: a point needs at least 2 cameras")
+    if not 2 <= min_cameras <= n_cameras:
+        raise ConfigError(
+            f"--min-cameras {min_cameras}: a point needs at least 2 cameras, and there are {n_cameras}"
+        )
     shape = pixels.shape[1:-1]
     flat = np.ascontiguousarray(pixels.reshape(n_cameras, -1, 2))
     weights = observation_weights(flat, scores)

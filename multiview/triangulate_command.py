@@ -14,7 +14,7 @@ from posestream.multiview.matching import match_views
 from posestream.multiview.points3d_file import Points3D, write_points3d
 from posestream.multiview.smoothing import check_window, median_smooth
 from posestream.multiview.triangulate import DEFAULT_THRESHOLD_PX, triangulate
-from posestream.multiview.views import join_views, read_view, tracks_agree
+from posestream.multiview.views import check_views, join_views, read_view, tracks_agree
 
 
 @dataclass
@@ -27,7 +27,7 @@ class TriangulateSummary:
     seconds: float  # reading, triangulating and writing
     triangulation_seconds: float
     reprojection_median: dict[str, float] = field(default_factory=dict)  # pixels, by camera
-    matched: bool = False  # the views' tracks were matched by geometry (named differently)
+    matched: bool = False  # the views' tracks were matched by geometry (several tracks)
 
     @property
     def fps(self) -> float:
@@ -73,6 +73,7 @@ def triangulate_files(
     start = time.perf_counter()
     rig = read_calibration(calibration).select(list(inputs), source="the NAME=FILE inputs")
     views = [read_view(name, path) for name, path in inputs.items()]
+    check_views(views)
     matched = not tracks_agree(views)
     views = join_views(match_views(rig, views) if matched else views)
     solving = time.perf_counter()

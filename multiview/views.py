@@ -72,11 +72,8 @@ def _view_of_frames(camera: str, path: Path, reader) -> View:
     return View(camera, path, points, scores, names, reader.skeleton, reader.tracked)
 
 
-def join_views(views: list[View]) -> JoinedViews:
-    """The views on common axes: frames padded with NaN to the longest, tracks aligned by name.
-
-    Views that name the same tracks (one animal, or identity models) are aligned by name; single-track views
-    are one animal. Views whose tracks are named differently are matched first (``matching.match_views``)."""
+def check_views(views: list[View]) -> None:
+    """Every view has poses, and all share one skeleton; each problem is named with its camera and file."""
     for view in views:
         if not np.isfinite(view.points).any():
             raise ConfigError(
@@ -90,6 +87,13 @@ def join_views(views: list[View]) -> JoinedViews:
                 f"camera {view.camera} ({view.path}) has nodes {list(view.skeleton.nodes)}, camera "
                 f"{first.camera} ({first.path}) {list(first.skeleton.nodes)}: the views need one skeleton"
             )
+
+
+def join_views(views: list[View]) -> JoinedViews:
+    """The views on common axes: frames padded with NaN to the longest, tracks aligned by name: views of
+    one track each, or views matched first (``matching.match_views`` names every view's tracks alike)."""
+    check_views(views)
+    first = views[0]
     names = _common_tracks(views)
     n_frames = max(v.points.shape[0] for v in views)
     shape = (len(views), n_frames, len(names), first.skeleton.n_nodes)
@@ -104,10 +108,10 @@ def join_views(views: list[View]) -> JoinedViews:
 
 
 def tracks_agree(views: list[View]) -> bool:
-    """Whether the views' tracks can be joined by name: one track each, or the same identities in each."""
-    named = [sorted(v.track_names) for v in views]
-    one_each = all(len(n) == 1 for n in named)
-    return one_each or (all(v.tracked for v in views) and all(n == named[0] for n in named))
+    """Whether the views join as they are: one track each. Several tracks are matched by geometry even
+    when their names agree, since each camera's tracker names its own (``track_0`` of one camera need not be
+    ``track_0`` of another)."""
+    return all(len(v.track_names) == 1 for v in views)
 
 
 def _common_tracks(views: list[View]) -> list[str]:

@@ -543,3 +543,22 @@ def test_batch_with_calibration_writes_each_sessions_3d_file(tmp_path, capsys):
     data = read_points3d(tmp_path / "out" / "points3d.h5")
     assert data.points.shape[0] == 6 and data.camera_names == ["cam0", "cam1"]
     assert cli_main(args) == 0 and "3D up to date" in capsys.readouterr().out
+
+
+def test_views_whose_trackers_reuse_the_same_names_are_still_matched(tmp_path, capsys):
+    from posestream.multiview.synth_scene import SceneConfig, scene_poses, scene_rig
+
+    config = SceneConfig(cameras=2, animals=2, frames=15, size=(320, 256), seed=6)
+    rig, (poses, _) = scene_rig(config), scene_poses(config)
+    skeleton = Skeleton.from_names([f"n{k}" for k in range(9)])
+    inputs = []
+    for camera, order in zip(rig.cameras, ([0, 1], [1, 0])):  # track_0 is another animal in each camera
+        view = write_view(
+            tmp_path / f"{camera.name}.h5", camera, poses[:, order], skeleton, ["track_0", "track_1"]
+        )
+        inputs.append(f"{camera.name}={view}")
+    calibration = write_calibration(rig, tmp_path / "calibration.toml")
+    out = tmp_path / "points3d.h5"
+    assert cli_main(["triangulate", "--calibration", str(calibration), "-o", str(out), *inputs]) == 0
+    assert "matched across views by geometry" in capsys.readouterr().out
+    assert np.abs(read_points3d(out).points - poses).max() < 0.1

@@ -99,3 +99,28 @@ def test_a_group_is_triangulated_with_each_camera_paired_to_the_reference():
                 assert np.abs(result.points - poses[frame][orders["cam0"]]).max() < 0.05
                 assert result.solve_ns > 0
     assert grouper.counts.complete == 4
+
+
+def test_a_group_where_some_cameras_saw_nobody_is_joined_from_the_others():
+    import numpy as np
+
+    from posestream.engine.types import FramePredictions
+    from posestream.multiview.live_3d import GroupTriangulator
+    from posestream.multiview.live_groups import FrameGroup
+    from posestream.multiview.synth_scene import SYNTH_SKELETON, SceneConfig, scene_poses, scene_rig
+
+    config = SceneConfig(cameras=3, animals=1, frames=1, size=(320, 256), seed=9)
+    rig, (poses, _) = scene_rig(config), scene_poses(config)
+    empty = FramePredictions.empty(0, 9)
+    seen = {c.name: c.project(poses[0]).astype(np.float32) for c in rig.cameras}
+
+    def found(name):
+        return FramePredictions(0, seen[name], np.ones((1, 9)), np.ones(1), np.array([4]))
+
+    triangulate = GroupTriangulator(rig, SYNTH_SKELETON)
+    result = triangulate(FrameGroup(0, 0, {"cam0": empty, "cam1": found("cam1"), "cam2": found("cam2")}))
+    assert result.cameras == ["cam1", "cam2"] and np.abs(result.points - poses[0]).max() < 0.05
+    alone = triangulate(FrameGroup(0, 0, {"cam0": empty, "cam1": found("cam1")}))
+    assert alone.cameras == ["cam1"] and np.isnan(alone.points).all() and list(alone.track_ids) == [4]
+    nobody = triangulate(FrameGroup(0, 0, {"cam0": empty}))
+    assert nobody.points.shape == (0, 9, 3) and nobody.cameras == []

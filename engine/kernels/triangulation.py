@@ -24,7 +24,8 @@ def _distort(x: float, y: float, k: np.ndarray) -> tuple[float, float]:
 
 @helper
 def _undistort_one(u: float, v: float, intrinsics: np.ndarray, k: np.ndarray) -> tuple[float, float]:
-    """A pixel to ideal normalised coordinates: the distortion inverted by Newton's method (3-5 steps)."""
+    """A pixel to ideal normalised coordinates: the distortion inverted by Newton's method (3-5 steps);
+    NaN where it does not converge (far outside the region the distortion model describes)."""
     y0 = (v - intrinsics[1, 2]) / intrinsics[1, 1]
     x0 = (u - intrinsics[0, 2] - intrinsics[0, 1] * y0) / intrinsics[0, 0]
     x, y = x0, y0
@@ -44,6 +45,9 @@ def _undistort_one(u: float, v: float, intrinsics: np.ndarray, k: np.ndarray) ->
         x, y = x - dx, y - dy
         if abs(dx) + abs(dy) < 1e-13:
             break
+    fx, fy = _distort(x, y, k)
+    if not abs(fx - x0) + abs(fy - y0) < 1e-9:
+        return np.nan, np.nan
     return x, y
 
 
@@ -51,10 +55,12 @@ def _undistort_one(u: float, v: float, intrinsics: np.ndarray, k: np.ndarray) ->
 def _project_one(
     p: np.ndarray, extrinsics: np.ndarray, intrinsics: np.ndarray, k: np.ndarray
 ) -> tuple[float, float]:
-    """A world point (3,) to pixels."""
+    """A world point (3,) to pixels; NaN behind the camera."""
     xc = extrinsics[0, 0] * p[0] + extrinsics[0, 1] * p[1] + extrinsics[0, 2] * p[2] + extrinsics[0, 3]
     yc = extrinsics[1, 0] * p[0] + extrinsics[1, 1] * p[1] + extrinsics[1, 2] * p[2] + extrinsics[1, 3]
     zc = extrinsics[2, 0] * p[0] + extrinsics[2, 1] * p[1] + extrinsics[2, 2] * p[2] + extrinsics[2, 3]
+    if not zc > 0.0:  # behind the camera (or NaN): not in its view
+        return np.nan, np.nan
     x, y = _distort(xc / zc, yc / zc, k)
     return intrinsics[0, 0] * x + intrinsics[0, 1] * y + intrinsics[0, 2], intrinsics[1, 1] * y + intrinsics[
         1, 2
@@ -72,7 +78,7 @@ def _solve(
     a[:] = 0.0
     for c in range(weights.shape[0]):
         w = weights[c]
-        if w <= 0.0:
+        if not w > 0.0:
             continue
         for row in range(2):
             x = normalized[c, row]
@@ -144,6 +150,7 @@ def triangulate_points(
     normalized = np.empty((n_cameras, 2))
     w = np.empty(n_cameras)
     point = np.empty(3)
+    previous = np.empty(3)
     scratch = np.empty((3, 4))
     for p in range(n_points):
         count = 0
@@ -153,7 +160,10 @@ def triangulate_points(
                 normalized[c, 0], normalized[c, 1] = _undistort_one(
                     pixels[c, p, 0], pixels[c, p, 1], intrinsics[c], distortions[c]
                 )
-                count += 1
+                if np.isfinite(normalized[c, 0]):
+                    count += 1
+                else:  # outside what the distortion model describes: unseen
+                    w[c] = 0.0
         solved = count >= min_cameras and _solve(normalized, w, extrinsics, scratch, point)
         while solved and threshold > 0.0 and count > min_cameras:
             worst, worst_error = -1, threshold
@@ -161,13 +171,18 @@ def triangulate_points(
                 if w[c] > 0.0:
                     u, v = _project_one(point, extrinsics[c], intrinsics[c], distortions[c])
                     e = np.sqrt((u - pixels[c, p, 0]) ** 2 + (v - pixels[c, p, 1]) ** 2)
-                    if e > worst_error:
-                        worst, worst_error = c, e
+                    if not e <= worst_error:  # NaN: the point lies behind this camera
+                        worst, worst_error = c, np.inf if np.isnan(e) else e
             if worst < 0:
                 break
+            kept_weight = w[worst]
+            previous[:] = point
             w[worst] = 0.0
+            if not _solve(normalized, w, extrinsics, scratch, point):  # degenerate without it: keep it
+                w[worst] = kept_weight
+                point[:] = previous
+                break
             count -= 1
-            solved = _solve(normalized, w, extrinsics, scratch, point)
         for c in range(n_cameras):
             used[c, p] = 1 if solved and w[c] > 0.0 else 0
         for i in range(3):
