@@ -143,7 +143,18 @@ def synthetic(out: Path) -> None:
     scene = out / "scene"
     if not (scene / "truth3d.h5").exists():
         run_posestream(
-            "synth", scene, "--cameras", 4, "--animals", 2, "--num-frames", 1000, "--jitter", 1.5, "--quiet"
+            "synth",
+            scene,
+            "--cameras",
+            4,
+            "--animals",
+            2,
+            "--num-frames",
+            1000,
+            "--jitter",
+            1.5,
+            "--no-video",
+            "--quiet",
         )
     names = [f"cam{c}" for c in range(4)]
     inputs = [f"{n}={scene / f'{n}.detections.h5'}" for n in names]

@@ -57,6 +57,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="where the cameras' calibration goes (anipose's calibration.toml; default OUT/calibration.toml)",
     )
     views.add_argument(
+        "--no-video", action="store_true", help="with --cameras: the 2D and 3D truth only, no videos (fast)"
+    )
+    views.add_argument(
         "--camera-size",
         type=_size,
         default=(1280, 1024),
@@ -163,12 +166,14 @@ def run_synth_scene(args: argparse.Namespace) -> int:
         seed=args.seed,
         jitter=args.jitter,
         fps=args.fps,
+        video=not args.no_video,
     )
     out = write_scene(args.out, config, progress=not args.quiet, calibration=args.calibration)
+    files = ["NAME.mp4"] * config.video + ["NAME.analysis.h5"] + ["NAME.detections.h5"] * bool(config.jitter)
     print(
         f"scene: {out} ({config.cameras} cameras, {config.frames} frames, {config.animals} animals, seed "
-        f"{config.seed}): NAME.mp4, NAME.analysis.h5{', NAME.detections.h5' if config.jitter else ''} per "
-        f"camera, truth3d.h5; calibration: {args.calibration or out / 'calibration.toml'}"
+        f"{config.seed}): {', '.join(files)} per camera, truth3d.h5; calibration: "
+        f"{args.calibration or out / 'calibration.toml'}"
     )
     return 0
 

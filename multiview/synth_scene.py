@@ -50,6 +50,7 @@ class SceneConfig:
     seed: int = 0
     jitter: float = 0.0  # pixels of noise per coordinate in NAME.detections.h5 (0: none written)
     fps: float = 30.0
+    video: bool = True  # False: the 2D and 3D truth only, no NAME.mp4 (fast, for triangulation alone)
 
     def __post_init__(self):
         if self.cameras < 2:
@@ -130,7 +131,8 @@ def write_scene(
             noisy = seen[:, order] + rng.normal(0.0, config.jitter, seen.shape)
             own = [f"{camera.name}_track{k}" for k in range(config.animals)]
             _write_view(out / f"{camera.name}.detections.h5", noisy, own, out / f"{camera.name}.mp4")
-        _write_video(out / f"{camera.name}.mp4", seen, camera, body, config, progress)
+        if config.video:
+            _write_video(out / f"{camera.name}.mp4", seen, camera, body, config, progress)
     return out
 
 

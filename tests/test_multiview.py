@@ -386,6 +386,8 @@ def test_synthetic_scene_refuses_a_video_name_and_one_camera(tmp_path, capsys):
     assert "OUT is a folder" in capsys.readouterr().err
     assert cli_main(["synth", str(tmp_path / "scene"), "--cameras", "1", "--quiet"]) == 2
     assert "at least 2 cameras" in capsys.readouterr().err
+    film(tmp_path / "truth", "--cameras", "2", "--num-frames", "3", "--no-video")
+    assert not list((tmp_path / "truth").glob("*.mp4")) and (tmp_path / "truth" / "cam1.analysis.h5").exists()
 
 
 def test_views_tracked_apart_are_matched_across_cameras(tmp_path, capsys):
