@@ -52,12 +52,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     opt.MAX_MISSING.add(batch)
     opt.QUIET.add(batch)
     opt.add_tracking(batch)
-    batch.add_argument(
-        "--calibration",
-        metavar="CALIBRATION.toml",
-        help="then triangulate each session (a folder with one subfolder per calibrated camera, named after "
-        "it) into OUT_DIR/<session>/points3d.h5 (see `posestream triangulate`)",
-    )
+    opt.RIG_CALIBRATION.add(batch)  # then each session (one subfolder per camera) into <session>/points3d.h5
     batch.set_defaults(run=run_batch)
 
 

@@ -85,7 +85,7 @@ def _add_import_parser(sub: argparse._SubParsersAction) -> None:
     opt.MAX_PEAKS.add(parser)
     opt.PRECISION.add(parser)
     parser.add_argument(
-        "--calibration",
+        "--calibration-data",
         metavar="VIDEO|LABELS.slp",
         help="int8: frames to calibrate on (a video of the model's frame size, or labels: crops "
         "around the animals for centered-instance); default: the folder's own training labels",
@@ -106,7 +106,7 @@ def run_import(args: argparse.Namespace) -> int:
         max_instances=args.max_instances,
         max_peaks=args.max_peaks,
         precision=args.precision,
-        calibration=args.calibration,
+        calibration=args.calibration_data,
         calibration_frames=args.calibration_frames,
         max_batch=args.max_batch,
     )

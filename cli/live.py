@@ -74,9 +74,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     sim.add_argument(
         "--rate", type=float, default=30.0, metavar="HZ", help="frames per second per camera (default 30)"
     )
-    sim.add_argument(
-        "--cameras", type=int, default=1, metavar="K", help="cameras 0..K-1 sending the same frames"
-    )
+    opt.CAMERAS.add(sim, default=1)
     sim.add_argument("--loop", action="store_true", help="start the video again at its end")
     opt.FRAMES.add(sim)
     opt.DURATION.add(sim)

@@ -87,9 +87,7 @@ def add_triangulate(sub: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="NAME=FILE", help="each camera's 2D poses")
-    parser.add_argument(
-        "--calibration", required=True, metavar="CALIBRATION.toml", help="the rig's calibration"
-    )
+    opt.RIG_CALIBRATION.add(parser, required=True)
     opt.OUTPUT.add(parser, required=True, metavar="POINTS3D.h5")
     parser.add_argument(
         "--threshold",
@@ -116,7 +114,11 @@ def add_triangulate(sub: argparse._SubParsersAction) -> None:
         help="also draw each track's 3D path and skeleton (posestream[calibration])",
     )
     parser.add_argument(
-        "--threads", type=int, default=0, metavar="N", help="threads solving points (default: one per core)"
+        "--solve-threads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="threads solving points (default: one per core)",
     )
     opt.JSON.add(parser)
     parser.set_defaults(run=run_triangulate)
@@ -131,7 +133,7 @@ def run_triangulate(args: argparse.Namespace) -> int:
         args.output,
         args.threshold or None,
         args.min_cameras,
-        args.threads or os.cpu_count() or 1,
+        args.solve_threads or os.cpu_count() or 1,
         args.smooth,
     )
     cameras = ", ".join(f"{name} {px:.2f}" for name, px in summary.reprojection_median.items())

@@ -300,11 +300,26 @@ def tracker_config(args: argparse.Namespace, flag_required: bool = True):
     return TrackerConfig(**given)
 
 
+# Several cameras (posestream.multiview).
+RIG_CALIBRATION = option(
+    "--calibration",
+    metavar="CALIBRATION.toml",
+    help="the rig's cameras (anipose's calibration.toml): read by triangulate, render and batch, written by "
+    "synth --cameras",
+)
+CAMERAS = option(
+    "--cameras",
+    type=int,
+    metavar="N",
+    help="how many cameras: camera-sim sends as cameras 0..N-1; synth films one 3D scene with N",
+)
+
 RENAMED = {
     ("synth", "--frames"): "--num-frames",  # a count there, a range everywhere else
     ("listen", "--frames"): "--num-frames",
     ("batch", "--workers"): "--jobs",  # pipelines there, postprocessing threads in track and bench
     ("batch", "--address"): "--ray-address",  # a Ray cluster there, a socket address in camera-sim
+    ("import", "--calibration"): "--calibration-data",  # int8 frames there, the rig's cameras elsewhere
 }
 """(command, old spelling) -> new spelling. The old spellings work until 0.3, with a note on stderr."""
 

@@ -50,12 +50,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "each camera's video NAME.mp4, its 2D truth NAME.analysis.h5 (and with --jitter NAME.detections.h5), "
         "the 3D truth truth3d.h5 and the cameras' calibration",
     )
-    views.add_argument("--cameras", type=int, default=0, metavar="N", help="film the scene with N cameras")
-    views.add_argument(
-        "--calibration",
-        metavar="OUT.toml",
-        help="where the cameras' calibration goes (anipose's calibration.toml; default OUT/calibration.toml)",
-    )
+    opt.CAMERAS.add(views, default=0)
+    opt.RIG_CALIBRATION.add(views)  # where synth writes it (default OUT/calibration.toml)
     views.add_argument(
         "--no-video", action="store_true", help="with --cameras: the 2D and 3D truth only, no videos (fast)"
     )
@@ -96,7 +92,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="draw poses on their video (a colour per identity, optional trails) into an overlay video",
         description="Draw the poses of PREDICTIONS (our analysis .h5, or any .slp: SLEAP's, sleap-nn's, "
         "ours) on VIDEO: each instance's skeleton in its track's colour (untracked: white), and with "
-        "--trails N each track's path over its last N frames. With --calibration and --camera, "
+        "--trails N each track's path over its last N frames. With --calibration and --view, "
         "PREDICTIONS is a 3D poses file (triangulate's), drawn where that camera sees it.",
     )
     render.add_argument("video", metavar="VIDEO")
@@ -109,12 +105,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     render.add_argument(
         "--line-width", type=float, default=0.0, metavar="PX", help="default: from the frame size"
     )
-    render.add_argument(
-        "--calibration",
-        metavar="CALIBRATION.toml",
-        help="with --camera: draw 3D poses reprojected into a view",
-    )
-    render.add_argument("--camera", metavar="NAME", help="the camera of the calibration that filmed VIDEO")
+    opt.RIG_CALIBRATION.add(render)
+    render.add_argument("--view", metavar="NAME", help="with --calibration: the camera that filmed VIDEO")
     opt.QUIET.add(render)
     render.set_defaults(run=run_render)
 
@@ -185,12 +177,12 @@ def run_render(args: argparse.Namespace) -> int:
         frames=args.frames, trails=args.trails, line_width=args.line_width, progress=not args.quiet
     )
     predictions = args.predictions
-    if args.calibration or args.camera:
-        if not (args.calibration and args.camera):
-            raise ConfigError("render: drawing 3D poses needs both --calibration and --camera NAME")
+    if args.calibration or args.view:
+        if not (args.calibration and args.view):
+            raise ConfigError("render: drawing 3D poses needs both --calibration and --view NAME")
         from posestream.multiview.reprojection import ProjectedPoses
 
-        predictions = ProjectedPoses(args.predictions, args.calibration, args.camera)
+        predictions = ProjectedPoses(args.predictions, args.calibration, args.view)
     frames = render(args.video, predictions, args.output, options)
     print(f"{frames} frames drawn: {args.output}")
     return 0

@@ -458,11 +458,9 @@ def test_render_draws_3d_poses_where_a_camera_sees_them_and_plot_draws_paths(tmp
     assert np.abs(np.stack([f.points for f in projected.iter_frames()]) - truth).max() < 0.05
     overlay = tmp_path / "overlay.mp4"
     args = ["render", str(scene / "cam1.mp4"), str(points), "-o", str(overlay), "--quiet"]
-    assert cli_main([*args, "--calibration", calibration, "--camera", "cam1"]) == 0
+    assert cli_main([*args, "--calibration", calibration, "--view", "cam1"]) == 0
     assert "6 frames drawn" in capsys.readouterr().out and overlay.stat().st_size > 0
-    assert (
-        cli_main([*args, "--camera", "cam1"]) == 2 and "--calibration and --camera" in capsys.readouterr().err
-    )
+    assert cli_main([*args, "--view", "cam1"]) == 2 and "--calibration and --view" in capsys.readouterr().err
 
 
 def film(scene: Path, *args: str) -> None:
