@@ -1,6 +1,6 @@
 """Several cameras in 3D (issue 27): calibration, triangulation of real labels, and triangulation throughput.
 
-    python benchmarks/multiview.py [--parts calibration,labels,synthetic,throughput] [--frames 100000]
+    python benchmarks/multiview.py [--parts calibration,labels,synthetic,throughput,live] [--frames 100000]
         [--out DIR]
 
 Real data: sleap-anipose's minimal_session (4 cameras, 1280x1024, one mouse; $POSESTREAM_ANIPOSE_SESSION,
@@ -22,6 +22,13 @@ else ../shared/data/sleap-anipose/minimal_session).
 - throughput (bar 5): ``posestream triangulate`` of 4 cameras x --frames frames x 2 animals x 15 nodes
   (views made by projecting a random walk into the calibration's cameras, 1.5 px of noise), end to end and
   the triangulation alone. Run alone on the machine.
+- live (bar 4): ``posestream synth --cameras 4`` at the demo model's 384x384 (1 and 2 animals, 900 frames),
+  each camera's video sent by ``camera-sim`` at 30 Hz (not lossless: the rig's policy, newest frames win)
+  to ``posestream live --calibration --tracking``, published to ``posestream listen -o``, each in its own
+  process. Per camera: sent = received + dropped, camera to 2D pose latency; the 3D step: groups published
+  (complete, partial), frames grouped and late, the step's time (wall and CPU) and camera to 3D latency;
+  the groups the client recorded. 4 cameras at 30 Hz are more frames than the demo model serves on 2 cores
+  (the engine drops the oldest); a run at 20 Hz shows the step on a machine that keeps up. Run alone.
 
 Writes the "multiview" section of benchmarks/RESULTS.md from every part measured so far in OUT.
 """
@@ -32,12 +39,14 @@ import argparse
 import json
 import os
 import platform
+import signal
+import subprocess
 import time
 from pathlib import Path
 
 import h5py
 import numpy as np
-from results import run_posestream, write_section
+from results import posestream_command, run_posestream, write_section
 
 from posestream.multiview.calibration_file import read_calibration
 from posestream.multiview.points3d_file import read_points3d
@@ -233,6 +242,37 @@ def _write_view(path: Path, pixels: np.ndarray) -> None:
         f["edge_inds"] = np.array([[n, n + 1] for n in range(n_nodes - 1)], np.int32)
 
 
+LIVE_RUNS = ((1, 30.0), (2, 30.0), (1, 20.0))  # (animals, Hz): 30 Hz x 4 cameras is more than 2 cores serve
+
+
+def live(out: Path) -> None:
+    """Live 3D from 4 cameras (the processes: see the module docstring)."""
+    for animals, rate in LIVE_RUNS:
+        scene = out / f"live_scene_{animals}"
+        if not (scene / "cam3.mp4").exists():
+            run_posestream("synth", scene, "--cameras", 4, "--camera-size", "384x384", "--animals", animals,
+                           "--num-frames", 900, "--seed", 40 + animals, "--quiet")  # fmt: skip
+        run = out / f"live_{animals}_{rate:g}hz"
+        run.mkdir(exist_ok=True)
+        cameras, poses = f"ipc://{run / 'cameras'}", f"ipc://{run / 'poses'}"
+        engine = subprocess.Popen(posestream_command(
+            "live", "-m", "demo", "--camera", cameras, "--publish", poses, "--calibration",
+            scene / "calibration.toml", "--tracking", "--max-tracks", animals, "--stats-json",
+            run / "stats.json", "--quiet"))  # fmt: skip
+        client = subprocess.Popen(posestream_command(
+            "listen", poses, "-o", run / "listened.h5", "--quiet", "--idle-timeout", 10))  # fmt: skip
+        videos = [scene / f"cam{c}.mp4" for c in range(4)]
+        run_posestream("camera-sim", *videos, "--address", cameras, "--rate", rate, "--wait", 120)
+        engine.send_signal(signal.SIGINT)
+        if engine.wait(60) != 0 or client.wait(60) != 0:
+            raise SystemExit(f"live ({engine.returncode}) or listen ({client.returncode}) failed")
+        figures = json.loads((run / "stats.json").read_text())
+        with h5py.File(run / "listened.3d.h5") as f:
+            figures["client_groups"] = int(f["points3d"].shape[0])
+        figures["animals"], figures["rate"] = animals, rate
+        (out / f"{run.name}.json").write_text(json.dumps(figures, indent=2))
+
+
 def table(out: Path) -> list[str]:
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
     lines = ["## Several cameras in 3D (issue 27)", ""]
@@ -246,7 +286,39 @@ def table(out: Path) -> list[str]:
         lines += _synthetic_line(json.loads((out / "synthetic.json").read_text()))
     for path in sorted(out.glob("throughput_*.json")):
         lines += _throughput_line(json.loads(path.read_text()))
+    runs = [json.loads(p.read_text()) for p in sorted(out.glob("live_*.json"))]
+    if runs:
+        lines += _live_table(runs)
     return lines
+
+
+def _live_table(runs: list[dict]) -> list[str]:
+    lines = [
+        "**Live 3D (bar 4: every group triangulated, drops counted exactly, the 3D step <= 1 ms p99).** 4 "
+        "synthetic cameras (384x384) at 30 Hz from `camera-sim`, `posestream live -m demo --calibration "
+        "--tracking`, `posestream listen -o`; each its own process. Latencies in ms, capture to publication.",
+        "",
+        "| animals | Hz | frames sent | received | dropped | camera→2D p50 / p99 | groups published "
+        "(partial) | frames grouped / late | client's groups | 3D step p50 / p99 (CPU p99) | "
+        "camera→3D p50 / p99 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for f in runs:
+        cameras, d = f["cameras"].values(), f["steps"]["three_d"]
+        sent, received, dropped = (
+            sum(c[k] for c in cameras) for k in ("frames_sent", "frames_received", "frames_dropped")
+        )
+        p50, p99 = (max(c["latency_ms"][k] for c in cameras) for k in ("p50", "p99"))
+        step, latency = d["step_ms"], d["latency_ms"]
+        lines.append(
+            f"| {f['animals']} | {f['rate']:g} | {sent:,} | {received:,} | {dropped:,} | "
+            f"{p50:.1f} / {p99:.1f} | "
+            f"{d['groups_published']:,} ({d['groups_partial']}) | {d['frames_grouped']:,} / "
+            f"{d['frames_late']} | {f['client_groups']:,} | {step['p50']:.2f} / {step['p99']:.2f} "
+            f"({d['step_cpu_ms']['p99']:.2f}) | "
+            f"{latency['p50']:.1f} / {latency['p99']:.1f} |"
+        )
+    return lines + [""]
 
 
 def _synthetic_line(f: dict) -> list[str]:
@@ -322,7 +394,7 @@ def _labels_table(f: dict) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", default="calibration,labels,synthetic,throughput")
+    parser.add_argument("--parts", default="calibration,labels,synthetic,throughput,live")
     parser.add_argument("--frames", type=int, default=100_000, help="frames of the throughput part")
     parser.add_argument("--out", type=Path, default=HERE / "data" / "multiview")
     args = parser.parse_args()
@@ -340,6 +412,8 @@ def main() -> None:
         synthetic(args.out)
     if "throughput" in parts:
         throughput(args.out, args.frames)
+    if "live" in parts:
+        live(args.out)
     write_section("multiview", table(args.out))
 
 

@@ -8,6 +8,7 @@ import logging
 import sys
 
 from posestream.cli import options as opt
+from posestream.core.errors import ConfigError
 
 LOOPBACK_NOTE = "addresses: tcp://127.0.0.1:PORT or ipc://PATH (another host needs --allow-remote)"
 
@@ -61,15 +62,43 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     opt.QUIET.add(live)
     opt.add_security(live)
     opt.add_tracking(live)
+    rig = live.add_argument_group(
+        "3D poses",
+        "with --calibration, the frames of each moment are joined in 3D: published as pose3d "
+        "messages, recorded to OUT.3d.h5",
+    )
+    opt.RIG_CALIBRATION.add(rig)
+    rig.add_argument(
+        "--camera-names",
+        type=lambda text: tuple(n.strip() for n in text.split(",") if n.strip()),
+        default=(),
+        metavar="NAME,...",
+        help="the calibrated name of camera id 0, 1, ... (default: the calibration's cameras, in its order)",
+    )
+    rig.add_argument(
+        "--group-tolerance-ms",
+        type=float,
+        default=5.0,
+        help="frames captured this close together are one moment (default 5)",
+    )
+    rig.add_argument(
+        "--group-wait-ms",
+        type=float,
+        default=20.0,
+        help="how long a moment waits for a late camera before it is triangulated without it (default 20)",
+    )
     live.set_defaults(run=run_live)
 
     sim = sub.add_parser(
         "camera-sim",
         help="replay a video as live cameras (for tests, demos and latency benchmarks)",
-        description="Send a video's frames as K cameras on an absolute schedule (a late frame never delays "
-        f"the next), waiting first for an engine to subscribe. {LOOPBACK_NOTE}.",
+        description="Send a video's frames as K cameras (or each of several videos as its own camera: "
+        "synth --cameras N makes a rig's) on an absolute schedule (a late frame never delays the next), "
+        f"waiting first for an engine to subscribe. {LOOPBACK_NOTE}.",
     )
-    sim.add_argument("video", metavar="VIDEO")
+    sim.add_argument(
+        "video", nargs="+", metavar="VIDEO", help="the video; several: camera k sends the k-th one's frames"
+    )
     sim.add_argument("--address", required=True, metavar="ADDR", help="address to bind (XPUB)")
     sim.add_argument(
         "--rate", type=float, default=30.0, metavar="HZ", help="frames per second per camera (default 30)"
@@ -145,7 +174,7 @@ def run_live(args: argparse.Namespace) -> int:
     )
     if warning := load_warning():
         print(f"live: warning: {warning} (latency and drops)", file=sys.stderr)
-    session = LiveSession(args.model, options)
+    session = LiveSession(args.model, options, steps=_steps(args))
     publishing = f", publishing on {options.publish}" if options.publish else ""
     print(
         f"live: {len(options.cameras)} camera address(es), model {session.predictor.kind} "
@@ -162,6 +191,8 @@ def run_live(args: argparse.Namespace) -> int:
             f"{stats['frames_published']}; latency ms p50 {latency['p50']} p99 {latency['p99']} "
             f"max {latency['max']}"
         )
+    if "three_d" in summary.steps:
+        print(three_d_line(summary.steps["three_d"]))
     if summary.malformed:
         print(f"malformed messages refused: {json.dumps(summary.malformed)}")
     if summary.hook_errors:
@@ -171,6 +202,29 @@ def run_live(args: argparse.Namespace) -> int:
     if options.stats_json:
         print(f"figures written to {options.stats_json}")
     return 0
+
+
+def _steps(args: argparse.Namespace) -> list:
+    """The live session's steps: 3D poses with --calibration."""
+    if args.calibration is None:
+        if args.camera_names:
+            raise ConfigError("--camera-names names calibrated cameras: give --calibration too")
+        return []
+    from posestream.multiview.live_sink import Live3DOptions
+
+    options = Live3DOptions(args.calibration, args.camera_names, args.group_tolerance_ms, args.group_wait_ms)
+    return [options.step]
+
+
+def three_d_line(figures: dict) -> str:
+    """The 3D step's final figures in a sentence."""
+    step, latency = figures["step_ms"], figures["latency_ms"]
+    return (
+        f"3D: {figures['groups_published']} groups published ({figures['groups_complete']} with every "
+        f"camera, {figures['groups_partial']} without some); frames grouped {figures['frames_grouped']}, "
+        f"late {figures['frames_late']}; 3D step ms p50 {step['p50']} p99 {step['p99']}; camera to 3D ms p50 "
+        f"{latency['p50']} p99 {latency['p99']}"
+    )
 
 
 def run_camera_sim(args: argparse.Namespace) -> int:
@@ -190,7 +244,7 @@ def run_camera_sim(args: argparse.Namespace) -> int:
         args.lossless,
     )
     interrupt_on_signals()
-    summary = camera_sim(args.video, options)
+    summary = camera_sim(args.video if len(args.video) > 1 else args.video[0], options)
     if not summary.subscribed:
         print(
             f"camera-sim: no engine subscribed within {args.wait} s; frames were sent to nobody",
@@ -210,6 +264,12 @@ def run_listen(args: argparse.Namespace) -> int:
 
     interrupt_on_signals()
     curve = Curve(args.curve) if args.curve else None
+    three_d = None
+    if args.output:  # 3D messages, if the engine sends any, to OUT.3d.h5
+        from posestream.engine.live.recorder import three_d_path
+        from posestream.multiview.live_recording import MessageRecording
+
+        three_d = MessageRecording(three_d_path(args.output))
     summary = listen(
         args.address,
         args.output,
@@ -217,12 +277,15 @@ def run_listen(args: argparse.Namespace) -> int:
         duration=args.duration,
         idle_timeout=args.idle_timeout,
         quiet=args.quiet,
+        three_d=three_d,
         allow_remote=args.allow_remote,
         curve=curve,
     )
     cameras = ", ".join(f"camera {c}: {n}" for c, n in sorted(summary.cameras.items()))
+    groups = f", {summary.groups} 3D groups" if summary.groups else ""
     print(
-        f"listen: {summary.frames} frames in {summary.seconds:.1f} s ({cameras or 'none'})", file=sys.stderr
+        f"listen: {summary.frames} frames{groups} in {summary.seconds:.1f} s ({cameras or 'none'})",
+        file=sys.stderr,
     )
     for path in summary.recordings:
         print(f"recording: {path}", file=sys.stderr)

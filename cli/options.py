@@ -304,8 +304,8 @@ def tracker_config(args: argparse.Namespace, flag_required: bool = True):
 RIG_CALIBRATION = option(
     "--calibration",
     metavar="CALIBRATION.toml",
-    help="the rig's cameras (anipose's calibration.toml): read by triangulate, render and batch, written by "
-    "synth --cameras",
+    help="the rig's cameras (anipose's calibration.toml): read by triangulate, render, batch and live (3D "
+    "poses), written by synth --cameras",
 )
 CAMERAS = option(
     "--cameras",

@@ -8,7 +8,8 @@
 
 Socket: a SUB socket that connects to the engine's PUB (``--publish``); ``cameras`` limits it to some cameras'
 topics. Statistics (``stats.<camera>``, once a second) are kept in ``stats`` by camera, not returned by
-``recv``.
+``recv``. An engine with a calibration (``live --calibration``) also publishes 3D poses: ``recv`` returns
+them as ``Pose3DMessage`` (``pose3d.py``) unless ``cameras`` is given, and their statistics go to ``stats3d``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 
 import zmq
 
+from posestream.live.pose3d import POSE3D_TOPIC, STATS3D_TOPIC, Pose3DMessage, parse_pose3d
 from posestream.live.protocol import (
     POSE_PREFIX,
     STATS_PREFIX,
@@ -47,7 +49,7 @@ class PoseSubscriber:
         self.cameras = None if cameras is None else set(cameras)
         # Topics are prefixes: pose.1 also lets pose.12 through, which recv filters out.
         topics = (
-            [POSE_PREFIX, STATS_PREFIX]
+            [POSE_PREFIX, STATS_PREFIX, POSE3D_TOPIC, STATS3D_TOPIC]
             if cameras is None
             else [t for c in cameras for t in (pose_topic(c), stats_topic(c))]
         )
@@ -60,21 +62,29 @@ class PoseSubscriber:
             curve=curve,
         )
         self.stats: dict[int, dict] = {}
+        self.stats3d: dict = {}  # the 3D step's last statistics (an engine with a calibration)
         self.malformed = 0
 
-    def recv(self, timeout: float | None = 1.0) -> PoseMessage | None:
-        """The next pose message, or None if none came within ``timeout`` seconds (None: wait forever)."""
+    def recv(self, timeout: float | None = 1.0) -> PoseMessage | Pose3DMessage | None:
+        """The next pose message (2D, or 3D from an engine with a calibration), or None if none came within
+        ``timeout`` seconds (None: wait forever)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
             if not self._socket.poll(left):
                 return None
             parts = self._socket.recv_multipart(copy=False)
+            topic = bytes(parts[0].buffer)
             try:
-                if bytes(parts[0].buffer).startswith(STATS_PREFIX):  # kept, not returned
+                if topic.startswith(STATS_PREFIX):  # kept, not returned
                     stats = parse_stats(parts)
                     self.stats[int(stats.get("camera", -1))] = stats
                     continue
+                if topic == STATS3D_TOPIC:
+                    self.stats3d = parse_stats(parts)
+                    continue
+                if topic == POSE3D_TOPIC:
+                    return parse_pose3d(parts)
                 message = parse_pose(parts)
                 if self.cameras is None or message.camera in self.cameras:
                     return message

@@ -43,16 +43,20 @@ class GroupCounts:
     late: int = 0  # frames too late for any group
 
 
+def check_policy(tolerance_ms: float, max_wait_ms: float) -> None:
+    if not (tolerance_ms > 0 and max_wait_ms > 0):
+        raise ConfigError(
+            f"--group-tolerance-ms {tolerance_ms} and --group-wait-ms {max_wait_ms} must both be > 0"
+        )
+
+
 class FrameGrouper:
     """Groups frames of ``cameras`` by capture time (see the module docstring for the policy)."""
 
     def __init__(self, cameras: list[str], tolerance_ms: float = 5.0, max_wait_ms: float = 20.0):
         if len(cameras) < 2:
             raise ConfigError(f"grouping needs at least 2 cameras, got {cameras}")
-        if tolerance_ms <= 0 or max_wait_ms <= 0:
-            raise ConfigError(
-                f"--group-tolerance {tolerance_ms} ms and --group-wait {max_wait_ms} ms must both be > 0"
-            )
+        check_policy(tolerance_ms, max_wait_ms)
         self.cameras = list(cameras)
         self.tolerance_ns, self.max_wait_ns = int(tolerance_ms * 1e6), int(max_wait_ms * 1e6)
         self.open: list[FrameGroup] = []  # in capture order

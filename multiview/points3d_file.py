@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from posestream.core.errors import OutputFileError
-from posestream.engine.sinks.analysis_h5.layout import decode, encode
+from posestream.engine.sinks.analysis_h5.layout import LIBVER, decode, encode
 
 
 @dataclass
@@ -39,23 +39,101 @@ class Points3D:
 
 def write_points3d(path: str | Path, data: Points3D) -> Path:
     """Write ``data`` to ``path`` (replacing it); a failure names the file."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with h5py.File(path, "w") as f:
-            f.create_dataset("points3d", data=data.points.astype(np.float64))
+    with Points3DWriter(
+        path, data.node_names, data.edges, data.camera_names, data.calibration, data.smoothing
+    ) as out:
+        out.append(data.points, data.reprojection_error, data.cameras_used, data.track_names)
+    return Path(path)
+
+
+class Points3DWriter:
+    """Writes a 3D pose file a block of frames at a time (``write_points3d``: all at once; a live run: group
+    after group), crash-safe as the analysis files are (SWMR; the frames flushed are in the file).
+
+    The frames and tracks axes grow as frames and tracks come. ``frame_data``: more datasets with one row per
+    frame, {name: (dtype, shape of a row)} (a live run's camera counters and times).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        node_names: list[str],
+        edges: list[tuple[int, int]],
+        camera_names: list[str],
+        calibration: str = "",
+        smoothing: str = "",
+        frame_data: dict[str, tuple[str, tuple[int, ...]]] | None = None,
+    ):
+        self.path = Path(path)
+        self.frames, self.tracks = 0, 0
+        nodes, cameras = len(node_names), len(camera_names)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = f = h5py.File(self.path, "w", libver=LIBVER)
+            for name, dtype, row in (
+                ("points3d", np.float64, (nodes, 3)),
+                ("reprojection_error", np.float32, (nodes, cameras)),
+                ("cameras_used", np.uint8, (nodes,)),
+            ):
+                f.create_dataset(name, (0, 0, *row), dtype, maxshape=(None, None, *row), chunks=True)
             f["tracks"] = f["points3d"]  # sleap-anipose's name, linked
-            f.create_dataset("reprojection_error", data=data.reprojection_error.astype(np.float32))
-            f.create_dataset("cameras_used", data=data.cameras_used.astype(np.uint8))
-            f.create_dataset("node_names", data=encode(data.node_names))
-            f.create_dataset("edge_inds", data=np.asarray(data.edges, dtype=np.int32).reshape(-1, 2))
-            f.create_dataset("track_names", data=encode(data.track_names))
-            f.create_dataset("camera_names", data=encode(data.camera_names))
-            f.attrs["calibration"] = data.calibration
-            f.attrs["smoothing"] = data.smoothing
-    except OSError as exc:
-        raise OutputFileError(f"{path}: cannot write the 3D poses ({exc})") from exc
-    return path
+            f.create_dataset("node_names", data=encode(node_names))
+            f.create_dataset("edge_inds", data=np.asarray(edges, dtype=np.int32).reshape(-1, 2))
+            f.create_dataset("track_names", (0,), h5py.string_dtype(), maxshape=(None,), chunks=True)
+            f.create_dataset("camera_names", data=encode(camera_names))
+            for name, (dtype, row) in (frame_data or {}).items():
+                f.create_dataset(name, (0, *row), dtype, maxshape=(None, *row), chunks=True)
+            f.attrs["calibration"] = calibration
+            f.attrs["smoothing"] = smoothing
+            f.swmr_mode = True
+        except OSError as exc:
+            raise OutputFileError(f"{self.path}: cannot write the 3D poses ({exc})") from exc
+
+    def append(
+        self,
+        points: np.ndarray,
+        reprojection_error: np.ndarray,
+        cameras_used: np.ndarray,
+        track_names: list[str],
+        **frame_data: np.ndarray,
+    ) -> None:
+        """Add frames: points (F, T, N, 3), reprojection_error (F, T, N, C), cameras_used (F, T, N), the
+        names of the T tracks (the file's so far first: tracks only ever come), ``frame_data`` (F, ...)
+        each."""
+        f, n, tracks = self._file, points.shape[0], max(points.shape[1], self.tracks)
+        try:
+            if points.shape[1] > self.tracks:
+                f["track_names"].resize((tracks,))
+                f["track_names"][self.tracks :] = track_names[self.tracks : tracks]
+            arrays = {
+                "points3d": points,
+                "reprojection_error": reprojection_error,
+                "cameras_used": cameras_used,
+            }
+            for name, values in arrays.items():
+                dataset = f[name]
+                dataset.resize((self.frames + n, tracks, *dataset.shape[2:]))
+                dataset[self.frames :, : values.shape[1]] = values
+                dataset[self.frames :, values.shape[1] :] = np.nan if dataset.dtype.kind == "f" else 0
+            for name, values in frame_data.items():
+                f[name].resize((self.frames + n, *f[name].shape[1:]))
+                f[name][self.frames :] = values
+            f.flush()
+        except OSError as exc:
+            raise OutputFileError(
+                f"{self.path}: cannot write 3D poses {self.frames}-{self.frames + n - 1} ({exc}); the ones "
+                "before are in the file"
+            ) from exc
+        self.frames, self.tracks = self.frames + n, tracks
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> Points3DWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 def read_points3d(path: str | Path) -> Points3D:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
 
 from posestream.core.errors import ConfigError
 from posestream.multiview.camera import Camera
@@ -14,6 +17,7 @@ class Rig:
 
     cameras: list[Camera]
     metadata: dict = field(default_factory=dict)
+    _selected: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         names = [c.name for c in self.cameras]
@@ -25,6 +29,15 @@ class Rig:
     def names(self) -> list[str]:
         return [c.name for c in self.cameras]
 
+    @cached_property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The cameras as the kernels take them: extrinsics (C, 3, 4), matrices (C, 3, 3), distortions
+        (C, 5). Made once per rig (the rotations' conversion costs more than a live group's solve)."""
+        return tuple(
+            np.stack([getattr(c, name) for c in self.cameras])
+            for name in ("extrinsics", "matrix", "distortions")
+        )
+
     def select(self, names: list[str], source: str = "the inputs") -> Rig:
         """The cameras named ``names``, in that order; an error lists both sides when a name is missing."""
         missing = [n for n in names if n not in self.names]
@@ -34,4 +47,7 @@ class Rig:
                 f"Calibration: {self.names}; {source}: {list(names)}. Name each input after its camera "
                 "(NAME=FILE), as the calibration does"
             )
-        return Rig([self.cameras[self.names.index(n)] for n in names], dict(self.metadata))
+        key = tuple(names)
+        if key not in self._selected:  # kept: a live run selects the same cameras group after group
+            self._selected[key] = Rig([self.cameras[self.names.index(n)] for n in names], dict(self.metadata))
+        return self._selected[key]

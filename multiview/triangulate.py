@@ -70,9 +70,7 @@ def triangulate(
     points = np.empty((flat.shape[1], 3))
     used = np.empty((n_cameras, flat.shape[1]), dtype=np.uint8)
     errors = np.empty((n_cameras, flat.shape[1]))
-    cameras = [
-        np.stack([getattr(c, name) for c in rig.cameras]) for name in ("extrinsics", "matrix", "distortions")
-    ]
+    cameras = rig.arrays
     settings = (float(threshold_px or 0.0), int(min_cameras))
 
     def solve(part: slice) -> None:

@@ -134,6 +134,15 @@ def _geometry_inputs(rng: np.random.Generator) -> dict[str, tuple]:
             np.zeros((3, 20), np.uint8),
             np.zeros((3, 20)),
         ),
+        "pair_costs": (
+            pixels[0].reshape(2, 2, 5, 2).copy(),  # 2 frames, 2 instances, 5 nodes
+            pixels[1:, :15].reshape(2, 3, 5, 2).copy(),  # 3 instances, camera 1's then camera 2's
+            np.array([1, 2, 2]),
+            extrinsics,
+            intrinsics,
+            distortions,
+            np.zeros((2, 2, 3)),
+        ),
     }
 
 

@@ -59,9 +59,9 @@ def address(tmp_path: Path, name: str) -> str:
 
 
 @contextlib.contextmanager
-def serving(options: LiveOptions, processor=None, models=("demo",)):
+def serving(options: LiveOptions, processor=None, models=("demo",), steps=()):
     """A LiveSession running in a thread; yields it and a dict that gets its summary when it stops."""
-    session = LiveSession(list(models), options, processor)
+    session = LiveSession(list(models), options, processor, steps)
     result: dict = {}
     thread = threading.Thread(target=lambda: result.update(summary=session.run()), daemon=True)
     thread.start()

@@ -68,7 +68,7 @@ def test_a_restarted_camera_keeps_grouping_and_every_frame_is_counted_once():
 def test_grouping_settings_are_checked():
     with pytest.raises(ConfigError, match="at least 2 cameras"):
         FrameGrouper(["only"])
-    with pytest.raises(ConfigError, match="must both be > 0"):
+    with pytest.raises(ConfigError, match="--group-tolerance-ms 0 and --group-wait-ms 20.0 must both be > 0"):
         FrameGrouper(CAMERAS, tolerance_ms=0)
     with pytest.raises(ConfigError, match="not one of the grouped cameras"):
         FrameGrouper(CAMERAS).add("front", 0, None, now_ns=0)
@@ -124,3 +124,156 @@ def test_a_group_where_some_cameras_saw_nobody_is_joined_from_the_others():
     assert alone.cameras == ["cam1"] and np.isnan(alone.points).all() and list(alone.track_ids) == [4]
     nobody = triangulate(FrameGroup(0, 0, {"cam0": empty}))
     assert nobody.points.shape == (0, 9, 3) and nobody.cameras == []
+
+
+# -- live 3D end to end: camera-sim (a synthetic view per camera) -> live --calibration -> a client ----
+
+LIVE_FRAMES = 20
+
+
+@pytest.fixture(scope="module")
+def rig_scene(tmp_path_factory):
+    """One animal filmed by 3 cameras at the demo model's size (384x384 gray), 20 frames."""
+    from posestream.multiview.synth_scene import SceneConfig, write_scene
+
+    out = tmp_path_factory.mktemp("rig") / "scene"
+    return write_scene(
+        out, SceneConfig(cameras=3, animals=1, frames=LIVE_FRAMES, size=(384, 384), seed=5), False
+    )
+
+
+def _live_3d_run(scene, tmp_path, videos, **grouping):
+    """camera-sim sends ``videos`` (camera k the k-th) losslessly to a live session with the scene's
+    calibration; returns the session's summary and every message a client received (2D and 3D)."""
+    import threading
+
+    from test_live import options, serving, sim
+
+    from posestream.engine.live.listen import listen
+    from posestream.engine.live.sim import camera_sim
+    from posestream.live import PoseSubscriber
+    from posestream.multiview.live_recording import MessageRecording
+    from posestream.multiview.live_sink import Live3DOptions
+
+    opts = options(tmp_path, record=str(tmp_path / "rec.h5"))
+    step = Live3DOptions(str(scene / "calibration.toml"), **grouping).step
+    listened, done = {}, threading.Event()
+    with serving(opts, steps=[step]) as (session, result), PoseSubscriber(opts.publish) as subscriber:
+        recording = MessageRecording(tmp_path / "listened.3d.h5")  # listen -o's 3D file
+        run = lambda: listened.update(summary=listen(opts.publish, quiet=True, stop=done, three_d=recording))  # noqa: E731
+        client = threading.Thread(target=run, daemon=True)
+        client.start()
+        assert session.publisher.wait_for_client(30.0, clients=2), "the clients did not reach the engine"
+        camera_sim([scene / v for v in videos], sim(opts))
+        messages = []
+        while (message := subscriber.recv(timeout=2.0 if messages else 60.0)) is not None:
+            messages.append(message)
+        session.stop()
+        stats3d = subscriber.stats3d
+        done.set()
+        client.join(30)
+    assert listened["summary"].groups == sum(
+        1 for m in messages if hasattr(m, "group")
+    )  # listen saw them all
+    return result["summary"], messages, stats3d
+
+
+def test_live_frames_of_each_moment_are_joined_in_3d_published_recorded_and_counted(rig_scene, tmp_path):
+    import h5py
+    import numpy as np
+
+    from posestream.live import Pose3DMessage
+
+    summary, messages, _ = _live_3d_run(
+        rig_scene, tmp_path, ["cam0.mp4", "cam1.mp4", "cam2.mp4"], max_wait_ms=60_000.0
+    )
+    three_d = [m for m in messages if isinstance(m, Pose3DMessage)]
+    assert len(messages) - len(three_d) == 3 * LIVE_FRAMES  # every 2D frame published
+    figures = summary.steps["three_d"]
+    # every frame grouped; every moment complete (lossless, and the wait is longer than any run)
+    assert (figures["frames_arrived"], figures["frames_grouped"], figures["frames_late"]) == (60, 60, 0)
+    assert (figures["groups_complete"], figures["groups_partial"], figures["groups_published"]) == (20, 0, 20)
+    assert [m.group for m in three_d] == list(range(LIVE_FRAMES))
+    for moment, message in enumerate(three_d):
+        assert message.cameras.tolist() == [0, 1, 2] and message.counters.tolist() == [moment] * 3
+        assert not message.partial and len(set(message.captures.tolist())) == 1
+    assert figures["step_ms"]["p50"] > 0 and figures["latency_ms"]["p50"] > 0
+    with h5py.File(tmp_path / "rec.3d.h5") as f:  # the recording: one row per group, the counters of each
+        assert f["points3d"].shape[0] == LIVE_FRAMES and f["points3d"].shape[2:] == (9, 3)
+        assert (f["camera_counters"][:] == np.arange(LIVE_FRAMES)[:, None]).all()
+        recorded = f["points3d"][:]
+    with h5py.File(tmp_path / "listened.3d.h5") as f:  # listen -o's: the same groups
+        assert (f["camera_counters"][:] == np.arange(LIVE_FRAMES)[:, None]).all()
+        np.testing.assert_allclose(f["points3d"][:], recorded, atol=1e-3)  # sent as float32
+    with h5py.File(rig_scene / "truth3d.h5") as f:
+        truth = f["points3d"][:, 0]  # (F, N, 3) mm
+    distance = np.linalg.norm(recorded - truth[:, None], axis=-1)  # (F, T, N): each row against the animal
+    nearest = np.where(np.isnan(distance), np.inf, distance).min(axis=1)  # (F, N)
+    assert np.median(nearest) < 15.0  # mm, for an 80 mm animal: the demo model's 2D error, in 3D
+
+
+def test_a_silent_calibrated_camera_and_an_uncalibrated_one_are_counted(rig_scene, tmp_path):
+    """Cameras 0, 1 and 2 send; the rig names camera 2 by nothing and waits for a fourth that never sends."""
+    from posestream.live import Pose3DMessage
+
+    summary, messages, stats3d = _live_3d_run(
+        rig_scene,
+        tmp_path,
+        ["cam0.mp4", "cam1.mp4", "cam2.mp4"],
+        camera_names=("cam0", "cam1"),
+        max_wait_ms=30.0,
+    )
+    figures = summary.steps["three_d"]
+    assert figures["frames_uncalibrated"] == {"2": LIVE_FRAMES}
+    assert figures["frames_grouped"] + figures["frames_late"] == 2 * LIVE_FRAMES
+    assert figures["groups_complete"] + figures["groups_partial"] == figures["groups_published"]
+    three_d = [m for m in messages if isinstance(m, Pose3DMessage)]
+    assert len(three_d) == figures["groups_published"] and stats3d["cameras"] == {"0": "cam0", "1": "cam1"}
+
+    (tmp_path / "silent").mkdir()
+    summary, messages, _ = _live_3d_run(
+        rig_scene,
+        tmp_path / "silent",
+        ["cam0.mp4", "cam1.mp4"],
+        camera_names=("cam0", "cam1", "cam2"),
+        max_wait_ms=30.0,
+    )
+    figures = summary.steps["three_d"]
+    assert figures["groups_partial"] == figures["groups_published"] and figures["groups_complete"] == 0
+    assert figures["frames_grouped"] + figures["frames_late"] == 2 * LIVE_FRAMES
+    assert all(m.partial and 2 not in m.cameras for m in messages if isinstance(m, Pose3DMessage))
+
+
+def test_live_calibration_names_are_checked(rig_scene, tmp_path, capsys):
+    from test_live import options
+
+    from posestream.cli import main
+    from posestream.engine.live.session import LiveSession
+    from posestream.multiview.live_sink import Live3DOptions
+
+    step = Live3DOptions(str(rig_scene / "calibration.toml"), ("cam0", "top")).step
+    with pytest.raises(
+        ConfigError, match=r"Calibration: \['cam0', 'cam1', 'cam2'\]; --camera-names: \['cam0', 'top'\]"
+    ):
+        LiveSession(["demo"], options(tmp_path), steps=[step])
+    assert main(["live", "-m", "demo", "--camera", "ipc:///nowhere", "--camera-names", "cam0,cam1"]) == 2
+    assert "--camera-names names calibrated cameras: give --calibration too" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--group-wait-ms 0 must both be > 0"):
+        Live3DOptions("calibration.toml", max_wait_ms=0)
+
+
+def test_a_3d_message_round_trips_and_a_short_one_is_refused():
+    import numpy as np
+
+    from posestream.live.pose3d import Pose3DHeader, parse_pose3d, pose3d_parts
+    from posestream.live.protocol import ProtocolError
+
+    header = Pose3DHeader(7, 2, 1, 3, Pose3DHeader.PARTIAL, 100, 5, 200)
+    points = np.arange(9, dtype=np.float32).reshape(1, 3, 3)
+    parts = pose3d_parts(header, [0, 2], [11, 12], [100, 101], points, np.full((1, 3), 2), [4])
+    message = parse_pose3d(parts)
+    assert message.group == 7 and message.partial and message.counters.tolist() == [11, 12]
+    np.testing.assert_array_equal(message.points, points)
+    assert message.latency_ms == (200 - 101) / 1e6
+    with pytest.raises(ProtocolError, match="points of group 7 is 32 bytes, expected 36"):
+        parse_pose3d(parts[:5] + [points.tobytes()[:-4]] + parts[6:])

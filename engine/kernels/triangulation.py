@@ -1,6 +1,7 @@
 """Loops of multi-camera geometry (``posestream.multiview``): OpenCV's camera model (pinhole, distortion
-k1 k2 p1 p2 k3) forwards and backwards, and score-weighted linear triangulation with outlier rejection by
-reprojection. The one implementation of that model: ``multiview.camera.Camera`` calls these."""
+k1 k2 p1 p2 k3) forwards and backwards, score-weighted linear triangulation with outlier rejection by
+reprojection, and the cost of pairing instances of two cameras. The one implementation of that model:
+``multiview.camera.Camera`` calls these."""
 
 from __future__ import annotations
 
@@ -193,3 +194,53 @@ def triangulate_points(
                 errors[c, p] = np.sqrt((u - pixels[c, p, 0]) ** 2 + (v - pixels[c, p, 1]) ** 2)
             else:
                 errors[c, p] = np.nan
+
+
+@kernel
+def pair_costs(
+    reference: np.ndarray,
+    others: np.ndarray,
+    view_of: np.ndarray,
+    extrinsics: np.ndarray,
+    intrinsics: np.ndarray,
+    distortions: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """How well each reference instance (camera 0; reference (F, Ti, N, 2)) and each other instance (others
+    (F, Tj, N, 2), instance j seen by camera ``view_of[j]``) are one animal: the median over the nodes both
+    see of the worse camera's reprojection error, each node triangulated from the two cameras alone. Into
+    out (F, Ti, Tj); NaN where a pair shares no node (or none solves)."""
+    frames, n_reference, n_nodes = reference.shape[0], reference.shape[1], reference.shape[2]
+    normalized = np.empty((2, 2))
+    weights = np.ones(2)
+    pair = np.empty((2, 3, 4))
+    point = np.empty(3)
+    scratch = np.empty((3, 4))
+    errors = np.empty(n_nodes)
+    for j in range(others.shape[1]):
+        c = view_of[j]
+        pair[0], pair[1] = extrinsics[0], extrinsics[c]
+        for f in range(frames):
+            for i in range(n_reference):
+                count = 0
+                for n in range(n_nodes):
+                    ur, vr = reference[f, i, n, 0], reference[f, i, n, 1]
+                    uo, vo = others[f, j, n, 0], others[f, j, n, 1]
+                    if not (np.isfinite(ur) and np.isfinite(vr) and np.isfinite(uo) and np.isfinite(vo)):
+                        continue
+                    normalized[0, 0], normalized[0, 1] = _undistort_one(ur, vr, intrinsics[0], distortions[0])
+                    normalized[1, 0], normalized[1, 1] = _undistort_one(uo, vo, intrinsics[c], distortions[c])
+                    if not (np.isfinite(normalized[0, 0]) and np.isfinite(normalized[1, 0])):
+                        continue
+                    if not _solve(normalized, weights, pair, scratch, point):
+                        continue
+                    u0, v0 = _project_one(point, extrinsics[0], intrinsics[0], distortions[0])
+                    u1, v1 = _project_one(point, extrinsics[c], intrinsics[c], distortions[c])
+                    e0, e1 = (
+                        np.sqrt((u0 - ur) ** 2 + (v0 - vr) ** 2),
+                        np.sqrt((u1 - uo) ** 2 + (v1 - vo) ** 2),
+                    )
+                    if np.isfinite(e0) and np.isfinite(e1):  # NaN: behind a camera
+                        errors[count] = max(e0, e1)
+                        count += 1
+                out[f, i, j] = np.median(errors[:count]) if count else np.nan

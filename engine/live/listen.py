@@ -2,7 +2,9 @@
 
 Recording (``-o OUT.h5``) writes one analysis HDF5 per camera (``OUT.cam<id>.h5``), as the engine's own
 recording does; the skeleton comes from the engine's statistics messages (sent when a camera first
-appears and once a second), so poses that arrive before it wait, at most ``WAIT_FRAMES`` of them.
+appears and once a second), so poses that arrive before it wait, at most ``WAIT_FRAMES`` of them. An engine
+with a calibration also publishes 3D poses: printed, and given to ``three_d`` (the CLI's: a recording to
+OUT.3d.h5, multiview/live_recording.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from posestream.engine.live.info import LiveInfo
 from posestream.engine.live.recorder import LiveRecorder, check_recording_path
 from posestream.engine.live.stats import restarted
 from posestream.engine.types import FramePredictions, Skeleton
+from posestream.live.pose3d import Pose3DMessage
 from posestream.live.protocol import STAGES, PoseMessage
 from posestream.live.subscriber import PoseSubscriber
 
@@ -28,6 +31,7 @@ WAIT_FRAMES = 10_000
 class ListenSummary:
     frames: int = 0
     cameras: dict[int, int] = field(default_factory=dict)  # frames per camera
+    groups: int = 0  # 3D pose messages (an engine with a calibration)
     seconds: float = 0.0
     recordings: list[Path] = field(default_factory=list)
     stats: dict[int, dict] = field(default_factory=dict)  # the last statistics of each camera
@@ -42,10 +46,12 @@ def listen(
     idle_timeout: float | None = None,
     quiet: bool = False,
     stop: threading.Event | None = None,
+    three_d=None,
     **subscriber_options,
 ) -> ListenSummary:
     """Receive poses until ``frames`` came, ``duration`` passed, none came for ``idle_timeout`` s, or
-    ``stop``."""
+    ``stop``. ``three_d``: takes each 3D message (``add(message, stats3d)``) and is closed at the end
+    (``close()``: the paths it wrote)."""
     stop = stop or threading.Event()
     summary = ListenSummary()
     recording = _Recording(out) if out is not None else None
@@ -61,6 +67,13 @@ def listen(
                         break
                     continue
                 last = time.monotonic()
+                if isinstance(message, Pose3DMessage):
+                    summary.groups += 1
+                    if not quiet:
+                        print(format_3d(message), flush=True)
+                    if three_d is not None:
+                        three_d.add(message, subscriber.stats3d)
+                    continue
                 summary.frames += 1
                 summary.cameras[message.camera] = summary.cameras.get(message.camera, 0) + 1
                 if not quiet:
@@ -71,6 +84,8 @@ def listen(
             summary.stats = dict(subscriber.stats)
             if recording is not None:
                 summary.recordings = recording.close()
+            if three_d is not None:
+                summary.recordings += three_d.close()
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -135,6 +150,15 @@ def as_frame(message: PoseMessage) -> FramePredictions:
         message.instance_scores,
         message.track_ids,
         live=info,
+    )
+
+
+def format_3d(message: Pose3DMessage) -> str:
+    cameras = ",".join(f"{c}:{n}" for c, n in zip(message.cameras.tolist(), message.counters.tolist()))
+    solved = int((message.cameras_used > 0).sum())
+    return (
+        f"3d group {message.group}: cameras [{cameras}]{' (partial)' if message.partial else ''} "
+        f"{message.header.n_tracks} animals, {solved} points solved, latency {message.latency_ms:.2f} ms"
     )
 
 

@@ -45,14 +45,14 @@ class PosePublisher:
         self._lock = threading.Lock()
         self.subscriptions = 0  # to poses: one per client (of all cameras or of one)
 
-    def wait_for_client(self, timeout: float = 10.0) -> bool:
-        """Wait until a client has subscribed to poses; False after ``timeout`` seconds."""
+    def wait_for_client(self, timeout: float = 10.0, clients: int = 1) -> bool:
+        """Wait until ``clients`` clients have subscribed to poses; False after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        while self.subscriptions <= 0 and time.monotonic() < deadline:
+        while self.subscriptions < clients and time.monotonic() < deadline:
             with self._lock:
                 if self._socket.poll(20, zmq.POLLIN):
                     self.subscriptions += read_subscriptions(self._socket, POSE_PREFIX)
-        return self.subscriptions > 0
+        return self.subscriptions >= clients
 
     def write_block(self, block: FrameBlock) -> None:
         """The sink's side (sinks/base.py): each frame's poses, in order."""
@@ -80,6 +80,11 @@ class PosePublisher:
     def publish_stats(self, camera: int, stats: dict) -> None:
         with self._lock:
             self._socket.send_multipart(stats_parts(camera, stats), flags=zmq.NOBLOCK)
+
+    def publish_parts(self, parts: list) -> None:
+        """Send a message made elsewhere (the 3D step's, live/pose3d.py)."""
+        with self._lock:
+            self._socket.send_multipart(parts, flags=zmq.NOBLOCK)
 
     def close(self) -> None:
         self._socket.close(linger=LINGER_MS)  # what is published reaches the clients connected

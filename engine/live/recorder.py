@@ -22,9 +22,19 @@ from posestream.engine.types import FrameBlock, FramePredictions, Skeleton
 
 def camera_path(out: str | os.PathLike, camera: int) -> Path:
     """OUT.cam<camera>.h5 beside OUT.h5."""
+    return beside(out, f"cam{camera}")
+
+
+def three_d_path(out: str | os.PathLike) -> Path:
+    """OUT.3d.h5 beside OUT.h5: a calibrated live run's 3D poses (multiview/live_sink.py)."""
+    return beside(out, "3d")
+
+
+def beside(out: str | os.PathLike, part: str) -> Path:
+    """OUT.<part>.h5 for the recording OUT.h5 (or OUT)."""
     out = Path(out)
     stem = out.name[: -len(out.suffix)] if out.suffix == ".h5" else out.name
-    return out.parent / f"{stem}.cam{camera}.h5"
+    return out.parent / f"{stem}.{part}.h5"
 
 
 def check_recording_path(out: str | os.PathLike) -> None:

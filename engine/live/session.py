@@ -1,11 +1,13 @@
 """``posestream live``: cameras in, poses and identities out, on the one pipeline with a latency-first policy.
 
     cameras ─ZeroMQ─> receiver ─> waiting queue ─> [pipeline: batch what waits ─> infer ─> postprocess
-    (drop-oldest) ─> tracker per camera] ─> hook ─> publish ─> record        stats + status line: once a
-    second
+    (drop-oldest) ─> tracker per camera] ─> hook ─> publish ─> steps ─> record    stats + status line: once
+    a second
 
 - One predictor serves every camera; a batch is whatever frames are waiting, up to ``max_batch``.
 - Each camera has its own tracker (its own identities) and its own recording.
+- Steps (``LiveStep``) join what the cameras saw after the poses are out, before the recording: the layers
+  above give them (``posestream.multiview.live_sink``: 3D poses of a calibrated rig, ``live --calibration``).
 - Stops on ``stop()``, SIGINT, SIGTERM or after ``duration`` seconds: the frames waiting are finished,
   the files closed, and the final figures returned (and written to ``stats_json``).
 """
@@ -17,8 +19,10 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from posestream.core.errors import ConfigError
 from posestream.engine.interrupts import StopRequests
@@ -71,6 +75,33 @@ class LiveOptions:
             raise ConfigError(f"--duration must be > 0 seconds, got {self.duration}")
 
 
+class LiveStep(Protocol):
+    """A sink the live run calls after publishing each block's poses (sinks/base.py), with a run's ends."""
+
+    name: str  # its figures' key in the summary and --stats-json
+    path: Path | None  # what it records, if anything
+
+    def write_block(self, block: FrameBlock) -> None: ...
+
+    def finish(self) -> None:
+        """The cameras are done: the last outputs, then ``close``."""
+
+    def close(self) -> None:
+        """Release everything (also after an error, instead of ``finish``); once."""
+
+    def figures(self) -> dict: ...
+
+    def publish_stats(self) -> None:
+        """Once a second, beside the cameras' statistics."""
+
+    def status(self) -> str:
+        """Its part of the status line."""
+
+
+StepFactory = Callable[["LiveSession"], LiveStep]
+"""Makes a step once the session has its model, publisher and options (and ``stop`` for its errors)."""
+
+
 @dataclass
 class LiveSummary:
     cameras: dict[int, dict] = field(default_factory=dict)  # per camera: the --stats-json figures
@@ -78,6 +109,7 @@ class LiveSummary:
     hook_errors: int = 0
     seconds: float = 0.0
     recordings: list[Path] = field(default_factory=list)
+    steps: dict[str, dict] = field(default_factory=dict)  # each step's figures, by its name
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -90,20 +122,27 @@ class LiveSession:
     """A live run; ``run()`` serves until stopped. Build it, then run it (from the main thread for
     signals)."""
 
-    def __init__(self, model_dirs, options: LiveOptions, processor: Processor | None = None):
+    def __init__(
+        self,
+        model_dirs,
+        options: LiveOptions,
+        processor: Processor | None = None,
+        steps: Sequence[StepFactory] = (),
+    ):
         self.options = options
+        self.steps: list[LiveStep] = []
         self.board = StatsBoard()
         self._done = threading.Event()
         self._closed = False
         self.predictor = self.hook = self.publisher = self.recorder = self.source = None
         try:
-            self._open(model_dirs, processor)
+            self._open(model_dirs, processor, steps)
         except BaseException:
             self.close()
             raise
 
-    def _open(self, model_dirs, processor: Processor | None) -> None:
-        """The model, the hook, the outputs, then (warm) the cameras and the pipeline."""
+    def _open(self, model_dirs, processor: Processor | None, steps: Sequence[StepFactory]) -> None:
+        """The model, the hook, the outputs and steps, then (warm) the cameras and the pipeline."""
         options = self.options
         curve = Curve(options.curve) if options.curve else None
         self.predictor = Predictor(
@@ -127,6 +166,8 @@ class LiveSession:
                 self._provenance(),
                 self.predictor.class_names,
             )
+        for make in steps:
+            self.steps.append(make(self))
         self.warm_up()  # before subscribing to the cameras
         cameras = CameraInput(
             options.cameras,
@@ -179,7 +220,11 @@ class LiveSession:
             if timer:
                 timer.start()
             try:
-                self.pipeline.run([self.serving, *(s for s in (self.recorder,) if s is not None)])
+                self.pipeline.run(
+                    [self.serving, *self.steps, *(s for s in (self.recorder,) if s is not None)]
+                )
+                for step in self.steps:
+                    step.finish()
                 self._count_ends()
             finally:
                 self._done.set()
@@ -208,9 +253,14 @@ class LiveSession:
             if self.publisher is not None:
                 for camera, figures in stats.items():
                     self.publisher.publish_stats(camera, figures)
+                for step in self.steps:
+                    step.publish_stats()
             if self.options.status and stats and (sys.stderr.isatty() or time.monotonic() - last_line >= 10):
                 end = "\r" if sys.stderr.isatty() else "\n"
-                print(status_line(stats, self.source.malformed), end=end, file=sys.stderr, flush=True)
+                line = " | ".join(
+                    [status_line(stats, self.source.malformed), *(s.status() for s in self.steps)]
+                )
+                print(line, end=end, file=sys.stderr, flush=True)
                 last_line = time.monotonic()
 
     def _extra(self) -> dict:
@@ -228,12 +278,14 @@ class LiveSession:
             camera: camera_stats(ledger, self.source.evicted.get(camera, 0), camera in self.source.silent)
             for camera, ledger in sorted(self.board.cameras.items())
         }
+        recordings = self.recorder.paths if self.recorder else []
         return LiveSummary(
             cameras,
             dict(self.source.malformed),
             self.hook.errors if self.hook else 0,
             seconds,
-            self.recorder.paths if self.recorder else [],
+            recordings + [s.path for s in self.steps if s.path is not None],
+            {s.name: s.figures() for s in self.steps},
         )
 
     def close(self) -> None:
@@ -241,7 +293,7 @@ class LiveSession:
         if self._closed:
             return
         self._closed = True
-        for closing in (self.source, self.publisher, self.recorder, self.hook, self.predictor):
+        for closing in (self.source, *self.steps, self.publisher, self.recorder, self.hook, self.predictor):
             if closing is not None:
                 closing.close()
 

@@ -1,4 +1,5 @@
-"""``posestream camera-sim``: a video replayed as K live cameras, on an absolute, open-loop schedule.
+"""``posestream camera-sim``: a video replayed as K live cameras (or several videos, each its own camera: a
+rig's views, as ``synth --cameras`` writes them), on an absolute, open-loop schedule.
 
 Frame k of every camera is due at ``start + k / rate``, its capture time. A frame sent late does not
 push the next ones back, so a slow engine shows as latency and drops, never as a slower camera. The
@@ -10,11 +11,13 @@ blocking (``CameraPublisher``), or, with ``lossless``, waiting for the engine to
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from posestream.core.errors import ConfigError
@@ -63,25 +66,39 @@ class SimSummary:
         return self.frames / self.seconds if self.seconds else 0.0
 
 
-def camera_sim(video: str, options: SimOptions, stop: threading.Event | None = None) -> SimSummary:
-    """Replay ``video`` until its frames (or ``duration``) are done, or ``stop`` is set."""
+def camera_sim(
+    video: str | os.PathLike | Sequence[str | os.PathLike],
+    options: SimOptions,
+    stop: threading.Event | None = None,
+) -> SimSummary:
+    """Replay ``video`` (one, as ``options.cameras`` cameras; or several, camera k the k-th) until its frames
+    (the shortest video's, with several) or ``duration`` are done, or ``stop`` is set."""
     stop = stop or threading.Event()
-    with open_source(video) as source:
-        fmt = PIXEL_FORMATS[source.metadata.channels]
-        selection = resolve_frames(options.frames, source.metadata.n_frames, source.metadata.path)
-        preload = (
-            len(selection) * source.metadata.width * source.metadata.height * source.metadata.channels
-            <= PRELOAD_BYTES
+    videos = [video] if isinstance(video, (str, os.PathLike)) else list(video)
+    cameras = len(videos) if len(videos) > 1 else options.cameras
+    if len(videos) > 1 and options.cameras not in (1, len(videos)):
+        raise ConfigError(
+            f"{len(videos)} videos are {len(videos)} cameras, one each; --cameras {options.cameras} does not "
+            "match: leave it out"
         )
-        frames = _preloaded(source, selection, options.loop) if preload else None
+    with contextlib.ExitStack() as opened:
+        sources = [opened.enter_context(open_source(v)) for v in videos]
+        formats = [PIXEL_FORMATS[s.metadata.channels] for s in sources]
+        shortest = min(sources, key=lambda s: s.metadata.n_frames)
+        selection = resolve_frames(options.frames, shortest.metadata.n_frames, shortest.metadata.path)
+        size = sum(s.metadata.width * s.metadata.height * s.metadata.channels for s in sources)
+        preload = len(selection) * size <= PRELOAD_BYTES
         curve = Curve(options.curve) if options.curve else None
         with CameraPublisher(
             options.address, allow_remote=options.allow_remote, curve=curve, lossless=options.lossless
         ) as publisher:
             subscribed = publisher.wait_for_subscriber(options.wait)
             try:
-                frames = frames or _streamed(source, selection, options.loop, stop)
-                return _send(publisher, frames, fmt, options, stop, subscribed)
+                if preload:
+                    frames = zip(*(_preloaded(s, selection, options.loop) for s in sources))
+                else:
+                    frames = zip(*(_streamed(s, selection, options.loop, stop) for s in sources))
+                return _send(publisher, frames, formats, cameras, options, stop, subscribed)
             finally:
                 stop.set()
 
@@ -131,12 +148,14 @@ def _put(frames: queue.Queue, item, stop: threading.Event) -> bool:
 
 def _send(
     publisher: CameraPublisher,
-    frames: Iterator,
-    fmt: str,
+    frames: Iterator[tuple],
+    formats: list[str],
+    cameras: int,
     options: SimOptions,
     stop: threading.Event,
     subscribed: bool,
 ) -> SimSummary:
+    """Each moment's images (one per video) as every camera's frame, on the schedule."""
     period_ns = int(1e9 / options.rate)
     start = time.monotonic_ns() + 50_000_000  # 50 ms to decode the first frames
     end = start + int(options.duration * 1e9) if options.duration else None
@@ -146,19 +165,20 @@ def _send(
             due = start + sent * period_ns
             if end is not None and due >= end:
                 break
-            image = next(frames, None)
-            if image is None:
+            images = next(frames, None)
+            if images is None:
                 break
             _sleep_until(due, stop)
             if time.monotonic_ns() - due > 1_000_000:
                 late += 1
-            for camera in range(options.cameras):
-                publisher.send(image, fmt, capture_ns=due, camera=camera)
+            for camera in range(cameras):
+                source = camera % len(images)  # one video: every camera sends it
+                publisher.send(images[source], formats[source], capture_ns=due, camera=camera)
             sent += 1
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop sending, report what was sent
         pass
     seconds = (time.monotonic_ns() - start) / 1e9
-    return SimSummary(sent, options.cameras, seconds, late, subscribed)
+    return SimSummary(sent, cameras, seconds, late, subscribed)
 
 
 def _sleep_until(due_ns: int, stop: threading.Event) -> None:
