@@ -1,11 +1,13 @@
 """The live protocol's 3D messages: one moment of several calibrated cameras joined into 3D poses.
 
-    engine ──[pose3d | Pose3DHeader | cameras | counters | captures | points | used | track ids]──> client
+    engine ──[pose3d | Pose3DHeader + cameras + counters + captures + points + used + track ids]──> client
            └──[stats3d | JSON]  (once a second: camera names, skeleton, counts, latencies)
 
 ``posestream live --calibration`` groups the frames of its cameras by capture time and publishes one
 message per group on the pose socket, after the group's 2D messages. The message names every frame it was
 made from (camera id, that camera's counter, its capture time), so a client can join it with the 2D poses.
+Two parts: the topic, then the header and the arrays one after the other (each ZeroMQ part costs the
+engine a hand-over of Python's GIL, and a live group's step is timed in tenths of a millisecond).
 Little-endian, times in ``time.monotonic_ns()`` as the rest of the protocol (``protocol.py``).
 """
 
@@ -119,29 +121,35 @@ _ARRAYS = (  # name, wire dtype, shape from (C, T, N)
 
 
 def pose3d_parts(header: Pose3DHeader, *arrays) -> list:
-    """The multipart message of one group (``arrays`` in Pose3DMessage's order, converted to the wire's
+    """The two-part message of one group (``arrays`` in Pose3DMessage's order, converted to the wire's
     dtypes)."""
-    return [POSE3D_TOPIC, header.pack()] + [
-        np.ascontiguousarray(a, dtype) for a, (_, dtype, _) in zip(arrays, _ARRAYS, strict=True)
+    wire = [
+        np.ascontiguousarray(a, dtype).tobytes() for a, (_, dtype, _) in zip(arrays, _ARRAYS, strict=True)
     ]
+    return [POSE3D_TOPIC, b"".join([header.pack(), *wire])]
 
 
 def parse_pose3d(parts: list) -> Pose3DMessage:
-    """A 3D pose message ``[topic, header, *arrays]``."""
-    if len(parts) != 2 + len(_ARRAYS):
-        raise ProtocolError("parts", f"a 3D pose message has {2 + len(_ARRAYS)} parts, got {len(parts)}")
-    header = Pose3DHeader.unpack(_buffer(parts[1]))
+    """A 3D pose message ``[topic, header + arrays]``."""
+    if len(parts) != 2:
+        raise ProtocolError("parts", f"a 3D pose message has 2 parts, got {len(parts)}")
+    data = _buffer(parts[1])
+    header = Pose3DHeader.unpack(data[: Pose3DHeader.SIZE])
     sizes = header.n_cameras, header.n_tracks, header.n_nodes
-    arrays = {}
-    for part, (name, dtype, shape_of) in zip(parts[2:], _ARRAYS):
-        data, shape = _buffer(part), shape_of(*sizes)
-        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        if data.nbytes != size:
-            raise ProtocolError(
-                "payload_size",
-                f"3D pose {name} of group {header.group} is {data.nbytes} bytes, expected {size}",
-            )
-        arrays[name] = np.frombuffer(data, dtype).reshape(shape)
+    shapes = [shape_of(*sizes) for _, _, shape_of in _ARRAYS]
+    lengths = [
+        int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, (_, dtype, _) in zip(shapes, _ARRAYS)
+    ]
+    if data.nbytes != Pose3DHeader.SIZE + sum(lengths):
+        raise ProtocolError(
+            "payload_size",
+            f"3D pose message of group {header.group} is {data.nbytes} bytes, expected "
+            f"{Pose3DHeader.SIZE + sum(lengths)} for {sizes[0]} cameras, {sizes[1]} tracks, {sizes[2]} nodes",
+        )
+    arrays, start = {}, Pose3DHeader.SIZE
+    for (name, dtype, _), shape, length in zip(_ARRAYS, shapes, lengths):
+        arrays[name] = np.frombuffer(data[start : start + length], dtype).reshape(shape)
+        start += length
     return Pose3DMessage(header, **arrays)
 
 

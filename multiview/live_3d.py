@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from posestream.engine import kernels
 from posestream.engine.types import FramePredictions, Skeleton
 from posestream.multiview.live_groups import FrameGroup
-from posestream.multiview.matching import assign, view_pair_costs
 from posestream.multiview.rig import Rig
-from posestream.multiview.triangulate import DEFAULT_THRESHOLD_PX, Triangulation, triangulate
+from posestream.multiview.triangulate import DEFAULT_THRESHOLD_PX
 
 
 @dataclass
@@ -49,27 +49,27 @@ class GroupTriangulator:
         points, used = np.full((*shape, 3), np.nan), np.zeros(shape, np.uint8)
         errors = np.full((*shape, len(self.rig.cameras)), np.nan)
         if len(cameras) >= 2:  # fewer: no camera pair saw an animal, nothing to join
-            solved = self._solve(cameras, [group.frames[c] for c in cameras])
-            points, used = solved.points[0], solved.cameras_used[0]
-            errors[..., [self.rig.names.index(c) for c in cameras]] = np.moveaxis(
-                solved.reprojection_error[:, 0], 0, -1
-            )
+            points, seen_by, seen_errors = self._solve(cameras, [group.frames[c] for c in cameras])
+            used = seen_by.sum(axis=0, dtype=np.uint8)
+            errors[..., [self.rig.names.index(c) for c in cameras]] = np.moveaxis(seen_errors, 0, -1)
         solve_ns = time.perf_counter_ns() - started
         reference = cameras[0] if cameras else ""
         return Poses3D(points, ids, used, errors, cameras, reference, group.capture_ns, solve_ns)
 
-    def _solve(self, cameras: list[str], frames: list[FramePredictions]) -> Triangulation:
-        """One moment's points (1, T, N, 3): the first camera's instances, each joined with the instance of
-        every other camera it pairs with (one animal in every view: no pairing needed)."""
-        rig, reference = self.rig.select(cameras), frames[0]
-        shape = (len(frames), len(reference.points), self.skeleton.n_nodes)
+    def _solve(self, cameras: list[str], frames: list[FramePredictions]) -> tuple[np.ndarray, ...]:
+        """The first camera's instances, each joined with the instance of every other camera it pairs with,
+        in one kernel call (engine/kernels/triangulation.py ``triangulate_group``): points (T, N, 3), the
+        observations used (C, T, N) and their reprojection errors (C, T, N)."""
+        counts = np.array([len(f.points) for f in frames], np.int64)
+        shape = (len(frames), int(counts.max()), self.skeleton.n_nodes)
         pixels, scores = np.full((*shape, 2), np.nan), np.zeros(shape)
-        pixels[0], scores[0] = reference.points, reference.point_scores
-        if all(len(f.points) == 1 for f in frames):
-            pairs = [(np.zeros(1, int), np.zeros(1, int))] * (len(frames) - 1)
-        else:
-            views = [np.asarray(f.points[None], np.float64) for f in frames]  # (1, T, N, 2) each
-            pairs = [assign(cost[0]) for cost in view_pair_costs(rig, views[0], views[1:])]
-        for c, (frame, (rows, columns)) in enumerate(zip(frames[1:], pairs), start=1):
-            pixels[c, rows], scores[c, rows] = frame.points[columns], frame.point_scores[columns]
-        return triangulate(rig, pixels[:, None], scores[:, None], self.threshold_px)
+        for c, frame in enumerate(frames):
+            pixels[c, : counts[c]], scores[c, : counts[c]] = frame.points, frame.point_scores
+        points = np.empty((shape[1], shape[2], 3))
+        used, errors = np.empty(shape, np.uint8), np.empty(shape)
+        settings = (float(self.threshold_px or 0.0), 2)
+        arrays = self.rig.select(cameras).arrays
+        kernels.load().triangulate_group(
+            pixels, scores, counts, *arrays, *settings, points, used, errors, np.empty(shape[:2], np.int64)
+        )
+        return points[: counts[0]], used[:, : counts[0]], errors[:, : counts[0]]

@@ -84,21 +84,12 @@ def assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def pair_costs(pair: Rig, reference: np.ndarray, other: np.ndarray) -> np.ndarray:
     """Median reprojection error (F, Ti, Tj) of each pair of tracks, reference (F, Ti, N, 2) and other
-    (F, Tj, N, 2), triangulated from the two cameras; NaN where a pair shares no node."""
-    return view_pair_costs(pair, reference, [other])[0]
-
-
-def view_pair_costs(rig: Rig, reference: np.ndarray, others: list[np.ndarray]) -> list[np.ndarray]:
-    """``pair_costs`` of the reference view (``rig.cameras[0]``, (F, Ti, N, 2)) against each other view c
-    (``rig.cameras[c]``, (F, Tj, N, 2)) in one kernel call (a live group's cost is the number of calls, not
-    their size). Returns (F, Ti, Tj) per other view."""
-    sizes = [other.shape[1] for other in others]
-    joined = np.ascontiguousarray(np.concatenate(others, axis=1), dtype=np.float64)  # (F, sum Tj, N, 2)
-    view_of = np.repeat(np.arange(1, len(others) + 1), sizes)
-    out = np.empty((reference.shape[0], reference.shape[1], joined.shape[1]))
-    reference = np.ascontiguousarray(reference, dtype=np.float64)
-    kernels.load().pair_costs(reference, joined, view_of, *rig.arrays, out)
-    return np.split(out, np.cumsum(sizes)[:-1], axis=2)
+    (F, Tj, N, 2), triangulated from the two cameras; NaN where a pair shares no node (the kernel
+    ``pair_costs``, which live groups use too)."""
+    reference, other = (np.ascontiguousarray(a, dtype=np.float64) for a in (reference, other))
+    out = np.empty((reference.shape[0], reference.shape[1], other.shape[1]))
+    kernels.load().pair_costs(reference, other, *pair.arrays, out)
+    return out
 
 
 def _renamed(view: View, mapping: dict[int, int], names: list[str]) -> View:

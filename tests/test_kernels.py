@@ -136,12 +136,25 @@ def _geometry_inputs(rng: np.random.Generator) -> dict[str, tuple]:
         ),
         "pair_costs": (
             pixels[0].reshape(2, 2, 5, 2).copy(),  # 2 frames, 2 instances, 5 nodes
-            pixels[1:, :15].reshape(2, 3, 5, 2).copy(),  # 3 instances, camera 1's then camera 2's
-            np.array([1, 2, 2]),
+            pixels[1, :15].reshape(1, 3, 5, 2).repeat(2, axis=0),  # camera 1: 3 instances
+            extrinsics[:2].copy(),
+            intrinsics[:2].copy(),
+            distortions[:2].copy(),
+            np.zeros((2, 2, 3)),
+        ),
+        "triangulate_group": (
+            pixels[:, :15].reshape(3, 3, 5, 2).copy(),  # 3 cameras, 3 instance slots, 5 nodes
+            rng.random((3, 3, 5)),
+            np.array([2, 3, 1]),  # instances per camera (the reference has 2)
             extrinsics,
             intrinsics,
             distortions,
-            np.zeros((2, 2, 3)),
+            20.0,
+            2,
+            np.zeros((3, 5, 3)),
+            np.zeros((3, 3, 5), np.uint8),
+            np.zeros((3, 3, 5)),
+            np.zeros((3, 3), np.int64),
         ),
     }
 

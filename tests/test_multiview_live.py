@@ -275,5 +275,7 @@ def test_a_3d_message_round_trips_and_a_short_one_is_refused():
     assert message.group == 7 and message.partial and message.counters.tolist() == [11, 12]
     np.testing.assert_array_equal(message.points, points)
     assert message.latency_ms == (200 - 101) / 1e6
-    with pytest.raises(ProtocolError, match="points of group 7 is 32 bytes, expected 36"):
-        parse_pose3d(parts[:5] + [points.tobytes()[:-4]] + parts[6:])
+    with pytest.raises(
+        ProtocolError, match="group 7 is 131 bytes, expected 135 for 2 cameras, 1 tracks, 3 nodes"
+    ):
+        parse_pose3d([parts[0], parts[1][:-4]])

@@ -41,8 +41,11 @@ SIGNATURES = {
     "undistort_points": "void(float64[:, ::1], float64[:, ::1], float64[::1], float64[:, ::1])",
     "triangulate_points": "void(float64[:, :, ::1], float64[:, ::1], float64[:, :, ::1], float64[:, :, ::1], "
     "float64[:, ::1], float64, int64, float64[:, ::1], uint8[:, ::1], float64[:, ::1])",
-    "pair_costs": "void(float64[:, :, :, ::1], float64[:, :, :, ::1], int64[::1], float64[:, :, ::1], "
+    "pair_costs": "void(float64[:, :, :, ::1], float64[:, :, :, ::1], float64[:, :, ::1], "
     "float64[:, :, ::1], float64[:, ::1], float64[:, :, ::1])",
+    "triangulate_group": "void(float64[:, :, :, ::1], float64[:, :, ::1], int64[::1], float64[:, :, ::1], "
+    "float64[:, :, ::1], float64[:, ::1], float64, int64, float64[:, :, ::1], uint8[:, :, ::1], "
+    "float64[:, :, ::1], int64[:, ::1])",
 }
 
 
