@@ -27,9 +27,10 @@ else ../shared/data/sleap-anipose/minimal_session).
   to ``posestream live --calibration --tracking``, published to ``posestream listen -o``, each in its own
   process. Per camera: sent = received + dropped, camera to 2D pose latency; the 3D step: groups published
   (complete, partial), frames grouped and late, the step's time (wall and CPU) and camera to 3D latency;
-  the groups the client recorded. 4 cameras at 30 Hz are more frames than the demo model serves on 2 cores
-  (the engine drops the oldest); runs at 20 Hz, and with the model on one thread (``--threads 1``: a core
-  left to the Python stages), show the step on a machine that is not saturated. Run alone.
+  the groups the client recorded. 4 cameras at 30 Hz are more frames than the demo model serves on 2
+  cores (the engine drops the oldest); runs at 20 Hz, with the model on one thread (``--threads 1``: a core
+  left to the Python stages) and without a client process beside the engine show what the step costs on a
+  machine that is not saturated. Run alone.
 
 Writes the "multiview" section of benchmarks/RESULTS.md from every part measured so far in OUT.
 """
@@ -243,19 +244,29 @@ def _write_view(path: Path, pixels: np.ndarray) -> None:
         f["edge_inds"] = np.array([[n, n + 1] for n in range(n_nodes - 1)], np.int32)
 
 
-# (animals, Hz, the model's threads: 0 every core, 1 leaves a core to the Python stages); 4 cameras at 30 Hz
-# are more frames than the demo model serves on 2 cores
-LIVE_RUNS = ((1, 30.0, 0), (2, 30.0, 0), (1, 20.0, 0), (1, 30.0, 1), (2, 30.0, 1), (1, 20.0, 1))
+# (animals, Hz, the model's threads: 0 every core, 1 leaves a core to the Python stages, a client process
+# recording what is published); 4 cameras at 30 Hz are more frames than the demo model serves on 2 cores
+LIVE_RUNS = (
+    *((animals, rate, threads, True) for animals, rate, threads in
+      ((1, 30.0, 0), (2, 30.0, 0), (1, 20.0, 0), (1, 30.0, 1), (2, 30.0, 1), (1, 20.0, 1))),
+    (1, 30.0, 0, False),
+    (2, 30.0, 0, False),
+)  # fmt: skip
 
 
 def live(out: Path) -> None:
     """Live 3D from 4 cameras (the processes: see the module docstring)."""
-    for animals, rate, threads in LIVE_RUNS:
+    for animals, rate, threads, listening in LIVE_RUNS:
         scene = out / f"live_scene_{animals}"
         if not (scene / "cam3.mp4").exists():
             run_posestream("synth", scene, "--cameras", 4, "--camera-size", "384x384", "--animals", animals,
                            "--num-frames", 900, "--seed", 40 + animals, "--quiet")  # fmt: skip
-        run = out / (f"live_{animals}_{rate:g}hz" + (f"_{threads}t" if threads else ""))
+        name = (
+            f"live_{animals}_{rate:g}hz"
+            + (f"_{threads}t" if threads else "")
+            + ("" if listening else "_alone")
+        )
+        run = out / name
         if (out / f"{run.name}.json").exists():  # measured before: delete it to measure again
             continue
         run.mkdir(exist_ok=True)
@@ -264,16 +275,17 @@ def live(out: Path) -> None:
             "live", "-m", "demo", "--camera", cameras, "--publish", poses, "--calibration",
             scene / "calibration.toml", "--tracking", "--max-tracks", animals, "--stats-json",
             run / "stats.json", "--threads", threads, "--quiet"))  # fmt: skip
-        client = subprocess.Popen(posestream_command(
+        client = listening and subprocess.Popen(posestream_command(
             "listen", poses, "-o", run / "listened.h5", "--quiet", "--idle-timeout", 10))  # fmt: skip
         videos = [scene / f"cam{c}.mp4" for c in range(4)]
         run_posestream("camera-sim", *videos, "--address", cameras, "--rate", rate, "--wait", 120)
         engine.send_signal(signal.SIGINT)
-        if engine.wait(60) != 0 or client.wait(60) != 0:
-            raise SystemExit(f"live ({engine.returncode}) or listen ({client.returncode}) failed")
+        if engine.wait(60) != 0 or (client and client.wait(60) != 0):
+            raise SystemExit(f"live ({engine.returncode}) or listen failed")
         figures = json.loads((run / "stats.json").read_text())
-        with h5py.File(run / "listened.3d.h5") as f:
-            figures["client_groups"] = int(f["points3d"].shape[0])
+        if client:
+            with h5py.File(run / "listened.3d.h5") as f:
+                figures["client_groups"] = int(f["points3d"].shape[0])
         figures["animals"], figures["rate"], figures["threads"] = animals, rate, threads
         (out / f"{run.name}.json").write_text(json.dumps(figures, indent=2))
 
@@ -301,7 +313,8 @@ def _live_table(runs: list[dict]) -> list[str]:
     lines = [
         "**Live 3D (bar 4: every group triangulated, drops counted exactly, the 3D step <= 1 ms p99).** 4 "
         "synthetic cameras (384x384) at 30 Hz from `camera-sim`, `posestream live -m demo --calibration "
-        "--tracking`, `posestream listen -o`; each its own process. Latencies in ms, capture to publication.",
+        "--tracking`, `posestream listen -o` (or no client); each its own process. Latencies in ms, capture "
+        "to publication.",
         "",
         "| animals | Hz | model threads | frames sent | received | dropped | camera→2D p50 / p99 | groups "
         "published (partial) | frames grouped / late | client's groups | 3D step p50 / p99 (CPU p99) | "
@@ -315,13 +328,12 @@ def _live_table(runs: list[dict]) -> list[str]:
         )
         p50, p99 = (max(c["latency_ms"][k] for c in cameras) for k in ("p50", "p99"))
         step, latency = d["step_ms"], d["latency_ms"]
+        client = f"{f['client_groups']:,}" if "client_groups" in f else "no client"
         lines.append(
             f"| {f['animals']} | {f['rate']:g} | {f.get('threads') or 'every core'} | {sent:,} | "
-            f"{received:,} | {dropped:,} | "
-            f"{p50:.1f} / {p99:.1f} | "
-            f"{d['groups_published']:,} ({d['groups_partial']}) | {d['frames_grouped']:,} / "
-            f"{d['frames_late']} | {f['client_groups']:,} | {step['p50']:.2f} / {step['p99']:.2f} "
-            f"({d['step_cpu_ms']['p99']:.2f}) | "
+            f"{received:,} | {dropped:,} | {p50:.1f} / {p99:.1f} | {d['groups_published']:,} "
+            f"({d['groups_partial']}) | {d['frames_grouped']:,} / {d['frames_late']} | {client} | "
+            f"{step['p50']:.2f} / {step['p99']:.2f} ({d['step_cpu_ms']['p99']:.2f}) | "
             f"{latency['p50']:.1f} / {latency['p99']:.1f} |"
         )
     return lines + [""]
