@@ -78,13 +78,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     rig.add_argument(
         "--group-tolerance-ms",
         type=float,
-        default=5.0,
+        metavar="MS",
         help="frames captured this close together are one moment (default 5)",
     )
     rig.add_argument(
         "--group-wait-ms",
         type=float,
-        default=20.0,
+        metavar="MS",
         help="how long a moment waits for a late camera before it is triangulated without it (default 20)",
     )
     live.set_defaults(run=run_live)
@@ -206,14 +206,18 @@ def run_live(args: argparse.Namespace) -> int:
 
 def _steps(args: argparse.Namespace) -> list:
     """The live session's steps: 3D poses with --calibration."""
+    grouping = {"tolerance_ms": args.group_tolerance_ms, "max_wait_ms": args.group_wait_ms}
+    grouping = {k: v for k, v in grouping.items() if v is not None}
     if args.calibration is None:
-        if args.camera_names:
-            raise ConfigError("--camera-names names calibrated cameras: give --calibration too")
+        if args.camera_names or grouping:
+            raise ConfigError(
+                "--camera-names, --group-tolerance-ms and --group-wait-ms are for a calibrated rig's 3D "
+                "poses: give --calibration too"
+            )
         return []
     from posestream.multiview.live_sink import Live3DOptions
 
-    options = Live3DOptions(args.calibration, args.camera_names, args.group_tolerance_ms, args.group_wait_ms)
-    return [options.step]
+    return [Live3DOptions(args.calibration, args.camera_names, **grouping).step]
 
 
 def three_d_line(figures: dict) -> str:

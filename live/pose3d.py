@@ -14,6 +14,7 @@ Little-endian, times in ``time.monotonic_ns()`` as the rest of the protocol (``p
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 
@@ -34,14 +35,15 @@ class Pose3DHeader:
     n_cameras: int
     n_tracks: int
     n_nodes: int
+    reference: int  # the camera id whose instances (and track ids) the 3D poses are; -1: none saw anyone
     flags: int
     capture_ns: int  # the group's first frame's capture time
     solve_ns: int  # how long the triangulation took
     publish_ns: int
 
-    # magic, version, flags, cameras, tracks, nodes, group, capture, solve, publish
-    STRUCT = struct.Struct("<4sHHIIIQqqq")
-    SIZE = STRUCT.size  # 52 bytes
+    # magic, version, flags, cameras, tracks, nodes, reference, group, capture, solve, publish
+    STRUCT = struct.Struct("<4sHHIIIiQqqq")
+    SIZE = STRUCT.size  # 56 bytes
     PARTIAL = 1
 
     def pack(self) -> bytes:
@@ -52,6 +54,7 @@ class Pose3DHeader:
             self.n_cameras,
             self.n_tracks,
             self.n_nodes,
+            self.reference,
             self.group,
             self.capture_ns,
             self.solve_ns,
@@ -64,8 +67,8 @@ class Pose3DHeader:
             raise ProtocolError(
                 "header_size", f"3D pose header is {memoryview(data).nbytes} bytes, expected {cls.SIZE}"
             )
-        magic, version, flags, cameras, tracks, nodes, group, capture, solve, publish = cls.STRUCT.unpack(
-            data
+        magic, version, flags, cameras, tracks, nodes, reference, group, capture, solve, publish = (
+            cls.STRUCT.unpack(data)
         )
         if magic != POSE3D_MAGIC:
             raise ProtocolError(
@@ -75,7 +78,7 @@ class Pose3DHeader:
             raise ProtocolError(
                 "version", f"3D pose header version {version}; this client speaks version {VERSION}"
             )
-        return cls(group, cameras, tracks, nodes, flags, capture, solve, publish)
+        return cls(group, cameras, tracks, nodes, reference, flags, capture, solve, publish)
 
 
 @dataclass
@@ -137,9 +140,7 @@ def parse_pose3d(parts: list) -> Pose3DMessage:
     header = Pose3DHeader.unpack(data[: Pose3DHeader.SIZE])
     sizes = header.n_cameras, header.n_tracks, header.n_nodes
     shapes = [shape_of(*sizes) for _, _, shape_of in _ARRAYS]
-    lengths = [
-        int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, (_, dtype, _) in zip(shapes, _ARRAYS)
-    ]
+    lengths = [math.prod(shape) * np.dtype(dtype).itemsize for shape, (_, dtype, _) in zip(shapes, _ARRAYS)]
     if data.nbytes != Pose3DHeader.SIZE + sum(lengths):
         raise ProtocolError(
             "payload_size",

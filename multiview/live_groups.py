@@ -18,6 +18,7 @@ between frames, so nothing waits longer than stated even when frames stop coming
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from posestream.core.errors import ConfigError
@@ -44,9 +45,10 @@ class GroupCounts:
 
 
 def check_policy(tolerance_ms: float, max_wait_ms: float) -> None:
-    if not (tolerance_ms > 0 and max_wait_ms > 0):
+    if not (0 < tolerance_ms < math.inf and 0 < max_wait_ms < math.inf):
         raise ConfigError(
-            f"--group-tolerance-ms {tolerance_ms} and --group-wait-ms {max_wait_ms} must both be > 0"
+            f"--group-tolerance-ms {tolerance_ms} and --group-wait-ms {max_wait_ms} must both be > 0 and "
+            "finite"
         )
 
 

@@ -2,10 +2,12 @@
 ``listen -o`` (``MessageRecording``) alike: the layout of ``triangulate``'s files (points3d_file.py), one
 frame per group.
 
-Each animal goes in the column of its track id (the reference camera's tracker's), or of its place in the
-group when untracked. Per group also: each calibrated camera's frame counter (-1: no frame in the group),
-capture time, and the time the 3D poses were published. Groups are written ``WRITE_EVERY`` at a time (and
-at the end): a crash loses at most those.
+Each animal has its own column (a track of the file) by the reference camera and that camera's track id,
+``<camera>_track_<id>``: the reference is the first camera of the rig that saw someone, and each camera's
+tracker numbers its own. Untracked instances go by their place in the group (``<camera>_instance_<k>``). Per
+group also: each calibrated camera's frame counter (-1: no frame in the group), capture time, and the time the
+3D poses were published. Groups are written ``WRITE_EVERY`` at a time (and at the end): a crash loses at most
+those.
 """
 
 from __future__ import annotations
@@ -39,21 +41,34 @@ class Live3DRecording:
                 "publish_ns": ("int64", ()),
             },
         )
+        self.camera_names = list(camera_names)
         self.track_names: list[str] = []
+        self.columns: dict[str, int] = {}  # track name -> its column
         self.pending: list[tuple] = []
 
     def add(
-        self, points, cameras_used, reprojection_error, track_ids, cameras, counters, captures, publish_ns
+        self,
+        points,
+        cameras_used,
+        reprojection_error,
+        track_ids,
+        reference,
+        cameras,
+        counters,
+        captures,
+        publish_ns,
     ):
         """One group: points (T, N, 3), cameras_used (T, N), reprojection_error (T, N, C) or None, track_ids
-        (T,); the camera ids, counters and capture times of its frames; when it was published (ns)."""
+        (T,) of the reference camera (its id; -1: none); the camera ids, counters and capture times of its
+        frames; when it was published (ns)."""
         if reprojection_error is None:
             reprojection_error = np.full((*np.shape(cameras_used), self.n_cameras), np.nan)
         row_counters = np.full(self.n_cameras, -1, np.int64)
         row_captures = np.zeros(self.n_cameras, np.int64)
         row_counters[list(cameras)], row_captures[list(cameras)] = counters, captures
-        ids = np.asarray(track_ids)
-        columns = ids if len(ids) and (ids >= 0).all() else np.arange(len(ids))
+        columns = np.array(
+            [self._column(reference, t, k) for k, t in enumerate(np.asarray(track_ids).tolist())], int
+        )
         self.pending.append(
             (points, cameras_used, reprojection_error, columns, row_counters, row_captures, publish_ns)
         )
@@ -64,9 +79,7 @@ class Live3DRecording:
         """Write the groups kept."""
         if not self.pending:
             return
-        width = max([len(self.track_names)] + [int(g[3].max(initial=-1)) + 1 for g in self.pending])
-        self.track_names += [f"track_{k}" for k in range(len(self.track_names), width)]
-        n = len(self.pending)
+        width, n = len(self.track_names), len(self.pending)
         points = np.full((n, width, self.n_nodes, 3), np.nan)
         errors = np.full((n, width, self.n_nodes, self.n_cameras), np.nan)
         used = np.zeros((n, width, self.n_nodes), np.uint8)
@@ -82,6 +95,14 @@ class Live3DRecording:
             points, errors, used, self.track_names, camera_counters=np.stack(counters),
             capture_ns=np.stack(captures), publish_ns=np.array(published, np.int64),
         )  # fmt: skip
+
+    def _column(self, reference: int, track: int, place: int) -> int:
+        camera = self.camera_names[reference]
+        name = f"{camera}_track_{track}" if track >= 0 else f"{camera}_instance_{place}"
+        if name not in self.columns:
+            self.columns[name] = len(self.track_names)
+            self.track_names.append(name)
+        return self.columns[name]
 
     def close(self) -> None:
         try:
@@ -100,17 +121,25 @@ class MessageRecording:
         self.path = Path(path)
         self.recording: Live3DRecording | None = None
         self.waiting: collections.deque = collections.deque(maxlen=self.WAIT_GROUPS)
+        self.refused = 0  # messages that do not fit the engine's statistics (cameras, nodes)
 
     def add(self, message, stats3d: dict) -> None:
-        """A ``Pose3DMessage`` (posestream.live.pose3d), with the last 3D statistics received."""
+        """A ``Pose3DMessage`` (posestream.live.pose3d), with the last 3D statistics received. Messages come
+        off the network: one that does not fit the statistics is counted (``refused``) and left out."""
         self.waiting.append(message)
-        if self.recording is None and "cameras" in stats3d:
-            names = [stats3d["cameras"][str(k)] for k in range(len(stats3d["cameras"]))]
+        if self.recording is None and "cameras" in stats3d and "skeleton" in stats3d:
+            names = [stats3d["cameras"].get(str(k), f"camera {k}") for k in range(len(stats3d["cameras"]))]
             self.recording = Live3DRecording(self.path, Skeleton.from_dict(stats3d["skeleton"]), names)
         while self.recording is not None and self.waiting:
             m = self.waiting.popleft()
-            arrays = (m.points, m.cameras_used, None, m.track_ids, m.cameras, m.counters, m.captures)
-            self.recording.add(*arrays, m.header.publish_ns)
+            fits = (
+                m.points.shape[1] == self.recording.n_nodes and (m.cameras < self.recording.n_cameras).all()
+            )
+            if not fits or m.header.reference >= self.recording.n_cameras:
+                self.refused += 1
+                continue
+            arrays = (m.points, m.cameras_used, None, m.track_ids, m.header.reference, m.cameras, m.counters)
+            self.recording.add(*arrays, m.captures, m.header.publish_ns)
 
     def close(self) -> list[Path]:
         if self.recording is None:
@@ -121,4 +150,9 @@ class MessageRecording:
                 )
             return []
         self.recording.close()
+        if self.refused:
+            print(
+                f"listen: {self.refused} 3D groups did not fit the engine's cameras or skeleton",
+                file=sys.stderr,
+            )
         return [self.path]

@@ -122,13 +122,13 @@ class Live3D:
         max_wait_ms: float = 20.0,
         on_error=None,  # called (any thread) when the step's thread fails: stops the live run
     ):
-        self.rig, self.skeleton = rig.select(list(names), "--camera-names"), skeleton
+        self.rig, self.skeleton = rig.select(list(names), "--camera-names"), skeleton  # in camera id order
         self.camera_names = dict(enumerate(names))
-        self.grouper = FrameGrouper(rig.names, tolerance_ms, max_wait_ms)
-        self.triangulate = GroupTriangulator(rig, skeleton)
+        self.grouper = FrameGrouper(self.rig.names, tolerance_ms, max_wait_ms)
+        self.triangulate = GroupTriangulator(self.rig, skeleton)
         self.publisher, self.on_error = publisher, on_error
         self.ledger = Ledger3D()
-        self.recording = Live3DRecording(record, skeleton, rig.names) if record is not None else None
+        self.recording = Live3DRecording(record, skeleton, self.rig.names) if record is not None else None
         self.path = self.recording.path if self.recording is not None else None
         self._cond = threading.Condition()
         self._stopping = False
@@ -166,10 +166,13 @@ class Live3D:
         self._raise_failure()
 
     def close(self) -> None:
-        """Stop the thread and close the file (after ``finish``, or instead of it after an error); once."""
+        """Stop the thread and close the file (after ``finish``, or instead of it after an error): nothing is
+        published once it returns (the session closes the publisher next)."""
         with self._cond:
             self._stopping = True
             self._cond.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(10.0)
         if self.recording is not None:
             with self._cond:
                 recording, self.recording = self.recording, None
@@ -217,8 +220,8 @@ class Live3D:
     def _until_deadline(self) -> float:
         if not self.grouper.open:
             return IDLE_WAIT
-        opened = min(g.opened_ns for g in self.grouper.open)
-        return max(0.0, (opened + self.grouper.max_wait_ns - time.monotonic_ns()) / 1e9)
+        oldest = self.grouper.open[0]  # groups leave in capture order: the first's deadline is the next one
+        return max(0.0, (oldest.opened_ns + self.grouper.max_wait_ns - time.monotonic_ns()) / 1e9)
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -237,7 +240,7 @@ class Live3D:
                 frames = self._frames(group)
                 self.recording.add(
                     poses.points, poses.cameras_used, poses.reprojection_error, poses.track_ids,
-                    *frame_data(frames), publish_ns,
+                    self._reference(poses), *frame_data(frames), publish_ns,
                 )  # fmt: skip
 
     def _publish(self, group: FrameGroup, poses: Poses3D) -> int:
@@ -250,6 +253,7 @@ class Live3D:
             len(frames),
             n_tracks,
             n_nodes,
+            self._reference(poses),
             flags,
             group.capture_ns,
             poses.solve_ns,
@@ -272,8 +276,12 @@ class Live3D:
         for frame in group.frames.values():
             ledger.latency.add((publish_ns - frame.live.capture_ns) / 1e6)
 
+    def _reference(self, poses: Poses3D) -> int:
+        """The camera id of the group's reference camera (-1: no camera saw anyone)."""
+        return self.rig.names.index(poses.reference) if poses.reference else -1
+
     def _frames(self, group: FrameGroup) -> list:
-        """The group's frames, in calibration order."""
+        """The group's frames, in camera id order (``names``)."""
         return [group.frames[c] for c in self.rig.names if c in group.frames]
 
 

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from posestream.core.errors import OutputFileError
-from posestream.engine.sinks.analysis_h5.layout import LIBVER, decode, encode
+from posestream.engine.sinks.analysis_h5.layout import LIBVER, NAME_DTYPE, decode, encode
 
 
 @dataclass
@@ -46,6 +46,9 @@ def write_points3d(path: str | Path, data: Points3D) -> Path:
     return Path(path)
 
 
+CHUNK = 256  # frames per chunk (one track, every node): a small file stays small
+
+
 class Points3DWriter:
     """Writes a 3D pose file a block of frames at a time (``write_points3d``: all at once; a live run: group
     after group), crash-safe as the analysis files are (SWMR; the frames flushed are in the file).
@@ -70,24 +73,31 @@ class Points3DWriter:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = f = h5py.File(self.path, "w", libver=LIBVER)
-            for name, dtype, row in (
-                ("points3d", np.float64, (nodes, 3)),
-                ("reprojection_error", np.float32, (nodes, cameras)),
-                ("cameras_used", np.uint8, (nodes,)),
-            ):
-                f.create_dataset(name, (0, 0, *row), dtype, maxshape=(None, None, *row), chunks=True)
+        except OSError as exc:
+            raise OutputFileError(f"{self.path}: cannot write the 3D poses ({exc})") from exc
+        try:
+            for name, dtype, row, fill in (
+                ("points3d", np.float64, (nodes, 3), np.nan),
+                ("reprojection_error", np.float32, (nodes, cameras), np.nan),
+                ("cameras_used", np.uint8, (nodes,), 0),
+            ):  # a track that comes later is NaN (0 cameras) in the frames before it
+                shape, chunks = (None, None, *row), (CHUNK, 1, *row)
+                f.create_dataset(name, (0, 0, *row), dtype, maxshape=shape, chunks=chunks, fillvalue=fill)
             f["tracks"] = f["points3d"]  # sleap-anipose's name, linked
             f.create_dataset("node_names", data=encode(node_names))
             f.create_dataset("edge_inds", data=np.asarray(edges, dtype=np.int32).reshape(-1, 2))
-            f.create_dataset("track_names", (0,), h5py.string_dtype(), maxshape=(None,), chunks=True)
+            f.create_dataset("track_names", (0,), NAME_DTYPE, maxshape=(None,), chunks=(256,))
             f.create_dataset("camera_names", data=encode(camera_names))
             for name, (dtype, row) in (frame_data or {}).items():
-                f.create_dataset(name, (0, *row), dtype, maxshape=(None, *row), chunks=True)
+                f.create_dataset(name, (0, *row), dtype, maxshape=(None, *row), chunks=(CHUNK, *row))
             f.attrs["calibration"] = calibration
             f.attrs["smoothing"] = smoothing
             f.swmr_mode = True
-        except OSError as exc:
-            raise OutputFileError(f"{self.path}: cannot write the 3D poses ({exc})") from exc
+        except BaseException as exc:
+            f.close()
+            if isinstance(exc, OSError):
+                raise OutputFileError(f"{self.path}: cannot write the 3D poses ({exc})") from exc
+            raise
 
     def append(
         self,
@@ -104,7 +114,7 @@ class Points3DWriter:
         try:
             if points.shape[1] > self.tracks:
                 f["track_names"].resize((tracks,))
-                f["track_names"][self.tracks :] = track_names[self.tracks : tracks]
+                f["track_names"][self.tracks :] = encode(track_names[self.tracks : tracks])
             arrays = {
                 "points3d": points,
                 "reprojection_error": reprojection_error,

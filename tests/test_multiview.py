@@ -562,3 +562,26 @@ def test_views_whose_trackers_reuse_the_same_names_are_still_matched(tmp_path, c
     assert cli_main(["triangulate", "--calibration", str(calibration), "-o", str(out), *inputs]) == 0
     assert "matched across views by geometry" in capsys.readouterr().out
     assert np.abs(read_points3d(out).points - poses).max() < 0.1
+
+
+def test_a_3d_file_grows_tracks_that_are_empty_before_they_come_and_stays_small(tmp_path):
+    import h5py
+
+    from posestream.multiview.points3d_file import Points3DWriter, read_points3d
+
+    path = tmp_path / "grown.h5"
+    with Points3DWriter(path, ["a", "b"], [(0, 1)], ["c0", "c1"]) as out:
+        for tracks in (1, 2, 1):  # a second track comes, then goes
+            points = np.ones((400, tracks, 2, 3))
+            out.append(
+                points, np.ones((400, tracks, 2, 2)), np.full((400, tracks, 2), 2), ["t0", "t1"][:tracks]
+            )
+    data = read_points3d(path)
+    assert data.points.shape == (1200, 2, 2, 3) and data.track_names == ["t0", "t1"]
+    assert np.isnan(data.points[:400, 1]).all() and (data.cameras_used[:400, 1] == 0).all()  # before it came
+    assert np.isnan(data.points[800:, 1]).all() and (data.points[400:800] == 1).all()
+    assert np.isnan(data.reprojection_error[:400, 1]).all()
+    with h5py.File(path) as f:
+        assert f["tracks"].shape == f["points3d"].shape  # sleap-anipose's name
+    raw = data.points.nbytes + data.reprojection_error.nbytes + data.cameras_used.nbytes
+    assert path.stat().st_size < 2 * raw  # chunks follow the data (h5py's own guess made it 70 times larger)

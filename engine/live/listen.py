@@ -82,10 +82,12 @@ def listen(
                     recording.add(message, subscriber.stats)
         finally:
             summary.stats = dict(subscriber.stats)
-            if recording is not None:
-                summary.recordings = recording.close()
-            if three_d is not None:
-                summary.recordings += three_d.close()
+            try:
+                if recording is not None:
+                    summary.recordings = recording.close()
+            finally:
+                if three_d is not None:
+                    summary.recordings += three_d.close()
     summary.seconds = time.monotonic() - started
     return summary
 
