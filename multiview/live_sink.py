@@ -153,10 +153,7 @@ class Live3D:
 
     def finish(self) -> None:
         """Let every open group leave as it is (the run is over), stop the thread, close the file."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        self._thread.join(10.0)
+        self._stop_thread()
         try:
             if self._failure is None:
                 with self._cond:
@@ -168,15 +165,18 @@ class Live3D:
     def close(self) -> None:
         """Stop the thread and close the file (after ``finish``, or instead of it after an error): nothing is
         published once it returns (the session closes the publisher next)."""
+        self._stop_thread()
+        if self.recording is not None:
+            with self._cond:
+                recording, self.recording = self.recording, None
+                recording.close()
+
+    def _stop_thread(self) -> None:
         with self._cond:
             self._stopping = True
             self._cond.notify()
         if threading.current_thread() is not self._thread:
             self._thread.join(10.0)
-        if self.recording is not None:
-            with self._cond:
-                recording, self.recording = self.recording, None
-                recording.close()
 
     def figures(self) -> dict:
         with self._cond:
@@ -199,9 +199,8 @@ class Live3D:
                 self.publisher.publish_parts(stats3d_parts(self._stats()))
 
     def _stats(self) -> dict:
-        """The figures, the camera names and the skeleton (under the lock)."""
-        cameras = {str(k): v for k, v in self.camera_names.items()}
-        return {"cameras": cameras, **self.ledger.figures(self.grouper), "skeleton": self.skeleton.to_dict()}
+        """The figures, the camera names and the skeleton."""
+        return {**self.figures(), "skeleton": self.skeleton.to_dict()}
 
     # -- the step's thread -------------------------------------------------------
 
