@@ -11,7 +11,8 @@
   ``posestream import`` reads the folder (no sleap-nn) and our network's outputs on the same input are
   compared: max |difference|, bar 1e-4.
 - speed: a single-instance model of each backbone on 384x384 frames (``synth``), exported to ONNX, run by
-  ``posestream bench``: model-only ms per frame and end-to-end FPS. Run alone on the machine.
+  ``posestream bench`` on 40 frames in 2 rounds: model-only ms per frame and end-to-end FPS. Run alone on
+  the machine.
 - accuracy (bar 3): the top-down pair on the fly labels (train 0-879, score 880-1099), each network
   --minutes, with each backbone (the UNet's row too) for the centered-instance network; the centroid
   network is one UNet, shared by every row.
@@ -130,7 +131,10 @@ def speed(out: Path) -> None:
                 *[a for s in sets for a in ("--set", s)],
             )
             run_posestream("export", run, "-o", run / "model", "--input-size", "384x384")
-        result = bench_json(video, [run / "model"], 4, out / f"speed_{kind}.json")
+        # 40 frames in 2 rounds: a transformer backbone at 384x384 takes a second a frame on 2 cores
+        result = bench_json(
+            video, [run / "model"], 4, out / f"speed_{kind}.json", "--frames", "0-39", "--rounds", 2
+        )
         figures[kind] = {"model_ms": 1000 / result["model_fps"], "end_to_end_fps": result["end_to_end_fps"]}
     (out / "speed.json").write_text(json.dumps(figures, indent=2))
 

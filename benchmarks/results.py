@@ -95,9 +95,11 @@ def run_posestream(*args) -> None:
     subprocess.run(command, check=True)
 
 
-def bench_json(video: Path, models: list, batch: int, out: Path) -> dict:
-    """``posestream bench`` of ``video`` with one pose model (its model dirs): the figures of its --json."""
+def bench_json(video: Path, models: list, batch: int, out: Path, *options) -> dict:
+    """``posestream bench`` of ``video`` with one pose model (its model dirs), and ``options`` (e.g.
+    ``--frames``): the figures of its --json."""
     run_posestream(
-        "bench", "-i", video, *[a for m in models for a in ("-m", m)], "--batch-size", batch, "--json", out
-    )
+        "bench", "-i", video, *[a for m in models for a in ("-m", m)], "--batch-size", batch, "--json", out,
+        *options,
+    )  # fmt: skip
     return json.loads(Path(out).read_text())
