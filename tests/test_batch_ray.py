@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from test_batch import TRACK, make_video
+from waiting import wait_until
 
 from posestream.engine.batch import BatchOptions, run_batch
 from posestream.engine.batch.inputs import find_videos
@@ -69,12 +69,10 @@ def test_a_worker_killed_mid_unit_is_restarted_and_its_unit_redone(local_ray, vi
     results, killed = [], threading.Event()
 
     def kill_when_the_long_video_runs() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not killed.is_set():
-            if list(out.glob("v2.mp4.predictions.partial.h5")) and engine.frames_done() > 60:
-                os.kill(pid, signal.SIGKILL)
-                killed.set()
-            time.sleep(0.05)
+        running = lambda: list(out.glob("v2.mp4.predictions.partial.h5")) and engine.frames_done() > 60  # noqa: E731
+        wait_until(running, 120, "the long video to run", every=0.05)
+        os.kill(pid, signal.SIGKILL)
+        killed.set()
 
     killer = threading.Thread(target=kill_when_the_long_video_runs, daemon=True)
     killer.start()

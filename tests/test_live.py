@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from waiting import wait_until
 
 from posestream.core.errors import ConfigError
 from posestream.engine.live.session import LiveOptions, LiveSession
@@ -92,14 +93,6 @@ def receive(subscriber: PoseSubscriber, count: int, timeout: float = 60.0) -> li
         messages.append(message)
     assert subscriber.recv(timeout=0.2) is None, "more pose messages than expected"
     return messages
-
-
-def wait_until(condition, timeout: float = 30.0, what: str = "") -> None:
-    """Wait for ``condition()`` to hold, checking every 10 ms, up to ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
-        time.sleep(0.01)
 
 
 def client_in(session: LiveSession) -> None:

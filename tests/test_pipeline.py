@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from waiting import wait_until
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
@@ -236,12 +237,13 @@ def frames_flushed(path: Path) -> int:
 
 def wait_for_flushed_frames(path: Path, process: subprocess.Popen, timeout: float = 120.0) -> int:
     """Wait until the run has flushed frames to ``path`` (a condition, not a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not (done := frames_flushed(path)):
+
+    def flushed() -> int:
         assert process.poll() is None, f"the run ended before flushing anything: {process.communicate()}"
-        assert time.monotonic() < deadline, f"no frame flushed to {path} in {timeout} s"
-        time.sleep(0.1)
-    return done
+        return frames_flushed(path)
+
+    wait_until(flushed, timeout, f"a frame flushed to {path}", every=0.1)
+    return frames_flushed(path)
 
 
 def test_ctrl_c_leaves_a_readable_file_of_the_frames_done(models, tmp_path):

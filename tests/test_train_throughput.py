@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from waiting import wait_until
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("sleap_io")
@@ -70,14 +71,6 @@ def children(pid: int) -> set[int]:
     return found
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_same_seed_and_workers_give_the_same_first_20_losses_whatever_the_worker_count(labels, tmp_path):
     steps = ["--set", "optim.steps_per_epoch=1", "--max-epochs", "20", "--seed", "3"]
     runs = {}
@@ -106,7 +99,7 @@ def test_ctrl_c_ends_the_run_and_its_worker_processes(labels, tmp_path):
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_as_a_background_job
     )
     try:
-        wait_for(lambda: (run / "training_log.csv").exists(), 300, "the first epoch")
+        wait_until(lambda: (run / "training_log.csv").exists(), 300, "the first epoch", every=0.05)
         workers = children(process.pid)
         assert len(workers) >= 2, workers  # the two example makers
         process.send_signal(signal.SIGINT)
@@ -117,7 +110,12 @@ def test_ctrl_c_ends_the_run_and_its_worker_processes(labels, tmp_path):
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert f"--resume {run}" in stderr  # the notice says how to go on
     assert torch.load(run / "last.pt", weights_only=False)["trained_seconds"] > 0
-    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 60, "the workers to end")
+    wait_until(
+        lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers),
+        60,
+        "the workers to end",
+        every=0.05,
+    )
 
 
 def test_an_example_that_fails_in_a_worker_stops_the_run_once_naming_its_frame(labels, tmp_path):
@@ -133,7 +131,7 @@ def test_an_example_that_fails_in_a_worker_stops_the_run_once_naming_its_frame(l
     message = str(error.value)
     assert f"frame {frame.frame_idx}" in message and str(labels) in message
     assert message.count(str(labels)) == 1 and "Traceback" not in message
-    wait_for(lambda: children(os.getpid()) <= before, 60, "the worker to end")
+    wait_until(lambda: children(os.getpid()) <= before, 60, "the worker to end", every=0.05)
 
 
 def test_cosine_schedule_warms_up_then_lands_on_its_floor():
