@@ -85,7 +85,7 @@ def assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def pair_costs(pair: Rig, reference: np.ndarray, other: np.ndarray) -> np.ndarray:
     """Median reprojection error (F, Ti, Tj) of each pair of tracks, reference (F, Ti, N, 2) and other
     (F, Tj, N, 2), triangulated from the two cameras; NaN where a pair shares no node (the kernel
-    ``pair_costs``, which live groups use too)."""
+    ``pair_costs``; a live group's ``triangulate_group`` computes the same cost with the same helper)."""
     reference, other = (np.ascontiguousarray(a, dtype=np.float64) for a in (reference, other))
     out = np.empty((reference.shape[0], reference.shape[1], other.shape[1]))
     kernels.load().pair_costs(reference, other, *pair.arrays, out)
