@@ -2,7 +2,8 @@
 
 Each camera's instances are paired with the reference camera's by geometry (``matching``: every pair of
 instances triangulated from its two cameras, then optimal assignment; live trackers name identities per
-camera, so names are never trusted), then triangulated. The reference is the first camera of the
+camera, so names are never trusted; a pair that reprojects further apart than ``threshold_px``, the outlier
+threshold, is two animals and is left apart), then triangulated. The reference is the first camera of the
 calibration that is in the group, so the 3D poses carry its track ids: with the same cameras, the same
 identities from group to group.
 """

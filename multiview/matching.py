@@ -15,11 +15,11 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from posestream.engine import kernels
+from posestream.engine.kernels.constants import UNMATCHED_COST
 from posestream.multiview.rig import Rig
 from posestream.multiview.views import View
 
 SAMPLED_FRAMES = 2000  # frames whose costs decide the matching (evenly spread over the file)
-UNMATCHED_COST = 1e6  # pixels: the cost of a pair that shares no node
 
 
 def match_views(

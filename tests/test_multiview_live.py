@@ -126,6 +126,41 @@ def test_a_group_where_some_cameras_saw_nobody_is_joined_from_the_others():
     assert nobody.points.shape == (0, 9, 3) and nobody.cameras == []
 
 
+def test_two_cameras_that_each_saw_a_different_animal_are_not_joined():
+    """One animal per camera is no proof of one animal: a pair that reprojects further apart than the outlier
+    threshold is left apart, and a point one camera saw is not solved."""
+    import numpy as np
+
+    from posestream.engine.types import FramePredictions
+    from posestream.multiview.live_3d import GroupTriangulator
+    from posestream.multiview.live_groups import FrameGroup
+    from posestream.multiview.synth_scene import SYNTH_SKELETON, SceneConfig, scene_poses, scene_rig
+
+    config = SceneConfig(cameras=3, animals=2, frames=1, size=(320, 256), seed=9)
+    rig, (poses, _) = scene_rig(config), scene_poses(config)  # (1, 2, 9, 3)
+    cameras = {c.name: c for c in rig.cameras}
+
+    def found(name, animals):
+        seen = cameras[name].project(poses[0][animals]).astype(np.float32)
+        return FramePredictions(0, seen, np.ones(seen.shape[:2]), np.ones(len(animals)), np.array(animals))
+
+    triangulate = GroupTriangulator(rig, SYNTH_SKELETON)
+    apart = triangulate(FrameGroup(0, 0, {"cam0": found("cam0", [0]), "cam1": found("cam1", [1])}))
+    assert list(apart.track_ids) == [0] and np.isnan(apart.points).all()
+    assert (apart.cameras_used == 0).all()
+    joined = triangulate(
+        FrameGroup(
+            0, 0, {"cam0": found("cam0", [0]), "cam1": found("cam1", [1]), "cam2": found("cam2", [1, 0])}
+        )
+    )
+    assert np.abs(joined.points - poses[0][[0]]).max() < 0.05  # cam0 and cam2's animal 0, not cam1's
+    assert (joined.cameras_used == 2).all()
+    unguarded = GroupTriangulator(rig, SYNTH_SKELETON, threshold_px=None)  # no threshold: paired as seen
+    assert np.isfinite(
+        unguarded(FrameGroup(0, 0, {"cam0": found("cam0", [0]), "cam1": found("cam1", [1])})).points
+    ).all()
+
+
 # -- live 3D end to end: camera-sim (a synthetic view per camera) -> live --calibration -> a client ----
 
 LIVE_FRAMES = 20

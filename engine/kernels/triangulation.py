@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from posestream.engine.kernels.constants import UNMATCHED_COST
 from posestream.engine.kernels.jit import helper, inline_helper, kernel
 
 UNDISTORT_STEPS = 20  # Newton steps at most; a point stops once it moves < 1e-13 (normalised units)
-UNMATCHED_COST = 1e6  # pixels: the cost of pairing two instances that share no node (then left apart)
 
 
 @inline_helper
@@ -345,20 +345,22 @@ def triangulate_group(
     costs more than its work). pixels (V, T, N, 2) and scores (V, T, N): each camera's instances, the first
     ``counts[v]`` of its T slots; camera 0 is the reference.
 
-    Each other camera's instances are paired with the reference's by ``pair_costs`` and optimal assignment
-    (pairs that share no node left apart; one instance each: paired as they are); paired[v, i] is camera v's
-    instance joined with reference instance i (-1: none). Each reference instance's nodes are then
-    triangulated from the instances joined with it (``triangulate_points``): points (T, N, 3), used
-    (V, T, N), errors (V, T, N); rows past counts[0] are NaN."""
+    Each other camera's instances are paired with the reference's by ``pair_costs`` and optimal assignment;
+    a pair that shares no node, or whose cost is above ``threshold`` (threshold > 0: the same pixels that
+    make an observation an outlier; two animals, not one, when one camera misses one of them), is left
+    apart. paired[v, i] is camera v's instance joined with reference instance i (-1: none). Each reference
+    instance's nodes are then triangulated from the instances joined with it (``triangulate_points``):
+    points (T, N, 3), used (V, T, N), errors (V, T, N); rows past counts[0] are NaN."""
     n_views, n_slots, n_nodes = scores.shape
     n_reference = counts[0]
     pair, normalized, scratch = np.empty((2, 3, 4)), np.empty((max(n_views, 2), 2)), np.empty((3, 4))
     point, previous, node_errors = np.empty(3), np.empty(3), np.empty(n_nodes)
+    gate = threshold if threshold > 0.0 else np.inf  # the most a pair may cost
     paired[:] = -1
     for i in range(n_reference):
         paired[0, i] = i
     for v in range(1, n_views):
-        if n_reference == 1 and counts[v] == 1:
+        if n_reference == 1 and counts[v] == 1 and gate == np.inf:  # nothing to choose or gate
             paired[v, 0] = 0
             continue
         size = max(n_reference, counts[v])
@@ -368,7 +370,7 @@ def triangulate_group(
                 cost[i, j] = _pair_cost(pixels[0, i], pixels[v, j], v, extrinsics, intrinsics, distortions,
                                         pair, normalized[:2], scratch, point, node_errors)  # fmt: skip
         match = np.empty(size, np.int64)
-        shared = np.isfinite(cost)
+        shared = np.isfinite(cost) & (cost <= gate)
         _assign(np.where(shared, cost, UNMATCHED_COST), match)
         for i in range(n_reference):
             if match[i] < counts[v] and shared[i, match[i]]:
