@@ -208,6 +208,10 @@ class DataConfig:
     max_instances: int = 8  # centroid / bottom-up: most animals expected in a frame
     workers: int | None = None  # processes making examples; None: chosen for the machine; 0: in the trainer
     prefetch: int = 4  # batches each worker prepares ahead
+    # examples whose animals come within contact_px (frame pixels; None: a tenth of the animals' size) of
+    # each other are drawn contact_repeats times an epoch (train/contact.py); 1: every example once
+    contact_repeats: int = 1
+    contact_px: float | None = None
 
     def validate(self) -> None:
         _check(0 <= self.val_fraction < 1, "data.val_fraction", "must be in [0, 1)", self.val_fraction)
@@ -241,6 +245,18 @@ class DataConfig:
             self.workers,
         )
         _check(self.prefetch >= 1, "data.prefetch", "must be >= 1", self.prefetch)
+        _check(
+            self.contact_repeats >= 1,
+            "data.contact_repeats",
+            "must be >= 1 (1: examples of touching animals drawn as often as the rest)",
+            self.contact_repeats,
+        )
+        _check(
+            self.contact_px is None or self.contact_px > 0,
+            "data.contact_px",
+            "must be > 0 px, or null (a tenth of the labelled animals' size)",
+            self.contact_px,
+        )
         for key in ("frames", "val_frames"):
             text = getattr(self, key)
             if text is not None:

@@ -32,6 +32,7 @@ from posestream.train.augment import (
     warp_image,
 )
 from posestream.train.config import TrainConfig
+from posestream.train.contact import nearest_gaps
 from posestream.train.crop_sampling import centre_shift, crop_centre
 from posestream.train.labels import LabelSet
 from posestream.train.loader import FailedExample
@@ -153,6 +154,14 @@ class PoseDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.examples)
+
+    def contact_gaps(self) -> np.ndarray:
+        """Each example's smallest gap between two animals, frame pixels (n_examples,): its own animal's
+        to any other for a crop, the closest two of its frame for a whole frame; inf with one animal."""
+        gaps = [nearest_gaps(frame.points) for frame in self.labels.frames]  # per frame: (I,)
+        return np.array(
+            [gaps[i][k] if k >= 0 else gaps[i].min(initial=np.inf) for i, k in self.examples], np.float64
+        )
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, ...] | FailedExample:
         """Example ``index`` (of epoch ``self.epoch``), or ``(epoch, index)``; a FailedExample naming its

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler, default_collate
 
@@ -30,18 +31,29 @@ class FailedExample:
 
 class EpochBatches(Sampler):
     """Batches of (epoch, index) keys for epochs ``first_epoch``, ``first_epoch + 1``, ...: each epoch a
-    permutation seeded by (seed, epoch), cut to ``steps`` batches, without a short last batch when the set
-    holds more than one batch."""
+    permutation seeded by (seed, epoch) of the examples, example i ``repeats[i]`` times (None: once each;
+    train/contact.py), cut to ``steps`` batches, without a short last batch when the epoch holds more than
+    one batch."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, first_epoch: int, steps: int | None):
-        self.n, self.batch_size, self.seed, self.first_epoch = n, batch_size, seed, first_epoch
-        full = n // batch_size if n > batch_size else 1
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        first_epoch: int,
+        steps: int | None,
+        repeats: np.ndarray | None = None,
+    ):
+        self.keys = np.arange(n) if repeats is None else np.repeat(np.arange(n), repeats)  # (epoch size,)
+        self.batch_size, self.seed, self.first_epoch = batch_size, seed, first_epoch
+        size = len(self.keys)
+        full = size // batch_size if size > batch_size else 1
         self.steps = min(full, steps or full)
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         for epoch in itertools.count(self.first_epoch):
             generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-            order = torch.randperm(self.n, generator=generator).tolist()
+            order = self.keys[torch.randperm(len(self.keys), generator=generator).numpy()].tolist()
             for step in range(self.steps):
                 yield [(epoch, i) for i in order[step * self.batch_size : (step + 1) * self.batch_size]]
 
@@ -68,9 +80,16 @@ class BatchStream:
     """The run's training batches, epoch after epoch; a context manager that ends its workers."""
 
     def __init__(
-        self, dataset, data: DataConfig, seed: int, first_epoch: int, steps: int | None, workers: int
+        self,
+        dataset,
+        data: DataConfig,
+        seed: int,
+        first_epoch: int,
+        steps: int | None,
+        workers: int,
+        repeats: np.ndarray | None = None,  # (len(dataset),) draws of each example an epoch; None: 1
     ):
-        self.sampler = EpochBatches(len(dataset), data.batch_size, seed, first_epoch, steps)
+        self.sampler = EpochBatches(len(dataset), data.batch_size, seed, first_epoch, steps, repeats)
         self.workers = workers
         loader = DataLoader(
             dataset,
@@ -87,9 +106,9 @@ class BatchStream:
         return default_workers(device) if data.workers is None else data.workers
 
     @staticmethod
-    def steps_for(n: int, batch_size: int, steps: int | None) -> int:
-        """Batches per epoch of a set of ``n`` examples."""
-        return EpochBatches(n, batch_size, 0, 0, steps).steps
+    def steps_for(n: int, batch_size: int, steps: int | None, repeats: np.ndarray | None = None) -> int:
+        """Batches per epoch of a set of ``n`` examples (each drawn ``repeats`` times)."""
+        return EpochBatches(n, batch_size, 0, 0, steps, repeats).steps
 
     @property
     def steps_per_epoch(self) -> int:

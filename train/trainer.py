@@ -27,8 +27,9 @@ from posestream.core.errors import ConfigError
 from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.progress import progress_bar
 from posestream.train.config import TrainConfig
+from posestream.train.contact import CONTACT_FRACTION, ContactSampling
 from posestream.train.data import InputGeometry, PoseDataset
-from posestream.train.fit import fit_to_labels
+from posestream.train.fit import animal_size, fit_to_labels
 from posestream.train.host import keep_freed_memory
 from posestream.train.labels import LabelSet, load_labels
 from posestream.train.loader import BatchStream, collate
@@ -127,8 +128,9 @@ class Trainer:
         self.train_set = PoseDataset(self.train_labels, config, self.geometry, augment=True, seed=config.seed)
         self.val_set = PoseDataset(self.val_labels, config, self.geometry, augment=False)
         self.optimizer = self._optimizer()
+        self.contact = self._contact_sampling()
         self.steps_per_epoch = BatchStream.steps_for(
-            len(self.train_set), config.data.batch_size, config.optim.steps_per_epoch
+            len(self.train_set), config.data.batch_size, config.optim.steps_per_epoch, self._repeats()
         )
         self.schedule = make_schedule(
             self.optimizer, config.optim, self.steps_per_epoch * config.optim.max_epochs
@@ -139,6 +141,17 @@ class Trainer:
         # wall seconds of training so far, resumes included (what --max-minutes counts)
         self.trained_seconds = 0.0
         self.stop_requested = False
+
+    def _contact_sampling(self) -> ContactSampling | None:
+        """How often each training example is drawn an epoch (``data.contact_repeats``); None: once each."""
+        data = self.config.data
+        if data.contact_repeats == 1:
+            return None
+        distance = data.contact_px or CONTACT_FRACTION * animal_size(self.train_labels)
+        return ContactSampling.of(self.train_set.contact_gaps(), distance, data.contact_repeats)
+
+    def _repeats(self) -> np.ndarray | None:
+        return None if self.contact is None else self.contact.repeats
 
     def request_stop(self) -> None:
         """End the run after the step under way, kept in last.pt (``run`` then returns "interrupted")."""
@@ -167,6 +180,7 @@ class Trainer:
         ]
         lines.append(self._network())
         lines += [f"fitted to the labels: {reason}" for reason in self.fitted]
+        lines += [self.contact.describe()] if self.contact else []
         lines += [self.class_note] if self.class_note else []
         if precision.note:
             lines.append(f"note: {precision.note}")
@@ -305,6 +319,7 @@ class Trainer:
             self.epoch,
             optim.steps_per_epoch,
             self.workers,
+            self._repeats(),
         )
         with stream:
             while reason is None:
