@@ -17,6 +17,10 @@ for the same minutes and shared by every row, so a difference between rows is th
 network's. Each model has a row of its profile at a second seed: the difference is the run-to-run noise a
 change has to beat.
 
+``--rows`` runs some rows only (their names in lower case, words joined by ``_``: ``profile,ohkm``);
+``--centroid RUN`` shares a centroid network trained already (e.g. the learning curve's) instead of training
+one.
+
 Resumable: a row whose run and scores exist in OUT is not trained again. Writes each model's section
 ("ablations-MODEL") of benchmarks/RESULTS.md after each of its rows.
 """
@@ -55,6 +59,7 @@ ROWS = {
         ("profile, seed 1", ["seed=1"]),
         ("OHKM", ["optim.ohkm=true"]),
         ("no foreground weight", ["optim.foreground_weight=0"]),
+        ("touching animals drawn 3 times", ["data.contact_repeats=3"]),
     ],
     "bottomup": [
         ("profile", []),
@@ -75,7 +80,7 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
 
-def score_row(model: str, name: str, settings: list[str], out: Path, minutes: float) -> dict:
+def score_row(model: str, name: str, settings: list[str], out: Path, minutes: float, centroid: Path) -> dict:
     """Train the row's network (once) and score it on the held-out frames (once)."""
     files, frames, held_out = DATA[model]
     labels, video = sleap_files(*files)
@@ -83,7 +88,7 @@ def score_row(model: str, name: str, settings: list[str], out: Path, minutes: fl
     anchor = [THORAX] if model == "centered_instance" else []
     train(labels, run, model, frames, video, minutes, *anchor, *settings)
     if not scores.exists():
-        runs = [out / "centroid", run] if model == "centered_instance" else [run]
+        runs = [centroid, run] if model == "centered_instance" else [run]
         evaluate(runs, labels, held_out, video, scores)
     return json.loads(scores.read_text())
 
@@ -93,11 +98,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="training minutes per network")
     parser.add_argument("--only", default="centered_instance,bottomup,single_instance")
     parser.add_argument("--out", type=Path, default=HERE / "data" / "ablations")
+    parser.add_argument("--rows", help="only these rows (e.g. profile,ohkm); default: every row")
+    parser.add_argument("--centroid", type=Path, help="a trained centroid run to share (default: train one)")
     args = parser.parse_args()
     models = args.only.split(",")
-    if "centered_instance" in models:  # the shared centroid network of the top-down rows
+    centroid = args.centroid or args.out / "centroid"
+    if "centered_instance" in models and not args.centroid:  # the top-down rows' shared centroid network
         (labels, video), frames = sleap_files(*FLIES), DATA["centered_instance"][1]
-        train(labels, args.out / "centroid", "centroid", frames, video, args.minutes, THORAX)
+        train(labels, centroid, "centroid", frames, video, args.minutes, THORAX)
     for model in models:
         lines = [
             "| change (from the profile) | `--set` | held-out mAP | against the profile |",
@@ -105,27 +113,33 @@ def main() -> None:
         ]
         base = None
         for name, settings in ROWS[model]:
-            mAP = score_row(model, name, settings, args.out, args.minutes)["mAP"]
+            if args.rows and slug(name) not in args.rows.split(","):
+                continue
+            mAP = score_row(model, name, settings, args.out, args.minutes, centroid)["mAP"]
             base = mAP if base is None else base
             change = "" if not settings else f"{mAP - base:+.3f}"
             lines.append(f"| {name} | {' '.join(settings)} | {mAP:.3f} | {change} |")
             print(lines[-1], flush=True)
-            write_table(model, args.minutes, lines)
+            write_table(model, args, lines)
 
 
-def write_table(model: str, minutes: float, lines: list[str]) -> None:
+def write_table(model: str, args: argparse.Namespace, lines: list[str]) -> None:
     """The model's section, rewritten after each of its rows."""
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
     files, frames, held_out = DATA[model]
+    minutes = args.minutes
     shared = "; the rows share one centroid network" if model == "centered_instance" else ""
+    chosen = (f" --rows {args.rows}" if args.rows else "") + (
+        f" --centroid {args.centroid}" if args.centroid else ""
+    )
     write_section(
         f"ablations-{model}",
         [
             f"### Ablations: {model} (issue {26 if model == 'single_instance' else 25})",
             "",
-            f"`python benchmarks/ablations.py --minutes {minutes:g} --only {model}` ({machine}). Each row: "
-            f"one network trained {minutes:g} CPU minutes on {files[0]} frames {frames} with one setting "
-            f"changed, scored on {held_out}{shared}. The seed-1 row is the run-to-run noise.",
+            f"`python benchmarks/ablations.py --minutes {minutes:g} --only {model}{chosen}` ({machine}). "
+            f"Each row: one network trained {minutes:g} CPU minutes on {files[0]} frames {frames} with one "
+            f"setting changed, scored on {held_out}{shared}. The seed-1 row is the run-to-run noise.",
             "",
             *lines,
         ],

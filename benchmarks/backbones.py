@@ -14,8 +14,11 @@
   ``posestream bench`` on 40 frames in 2 rounds: model-only ms per frame and end-to-end FPS. Run alone on
   the machine.
 - accuracy (bar 3): the top-down pair on the fly labels (train 0-879, score 880-1099), each network
-  --minutes, with each backbone (the UNet's row too) for the centered-instance network; the centroid
-  network is one UNet, shared by every row.
+  --minutes, with each backbone of ``--kinds`` (default: the UNet's row too) for the centered-instance
+  network; the centroid network is one UNet, shared by every row (``--centroid RUN``: a run trained
+  already, e.g. the learning curve's). ConvNeXt and Swin train at learning rate 1e-4, sleap-nn's for them
+  (its sample configs), not the UNet profile's 1e-3. Each centered-instance network is scored twice: with
+  the centroid network, and alone on the labels' anchors, which leaves the centroid out of the comparison.
 
 Writes the "backbones" section of benchmarks/RESULTS.md from every part measured so far in OUT.
 """
@@ -37,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 FIXTURES = Path(os.environ.get("POSESTREAM_SLEAP_NN_DATA", HERE.parents[1] / "shared" / "data" / "sleap-nn"))
 KINDS = ("convnext", "swint")
 BAR = 1e-4
+PYRAMID_RATE = "optim.learning_rate=1e-4"  # sleap-nn's sample configs' for ConvNeXt and Swin
 
 # Run in sleap-nn's venv: argv = fixture folder, output folder.
 MAKE = """
@@ -139,16 +143,32 @@ def speed(out: Path) -> None:
     (out / "speed.json").write_text(json.dumps(figures, indent=2))
 
 
-def accuracy(out: Path, minutes: float) -> None:
+def accuracy(out: Path, minutes: float, kinds: list[str], centroid: Path | None) -> None:
     """The top-down pair with each backbone's centered-instance network, scored on the held-out frames."""
     labels, video = sleap_files(*FLIES)
     thorax = "head.anchor_part=thorax"
-    train(labels, out / "centroid", "centroid", "0-879", video, minutes, thorax)
-    for kind in ("unet", *KINDS):
+    if centroid is None:
+        centroid = out / "centroid"
+        train(labels, centroid, "centroid", "0-879", video, minutes, thorax)
+    for kind in kinds:
         run = out / f"centered_{kind}"
-        train(labels, run, "centered_instance", "0-879", video, minutes, thorax, f"backbone.type={kind}")
-        if not (out / f"accuracy_{kind}.json").exists():
-            evaluate([out / "centroid", run], labels, "880-1099", video, out / f"accuracy_{kind}.json")
+        sets = [thorax, f"backbone.type={kind}", *([] if kind == "unet" else [PYRAMID_RATE])]
+        train(labels, run, "centered_instance", "0-879", video, minutes, *sets)
+        for runs, name in (([centroid, run], f"accuracy_{kind}.json"), ([run], f"anchors_{kind}.json")):
+            if not (out / name).exists():
+                evaluate(runs, labels, "880-1099", video, out / name)
+        figures = {"centroid": str(centroid), **training_figures(run)}
+        (out / f"training_{kind}.json").write_text(json.dumps(figures, indent=2))
+
+
+def training_figures(run: Path) -> dict:
+    """What a run's summary says of its training: epochs, examples/s, minutes."""
+    summary = json.loads((run / "summary.json").read_text())
+    return {
+        "epochs": summary["epochs"],
+        "examples_per_second": summary["samples_per_second"],
+        "minutes": sum(summary["seconds"].values()) / 60,
+    }
 
 
 def table(out: Path, minutes: float) -> list[str]:
@@ -181,10 +201,21 @@ def table(out: Path, minutes: float) -> list[str]:
     scored = [k for k in ("unet", *KINDS) if (out / f"accuracy_{k}.json").exists()]
     if scored:
         lines += [f"Top-down on the flies, {minutes:g} minutes per network, held-out frames 880-1099:", ""]
-        lines += ["| centered-instance backbone | OKS mAP |", "|---|---:|"]
         lines += [
-            f"| {k} | {json.loads((out / f'accuracy_{k}.json').read_text())['mAP']:.3f} |" for k in scored
+            "| centered-instance backbone | OKS mAP, top-down | OKS mAP, on the labels' anchors "
+            "| epochs | examples/s |",
+            "|---|---:|---:|---:|---:|",
         ]
+        for k in scored:
+            top_down = json.loads((out / f"accuracy_{k}.json").read_text())["mAP"]
+            anchors = out / f"anchors_{k}.json"
+            alone = f"{json.loads(anchors.read_text())['mAP']:.3f}" if anchors.exists() else "-"
+            trained = out / f"training_{k}.json"
+            f = json.loads(trained.read_text()) if trained.exists() else {}
+            lines.append(
+                f"| {k} | {top_down:.3f} | {alone} | {f.get('epochs', '-')} "
+                f"| {f.get('examples_per_second', float('nan')):.1f} |"
+            )
     return lines
 
 
@@ -194,6 +225,8 @@ def main() -> None:
     parser.add_argument("--sleap-nn-python", help="python of a venv with sleap-nn[export]==0.3.5")
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--out", type=Path, default=HERE / "data" / "backbones")
+    parser.add_argument("--kinds", default="unet,convnext,swint", help="centered-instance backbones to train")
+    parser.add_argument("--centroid", type=Path, help="a trained centroid run to share (default: train one)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     parts = args.parts.split(",")
@@ -204,7 +237,7 @@ def main() -> None:
     if "speed" in parts:
         speed(args.out)
     if "accuracy" in parts:
-        accuracy(args.out, args.minutes)
+        accuracy(args.out, args.minutes, args.kinds.split(","), args.centroid)
     write_section("backbones", table(args.out, args.minutes))
 
 
