@@ -60,6 +60,7 @@ ROWS = {
         ("OHKM", ["optim.ohkm=true"]),
         ("no foreground weight", ["optim.foreground_weight=0"]),
         ("touching animals drawn 3 times", ["data.contact_repeats=3"]),
+        ("touching animals drawn 3 times, seed 1", ["data.contact_repeats=3", "seed=1"]),
     ],
     "bottomup": [
         ("profile", []),
