@@ -2,7 +2,7 @@
 
 Where two animals touch, a network places the points of one on the other: the frames that decide the score
 are the rare ones (the fly labels: 4% of training frames have the flies within 5 px of each other, 22% of
-the held-out ones; benchmarks/RESULTS.md, "The learning curve"). An example is *in contact* when its animal
+the held-out ones; benchmarks/RESULTS.md, "Where the flies touch"). An example is *in contact* when its animal
 (a centered-instance crop), or any animal of its frame (whole-frame models), has a point within
 ``data.contact_px`` frame pixels of another animal's point; each epoch then holds it ``contact_repeats``
 times instead of once, so the network sees those examples that much more often, each time with its own
