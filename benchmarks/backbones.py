@@ -237,7 +237,12 @@ def main() -> None:
     if "speed" in parts:
         speed(args.out)
     if "accuracy" in parts:
-        accuracy(args.out, args.minutes, args.kinds.split(","), args.centroid)
+        kinds = args.kinds.split(",")
+        unknown = set(kinds) - {"unet", *KINDS}
+        if unknown:
+            known = ", ".join(("unet", *KINDS))
+            parser.error(f"--kinds: no backbone {', '.join(sorted(unknown))}; known: {known}")
+        accuracy(args.out, args.minutes, kinds, args.centroid)
     write_section("backbones", table(args.out, args.minutes))
 
 

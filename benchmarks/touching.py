@@ -22,7 +22,7 @@ import numpy as np
 from accuracy import FLIES, evaluate
 from results import sleap_files, write_section
 
-from posestream.train.contact import nearest_gaps
+from posestream.train.contact import frame_gap
 from posestream.train.labels import load_labels
 
 HERE = Path(__file__).resolve().parent
@@ -31,7 +31,7 @@ TRAIN, HELD_OUT = range(0, 880), range(880, 1100)
 
 def frame_gaps(labels: Path) -> dict[int, float]:
     """Each labelled frame's smallest distance between two animals, frame pixels (inf: one animal)."""
-    return {f.frame_idx: nearest_gaps(f.points).min(initial=np.inf) for f in load_labels(labels).frames}
+    return {f.frame_idx: frame_gap(f.points) for f in load_labels(labels).frames}
 
 
 def subsets(gaps: dict[int, float], px: float) -> dict[str, list[int]]:

@@ -32,6 +32,12 @@ def nearest_gaps(points: np.ndarray) -> np.ndarray:
     return gaps
 
 
+def frame_gap(points: np.ndarray) -> float:
+    """A frame's smallest distance between two of its animals, frame pixels; inf with fewer than two.
+    points: (I, N, 2)"""
+    return float(nearest_gaps(points).min(initial=np.inf))
+
+
 @dataclass(frozen=True)
 class ContactSampling:
     """How often each training example is drawn per epoch, and why (for the run's start)."""

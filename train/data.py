@@ -32,7 +32,7 @@ from posestream.train.augment import (
     warp_image,
 )
 from posestream.train.config import TrainConfig
-from posestream.train.contact import nearest_gaps
+from posestream.train.contact import frame_gap, nearest_gaps
 from posestream.train.crop_sampling import centre_shift, crop_centre
 from posestream.train.labels import LabelSet
 from posestream.train.loader import FailedExample
@@ -158,10 +158,11 @@ class PoseDataset(torch.utils.data.Dataset):
     def contact_gaps(self) -> np.ndarray:
         """Each example's smallest gap between two animals, frame pixels (n_examples,): its own animal's
         to any other for a crop, the closest two of its frame for a whole frame; inf with one animal."""
-        gaps = [nearest_gaps(frame.points) for frame in self.labels.frames]  # per frame: (I,)
-        return np.array(
-            [gaps[i][k] if k >= 0 else gaps[i].min(initial=np.inf) for i, k in self.examples], np.float64
-        )
+        frames = self.labels.frames
+        if self.type is ModelType.CENTERED_INSTANCE:
+            gaps = [nearest_gaps(frame.points) for frame in frames]  # per frame: (I,)
+            return np.array([gaps[i][k] for i, k in self.examples], np.float64)
+        return np.array([frame_gap(frames[i].points) for i, _ in self.examples], np.float64)
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, ...] | FailedExample:
         """Example ``index`` (of epoch ``self.epoch``), or ``(epoch, index)``; a FailedExample naming its
