@@ -1,7 +1,7 @@
 """Identity (multi-class) models on model output: do they keep every animal's name through crossings?
 
     python benchmarks/identity_models.py [--animals 2,4] [--minutes 15] [--frames 3000] [--train-frames 1500]
-        [--only topdown,bottomup] [--out DIR]
+        [--only topdown,bottomup] [--set KEY=VALUE ...] [--centroid RUN] [--out DIR]
 
 For each number of animals, ``posestream synth --identities`` renders a training video (seed 1,
 --train-frames) and a test video (seed 2, --frames) with crossings; the animals differ by body shade and
@@ -14,6 +14,11 @@ truth):
   class maps.
 - the pose-only comparison: the same top-down poses, their identities dropped and given by the tracker
   (``retrack --tracking --max-tracks N``), as a pose-only model with ``--tracking`` would give them.
+
+``--set KEY=VALUE`` (repeatable) trains the identity networks with a setting changed from their profile
+(e.g. ``data.contact_repeats=3``); their rows then go to a section of their own, beside the profile's.
+``--centroid RUN`` shares a centroid network trained already (one animal count only), so that only the
+identity network is trained and a difference between sections is its own.
 
 Columns: identity accuracy (the share of matched animals named by their own track), IDF1 and identity
 switches (TrackEval, OKS >= 0.5), OKS mAP. Resumable: runs, predictions and scores already in OUT are kept,
@@ -28,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import re
 from pathlib import Path
 
 from results import run_posestream, stale, trained_minutes, write_section
@@ -70,6 +76,16 @@ def train(labels: Path, run: Path, profile: str, minutes: float, *sets: str) -> 
     return metadata
 
 
+def shared(run: Path | None) -> Path | None:
+    """A centroid run given with --centroid, used as it is (never continued): its model's metadata.json."""
+    if run is None:
+        return None
+    metadata = run / "model" / "metadata.json"
+    if not metadata.exists():
+        raise SystemExit(f"--centroid {run}: no exported model in {run / 'model'}; export the run first")
+    return metadata
+
+
 def scored(predictions: Path, truth: Path) -> dict:
     """``evaluate`` of a predictions file against the ground truth (kept beside it as .json)."""
     report = predictions.with_suffix(".json")
@@ -78,10 +94,10 @@ def scored(predictions: Path, truth: Path) -> dict:
     return json.loads(report.read_text())
 
 
-def measure(
-    out: Path, animals: int, minutes: float, frames: int, train_frames: int, wanted: list[str]
-) -> dict:
+def measure(animals: int, args: argparse.Namespace) -> dict:
     """The rows of one animal count: way -> evaluate's figures."""
+    out, minutes, frames, train_frames = args.out, args.minutes, args.frames, args.train_frames
+    wanted, sets = args.only.split(","), args.set
     folder = out / f"{animals}_animals"
     folder.mkdir(parents=True, exist_ok=True)
     train_video, test_video = folder / "train.mp4", folder / "test.mp4"
@@ -91,8 +107,9 @@ def measure(
     rows = {}
     if "topdown" in wanted:
         anchor = "head.anchor_part=spine"
-        centroid = train(labels, folder / "centroid", "centroid", minutes, anchor)
-        centered = train(labels, folder / "multi_class_topdown", "multi_class_topdown", minutes, anchor)
+        centroid = shared(args.centroid) or train(labels, folder / "centroid", "centroid", minutes, anchor)
+        identity = folder / "multi_class_topdown"
+        centered = train(labels, identity, "multi_class_topdown", minutes, anchor, *sets)
         predictions = folder / "topdown.slp"
         if stale(predictions, centroid, centered):
             models = ("-m", centroid.parent, "-m", centered.parent)
@@ -106,7 +123,7 @@ def measure(
         if retracked.exists():
             rows[TRACKER] = scored(retracked, truth)
     if "bottomup" in wanted:
-        model = train(labels, folder / "multi_class_bottomup", "multi_class_bottomup", 2 * minutes)
+        model = train(labels, folder / "multi_class_bottomup", "multi_class_bottomup", 2 * minutes, *sets)
         predictions = folder / "bottomup.slp"
         if stale(predictions, model):
             run_posestream("track", "-i", test_video, "-m", model.parent, "-o", predictions, "--quiet")
@@ -114,16 +131,24 @@ def measure(
     return rows
 
 
+def section(animals: int, sets: list[str]) -> str:
+    """The RESULTS section's name: one per animal count, and one per set of changed settings."""
+    changed = "-".join(re.sub(r"[^a-z0-9]+", "_", s.lower()) for s in sets)
+    return f"identity-models-{animals}" + (f"-{changed}" if changed else "")
+
+
 def table(animals: int, rows: dict, args: argparse.Namespace) -> list[str]:
     """The RESULTS section of one animal count: its command, budget and rows."""
     minutes, frames, train_frames = args.minutes, args.frames, args.train_frames
     budgets = {"topdown": f"top-down: {minutes:g} minutes for each of its two networks"}
     budgets["bottomup"] = f"bottom-up: {2 * minutes:g} minutes"
+    options = "".join(f" --set {s}" for s in args.set)
+    options += f" --centroid {args.centroid}" if args.centroid else ""
     lines = [
-        f"### {animals} animals",
+        f"### {animals} animals" + "".join(f", {s}" for s in args.set),
         "",
         f"`python benchmarks/identity_models.py --animals {animals} --minutes {minutes:g} --frames "
-        f"{frames} --train-frames {train_frames} --only {args.only}` ({platform.machine()}, "
+        f"{frames} --train-frames {train_frames} --only {args.only}{options}` ({platform.machine()}, "
         f"{os.cpu_count()} cores). Trained on one video ({train_frames} frames, seed 1), scored on another "
         f"({frames} frames, seed 2, crossings). "
         f"{'; '.join(budgets[m] for m in args.only.split(',')).capitalize()}.",
@@ -150,12 +175,15 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=3000, help="frames of the test video")
     parser.add_argument("--train-frames", type=int, default=1500)
     parser.add_argument("--only", default="topdown,bottomup")
+    parser.add_argument("--set", action="append", default=[], help="KEY=VALUE for the identity networks")
+    parser.add_argument("--centroid", type=Path, help="a trained centroid run to share (default: train one)")
     parser.add_argument("--out", type=Path, default=HERE / "data" / "identity_models")
     args = parser.parse_args()
-    wanted = args.only.split(",")
+    if args.centroid and "," in args.animals:
+        parser.error("--centroid: a centroid network is trained for one animal count; give one --animals")
     for animals in map(int, args.animals.split(",")):
-        rows = measure(args.out, animals, args.minutes, args.frames, args.train_frames, wanted)
-        write_section(f"identity-models-{animals}", table(animals, rows, args))
+        rows = measure(animals, args)
+        write_section(section(animals, args.set), table(animals, rows, args))
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def triangulate_files(
     views = [read_view(name, path) for name, path in inputs.items()]
     check_views(views)
     matched = not tracks_agree(views)
-    views = join_views(match_views(rig, views) if matched else views)
+    views = join_views(match_views(rig, views, threshold_px=threshold_px) if matched else views)
     solving = time.perf_counter()
     result = triangulate(rig, views.pixels, views.scores, threshold_px, min_cameras, threads)
     triangulation_seconds = time.perf_counter() - solving

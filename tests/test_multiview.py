@@ -520,6 +520,28 @@ def test_untracked_views_are_paired_frame_by_frame(tmp_path):
     assert np.allclose(joined.pixels[1], seen[1], equal_nan=True) and joined.track_names == ["a", "b"]
 
 
+def test_offline_matching_leaves_apart_two_cameras_that_each_saw_a_different_animal(tmp_path):
+    """Frames where each camera saw only one animal, and not the same one: the pair reprojects far apart and
+    stays apart (tracked views: no vote; untracked: no pairing), as the live path's gate does."""
+    from posestream.multiview.matching import match_views
+    from posestream.multiview.synth_scene import SceneConfig, scene_poses, scene_rig
+    from posestream.multiview.views import View
+
+    config = SceneConfig(cameras=2, animals=2, frames=12, size=(320, 256), seed=5)
+    rig, (poses, _) = scene_rig(config), scene_poses(config)
+    skeleton = Skeleton.from_names([f"n{k}" for k in range(9)])
+    seen = [c.project(poses) for c in rig.cameras]  # (F, 2, 9, 2) each
+    seen[0][:, 1], seen[1][:, 0] = np.nan, np.nan  # cam0 saw animal a only, cam1 animal b only
+    scores = np.ones(poses.shape[:3])
+    reference = View("cam0", tmp_path, seen[0], scores, ["a", "b"], skeleton, tracked=True)
+    for tracked in (True, False):
+        other = View("cam1", tmp_path, seen[1], scores, ["x", "y"], skeleton, tracked=tracked)
+        matched = match_views(rig, [reference, other], reference=0)[1]
+        assert np.isnan(matched.points).all(), f"tracked={tracked}: two animals joined into one"
+        unguarded = match_views(rig, [reference, other], reference=0, threshold_px=None)[1]
+        assert np.isfinite(unguarded.points[:, 0]).any()  # without the gate, b's poses land in a's slot
+
+
 def test_batch_with_calibration_writes_each_sessions_3d_file(tmp_path, capsys):
     scene = tmp_path / "scene"
     film(scene, "--cameras", "2", "--camera-size", "384x384", "--num-frames", "6")
