@@ -35,7 +35,7 @@ def match_views(
 ) -> list[View]:
     """``views`` with each one's tracks renamed and reordered as the reference view's (``reference``, else
     the tracked view with the most tracks); a track no reference track pairs with is dropped. Pairs that
-    reproject further apart than ``threshold_px`` are left apart (None: every pair may join)."""
+    reproject further apart than ``threshold_px`` are left apart (None or 0: every pair may join)."""
     if reference is None:
         reference = max(range(len(views)), key=lambda v: (views[v].tracked, len(views[v].track_names)))
     matched = list(views)
@@ -92,7 +92,7 @@ def assign(cost: np.ndarray, threshold_px: float | None = None) -> tuple[np.ndar
     """One frame's pairs (reference tracks, other tracks) by optimal assignment on ``cost`` (Ti, Tj), pairs
     that share no node (NaN) or cost more than ``threshold_px`` (two animals) left out."""
     seen = np.isfinite(cost)
-    if threshold_px is not None:
+    if threshold_px:  # None or 0: no gate, as the kernel's threshold <= 0
         seen &= np.where(seen, cost, np.inf) <= threshold_px
     if not seen.any():
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
