@@ -200,7 +200,16 @@ def table(out: Path, minutes: float) -> list[str]:
         lines.append("")
     scored = [k for k in ("unet", *KINDS) if (out / f"accuracy_{k}.json").exists()]
     if scored:
-        lines += [f"Top-down on the flies, {minutes:g} minutes per network, held-out frames 880-1099:", ""]
+        centroids = {json.loads(f.read_text()).get("centroid") for f in out.glob("training_*.json")} - {
+            None,
+            str(out / "centroid"),
+        }
+        shared = f" (the centroid network: {', '.join(sorted(centroids))})" if centroids else ""
+        lines += [
+            f"Top-down on the flies, {minutes:g} minutes per centered-instance network{shared}, held-out "
+            "frames 880-1099:",
+            "",
+        ]
         lines += [
             "| centered-instance backbone | OKS mAP, top-down | OKS mAP, on the labels' anchors "
             "| epochs | examples/s |",
