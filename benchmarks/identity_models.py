@@ -20,11 +20,13 @@ truth):
 ``--centroid RUN`` shares a centroid network trained already (one animal count only), so that only the
 identity network is trained and a difference between sections is its own.
 
-Columns: identity accuracy (the share of matched animals named by their own track), IDF1 and identity
-switches (TrackEval, OKS >= 0.5), OKS mAP. Resumable: runs, predictions and scores already in OUT are kept,
-and a kept run trained for fewer minutes is continued to --minutes (``train --resume``), its predictions and
-scores made again. Writes one section of benchmarks/RESULTS.md per animal count ("identity-models-N"; issue
-26, bar 1: accuracy and IDF1 >= 0.98, fewer switches than the tracker).
+Columns: each network's training minutes, identity accuracy (the share of matched animals named by their
+own track), IDF1 and identity switches (TrackEval, OKS >= 0.5), OKS mAP. Resumable: runs, predictions and
+scores already in OUT are kept, and a kept run trained for fewer minutes is continued to --minutes (``train
+--resume``), its predictions and scores made again; the table lists every row scored in OUT, so a bottom-up
+run can join the top-down rows of an earlier one. Writes one section of benchmarks/RESULTS.md per animal
+count ("identity-models-N", with --set "identity-models-N-SETTINGS"; issue 26, bar 1: accuracy and IDF1 >=
+0.98, fewer switches than the tracker).
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ from results import run_posestream, stale, trained_minutes, write_section
 
 HERE = Path(__file__).resolve().parent
 BAR = 0.98
+TOP_DOWN = "multi-class top-down, no tracker"
 TRACKER = "the same poses, tracker (pose-only)"
+BOTTOM_UP = "multi-class bottom-up, no tracker"
 
 
 def synth(video: Path, animals: int, frames: int, seed: int) -> None:
@@ -94,8 +98,8 @@ def scored(predictions: Path, truth: Path) -> dict:
     return json.loads(report.read_text())
 
 
-def measure(animals: int, args: argparse.Namespace) -> dict:
-    """The rows of one animal count: way -> evaluate's figures."""
+def measure(animals: int, args: argparse.Namespace) -> Path:
+    """Train and score the --only models of one animal count; returns its folder."""
     out, minutes, frames, train_frames = args.out, args.minutes, args.frames, args.train_frames
     wanted, sets = args.only.split(","), args.set
     folder = out / f"{animals}_animals"
@@ -104,7 +108,6 @@ def measure(animals: int, args: argparse.Namespace) -> dict:
     synth(train_video, animals, train_frames, seed=1)
     synth(test_video, animals, frames, seed=2)
     labels, truth = train_video.with_suffix(".analysis.h5"), test_video.with_suffix(".analysis.h5")
-    rows = {}
     if "topdown" in wanted:
         anchor = "head.anchor_part=spine"
         centroid = shared(args.centroid) or train(labels, folder / "centroid", "centroid", minutes, anchor)
@@ -114,20 +117,34 @@ def measure(animals: int, args: argparse.Namespace) -> dict:
         if stale(predictions, centroid, centered):
             models = ("-m", centroid.parent, "-m", centered.parent)
             run_posestream("track", "-i", test_video, *models, "-o", predictions, "--quiet")
-        rows["multi-class top-down, no tracker"] = scored(predictions, truth)
         retracked = folder / "topdown_retracked.slp"
-        if not rows["multi-class top-down, no tracker"]["n_predicted"]:
+        if not scored(predictions, truth)["n_predicted"]:
             print(f"{predictions}: no poses, so no tracker row (train longer)", flush=True)
         elif stale(retracked, predictions):
             run_posestream("retrack", predictions, "-o", retracked, "--max-tracks", animals, "--quiet")
         if retracked.exists():
-            rows[TRACKER] = scored(retracked, truth)
+            scored(retracked, truth)
     if "bottomup" in wanted:
         model = train(labels, folder / "multi_class_bottomup", "multi_class_bottomup", 2 * minutes, *sets)
         predictions = folder / "bottomup.slp"
         if stale(predictions, model):
             run_posestream("track", "-i", test_video, "-m", model.parent, "-o", predictions, "--quiet")
-        rows["multi-class bottom-up, no tracker"] = scored(predictions, truth)
+        scored(predictions, truth)
+    return folder
+
+
+def kept_rows(folder: Path, centroid: Path | None) -> dict[str, tuple[dict, list[float]]]:
+    """Every row scored in ``folder``, by this run or an earlier one: way -> (evaluate's figures, the
+    training minutes of each network it took)."""
+    top_down = [centroid or folder / "centroid", folder / "multi_class_topdown"]
+    rows = {}
+    for way, report, runs in (
+        (TOP_DOWN, "topdown.json", top_down),
+        (TRACKER, "topdown_retracked.json", top_down),
+        (BOTTOM_UP, "bottomup.json", [folder / "multi_class_bottomup"]),
+    ):
+        if (folder / report).exists():
+            rows[way] = (json.loads((folder / report).read_text()), [trained_minutes(r) for r in runs])
     return rows
 
 
@@ -138,28 +155,27 @@ def section(animals: int, sets: list[str]) -> str:
 
 
 def table(animals: int, rows: dict, args: argparse.Namespace) -> list[str]:
-    """The RESULTS section of one animal count: its command, budget and rows."""
-    minutes, frames, train_frames = args.minutes, args.frames, args.train_frames
-    budgets = {"topdown": f"top-down: {minutes:g} minutes for each of its two networks"}
-    budgets["bottomup"] = f"bottom-up: {2 * minutes:g} minutes"
+    """The RESULTS section of one animal count: its command and its rows, each with its training minutes."""
+    frames, train_frames = args.frames, args.train_frames
     options = "".join(f" --set {s}" for s in args.set)
     options += f" --centroid {args.centroid}" if args.centroid else ""
     lines = [
         f"### {animals} animals" + "".join(f", {s}" for s in args.set),
         "",
-        f"`python benchmarks/identity_models.py --animals {animals} --minutes {minutes:g} --frames "
+        f"`python benchmarks/identity_models.py --animals {animals} --minutes {args.minutes:g} --frames "
         f"{frames} --train-frames {train_frames} --only {args.only}{options}` ({platform.machine()}, "
         f"{os.cpu_count()} cores). Trained on one video ({train_frames} frames, seed 1), scored on another "
-        f"({frames} frames, seed 2, crossings). "
-        f"{'; '.join(budgets[m] for m in args.only.split(',')).capitalize()}.",
+        f"({frames} frames, seed 2, crossings); rows scored into the same folder by earlier runs are kept. "
+        "Training: CPU minutes of each network (top-down: centroid + identity network).",
         "",
-        "| identities by | identity accuracy | IDF1 | identity switches | OKS mAP |",
-        "|---|---:|---:|---:|---:|",
+        "| identities by | training (min) | identity accuracy | IDF1 | identity switches | OKS mAP |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    for way, m in rows.items():
+    for way, (m, minutes) in rows.items():
         named = m.get("identity_accuracy") if way != TRACKER else None  # a tracker's names are its own
         cells = [_figure(named, ".4f"), _figure(m.get("idf1"), ".4f"), _figure(m.get("id_switches"), "d")]
-        lines.append(f"| {way} | {' | '.join(cells)} | {m['mAP']:.3f} |")
+        spent = " + ".join(f"{t:.0f}" for t in minutes)
+        lines.append(f"| {way} | {spent} | {' | '.join(cells)} | {m['mAP']:.3f} |")
     return lines
 
 
@@ -182,7 +198,7 @@ def main() -> None:
     if args.centroid and "," in args.animals:
         parser.error("--centroid: a centroid network is trained for one animal count; give one --animals")
     for animals in map(int, args.animals.split(",")):
-        rows = measure(animals, args)
+        rows = kept_rows(measure(animals, args), args.centroid)
         write_section(section(animals, args.set), table(animals, rows, args))
 
 
