@@ -147,6 +147,28 @@ def test_cosine_schedule_warms_up_then_lands_on_its_floor():
     assert all(a >= b for a, b in zip(rates, rates[1:]))  # falls all the way after the warm-up
 
 
+def test_a_run_continued_to_a_longer_budget_climbs_back_to_the_curve():
+    """Continued to twice its budget, a run that had annealed to the floor warms up again from there (not a
+    jump to half the peak); resumed within its budget, it goes on along the curve."""
+    config = load_config(
+        "single_instance", overrides=["optim.min_learning_rate=1e-5", "optim.warmup_fraction=0.1"]
+    )
+    floor, peak = 1e-5, config.optim.learning_rate
+    extended = CosineToDeadline(torch.optim.SGD([torch.zeros(1)], lr=floor), config.optim, total_steps=100)
+    extended.optimizer.param_groups[0]["lr"] = floor  # as saved at the end of the first budget
+    extended.start(spent_steps=50)
+    assert extended.optimizer.param_groups[0]["lr"] == pytest.approx(floor)
+    assert extended.rate(0.55) == pytest.approx((floor + extended.curve(0.55)) / 2)
+    assert extended.rate(0.6) == pytest.approx(extended.curve(0.6)) and extended.rate(1.0) == pytest.approx(
+        floor
+    )
+    assert extended.curve(0.5) > 0.4 * peak  # the jump the climb replaces
+    within = CosineToDeadline(torch.optim.SGD([torch.zeros(1)], lr=floor), config.optim, total_steps=100)
+    within.optimizer.param_groups[0]["lr"] = within.curve(0.5)  # killed half-way, resumed
+    within.start(spent_steps=50)
+    assert within.rate(0.55) == pytest.approx(within.curve(0.55))
+
+
 def test_early_stopping_comes_with_the_plateau_schedule_unless_set():
     sgd = torch.optim.SGD([torch.zeros(1)], lr=1.0)
     plateau = load_config("single_instance").optim

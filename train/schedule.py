@@ -3,7 +3,9 @@
 - ``cosine``: a short warm-up from the floor, then cosine annealing that reaches the floor
   (``optim.min_learning_rate``) at the deadline (``--max-minutes``) or at the last epoch, so a run cut by
   its budget spends its last minutes at a low rate instead of ending mid-descent. The budget counts the
-  whole run: a resumed run continues the same curve.
+  whole run: a resumed run continues the same curve. A run continued to a longer budget (``train --resume
+  --max-minutes`` more) had annealed to the floor; it climbs back to the new curve over the warm-up share,
+  as a fresh run does, instead of jumping from the floor to half the peak rate in one step.
 - ``plateau``: the rate drops by ``optim.plateau_factor`` when the validation loss stalls.
 
 Early stopping belongs with the schedule: ``optim.early_stopping_patience`` null stops after 10 stalled
@@ -20,6 +22,7 @@ import torch
 from posestream.train.config import OptimConfig
 
 PLATEAU_STOPPING_PATIENCE = 10  # stalled epochs that end a plateau-scheduled run by default
+REWARM_BELOW = 0.5  # a resumed run whose rate is under this share of the curve's climbs back to it
 
 
 def _describe_stopping(patience: int | None) -> str:
@@ -35,12 +38,19 @@ class CosineToDeadline:
     def __init__(self, optimizer: torch.optim.Optimizer, optim: OptimConfig, total_steps: int):
         self.optimizer, self.optim, self.total_steps = optimizer, optim, max(total_steps, 1)
         self.started, self.steps = time.monotonic(), 0
+        self.rewarm: tuple[float, float] | None = None
         self._apply(0.0)
 
     def start(self, spent_seconds: float = 0.0, spent_steps: int = 0) -> None:
-        """The run's first step is now, with ``spent_*`` of the budget spent before (a resumed run)."""
+        """The run's first step is now, with ``spent_*`` of the budget spent before (a resumed run). A resumed
+        run whose rate (the optimizer's, as saved) is well under the curve's climbs back to it."""
+        saved = self.optimizer.param_groups[0]["lr"]
         self.started, self.steps = time.monotonic() - spent_seconds, spent_steps
-        self._apply(self.progress())
+        resumed = self.progress()
+        self.rewarm = None
+        if 0 < resumed < 1 and saved < REWARM_BELOW * self.curve(resumed):
+            self.rewarm = (resumed, saved)  # (progress, rate) the climb starts from
+        self._apply(resumed)
 
     def progress(self) -> float:
         """Share of the budget spent, 0 to 1."""
@@ -68,7 +78,17 @@ class CosineToDeadline:
         return self.optim.early_stopping_patience
 
     def rate(self, progress: float) -> float:
-        """The learning rate at ``progress`` (0 to 1) of the budget."""
+        """The learning rate at ``progress`` (0 to 1) of the budget: the curve, or the climb back to it over
+        the warm-up share after a resume from below it."""
+        curve, warmup = self.curve(progress), self.optim.warmup_fraction
+        if self.rewarm is None or warmup == 0:
+            return curve
+        since, low = self.rewarm
+        climbed = min(max((progress - since) / warmup, 0.0), 1.0)
+        return low + (curve - low) * climbed
+
+    def curve(self, progress: float) -> float:
+        """Warm-up from the floor, then cosine annealing to it, at ``progress`` (0 to 1) of the budget."""
         peak, floor, warmup = (
             self.optim.learning_rate,
             self.optim.min_learning_rate,
