@@ -34,7 +34,7 @@ import platform
 from pathlib import Path
 
 from accuracy import DANCER, FLIES, evaluate, train
-from results import sleap_files, write_section
+from results import refuse_unknown, sleap_files, write_section
 
 HERE = Path(__file__).resolve().parent
 # model -> (labels and video, training frames, held-out frames)
@@ -103,10 +103,9 @@ def main() -> None:
     parser.add_argument("--centroid", type=Path, help="a trained centroid run to share (default: train one)")
     args = parser.parse_args()
     models = args.only.split(",")
-    known = {slug(name) for model in models for name, _ in ROWS[model]}
-    unknown = set(args.rows.split(",")) - known if args.rows else set()
-    if unknown:
-        parser.error(f"--rows: no row {', '.join(sorted(unknown))}; the rows: {', '.join(sorted(known))}")
+    if args.rows:
+        known = [slug(name) for model in models for name, _ in ROWS[model]]
+        refuse_unknown(parser, "--rows", args.rows.split(","), known)
     centroid = args.centroid or args.out / "centroid"
     if "centered_instance" in models and not args.centroid:  # the top-down rows' shared centroid network
         (labels, video), frames = sleap_files(*FLIES), DATA["centered_instance"][1]

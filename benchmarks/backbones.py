@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from accuracy import FLIES, evaluate, train
-from results import SLEAP_NN_SHIM, bench_json, run_posestream, sleap_files, write_section
+from results import SLEAP_NN_SHIM, bench_json, refuse_unknown, run_posestream, sleap_files, write_section
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = Path(os.environ.get("POSESTREAM_SLEAP_NN_DATA", HERE.parents[1] / "shared" / "data" / "sleap-nn"))
@@ -247,10 +247,7 @@ def main() -> None:
         speed(args.out)
     if "accuracy" in parts:
         kinds = args.kinds.split(",")
-        unknown = set(kinds) - {"unet", *KINDS}
-        if unknown:
-            known = ", ".join(("unet", *KINDS))
-            parser.error(f"--kinds: no backbone {', '.join(sorted(unknown))}; known: {known}")
+        refuse_unknown(parser, "--kinds", kinds, ["unet", *KINDS])
         accuracy(args.out, args.minutes, kinds, args.centroid)
     write_section("backbones", table(args.out, args.minutes))
 

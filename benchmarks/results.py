@@ -6,6 +6,7 @@ benchmarks/RESULTS.md is made of sections, each between its own markers, that ea
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -23,6 +24,13 @@ SLEAP_DATA = Path(
 SLEAP_NN_SHIM = """import sys, types
 sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
 """
+
+
+def refuse_unknown(parser: argparse.ArgumentParser, option: str, given: list[str], known: list[str]) -> None:
+    """Stop before any work when ``option`` names something this benchmark has not, listing what it has."""
+    unknown = set(given) - set(known)
+    if unknown:
+        parser.error(f"{option}: no {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
 
 
 def write_section(name: str, lines: list[str]) -> None:
