@@ -22,7 +22,8 @@ change has to beat.
 one.
 
 Resumable: a row whose run and scores exist in OUT is not trained again. Writes each model's section
-("ablations-MODEL") of benchmarks/RESULTS.md after each of its rows.
+("ablations-MODEL-MINUTESmin") of benchmarks/RESULTS.md after each of its rows: runs of other lengths
+keep their own tables.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def write_table(model: str, args: argparse.Namespace, lines: list[str]) -> None:
         f" --centroid {args.centroid}" if args.centroid else ""
     )
     write_section(
-        f"ablations-{model}",
+        f"ablations-{model}-{minutes:g}min",
         [
             f"### Ablations: {model} (issue {26 if model == 'single_instance' else 25})",
             "",
