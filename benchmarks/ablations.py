@@ -35,7 +35,7 @@ import platform
 from pathlib import Path
 
 from accuracy import DANCER, FLIES, evaluate, train
-from results import refuse_unknown, sleap_files, write_section
+from results import add_centroid_option, checked_centroid, refuse_unknown, sleap_files, write_section
 
 HERE = Path(__file__).resolve().parent
 # model -> (labels and video, training frames, held-out frames)
@@ -101,8 +101,9 @@ def main() -> None:
     parser.add_argument("--only", default="centered_instance,bottomup,single_instance")
     parser.add_argument("--out", type=Path, default=HERE / "data" / "ablations")
     parser.add_argument("--rows", help="only these rows (e.g. profile,ohkm); default: every row")
-    parser.add_argument("--centroid", type=Path, help="a trained centroid run to share (default: train one)")
+    add_centroid_option(parser)
     args = parser.parse_args()
+    args.centroid = checked_centroid(parser, args.centroid)
     models = args.only.split(",")
     if args.rows:
         known = [slug(name) for model in models for name, _ in ROWS[model]]

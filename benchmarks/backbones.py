@@ -34,7 +34,16 @@ from pathlib import Path
 
 import numpy as np
 from accuracy import FLIES, evaluate, train
-from results import SLEAP_NN_SHIM, bench_json, refuse_unknown, run_posestream, sleap_files, write_section
+from results import (
+    SLEAP_NN_SHIM,
+    add_centroid_option,
+    bench_json,
+    checked_centroid,
+    refuse_unknown,
+    run_posestream,
+    sleap_files,
+    write_section,
+)
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = Path(os.environ.get("POSESTREAM_SLEAP_NN_DATA", HERE.parents[1] / "shared" / "data" / "sleap-nn"))
@@ -235,8 +244,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--out", type=Path, default=HERE / "data" / "backbones")
     parser.add_argument("--kinds", default="unet,convnext,swint", help="centered-instance backbones to train")
-    parser.add_argument("--centroid", type=Path, help="a trained centroid run to share (default: train one)")
+    add_centroid_option(parser)
     args = parser.parse_args()
+    args.centroid = checked_centroid(parser, args.centroid)
     args.out.mkdir(parents=True, exist_ok=True)
     parts = args.parts.split(",")
     if "parity" in parts:

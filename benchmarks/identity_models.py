@@ -17,8 +17,9 @@ truth):
 
 ``--set KEY=VALUE`` (repeatable) trains the identity networks with a setting changed from their profile
 (e.g. ``data.contact_repeats=3``); their rows then go to a section of their own, beside the profile's.
-``--centroid RUN`` shares a centroid network trained already (one animal count only), so that only the
-identity network is trained and a difference between sections is its own.
+``--centroid RUN`` shares a centroid network trained already (one animal count only; exported to RUN/model
+where its export is missing or stale), so that only the identity network is trained and a difference
+between sections is its own.
 
 Columns: each network's training minutes, identity accuracy (the share of matched animals named by their
 own track), IDF1 and identity switches (TrackEval, OKS >= 0.5), OKS mAP. Resumable: runs, predictions and
@@ -38,7 +39,14 @@ import platform
 import re
 from pathlib import Path
 
-from results import run_posestream, stale, trained_minutes, write_section
+from results import (
+    add_centroid_option,
+    checked_centroid,
+    run_posestream,
+    stale,
+    trained_minutes,
+    write_section,
+)
 
 HERE = Path(__file__).resolve().parent
 BAR = 0.98
@@ -81,12 +89,13 @@ def train(labels: Path, run: Path, profile: str, minutes: float, *sets: str) -> 
 
 
 def shared(run: Path | None) -> Path | None:
-    """A centroid run given with --centroid, used as it is (never continued): its model's metadata.json."""
+    """A centroid run given with --centroid, used as it is (never continued), exported to run/model where
+    its export is missing or older than its best.pt: its model's metadata.json."""
     if run is None:
         return None
     metadata = run / "model" / "metadata.json"
-    if not metadata.exists():
-        raise SystemExit(f"--centroid {run}: no exported model in {run / 'model'}; export the run first")
+    if stale(metadata, run / "best.pt"):
+        run_posestream("export", run, "-o", run / "model")
     return metadata
 
 
@@ -192,9 +201,10 @@ def main() -> None:
     parser.add_argument("--train-frames", type=int, default=1500)
     parser.add_argument("--only", default="topdown,bottomup")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE for the identity networks")
-    parser.add_argument("--centroid", type=Path, help="a trained centroid run to share (default: train one)")
+    add_centroid_option(parser)
     parser.add_argument("--out", type=Path, default=HERE / "data" / "identity_models")
     args = parser.parse_args()
+    args.centroid = checked_centroid(parser, args.centroid)
     if args.centroid and "," in args.animals:
         parser.error("--centroid: a centroid network is trained for one animal count; give one --animals")
     for animals in map(int, args.animals.split(",")):

@@ -33,6 +33,29 @@ def refuse_unknown(parser: argparse.ArgumentParser, option: str, given: list[str
         parser.error(f"{option}: no {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
 
 
+def add_centroid_option(parser: argparse.ArgumentParser) -> None:
+    """``--centroid RUN``, the same option in every benchmark that scores top-down pairs."""
+    parser.add_argument(
+        "--centroid",
+        type=Path,
+        help="a trained centroid run shared by every top-down row, used as it is: never trained further "
+        "(default: the benchmark trains one)",
+    )
+
+
+def checked_centroid(parser: argparse.ArgumentParser, run: Path | None) -> Path | None:
+    """``--centroid``'s run, refused before any work when it is not a trained centroid run."""
+    if run is None:
+        return None
+    facts = run / "run.json"
+    if not facts.exists() or not (run / "best.pt").exists():
+        parser.error(f"--centroid {run}: not a trained run (no run.json and best.pt); give a run directory")
+    kind = json.loads(facts.read_text()).get("model_type")
+    if kind != "centroid":
+        parser.error(f"--centroid {run}: a {kind} run; give a centroid run")
+    return run
+
+
 def write_section(name: str, lines: list[str]) -> None:
     """Replace (or append) the section ``name`` of RESULTS.md with ``lines``."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
