@@ -368,6 +368,13 @@ def _as_shape(
     return array
 
 
+def network_input_shape(frame_shape: tuple[int, int], input_scale: float, max_stride: int) -> tuple[int, int]:
+    """The network's input (h, w) for frames (h, w): scaled by ``input_scale``, each side rounded up to a
+    multiple of ``max_stride`` (the network halves it that many times). Training, export and import agree
+    through this one rule."""
+    return tuple(int(np.ceil(side * input_scale / max_stride) * max_stride) for side in frame_shape)  # type: ignore[return-value]
+
+
 # ---------------------------------------------------------------------------
 # Model metadata (written by export/, read by the engine)
 # ---------------------------------------------------------------------------

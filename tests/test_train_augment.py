@@ -61,6 +61,26 @@ def test_flip_swaps_symmetric_nodes_so_left_stays_left(tmp_path):
         assert forward[0] * to_left[1] - forward[1] * to_left[0] < 0, f"epoch {epoch}"
 
 
+def test_symmetries_none_turns_flips_off_and_auto_keeps_the_named_pairs(tmp_path):
+    from posestream.engine.synth import SynthConfig, write_synthetic_video
+    from posestream.train.config import load_config
+    from posestream.train.data import InputGeometry, PoseDataset
+    from posestream.train.labels import load_labels
+
+    out = write_synthetic_video(
+        tmp_path / "one.mp4", SynthConfig(frames=2, width=64, height=64, animals=1), progress=False
+    )
+    labels = load_labels(out.slp)
+    assert labels.skeleton.symmetries  # left_ear/right_ear, from the names
+    flipped = {}
+    for setting in ("auto", "none"):
+        overrides = ["augment.flip=true", "data.input_scale=1.0", "backbone.max_stride=16"]
+        config = load_config("single_instance", overrides=[*overrides, f"data.symmetries={setting}"])
+        dataset = PoseDataset(labels, config, InputGeometry.for_config(config, labels), augment=True)
+        flipped[setting] = dataset.can_flip
+    assert flipped == {"auto": True, "none": False}
+
+
 def test_preview_augment_draws_the_examples_training_makes_and_trains_nothing(synth_gray, tmp_path):
     import subprocess
     import sys

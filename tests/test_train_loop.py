@@ -131,6 +131,8 @@ def test_weights_of_another_network_shape_are_a_clear_error(overfit_run, one_ani
         Trainer(config, tmp_path / "other", progress=False).init_weights(run_dir)
     with pytest.raises(FileNotFoundError, match="no weights to start from"):
         Trainer(config, tmp_path / "other", progress=False).init_weights(tmp_path)
+    with pytest.raises(ConfigError, match=r"last.pt: layer .* here; resume with the network settings"):
+        Trainer(config, run_dir, progress=False).resume()  # the run's own checkpoint, another network
 
 
 def test_time_budget_stops_cleanly(one_animal, tmp_path):

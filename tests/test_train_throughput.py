@@ -169,6 +169,36 @@ def test_a_run_continued_to_a_longer_budget_climbs_back_to_the_curve():
     assert within.rate(0.55) == pytest.approx(within.curve(0.55))
 
 
+def test_a_deadline_run_that_reaches_its_last_epoch_first_ends_at_the_floor_too():
+    """With --max-minutes and --max-epochs, the budget is whichever runs out first: a run whose epochs end
+    before its minutes still lands on the floor, not mid-descent."""
+    config = load_config(
+        "single_instance", overrides=["optim.min_learning_rate=1e-5"], **{"optim.max_minutes": 60}
+    )
+    schedule = CosineToDeadline(torch.optim.SGD([torch.zeros(1)], lr=1.0), config.optim, total_steps=20)
+    schedule.start()
+    for _ in range(20):  # far inside the hour
+        schedule.after_step()
+    assert schedule.progress() == 1.0 and schedule.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
+    assert "60 min, or 20 steps if sooner" in schedule.describe()
+
+
+def test_a_resumed_plateau_run_takes_the_settings_given_now(labels, tmp_path):
+    settings = [*TINY, "data.workers=0"]
+    config = load_config("single_instance", overrides=settings, labels=str(labels), **{"optim.max_epochs": 1})
+    Trainer(config, tmp_path / "run", progress=False).run()
+    changed = ["optim.plateau_factor=0.25", "optim.plateau_patience=7", "optim.weight_decay=0.01"]
+    config = load_config(
+        "single_instance", overrides=[*settings, *changed], labels=str(labels), **{"optim.max_epochs": 2}
+    )
+    again = Trainer(config, tmp_path / "run", progress=False)
+    again.resume()
+    rule = again.schedule.scheduler
+    assert (rule.factor, rule.patience) == (0.25, 7) and again.optimizer.param_groups[0][
+        "weight_decay"
+    ] == 0.01
+
+
 def test_early_stopping_comes_with_the_plateau_schedule_unless_set():
     sgd = torch.optim.SGD([torch.zeros(1)], lr=1.0)
     plateau = load_config("single_instance").optim
@@ -221,11 +251,14 @@ def test_a_resumed_run_continues_its_budget_rather_than_starting_a_new_one(label
     )
     first = Trainer(config, tmp_path / "run", progress=False).run()
     assert first.stopped_because == "max_minutes"
+    summary = (tmp_path / "run" / "summary.json").read_text()
     again = Trainer(config, tmp_path / "run", progress=False)
     again.resume()
     assert again.trained_seconds >= 6.0  # the 0.1 min spent, saved with the last checkpoint
     result = again.run()
     assert result.stopped_because == "max_minutes" and result.epochs == first.epochs and result.samples == 0
+    assert (tmp_path / "run" / "summary.json").read_text() == summary  # the first run's figures stay
+    assert "nothing trained" in result.summary()
 
 
 def test_default_workers_feed_a_gpu_from_all_cores_but_one_and_spare_a_small_cpu():

@@ -204,7 +204,9 @@ class DataConfig:
     min_input_size: int | None = None
     max_input_size: int | None = None
     batch_size: int = 4
-    symmetries: str = "auto"  # "auto": from the skeleton, else from left/right node names; "none"
+    # left/right node pairs, which augment.flip swaps: "auto": the skeleton's, else found from left/right node
+    # names; "none": no pairs, so no flips
+    symmetries: str = "auto"
     max_instances: int = 8  # centroid / bottom-up: most animals expected in a frame
     workers: int | None = None  # processes making examples; None: chosen for the machine; 0: in the trainer
     prefetch: int = 4  # batches each worker prepares ahead
@@ -283,10 +285,12 @@ class OptimConfig:
     # max_minutes anneals over max_epochs
     schedule: str = "auto"
     warmup_fraction: float = 0.03  # cosine: share of the budget spent ramping the rate up from its floor
-    map_every_minutes: float | None = 5.0  # validation OKS mAP this often (and at the end); None: never
+    map_every_minutes: float | None = (
+        5.0  # validation OKS mAP this often and at the end; None: at the end only
+    )
     max_epochs: int = 100
     max_minutes: float | None = None  # wall-clock budget; training stops cleanly when it is spent
-    steps_per_epoch: int | None = None  # None: one pass over the training frames
+    steps_per_epoch: int | None = None  # at most one pass: a cap on the steps of an epoch; None: one pass
     foreground_weight: float = 0.0  # squared errors weigh 1 + this * |target|: near-peak cells count more
     paf_weight: float = 1.0  # bottom-up: the part affinity fields' loss against the confidence maps' (1)
     # identity models: the class loss against the confidence maps' (1); None: 2e-4 for class vectors (a larger

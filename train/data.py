@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from posestream.core.errors import ConfigError
-from posestream.engine.types import ModelType
+from posestream.engine.types import ModelType, network_input_shape
 from posestream.train.augment import (
     adjust_intensity,
     apply_kernels,
@@ -70,7 +70,7 @@ class InputGeometry:
             _check_input_size(config, (crop, crop))
             return cls((crop, crop), 1.0, anchor, crop, (height, width))
         scale = config.data.input_scale
-        shape = (_round_up(height * scale, stride), _round_up(width * scale, stride))
+        shape = network_input_shape((height, width), scale, stride)
         _check_input_size(config, shape)
         return cls(shape, scale, anchor, None, (height, width), _crop_sampling_shape(config))
 
@@ -140,7 +140,7 @@ class PoseDataset(torch.utils.data.Dataset):
         self.type = config.type
         self.edges = np.array(labels.skeleton.edges, np.int64).reshape(-1, 2)
         self.flip_perm = labels.skeleton.flip_permutation()
-        self.can_flip = bool(labels.skeleton.symmetries)
+        self.can_flip = config.data.symmetries == "auto" and bool(labels.skeleton.symmetries)
         self.n_classes = len(labels.track_names) if config.head.classes else 0
         if self.type is ModelType.CENTERED_INSTANCE:
             self.examples = [

@@ -26,7 +26,15 @@ from posestream.engine.model.instances import InstanceBatch, Instances
 from posestream.engine.model.postprocess import OutputDecoder, output_names
 from posestream.engine.model.topdown import crops_around, instances_from_crops
 from posestream.engine.progress import progress_bar
-from posestream.engine.types import FramePredictions, ModelMetadata, ModelType, OutputMode, Skeleton
+from posestream.engine.types import (
+    FramePredictions,
+    ModelMetadata,
+    ModelType,
+    OutputMode,
+    Skeleton,
+    network_input_shape,
+)
+from posestream.train.checkpoint import load_checkpoint
 from posestream.train.config import TrainConfig, load_config
 from posestream.train.labels import LabelSet
 from posestream.train.models import PoseNet, build_model
@@ -58,13 +66,8 @@ def load_run(
         len(skeleton["edges"]),
         len(run.get("class_names", [])),
     )
-    try:
-        state = torch.load(run_dir / checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-    except Exception as exc:  # a truncated file, other weights
-        raise ConfigError(
-            f"{run_dir / checkpoint}: cannot load the weights ({type(exc).__name__}: {exc})"
-        ) from exc
+    fix = f"its config.yaml no longer describes its network; train again or restore {run_dir / 'config.yaml'}"
+    load_checkpoint(run_dir / checkpoint, model, device, fix)
     return model.to(device).eval(), run, config
 
 
@@ -146,8 +149,7 @@ class RunModel:
 
     def network_shape_for(self, height: int, width: int) -> tuple[int, int]:
         """Network input (h, w) for frames (height, width): scaled, rounded up to the max stride."""
-        stride = self.config.backbone.max_stride
-        return tuple(int(np.ceil(v * self.input_scale / stride) * stride) for v in (height, width))  # type: ignore[return-value]
+        return network_input_shape((height, width), self.input_scale, self.config.backbone.max_stride)
 
     def graph(
         self, metadata: ModelMetadata, network: torch.nn.Module | None = None, half: bool = False

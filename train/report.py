@@ -51,7 +51,10 @@ class TrainResult:
             f"{self.run_dir}: {self.epochs} epochs, best validation loss {self.best_val_loss:.4g}, "
             f"stopped by {self.stopped_because}",
             f"{self.samples} examples in {total / 60:.1f} min of steps = {self.samples_per_second:.1f} "
-            f"examples/s ({split})",
+            f"examples/s ({split})"
+            if self.samples
+            else "nothing trained: the run's budget was spent already; continue it with a larger "
+            "--max-minutes or --max-epochs (summary.json keeps the figures of the run that spent it)",
         ]
         if best.value >= 0:
             named = "" if best.identity is None else f", identity accuracy {best.identity:.3f}"

@@ -32,8 +32,9 @@ def _describe_stopping(patience: int | None) -> str:
 
 
 class CosineToDeadline:
-    """Warm-up, then cosine annealing from ``learning_rate`` to ``min_learning_rate`` over the budget: the
-    wall-clock minutes from ``start()`` when ``max_minutes`` is set, else ``total_steps`` steps."""
+    """Warm-up, then cosine annealing from ``learning_rate`` to ``min_learning_rate`` over the budget:
+    ``total_steps`` steps (the last epoch's), or the wall-clock minutes from ``start()`` when ``max_minutes``
+    is set and they run out first."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, optim: OptimConfig, total_steps: int):
         self.optimizer, self.optim, self.total_steps = optimizer, optim, max(total_steps, 1)
@@ -53,10 +54,11 @@ class CosineToDeadline:
         self._apply(resumed)
 
     def progress(self) -> float:
-        """Share of the budget spent, 0 to 1."""
-        if self.optim.max_minutes:
-            return min((time.monotonic() - self.started) / (self.optim.max_minutes * 60), 1.0)
-        return min(self.steps / self.total_steps, 1.0)
+        """Share of the budget spent, 0 to 1: of the steps, or of the minutes where they are spent sooner."""
+        steps = min(self.steps / self.total_steps, 1.0)
+        if not self.optim.max_minutes:
+            return steps
+        return max(min((time.monotonic() - self.started) / (self.optim.max_minutes * 60), 1.0), steps)
 
     def after_step(self) -> None:
         self.steps += 1
@@ -66,7 +68,9 @@ class CosineToDeadline:
         """Nothing: the rate follows the budget, not the loss."""
 
     def describe(self) -> str:
-        budget = f"{self.optim.max_minutes:g} min" if self.optim.max_minutes else f"{self.total_steps} steps"
+        budget = f"{self.total_steps} steps"
+        if self.optim.max_minutes:
+            budget = f"{self.optim.max_minutes:g} min, or {budget} if sooner"
         return (
             f"warm-up, then cosine annealing to {self.optim.min_learning_rate:g} at the end of the budget "
             f"({budget}); {_describe_stopping(self.early_stopping_patience)}"
@@ -152,8 +156,13 @@ class OnPlateau:
         return self.scheduler.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
+        """Where the rule stands (best loss, stalled epochs), under the config's factor, patience and floor:
+        ``--resume --set optim.plateau_*`` changes them."""
         if state.get("kind") != "cosine":
             self.scheduler.load_state_dict(state)
+        rule, optim = self.scheduler, self.optim
+        rule.factor, rule.patience = optim.plateau_factor, optim.plateau_patience
+        rule.min_lrs = [optim.min_learning_rate] * len(rule.min_lrs)
 
 
 def make_schedule(

@@ -26,6 +26,7 @@ import torch
 from posestream.core.errors import ConfigError
 from posestream.engine.frame_ranges import FrameRanges
 from posestream.engine.progress import progress_bar
+from posestream.train.checkpoint import load_checkpoint, write_checkpoint
 from posestream.train.config import TrainConfig
 from posestream.train.contact import CONTACT_FRACTION, ContactSampling
 from posestream.train.data import InputGeometry, PoseDataset
@@ -38,7 +39,7 @@ from posestream.train.metrics import Report
 from posestream.train.models import build_model, head_specs
 from posestream.train.precision import choose_precision
 from posestream.train.report import PHASES, BestMap, TrainResult, append_log, plot_curves
-from posestream.train.schedule import make_schedule
+from posestream.train.schedule import CosineToDeadline, make_schedule
 from posestream.train.validation import scores_map, validation_report
 
 
@@ -147,8 +148,18 @@ class Trainer:
         data = self.config.data
         if data.contact_repeats == 1:
             return None
-        distance = data.contact_px or CONTACT_FRACTION * animal_size(self.train_labels)
+        distance = data.contact_px or CONTACT_FRACTION * self._animal_size_for("data.contact_px")
         return ContactSampling.of(self.train_set.contact_gaps(), distance, data.contact_repeats)
+
+    def _animal_size_for(self, setting: str) -> float:
+        """The labelled animals' size (train/fit.py), for a default that ``setting`` replaces."""
+        try:
+            return animal_size(self.train_labels)
+        except ConfigError as error:
+            raise ConfigError(
+                f"{self.train_labels.labels_path}: no labelled animal has two visible points, so the "
+                f"animals' size, which {setting} defaults from, is unknown; set {setting}"
+            ) from error
 
     def _repeats(self) -> np.ndarray | None:
         return None if self.contact is None else self.contact.repeats
@@ -180,6 +191,7 @@ class Trainer:
         ]
         lines.append(self._network())
         lines += [f"fitted to the labels: {reason}" for reason in self.fitted]
+        lines += [self._flips()] if self.config.augment.flip else []
         lines += [self.contact.describe()] if self.contact else []
         lines += [self.class_note] if self.class_note else []
         if precision.note:
@@ -193,6 +205,16 @@ class Trainer:
         params = sum(p.numel() for p in self.model.parameters()) / 1e6
         start = f", ImageNet weights from {backbone.pretrained}" if backbone.pretrained else ""
         return f"network: {kind} backbone, {params:.1f} M parameters{start}"
+
+    def _flips(self) -> str:
+        """What ``augment.flip`` does with this skeleton: which node pairs it swaps, or why it cannot flip."""
+        skeleton = self.train_labels.skeleton
+        if not self.train_set.can_flip:
+            why = "data.symmetries is none" if skeleton.symmetries else "the skeleton has no left/right pairs"
+            return f"flips: none, although augment.flip is on: {why}"
+        pairs = [f"{skeleton.nodes[a]}/{skeleton.nodes[b]}" for a, b in skeleton.symmetries]
+        more = f" and {len(pairs) - 4} more" if len(pairs) > 4 else ""
+        return f"flips: left/right half the time, swapping {', '.join(pairs[:4])}{more}"
 
     def _crops(self) -> str:
         """What crop sampling trains on, if it is on."""
@@ -250,20 +272,25 @@ class Trainer:
             "best_map": asdict(self.best_map),
             "trained_seconds": self.trained_seconds,
         }
-        _atomic_save(state, self.run_dir / "last.pt")
+        write_checkpoint(state, self.run_dir / "last.pt")
         if best:
-            _atomic_save({"model": self.model.state_dict(), "epoch": self.epoch}, self.run_dir / "best.pt")
+            weights = {"model": self.model.state_dict(), "epoch": self.epoch}
+            write_checkpoint(weights, self.run_dir / "best.pt")
 
     def resume(self, learning_rate: float | None = None) -> None:
-        """Continue from RUN_DIR/last.pt; ``learning_rate`` replaces the saved one (fine-tuning a run)."""
+        """Continue from RUN_DIR/last.pt; ``learning_rate`` replaces the saved one (fine-tuning a run) under
+        the plateau schedule. Under the cosine schedule the rate is the curve's, whose peak is the config's
+        ``optim.learning_rate``: the saved rate tells it where a continued run climbs back from."""
         path = self.run_dir / "last.pt"
         if not path.exists():
             raise FileNotFoundError(f"{path}: nothing to resume (no last.pt in {self.run_dir})")
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        self.model.load_state_dict(state["model"])
+        fix = f"resume with the network settings the run was trained with ({self.run_dir / 'config.yaml'})"
+        state = load_checkpoint(path, self.model, self.device, fix)
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # the moments are the run's; its settings are the config's
+            group["weight_decay"] = self.config.optim.weight_decay
         self.schedule.load_state_dict(state["scheduler"])
-        if learning_rate is not None:
+        if learning_rate is not None and not isinstance(self.schedule, CosineToDeadline):
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate
         self.epoch, self.best_val, self.stale_epochs = (
@@ -283,23 +310,11 @@ class Trainer:
         path = source_run / "best.pt"
         if not path.exists():
             raise FileNotFoundError(f"{path}: no weights to start from (is {source_run} a training run?)")
-        weights = torch.load(path, map_location=self.device, weights_only=True)["model"]
-        own = self.model.state_dict()
-        for name, tensor in weights.items():
-            if name not in own or own[name].shape != tensor.shape:
-                got = tuple(own[name].shape) if name in own else "no such layer"
-                raise ConfigError(
-                    f"{path}: layer {name} is {tuple(tensor.shape)} there but {got} here; train with the "
-                    f"network settings of {source_run / 'config.yaml'} (e.g. --config "
-                    f"{source_run / 'config.yaml'})"
-                )
-        missing = sorted(set(own) - set(weights))
-        if missing:
-            raise ConfigError(
-                f"{path}: has no weights for {missing[0]} (and {len(missing) - 1} more); "
-                f"train with the network settings of {source_run / 'config.yaml'}"
-            )
-        self.model.load_state_dict(weights)
+        fix = (
+            f"train with the network settings of {source_run / 'config.yaml'} (e.g. --config "
+            f"{source_run / 'config.yaml'})"
+        )
+        load_checkpoint(path, self.model, self.device, fix)
 
     # -- training -----------------------------------------------------------
 
@@ -311,6 +326,8 @@ class Trainer:
         deadline = self.started + budget
         self.seconds, self.samples, self.last_map = dict.fromkeys(PHASES, 0.0), 0, self.started
         reason = "max_epochs" if self.epoch >= optim.max_epochs else "max_minutes" if budget <= 0 else None
+        if reason is not None:  # a resumed run with its budget spent: the run that spent it keeps its summary
+            return self._result(reason)
         self.schedule.start(self.trained_seconds, self.epoch * self.steps_per_epoch)
         stream = BatchStream(
             self.train_set,
@@ -325,11 +342,14 @@ class Trainer:
             while reason is None:
                 reason = self._epoch(stream, deadline)
         plot_curves(self.run_dir)
-        result = TrainResult(
-            self.run_dir, self.epoch, self.best_val, reason, self.samples, dict(self.seconds), self.best_map
-        )
+        result = self._result(reason)
         (self.run_dir / "summary.json").write_text(result.to_json(self._settings()))
         return result
+
+    def _result(self, reason: str) -> TrainResult:
+        return TrainResult(
+            self.run_dir, self.epoch, self.best_val, reason, self.samples, dict(self.seconds), self.best_map
+        )
 
     def _epoch(self, stream: BatchStream, deadline: float) -> str | None:
         """Train one epoch, validate, keep the checkpoints and log it; why the run stops now, or None."""
@@ -470,9 +490,3 @@ class Trainer:
             loss = training_loss(predictions, tuple(targets), self.config)
             total, count = total + float(loss) * len(images), count + len(images)
         return total / count
-
-
-def _atomic_save(state: dict, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)

@@ -31,7 +31,7 @@ from torch import nn
 
 from posestream.core.errors import ConfigError, ModelFormatError
 from posestream.engine.model.model_dir import MODEL_FILES, ModelDir, load_model_dir
-from posestream.engine.types import ModelMetadata, ModelType, OutputMode, Skeleton
+from posestream.engine.types import ModelMetadata, ModelType, OutputMode, Skeleton, network_input_shape
 from posestream.export.exporter import checked_precision
 from posestream.export.importers.sleap_nn_pyramid import PyramidModel, pyramid_config
 
@@ -272,8 +272,6 @@ def import_model(
 ) -> ModelDir:
     """Import ``folder`` into ``out_dir`` (metadata.json + model.onnx, model.pt2, model.plan as asked);
     returns it loaded."""
-    import numpy as np
-
     from posestream.engine.model.postprocess import network_outputs
     from posestream.export.exporter import empty_model_dir
     from posestream.train.graph import ExportGraph
@@ -289,9 +287,7 @@ def import_model(
     if model.model_type is ModelType.CENTERED_INSTANCE:
         network_shape = (height, width)
     else:
-        network_shape = tuple(
-            int(np.ceil(v * model.input_scale / model.max_stride) * model.max_stride) for v in (height, width)
-        )
+        network_shape = network_input_shape((height, width), model.input_scale, model.max_stride)
     if network_shape[0] % model.max_stride or network_shape[1] % model.max_stride:
         raise ConfigError(
             f"--input-size {height}x{width}: a centered-instance crop must be a multiple of the network's "
