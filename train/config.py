@@ -285,9 +285,8 @@ class OptimConfig:
     # max_minutes anneals over max_epochs
     schedule: str = "auto"
     warmup_fraction: float = 0.03  # cosine: share of the budget spent ramping the rate up from its floor
-    map_every_minutes: float | None = (
-        5.0  # validation OKS mAP this often and at the end; None: at the end only
-    )
+    # validation OKS mAP this often and at the end; None: at the end only
+    map_every_minutes: float | None = 5.0
     max_epochs: int = 100
     max_minutes: float | None = None  # wall-clock budget; training stops cleanly when it is spent
     steps_per_epoch: int | None = None  # at most one pass: a cap on the steps of an epoch; None: one pass

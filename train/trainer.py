@@ -148,18 +148,14 @@ class Trainer:
         data = self.config.data
         if data.contact_repeats == 1:
             return None
-        distance = data.contact_px or CONTACT_FRACTION * self._animal_size_for("data.contact_px")
-        return ContactSampling.of(self.train_set.contact_gaps(), distance, data.contact_repeats)
-
-    def _animal_size_for(self, setting: str) -> float:
-        """The labelled animals' size (train/fit.py), for a default that ``setting`` replaces."""
         try:
-            return animal_size(self.train_labels)
-        except ConfigError as error:
+            distance = data.contact_px or CONTACT_FRACTION * animal_size(self.train_labels)
+        except ConfigError as error:  # fit.py's message names the settings of the input scale instead
             raise ConfigError(
                 f"{self.train_labels.labels_path}: no labelled animal has two visible points, so the "
-                f"animals' size, which {setting} defaults from, is unknown; set {setting}"
+                "animals' size, which data.contact_px defaults from, is unknown; set data.contact_px"
             ) from error
+        return ContactSampling.of(self.train_set.contact_gaps(), distance, data.contact_repeats)
 
     def _repeats(self) -> np.ndarray | None:
         return None if self.contact is None else self.contact.repeats
