@@ -31,7 +31,7 @@ import shutil
 import statistics
 from pathlib import Path
 
-from accuracy import DANCER, FLIES
+from accuracy import DANCER, FLIES, evaluate
 from results import refuse_unknown, run_posestream, sleap_files, write_section
 
 HERE = Path(__file__).resolve().parent
@@ -163,18 +163,7 @@ def paired_score(group: str, way: str, epochs: int, seed: int, out: Path) -> flo
     labels, video, _, held_out = data_paths()[models[0]]
     report = out / f"{group}_{tag}.json"
     if not report.exists():
-        run_posestream(
-            "evaluate",
-            *dirs,
-            "--labels",
-            labels,
-            "--frames",
-            held_out,
-            "--video-path",
-            video,
-            "--json",
-            report,
-        )
+        evaluate(dirs, labels, held_out, video, report)
     return json.loads(report.read_text())["mAP"]
 
 
